@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+)
+
+// cmdEmulate serves emulated AWS (STS, IMDSv2) and an RDS IAM front for a
+// real PostgreSQL server, for trying the proxy or testing an application's
+// IAM path without AWS.
+func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("emulate", "rds-iam-proxy emulate --backend HOST:PORT [flags]\n\nServes emulated STS and IMDSv2 and an RDS IAM front in front of a real PostgreSQL.\nThe backend must accept the client's user from the emulator without a password\n(pg_hba \"host all all 127.0.0.1/32 trust\") or with --backend-password. IAM users\nmust be members of rds_iam, as on RDS.", stderr)
+	var lf logFlags
+	lf.register(fs)
+	backend := fs.String("backend", "", "HOST:PORT of the real PostgreSQL server")
+	backendPassword := fs.String("backend-password", "", "password the emulator uses to log in to the backend (default: none, trust)")
+	listenAWS := fs.String("listen-aws", "127.0.0.1:0", "address for emulated STS and IMDS")
+	listenPG := fs.String("listen-postgres", "127.0.0.1:0", "address for the emulated RDS front")
+	endpoint := fs.String("endpoint-name", "", "RDS-like endpoint name of the front (default emulated-pg.c0ffee123456.REGION.rds.amazonaws.com)")
+	region := fs.String("region", "us-east-1", "the emulated region")
+	users := fs.String("db-users", "*", "comma-separated database users the instance-profile role may rds-db:connect as (* = any)")
+	caOut := fs.String("ca-out", "emulator-ca.pem", "where to write the emulator's CA certificate (the proxy's --ca-bundle)")
+	if err := parseFlags(fs, args); err != nil {
+		return exitForFlagError(err, stderr)
+	}
+	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy emulate:", err); return 1 }
+	if *backend == "" {
+		return fail(fmt.Errorf("--backend HOST:PORT is required"))
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := emulator.StartServer(emulator.Options{Region: *region, Logger: log}, *listenAWS)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.Close()
+	front, err := srv.AWS.StartPostgres(srv.CA, emulator.PostgresOptions{
+		Backend: *backend, BackendPassword: *backendPassword, Listen: *listenPG, Endpoint: *endpoint, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	defer front.Close()
+
+	var resources []string
+	for _, u := range strings.Split(*users, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			resources = append(resources, authtoken.DBUserARN(srv.AWS.Region(), srv.AWS.AccountID(), front.ResourceID(), u))
+		}
+	}
+	policy := emulator.Policy{Statements: []emulator.Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: resources}}}
+	roleARN := srv.AWS.AddRole("emulated-app", policy)
+	if err := srv.AWS.SetInstanceProfile("emulated-app"); err != nil {
+		return fail(err)
+	}
+	akid, secret := srv.AWS.AddUser("emulated-developer", policy)
+	if err := os.WriteFile(*caOut, srv.CA.CertPEM(), 0o644); err != nil {
+		return fail(err)
+	}
+
+	env := srv.SDKEnv()
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(stdout, "# emulated AWS at %s; RDS front for %s:%d at %s\n", srv.URL(), front.Endpoint(), front.Port(), front.Addr())
+	fmt.Fprintf(stdout, "# instance profile role %s may rds-db:connect on %s\n", roleARN, strings.Join(resources, ", "))
+	fmt.Fprintln(stdout, "# point AWS SDKs at the emulator (instance profile credentials over IMDSv2):")
+	for _, k := range names {
+		fmt.Fprintf(stdout, "export %s=%s\n", k, env[k])
+	}
+	fmt.Fprintf(stdout, "# or use the IAM user emulated-developer's keys instead:\n#   export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", akid, secret)
+	fmt.Fprintf(stdout, "rds-iam-proxy --endpoint %s:%d --dial-address %s --ca-bundle %s\n", front.Endpoint(), front.Port(), front.Addr(), *caOut)
+	<-ctx.Done()
+	return 0
+}

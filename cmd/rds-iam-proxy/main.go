@@ -1,0 +1,67 @@
+// Command rds-iam-proxy lets PostgreSQL clients log in to RDS and Aurora
+// with IAM authentication without handling tokens: it listens on localhost,
+// signs a fresh IAM token for every connection and logs in upstream over
+// verify-full TLS. This file only dispatches; each subcommand has its own
+// file.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `rds-iam-proxy: log in to RDS and Aurora with IAM, from any PostgreSQL client.
+
+Usage:
+  rds-iam-proxy [run] --endpoint HOST:PORT [flags]   serve clients on localhost (default command)
+  rds-iam-proxy token --endpoint HOST:PORT --db-user USER
+                                                     print one IAM auth token
+  rds-iam-proxy demo [--check]                       the whole path on this machine: a throwaway
+                                                     Postgres, emulated AWS, the proxy
+  rds-iam-proxy emulate --backend HOST:PORT          emulated STS, IMDS and RDS IAM front
+  rds-iam-proxy version
+
+Run "rds-iam-proxy COMMAND --help" for a command's flags. Every flag can also
+be set as an environment variable: --dial-address is RDS_IAM_PROXY_DIAL_ADDRESS.
+AWS credentials and region come from the usual AWS chain (AWS_PROFILE,
+AWS_REGION, ~/.aws/config, instance profile, IRSA, ...).
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(runMain(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runMain dispatches to a subcommand and returns the exit status.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, args, stdout, stderr)
+	case "token":
+		return cmdToken(ctx, args, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args, stdout, stderr)
+	case "emulate":
+		return cmdEmulate(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "rds-iam-proxy", version)
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "rds-iam-proxy: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

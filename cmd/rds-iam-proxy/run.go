@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+)
+
+// upstreamFlags are the flags that describe one upstream, shared by run and
+// token.
+type upstreamFlags struct {
+	engine, endpoint, dialAddress, region, dbUser, caBundle, caCacheDir, profile string
+}
+
+func (u *upstreamFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&u.engine, "engine", "postgres", "database engine: postgres")
+	fs.StringVar(&u.endpoint, "endpoint", "", "RDS endpoint HOST:PORT; tokens are signed and TLS verified for this name")
+	fs.StringVar(&u.dialAddress, "dial-address", "", "connect to this HOST:PORT instead of the endpoint (SSH/SSM tunnel, emulator)")
+	fs.StringVar(&u.region, "region", "", "the DB's AWS region (default: from an RDS endpoint name, else AWS_REGION or the profile)")
+	fs.StringVar(&u.dbUser, "db-user", "", "log in upstream as this user whatever user the client names")
+	fs.StringVar(&u.caBundle, "ca-bundle", "", "PEM file of trusted CAs (default: download AWS's global RDS bundle and cache it)")
+	fs.StringVar(&u.caCacheDir, "ca-cache-dir", "", "where to cache the downloaded RDS CA bundle (default: the user cache dir)")
+	fs.StringVar(&u.profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
+}
+
+func (u *upstreamFlags) config() launch.Config {
+	return launch.Config{Engine: u.engine, Endpoint: u.endpoint, DialAddress: u.dialAddress, Region: u.region,
+		DBUser: u.dbUser, CABundle: u.caBundle, CACacheDir: u.caCacheDir, Profile: u.profile}
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "rds-iam-proxy [run] --endpoint HOST:PORT [flags]\n\nServes PostgreSQL clients on a local address and logs each one in to the\nRDS endpoint with a fresh IAM token over verify-full TLS.", stderr)
+	var up upstreamFlags
+	var lf logFlags
+	up.register(fs)
+	lf.register(fs)
+	listen := fs.String("listen", "127.0.0.1:6432", "local address to serve clients on (loopback by default)")
+	handshake := fs.Duration("handshake-timeout", 30*time.Second, "limit for a client's whole login")
+	connect := fs.Duration("connect-timeout", 15*time.Second, "limit for the upstream dial, TLS and login")
+	drain := fs.Duration("max-shutdown-delay", 30*time.Second, "on SIGTERM/SIGINT, how long open connections may finish")
+	if err := parseFlags(fs, args); err != nil {
+		return exitForFlagError(err, stderr)
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "rds-iam-proxy:", err)
+		return 2
+	}
+	cfg := up.config()
+	cfg.Listen, cfg.HandshakeTimeout, cfg.ConnectTimeout = *listen, *handshake, *connect
+	r, err := launch.Start(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "rds-iam-proxy:", err)
+		return 1
+	}
+	return serveUntilDone(ctx, r, *drain, stderr)
+}
+
+// serveUntilDone waits for a signal (ctx) or a fatal accept error, then
+// drains: exit 0 when every connection ended by itself.
+func serveUntilDone(ctx context.Context, r *launch.Running, drain time.Duration, stderr io.Writer) int {
+	select {
+	case err := <-r.Done():
+		if err != nil {
+			fmt.Fprintln(stderr, "rds-iam-proxy: accept failed:", err)
+			return 1
+		}
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if !r.Shutdown(sctx) {
+		fmt.Fprintf(stderr, "rds-iam-proxy: connections still open after %s were closed\n", drain)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,55 @@
+// Package emulator runs the AWS side of RDS IAM database authentication on one
+// machine: an STS endpoint, an EC2 instance metadata service (IMDSv2), the IAM
+// principals and policies behind them, and the token check an RDS instance
+// performs when a client logs in with an IAM auth token.
+//
+// # Why it exists
+//
+// IAM database authentication has many ways to fail (an expired token, a token
+// signed for the wrong host, port or region, a db user whose case differs, a
+// session token that was dropped, a policy that does not allow rds-db:connect,
+// a condition key RDS never supplies), and on real AWS every one of them ends
+// in the same opaque "PAM authentication failed". Testing a client or a proxy
+// against that needs an AWS account, a database instance and a lot of patience.
+//
+// This package lets tests exercise the real code paths instead. The
+// aws-sdk-go-v2 credential chain reads its endpoints from the environment
+// (AWS_ENDPOINT_URL_STS, AWS_EC2_METADATA_SERVICE_ENDPOINT), so a test points
+// the unmodified SDK at [AWS.Handler] and gets credentials exactly as it would
+// in production: by signing STS calls, by assuming roles, by a web identity
+// token file, or from instance metadata. A token built from those credentials
+// with feature/rds/auth is then checked by [AWS.VerifyRDSToken] the way RDS
+// checks it: the SigV4 signature is recomputed from the secret the emulator
+// issued, and host, port, region, service, action, db user, expiry, session
+// token and the caller's policy are each enforced.
+//
+// Nothing is waved through. A wrong secret fails with SignatureDoesNotMatch,
+// a session used after its expiry fails with ExpiredToken, a policy whose only
+// Allow carries an aws:SourceIp condition does not allow rds-db:connect. The
+// emulator is strict so that a test passing here means something on AWS.
+//
+// # Diagnostics
+//
+// Like RDS, a database front built on this package should show clients only a
+// generic authentication failure. The emulator logs the real reason of every
+// rejection to [Options.Logger], and [TokenError.Reason] carries it to the
+// caller. Neither ever contains a secret key, a session token or a token
+// signature; [AWS.SeenSecrets] lists every such value so a test can assert
+// that none of them leaked into its logs.
+//
+// # Certificates
+//
+// [CA] makes a throwaway certificate authority at start, so a database front
+// can serve TLS for a realistic RDS endpoint name and a client can verify it
+// with verify-full, as it would against the RDS CA bundle.
+//
+// # Scope
+//
+// The emulator models one account and the subset of IAM that matters for
+// rds-db:connect: users with long-term keys, roles, identity policies with
+// Allow and Deny statements, wildcards and string conditions. Trust policies,
+// session policies, permission boundaries and SCPs are not modelled; any known
+// principal may assume any role. All state is in memory and belongs to one
+// [AWS] value; there is no package-level mutable state, so parallel tests can
+// each run their own emulator.
+package emulator

@@ -1,0 +1,189 @@
+package emulator
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Statement is one statement of an IAM identity policy, in the subset of the
+// policy language that decides rds-db:connect.
+//
+// Action patterns match case-insensitively, Resource patterns
+// case-sensitively; both accept the wildcards * (any run of characters) and ?
+// (one character), as IAM does. A statement with no Action or no Resource
+// matches nothing.
+//
+// Condition maps a condition operator to keys and their accepted values:
+//
+//	Condition: map[string]map[string][]string{
+//		"StringEquals": {"aws:PrincipalArn": {"arn:aws:iam::123456789012:role/app"}},
+//	}
+//
+// Keys under one operator, and operators, must all hold (AND); the values of
+// one key are alternatives (OR). Supported operators are StringEquals,
+// StringNotEquals, StringLike and StringNotLike; a statement with any other
+// operator does not match. Condition key names are case-insensitive, values
+// case-sensitive. As on AWS, a missing key makes StringEquals and StringLike
+// false and StringNotEquals and StringNotLike true.
+//
+// RDS supplies no network condition keys for rds-db:connect, so for that
+// action a statement that has a condition on aws:SourceIp, aws:SourceVpc,
+// aws:SourceVpce or aws:VpcSourceIp never matches, whatever the operator. An
+// Allow restricted to an office network therefore allows nothing, which is
+// the surprise this emulator exists to reproduce.
+type Statement struct {
+	Effect    string                         // "Allow" or "Deny"; anything else is ignored
+	Action    []string                       // e.g. "rds-db:connect", "rds-db:*"
+	Resource  []string                       // e.g. "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABC/app_user"
+	Condition map[string]map[string][]string // operator -> key -> values
+}
+
+// Policy is an IAM identity policy: the statements attached to a user or role.
+// The zero Policy allows nothing.
+type Policy struct{ Statements []Statement }
+
+// isNetworkConditionKey reports whether lk (lower case) is one of the
+// condition keys AWS does not supply for rds-db:connect.
+func isNetworkConditionKey(lk string) bool {
+	switch lk {
+	case "aws:sourceip", "aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip":
+		return true
+	}
+	return false
+}
+
+const rdsConnectAction = "rds-db:connect"
+
+// Allows evaluates the policy for one request as IAM does: an explicit Deny
+// wins over everything, then any Allow allows, and otherwise the request is
+// implicitly denied. ctx holds the condition keys the request supplies (for
+// example aws:PrincipalArn); key names are matched case-insensitively.
+//
+// The string says what decided, for logs: "explicit Deny in statement N",
+// "allowed by statement N" (statements are numbered from 1) or
+// "no statement allows".
+func (p Policy) Allows(action, resource string, ctx map[string]string) (bool, string) {
+	keys := make(map[string]string, len(ctx))
+	for k, v := range ctx {
+		keys[strings.ToLower(k)] = v
+	}
+	allowedBy := 0
+	for i, s := range p.Statements {
+		if s.Effect != "Allow" && s.Effect != "Deny" {
+			continue
+		}
+		if !s.matches(action, resource, keys) {
+			continue
+		}
+		if s.Effect == "Deny" {
+			return false, fmt.Sprintf("explicit Deny in statement %d", i+1)
+		}
+		if allowedBy == 0 {
+			allowedBy = i + 1
+		}
+	}
+	if allowedBy > 0 {
+		return true, fmt.Sprintf("allowed by statement %d", allowedBy)
+	}
+	return false, "no statement allows"
+}
+
+// matches reports whether the statement applies to the request; keys has
+// lower-case names.
+func (s Statement) matches(action, resource string, keys map[string]string) bool {
+	if !slices.ContainsFunc(s.Action, func(pat string) bool {
+		return wildcardMatch(strings.ToLower(pat), strings.ToLower(action))
+	}) {
+		return false
+	}
+	if !slices.ContainsFunc(s.Resource, func(pat string) bool { return wildcardMatch(pat, resource) }) {
+		return false
+	}
+	return s.conditionsHold(action, keys)
+}
+
+func (s Statement) conditionsHold(action string, keys map[string]string) bool {
+	rdsConnect := strings.EqualFold(action, rdsConnectAction)
+	for op, kv := range s.Condition {
+		for key, values := range kv {
+			lk := strings.ToLower(key)
+			if rdsConnect && isNetworkConditionKey(lk) {
+				return false
+			}
+			v, present := keys[lk]
+			var ok bool
+			switch op {
+			case "StringEquals":
+				ok = present && slices.Contains(values, v)
+			case "StringNotEquals":
+				ok = !present || !slices.Contains(values, v)
+			case "StringLike":
+				ok = present && slices.ContainsFunc(values, func(pat string) bool { return wildcardMatch(pat, v) })
+			case "StringNotLike":
+				ok = !present || !slices.ContainsFunc(values, func(pat string) bool { return wildcardMatch(pat, v) })
+			default:
+				ok = false
+			}
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// wildcardMatch reports whether s matches pattern, where * matches any run of
+// characters (including none) and ? exactly one. It runs in O(len(pattern) *
+// len(s)) at worst, with no recursion.
+func wildcardMatch(pattern, s string) bool {
+	p, pr := []rune(pattern), []rune(s)
+	pi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(pr) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == pr[si]):
+			pi++
+			si++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// clone returns a deep copy, so that a caller changing its Policy after
+// handing it over cannot race with evaluation.
+func (p Policy) clone() Policy {
+	out := Policy{Statements: make([]Statement, len(p.Statements))}
+	for i, s := range p.Statements {
+		c := Statement{
+			Effect:   s.Effect,
+			Action:   slices.Clone(s.Action),
+			Resource: slices.Clone(s.Resource),
+		}
+		if s.Condition != nil {
+			c.Condition = make(map[string]map[string][]string, len(s.Condition))
+			for op, kv := range s.Condition {
+				m := maps.Clone(kv)
+				for k, v := range m {
+					m[k] = slices.Clone(v)
+				}
+				c.Condition[op] = m
+			}
+		}
+		out.Statements[i] = c
+	}
+	return out
+}

@@ -1,0 +1,249 @@
+package emulator
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
+)
+
+// PostgresOptions configure an emulated RDS for PostgreSQL instance in front
+// of a real PostgreSQL server.
+type PostgresOptions struct {
+	// Endpoint is the RDS-like name the instance answers to: its TLS
+	// certificate names it and tokens must be signed for it. Default
+	// "emulated-pg.c0ffee123456.REGION.rds.amazonaws.com".
+	Endpoint string
+	// Port is the port in the endpoint (and so in tokens); default 5432,
+	// whatever port the emulator really listens on: clients reach it with a
+	// dial address, as they would through a tunnel.
+	Port int
+	// ResourceID is the DbiResourceId in the dbuser ARN; default
+	// "db-EMULATEDPOSTGRES0001".
+	ResourceID string
+	// Listen is the address to listen on; default 127.0.0.1:0.
+	Listen string
+	// Backend is the host:port of the real PostgreSQL server. The emulator
+	// logs in to it as the client's user with BackendPassword (empty: the
+	// backend must trust the emulator's address, e.g. "host all all
+	// 127.0.0.1/32 trust"), so the backend sees the real user, as on RDS.
+	Backend         string
+	BackendPassword string
+	Logger          *slog.Logger
+}
+
+// Postgres is a running emulated RDS for PostgreSQL front.
+type Postgres struct {
+	aws    *AWS
+	opts   PostgresOptions
+	tls    *tls.Config
+	dialer *postgres.Dialer
+	ln     net.Listener
+	log    *slog.Logger
+	srv    *proxy.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	closeOnce sync.Once
+}
+
+// StartPostgres starts an RDS IAM front for PostgreSQL. Like RDS with IAM
+// database authentication enabled, it accepts only TLS, asks for a cleartext
+// password, checks it as an IAM token (signature, expiry, host, port,
+// region, user, the caller's rds-db:connect permission), requires the user
+// to be a member of rds_iam, and answers every token failure with
+// `PAM authentication failed for user "U"`, logging the real reason.
+func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
+	if o.Backend == "" {
+		return nil, errors.New("emulator: PostgresOptions.Backend is required")
+	}
+	if o.Endpoint == "" {
+		o.Endpoint = "emulated-pg.c0ffee123456." + a.Region() + ".rds.amazonaws.com"
+	}
+	if o.Port == 0 {
+		o.Port = 5432
+	}
+	if o.ResourceID == "" {
+		o.ResourceID = "db-EMULATEDPOSTGRES0001"
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cert, err := ca.ServerCert(o.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: server certificate: %w", err)
+	}
+	dialer, err := postgres.NewDialer(postgres.Upstream{Host: "backend", Port: 5432, DialAddress: o.Backend})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Postgres{
+		aws: a, opts: o, dialer: dialer, ln: ln, cancel: cancel, done: make(chan struct{}),
+		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		log: log.With("emulator", "rds-postgres", "endpoint", o.Endpoint),
+	}
+	p.srv = proxy.NewServer(p, p.log)
+	go func() {
+		defer close(p.done)
+		if err := p.srv.Serve(ctx, ln); err != nil {
+			p.log.Error("accept loop ended", "err", err)
+		}
+	}()
+	return p, nil
+}
+
+// Addr is where the front listens (the dial address for clients).
+func (p *Postgres) Addr() string { return p.ln.Addr().String() }
+
+// Endpoint is the RDS-like endpoint name.
+func (p *Postgres) Endpoint() string { return p.opts.Endpoint }
+
+// Port is the endpoint's port (in tokens), not the listening port.
+func (p *Postgres) Port() int { return p.opts.Port }
+
+// ResourceID is the instance's DbiResourceId.
+func (p *Postgres) ResourceID() string { return p.opts.ResourceID }
+
+// Close stops accepting and cuts open connections.
+func (p *Postgres) Close() error {
+	p.closeOnce.Do(func() {
+		p.cancel()
+		<-p.done
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		p.srv.Shutdown(ctx)
+	})
+	return nil
+}
+
+// ServeConn serves one client: it implements proxy.Handler.
+func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	log := p.log.With("client", c.RemoteAddr().String())
+
+	hello, err := postgres.ReadHello(c, postgres.FrontOptions{TLS: p.tls, RequireTLS: true})
+	if err != nil {
+		log.Info("handshake failed", "err", err)
+		var pe *postgres.Error
+		if errors.As(err, &pe) {
+			postgres.WriteServerError(c, "FATAL", pe.Code, pe.Message)
+		}
+		return
+	}
+	conn := hello.Conn
+	if hello.Cancel != nil {
+		// Backend keys are passed through unchanged, as on RDS, so a cancel
+		// goes to the real server with the same key.
+		conn.Close()
+		if err := postgres.SendCancel(hctx, p.opts.Backend, nil, *hello.Cancel); err != nil {
+			log.Warn("cancel not delivered", "err", err)
+		}
+		return
+	}
+	st := hello.Startup
+	user := st.User()
+	log = log.With("user", user)
+	if err := postgres.WriteNegotiation(conn, st); err != nil {
+		return
+	}
+	// RDS picks the authentication method from pg_hba before asking for a
+	// password: only rds_iam members go to PAM (the token); anyone else gets
+	// password authentication, which a token never passes. So the backend
+	// login (which checks membership) comes first, the token check second.
+	hc, loginErr := p.dialer.Login(hctx, postgres.Login{
+		User: user, Database: st.Database(), Password: p.opts.BackendPassword, Params: st.RuntimeParams(),
+		Check: checkRDSIAM,
+	})
+	token, err := postgres.RequestPassword(conn)
+	if err != nil {
+		log.Info("no password", "err", err)
+		if hc != nil {
+			hc.Conn.Close()
+		}
+		return
+	}
+	if loginErr != nil {
+		p.loginFailed(log, conn, user, loginErr)
+		return
+	}
+	caller, err := p.aws.VerifyRDSToken(token, TokenTarget{
+		Host: p.opts.Endpoint, Port: p.opts.Port, Region: p.aws.Region(), DBUser: user, ResourceID: p.opts.ResourceID,
+	})
+	if err != nil {
+		hc.Conn.Close()
+		log.Warn("IAM token rejected", "reason", err.Error())
+		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
+		return
+	}
+	log = log.With("caller", caller.ARN)
+
+	greeting := &postgres.Greeting{Params: hc.ParameterStatuses, TxStatus: hc.TxStatus,
+		Key: postgres.CancelKey{PID: hc.PID, Secret: hc.SecretKey}}
+	if err := postgres.WriteGreeting(conn, greeting); err != nil {
+		hc.Conn.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	log.Info("IAM login accepted")
+	var stats proxy.Stats
+	proxy.Relay(ctx, conn, hc.Conn, &stats, 0)
+}
+
+// errNotIAMUser means the user exists upstream but is not in rds_iam.
+var errNotIAMUser = errors.New("not a member of rds_iam")
+
+// checkRDSIAM requires the login user to be a member of rds_iam, which is
+// what routes a login to IAM (PAM) authentication on RDS.
+func checkRDSIAM(ctx context.Context, c *pgconn.PgConn) error {
+	res := c.ExecParams(ctx,
+		"SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam') AND pg_has_role(session_user, 'rds_iam', 'MEMBER')",
+		nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("check rds_iam membership: %w", res.Err)
+	}
+	if len(res.Rows) != 1 || string(res.Rows[0][0]) != "t" {
+		return errNotIAMUser
+	}
+	return nil
+}
+
+// loginFailed answers like RDS: a user outside rds_iam (or unknown) falls
+// to password authentication, which a token never passes; other server
+// errors (no such database) pass through.
+func (p *Postgres) loginFailed(log *slog.Logger, c net.Conn, user string, err error) {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, errNotIAMUser),
+		errors.As(err, &pgErr) && pgErr.Code == "28000" && strings.Contains(pgErr.Message, "does not exist"):
+		log.Warn("login refused: user is not an IAM user (not in rds_iam, or unknown)", "err", err)
+		postgres.WriteServerError(c, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
+	case errors.As(err, &pgErr):
+		log.Warn("backend refused the login", "err", err)
+		postgres.WriteServerError(c, pgErr.Severity, pgErr.Code, pgErr.Message)
+	default:
+		log.Error("backend unreachable", "err", err)
+		postgres.WriteServerError(c, "FATAL", "08006", "the database system is not reachable")
+	}
+}

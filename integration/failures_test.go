@@ -1,0 +1,168 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+)
+
+// TestFailuresReachTheClient breaks the IAM path one way at a time and
+// checks that psql prints the proxy's explanation (cause and fix), that the
+// SQLSTATE fits, and that the proxy keeps serving.
+func TestFailuresReachTheClient(t *testing.T) {
+	otherCA, err := emulator.NewCA("some other CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCAFile := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(otherCAFile, otherCA.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	closedPort := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
+	}()
+
+	cases := []struct {
+		name string
+		// setup runs before the proxy starts and returns an undo, run
+		// before the proxy is shown to still work.
+		setup func(t *testing.T) (undo func())
+		mod   func(*launch.Config)
+		user  string
+		code  string
+		want  []string
+		// recovers: after undo, app_user logs in through the same proxy.
+		// Otherwise a second try must fail the same way (still serving).
+		recovers bool
+	}{
+		{
+			name: "expired token",
+			setup: func(t *testing.T) func() {
+				w.aws.AWS.SetClockOffset(20 * time.Minute)
+				return func() { w.aws.AWS.SetClockOffset(0) }
+			},
+			user: iamUser, code: "28P01", recovers: true,
+			want: []string{`rds-iam-proxy: upstream rejected the IAM token for user "app_user" (PAM authentication failed)`, "clock"},
+		},
+		{
+			name: "wrong region",
+			mod:  func(c *launch.Config) { c.Region = "us-west-2" },
+			user: iamUser, code: "28P01",
+			want: []string{"PAM authentication failed", "us-west-2 is the DB's region"},
+		},
+		{
+			name: "user not in rds_iam",
+			user: plainUser, code: "28P01", recovers: true,
+			want: []string{`user "plain_user"`, "not set up for IAM authentication", "GRANT rds_iam TO plain_user"},
+		},
+		{
+			name: "policy denies",
+			user: unlistedUser, code: "28P01", recovers: true,
+			want: []string{"PAM authentication failed", "member of rds_iam", "arn:aws:sts::123456789012:assumed-role/app/",
+				"may rds-db:connect on arn:aws:rds-db:us-east-1:123456789012:dbuser:*/unlisted_user"},
+		},
+		{
+			name: "TLS name mismatch",
+			mod:  func(c *launch.Config) { c.Endpoint = "other-db.c0ffee123456.us-east-1.rds.amazonaws.com:5432" },
+			user: iamUser, code: "08001",
+			want: []string{"TLS verification failed", "not valid for other-db.c0ffee123456.us-east-1.rds.amazonaws.com", "--dial-address"},
+		},
+		{
+			name: "wrong CA",
+			mod:  func(c *launch.Config) { c.CABundle = otherCAFile },
+			user: iamUser, code: "08001",
+			want: []string{"not signed by a CA in the bundle " + otherCAFile, "RDS CA bundle"},
+		},
+		{
+			name: "upstream down",
+			mod:  func(c *launch.Config) { c.DialAddress = closedPort },
+			user: iamUser, code: "08001",
+			want: []string{"cannot reach the upstream", closedPort, "connection refused", "security groups"},
+		},
+		{
+			name: "no AWS credentials",
+			setup: func(t *testing.T) func() {
+				t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+				return func() {}
+			},
+			user: iamUser, code: "28000",
+			want: []string{`cannot sign an IAM token for user "app_user"`, "no usable AWS credentials", "AWS_PROFILE"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			undo := func() {}
+			if tc.setup != nil {
+				undo = tc.setup(t)
+			}
+			var mods []func(*launch.Config)
+			if tc.mod != nil {
+				mods = append(mods, tc.mod)
+			}
+			port := startProxy(t, mods...)
+
+			_, stderr, err := psql(t, dsn(port, tc.user), "-c", "SELECT 1")
+			if err == nil {
+				t.Fatal("psql connected; want a failure")
+			}
+			if !strings.Contains(stderr, "FATAL:  rds-iam-proxy: ") {
+				t.Fatalf("psql did not print the proxy's FATAL error:\n%s", stderr)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("psql output lacks %q:\n%s", want, stderr)
+				}
+			}
+			if code := connectCode(t, port, tc.user); code != tc.code {
+				t.Errorf("SQLSTATE %s, want %s", code, tc.code)
+			}
+
+			undo()
+			if tc.recovers {
+				out, stderr, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user")
+				if err != nil || strings.TrimSpace(out) != iamUser {
+					t.Fatalf("the proxy did not go on serving: %v %q\n%s", err, out, stderr)
+				}
+			} else if code := connectCode(t, port, tc.user); code != tc.code {
+				t.Fatalf("second try: SQLSTATE %s, want %s (proxy still serving)", code, tc.code)
+			}
+		})
+	}
+}
+
+// connectCode tries a pgconn login through the proxy and returns the
+// SQLSTATE of the error ("" if it connected).
+func connectCode(t *testing.T, port, user string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, dsn(port, user))
+	if err == nil {
+		conn.Close(ctx)
+		return ""
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		t.Fatalf("connect failed without a server error: %v", err)
+	}
+	if pgErr.Severity != "FATAL" || !strings.HasPrefix(pgErr.Message, "rds-iam-proxy: ") {
+		t.Fatalf("error %q (severity %s) is not the proxy's FATAL", pgErr.Message, pgErr.Severity)
+	}
+	return pgErr.Code
+}

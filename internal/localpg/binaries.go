@@ -1,0 +1,178 @@
+package localpg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// installHint is appended to every "binaries not found" error: the demo
+// command runs on fresh machines, where the fix is one command away.
+const installHint = "install the PostgreSQL server with: apt-get install -y postgresql (Debian/Ubuntu)"
+
+// defaultVersionedRoots are glob patterns of per-version binary directories.
+// Debian/Ubuntu keeps the real server binaries there, off PATH; the RHEL
+// PGDG layout is included so the same code works on those machines.
+var defaultVersionedRoots = []string{
+	"/usr/lib/postgresql/*/bin",
+	"/usr/pgsql-*/bin",
+}
+
+// binFinder locates the directory holding initdb and postgres. Its fields
+// exist so tests can point the search at fake trees; production code uses
+// newBinFinder.
+type binFinder struct {
+	// roots are glob patterns whose single "*" is a major version.
+	roots []string
+	// path is the PATH-style list searched when no root matches.
+	path string
+}
+
+func newBinFinder() binFinder {
+	return binFinder{roots: defaultVersionedRoots, path: os.Getenv("PATH")}
+}
+
+// FindBinDir returns the directory holding the real initdb and postgres
+// binaries: the highest-version /usr/lib/postgresql/*/bin (or
+// /usr/pgsql-*/bin) that has both, else a PATH directory whose postgres is
+// a real binary (symlinks are followed so that sibling tools like pgbench
+// are found too). Debian's wrapper scripts on PATH are skipped because they
+// are not the server and cannot be run with a custom data directory.
+func FindBinDir() (string, error) {
+	return newBinFinder().find()
+}
+
+func (f binFinder) find() (string, error) {
+	var searched []string
+	for _, pattern := range f.roots {
+		searched = append(searched, pattern)
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			return "", fmt.Errorf("localpg: bad search pattern %q: %w", pattern, err)
+		}
+		sortByVersionDesc(pattern, matches)
+		for _, dir := range matches {
+			if isServerBinDir(dir) {
+				return dir, nil
+			}
+		}
+	}
+
+	pathDirs := filepath.SplitList(f.path)
+	for _, dir := range pathDirs {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue // a relative PATH entry depends on the cwd: never trust it
+		}
+		pg := filepath.Join(dir, "postgres")
+		if !isRealExecutable(pg) {
+			continue
+		}
+		// Follow symlinks such as /usr/local/bin/postgres ->
+		// /usr/lib/postgresql/15/bin/postgres: the real directory also holds
+		// pgbench, psql, ... which BinPath callers need.
+		if resolved, err := filepath.EvalSymlinks(pg); err == nil {
+			if real := filepath.Dir(resolved); isServerBinDir(real) {
+				return real, nil
+			}
+		}
+		if isServerBinDir(dir) {
+			return dir, nil
+		}
+	}
+	pathDesc := "PATH (empty)"
+	if len(pathDirs) > 0 {
+		pathDesc = "PATH (" + strings.Join(pathDirs, ":") + ")"
+	}
+	searched = append(searched, pathDesc)
+	return "", fmt.Errorf("localpg: no PostgreSQL server binaries found: looked for a real \"initdb\" next to a real \"postgres\" in %s; %s",
+		strings.Join(searched, ", "), installHint)
+}
+
+// isServerBinDir reports whether dir holds both server programs as real
+// executables.
+func isServerBinDir(dir string) bool {
+	return isRealExecutable(filepath.Join(dir, "initdb")) && isRealExecutable(filepath.Join(dir, "postgres"))
+}
+
+// isRealExecutable reports whether path (after symlinks) is an executable
+// regular file that is not an interpreter script. Debian's postgresql-common
+// installs Perl wrappers (pg_wrapper) under the server's program names; they
+// would fail later with confusing errors, so they are rejected here.
+func isRealExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return false
+	}
+	return !bytes.Equal(head, []byte("#!"))
+}
+
+// sortByVersionDesc orders directories matched by pattern by the numeric
+// version found where the pattern's "*" is, highest first, so that a
+// machine with 15 and 16 installed uses 16 (and "9.6" sorts below "10").
+func sortByVersionDesc(pattern string, dirs []string) {
+	prefix, suffix, _ := strings.Cut(pattern, "*")
+	version := func(dir string) []int {
+		v := strings.TrimSuffix(strings.TrimPrefix(dir, prefix), suffix)
+		var out []int
+		for _, part := range strings.Split(v, ".") {
+			n, err := strconv.Atoi(part)
+			if err != nil {
+				return nil // unparsable versions sort last
+			}
+			out = append(out, n)
+		}
+		return out
+	}
+	sort.SliceStable(dirs, func(i, j int) bool {
+		a, b := version(dirs[i]), version(dirs[j])
+		for k := 0; k < len(a) && k < len(b); k++ {
+			if a[k] != b[k] {
+				return a[k] > b[k]
+			}
+		}
+		return len(a) > len(b)
+	})
+}
+
+// serverVersion runs `postgres --version` and returns the version number,
+// e.g. "15.18" from "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)".
+// It also proves early that the binary runs at all (missing shared
+// libraries, wrong architecture), before any directory is created.
+func serverVersion(ctx context.Context, binDir string) (string, error) {
+	pg := filepath.Join(binDir, "postgres")
+	cmd := exec.CommandContext(ctx, pg, "--version")
+	cmd.Env = childEnv("")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("localpg: %s --version: %w: %s", pg, err, strings.TrimSpace(out.String()))
+	}
+	return parseVersion(out.String())
+}
+
+func parseVersion(s string) (string, error) {
+	fields := strings.Fields(s)
+	for i, f := range fields {
+		if f == "(PostgreSQL)" && i+1 < len(fields) {
+			return fields[i+1], nil
+		}
+	}
+	return "", errors.New("localpg: unexpected `postgres --version` output: " + strings.TrimSpace(s))
+}

@@ -1,0 +1,101 @@
+package localpg
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestStartRejectsBadOptionsBeforeDoingAnything(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"reserved port", Options{Settings: map[string]string{"port": "5"}}, "Options.Port"},
+		{"reserved ssl", Options{Settings: map[string]string{"SSL_Cert_File": "x"}}, "Options.TLS"},
+		{"bad name", Options{Settings: map[string]string{"a = 1\nb": "2"}}, "invalid setting name"},
+		{"newline value", Options{Settings: map[string]string{"work_mem": "1\nport=5"}}, "line break"},
+		{"hba newline", Options{HBA: []string{"local all all trust\nhost all all 0.0.0.0/0 trust"}}, "one line per entry"},
+		{"tls without key", Options{TLS: &TLSFiles{CertPEM: []byte("x")}}, "KeyPEM"},
+		{"port range", Options{Port: 70000}, "out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := Start(context.Background(), tc.o)
+			if err == nil {
+				_ = srv.Stop()
+				t.Fatal("Start succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestServerConfig(t *testing.T) {
+	o := &Options{Settings: map[string]string{"max_connections": "50", "application_name": "it's"}}
+	conf := serverConfig(o, "/tmp/x y")
+	for _, want := range []string{
+		"max_connections = '50'\n",
+		"application_name = 'it''s'\n",
+		"unix_socket_directories = '/tmp/x y'\n",
+		"fsync = 'off'\n",
+		"ssl = 'off'\n",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "max_connections = '200'") {
+		t.Error("default max_connections not overridden")
+	}
+}
+
+func TestHBALines(t *testing.T) {
+	if got := hbaLines(nil); len(got) != 3 || got[0] != "local all all trust" {
+		t.Errorf("default HBA = %q", got)
+	}
+	got := hbaLines([]string{"hostssl all all 127.0.0.1/32 trust"})
+	if len(got) != 2 || !strings.HasPrefix(got[0], "local all postgres trust") {
+		t.Errorf("HBA without local line = %q, want superuser socket line first", got)
+	}
+	own := []string{"local all all reject", "host all all 127.0.0.1/32 md5"}
+	if got := hbaLines(own); len(got) != 2 {
+		t.Errorf("HBA with a local line was changed: %q", got)
+	}
+}
+
+func TestDSNQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres": "postgres",
+		"":         "''",
+		"a b":      "'a b'",
+		`it's\`:    `'it\'s\\'`,
+	} {
+		if got := dsnQuote(in); got != want {
+			t.Errorf("dsnQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestLogRingKeepsTail(t *testing.T) {
+	r := &logRing{}
+	line := strings.Repeat("x", 99) + "\n"
+	for i := 0; i < 2*logRingSize/len(line); i++ {
+		_, _ = r.Write([]byte(line))
+	}
+	_, _ = r.Write([]byte("last line\n"))
+	s := r.String()
+	if len(s) != logRingSize || !strings.HasSuffix(s, "last line\n") {
+		t.Errorf("ring len %d, suffix %q", len(s), s[len(s)-20:])
+	}
+	if got := tail(s, 2); !strings.HasSuffix(got, "\nlast line") || strings.Count(got, "\n") != 1 {
+		t.Errorf("tail = %q", got)
+	}
+	big := strings.Repeat("y", logRingSize+10)
+	_, _ = r.Write([]byte(big))
+	if r.String() != big[10:] {
+		t.Error("oversized write not truncated to its tail")
+	}
+}

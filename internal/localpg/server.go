@@ -1,0 +1,355 @@
+package localpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const (
+	defaultStartTimeout = 30 * time.Second
+	// stopGrace is how long a fast shutdown may take before SIGKILL.
+	stopGrace = 10 * time.Second
+	// waitDelay bounds how long Wait keeps reading output after the
+	// program exited, in case an orphaned backend still holds the pipe.
+	waitDelay = 2 * time.Second
+	// bindAttempts: a port picked by listening on :0 can be taken by
+	// someone else before postgres binds it; parallel tests make that real.
+	bindAttempts = 3
+	// maxSocketPath is sun_path's size on Linux minus the NUL; postgres
+	// also creates "<socket>.lock" next to it.
+	maxSocketPath = 107
+)
+
+// Server is a running PostgreSQL started by Start. Stop it when done.
+type Server struct {
+	Host      string // "127.0.0.1"
+	Port      int
+	SocketDir string
+	DataDir   string
+	BinDir    string
+	Version   string // e.g. "15.18", from `postgres --version`
+
+	proc       *child
+	log        *logRing
+	baseDir    string
+	removeBase bool
+	stopOnce   sync.Once
+	stopErr    error
+}
+
+// Start creates a fresh cluster with initdb and runs postgres on it until
+// Stop. ctx (and Options.StartTimeout) bound only the startup; the server
+// keeps running after ctx ends. On error nothing is left running and a
+// temp dir of ours is removed.
+func Start(ctx context.Context, o Options) (srv *Server, err error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	timeout := o.StartTimeout
+	if timeout <= 0 {
+		timeout = defaultStartTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	binDir, err := FindBinDir()
+	if err != nil {
+		return nil, err
+	}
+	version, err := serverVersion(ctx, binDir)
+	if err != nil {
+		return nil, err
+	}
+	as, err := serverUser()
+	if err != nil {
+		return nil, err
+	}
+	base, made, err := makeBaseDir(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if made {
+		defer func() {
+			if err != nil {
+				_ = os.RemoveAll(base)
+			}
+		}()
+	}
+	s := &Server{
+		Host:       "127.0.0.1",
+		SocketDir:  filepath.Join(base, "sock"),
+		DataDir:    filepath.Join(base, "data"),
+		BinDir:     binDir,
+		Version:    version,
+		baseDir:    base,
+		removeBase: made,
+	}
+	if n := len(filepath.Join(s.SocketDir, ".s.PGSQL.65535.lock")); n > maxSocketPath {
+		return nil, fmt.Errorf("localpg: socket path in %s would be %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", s.SocketDir, n, maxSocketPath)
+	}
+	if err := ensureTraversable(base, as); err != nil {
+		return nil, err
+	}
+	if err := mkOwnedDir(s.DataDir, 0o700, as); err != nil {
+		return nil, err
+	}
+	if err := mkOwnedDir(s.SocketDir, 0o755, as); err != nil {
+		return nil, err
+	}
+	initdbOut, err := s.initdb(ctx, as, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeConfig(&o, s.DataDir, s.SocketDir, as); err != nil {
+		return nil, err
+	}
+
+	attempts := 1
+	if o.Port == 0 {
+		attempts = bindAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		port := o.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		err = s.run(ctx, &o, as, port, timeout)
+		if err == nil {
+			return s, nil
+		}
+		if attempt >= attempts || !bindFailed(s.log.String()) {
+			return nil, startError(err, s.log.String(), initdbOut)
+		}
+	}
+}
+
+// initdb creates the cluster. --no-sync and trust auth keep it to about a
+// second; the superuser is named "postgres" whatever our user is, so Exec
+// and tests can rely on it.
+func (s *Server) initdb(ctx context.Context, as runAs, timeout time.Duration) (string, error) {
+	out := &logRing{}
+	args := []string{"-D", s.DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"}
+	if major, _, _ := strings.Cut(s.Version, "."); atoiOr0(major) >= 13 {
+		args = append(args, "--no-instructions") // PG 13+: drop the pg_ctl advice from error tails
+	}
+	cmd := exec.Command(filepath.Join(s.BinDir, "initdb"), args...)
+	cmd.Dir = s.baseDir // initdb (as another user) must be able to enter its cwd
+	cmd.Env = childEnv(as.home)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = as.procAttr()
+	cmd.WaitDelay = waitDelay
+	c, err := startChild(cmd)
+	if err != nil {
+		return "", fmt.Errorf("localpg: start initdb: %w", err)
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.abort()
+		return out.String(), fmt.Errorf("localpg: initdb interrupted (start timeout %v): %w\n--- initdb output ---\n%s", timeout, ctx.Err(), tail(out.String(), 30))
+	}
+	if c.err != nil {
+		return out.String(), fmt.Errorf("localpg: initdb %s: %w\n--- initdb output ---\n%s", s.DataDir, c.err, tail(out.String(), 30))
+	}
+	return out.String(), nil
+}
+
+// run starts postgres on port and waits until it accepts connections. On
+// failure the process is gone when run returns.
+func (s *Server) run(ctx context.Context, o *Options, as runAs, port int, timeout time.Duration) error {
+	s.log = &logRing{}
+	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"), "-D", s.DataDir, "-p", strconv.Itoa(port))
+	cmd.Dir = s.baseDir
+	cmd.Env = childEnv(as.home)
+	w := &teeWriter{ring: s.log, extra: o.Log}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = as.procAttr()
+	cmd.WaitDelay = waitDelay
+	c, err := startChild(cmd)
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	s.Port = port
+	s.proc = c
+	if err := s.waitReady(ctx, timeout); err != nil {
+		c.abort()
+		return errors.Join(err, removeStaleShm(s.DataDir))
+	}
+	return nil
+}
+
+// waitReady polls with real connections over the socket: a TCP port that
+// accepts is not a server that finished recovery. Any authoritative answer
+// from the server other than "starting up" counts as ready, so a caller's
+// restrictive HBA does not make Start time out.
+func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
+	cfg, err := pgconn.ParseConfig(s.socketDSN("postgres", "postgres"))
+	if err != nil {
+		return fmt.Errorf("parse readiness DSN: %w", err)
+	}
+	delay := 10 * time.Millisecond
+	var lastErr error
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgconn.ConnectConfig(actx, cfg)
+		cancel()
+		if err == nil {
+			_ = conn.Close(ctx)
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code != "57P03" { // 57P03: cannot_connect_now
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-s.proc.done:
+			return fmt.Errorf("postgres exited during startup: %w", s.proc.err)
+		case <-ctx.Done():
+			return fmt.Errorf("postgres not ready (start timeout %v): %w (last attempt: %w)", timeout, ctx.Err(), lastErr)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
+
+func atoiOr0(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// bindFailed recognises postgres failing to listen on its TCP port.
+func bindFailed(log string) bool {
+	return strings.Contains(log, "could not bind") || strings.Contains(log, "could not create any TCP/IP sockets")
+}
+
+// startError puts the output that explains a failed start into the error,
+// since the caller usually has nowhere else to see it.
+func startError(err error, serverLog, initdbOut string) error {
+	return fmt.Errorf("localpg: start postgres: %w\n--- server log (tail) ---\n%s\n--- initdb output (tail) ---\n%s",
+		err, tail(serverLog, 40), tail(initdbOut, 10))
+}
+
+// freePort asks the kernel for an unused loopback port. It can be taken
+// again before postgres binds it; Start retries in that case.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("localpg: pick a free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return 0, fmt.Errorf("localpg: pick a free port: %w", err)
+	}
+	return port, nil
+}
+
+// Stop shuts the server down (fast shutdown, SIGKILL after 10s) and
+// removes the temp dir if Start made it. It is safe to call more than
+// once and on a nil *Server, so it can be deferred unconditionally. It
+// reports a server that had already died, so crashes are not silent.
+func (s *Server) Stop() error {
+	if s == nil {
+		return nil
+	}
+	s.stopOnce.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+func (s *Server) stop() error {
+	var errs []error
+	if gone, werr := s.proc.exited(); gone {
+		errs = append(errs, fmt.Errorf("localpg: postgres had exited before Stop (%v):\n%s", werr, tail(s.log.String(), 20)))
+	}
+	if err := s.proc.stop(stopGrace); err != nil {
+		errs = append(errs, fmt.Errorf("localpg: postgres (pid %d) %w", s.proc.pid(), err))
+	}
+	if err := removeStaleShm(s.DataDir); err != nil {
+		errs = append(errs, err)
+	}
+	if s.removeBase {
+		if err := os.RemoveAll(s.baseDir); err != nil {
+			errs = append(errs, fmt.Errorf("localpg: remove %s: %w", s.baseDir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Addr is the TCP address, "127.0.0.1:PORT".
+func (s *Server) Addr() string {
+	return net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+}
+
+// ConnString is a keyword/value DSN for user and database over TCP with
+// sslmode=disable; callers wanting TLS replace or append sslmode.
+func (s *Server) ConnString(user, database string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable",
+		dsnQuote(s.Host), s.Port, dsnQuote(user), dsnQuote(database))
+}
+
+// socketDSN reaches the server over its private unix socket, which the
+// default and the augmented HBA both trust for the superuser.
+func (s *Server) socketDSN(user, database string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable",
+		dsnQuote(s.SocketDir), s.Port, dsnQuote(user), dsnQuote(database))
+}
+
+// Exec runs sql, which may hold several statements, as the superuser
+// "postgres" over the unix socket. It is meant for fixtures (roles,
+// databases, grants), so it returns only the first error. Like any simple
+// query, several statements run as one implicit transaction: send
+// CREATE DATABASE / VACUUM in a call of their own.
+func (s *Server) Exec(ctx context.Context, sql string) error {
+	return s.ExecIn(ctx, "postgres", sql)
+}
+
+// ExecIn is Exec in the named database.
+func (s *Server) ExecIn(ctx context.Context, database, sql string) error {
+	conn, err := pgconn.Connect(ctx, s.socketDSN("postgres", database))
+	if err != nil {
+		return fmt.Errorf("localpg: exec: connect: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	results, err := conn.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		return fmt.Errorf("localpg: exec: %w", err)
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			return fmt.Errorf("localpg: exec: %w", r.Err)
+		}
+	}
+	return nil
+}
+
+// BinPath is the path of a program from the same installation, e.g.
+// BinPath("pgbench") or BinPath("psql").
+func (s *Server) BinPath(name string) string {
+	return filepath.Join(s.BinDir, name)
+}
+
+// dsnQuote quotes a keyword/value DSN value when needed (libpq rules:
+// single quotes, backslash escapes).
+func dsnQuote(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\n\r'\\=") {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}

@@ -1,0 +1,73 @@
+package postgres
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// SQLSTATE codes the proxy answers with.
+const (
+	CodeConnectionFailure    = "08001" // sqlclient_unable_to_establish_sqlconnection
+	CodeProtocolViolation    = "08P01"
+	CodeInvalidAuthorization = "28000"
+	CodeInvalidPassword      = "28P01"
+	CodeTooManyConnections   = "53300"
+	CodeFeatureNotSupported  = "0A000"
+	CodeAdminShutdown        = "57P01"
+)
+
+// Reasons label failures in logs (and later metrics): short, fixed words.
+const (
+	ReasonProtocol     = "protocol"
+	ReasonCredentials  = "credentials"
+	ReasonToken        = "token"
+	ReasonUpstreamAuth = "upstream_auth"
+	ReasonUpstreamTLS  = "upstream_tls"
+	ReasonUpstreamDial = "upstream_unreachable"
+	ReasonUpstream     = "upstream_error"
+	ReasonTimeout      = "timeout"
+)
+
+// Error is a failure before the relay starts, as the client will see it.
+// Message names the cause and the fix; it never holds a token or a secret.
+type Error struct {
+	Code    string // SQLSTATE
+	Message string // sent after "rds-iam-proxy: "
+	Detail  string // optional
+	Hint    string // optional
+	Reason  string // log label
+	Err     error  // underlying cause, for the log only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func protocolErrorf(format string, args ...any) *Error {
+	return &Error{Code: CodeProtocolViolation, Reason: ReasonProtocol, Message: fmt.Sprintf(format, args...)}
+}
+
+// writeError sends e as a FATAL ErrorResponse.
+func writeError(w io.Writer, e *Error) error {
+	msg := &pgproto3.ErrorResponse{
+		Severity:            "FATAL",
+		SeverityUnlocalized: "FATAL",
+		Code:                e.Code,
+		Message:             "rds-iam-proxy: " + e.Message,
+		Detail:              e.Detail,
+		Hint:                e.Hint,
+	}
+	buf, err := msg.Encode(nil)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
+	return err
+}

@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+)
+
+// explain turns a failed login into what the client is told: the cause in
+// words a person can act on, and the fix. The log gets the same text plus
+// the underlying error; neither ever holds the token.
+func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
+	up := p.cfg.Upstream
+	var credErr *authtoken.CredentialsError
+	if errors.As(err, &credErr) {
+		return &Error{Code: CodeInvalidAuthorization, Reason: ReasonCredentials, Err: err,
+			Message: fmt.Sprintf("cannot sign an IAM token for user %q: %s. Fix: give the proxy AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance profile, IRSA or Pod Identity)", user, credErr.Error())}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return p.explainServerError(ctx, user, pgErr)
+	}
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
+			Message: fmt.Sprintf("TLS verification of %s failed: its certificate is not signed by a CA in the bundle %s. Fix: use the RDS CA bundle (omit --ca-bundle to download AWS's global bundle, or pass the bundle for the DB's region)", up.Host, p.cfg.CABundle)}
+	}
+	var nameErr x509.HostnameError
+	if errors.As(err, &nameErr) {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
+			Message: fmt.Sprintf("TLS verification failed: the upstream certificate is not valid for %s (%s). Fix: --endpoint must be the RDS endpoint name, not an IP address or a CNAME; to connect through a tunnel or another address keep --endpoint and set --dial-address", up.Host, nameErr.Error())}
+	}
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
+			Message: fmt.Sprintf("TLS verification of %s failed: %s. Fix: check this machine's clock; if the CA expired, use the current RDS CA bundle", up.Host, invalid.Error())}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
+			Message: fmt.Sprintf("cannot resolve %s: %s. Fix: check the endpoint name; to connect through a tunnel set --dial-address", up.Host, dnsErr.Err)}
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
+			Message: fmt.Sprintf("cannot reach the upstream %s at %s: %s. Fix: check that the DB is running and reachable from here (security groups, VPC, tunnel)", up.Host, up.DialAddr(), opErr.Err)}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonTimeout, Err: err,
+			Message: fmt.Sprintf("the upstream %s at %s did not complete the login in time. Fix: check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded", up.Host, up.DialAddr())}
+	}
+	if strings.Contains(err.Error(), "server refused TLS") {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
+			Message: fmt.Sprintf("the upstream %s refused TLS; IAM tokens are only sent over TLS. Fix: point --endpoint at an RDS or Aurora endpoint", up.Host)}
+	}
+	return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstream, Err: err,
+		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
+}
+
+// explainServerError explains an error the upstream server sent.
+func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.PgError) *Error {
+	switch {
+	case strings.Contains(e.Message, "PAM authentication failed"):
+		who := "the proxy's AWS identity"
+		account := ""
+		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if id, err := p.cfg.Tokens.Identity(ictx); err == nil {
+			who, account = id.ARN, id.Account
+		}
+		cancel()
+		arn := authtoken.DBUserARN(p.cfg.Region, account, "*", user)
+		return &Error{Code: CodeInvalidPassword, Reason: ReasonUpstreamAuth, Err: e,
+			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (PAM authentication failed): check that %s is a member of rds_iam, that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
+				user, user, who, arn, p.cfg.Region)}
+	case strings.Contains(e.Message, "password authentication failed"):
+		return &Error{Code: CodeInvalidPassword, Reason: ReasonUpstreamAuth, Err: e,
+			Message: fmt.Sprintf("upstream did not accept an IAM token for user %q (%s): the user is not set up for IAM authentication. Fix: GRANT rds_iam TO %s", user, e.Message, quoteIdent(user))}
+	}
+	return &Error{Code: e.Code, Reason: ReasonUpstream, Err: e, Detail: e.Detail, Hint: e.Hint,
+		Message: "upstream refused the login: " + e.Message}
+}
+
+// quoteIdent quotes a Postgres identifier when it needs it.
+func quoteIdent(s string) string {
+	plain := s != ""
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

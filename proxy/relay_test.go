@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		ch <- c
+	}()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-ch
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestRelayBothWaysWithHalfClose: the client sends a request and closes
+// its write side; the server still answers in full; then both close.
+func TestRelayBothWaysWithHalfClose(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	var stats Stats
+	done := make(chan error, 1)
+	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &stats, time.Second) }()
+
+	req := bytes.Repeat([]byte("q"), 100_000)
+	go func() {
+		client.Write(req)
+		client.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(server) // ends at the relayed half-close
+	if err != nil || !bytes.Equal(got, req) {
+		t.Fatalf("server got %d bytes, %v", len(got), err)
+	}
+	answer := bytes.Repeat([]byte("a"), 300_000)
+	server.Write(answer)
+	server.Close()
+	back, err := io.ReadAll(client)
+	if err != nil || !bytes.Equal(back, answer) {
+		t.Fatalf("client got %d bytes, %v", len(back), err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+	if stats.FromClient.Load() != int64(len(req)) || stats.FromUpstream.Load() != int64(len(answer)) {
+		t.Fatalf("stats %d/%d", stats.FromClient.Load(), stats.FromUpstream.Load())
+	}
+}
+
+// TestRelayLingerEnds: after the upstream closes, a client that stays
+// silent is closed after the linger time, not kept forever.
+func TestRelayLingerEnds(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, 200*time.Millisecond)
+	}()
+	server.Write([]byte("bye"))
+	server.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("relay: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("relay still running long after the upstream closed")
+	}
+	got, _ := io.ReadAll(client)
+	if string(got) != "bye" {
+		t.Fatalf("client got %q", got)
+	}
+}
+
+// TestRelayStopsOnContext: cancelling ctx (a hard shutdown) closes both.
+func TestRelayStopsOnContext(t *testing.T) {
+	_, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, _ := tcpPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Relay(ctx, proxyClientSide, proxyUpstreamSide, &Stats{}, 0) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Fatalf("relay error %v, want context.Canceled", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("relay ignores its context")
+	}
+}

@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Handler serves one accepted client connection. It owns c and must close
+// it. ctx is cancelled when the server shuts down for good.
+type Handler interface {
+	ServeConn(ctx context.Context, c net.Conn)
+}
+
+// Server runs the accept loop of one listener and tracks its connections so
+// that shutdown can wait for them.
+type Server struct {
+	handler Handler
+	log     *slog.Logger
+
+	connCtx    context.Context
+	cancelConn context.CancelFunc
+
+	mu       sync.Mutex
+	shutting bool           // set by Shutdown; no connection is added after
+	wg       sync.WaitGroup // open connections; Add only under mu
+}
+
+// NewServer returns a server that hands connections to h.
+func NewServer(h Handler, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{handler: h, log: log, connCtx: ctx, cancelConn: cancel}
+}
+
+// Serve accepts on ln until ctx is done (then it closes ln and returns nil)
+// or accepting fails for good. Connections outlive Serve: see Shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || outOfFiles(err) {
+				// Out of file descriptors and the like: wait and retry
+				// rather than spin or die.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.shutting {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.handler.ServeConn(s.connCtx, c)
+		}()
+	}
+}
+
+// Shutdown waits for open connections to end until ctx is done, then cuts
+// the rest and waits for their handlers to return. It reports whether every
+// connection ended by itself.
+func (s *Server) Shutdown(ctx context.Context) (clean bool) {
+	s.mu.Lock()
+	s.shutting = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancelConn()
+		return true
+	case <-ctx.Done():
+		s.cancelConn()
+		<-done
+		return false
+	}
+}
