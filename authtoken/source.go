@@ -74,11 +74,12 @@ func New(ctx context.Context, o Options) (*Source, error) {
 func (s *Source) ChainRegion() string { return s.cfg.Region }
 
 // CredentialsError means no usable credentials could be had from the chain.
-// Its text names the chain so a person knows where to look.
+// Its text names the chain so a person knows where to look, and is safe to
+// show: see describeCredentialsFailure.
 type CredentialsError struct{ Err error }
 
 func (e *CredentialsError) Error() string {
-	return "no usable AWS credentials (looked in: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_PROFILE and ~/.aws/config, container credentials, EC2 instance profile): " + e.Err.Error()
+	return "no usable AWS credentials (looked in: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_PROFILE and ~/.aws/config, container credentials, EC2 instance profile): " + describeCredentialsFailure(e.Err)
 }
 func (e *CredentialsError) Unwrap() error { return e.Err }
 
@@ -98,7 +99,7 @@ func (s *Source) Token(ctx context.Context, host string, port int, region, user 
 	endpoint := net.JoinHostPort(host, strconv.Itoa(port))
 	tok, err := auth.BuildAuthToken(ctx, endpoint, region, user, staticProvider{creds})
 	if err != nil {
-		return "", fmt.Errorf("build IAM token for %s@%s: %w", user, endpoint, err)
+		return "", fmt.Errorf("build IAM token for %s@%s: %s", user, endpoint, redactSecrets(err.Error()))
 	}
 	return canonicalForm(tok), nil
 }
@@ -116,7 +117,10 @@ func canonicalForm(tok string) string {
 // access key, so error paths can call it freely. It is the honest check that
 // credentials work: signing a token is offline and succeeds with expired
 // credentials too.
-func (s *Source) Identity(ctx context.Context) (Identity, error) {
+//
+// region is used when the AWS configuration names none (the usual case when
+// the region comes from the endpoint name).
+func (s *Source) Identity(ctx context.Context, region string) (Identity, error) {
 	creds, err := s.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		return Identity{}, &CredentialsError{Err: err}
@@ -129,9 +133,14 @@ func (s *Source) Identity(ctx context.Context) (Identity, error) {
 	}
 	s.mu.Unlock()
 
-	out, err := sts.NewFromConfig(s.cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	client := sts.NewFromConfig(s.cfg, func(o *sts.Options) {
+		if o.Region == "" {
+			o.Region = region
+		}
+	})
+	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return Identity{}, fmt.Errorf("sts:GetCallerIdentity: %w", err)
+		return Identity{}, fmt.Errorf("sts:GetCallerIdentity: %s", redactSecrets(err.Error()))
 	}
 	id := Identity{ARN: aws.ToString(out.Arn), Account: aws.ToString(out.Account)}
 	s.mu.Lock()

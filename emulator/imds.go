@@ -193,6 +193,7 @@ func (a *AWS) serveIMDSCredentials(w http.ResponseWriter, name string, log *slog
 		fresh = true
 	}
 	a.mu.Unlock()
+	log.Debug("imds credentials served", "role", role.arn, "access_key_id", s.accessKeyID)
 	if fresh {
 		log.Info("imds credentials issued", "role", role.arn, "access_key_id", s.accessKeyID,
 			"expires", s.expires.Format(time.RFC3339))

@@ -157,9 +157,12 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		// Backend keys are passed through unchanged, as on RDS, so a cancel
 		// goes to the real server with the same key.
 		conn.Close()
+		_, onTLS := conn.(*tls.Conn)
 		if err := postgres.SendCancel(hctx, p.opts.Backend, nil, *hello.Cancel); err != nil {
 			log.Warn("cancel not delivered", "err", err)
+			return
 		}
+		log.Info("cancel request forwarded", "tls", onTLS, "backend_pid", hello.Cancel.PID)
 		return
 	}
 	st := hello.Startup

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -55,6 +58,25 @@ func (s *Server) SDKEnv() map[string]string {
 		"AWS_EC2_METADATA_V1_DISABLED":      "true",
 		"AWS_REGION":                        s.AWS.Region(),
 	}
+}
+
+// IsolateProcessEnv points this process's AWS SDK chain at the emulator
+// and at nothing else: every AWS_* variable is cleared (keys in the
+// environment would win over the instance profile), SDKEnv is set, and the
+// shared config and credentials files point at missing files in dir. It
+// changes the process environment, so it is for demos and TestMain, not for
+// code running beside other AWS users.
+func (s *Server) IsolateProcessEnv(dir string) {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
+			os.Unsetenv(name)
+		}
+	}
+	for k, v := range s.SDKEnv() {
+		os.Setenv(k, v)
+	}
+	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
+	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
 }
 
 // Close stops the HTTP server.

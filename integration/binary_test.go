@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -52,26 +51,10 @@ func freePort(t *testing.T) string {
 	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// TestBinaryRunAndSIGTERM runs the binary as a user would (flags, the AWS
-// chain from the environment), uses it with psql, then stops it with
-// SIGTERM: it exits 0.
-func TestBinaryRunAndSIGTERM(t *testing.T) {
-	bin := proxyBinary(t)
-	port := freePort(t)
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin,
-		"--endpoint", fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port()),
-		"--dial-address", w.front.Addr(),
-		"--listen", "127.0.0.1:"+port,
-		"--log-level", "debug")
-	cmd.Env = append(os.Environ(), "RDS_IAM_PROXY_CA_BUNDLE="+w.caFile) // flags mirror env
-	cmd.Stderr = io.MultiWriter(logs, w.logs)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "proxy ready") })
-
+// TestBinaryRun runs the binary as a user would (flags, the AWS chain from
+// the environment) and uses it with psql.
+func TestBinaryRun(t *testing.T) {
+	cmd, port, logs := startBinary(t)
 	out, stderr, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user")
 	if err != nil || strings.TrimSpace(out) != iamUser {
 		t.Fatalf("psql through the binary: %v %q\n%s\nproxy log:\n%s", err, out, stderr, logs)
@@ -79,17 +62,9 @@ func TestBinaryRunAndSIGTERM(t *testing.T) {
 	if !strings.Contains(logs.String(), "region_source=\"region taken from the endpoint name\"") {
 		t.Errorf("startup log does not say where the region came from:\n%s", logs)
 	}
-
 	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v, want status 0\n%s", err, logs)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10 s after SIGTERM")
+	if code, _ := waitExit(t, cmd, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM with no session open, want 0", code)
 	}
 }
 

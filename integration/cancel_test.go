@@ -60,6 +60,12 @@ func TestCancelWithPgconn(t *testing.T) {
 	if res := conn.ExecParams(ctx, "SELECT 1", nil, nil, nil, nil).Read(); res.Err != nil {
 		t.Fatalf("after cancel: %v", res.Err)
 	}
+	// The cancel reached the RDS front over TLS (the key never travels in
+	// the clear).
+	if !strings.Contains(w.logs.String(), `msg="cancel request forwarded" component=emulator emulator=rds-postgres`) ||
+		!strings.Contains(w.logs.String(), "tls=true") || strings.Contains(w.logs.String(), "tls=false") {
+		t.Fatal("the emulator did not log a cancel request received over TLS")
+	}
 }
 
 // TestCancelWithPsqlCtrlC is psql's Ctrl-C: SIGINT makes psql send a

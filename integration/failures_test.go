@@ -72,7 +72,14 @@ func TestFailuresReachTheClient(t *testing.T) {
 			want: []string{`user "plain_user"`, "not set up for IAM authentication", "GRANT rds_iam TO plain_user"},
 		},
 		{
+			// Also without AWS_REGION: the region then comes from the
+			// endpoint name, and the message must still name the caller.
 			name: "policy denies",
+			setup: func(t *testing.T) func() {
+				t.Setenv("AWS_REGION", "")
+				os.Unsetenv("AWS_REGION")
+				return func() {}
+			},
 			user: unlistedUser, code: "28P01", recovers: true,
 			want: []string{"PAM authentication failed", "member of rds_iam", "arn:aws:sts::123456789012:assumed-role/app/",
 				"may rds-db:connect on arn:aws:rds-db:us-east-1:123456789012:dbuser:*/unlisted_user"},
@@ -94,6 +101,23 @@ func TestFailuresReachTheClient(t *testing.T) {
 			mod:  func(c *launch.Config) { c.DialAddress = closedPort },
 			user: iamUser, code: "08001",
 			want: []string{"cannot reach the upstream", closedPort, "connection refused", "security groups"},
+		},
+		{
+			// credential_process output that the SDK cannot parse is quoted
+			// in its error; the secret in it must not reach psql or a log.
+			name: "credential_process prints garbage",
+			setup: func(t *testing.T) func() {
+				dir := t.TempDir()
+				script := filepath.Join(dir, "creds.sh")
+				os.WriteFile(script, []byte("#!/bin/sh\necho 'SecretAccessKey:MARKERSECRET987,SessionToken:MARKERSESSION654'\n"), 0o755)
+				config := filepath.Join(dir, "config")
+				os.WriteFile(config, []byte("[default]\ncredential_process = "+script+"\n"), 0o644)
+				t.Setenv("AWS_CONFIG_FILE", config)
+				t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+				return func() {}
+			},
+			user: iamUser, code: "28000",
+			want: []string{"credential_process failed", "run the command by hand"},
 		},
 		{
 			name: "no AWS credentials",
@@ -128,6 +152,9 @@ func TestFailuresReachTheClient(t *testing.T) {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("psql output lacks %q:\n%s", want, stderr)
 				}
+			}
+			if leaked := secretIn(stderr); leaked != "" {
+				t.Errorf("psql output holds %s:\n%s", leaked, stderr)
 			}
 			if code := connectCode(t, port, tc.user); code != tc.code {
 				t.Errorf("SQLSTATE %s, want %s", code, tc.code)

@@ -8,27 +8,26 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
 )
 
-// world is what every test shares: one PostgreSQL, one emulated AWS and RDS
-// front. Tests run one at a time (they change the process environment the
-// AWS chain reads).
+// world is what every test shares: one PostgreSQL, one emulated AWS and
+// RDS front (the demo's stack). Tests run one at a time (they change the
+// process environment the AWS chain reads).
 type world struct {
+	*iamstack.Stack
 	pg     *localpg.Server
 	aws    *emulator.Server
 	front  *emulator.Postgres
 	caFile string
-	dir    string
 	logs   *syncBuffer // everything the proxy and the emulator logged
 }
 
@@ -69,14 +68,22 @@ func runMain(m *testing.M) int {
 		fmt.Println("integration: skipped under -short")
 		return 0
 	}
-	var err error
-	w, err = startWorld()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	stack, err := iamstack.Start(ctx, iamstack.Options{
+		SetupSQL: []string{setupSQL}, AppDB: appDB, AppSQL: appSQL,
+		Role: "app", AllowUsers: []string{iamUser}, Logger: log.With("component", "emulator"),
+	})
+	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration: cannot start the test world:", err)
 		return 1
 	}
+	stack.UseInProcess()
+	w = &world{Stack: stack, pg: stack.PG, aws: stack.AWS, front: stack.Front, caFile: stack.CAFile, logs: logs}
 	code := m.Run()
-	w.close()
+	stack.Close()
 	if leaked := w.leakedSecrets(); leaked != "" {
 		fmt.Fprintln(os.Stderr, "integration: a secret appeared in the logs:", leaked)
 		return 1
@@ -84,108 +91,28 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-func startWorld() (*world, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	wd := &world{logs: &syncBuffer{}}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(wd.logs, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug}))
-
-	pg, err := localpg.Start(ctx, localpg.Options{})
-	if err != nil {
-		return nil, err
-	}
-	wd.pg = pg
-	if err := pg.Exec(ctx, setupSQL); err != nil {
-		wd.close()
-		return nil, err
-	}
-	if err := pg.Exec(ctx, "CREATE DATABASE "+appDB); err != nil {
-		wd.close()
-		return nil, err
-	}
-	if err := pg.ExecIn(ctx, appDB, appSQL); err != nil {
-		wd.close()
-		return nil, err
-	}
-	wd.aws, err = emulator.StartServer(emulator.Options{Logger: log.With("component", "emulator")}, "")
-	if err != nil {
-		wd.close()
-		return nil, err
-	}
-	wd.front, err = wd.aws.AWS.StartPostgres(wd.aws.CA, emulator.PostgresOptions{Backend: pg.Addr(), Logger: log.With("component", "emulator")})
-	if err != nil {
-		wd.close()
-		return nil, err
-	}
-	wd.aws.AWS.AddRole("app", appPolicy())
-	if err := wd.aws.AWS.SetInstanceProfile("app"); err != nil {
-		wd.close()
-		return nil, err
-	}
-	wd.dir, err = os.MkdirTemp("", "rds-iam-proxy-it-")
-	if err != nil {
-		wd.close()
-		return nil, err
-	}
-	wd.caFile = filepath.Join(wd.dir, "emulator-ca.pem")
-	if err := os.WriteFile(wd.caFile, wd.aws.CA.CertPEM(), 0o644); err != nil {
-		wd.close()
-		return nil, err
-	}
-	isolateAWSEnv(wd.aws.SDKEnv(), wd.dir)
-	return wd, nil
-}
-
-// appPolicy lets the instance-profile role connect as app_user only.
-func appPolicy() emulator.Policy {
-	return emulator.Policy{Statements: []emulator.Statement{{
-		Effect: "Allow", Action: []string{"rds-db:connect"},
-		Resource: []string{authtoken.DBUserARN("us-east-1", "123456789012", "db-EMULATEDPOSTGRES0001", iamUser)},
-	}}}
-}
-
-func (wd *world) close() {
-	if wd.front != nil {
-		wd.front.Close()
-	}
-	if wd.aws != nil {
-		wd.aws.Close()
-	}
-	if wd.pg != nil {
-		wd.pg.Stop()
-	}
-	if wd.dir != "" {
-		os.RemoveAll(wd.dir)
-	}
-}
+// appPolicy lets a principal connect as app_user only.
+func appPolicy() emulator.Policy { return w.Policy(iamUser) }
 
 // leakedSecrets names the first secret (by kind, never the value) that
 // shows up in the captured logs.
-func (wd *world) leakedSecrets() string {
-	logs := wd.logs.String()
-	for i, s := range wd.aws.AWS.SeenSecrets() {
-		if len(s) >= 8 && strings.Contains(logs, s) {
+func (wd *world) leakedSecrets() string { return secretIn(wd.logs.String()) }
+
+// secretIn names the first secret in text: anything the emulator issued or
+// verified (secret keys, session tokens, token signatures), a token's
+// signed parts, or a test's marker secret.
+func secretIn(text string) string {
+	for i, s := range w.aws.AWS.SeenSecrets() {
+		if len(s) >= 8 && strings.Contains(text, s) {
 			return fmt.Sprintf("secret #%d (%d chars)", i, len(s))
 		}
 	}
-	if strings.Contains(logs, "X-Amz-Signature") || strings.Contains(logs, "X-Amz-Security-Token") {
-		return "an IAM token (X-Amz-Signature / X-Amz-Security-Token)"
-	}
-	return ""
-}
-
-// isolateAWSEnv makes the AWS chain see only the emulator.
-func isolateAWSEnv(env map[string]string, dir string) {
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
-			os.Unsetenv(name)
+	for _, marker := range []string{"X-Amz-Signature", "X-Amz-Security-Token", "MARKERSECRET", "MARKERSESSION"} {
+		if strings.Contains(text, marker) {
+			return marker
 		}
 	}
-	for k, v := range env {
-		os.Setenv(k, v)
-	}
-	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
+	return ""
 }
 
 // logSink is where logs go besides the capture: stderr with -v and

@@ -34,15 +34,21 @@ type Stats struct {
 }
 
 // Relay copies bytes between client and upstream until both directions end
-// or ctx is done, then closes both. When one side finishes sending (EOF) the
-// other side's write half is closed, and the remaining direction keeps going
-// while it stays active (each read may wait at most linger). Any error in
-// either direction closes both at once.
+// or ctx is done, then closes both. The two sides are not alike:
+//
+//   - When the client finishes sending (EOF), the upstream's write half is
+//     closed and the relay waits for the upstream to finish: a server owes
+//     the answers to what it was sent, and closes once it has given them.
+//   - When the upstream finishes, the session is over: the client's write
+//     half is closed and the client gets linger (per read) to go quiet.
+//     Bytes it still sends then have nowhere to go and are dropped.
+//
+// Any other error in either direction closes both at once.
 func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger time.Duration) error {
 	if linger <= 0 {
 		linger = DefaultLinger
 	}
-	var halfClosed atomic.Bool
+	var upstreamDone atomic.Bool
 	errc := make(chan error, 2)
 	closeBoth := sync.OnceFunc(func() {
 		client.Close()
@@ -50,8 +56,20 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 	})
 	stop := context.AfterFunc(ctx, closeBoth)
 	defer stop()
-	go func() { errc <- pipe(upstream, client, &stats.FromClient, &halfClosed, linger) }()
-	go func() { errc <- pipe(client, upstream, &stats.FromUpstream, &halfClosed, linger) }()
+	// One direction on a new goroutine, the other on the caller's: two
+	// goroutines per connection in all.
+	go func() {
+		errc <- pipe(upstream, client, &stats.FromClient, &upstreamDone, linger, func() { CloseWrite(upstream) })
+	}()
+	errc <- pipe(client, upstream, &stats.FromUpstream, nil, 0, func() {
+		upstreamDone.Store(true)
+		if !CloseWrite(client) {
+			client.Close()
+		}
+		// The client direction is likely blocked in a read already: bound
+		// it now, not only from its next read.
+		client.SetReadDeadline(time.Now().Add(linger))
+	})
 
 	var first error
 	for range 2 {
@@ -70,14 +88,17 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 	return first
 }
 
-// pipe copies src to dst. On EOF from src it closes dst's write half and
-// marks the session half-closed so the other direction starts lingering.
-func pipe(dst, src net.Conn, count *atomic.Int64, halfClosed *atomic.Bool, linger time.Duration) error {
+// pipe copies src to dst and calls atEOF when src ends. While peerDone is
+// set (the other side has finished), each read from src may wait at most
+// linger, and a quiet or failed src ends the copy without error: there is no
+// session left to report it to.
+func pipe(dst, src net.Conn, count *atomic.Int64, peerDone *atomic.Bool, linger time.Duration, atEOF func()) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
+	over := func() bool { return peerDone != nil && peerDone.Load() }
 	for {
-		if halfClosed.Load() {
+		if over() {
 			src.SetReadDeadline(time.Now().Add(linger))
 		}
 		n, rerr := src.Read(buf)
@@ -85,41 +106,23 @@ func pipe(dst, src net.Conn, count *atomic.Int64, halfClosed *atomic.Bool, linge
 			w, werr := dst.Write(buf[:n])
 			count.Add(int64(w))
 			if werr != nil {
+				if over() {
+					return nil // e.g. a Terminate after the server's FATAL
+				}
 				return werr
 			}
 		}
 		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				halfClosed.Store(true)
-				closeWrite(dst)
-				// The other direction reads from dst and is likely blocked
-				// already: bound that read now, not only the next one.
-				dst.SetReadDeadline(time.Now().Add(linger))
+			switch {
+			case errors.Is(rerr, io.EOF):
+				atEOF()
 				return nil
-			}
-			if halfClosed.Load() && isTimeout(rerr) {
-				return nil // the other side finished and this one went quiet
-			}
-			if errors.Is(rerr, net.ErrClosed) {
+			case over() && (IsTimeout(rerr) || errors.Is(rerr, net.ErrClosed)):
+				return nil
+			case errors.Is(rerr, net.ErrClosed):
 				return nil // closed by us: the other direction failed or ctx ended
 			}
 			return rerr
 		}
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// closeWrite half-closes c when it can (TCP FIN, or TLS close_notify), and
-// closes it otherwise.
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() == nil {
-			return
-		}
-	}
-	c.Close()
 }

@@ -107,3 +107,51 @@ func TestRelayStopsOnContext(t *testing.T) {
 		t.Fatal("relay ignores its context")
 	}
 }
+
+// TestRelayWaitsForAnswersOwedToAHalfClosedClient: a client that sends a
+// request and half-closes still gets the answer, however long the server
+// takes (here longer than the linger).
+func TestRelayWaitsForAnswersOwedToAHalfClosedClient(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, 100*time.Millisecond)
+	}()
+	client.Write([]byte("query"))
+	client.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(server)
+	if err != nil || string(got) != "query" {
+		t.Fatalf("server got %q, %v", got, err)
+	}
+	time.Sleep(500 * time.Millisecond) // five lingers
+	server.Write([]byte("late answer"))
+	server.Close()
+	back, err := io.ReadAll(client)
+	if err != nil || string(back) != "late answer" {
+		t.Fatalf("client got %q, %v; want the late answer", back, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+}
+
+// TestRelayWriteAfterUpstreamEndedIsNotAnError: the server sent its last
+// words and closed; the client's goodbye cannot be delivered, which is the
+// normal end of a session, not a failure.
+func TestRelayWriteAfterUpstreamEndedIsNotAnError(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, time.Second) }()
+	server.Write([]byte("FATAL"))
+	server.Close()
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(client, buf); err != nil {
+		t.Fatal(err)
+	}
+	client.Write([]byte("Terminate"))
+	if err := <-done; err != nil {
+		t.Fatalf("relay reported %v for a normal end", err)
+	}
+}

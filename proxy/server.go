@@ -5,12 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 )
 
 // Handler serves one accepted client connection. It owns c and must close
-// it. ctx is cancelled when the server shuts down for good.
+// it. ctx is cancelled when the server shuts down for good: connections
+// still in their handshake then end at once, open sessions are cut.
 type Handler interface {
 	ServeConn(ctx context.Context, c net.Conn)
 }
@@ -66,12 +68,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if s.shutting {
 			s.mu.Unlock()
 			c.Close()
+			ln.Close()
 			return nil
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			defer func() {
+				// One connection's bug must not take every other
+				// connection down with the process.
+				if r := recover(); r != nil {
+					c.Close()
+					s.log.Error("connection handler panicked", "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
 			s.handler.ServeConn(s.connCtx, c)
 		}()
 	}

@@ -5,17 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
 )
 
 // demoSQL sets up an IAM user the way it is done on RDS: a LOGIN role in
@@ -69,70 +65,34 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type demo struct {
 	log    *slog.Logger
 	stdout io.Writer
-	pg     *localpg.Server
-	aws    *emulator.Server
-	front  *emulator.Postgres
+	stack  *iamstack.Stack
 	proxy  *launch.Running
-	dir    string
 }
 
 func (d *demo) start(ctx context.Context, listen string) error {
-	fmt.Fprintln(d.stdout, "starting a throwaway PostgreSQL...")
-	pg, err := localpg.Start(ctx, localpg.Options{})
+	fmt.Fprintln(d.stdout, "starting a throwaway PostgreSQL and emulated AWS...")
+	stack, err := iamstack.Start(ctx, iamstack.Options{
+		SetupSQL: []string{demoSQL}, AppDB: "appdb", AppSQL: demoAppSQL,
+		Role: "demo-app", AllowUsers: []string{"app_user"},
+		Logger: d.log.With("component", "emulator"),
+	})
 	if err != nil {
 		return err
 	}
-	d.pg = pg
-	if err := pg.Exec(ctx, demoSQL); err != nil {
-		return fmt.Errorf("set up the demo database: %w", err)
-	}
-	if err := pg.Exec(ctx, "CREATE DATABASE appdb"); err != nil {
-		return fmt.Errorf("set up the demo database: %w", err)
-	}
-	if err := pg.ExecIn(ctx, "appdb", demoAppSQL); err != nil {
-		return fmt.Errorf("set up the demo table: %w", err)
-	}
+	d.stack = stack
+	fmt.Fprintf(d.stdout, "PostgreSQL %s at %s; emulated AWS at %s: instance profile role demo-app may rds-db:connect on %s\n",
+		stack.PG.Version, stack.PG.Addr(), stack.AWS.URL(), stack.UserARN("app_user"))
 
-	// Emulated AWS: an instance profile whose role may connect as app_user.
-	aws, err := emulator.StartServer(emulator.Options{Logger: d.log.With("component", "emulator")}, "")
-	if err != nil {
-		return err
-	}
-	d.aws = aws
-	front, err := aws.AWS.StartPostgres(aws.CA, emulator.PostgresOptions{Backend: pg.Addr(), Logger: d.log.With("component", "emulator")})
-	if err != nil {
-		return err
-	}
-	d.front = front
-	arn := authtoken.DBUserARN(aws.AWS.Region(), aws.AWS.AccountID(), front.ResourceID(), "app_user")
-	aws.AWS.AddRole("demo-app", emulator.Policy{Statements: []emulator.Statement{
-		{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: []string{arn}},
-	}})
-	if err := aws.AWS.SetInstanceProfile("demo-app"); err != nil {
-		return err
-	}
-	fmt.Fprintf(d.stdout, "emulated AWS at %s: instance profile role demo-app may rds-db:connect on %s\n", aws.URL(), arn)
-
-	// The proxy finds its credentials like on EC2: the default chain, IMDSv2.
-	d.dir, err = os.MkdirTemp("", "rds-iam-proxy-demo-")
-	if err != nil {
-		return err
-	}
-	caFile := filepath.Join(d.dir, "emulator-ca.pem")
-	if err := os.WriteFile(caFile, aws.CA.CertPEM(), 0o644); err != nil {
-		return err
-	}
-	isolateAWSEnv(aws.SDKEnv(), d.dir)
-
-	endpoint := fmt.Sprintf("%s:%d", front.Endpoint(), front.Port())
+	// The proxy finds its credentials as on EC2: the default chain, IMDSv2.
+	stack.UseInProcess()
 	r, err := launch.Start(ctx, launch.Config{
-		Engine: "postgres", Endpoint: endpoint, DialAddress: front.Addr(), Listen: listen, CABundle: caFile,
+		Engine: "postgres", Endpoint: stack.Endpoint(), DialAddress: stack.Front.Addr(), Listen: listen, CABundle: stack.CAFile,
 	}, d.log.With("component", "proxy"))
 	if err != nil {
 		return err
 	}
 	d.proxy = r
-	fmt.Fprintf(d.stdout, "proxy on %s for %s (dialing the emulator at %s)\n", r.Addr(), endpoint, front.Addr())
+	fmt.Fprintf(d.stdout, "proxy on %s for %s (dialing the emulator at %s)\n", r.Addr(), stack.Endpoint(), stack.Front.Addr())
 
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -158,34 +118,9 @@ func (d *demo) close() {
 		d.proxy.Shutdown(ctx)
 		cancel()
 	}
-	if d.front != nil {
-		d.front.Close()
+	if d.stack != nil {
+		d.stack.Close()
 	}
-	if d.aws != nil {
-		d.aws.Close()
-	}
-	if d.pg != nil {
-		d.pg.Stop()
-	}
-	if d.dir != "" {
-		os.RemoveAll(d.dir)
-	}
-}
-
-// isolateAWSEnv makes this process's AWS chain see only the emulator:
-// every AWS_* variable is cleared (keys in the environment would win over
-// the instance profile) and the shared files point at nothing.
-func isolateAWSEnv(env map[string]string, dir string) {
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
-			os.Unsetenv(name)
-		}
-	}
-	for k, v := range env {
-		os.Setenv(k, v)
-	}
-	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
 }
 
 func portOf(addr string) string {

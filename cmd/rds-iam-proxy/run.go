@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
@@ -41,7 +44,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:6432", "local address to serve clients on (loopback by default)")
 	handshake := fs.Duration("handshake-timeout", 30*time.Second, "limit for a client's whole login")
 	connect := fs.Duration("connect-timeout", 15*time.Second, "limit for the upstream dial, TLS and login")
-	drain := fs.Duration("max-shutdown-delay", 30*time.Second, "on SIGTERM/SIGINT, how long open connections may finish")
+	drain := fs.Duration("max-shutdown-delay", 30*time.Second, "on SIGTERM/SIGINT, how long open connections may finish (a second signal exits at once)")
+	maxConns := fs.Int("max-connections", 0, "cap on client connections; over it clients get \"too many connections\" (0: no cap)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
@@ -51,7 +55,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg := up.config()
-	cfg.Listen, cfg.HandshakeTimeout, cfg.ConnectTimeout = *listen, *handshake, *connect
+	cfg.Listen, cfg.HandshakeTimeout, cfg.ConnectTimeout, cfg.MaxConnections = *listen, *handshake, *connect, *maxConns
 	r, err := launch.Start(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "rds-iam-proxy:", err)
@@ -70,6 +74,8 @@ func serveUntilDone(ctx context.Context, r *launch.Running, drain time.Duration,
 			return 1
 		}
 	case <-ctx.Done():
+		// A second SIGINT/SIGTERM during the drain exits at once.
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()

@@ -4,42 +4,40 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
 // cmdToken prints one token, like `aws rds generate-db-auth-token`, for
 // clients that cannot go through the proxy.
 func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("token", "rds-iam-proxy token --endpoint HOST:PORT --db-user USER [--region REGION]\n\nPrints an IAM auth token (valid 15 minutes) to use as the password. It is a secret.", stderr)
-	var up upstreamFlags
-	up.register(fs)
+	engine := fs.String("engine", "postgres", "database engine (sets the default port): postgres")
+	endpoint := fs.String("endpoint", "", "RDS endpoint HOST[:PORT]; the port is part of the signed token")
+	dbUser := fs.String("db-user", "", "the database user to sign for (required)")
+	region := fs.String("region", "", "the DB's AWS region (default: from an RDS endpoint name, else AWS_REGION or the profile)")
+	profile := fs.String("profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy token:", err); return 1 }
-	if up.dbUser == "" {
+	if *dbUser == "" {
 		return fail(fmt.Errorf("--db-user is required"))
 	}
-	host, portText, err := net.SplitHostPort(up.endpoint)
-	if err != nil {
-		return fail(fmt.Errorf("--endpoint %q: want HOST:PORT (the port is part of the signed token)", up.endpoint))
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return fail(fmt.Errorf("--endpoint %q: invalid port", up.endpoint))
-	}
-	src, err := authtoken.New(ctx, authtoken.Options{Profile: up.profile})
+	host, port, err := launch.SplitEndpoint(*endpoint, *engine)
 	if err != nil {
 		return fail(err)
 	}
-	region, _, err := authtoken.ResolveRegion(up.region, host, src.ChainRegion())
+	src, err := authtoken.New(ctx, authtoken.Options{Profile: *profile})
 	if err != nil {
 		return fail(err)
 	}
-	tok, err := src.Token(ctx, host, port, region, up.dbUser)
+	signRegion, _, err := authtoken.ResolveRegion(*region, host, src.ChainRegion())
+	if err != nil {
+		return fail(err)
+	}
+	tok, err := src.Token(ctx, host, port, signRegion, *dbUser)
 	if err != nil {
 		return fail(err)
 	}

@@ -37,6 +37,8 @@ type Config struct {
 	CACacheDir  string
 	Profile     string
 
+	// MaxConnections caps client connections; 0 means no cap.
+	MaxConnections   int
 	HandshakeTimeout time.Duration
 	ConnectTimeout   time.Duration
 
@@ -73,7 +75,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if c.Engine != "postgres" {
 		return nil, fmt.Errorf("--engine %q: supported engines: postgres", c.Engine)
 	}
-	host, port, err := splitEndpoint(c.Endpoint, defaultPort(c.Engine))
+	host, port, err := SplitEndpoint(c.Endpoint, c.Engine)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +103,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		DBUser:           c.DBUser,
 		Tokens:           tokens,
 		CABundle:         bundle.Source,
+		MaxConnections:   c.MaxConnections,
 		HandshakeTimeout: c.HandshakeTimeout,
 		ConnectTimeout:   c.ConnectTimeout,
 		Logger:           log,
@@ -153,15 +156,16 @@ func listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// splitEndpoint parses host[:port].
-func splitEndpoint(ep string, defPort int) (string, int, error) {
+// SplitEndpoint parses --endpoint: host[:port], the port defaulting to the
+// engine's.
+func SplitEndpoint(ep, engine string) (string, int, error) {
 	if ep == "" {
 		return "", 0, errors.New("no endpoint: pass --endpoint HOST:PORT, the RDS endpoint (e.g. mydb.abc123.us-east-1.rds.amazonaws.com:5432)")
 	}
 	host, portText, err := net.SplitHostPort(ep)
 	if err != nil {
 		// No port: take the engine's default.
-		return ep, defPort, nil
+		return ep, defaultPort(engine), nil
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < 1 || port > 65535 {

@@ -162,6 +162,9 @@ func serverVersion(ctx context.Context, binDir string) (string, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("localpg: %s --version: %w", pg, ctx.Err())
+		}
 		return "", fmt.Errorf("localpg: %s --version: %w: %s", pg, err, strings.TrimSpace(out.String()))
 	}
 	return parseVersion(out.String())

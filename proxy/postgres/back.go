@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -53,14 +54,26 @@ func NewDialer(u Upstream) (*Dialer, error) {
 // Upstream is what d dials.
 func (d *Dialer) Upstream() Upstream { return d.up }
 
+// pinnedDSN sets every keyword a PG* environment variable could set, so
+// that the proxy's own environment (PGREQUIREAUTH, PGCHANNELBINDING,
+// PGSSLCERTMODE, PGCONNECT_TIMEOUT, PGPASSFILE, ...) never changes how it
+// logs in upstream; the values that matter are replaced per upstream and per
+// connection anyway. PGSERVICE cannot be pinned: pgconn always reads the
+// named service, whose settings then sit below these; only a service that
+// does not exist makes the proxy refuse to start, with a message that says
+// so.
+const pinnedDSN = "host=pinned port=5432 user=pinned password=pinned dbname=pinned passfile='' " +
+	"connect_timeout=0 sslmode=disable sslkey='' sslcert='' sslcertmode=disable sslrootcert='' sslpassword='' " +
+	"sslnegotiation=postgres target_session_attrs=any options='' application_name='' " +
+	"min_protocol_version=3.0 max_protocol_version=3.0 channel_binding=prefer require_auth=''"
+
 // baseConfig builds the pgconn configuration shared by every connection to
-// u. pgconn insists on configs made by ParseConfig; the empty-ish DSN keeps
-// it from reading anything that matters from PG* variables, and every field
-// that could come from them is set explicitly below.
+// u. pgconn insists on configs made by ParseConfig; pinnedDSN keeps the
+// environment out, and every hook is set explicitly below.
 func baseConfig(u Upstream) (*pgconn.Config, error) {
-	cfg, err := pgconn.ParseConfig("sslmode=disable")
+	cfg, err := pgconn.ParseConfig(pinnedDSN)
 	if err != nil {
-		return nil, fmt.Errorf("pgconn config: %w", err)
+		return nil, fmt.Errorf("cannot prepare upstream logins (is a PG* variable in the proxy's environment invalid?): %w", err)
 	}
 	cfg.Host = u.Host
 	cfg.Port = uint16(u.Port)
@@ -68,25 +81,26 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	cfg.Fallbacks = nil
 	cfg.ValidateConnect = nil
 	cfg.AfterConnect = nil
+	cfg.AfterNetConnect = nil
+	cfg.OAuthTokenProvider = nil
+	cfg.OnNotice = nil
+	cfg.OnNotification = nil
 	cfg.KerberosSrvName = ""
 	cfg.KerberosSpn = ""
-	cfg.SSLNegotiation = ""
-	cfg.MinProtocolVersion = "3.0"
-	cfg.MaxProtocolVersion = "3.0"
-	if u.DialAddress != "" {
-		// Dial the tunnel, whatever address pgconn resolved the name to;
-		// and do not resolve the name at all: it may not resolve here.
-		addr := u.DialAddress
-		dialer := &net.Dialer{}
-		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-		cfg.DialFunc = func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "tcp", addr)
-		}
+	cfg.ConnectTimeout = 0 // the caller's context bounds the login
+	cfg.RuntimeParams = map[string]string{}
+	// Dial the tunnel when there is one, else the endpoint; never resolve
+	// the name through pgconn (with a tunnel it may not resolve here).
+	addr := u.DialAddr()
+	dialer := &net.Dialer{}
+	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
+	cfg.DialFunc = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, "tcp", addr)
 	}
 	return cfg, nil
 }
 
-// dialAddr is the address a connection to u really goes to.
+// DialAddr is the address a connection to u goes to.
 func (u Upstream) DialAddr() string {
 	if u.DialAddress != "" {
 		return u.DialAddress
@@ -104,6 +118,12 @@ func (d *Dialer) Login(ctx context.Context, l Login) (*pgconn.HijackedConn, erro
 	cfg.RuntimeParams = l.Params
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
+		// The error carries the config, password (the token) included:
+		// drop it so no later formatting can reveal it.
+		var ce *pgconn.ConnectError
+		if errors.As(err, &ce) && ce.Config != nil {
+			ce.Config.Password = ""
+		}
 		return nil, err
 	}
 	if l.Check != nil {
@@ -117,12 +137,13 @@ func (d *Dialer) Login(ctx context.Context, l Login) (*pgconn.HijackedConn, erro
 		conn.Close(ctx)
 		return nil, fmt.Errorf("hijack upstream connection: %w", err)
 	}
+	hc.Config.Password = ""
 	// pgconn reads ahead; anything the server sent after ReadyForQuery would
 	// be lost to the relay. Servers send nothing unprompted there, so this
 	// only guards the assumption.
 	if n := hc.Frontend.ReadBufferLen(); n != 0 {
 		hc.Conn.Close()
-		return nil, fmt.Errorf("upstream sent %d unexpected bytes after ReadyForQuery", n)
+		return nil, fmt.Errorf("the upstream sent %d bytes after ReadyForQuery before any query; not relaying a session that may be out of step", n)
 	}
 	return hc, nil
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -50,5 +51,15 @@ func TestQuoteIdent(t *testing.T) {
 		if got := quoteIdent(in); got != want {
 			t.Errorf("quoteIdent(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestInvalidPGServiceSaysSo: the one PG* variable that cannot be pinned
+// fails at start with a message that points at the environment.
+func TestInvalidPGServiceSaysSo(t *testing.T) {
+	t.Setenv("PGSERVICE", "no-such-service")
+	_, err := NewDialer(Upstream{Host: "db", Port: 5432})
+	if err == nil || !strings.Contains(err.Error(), "PG* variable in the proxy's environment") {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -23,6 +23,8 @@ const (
 	ReasonProtocol     = "protocol"
 	ReasonCredentials  = "credentials"
 	ReasonToken        = "token"
+	ReasonLimit        = "limit"
+	ReasonShutdown     = "shutdown"
 	ReasonUpstreamAuth = "upstream_auth"
 	ReasonUpstreamTLS  = "upstream_tls"
 	ReasonUpstreamDial = "upstream_unreachable"
@@ -56,14 +58,19 @@ func protocolErrorf(format string, args ...any) *Error {
 
 // writeError sends e as a FATAL ErrorResponse.
 func writeError(w io.Writer, e *Error) error {
-	msg := &pgproto3.ErrorResponse{
-		Severity:            "FATAL",
-		SeverityUnlocalized: "FATAL",
-		Code:                e.Code,
-		Message:             "rds-iam-proxy: " + e.Message,
-		Detail:              e.Detail,
-		Hint:                e.Hint,
-	}
+	return writeErrorResponse(w, &pgproto3.ErrorResponse{
+		Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: e.Code,
+		Message: "rds-iam-proxy: " + e.Message, Detail: e.Detail, Hint: e.Hint,
+	})
+}
+
+// WriteServerError sends an ErrorResponse as a server would, without the
+// proxy's prefix (the emulator answers exactly like RDS).
+func WriteServerError(w io.Writer, severity, code, message string) error {
+	return writeErrorResponse(w, &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: code, Message: message})
+}
+
+func writeErrorResponse(w io.Writer, msg *pgproto3.ErrorResponse) error {
 	buf, err := msg.Encode(nil)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
 // explain turns a failed login into what the client is told: the cause in
@@ -45,15 +46,19 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
+		if up.DialAddress != "" {
+			return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
+				Message: fmt.Sprintf("cannot resolve %s from the dial address %s: %s. Fix: check --dial-address (the tunnel's local address)", dnsErr.Name, up.DialAddress, dnsErr.Err)}
+		}
 		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
-			Message: fmt.Sprintf("cannot resolve %s: %s. Fix: check the endpoint name; to connect through a tunnel set --dial-address", up.Host, dnsErr.Err)}
+			Message: fmt.Sprintf("cannot resolve %s: %s. Fix: check the endpoint name and this machine's DNS (inside the VPC); to connect through a tunnel set --dial-address", dnsErr.Name, dnsErr.Err)}
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
 			Message: fmt.Sprintf("cannot reach the upstream %s at %s: %s. Fix: check that the DB is running and reachable from here (security groups, VPC, tunnel)", up.Host, up.DialAddr(), opErr.Err)}
 	}
-	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+	if errors.Is(err, context.DeadlineExceeded) || proxy.IsTimeout(err) {
 		return &Error{Code: CodeConnectionFailure, Reason: ReasonTimeout, Err: err,
 			Message: fmt.Sprintf("the upstream %s at %s did not complete the login in time. Fix: check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded", up.Host, up.DialAddr())}
 	}
@@ -72,7 +77,7 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 		who := "the proxy's AWS identity"
 		account := ""
 		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if id, err := p.cfg.Tokens.Identity(ictx); err == nil {
+		if id, err := p.cfg.Tokens.Identity(ictx, p.cfg.Region); err == nil {
 			who, account = id.ARN, id.Account
 		}
 		cancel()

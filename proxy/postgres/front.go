@@ -87,7 +87,7 @@ type Greeting struct {
 	Params   map[string]string // the server's ParameterStatus values
 	Key      CancelKey         // what the client should send to cancel
 	TxStatus byte
-	// NegotiateMinor, when the client asked for a newer minor version or for
+	// Negotiate, when the client asked for a newer minor version or for
 	// protocol options, tells it the minor version it gets and the options
 	// not supported.
 	Negotiate *pgproto3.NegotiateProtocolVersion
@@ -164,17 +164,6 @@ func RequestPassword(c net.Conn) (string, error) {
 		return "", protocolErrorf("malformed password message")
 	}
 	return string(body[:len(body)-1]), nil
-}
-
-// WriteServerError sends an ErrorResponse as a server would, without the
-// proxy's prefix (the emulator answers exactly like RDS).
-func WriteServerError(w io.Writer, severity, code, message string) error {
-	buf, err := (&pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: code, Message: message}).Encode(nil)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(buf)
-	return err
 }
 
 // WriteNegotiation sends NegotiateProtocolVersion when st needs one; a

@@ -3,9 +3,10 @@ package postgres
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,7 +19,7 @@ import (
 // *authtoken.Source implements it.
 type TokenSource interface {
 	Token(ctx context.Context, host string, port int, region, user string) (string, error)
-	Identity(ctx context.Context) (authtoken.Identity, error)
+	Identity(ctx context.Context, region string) (authtoken.Identity, error)
 }
 
 // Config configures a Postgres proxy for one upstream.
@@ -31,6 +32,10 @@ type Config struct {
 	Tokens TokenSource
 	// CABundle says where the trusted CAs came from, for error messages.
 	CABundle string
+	// MaxConnections caps client connections (0: no cap). A client over
+	// the cap gets SQLSTATE 53300 rather than a silent close, and no token
+	// is signed for it.
+	MaxConnections int
 	// HandshakeTimeout bounds everything before the relay: reading the
 	// client's startup, building the token, the upstream login. Default 30s.
 	HandshakeTimeout time.Duration
@@ -45,6 +50,7 @@ type Proxy struct {
 	cfg     Config
 	dialer  *Dialer
 	cancels *cancelMap
+	slots   chan struct{} // nil: no cap
 	log     *slog.Logger
 }
 
@@ -73,7 +79,11 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host)}, nil
+	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host)}
+	if cfg.MaxConnections > 0 {
+		p.slots = make(chan struct{}, cfg.MaxConnections)
+	}
+	return p, nil
 }
 
 // ServeConn serves one client connection; it implements proxy.Handler.
@@ -85,15 +95,31 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
 	defer cancel()
 	client.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
+	// A shutdown ends handshakes at once; reads only, so the client can
+	// still be told why.
+	stopCut := context.AfterFunc(ctx, func() { client.SetReadDeadline(time.Unix(1, 0)) })
+	defer stopCut()
 
 	hello, err := ReadHello(client, FrontOptions{})
 	if err != nil {
-		p.fail(log, client, err, start)
+		p.fail(ctx, log, client, err, start)
 		return
 	}
+	conn := hello.Conn
 	if hello.Cancel != nil {
-		p.forwardCancel(hctx, log, client, *hello.Cancel)
+		// Cancels are not counted against the cap: they end work.
+		p.forwardCancel(hctx, log, conn, *hello.Cancel)
 		return
+	}
+	if p.slots != nil {
+		select {
+		case p.slots <- struct{}{}:
+			defer func() { <-p.slots }()
+		default:
+			p.fail(ctx, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit,
+				Message: fmt.Sprintf("too many connections: the proxy's limit of %d is reached. Fix: close idle connections or raise --max-connections", p.cfg.MaxConnections)}, start)
+			return
+		}
 	}
 	st := hello.Startup
 	user := st.User()
@@ -101,43 +127,62 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		user = p.cfg.DBUser
 	}
 	log = log.With("user", user, "database", st.Database())
-	if st.Params["replication"] != "" && st.Params["replication"] != "false" && st.Params["replication"] != "off" {
-		p.fail(log, client, &Error{Code: CodeFeatureNotSupported, Reason: ReasonProtocol,
+	if isReplication(st.Params["replication"]) {
+		p.fail(ctx, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: ReasonProtocol,
 			Message: "replication connections cannot use IAM authentication on RDS: use a password user for replication"}, start)
 		return
 	}
 
 	up, err := p.login(hctx, user, st)
 	if err != nil {
-		p.fail(log, client, p.explain(hctx, user, err), start)
+		if ctx.Err() != nil {
+			p.fail(ctx, log, conn, err, start) // cut by shutdown: say so
+			return
+		}
+		p.fail(ctx, log, conn, p.explain(hctx, user, err), start)
 		return
 	}
-	upstreamKey := CancelKey{PID: up.PID, Secret: up.SecretKey}
-	key, forget, err := p.cancels.register(p.cfg.Upstream, upstreamKey)
+	// Cancels go to the address this session is on, not to a fresh lookup
+	// of the endpoint name: behind a reader endpoint's round-robin DNS that
+	// could be another instance.
+	target := p.cfg.Upstream
+	target.DialAddress = up.Conn.RemoteAddr().String()
+	key, forget, err := p.cancels.register(target, CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
 		up.Conn.Close()
-		p.fail(log, client, &Error{Code: CodeConnectionFailure, Reason: ReasonProtocol, Message: "internal error", Err: err}, start)
+		p.fail(ctx, log, conn, &Error{Code: CodeConnectionFailure, Reason: ReasonProtocol, Message: "internal error", Err: err}, start)
 		return
 	}
 	defer forget()
 	greeting := &Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: Negotiation(st)}
-	if err := WriteGreeting(client, greeting); err != nil {
+	if err := WriteGreeting(conn, greeting); err != nil {
 		up.Conn.Close()
 		log.Info("client went away during login", "err", err)
 		return
 	}
-	client.SetDeadline(time.Time{})
+	stopCut()
+	conn.SetDeadline(time.Time{})
 	up.Conn.SetDeadline(time.Time{})
-	log.Debug("connected", "upstream_pid", up.PID, "handshake", time.Since(start))
+	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
 	var stats proxy.Stats
-	rerr := proxy.Relay(ctx, client, up.Conn, &stats, 0)
+	rerr := proxy.Relay(ctx, conn, up.Conn, &stats, 0)
 	attrs := []any{"duration", time.Since(start).Round(time.Millisecond), "bytes_from_client", stats.FromClient.Load(), "bytes_from_upstream", stats.FromUpstream.Load()}
 	if rerr != nil {
 		log.Info("connection ended", append(attrs, "outcome", "error", "err", rerr)...)
 		return
 	}
 	log.Info("connection ended", append(attrs, "outcome", "ok")...)
+}
+
+// isReplication reads the replication startup parameter as PostgreSQL
+// does: "database" or any boolean true.
+func isReplication(v string) bool {
+	switch strings.ToLower(v) {
+	case "", "false", "off", "no", "0", "f", "n", "of":
+		return false
+	}
+	return true
 }
 
 // login builds a token for user and logs in upstream with it.
@@ -165,43 +210,33 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 		log.Warn("cancel request not delivered", "err", err)
 		return
 	}
-	log.Info("cancel request forwarded", "upstream_pid", t.key.PID)
+	log.Info("cancel request forwarded", "upstream_pid", t.key.PID, "upstream_addr", t.upstream.DialAddr())
 }
 
 // fail tells the client why its connection cannot go on, and logs it.
-func (p *Proxy) fail(log *slog.Logger, client net.Conn, err error, start time.Time) {
+func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err error, start time.Time) {
 	var pe *Error
 	if !errors.As(err, &pe) {
-		// A read error on the handshake: the client went away or sent
-		// nothing in time; there is no one to answer.
-		if isTimeout(err) {
+		switch {
+		case ctx.Err() != nil:
+			pe = &Error{Code: CodeAdminShutdown, Reason: ReasonShutdown, Err: err,
+				Message: "the proxy is shutting down; connect again (to its replacement)"}
+		case proxy.IsTimeout(err):
+			// The client sent nothing (or too little) in time.
 			log.Info("handshake timed out", "after", time.Since(start).Round(time.Millisecond))
 			return
+		default:
+			log.Info("client went away during handshake", "err", err)
+			return
 		}
-		log.Info("client went away during handshake", "err", err)
-		return
 	}
-	log.Warn("connection refused", "reason", pe.Reason, "code", pe.Code, "err", pe.Error())
+	attrs := []any{"reason", pe.Reason, "code", pe.Code, "message", pe.Message}
+	if pe.Err != nil {
+		attrs = append(attrs, "cause", pe.Err.Error())
+	}
+	log.Warn("connection refused", attrs...)
 	client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if writeError(client, pe) == nil {
-		lingerClose(client)
+		proxy.LingerClose(client)
 	}
-}
-
-// lingerClose half-closes c and drains what the client still sends for a
-// moment before the caller closes it. Closing a socket with unread input
-// makes the kernel send a reset, and a reset can destroy the error message
-// in flight before the client reads it.
-func lingerClose(c net.Conn) {
-	cw, ok := c.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
-		return
-	}
-	c.SetReadDeadline(time.Now().Add(time.Second))
-	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
