@@ -31,14 +31,14 @@ func connectPgx(t *testing.T, port, user string, extra string) *pgx.Conn {
 func TestPgxExtendedProtocol(t *testing.T) {
 	port := startProxy(t)
 	ctx := context.Background()
-	conn := connectPgx(t, port, iamUser, "application_name=pgx-it search_path=public")
+	conn := connectPgx(t, port, iamUser, "application_name=pgx-it search_path=public options='-c statement_timeout=4321'")
 
-	var user, appName, searchPath string
-	if err := conn.QueryRow(ctx, "SELECT current_user, current_setting('application_name'), current_setting('search_path')").Scan(&user, &appName, &searchPath); err != nil {
+	var user, appName, searchPath, timeout string
+	if err := conn.QueryRow(ctx, "SELECT current_user, current_setting('application_name'), current_setting('search_path'), current_setting('statement_timeout')").Scan(&user, &appName, &searchPath, &timeout); err != nil {
 		t.Fatal(err)
 	}
-	if user != iamUser || appName != "pgx-it" || searchPath != "public" {
-		t.Fatalf("user=%q application_name=%q search_path=%q; want app_user, pgx-it, public (startup parameters passed through)", user, appName, searchPath)
+	if user != iamUser || appName != "pgx-it" || searchPath != "public" || timeout != "4321ms" {
+		t.Fatalf("user=%q application_name=%q search_path=%q statement_timeout=%q; want app_user, pgx-it, public, 4321ms (startup parameters and options passed through)", user, appName, searchPath, timeout)
 	}
 
 	// application_name is what the server sees for this backend.
