@@ -22,6 +22,9 @@ func TestRedactSecrets(t *testing.T) {
 	}
 	for _, plain := range []string{
 		"dial tcp 169.254.169.254:80: connect: connection refused",
+		"unable to read file at /var/run/secrets/eks.amazonaws.com/serviceaccount/token: open /var/run/secrets/eks.amazonaws.com/serviceaccount/token: no such file or directory",
+		"InvalidIdentityToken: No OpenIDConnect provider found in your account for https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+		"ExpiredTokenException: Token expired: current date/time 1700000000 must be before the expiration date/time 1690000000",
 		"User: arn:aws:sts::123456789012:assumed-role/app/i-0abc123def4567890 is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/ProductionDatabaseAccessRoleForApplications",
 	} {
 		if got := redactSecrets(plain); got != plain {

@@ -60,6 +60,7 @@ func TestCredentialsRefreshedAheadOfExpiry(t *testing.T) {
 	t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")
 	t.Setenv("AWS_ROLE_SESSION_NAME", "integration")
 	assumed := func() int { return strings.Count(w.logs.String(), `msg="sts role assumed with web identity"`) }
+	t.Cleanup(func() { w.aws.AWS.SetSessionDuration(0) })
 
 	for _, tc := range []struct {
 		session time.Duration
@@ -77,7 +78,6 @@ func TestCredentialsRefreshedAheadOfExpiry(t *testing.T) {
 			t.Errorf("sessions of %s: 3 connections assumed the role %d times, want %d", tc.session, got, tc.want)
 		}
 	}
-	w.aws.AWS.SetSessionDuration(0)
 }
 
 // TestPinnedDBUser: --db-user logs every client in as that user, whatever

@@ -117,7 +117,7 @@ func TestFailuresReachTheClient(t *testing.T) {
 				return func() {}
 			},
 			user: iamUser, code: "28000",
-			want: []string{"credential_process failed", "run the command by hand"},
+			want: []string{"credential_process printed something that is not the expected credentials JSON", "run the command by hand"},
 		},
 		{
 			name: "no AWS credentials",

@@ -28,6 +28,8 @@ func TestPGEnvironmentDoesNotReachUpstreamLogins(t *testing.T) {
 		"PGREQUIREAUTH": "scram-sha-256", "PGCHANNELBINDING": "require", "PGSSLCERTMODE": "require",
 		"PGCONNECT_TIMEOUT": "abc", "PGTARGETSESSIONATTRS": "bogus",
 		"PGAPPNAME": "from-proxy-env", "PGOPTIONS": "-c search_path=nowhere", "PGPASSFILE": "/nonexistent",
+		"PGSSLNEGOTIATION": "direct", "PGMAXPROTOCOLVERSION": "latest", "PGMINPROTOCOLVERSION": "3.2",
+		"PGSSLMODE": "verify-full", "PGSSLROOTCERT": "/nonexistent", "PGSSLCERT": "/nonexistent", "PGSSLKEY": "/nonexistent",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -129,7 +131,14 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	// Draining: new connections are refused, the open session goes on.
+	waitFor(t, 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	if err := conn.Exec(ctx, "COMMIT").Close(); err != nil {
 		t.Fatalf("commit during the drain: %v", err)
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -58,10 +59,27 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 	defer stop()
 	// One direction on a new goroutine, the other on the caller's: two
 	// goroutines per connection in all.
+	// Whichever direction fails closes both at once, so the other, perhaps
+	// blocked reading an idle peer, ends too.
+	run := func(dst, src net.Conn, count *atomic.Int64, peerDone *atomic.Bool, linger time.Duration, atEOF func()) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("relay panicked: %v", r)
+			}
+			if err != nil {
+				closeBoth()
+			}
+		}()
+		return pipe(dst, src, count, peerDone, linger, atEOF)
+	}
 	go func() {
-		errc <- pipe(upstream, client, &stats.FromClient, &upstreamDone, linger, func() { CloseWrite(upstream) })
+		errc <- run(upstream, client, &stats.FromClient, &upstreamDone, linger, func() {
+			if !CloseWrite(upstream) {
+				upstream.Close() // the upstream must learn the client left
+			}
+		})
 	}()
-	errc <- pipe(client, upstream, &stats.FromUpstream, nil, 0, func() {
+	errc <- run(client, upstream, &stats.FromUpstream, nil, 0, func() {
 		upstreamDone.Store(true)
 		if !CloseWrite(client) {
 			client.Close()

@@ -155,3 +155,29 @@ func TestRelayWriteAfterUpstreamEndedIsNotAnError(t *testing.T) {
 		t.Fatalf("relay reported %v for a normal end", err)
 	}
 }
+
+// TestRelayClientResetEndsSession: a client that vanishes with a reset
+// (a crashed host, pgx cancelling with unread data) ends the session at
+// once even though the upstream is idle, so the backend is not held.
+func TestRelayClientResetEndsSession(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, time.Second) }()
+	client.Write([]byte("query"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(server, buf); err != nil {
+		t.Fatal(err)
+	}
+	client.(*net.TCPConn).SetLinger(0)
+	client.Close() // RST
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("relay still holds the upstream 3 s after the client reset")
+	}
+	server.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := server.Read(buf); err == nil {
+		t.Fatal("upstream still open")
+	}
+}

@@ -142,6 +142,13 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		p.fail(ctx, log, conn, p.explain(hctx, user, err), start)
 		return
 	}
+	defer up.Conn.Close()
+	if ctx.Err() != nil {
+		// The drain deadline passed during the login: a greeting now would
+		// be followed by a dead socket.
+		p.fail(ctx, log, conn, ctx.Err(), start)
+		return
+	}
 	// Cancels go to the address this session is on, not to a fresh lookup
 	// of the endpoint name: behind a reader endpoint's round-robin DNS that
 	// could be another instance.
@@ -178,8 +185,12 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 // isReplication reads the replication startup parameter as PostgreSQL
 // does: "database" or any boolean true.
 func isReplication(v string) bool {
-	switch strings.ToLower(v) {
-	case "", "false", "off", "no", "0", "f", "n", "of":
+	v = strings.ToLower(v)
+	switch {
+	case v == "" || v == "0",
+		strings.HasPrefix("false", v),
+		strings.HasPrefix("no", v),
+		len(v) >= 2 && strings.HasPrefix("off", v):
 		return false
 	}
 	return true

@@ -123,3 +123,12 @@ func FuzzReadOpening(f *testing.F) {
 		}
 	})
 }
+
+func TestIsReplication(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "0": false, "f": false, "fal": false, "FALSE": false, "n": false, "no": false, "of": false, "off": false,
+		"o": true, "on": true, "true": true, "1": true, "yes": true, "database": true} {
+		if got := isReplication(v); got != want {
+			t.Errorf("isReplication(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
