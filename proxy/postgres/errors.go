@@ -22,7 +22,6 @@ const (
 const (
 	ReasonProtocol     = "protocol"
 	ReasonCredentials  = "credentials"
-	ReasonToken        = "token"
 	ReasonLimit        = "limit"
 	ReasonShutdown     = "shutdown"
 	ReasonUpstreamAuth = "upstream_auth"
