@@ -123,6 +123,20 @@ func (p *Postgres) Port() int { return p.opts.Port }
 // ResourceID is the instance's DbiResourceId.
 func (p *Postgres) ResourceID() string { return p.opts.ResourceID }
 
+// UserARN is the dbuser ARN of user on this instance, for policies.
+func (p *Postgres) UserARN(user string) string {
+	return dbUserARN(p.aws.Region(), p.aws.AccountID(), p.opts.ResourceID, user)
+}
+
+// ConnectPolicy allows rds-db:connect on this instance as each of users.
+func (p *Postgres) ConnectPolicy(users ...string) Policy {
+	arns := make([]string, len(users))
+	for i, u := range users {
+		arns[i] = p.UserARN(u)
+	}
+	return Policy{Statements: []Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: arns}}}
+}
+
 // Close stops accepting and cuts open connections.
 func (p *Postgres) Close() error {
 	p.closeOnce.Do(func() {
@@ -179,12 +193,12 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		User: user, Database: st.Database(), Password: p.opts.BackendPassword, Params: st.RuntimeParams(),
 		Check: checkRDSIAM,
 	})
+	if loginErr == nil {
+		defer hc.Conn.Close()
+	}
 	token, err := postgres.RequestPassword(conn)
 	if err != nil {
 		log.Info("no password", "err", err)
-		if hc != nil {
-			hc.Conn.Close()
-		}
 		return
 	}
 	if loginErr != nil {
@@ -195,7 +209,6 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		Host: p.opts.Endpoint, Port: p.opts.Port, Region: p.aws.Region(), DBUser: user, ResourceID: p.opts.ResourceID,
 	})
 	if err != nil {
-		hc.Conn.Close()
 		log.Warn("IAM token rejected", "reason", err.Error())
 		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
 		return
@@ -205,7 +218,6 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	greeting := &postgres.Greeting{Params: hc.ParameterStatuses, TxStatus: hc.TxStatus,
 		Key: postgres.CancelKey{PID: hc.PID, Secret: hc.SecretKey}}
 	if err := postgres.WriteGreeting(conn, greeting); err != nil {
-		hc.Conn.Close()
 		return
 	}
 	c.SetDeadline(time.Time{})

@@ -236,7 +236,7 @@ func (a *AWS) verifyRDSToken(token string, want TokenTarget) (tokenCheck, *Token
 
 	// Authorization.
 	who := cred.who
-	resource := fmt.Sprintf("arn:aws:rds-db:%s:%s:dbuser:%s/%s", want.Region, a.accountID, want.ResourceID, want.DBUser)
+	resource := dbUserARN(want.Region, a.accountID, want.ResourceID, want.DBUser)
 	ctx := map[string]string{
 		"aws:PrincipalArn":     who.principalARN,
 		"aws:PrincipalAccount": a.accountID,
@@ -282,4 +282,11 @@ func presignRDSToken(hostport, akid string, q url.Values, cred credential, regio
 		return "", fmt.Errorf("parse presigned url: %w", err)
 	}
 	return su.Query().Get("X-Amz-Signature"), nil
+}
+
+// dbUserARN is the resource rds-db:connect is checked on. The emulator keeps
+// its own copy of the format (rather than the proxy's authtoken.DBUserARN)
+// so that it checks the proxy instead of agreeing with it.
+func dbUserARN(region, account, resourceID, user string) string {
+	return fmt.Sprintf("arn:aws:rds-db:%s:%s:dbuser:%s/%s", region, account, resourceID, user)
 }

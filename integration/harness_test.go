@@ -92,7 +92,7 @@ func runMain(m *testing.M) int {
 }
 
 // appPolicy lets a principal connect as app_user only.
-func appPolicy() emulator.Policy { return w.Policy(iamUser) }
+func appPolicy() emulator.Policy { return w.front.ConnectPolicy(iamUser) }
 
 // leakedSecrets names the first secret (by kind, never the value) that
 // shows up in the captured logs.
@@ -155,8 +155,7 @@ func startProxy(t *testing.T, mods ...func(*launch.Config)) string {
 		defer cancel()
 		r.Shutdown(ctx)
 	})
-	addr := r.Addr().String()
-	return addr[strings.LastIndexByte(addr, ':')+1:]
+	return r.Port()
 }
 
 // dsn is a libpq connection string to the proxy.

@@ -104,12 +104,11 @@ func run(duration, connDuration time.Duration, clients, scale int) error {
 		return err
 	}
 	defer r.Shutdown(ctx)
-	proxyPort := r.Addr().String()[strings.LastIndexByte(r.Addr().String(), ':')+1:]
 
 	// gssencmode=disable on both: libpq otherwise probes for Kerberos
 	// credentials on every connection, which no sidecar client has.
 	direct := fmt.Sprintf("host=%s hostaddr=127.0.0.1 port=%d sslmode=verify-full sslrootcert=%s gssencmode=disable user=postgres dbname=postgres", endpoint, pg.Port, caFile)
-	proxied := fmt.Sprintf("host=127.0.0.1 port=%s sslmode=disable gssencmode=disable user=postgres dbname=postgres", proxyPort)
+	proxied := fmt.Sprintf("host=127.0.0.1 port=%s sslmode=disable gssencmode=disable user=postgres dbname=postgres", r.Port())
 
 	type run struct {
 		name string

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -56,7 +55,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *check {
 		return 0
 	}
-	fmt.Fprintf(stdout, "\nTry it (Ctrl-C here to stop):\n  psql -h 127.0.0.1 -p %s -U app_user appdb\n\n", portOf(d.proxy.Addr().String()))
+	fmt.Fprintf(stdout, "\nTry it (Ctrl-C here to stop):\n  psql -h 127.0.0.1 -p %s -U app_user appdb\n\n", d.proxy.Port())
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return 0
@@ -81,7 +80,7 @@ func (d *demo) start(ctx context.Context, listen string) error {
 	}
 	d.stack = stack
 	fmt.Fprintf(d.stdout, "PostgreSQL %s at %s; emulated AWS at %s: instance profile role demo-app may rds-db:connect on %s\n",
-		stack.PG.Version, stack.PG.Addr(), stack.AWS.URL(), stack.UserARN("app_user"))
+		stack.PG.Version, stack.PG.Addr(), stack.AWS.URL(), stack.Front.UserARN("app_user"))
 
 	// The proxy finds its credentials as on EC2: the default chain, IMDSv2.
 	stack.UseInProcess()
@@ -96,7 +95,7 @@ func (d *demo) start(ctx context.Context, listen string) error {
 
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgconn.Connect(qctx, fmt.Sprintf("host=127.0.0.1 port=%s user=app_user dbname=appdb sslmode=disable application_name=rds-iam-proxy-demo", portOf(r.Addr().String())))
+	conn, err := pgconn.Connect(qctx, fmt.Sprintf("host=127.0.0.1 port=%s user=app_user dbname=appdb sslmode=disable application_name=rds-iam-proxy-demo", r.Port()))
 	if err != nil {
 		return fmt.Errorf("query through the proxy: %w", err)
 	}
@@ -121,9 +120,4 @@ func (d *demo) close() {
 	if d.stack != nil {
 		d.stack.Close()
 	}
-}
-
-func portOf(addr string) string {
-	i := strings.LastIndexByte(addr, ':')
-	return addr[i+1:]
 }

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 )
 
@@ -25,7 +24,7 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	listenPG := fs.String("listen-postgres", "127.0.0.1:0", "address for the emulated RDS front")
 	endpoint := fs.String("endpoint-name", "", "RDS-like endpoint name of the front (default emulated-pg.c0ffee123456.REGION.rds.amazonaws.com)")
 	region := fs.String("region", "us-east-1", "the emulated region")
-	users := fs.String("db-users", "*", "comma-separated database users the instance-profile role may rds-db:connect as (* = any)")
+	dbUsers := fs.String("db-users", "*", "comma-separated database users the instance-profile role may rds-db:connect as (* = any)")
 	caOut := fs.String("ca-out", "emulator-ca.pem", "where to write the emulator's CA certificate (the proxy's --ca-bundle)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
@@ -50,13 +49,14 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer front.Close()
 
-	var resources []string
-	for _, u := range strings.Split(*users, ",") {
+	var users, resources []string
+	for _, u := range strings.Split(*dbUsers, ",") {
 		if u = strings.TrimSpace(u); u != "" {
-			resources = append(resources, authtoken.DBUserARN(srv.AWS.Region(), srv.AWS.AccountID(), front.ResourceID(), u))
+			users = append(users, u)
+			resources = append(resources, front.UserARN(u))
 		}
 	}
-	policy := emulator.Policy{Statements: []emulator.Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: resources}}}
+	policy := front.ConnectPolicy(users...)
 	roleARN := srv.AWS.AddRole("emulated-app", policy)
 	if err := srv.AWS.SetInstanceProfile("emulated-app"); err != nil {
 		return fail(err)

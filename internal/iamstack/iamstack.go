@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
 )
@@ -79,7 +78,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Role == "" {
 		return nil, errors.New("iamstack: no role")
 	}
-	s.AWS.AWS.AddRole(o.Role, s.Policy(o.AllowUsers...))
+	s.AWS.AWS.AddRole(o.Role, s.Front.ConnectPolicy(o.AllowUsers...))
 	if err = s.AWS.AWS.SetInstanceProfile(o.Role); err != nil {
 		return nil, err
 	}
@@ -91,20 +90,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// Policy allows rds-db:connect as users on this stack's instance.
-func (s *Stack) Policy(users ...string) emulator.Policy {
-	var arns []string
-	for _, u := range users {
-		arns = append(arns, s.UserARN(u))
-	}
-	return emulator.Policy{Statements: []emulator.Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: arns}}}
-}
-
-// UserARN is the dbuser ARN of user on this stack's instance.
-func (s *Stack) UserARN(user string) string {
-	return authtoken.DBUserARN(s.AWS.AWS.Region(), s.AWS.AWS.AccountID(), s.Front.ResourceID(), user)
 }
 
 // Endpoint is the RDS-like endpoint, host:port, for --endpoint.

@@ -137,6 +137,12 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 // Addr is the listening address.
 func (r *Running) Addr() net.Addr { return r.ln.Addr() }
 
+// Port is the listening TCP port, for printing and for clients' DSNs.
+func (r *Running) Port() string {
+	_, port, _ := net.SplitHostPort(r.ln.Addr().String())
+	return port
+}
+
 // Done delivers the accept loop's end: nil after Shutdown, an error if
 // accepting failed.
 func (r *Running) Done() <-chan error { return r.done }

@@ -156,14 +156,13 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	target.DialAddress = up.Conn.RemoteAddr().String()
 	key, forget, err := p.cancels.register(target, CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
-		up.Conn.Close()
-		p.fail(ctx, log, conn, &Error{Code: CodeConnectionFailure, Reason: ReasonProtocol, Message: "internal error", Err: err}, start)
+		p.fail(ctx, log, conn, &Error{Code: CodeConnectionFailure, Reason: ReasonProtocol, Err: err,
+			Message: "cannot make a cancel key for this session (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, start)
 		return
 	}
 	defer forget()
 	greeting := &Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: Negotiation(st)}
 	if err := WriteGreeting(conn, greeting); err != nil {
-		up.Conn.Close()
 		log.Info("client went away during login", "err", err)
 		return
 	}
