@@ -112,24 +112,37 @@ func TestTokenCommand(t *testing.T) {
 }
 
 // TestDemoCheck runs the README's first command with --check.
+// TestDemoCheck runs the README's demo command for each engine and both:
+// each proxy's query must go through.
 func TestDemoCheck(t *testing.T) {
 	bin := proxyBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "demo", "--check", "--listen", "127.0.0.1:0")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("demo --check: %v\n%s", err, out.String())
-	}
-	found := false
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "query through the proxy OK: current_user=app_user") {
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("demo output lacks the query result:\n%s", out.String())
+	for _, engine := range []string{"postgres", "mysql", "all"} {
+		t.Run(engine, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "demo", "--check", "--engine", engine, "--listen", "127.0.0.1:0", "--listen-mysql", "127.0.0.1:0")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("demo --check: %v\n%s", err, out.String())
+			}
+			want := map[string][]string{
+				"postgres": {"current_user=app_user message="},
+				"mysql":    {"current_user=app_user@% message="},
+				"all":      {"current_user=app_user message=", "current_user=app_user@% message="},
+			}[engine]
+			found := 0
+			sc := bufio.NewScanner(&out)
+			for sc.Scan() {
+				for _, w := range want {
+					if strings.Contains(sc.Text(), "query through the proxy OK: "+w) {
+						found++
+					}
+				}
+			}
+			if found != len(want) {
+				t.Fatalf("demo output lacks a query result (%d of %d):\n%s", found, len(want), out.String())
+			}
+		})
 	}
 }

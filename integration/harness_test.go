@@ -19,14 +19,15 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
 )
 
-// world is what every test shares: one PostgreSQL, one emulated AWS and
-// RDS front (the demo's stack). Tests run one at a time (they change the
+// world is what every test shares: one PostgreSQL and one MariaDB, one
+// emulated AWS and an RDS front before each (the demo's stack). Tests run one at a time (they change the
 // process environment the AWS chain reads).
 type world struct {
 	*iamstack.Stack
 	pg     *localpg.Server
 	aws    *emulator.Server
 	front  *emulator.Postgres
+	my     *emulator.MySQL
 	caFile string
 	logs   *syncBuffer // everything the proxy and the emulator logged
 }
@@ -74,6 +75,15 @@ func runMain(m *testing.M) int {
 	stack, err := iamstack.Start(ctx, iamstack.Options{
 		SetupSQL: []string{setupSQL}, AppDB: appDB, AppSQL: appSQL,
 		Role: "app", AllowUsers: []string{iamUser}, Logger: log.With("component", "emulator"),
+		MySQL: &iamstack.MySQLOptions{
+			AppDB: appDB, AppSQL: mysqlAppSQL,
+			IAMUsers: []string{iamUser, unlistedUser}, OtherUsers: []string{plainUser},
+			Grants: []string{
+				"GRANT ALL ON appdb.* TO 'app_user'@'%'",
+				"GRANT ALL ON appdb.* TO 'plain_user'@'%'",
+				"GRANT ALL ON appdb.* TO 'unlisted_user'@'%'",
+			},
+		},
 	})
 	cancel()
 	if err != nil {
@@ -81,7 +91,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	stack.UseInProcess()
-	w = &world{Stack: stack, pg: stack.PG, aws: stack.AWS, front: stack.Front, caFile: stack.CAFile, logs: logs}
+	w = &world{Stack: stack, pg: stack.PG, aws: stack.AWS, front: stack.Front, my: stack.MyFront, caFile: stack.CAFile, logs: logs}
 	code := m.Run()
 	stack.Close()
 	if leaked := w.leakedSecrets(); leaked != "" {
@@ -89,6 +99,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// mysqlAppSQL is the MariaDB side's app schema.
+var mysqlAppSQL = []string{
+	"CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL)",
+	"INSERT INTO items (name) VALUES ('one'), ('two'), ('three')",
 }
 
 // appPolicy lets a principal connect as app_user only.
@@ -135,11 +151,32 @@ func proxyConfig() launch.Config {
 	}
 }
 
+// mysqlConfig is proxyConfig for the emulated MySQL instance.
+func mysqlConfig() launch.Config {
+	return launch.Config{
+		Engine:      "mysql",
+		Endpoint:    fmt.Sprintf("%s:%d", w.my.Endpoint(), w.my.Port()),
+		DialAddress: w.my.Addr(),
+		Listen:      "127.0.0.1:0",
+		CABundle:    w.caFile,
+	}
+}
+
 // startProxy starts a proxy with cfg (as edited by mods) and stops it when
 // the test ends. It returns the listening port.
 func startProxy(t *testing.T, mods ...func(*launch.Config)) string {
 	t.Helper()
-	cfg := proxyConfig()
+	return startProxyWith(t, proxyConfig(), mods...)
+}
+
+// startMySQLProxy is startProxy for the MySQL instance.
+func startMySQLProxy(t *testing.T, mods ...func(*launch.Config)) string {
+	t.Helper()
+	return startProxyWith(t, mysqlConfig(), mods...)
+}
+
+func startProxyWith(t *testing.T, cfg launch.Config, mods ...func(*launch.Config)) string {
+	t.Helper()
 	for _, m := range mods {
 		m(&cfg)
 	}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
@@ -22,6 +25,12 @@ CREATE ROLE app_user WITH LOGIN;
 GRANT rds_iam TO app_user;
 `
 
+// demoMySQLAppSQL is the same table on the MariaDB side.
+var demoMySQLAppSQL = []string{
+	"CREATE TABLE greetings (id INT AUTO_INCREMENT PRIMARY KEY, message TEXT NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+	"INSERT INTO greetings (message) VALUES ('hello from RDS IAM auth, through rds-iam-proxy')",
+}
+
 const demoAppSQL = `
 CREATE TABLE greetings (id serial PRIMARY KEY, message text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO greetings (message) VALUES ('hello from RDS IAM auth, through rds-iam-proxy');
@@ -29,17 +38,25 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON greetings TO app_user;
 GRANT USAGE, SELECT ON SEQUENCE greetings_id_seq TO app_user;
 `
 
-// cmdDemo runs the whole IAM path on this machine: a throwaway PostgreSQL,
-// the emulator (STS, IMDSv2 with an instance profile, the RDS IAM front) and
-// the proxy, configured exactly as a user would configure it against AWS.
+// cmdDemo runs the whole IAM path on this machine: a throwaway PostgreSQL
+// and/or MariaDB, the emulator (STS, IMDSv2 with an instance profile, the
+// RDS IAM fronts) and the proxy, configured exactly as a user would
+// configure it against AWS.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "rds-iam-proxy demo [--check] [--listen 127.0.0.1:6432]\n\nStarts a throwaway PostgreSQL, emulated AWS (STS, IMDSv2, an RDS IAM front) and the\nproxy, runs a query through it and waits for you to try psql; Ctrl-C stops it all.", stderr)
+	fs := newFlagSet("demo", "rds-iam-proxy demo [--check] [--engine postgres|mysql|all]\n\nStarts a throwaway PostgreSQL (and/or MariaDB), emulated AWS (STS, IMDSv2, an RDS IAM\nfront) and the proxy, runs a query through it and waits for you to try psql or mysql;\nCtrl-C stops it all.", stderr)
 	var lf logFlags
 	lf.register(fs)
 	check := fs.Bool("check", false, "exit after the query: status 0 if it worked")
-	listen := fs.String("listen", "127.0.0.1:6432", "where the proxy listens")
+	engine := fs.String("engine", "postgres", "postgres, mysql (needs MariaDB: apt-get install mariadb-server mariadb-client), or all")
+	listen := fs.String("listen", "127.0.0.1:6432", "where the Postgres proxy listens")
+	listenMy := fs.String("listen-mysql", "127.0.0.1:3307", "where the MySQL proxy listens")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
+	}
+	pg, my := *engine == "postgres" || *engine == "all", *engine == "mysql" || *engine == "all"
+	if !pg && !my {
+		fmt.Fprintf(stderr, "rds-iam-proxy demo: --engine %q: use postgres, mysql or all\n", *engine)
+		return 2
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -48,73 +65,136 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	d := &demo{log: log, stdout: stdout}
 	defer d.close()
-	if err := d.start(ctx, *listen); err != nil {
+	if err := d.start(ctx, pg, my); err != nil {
 		fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
 		return 1
+	}
+	tries := []string{}
+	if pg {
+		r, err := d.startPostgres(ctx, *listen)
+		if err != nil {
+			fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
+			return 1
+		}
+		tries = append(tries, fmt.Sprintf("psql -h 127.0.0.1 -p %s -U app_user appdb", r.Port()))
+	}
+	if my {
+		r, err := d.startMySQL(ctx, *listenMy)
+		if err != nil {
+			fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
+			return 1
+		}
+		tries = append(tries, fmt.Sprintf("mysql -h 127.0.0.1 -P %s -u app_user appdb", r.Port()))
 	}
 	if *check {
 		return 0
 	}
-	fmt.Fprintf(stdout, "\nTry it (Ctrl-C here to stop):\n  psql -h 127.0.0.1 -p %s -U app_user appdb\n\n", d.proxy.Port())
+	fmt.Fprintf(stdout, "\nTry it (Ctrl-C here to stop):\n  %s\n\n", strings.Join(tries, "\n  "))
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return 0
 }
 
 type demo struct {
-	log    *slog.Logger
-	stdout io.Writer
-	stack  *iamstack.Stack
-	proxy  *launch.Running
+	log     *slog.Logger
+	stdout  io.Writer
+	stack   *iamstack.Stack
+	proxies []*launch.Running
 }
 
-func (d *demo) start(ctx context.Context, listen string) error {
-	fmt.Fprintln(d.stdout, "starting a throwaway PostgreSQL and emulated AWS...")
-	stack, err := iamstack.Start(ctx, iamstack.Options{
-		SetupSQL: []string{demoSQL}, AppDB: "appdb", AppSQL: demoAppSQL,
+func (d *demo) start(ctx context.Context, pg, my bool) error {
+	fmt.Fprintln(d.stdout, "starting throwaway databases and emulated AWS...")
+	o := iamstack.Options{
 		Role: "demo-app", AllowUsers: []string{"app_user"},
 		Logger: d.log.With("component", "emulator"),
-	})
+	}
+	if pg {
+		o.SetupSQL, o.AppDB, o.AppSQL = []string{demoSQL}, "appdb", demoAppSQL
+	} else {
+		o.NoPostgres = true
+	}
+	if my {
+		o.MySQL = &iamstack.MySQLOptions{AppDB: "appdb", AppSQL: demoMySQLAppSQL, IAMUsers: []string{"app_user"},
+			Grants: []string{"GRANT SELECT, INSERT, UPDATE, DELETE ON appdb.* TO 'app_user'@'%'"}}
+	}
+	stack, err := iamstack.Start(ctx, o)
 	if err != nil {
 		return err
 	}
 	d.stack = stack
-	fmt.Fprintf(d.stdout, "PostgreSQL %s at %s; emulated AWS at %s: instance profile role demo-app may rds-db:connect on %s\n",
-		stack.PG.Version, stack.PG.Addr(), stack.AWS.URL(), stack.Front.UserARN("app_user"))
-
+	fmt.Fprintf(d.stdout, "emulated AWS at %s: instance profile role demo-app may rds-db:connect as app_user\n", stack.AWS.URL())
 	// The proxy finds its credentials as on EC2: the default chain, IMDSv2.
 	stack.UseInProcess()
+	return nil
+}
+
+// proxy starts one proxy as a user would configure it.
+func (d *demo) proxy(ctx context.Context, engine, endpoint, dial, listen string) (*launch.Running, error) {
 	r, err := launch.Start(ctx, launch.Config{
-		Engine: "postgres", Endpoint: stack.Endpoint(), DialAddress: stack.Front.Addr(), Listen: listen, CABundle: stack.CAFile,
+		Engine: engine, Endpoint: endpoint, DialAddress: dial, Listen: listen, CABundle: d.stack.CAFile,
 	}, d.log.With("component", "proxy"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d.proxy = r
-	fmt.Fprintf(d.stdout, "proxy on %s for %s (dialing the emulator at %s)\n", r.Addr(), stack.Endpoint(), stack.Front.Addr())
+	d.proxies = append(d.proxies, r)
+	fmt.Fprintf(d.stdout, "%s proxy on %s for %s (dialing the emulator at %s)\n", engine, r.Addr(), endpoint, dial)
+	return r, nil
+}
 
+func (d *demo) startPostgres(ctx context.Context, listen string) (*launch.Running, error) {
+	s := d.stack
+	fmt.Fprintf(d.stdout, "PostgreSQL %s at %s behind the emulated RDS front; dbuser ARN %s\n", s.PG.Version, s.PG.Addr(), s.Front.UserARN("app_user"))
+	r, err := d.proxy(ctx, "postgres", s.Endpoint(), s.Front.Addr(), listen)
+	if err != nil {
+		return nil, err
+	}
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgconn.Connect(qctx, fmt.Sprintf("host=127.0.0.1 port=%s user=app_user dbname=appdb sslmode=disable application_name=rds-iam-proxy-demo", r.Port()))
 	if err != nil {
-		return fmt.Errorf("query through the proxy: %w", err)
+		return nil, fmt.Errorf("query through the proxy: %w", err)
 	}
 	defer conn.Close(qctx)
 	res := conn.ExecParams(qctx, "SELECT current_user, message FROM greetings ORDER BY id LIMIT 1", nil, nil, nil, nil).Read()
 	if res.Err != nil {
-		return fmt.Errorf("query through the proxy: %w", res.Err)
+		return nil, fmt.Errorf("query through the proxy: %w", res.Err)
 	}
 	if len(res.Rows) != 1 {
-		return fmt.Errorf("query through the proxy: got %d rows, want 1", len(res.Rows))
+		return nil, fmt.Errorf("query through the proxy: got %d rows, want 1", len(res.Rows))
 	}
 	fmt.Fprintf(d.stdout, "query through the proxy OK: current_user=%s message=%q\n", res.Rows[0][0], res.Rows[0][1])
-	return nil
+	return r, nil
+}
+
+func (d *demo) startMySQL(ctx context.Context, listen string) (*launch.Running, error) {
+	s := d.stack
+	fmt.Fprintf(d.stdout, "MariaDB %s at %s behind the emulated RDS front; dbuser ARN %s\n", s.My.Version, s.My.Addr(), s.MyFront.UserARN("app_user"))
+	r, err := d.proxy(ctx, "mysql", s.MySQLEndpoint(), s.MyFront.Addr(), listen)
+	if err != nil {
+		return nil, err
+	}
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = "app_user", "tcp", "127.0.0.1:"+r.Port(), "appdb"
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var user, message string
+	if err := db.QueryRowContext(qctx, "SELECT CURRENT_USER(), message FROM greetings ORDER BY id LIMIT 1").Scan(&user, &message); err != nil {
+		return nil, fmt.Errorf("query through the proxy: %w", err)
+	}
+	fmt.Fprintf(d.stdout, "query through the proxy OK: current_user=%s message=%q\n", user, message)
+	return r, nil
 }
 
 func (d *demo) close() {
-	if d.proxy != nil {
+	for _, r := range d.proxies {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		d.proxy.Shutdown(ctx)
+		r.Shutdown(ctx)
 		cancel()
 	}
 	if d.stack != nil {

@@ -20,7 +20,7 @@ type upstreamFlags struct {
 }
 
 func (u *upstreamFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&u.engine, "engine", "postgres", "database engine: postgres")
+	fs.StringVar(&u.engine, "engine", "postgres", "database engine: postgres or mysql")
 	fs.StringVar(&u.endpoint, "endpoint", "", "RDS endpoint HOST:PORT; tokens are signed and TLS verified for this name")
 	fs.StringVar(&u.dialAddress, "dial-address", "", "connect to this HOST:PORT instead of the endpoint (SSH/SSM tunnel, emulator)")
 	fs.StringVar(&u.region, "region", "", "the DB's AWS region (default: from an RDS endpoint name, else AWS_REGION or the profile)")
@@ -36,12 +36,12 @@ func (u *upstreamFlags) config() launch.Config {
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", "rds-iam-proxy [run] --endpoint HOST:PORT [flags]\n\nServes PostgreSQL clients on a local address and logs each one in to the\nRDS endpoint with a fresh IAM token over verify-full TLS.", stderr)
+	fs := newFlagSet("run", "rds-iam-proxy [run] --endpoint HOST:PORT [flags]\n\nServes PostgreSQL or MySQL clients on a local address and logs each one in to the\nRDS endpoint with a fresh IAM token over verify-full TLS.", stderr)
 	var up upstreamFlags
 	var lf logFlags
 	up.register(fs)
 	lf.register(fs)
-	listen := fs.String("listen", "127.0.0.1:6432", "local address to serve clients on (loopback by default)")
+	listen := fs.String("listen", "", "local address to serve clients on (default 127.0.0.1:6432 for postgres, 127.0.0.1:3307 for mysql)")
 	handshake := fs.Duration("handshake-timeout", 30*time.Second, "limit for a client's whole login")
 	connect := fs.Duration("connect-timeout", 15*time.Second, "limit for the upstream dial, TLS and login")
 	drain := fs.Duration("max-shutdown-delay", 30*time.Second, "on SIGTERM/SIGINT, how long open connections may finish (a second signal exits at once)")

@@ -13,7 +13,7 @@ import (
 // clients that cannot go through the proxy.
 func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("token", "rds-iam-proxy token --endpoint HOST:PORT --db-user USER [--region REGION]\n\nPrints an IAM auth token (valid 15 minutes) to use as the password. It is a secret.", stderr)
-	engine := fs.String("engine", "postgres", "database engine (sets the default port): postgres")
+	engine := fs.String("engine", "postgres", "database engine (sets the default port): postgres or mysql")
 	endpoint := fs.String("endpoint", "", "RDS endpoint HOST[:PORT]; the port is part of the signed token")
 	dbUser := fs.String("db-user", "", "the database user to sign for (required)")
 	region := fs.String("region", "", "the DB's AWS region (default: from an RDS endpoint name, else AWS_REGION or the profile)")

@@ -17,20 +17,21 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // Config is one upstream and how to serve it.
 type Config struct {
-	Engine string // "postgres"
+	Engine string // "postgres" or "mysql"
 	// Endpoint is the RDS endpoint, host:port (the port defaults to the
 	// engine's). Tokens are signed and TLS is verified for this name.
 	Endpoint string
 	// DialAddress, when set, is dialed instead of Endpoint (tunnels, the
 	// emulator).
 	DialAddress string
-	Listen      string // default 127.0.0.1:6432 for postgres
+	Listen      string // default 127.0.0.1:6432 for postgres, 127.0.0.1:3307 for mysql
 	Region      string // "" = from the endpoint name, else the AWS chain
 	DBUser      string // pins the upstream user
 	CABundle    string // file; "" = download and cache the global bundle
@@ -54,6 +55,15 @@ func defaultPort(engine string) int {
 	return 5432
 }
 
+// DefaultListen is where an engine's proxy listens unless told: loopback,
+// one above the engine's port so a local server can keep its own.
+func DefaultListen(engine string) string {
+	if engine == "mysql" {
+		return "127.0.0.1:3307"
+	}
+	return "127.0.0.1:6432"
+}
+
 // Running is a started proxy.
 type Running struct {
 	ln     net.Listener
@@ -72,15 +82,15 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if c.Engine == "" {
 		c.Engine = "postgres"
 	}
-	if c.Engine != "postgres" {
-		return nil, fmt.Errorf("--engine %q: supported engines: postgres", c.Engine)
+	if c.Engine != "postgres" && c.Engine != "mysql" {
+		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql", c.Engine)
 	}
 	host, port, err := SplitEndpoint(c.Endpoint, c.Engine)
 	if err != nil {
 		return nil, err
 	}
 	if c.Listen == "" {
-		c.Listen = "127.0.0.1:6432"
+		c.Listen = DefaultListen(c.Engine)
 	}
 
 	bundle, err := tlsca.Load(ctx, tlsca.Options{File: c.CABundle, CacheDir: c.CACacheDir, Logger: log})
@@ -97,17 +107,34 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		return nil, err
 	}
 
-	p, err := postgres.New(postgres.Config{
-		Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: bundle.ClientConfig(host)},
-		Region:           region,
-		DBUser:           c.DBUser,
-		Tokens:           tokens,
-		CABundle:         bundle.Source,
-		MaxConnections:   c.MaxConnections,
-		HandshakeTimeout: c.HandshakeTimeout,
-		ConnectTimeout:   c.ConnectTimeout,
-		Logger:           log,
-	})
+	var h proxy.Handler
+	tlsConf := bundle.ClientConfig(host)
+	switch c.Engine {
+	case "mysql":
+		h, err = mysql.New(mysql.Config{
+			Upstream:         mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf},
+			Region:           region,
+			DBUser:           c.DBUser,
+			Tokens:           tokens,
+			CABundle:         bundle.Source,
+			MaxConnections:   c.MaxConnections,
+			HandshakeTimeout: c.HandshakeTimeout,
+			ConnectTimeout:   c.ConnectTimeout,
+			Logger:           log,
+		})
+	default:
+		h, err = postgres.New(postgres.Config{
+			Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf},
+			Region:           region,
+			DBUser:           c.DBUser,
+			Tokens:           tokens,
+			CABundle:         bundle.Source,
+			MaxConnections:   c.MaxConnections,
+			HandshakeTimeout: c.HandshakeTimeout,
+			ConnectTimeout:   c.ConnectTimeout,
+			Logger:           log,
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +147,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		log.Warn("listening on a non-loopback address: anyone who can reach it logs in as the database user", "listen", ln.Addr().String())
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	r := &Running{ln: ln, srv: proxy.NewServer(p, log), cancel: cancel, done: make(chan error, 1), log: log}
+	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	attrs := []any{"engine", c.Engine, "listen", ln.Addr().String(), "endpoint", net.JoinHostPort(host, strconv.Itoa(port)),
 		"region", region, "region_source", note, "ca_bundle", bundle.Source, "cas", len(bundle.Certs)}

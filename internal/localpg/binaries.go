@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
 )
 
 // installHint is appended to every "binaries not found" error: the demo
@@ -72,7 +73,7 @@ func (f binFinder) find() (string, error) {
 			continue // a relative PATH entry depends on the cwd: never trust it
 		}
 		pg := filepath.Join(dir, "postgres")
-		if !isRealExecutable(pg) {
+		if !localsrv.IsRealExecutable(pg) {
 			continue
 		}
 		// Follow symlinks such as /usr/local/bin/postgres ->
@@ -99,28 +100,7 @@ func (f binFinder) find() (string, error) {
 // isServerBinDir reports whether dir holds both server programs as real
 // executables.
 func isServerBinDir(dir string) bool {
-	return isRealExecutable(filepath.Join(dir, "initdb")) && isRealExecutable(filepath.Join(dir, "postgres"))
-}
-
-// isRealExecutable reports whether path (after symlinks) is an executable
-// regular file that is not an interpreter script. Debian's postgresql-common
-// installs Perl wrappers (pg_wrapper) under the server's program names; they
-// would fail later with confusing errors, so they are rejected here.
-func isRealExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return false
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, 2)
-	if _, err := io.ReadFull(f, head); err != nil {
-		return false
-	}
-	return !bytes.Equal(head, []byte("#!"))
+	return localsrv.IsRealExecutable(filepath.Join(dir, "initdb")) && localsrv.IsRealExecutable(filepath.Join(dir, "postgres"))
 }
 
 // sortByVersionDesc orders directories matched by pattern by the numeric

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
 )
 
 // Options configures Start. The zero value gives a trusting, non-TLS server
@@ -172,7 +174,7 @@ func serverConfig(o *Options, socketDir string) string {
 // and writes the TLS files, all owned by the server's user: PostgreSQL
 // refuses a private key that is group/world readable or owned by someone
 // else.
-func writeConfig(o *Options, dataDir, socketDir string, as runAs) error {
+func writeConfig(o *Options, dataDir, socketDir string, as localsrv.Account) error {
 	conf := filepath.Join(dataDir, "postgresql.conf")
 	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -202,8 +204,8 @@ func writeConfig(o *Options, dataDir, socketDir string, as runAs) error {
 		}
 	}
 	for _, file := range files {
-		if err := writeOwnedFile(filepath.Join(dataDir, file.name), file.data, file.mode, as); err != nil {
-			return err
+		if err := as.WriteOwnedFile(filepath.Join(dataDir, file.name), file.data, file.mode); err != nil {
+			return fmt.Errorf("localpg: %w", err)
 		}
 	}
 	return nil

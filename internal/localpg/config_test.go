@@ -78,24 +78,3 @@ func TestDSNQuote(t *testing.T) {
 		}
 	}
 }
-
-func TestLogRingKeepsTail(t *testing.T) {
-	r := &logRing{}
-	line := strings.Repeat("x", 99) + "\n"
-	for i := 0; i < 2*logRingSize/len(line); i++ {
-		_, _ = r.Write([]byte(line))
-	}
-	_, _ = r.Write([]byte("last line\n"))
-	s := r.String()
-	if len(s) != logRingSize || !strings.HasSuffix(s, "last line\n") {
-		t.Errorf("ring len %d, suffix %q", len(s), s[len(s)-20:])
-	}
-	if got := tail(s, 2); !strings.HasSuffix(got, "\nlast line") || strings.Count(got, "\n") != 1 {
-		t.Errorf("tail = %q", got)
-	}
-	big := strings.Repeat("y", logRingSize+10)
-	_, _ = r.Write([]byte(big))
-	if r.String() != big[10:] {
-		t.Error("oversized write not truncated to its tail")
-	}
-}

@@ -30,7 +30,7 @@ func helperMain() int {
 		fmt.Println("ERROR", err)
 		return 1
 	}
-	fmt.Printf("SERVER %d %s\n", srv.proc.pid(), filepath.Dir(srv.DataDir))
+	fmt.Printf("SERVER %d %s\n", srv.proc.Pid(), filepath.Dir(srv.DataDir))
 	time.Sleep(time.Hour) // until killed
 	return 0
 }
@@ -102,7 +102,7 @@ func TestStopRemovesDirAndProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, base := srv.proc.pid(), srv.baseDir
+	pid, base := srv.proc.Pid(), srv.baseDir
 	procs := serverProcs(t, pid)
 	if len(procs) < 2 {
 		t.Errorf("expected a postmaster and its auxiliary processes, found %v", procs)
@@ -130,7 +130,7 @@ func TestStopReportsCrashedServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.proc.kill()
+	srv.proc.Kill()
 	if err := srv.Stop(); err == nil || !strings.Contains(err.Error(), "exited before Stop") {
 		t.Errorf("Stop after a crash = %v, want it reported", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
 )
 
 const (
@@ -40,8 +41,8 @@ type Server struct {
 	BinDir    string
 	Version   string // e.g. "15.18", from `postgres --version`
 
-	proc       *child
-	log        *logRing
+	proc       *localsrv.Child
+	log        *localsrv.LogRing
 	baseDir    string
 	removeBase bool
 	stopOnce   sync.Once
@@ -75,9 +76,9 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	base, made, err := makeBaseDir(o.Dir)
+	base, made, err := localsrv.MakeBaseDir(o.Dir, "localpg-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("localpg: %w", err)
 	}
 	if made {
 		defer func() {
@@ -98,14 +99,14 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	if n := len(filepath.Join(s.SocketDir, ".s.PGSQL.65535.lock")); n > maxSocketPath {
 		return nil, fmt.Errorf("localpg: socket path in %s would be %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", s.SocketDir, n, maxSocketPath)
 	}
-	if err := ensureTraversable(base, as); err != nil {
-		return nil, err
+	if err := as.EnsureTraversable(base); err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
 	}
-	if err := mkOwnedDir(s.DataDir, 0o700, as); err != nil {
-		return nil, err
+	if err := as.MkOwnedDir(s.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
 	}
-	if err := mkOwnedDir(s.SocketDir, 0o755, as); err != nil {
-		return nil, err
+	if err := as.MkOwnedDir(s.SocketDir, 0o755); err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
 	}
 	initdbOut, err := s.initdb(ctx, as, timeout)
 	if err != nil {
@@ -122,8 +123,8 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	for attempt := 1; ; attempt++ {
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
-				return nil, err
+			if port, err = localsrv.FreePort(); err != nil {
+				return nil, fmt.Errorf("localpg: %w", err)
 			}
 		}
 		err = s.run(ctx, &o, as, port, timeout)
@@ -139,53 +140,53 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 // initdb creates the cluster. --no-sync and trust auth keep it to about a
 // second; the superuser is named "postgres" whatever our user is, so Exec
 // and tests can rely on it.
-func (s *Server) initdb(ctx context.Context, as runAs, timeout time.Duration) (string, error) {
-	out := &logRing{}
+func (s *Server) initdb(ctx context.Context, as localsrv.Account, timeout time.Duration) (string, error) {
+	out := &localsrv.LogRing{}
 	args := []string{"-D", s.DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"}
 	if major, _, _ := strings.Cut(s.Version, "."); atoiOr0(major) >= 13 {
 		args = append(args, "--no-instructions") // PG 13+: drop the pg_ctl advice from error tails
 	}
 	cmd := exec.Command(filepath.Join(s.BinDir, "initdb"), args...)
 	cmd.Dir = s.baseDir // initdb (as another user) must be able to enter its cwd
-	cmd.Env = childEnv(as.home)
+	cmd.Env = childEnv(as.Home)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = as.procAttr()
+	cmd.SysProcAttr = as.SysProcAttr()
 	cmd.WaitDelay = waitDelay
-	c, err := startChild(cmd)
+	c, err := localsrv.StartChild(cmd)
 	if err != nil {
 		return "", fmt.Errorf("localpg: start initdb: %w", err)
 	}
 	select {
-	case <-c.done:
+	case <-c.Done():
 	case <-ctx.Done():
-		c.abort()
-		return out.String(), fmt.Errorf("localpg: initdb interrupted (start timeout %v): %w\n--- initdb output ---\n%s", timeout, ctx.Err(), tail(out.String(), 30))
+		abort(c)
+		return out.String(), fmt.Errorf("localpg: initdb interrupted (start timeout %v): %w\n--- initdb output ---\n%s", timeout, ctx.Err(), localsrv.Tail(out.String(), 30))
 	}
-	if c.err != nil {
-		return out.String(), fmt.Errorf("localpg: initdb %s: %w\n--- initdb output ---\n%s", s.DataDir, c.err, tail(out.String(), 30))
+	if c.Err() != nil {
+		return out.String(), fmt.Errorf("localpg: initdb %s: %w\n--- initdb output ---\n%s", s.DataDir, c.Err(), localsrv.Tail(out.String(), 30))
 	}
 	return out.String(), nil
 }
 
 // run starts postgres on port and waits until it accepts connections. On
 // failure the process is gone when run returns.
-func (s *Server) run(ctx context.Context, o *Options, as runAs, port int, timeout time.Duration) error {
-	s.log = &logRing{}
+func (s *Server) run(ctx context.Context, o *Options, as localsrv.Account, port int, timeout time.Duration) error {
+	s.log = &localsrv.LogRing{}
 	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"), "-D", s.DataDir, "-p", strconv.Itoa(port))
 	cmd.Dir = s.baseDir
-	cmd.Env = childEnv(as.home)
-	w := &teeWriter{ring: s.log, extra: o.Log}
+	cmd.Env = childEnv(as.Home)
+	w := localsrv.Tee(s.log, o.Log)
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = as.procAttr()
+	cmd.SysProcAttr = as.SysProcAttr()
 	cmd.WaitDelay = waitDelay
-	c, err := startChild(cmd)
+	c, err := localsrv.StartChild(cmd)
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	s.Port = port
 	s.proc = c
 	if err := s.waitReady(ctx, timeout); err != nil {
-		c.abort()
+		abort(c)
 		return errors.Join(err, removeStaleShm(s.DataDir))
 	}
 	return nil
@@ -216,8 +217,8 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		lastErr = err
 		select {
-		case <-s.proc.done:
-			return fmt.Errorf("postgres exited during startup: %w", s.proc.err)
+		case <-s.proc.Done():
+			return fmt.Errorf("postgres exited during startup: %w", s.proc.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("postgres not ready (start timeout %v): %w (last attempt: %w)", timeout, ctx.Err(), lastErr)
 		case <-time.After(delay):
@@ -240,21 +241,7 @@ func bindFailed(log string) bool {
 // since the caller usually has nowhere else to see it.
 func startError(err error, serverLog, initdbOut string) error {
 	return fmt.Errorf("localpg: start postgres: %w\n--- server log (tail) ---\n%s\n--- initdb output (tail) ---\n%s",
-		err, tail(serverLog, 40), tail(initdbOut, 10))
-}
-
-// freePort asks the kernel for an unused loopback port. It can be taken
-// again before postgres binds it; Start retries in that case.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("localpg: pick a free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("localpg: pick a free port: %w", err)
-	}
-	return port, nil
+		err, localsrv.Tail(serverLog, 40), localsrv.Tail(initdbOut, 10))
 }
 
 // Stop shuts the server down (fast shutdown, SIGKILL after 10s) and
@@ -271,11 +258,11 @@ func (s *Server) Stop() error {
 
 func (s *Server) stop() error {
 	var errs []error
-	if gone, werr := s.proc.exited(); gone {
-		errs = append(errs, fmt.Errorf("localpg: postgres had exited before Stop (%v):\n%s", werr, tail(s.log.String(), 20)))
+	if gone, werr := s.proc.Exited(); gone {
+		errs = append(errs, fmt.Errorf("localpg: postgres had exited before Stop (%v):\n%s", werr, localsrv.Tail(s.log.String(), 20)))
 	}
-	if err := s.proc.stop(stopGrace); err != nil {
-		errs = append(errs, fmt.Errorf("localpg: postgres (pid %d) %w", s.proc.pid(), err))
+	if err := stopChild(s.proc, stopGrace); err != nil {
+		errs = append(errs, fmt.Errorf("localpg: postgres (pid %d) %w", s.proc.Pid(), err))
 	}
 	if err := removeStaleShm(s.DataDir); err != nil {
 		errs = append(errs, err)

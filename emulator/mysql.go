@@ -1,0 +1,256 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
+)
+
+// MySQLOptions configure an emulated RDS for MySQL instance in front of a
+// real MySQL or MariaDB server.
+type MySQLOptions struct {
+	// Endpoint is the RDS-like name the instance answers to; default
+	// "emulated-mysql.c0ffee123456.REGION.rds.amazonaws.com".
+	Endpoint string
+	// Port is the port in the endpoint (and so in tokens); default 3306.
+	Port int
+	// ResourceID is the DbiResourceId in the dbuser ARN; default
+	// "db-EMULATEDMYSQL000001".
+	ResourceID string
+	// Listen is the address to listen on; default 127.0.0.1:0.
+	Listen string
+	// Backend is the host:port of the real server. The emulator logs in to
+	// it as the client's user with BackendPassword (mysql_native_password
+	// or caching_sha2_password), so the backend sees the real user, as on
+	// RDS; over TLS when BackendTLS is set, so the session's Ssl_cipher
+	// and REQUIRE SSL behave as on RDS.
+	Backend         string
+	BackendPassword string
+	BackendTLS      *tls.Config
+	// IAMUsers are the users created IDENTIFIED WITH AWSAuthenticationPlugin
+	// on this instance. MariaDB and MySQL have no such plugin, so the
+	// emulator keeps the list itself: these users are switched to
+	// mysql_clear_password and must present a valid token; any other user
+	// is refused with "Access denied", as RDS refuses a token for a
+	// password user. Change it later with SetIAMUser.
+	IAMUsers []string
+	Logger   *slog.Logger
+}
+
+// MySQL is a running emulated RDS for MySQL front.
+type MySQL struct {
+	aws  *AWS
+	opts MySQLOptions
+	tls  *tls.Config
+	ln   net.Listener
+	log  *slog.Logger
+	srv  *proxy.Server
+
+	mu       sync.Mutex
+	iamUsers map[string]bool
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// StartMySQL starts an RDS IAM front for MySQL. Like RDS with IAM database
+// authentication enabled, it mirrors the server's greeting, requires TLS,
+// switches IAM users to mysql_clear_password, checks the password as an IAM
+// token (signature, expiry, host, port, region, user, the caller's
+// rds-db:connect permission), and answers every failure with
+// "Access denied for user 'U'@'HOST' (using password: YES)", logging the
+// real reason.
+func (a *AWS) StartMySQL(ca *CA, o MySQLOptions) (*MySQL, error) {
+	if o.Backend == "" {
+		return nil, errors.New("emulator: MySQLOptions.Backend is required")
+	}
+	if o.Endpoint == "" {
+		o.Endpoint = "emulated-mysql.c0ffee123456." + a.Region() + ".rds.amazonaws.com"
+	}
+	if o.Port == 0 {
+		o.Port = 3306
+	}
+	if o.ResourceID == "" {
+		o.ResourceID = "db-EMULATEDMYSQL000001"
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cert, err := ca.ServerCert(o.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: server certificate: %w", err)
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &MySQL{
+		aws: a, opts: o, ln: ln, cancel: cancel, done: make(chan struct{}), iamUsers: map[string]bool{},
+		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		log: log.With("emulator", "rds-mysql", "endpoint", o.Endpoint),
+	}
+	for _, u := range o.IAMUsers {
+		m.iamUsers[u] = true
+	}
+	m.srv = proxy.NewServer(m, m.log)
+	go func() {
+		defer close(m.done)
+		if err := m.srv.Serve(ctx, ln); err != nil {
+			m.log.Error("accept loop ended", "err", err)
+		}
+	}()
+	return m, nil
+}
+
+// Addr is where the front listens (the dial address for clients).
+func (m *MySQL) Addr() string { return m.ln.Addr().String() }
+
+// Endpoint is the RDS-like endpoint name.
+func (m *MySQL) Endpoint() string { return m.opts.Endpoint }
+
+// Port is the endpoint's port (in tokens), not the listening port.
+func (m *MySQL) Port() int { return m.opts.Port }
+
+// ResourceID is the instance's DbiResourceId.
+func (m *MySQL) ResourceID() string { return m.opts.ResourceID }
+
+// UserARN is the dbuser ARN of user on this instance, for policies.
+func (m *MySQL) UserARN(user string) string {
+	return dbUserARN(m.aws.Region(), m.aws.AccountID(), m.opts.ResourceID, user)
+}
+
+// ConnectPolicy allows rds-db:connect on this instance as each of users.
+func (m *MySQL) ConnectPolicy(users ...string) Policy {
+	return connectPolicy(m.UserARN, users)
+}
+
+// SetIAMUser makes user an IAM user of this instance, or not.
+func (m *MySQL) SetIAMUser(user string, iam bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.iamUsers[user] = iam
+}
+
+func (m *MySQL) isIAMUser(user string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.iamUsers[user]
+}
+
+// Close stops accepting and cuts open connections.
+func (m *MySQL) Close() error {
+	m.closeOnce.Do(func() {
+		m.cancel()
+		<-m.done
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		m.srv.Shutdown(ctx)
+	})
+	return nil
+}
+
+// ServeConn serves one client: it implements proxy.Handler.
+func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	log := m.log.With("client", c.RemoteAddr().String())
+
+	pending, err := mysql.Dial(hctx, mysql.Upstream{Host: "backend", DialAddress: m.opts.Backend, TLS: m.opts.BackendTLS})
+	if err != nil {
+		log.Error("backend unreachable", "err", err)
+		mysql.WriteServerError(c, 0, mysql.ErUpstreamConnect, "the database system is not reachable")
+		return
+	}
+	loggedIn := false
+	defer func() {
+		if !loggedIn {
+			pending.Close()
+		}
+	}()
+	scramble, err := mysql.NewScramble()
+	if err != nil {
+		log.Error("no scramble", "err", err)
+		return
+	}
+	hello, err := mysql.Greet(c, mysql.ClientGreeting(pending.Greeting, scramble, mysql.PluginNativePassword, true),
+		mysql.FrontOptions{TLS: m.tls, RequireTLS: true})
+	if err != nil {
+		log.Info("handshake failed", "err", err)
+		var me *mysql.Error
+		if errors.As(err, &me) {
+			mysql.WriteServerError(c, me.Seq, me.Code, me.Message)
+		}
+		return
+	}
+	conn, resp := hello.Conn, hello.Response
+	seq := hello.Seq + 1
+	user := resp.User
+	log = log.With("user", user)
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	denied := fmt.Sprintf("Access denied for user '%s'@'%s' (using password: YES)", user, host)
+
+	if !m.isIAMUser(user) {
+		log.Warn("login refused: not an IAM user of this instance (not IDENTIFIED WITH AWSAuthenticationPlugin)")
+		mysql.WriteServerError(conn, seq, mysql.ErAccessDenied, denied)
+		return
+	}
+	token := resp.AuthData
+	if resp.AuthPlugin != mysql.PluginClearPassword {
+		token, seq, err = mysql.AuthSwitch(conn, seq, mysql.PluginClearPassword, nil)
+		if err != nil {
+			log.Info("no password after the auth switch", "err", err)
+			return
+		}
+	}
+	token = bytes.TrimSuffix(token, []byte{0})
+	caller, err := m.aws.VerifyRDSToken(string(token), TokenTarget{
+		Host: m.opts.Endpoint, Port: m.opts.Port, Region: m.aws.Region(), DBUser: user, ResourceID: m.opts.ResourceID,
+	})
+	if err != nil {
+		log.Warn("IAM token rejected", "reason", err.Error())
+		mysql.WriteServerError(conn, seq, mysql.ErAccessDenied, denied)
+		return
+	}
+	log = log.With("caller", caller.ARN)
+
+	sess, err := pending.Login(hctx, mysql.Login{User: user, Database: resp.Database, Password: m.opts.BackendPassword,
+		Plugin: mysql.PluginNativePassword, Client: resp})
+	loggedIn = true // Login owns the connection now
+	if err != nil {
+		var se *mysql.ServerError
+		if errors.As(err, &se) {
+			log.Warn("backend refused the login", "err", err)
+			mysql.WriteServerError(conn, seq, se.Code, se.Message)
+			return
+		}
+		log.Error("backend login failed", "err", err)
+		mysql.WriteServerError(conn, seq, mysql.ErUpstreamConnect, "Lost connection to the database during login")
+		return
+	}
+	defer sess.Conn.Close()
+	if err := mysql.WritePacket(conn, seq, sess.OK); err != nil {
+		return
+	}
+	c.SetDeadline(time.Time{})
+	sess.Conn.SetDeadline(time.Time{})
+	log.Info("IAM login accepted")
+	var stats proxy.Stats
+	proxy.Relay(ctx, conn, sess.Conn, &stats, 0)
+}

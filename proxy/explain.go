@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+)
+
+// Target describes the upstream a login failed against, for messages.
+type Target struct {
+	Host     string // the endpoint name: tokens and TLS are for it
+	DialAddr string // what was dialed
+	Tunnel   bool   // DialAddr was set by --dial-address
+	User     string
+	CABundle string // where the trusted CAs came from
+}
+
+// Explanation is a login failure in words a person can act on.
+type Explanation struct {
+	Reason  string // Reason*
+	Message string // cause and fix; never a secret
+}
+
+// ExplainLoginFailure explains the engine-independent ways a login fails:
+// no credentials, TLS verification, DNS, an unreachable or slow upstream.
+// ok is false for anything else (the engine's own server errors).
+func ExplainLoginFailure(err error, t Target) (Explanation, bool) {
+	var credErr *authtoken.CredentialsError
+	if errors.As(err, &credErr) {
+		return Explanation{ReasonCredentials, fmt.Sprintf("cannot sign an IAM token for user %q: %s. Fix: give the proxy AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance profile, IRSA or Pod Identity)", t.User, credErr.Error())}, true
+	}
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		return Explanation{ReasonUpstreamTLS, fmt.Sprintf("TLS verification of %s failed: its certificate is not signed by a CA in the bundle %s. Fix: use the RDS CA bundle (omit --ca-bundle to download AWS's global bundle, or pass the bundle for the DB's region)", t.Host, t.CABundle)}, true
+	}
+	var nameErr x509.HostnameError
+	if errors.As(err, &nameErr) {
+		return Explanation{ReasonUpstreamTLS, fmt.Sprintf("TLS verification failed: the upstream certificate is not valid for %s (%s). Fix: --endpoint must be the RDS endpoint name, not an IP address or a CNAME; to connect through a tunnel or another address keep --endpoint and set --dial-address", t.Host, nameErr.Error())}, true
+	}
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) {
+		return Explanation{ReasonUpstreamTLS, fmt.Sprintf("TLS verification of %s failed: %s. Fix: check this machine's clock; if the CA expired, use the current RDS CA bundle", t.Host, invalid.Error())}, true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if t.Tunnel {
+			return Explanation{ReasonUpstreamDial, fmt.Sprintf("cannot resolve %s from the dial address %s: %s. Fix: check --dial-address (the tunnel's local address)", dnsErr.Name, t.DialAddr, dnsErr.Err)}, true
+		}
+		return Explanation{ReasonUpstreamDial, fmt.Sprintf("cannot resolve %s: %s. Fix: check the endpoint name and this machine's DNS (inside the VPC); to connect through a tunnel set --dial-address", dnsErr.Name, dnsErr.Err)}, true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return Explanation{ReasonUpstreamDial, fmt.Sprintf("cannot reach the upstream %s at %s: %s. Fix: check that the DB is running and reachable from here (security groups, VPC, tunnel)", t.Host, t.DialAddr, opErr.Err)}, true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || IsTimeout(err) {
+		return Explanation{ReasonTimeout, fmt.Sprintf("the upstream %s at %s did not complete the login in time. Fix: check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded", t.Host, t.DialAddr)}, true
+	}
+	return Explanation{}, false
+}

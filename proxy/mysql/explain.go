@@ -1,0 +1,86 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// explain turns a failed login into what the client is told: the cause in
+// words a person can act on, and the fix. The log gets the same text plus
+// the underlying error; neither ever holds the token.
+func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
+	up := p.cfg.Upstream
+	t := proxy.Target{Host: up.Host, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", User: user, CABundle: p.cfg.CABundle}
+	if x, ok := proxy.ExplainLoginFailure(err, t); ok {
+		return &Error{Code: codeFor(x.Reason), Reason: x.Reason, Message: x.Message, Err: err}
+	}
+	var se *ServerError
+	if errors.As(err, &se) {
+		return p.explainServerError(ctx, user, se)
+	}
+	var tlsErr *TLSError
+	switch {
+	case errors.Is(err, errNoTLS):
+		return &Error{Code: ErUpstreamConnect, Reason: proxy.ReasonUpstreamTLS, Err: err,
+			Message: fmt.Sprintf("the upstream %s does not offer TLS; IAM tokens are only sent over TLS. Fix: point --endpoint at an RDS or Aurora MySQL endpoint", up.Host)}
+	case errors.As(err, &tlsErr):
+		return &Error{Code: ErUpstreamConnect, Reason: proxy.ReasonUpstreamTLS, Err: err,
+			Message: fmt.Sprintf("TLS with the upstream %s at %s failed: %s", up.Host, up.DialAddr(), tlsErr.Err)}
+	}
+	var plugin *UnsupportedPluginError
+	if errors.As(err, &plugin) {
+		return &Error{Code: ErNotSupportedAuth, Reason: proxy.ReasonUpstreamAuth, Err: err,
+			Message: fmt.Sprintf("the upstream asked user %q for the auth plugin %q instead of mysql_clear_password: the user is not an IAM user. Fix: CREATE USER %s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' (or ALTER USER)", user, plugin.Plugin, quoteUser(user))}
+	}
+	var pe *UpstreamProtocolError
+	if errors.As(err, &pe) {
+		return &Error{Code: ErUpstreamConnect, Reason: proxy.ReasonUpstream, Err: err,
+			Message: fmt.Sprintf("lost the upstream %s at %s during the login (%s). Fix: check that it is a MySQL endpoint and that the DB is healthy", up.Host, up.DialAddr(), pe.Step)}
+	}
+	return &Error{Code: ErUpstreamConnect, Reason: proxy.ReasonUpstream, Err: err,
+		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
+}
+
+// codeFor maps a shared failure reason to the MySQL error a client expects.
+func codeFor(reason string) uint16 {
+	if reason == proxy.ReasonCredentials {
+		return ErAccessDenied
+	}
+	return ErUpstreamConnect
+}
+
+// explainServerError explains an ERR the upstream sent during the login.
+func (p *Proxy) explainServerError(ctx context.Context, user string, e *ServerError) *Error {
+	switch e.Code {
+	case ErAccessDenied:
+		who := "the proxy's AWS identity"
+		account := ""
+		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if id, err := p.cfg.Tokens.Identity(ictx, p.cfg.Region); err == nil {
+			who, account = id.ARN, id.Account
+		}
+		cancel()
+		arn := authtoken.DBUserARN(p.cfg.Region, account, "*", user)
+		return &Error{Code: ErAccessDenied, Reason: proxy.ReasonUpstreamAuth, Err: e,
+			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (%s): check that the user was created IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
+				user, e.Message, who, arn, p.cfg.Region)}
+	case ErPluginNotLoaded:
+		if strings.Contains(e.Message, "AWSAuthenticationPlugin") {
+			return &Error{Code: ErPluginNotLoaded, Reason: proxy.ReasonUpstreamAuth, Err: e,
+				Message: fmt.Sprintf("IAM database authentication is not enabled on %s (%s). Fix: aws rds modify-db-instance --db-instance-identifier ID --enable-iam-database-authentication --apply-immediately (for Aurora: modify-db-cluster)", p.cfg.Upstream.Host, e.Message)}
+		}
+	}
+	return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
+		Message: "upstream refused the login: " + e.Message}
+}
+
+// quoteUser writes user as a MySQL account name.
+func quoteUser(user string) string {
+	return "'" + strings.ReplaceAll(user, "'", "''") + "'"
+}

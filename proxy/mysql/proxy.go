@@ -1,0 +1,205 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// Config configures a MySQL proxy for one upstream.
+type Config struct {
+	Upstream Upstream // TLS must be set: IAM tokens only travel over TLS
+	Region   string   // the DB's region, for signing
+	// DBUser, when set, is the upstream user for every client whatever
+	// user the client names.
+	DBUser string
+	Tokens proxy.TokenSource
+	// CABundle says where the trusted CAs came from, for error messages.
+	CABundle string
+	// MaxConnections caps client connections (0: no cap). A client over
+	// the cap gets ERROR 1040 rather than a silent close.
+	MaxConnections int
+	// HandshakeTimeout bounds everything before the relay. Default 30s.
+	HandshakeTimeout time.Duration
+	// ConnectTimeout bounds the upstream dial and greeting, and separately
+	// the TLS upgrade and login. Default 15s.
+	ConnectTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Proxy accepts MySQL clients in plaintext and logs them in upstream with
+// IAM tokens over verify-full TLS.
+type Proxy struct {
+	cfg   Config
+	slots chan struct{}
+	log   *slog.Logger
+}
+
+// New checks cfg and returns a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Upstream.TLS == nil {
+		return nil, errors.New("mysql proxy: upstream TLS configuration is required")
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("mysql proxy: no token source")
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("mysql proxy: no region")
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 15 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host)}
+	if cfg.MaxConnections > 0 {
+		p.slots = make(chan struct{}, cfg.MaxConnections)
+	}
+	return p, nil
+}
+
+// ServeConn serves one client connection; it implements proxy.Handler.
+func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
+	start := time.Now()
+	defer client.Close()
+	log := p.log.With("client", client.RemoteAddr().String())
+
+	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
+	defer cancel()
+	client.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
+	stopCut := context.AfterFunc(ctx, func() { client.SetReadDeadline(time.Unix(1, 0)) })
+	defer stopCut()
+
+	if p.slots != nil {
+		select {
+		case p.slots <- struct{}{}:
+			defer func() { <-p.slots }()
+		default:
+			p.fail(ctx, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit,
+				Message: fmt.Sprintf("too many connections: the proxy's limit of %d is reached. Fix: close idle connections or raise --max-connections", p.cfg.MaxConnections)}, start, 0, false)
+			return
+		}
+	}
+
+	// The upstream's greeting comes first: the client must see the
+	// server's version, capabilities and connection id.
+	dctx, dcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
+	pending, err := Dial(dctx, p.cfg.Upstream)
+	dcancel()
+	if err != nil {
+		p.fail(ctx, log, client, p.explain(hctx, "", err), start, 0, false)
+		return
+	}
+	defer func() {
+		if pending != nil {
+			pending.Close()
+		}
+	}()
+	scramble, err := NewScramble()
+	if err != nil {
+		p.fail(ctx, log, client, &Error{Code: ErHandshake, Reason: proxy.ReasonProtocol, Err: err,
+			Message: "cannot make a scramble (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, start, 0, false)
+		return
+	}
+	hello, err := Greet(client, ClientGreeting(pending.Greeting, scramble, PluginNativePassword, false), FrontOptions{})
+	if err != nil {
+		p.fail(ctx, log, client, err, start, 1, true)
+		return
+	}
+	conn, resp := hello.Conn, hello.Response
+	seq := hello.Seq + 1
+	user := resp.User
+	if p.cfg.DBUser != "" {
+		user = p.cfg.DBUser
+	}
+	log = log.With("user", user, "database", resp.Database, "connection_id", pending.Greeting.ConnectionID)
+	if user == "" {
+		p.fail(ctx, log, conn, &Error{Code: ErAccessDenied, Reason: proxy.ReasonProtocol,
+			Message: "no user name: pass the database user (mysql -u USER), or start the proxy with --db-user"}, start, seq, true)
+		return
+	}
+
+	tok, err := p.cfg.Tokens.Token(hctx, p.cfg.Upstream.Host, p.cfg.Upstream.Port, p.cfg.Region, user)
+	if err != nil {
+		p.fail(ctx, log, conn, p.explain(hctx, user, err), start, seq, true)
+		return
+	}
+	lctx, lcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
+	sess, err := pending.Login(lctx, Login{User: user, Database: resp.Database, Password: tok, Plugin: PluginClearPassword, Client: resp})
+	lcancel()
+	pending = nil // Login closed it on failure, and owns it on success
+	if err != nil {
+		if ctx.Err() != nil {
+			p.fail(ctx, log, conn, err, start, seq, true)
+			return
+		}
+		p.fail(ctx, log, conn, p.explain(hctx, user, err), start, seq, true)
+		return
+	}
+	defer sess.Conn.Close()
+	if ctx.Err() != nil {
+		p.fail(ctx, log, conn, ctx.Err(), start, seq, true)
+		return
+	}
+	if err := writePacket(conn, seq, sess.OK); err != nil {
+		log.Info("client went away during login", "err", err)
+		return
+	}
+	stopCut()
+	conn.SetDeadline(time.Time{})
+	sess.Conn.SetDeadline(time.Time{})
+	log.Debug("connected", "handshake", time.Since(start))
+
+	var stats proxy.Stats
+	rerr := proxy.Relay(ctx, conn, sess.Conn, &stats, 0)
+	attrs := []any{"duration", time.Since(start).Round(time.Millisecond), "bytes_from_client", stats.FromClient.Load(), "bytes_from_upstream", stats.FromUpstream.Load()}
+	if rerr != nil {
+		log.Info("connection ended", append(attrs, "outcome", "error", "err", rerr)...)
+		return
+	}
+	log.Info("connection ended", append(attrs, "outcome", "ok")...)
+}
+
+// fail tells the client why its connection cannot go on, and logs it.
+//
+// seq and greeted say where the login is: an ERR before the greeting goes
+// out with sequence id 0 and no SQLSTATE, after it with the next id.
+// Errors from Greet carry their own position.
+func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err error, start time.Time, seq byte, greeted bool) {
+	var me *Error
+	if !errors.As(err, &me) {
+		switch {
+		case ctx.Err() != nil:
+			me = &Error{Code: ErServerShutdown, Reason: proxy.ReasonShutdown, Err: err,
+				Message: "the proxy is shutting down; connect again (to its replacement)"}
+		case proxy.IsTimeout(err):
+			log.Info("handshake timed out", "after", time.Since(start).Round(time.Millisecond))
+			return
+		default:
+			log.Info("client went away during handshake", "err", err)
+			return
+		}
+	}
+	if !me.Greeted {
+		me.Seq, me.Greeted = seq, greeted
+	}
+	attrs := []any{"reason", me.Reason, "code", me.Code, "message", me.Message}
+	if me.Err != nil {
+		attrs = append(attrs, "cause", me.Err.Error())
+	}
+	log.Warn("connection refused", attrs...)
+	client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if writeError(client, me) == nil {
+		proxy.LingerClose(client)
+	}
+}
