@@ -41,7 +41,8 @@ type MySQLOptions struct {
 	// emulator keeps the list itself: these users are switched to
 	// mysql_clear_password and must present a valid token; any other user
 	// is refused with "Access denied", as RDS refuses a token for a
-	// password user. Change it later with SetIAMUser.
+	// password user. "*" makes every user an IAM user. Change it later
+	// with SetIAMUser.
 	IAMUsers []string
 	Logger   *slog.Logger
 }
@@ -149,7 +150,7 @@ func (m *MySQL) SetIAMUser(user string, iam bool) {
 func (m *MySQL) isIAMUser(user string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.iamUsers[user]
+	return m.iamUsers[user] || m.iamUsers["*"]
 }
 
 // Close stops accepting and cuts open connections.

@@ -80,6 +80,7 @@ func runMain(m *testing.M) int {
 			IAMUsers: []string{iamUser, unlistedUser}, OtherUsers: []string{plainUser},
 			Grants: []string{
 				"GRANT ALL ON appdb.* TO 'app_user'@'%'",
+				"GRANT SELECT ON performance_schema.* TO 'app_user'@'%'",
 				"GRANT ALL ON appdb.* TO 'plain_user'@'%'",
 				"GRANT ALL ON appdb.* TO 'unlisted_user'@'%'",
 			},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -12,19 +13,21 @@ import (
 )
 
 // cmdEmulate serves emulated AWS (STS, IMDSv2) and an RDS IAM front for a
-// real PostgreSQL server, for trying the proxy or testing an application's
-// IAM path without AWS.
+// real PostgreSQL or MySQL/MariaDB server, for trying the proxy or testing
+// an application's IAM path without AWS.
 func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("emulate", "rds-iam-proxy emulate --backend HOST:PORT [flags]\n\nServes emulated STS and IMDSv2 and an RDS IAM front in front of a real PostgreSQL.\nThe backend must accept the client's user from the emulator without a password\n(pg_hba \"host all all 127.0.0.1/32 trust\") or with --backend-password. IAM users\nmust be members of rds_iam, as on RDS.", stderr)
+	fs := newFlagSet("emulate", "rds-iam-proxy emulate [--engine mysql] --backend HOST:PORT [flags]\n\nServes emulated STS and IMDSv2 and an RDS IAM front in front of a real PostgreSQL\nor MySQL/MariaDB server. The emulator logs in to the backend as the client's user.\nPostgreSQL: without a password (pg_hba \"host all all 127.0.0.1/32 trust\") or with\n--backend-password; IAM users must be members of rds_iam, as on RDS.\nMySQL: with --backend-password (mysql_native_password, or caching_sha2_password);\nthe --db-users are the IAM users, since MySQL has no AWSAuthenticationPlugin.", stderr)
 	var lf logFlags
 	lf.register(fs)
-	backend := fs.String("backend", "", "HOST:PORT of the real PostgreSQL server")
+	engine := fs.String("engine", "postgres", "postgres or mysql: the backend's engine")
+	backend := fs.String("backend", "", "HOST:PORT of the real database server")
 	backendPassword := fs.String("backend-password", "", "password the emulator uses to log in to the backend (default: none, trust)")
 	listenAWS := fs.String("listen-aws", "127.0.0.1:0", "address for emulated STS and IMDS")
-	listenPG := fs.String("listen-postgres", "127.0.0.1:0", "address for the emulated RDS front")
-	endpoint := fs.String("endpoint-name", "", "RDS-like endpoint name of the front (default emulated-pg.c0ffee123456.REGION.rds.amazonaws.com)")
+	listenPG := fs.String("listen-postgres", "127.0.0.1:0", "address for the emulated RDS for PostgreSQL front")
+	listenMy := fs.String("listen-mysql", "127.0.0.1:0", "address for the emulated RDS for MySQL front")
+	endpoint := fs.String("endpoint-name", "", "RDS-like endpoint name of the front (default emulated-pg.c0ffee123456.REGION.rds.amazonaws.com, or emulated-mysql...)")
 	region := fs.String("region", "us-east-1", "the emulated region")
-	dbUsers := fs.String("db-users", "*", "comma-separated database users the instance-profile role may rds-db:connect as (* = any)")
+	dbUsers := fs.String("db-users", "*", "comma-separated database users the instance-profile role may rds-db:connect as (* = any); for mysql also the IAM users")
 	caOut := fs.String("ca-out", "emulator-ca.pem", "where to write the emulator's CA certificate (the proxy's --ca-bundle)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
@@ -32,6 +35,9 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy emulate:", err); return 1 }
 	if *backend == "" {
 		return fail(fmt.Errorf("--backend HOST:PORT is required"))
+	}
+	if *engine != "postgres" && *engine != "mysql" {
+		return fail(fmt.Errorf("--engine %q: use postgres or mysql", *engine))
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -42,19 +48,21 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	defer srv.Close()
-	front, err := srv.AWS.StartPostgres(srv.CA, emulator.PostgresOptions{
-		Backend: *backend, BackendPassword: *backendPassword, Listen: *listenPG, Endpoint: *endpoint, Logger: log})
+	var users []string
+	for _, u := range strings.Split(*dbUsers, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			users = append(users, u)
+		}
+	}
+	front, err := startFront(srv, *engine, *backend, *backendPassword, *listenPG, *listenMy, *endpoint, users, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer front.Close()
 
-	var users, resources []string
-	for _, u := range strings.Split(*dbUsers, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			users = append(users, u)
-			resources = append(resources, front.UserARN(u))
-		}
+	var resources []string
+	for _, u := range users {
+		resources = append(resources, front.UserARN(u))
 	}
 	policy := front.ConnectPolicy(users...)
 	roleARN := srv.AWS.AddRole("emulated-app", policy)
@@ -79,7 +87,29 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "export %s=%s\n", k, env[k])
 	}
 	fmt.Fprintf(stdout, "# or use the IAM user emulated-developer's keys instead:\n#   export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", akid, secret)
-	fmt.Fprintf(stdout, "rds-iam-proxy --endpoint %s:%d --dial-address %s --ca-bundle %s\n", front.Endpoint(), front.Port(), front.Addr(), *caOut)
+	fmt.Fprintf(stdout, "rds-iam-proxy --engine %s --endpoint %s:%d --dial-address %s --ca-bundle %s\n", *engine, front.Endpoint(), front.Port(), front.Addr(), *caOut)
 	<-ctx.Done()
 	return 0
+}
+
+// front is what emulate needs of either engine's RDS front.
+type front interface {
+	Endpoint() string
+	Port() int
+	Addr() string
+	UserARN(user string) string
+	ConnectPolicy(users ...string) emulator.Policy
+	Close() error
+}
+
+func startFront(srv *emulator.Server, engine, backend, password, listenPG, listenMy, endpoint string, users []string, log *slog.Logger) (front, error) {
+	if engine == "mysql" {
+		if password == "" {
+			return nil, fmt.Errorf("--backend-password is required for mysql: the emulator logs in to the backend as each IAM user with it")
+		}
+		return srv.AWS.StartMySQL(srv.CA, emulator.MySQLOptions{
+			Backend: backend, BackendPassword: password, Listen: listenMy, Endpoint: endpoint, IAMUsers: users, Logger: log})
+	}
+	return srv.AWS.StartPostgres(srv.CA, emulator.PostgresOptions{
+		Backend: backend, BackendPassword: password, Listen: listenPG, Endpoint: endpoint, Logger: log})
 }

@@ -142,7 +142,12 @@ func (s *Stack) startMySQL(ctx context.Context, o MySQLOptions, log *slog.Logger
 	if err != nil {
 		return fmt.Errorf("MariaDB certificate: %w", err)
 	}
-	if s.My, err = localmy.Start(ctx, localmy.Options{TLS: &localmy.TLSFiles{CertPEM: certPEM, KeyPEM: keyPEM}}); err != nil {
+	if s.My, err = localmy.Start(ctx, localmy.Options{
+		TLS: &localmy.TLSFiles{CertPEM: certPEM, KeyPEM: keyPEM},
+		// Connection attributes are visible only with performance_schema;
+		// tests check that the client's reach the server.
+		Settings: map[string]string{"performance_schema": "ON"},
+	}); err != nil {
 		return err
 	}
 	password, err := randomPassword()
