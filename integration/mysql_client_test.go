@@ -46,6 +46,17 @@ func TestMySQLClientQueries(t *testing.T) {
 		t.Fatalf("mysql printed %q; want the IAM user, the database and a TLS cipher upstream", out)
 	}
 
+	// One COM_QUERY holding several statements (the mysql client sends
+	// what lies between delimiters as one query): CLIENT_MULTI_STATEMENTS
+	// and multi-results reach the server from the client.
+	out, stderr, err = mysqlCLIStdin(t, port, iamUser, "DELIMITER //\nSET @x = 20; SELECT @x + 1; SELECT @x + 2//\n")
+	if err != nil {
+		t.Fatalf("multi-statement query: %v\n%s", err, stderr)
+	}
+	if got := strings.Fields(out); strings.Join(got, " ") != "21 22" {
+		t.Fatalf("multi-statement query printed %q, want 21 and 22", out)
+	}
+
 	// A batch of statements on stdin: a transaction, an error that stops
 	// the batch (as mysql does), with the server's number and text.
 	batch := `

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
 // SQLSTATE codes the proxy answers with.
@@ -18,17 +20,18 @@ const (
 	CodeAdminShutdown        = "57P01"
 )
 
-// Reasons label failures in logs (and later metrics): short, fixed words.
+// Reasons label failures in logs and metrics; the words are shared with
+// the other engines.
 const (
-	ReasonProtocol     = "protocol"
-	ReasonCredentials  = "credentials"
-	ReasonLimit        = "limit"
-	ReasonShutdown     = "shutdown"
-	ReasonUpstreamAuth = "upstream_auth"
-	ReasonUpstreamTLS  = "upstream_tls"
-	ReasonUpstreamDial = "upstream_unreachable"
-	ReasonUpstream     = "upstream_error"
-	ReasonTimeout      = "timeout"
+	ReasonProtocol     = proxy.ReasonProtocol
+	ReasonCredentials  = proxy.ReasonCredentials
+	ReasonLimit        = proxy.ReasonLimit
+	ReasonShutdown     = proxy.ReasonShutdown
+	ReasonUpstreamAuth = proxy.ReasonUpstreamAuth
+	ReasonUpstreamTLS  = proxy.ReasonUpstreamTLS
+	ReasonUpstreamDial = proxy.ReasonUpstreamDial
+	ReasonUpstream     = proxy.ReasonUpstream
+	ReasonTimeout      = proxy.ReasonTimeout
 )
 
 // Error is a failure before the relay starts, as the client will see it.

@@ -11,16 +11,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
 // TokenSource builds IAM tokens and says whose credentials sign them.
-// *authtoken.Source implements it.
-type TokenSource interface {
-	Token(ctx context.Context, host string, port int, region, user string) (string, error)
-	Identity(ctx context.Context, region string) (authtoken.Identity, error)
-}
+type TokenSource = proxy.TokenSource
 
 // Config configures a Postgres proxy for one upstream.
 type Config struct {
