@@ -39,7 +39,11 @@ type PostgresOptions struct {
 	// 127.0.0.1/32 trust"), so the backend sees the real user, as on RDS.
 	Backend         string
 	BackendPassword string
-	Logger          *slog.Logger
+	// Certificate, when set, is served instead of a certificate issued by
+	// the CA for Endpoint: tests use it to serve an expired certificate, one
+	// for another name, or one from another (or an expired) CA.
+	Certificate *tls.Certificate
+	Logger      *slog.Logger
 }
 
 // Postgres is a running emulated RDS for PostgreSQL front.
@@ -83,9 +87,14 @@ func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cert, err := ca.ServerCert(o.Endpoint)
-	if err != nil {
-		return nil, fmt.Errorf("emulator: server certificate: %w", err)
+	var cert tls.Certificate
+	if o.Certificate != nil {
+		cert = *o.Certificate
+	} else {
+		var err error
+		if cert, err = ca.ServerCert(o.Endpoint); err != nil {
+			return nil, fmt.Errorf("emulator: server certificate: %w", err)
+		}
 	}
 	dialer, err := postgres.NewDialer(postgres.Upstream{Host: "backend", Port: 5432, DialAddress: o.Backend})
 	if err != nil {

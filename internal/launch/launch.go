@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -36,6 +37,22 @@ type Config struct {
 	CABundle    string // file; "" = download and cache the global bundle
 	CACacheDir  string
 	Profile     string
+
+	// CABundleURL downloads the bundle from here instead of AWS's
+	// (--ca-bundle-url); https, or http to a loopback address.
+	CABundleURL string
+	// CABundleRegion downloads AWS's regional bundle for this region
+	// (--ca-bundle-region); "auto" means the DB's region. Default: the
+	// global bundle of the DB's partition (commercial, GovCloud, China).
+	CABundleRegion string
+	// CAHTTPClient downloads the bundle (tests point it at a local HTTPS
+	// server); nil: the default client.
+	CAHTTPClient *http.Client
+	// TLSMode is verify-full (""), verify-ca, or disable (loopback only).
+	TLSMode string
+	// TLSServerName is the name the upstream certificate must carry when
+	// it is not the endpoint's (--tls-server-name).
+	TLSServerName string
 
 	// MaxConnections caps client connections; 0 means no cap.
 	MaxConnections   int
@@ -83,9 +100,16 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		c.Listen = "127.0.0.1:6432"
 	}
 
-	bundle, err := tlsca.Load(ctx, tlsca.Options{File: c.CABundle, CacheDir: c.CACacheDir, Logger: log})
+	mode, err := tlsca.ParseMode(c.TLSMode)
 	if err != nil {
 		return nil, err
+	}
+	tlsUp := tlsca.Upstream{Mode: mode, Host: host, ServerName: c.TLSServerName, DialAddress: c.DialAddress}
+	if err := tlsUp.Check(); err != nil {
+		return nil, err
+	}
+	if c.CABundle != "" && (c.CABundleURL != "" || c.CABundleRegion != "") {
+		return nil, errors.New("--ca-bundle names a file: drop --ca-bundle-url and --ca-bundle-region, which choose what to download")
 	}
 
 	tokens, err := authtoken.New(ctx, authtoken.Options{Profile: c.Profile, LoadOptions: c.AWSLoadOptions})
@@ -97,12 +121,34 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		return nil, err
 	}
 
+	bundleSource := ""
+	if mode == tlsca.Disable {
+		log.Warn("UPSTREAM TLS IS DISABLED (--tls-mode disable): IAM tokens and all data go to the upstream in plaintext; allowed only because it is on a loopback address. Never use this beyond local development.",
+			"endpoint", host, "dial_address", c.DialAddress)
+	} else {
+		bundleRegion := c.CABundleRegion
+		if bundleRegion == "auto" {
+			bundleRegion = region
+		}
+		bundle, err := tlsca.Load(ctx, tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: region,
+			CacheDir: c.CACacheDir, HTTPClient: c.CAHTTPClient, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		tlsUp.Bundle = bundle
+		bundleSource = bundle.Source
+	}
+	tlsConf, err := tlsUp.Config()
+	if err != nil {
+		return nil, err
+	}
+
 	p, err := postgres.New(postgres.Config{
-		Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: bundle.ClientConfig(host)},
+		Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp},
 		Region:           region,
 		DBUser:           c.DBUser,
 		Tokens:           tokens,
-		CABundle:         bundle.Source,
+		CABundle:         bundleSource,
 		MaxConnections:   c.MaxConnections,
 		HandshakeTimeout: c.HandshakeTimeout,
 		ConnectTimeout:   c.ConnectTimeout,
@@ -123,7 +169,10 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	r := &Running{ln: ln, srv: proxy.NewServer(p, log), cancel: cancel, done: make(chan error, 1), log: log}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	attrs := []any{"engine", c.Engine, "listen", ln.Addr().String(), "endpoint", net.JoinHostPort(host, strconv.Itoa(port)),
-		"region", region, "region_source", note, "ca_bundle", bundle.Source, "cas", len(bundle.Certs)}
+		"region", region, "region_source", note, "tls_mode", string(mode), "tls_server_name", tlsUp.ExpectedName()}
+	if tlsUp.Bundle != nil {
+		attrs = append(attrs, "ca_bundle", tlsUp.Bundle.Source, "cas", len(tlsUp.Bundle.Certs))
+	}
 	if c.DialAddress != "" {
 		attrs = append(attrs, "dial_address", c.DialAddress)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // Upstream says where and how to log in upstream.
@@ -20,9 +22,13 @@ type Upstream struct {
 	// DialAddress, when set, is the host:port actually dialed (an SSH or SSM
 	// tunnel, a local emulator); the name checks still use Host.
 	DialAddress string
-	// TLS is the verify-full configuration for Host; nil means plaintext
-	// (only the emulator's own hop to a local database uses that).
+	// TLS is the configuration for Host, from TLSSettings.Config(); nil
+	// means plaintext (the emulator's own hop to a local database, and
+	// --tls-mode disable to a loopback address).
 	TLS *tls.Config
+	// TLSSettings are what TLS was built from: the bundle, mode and names.
+	// Failed handshakes are explained with them (tlsca.Upstream.Explain).
+	TLSSettings tlsca.Upstream
 }
 
 // Login is one upstream login.

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // explain turns a failed login into what the client is told: the cause in
@@ -29,20 +29,8 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	if errors.As(err, &pgErr) {
 		return p.explainServerError(ctx, user, pgErr)
 	}
-	var unknownCA x509.UnknownAuthorityError
-	if errors.As(err, &unknownCA) {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("TLS verification of %s failed: its certificate is not signed by a CA in the bundle %s. Fix: use the RDS CA bundle (omit --ca-bundle to download AWS's global bundle, or pass the bundle for the DB's region)", up.Host, p.cfg.CABundle)}
-	}
-	var nameErr x509.HostnameError
-	if errors.As(err, &nameErr) {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("TLS verification failed: the upstream certificate is not valid for %s (%s). Fix: --endpoint must be the RDS endpoint name, not an IP address or a CNAME; to connect through a tunnel or another address keep --endpoint and set --dial-address", up.Host, nameErr.Error())}
-	}
-	var invalid x509.CertificateInvalidError
-	if errors.As(err, &invalid) {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("TLS verification of %s failed: %s. Fix: check this machine's clock; if the CA expired, use the current RDS CA bundle", up.Host, invalid.Error())}
+	if msg, ok := p.tlsSettings().Explain(err, time.Now()); ok {
+		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err, Message: msg}
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
@@ -68,6 +56,22 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	}
 	return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstream, Err: err,
 		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
+}
+
+// tlsSettings are the upstream's TLS settings, filled in from the older
+// fields when a caller set only those.
+func (p *Proxy) tlsSettings() tlsca.Upstream {
+	ts := p.cfg.Upstream.TLSSettings
+	if ts.Host == "" {
+		ts.Host = p.cfg.Upstream.Host
+	}
+	if ts.ServerName == "" && p.cfg.Upstream.TLS != nil && p.cfg.Upstream.TLS.ServerName != ts.Host {
+		ts.ServerName = p.cfg.Upstream.TLS.ServerName
+	}
+	if ts.Bundle == nil && p.cfg.CABundle != "" {
+		ts.Bundle = &tlsca.Bundle{Source: p.cfg.CABundle}
+	}
+	return ts
 }
 
 // explainServerError explains an error the upstream server sent.

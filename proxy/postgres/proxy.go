@@ -13,6 +13,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // TokenSource builds IAM tokens and says whose credentials sign them.
@@ -57,7 +58,14 @@ type Proxy struct {
 // New checks cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Upstream.TLS == nil {
-		return nil, errors.New("postgres proxy: upstream TLS configuration is required")
+		// Plaintext only as tlsca allows it: --tls-mode disable to a
+		// loopback address.
+		if cfg.Upstream.TLSSettings.Mode != tlsca.Disable {
+			return nil, errors.New("postgres proxy: upstream TLS configuration is required")
+		}
+		if err := cfg.Upstream.TLSSettings.Check(); err != nil {
+			return nil, fmt.Errorf("postgres proxy: %w", err)
+		}
 	}
 	if cfg.Tokens == nil {
 		return nil, errors.New("postgres proxy: no token source")
