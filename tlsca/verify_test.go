@@ -172,15 +172,15 @@ func TestAuroraAndRDSNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := map[string]bool{ // name -> is an RDS Proxy name
-		"mydb.abc123xyz.us-east-1.rds.amazonaws.com":                               false,
-		"mycluster.cluster-abc123xyz.us-east-1.rds.amazonaws.com":                  false,
-		"mycluster.cluster-ro-abc123xyz.us-east-1.rds.amazonaws.com":               false,
-		"analytics.cluster-custom-abc123xyz.us-east-1.rds.amazonaws.com":           false,
-		"mydb.abc123xyz.us-gov-west-1.rds.amazonaws.com":                           false,
-		"mydb.abc123xyz.rds.cn-north-1.amazonaws.com.cn":                           false,
-		"myproxy.proxy-abc123xyz.us-east-1.rds.amazonaws.com":                      true,
-		"reader.endpoint.proxy-abc123xyz.us-east-1.rds.amazonaws.com":              true,
-		"mydb-instance-1.abc123xyz.eu-central-1.rds.amazonaws.com":                 false,
+		"mydb.abc123xyz.us-east-1.rds.amazonaws.com":                              false,
+		"mycluster.cluster-abc123xyz.us-east-1.rds.amazonaws.com":                 false,
+		"mycluster.cluster-ro-abc123xyz.us-east-1.rds.amazonaws.com":              false,
+		"analytics.cluster-custom-abc123xyz.us-east-1.rds.amazonaws.com":          false,
+		"mydb.abc123xyz.us-gov-west-1.rds.amazonaws.com":                          false,
+		"mydb.abc123xyz.rds.cn-north-1.amazonaws.com.cn":                          false,
+		"myproxy.proxy-abc123xyz.us-east-1.rds.amazonaws.com":                     true,
+		"reader.endpoint.proxy-abc123xyz.us-east-1.rds.amazonaws.com":             true,
+		"mydb-instance-1.abc123xyz.eu-central-1.rds.amazonaws.com":                false,
 		"mycluster-instance-1.cluster-abc123xyz.ap-southeast-2.rds.amazonaws.com": false,
 	}
 	for name, isProxy := range names {
