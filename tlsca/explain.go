@@ -47,7 +47,7 @@ func (u Upstream) Explain(err error, now time.Time) (msg string, ok bool) {
 		}
 		fix := ". Fix: use the RDS CA bundle: omit --ca-bundle to download AWS's global bundle, or pass the bundle for the DB's region"
 		if u.Bundle != nil && u.Bundle.URL != "" {
-			fix = fmt.Sprintf(". Fix: the bundle came from %s; for GovCloud or China pass --ca-bundle-region with the DB's region, or --ca-bundle with the bundle for the DB's region", u.Bundle.URL)
+			fix = fmt.Sprintf(". Fix: the bundle came from %s; if the DB is in GovCloud or China, or its CA is newer than the bundle, pass --ca-bundle-region with the DB's region (or --ca-bundle FILE); otherwise the server is not presenting an RDS certificate: check that --endpoint/--dial-address reach the DB itself and nothing in between intercepts TLS", u.Bundle.URL)
 		}
 		if IsRDSProxyName(want) {
 			fix += "; RDS Proxy certificates chain to the Amazon Trust Services roots, which must be in this system's trust store"
