@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -429,4 +430,19 @@ func startProxyErr(t *testing.T, mods ...func(*launch.Config)) (string, error) {
 	defer scancel()
 	r.Shutdown(sctx)
 	return r.Port(), nil
+}
+
+// TestBinaryRefusesPlaintextToRemote: the command line refuses
+// --tls-mode disable for a non-loopback upstream before doing anything.
+func TestBinaryRefusesPlaintextToRemote(t *testing.T) {
+	cmd := exec.Command(proxyBinary(t), "--endpoint", "pg.internal.example:5432", "--region", "us-east-1",
+		"--tls-mode", "disable", "--listen", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--tls-mode disable is refused for pg.internal.example") {
+		t.Fatalf("output:\n%s", out)
+	}
 }
