@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -444,5 +445,47 @@ func TestBinaryRefusesPlaintextToRemote(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "--tls-mode disable is refused for pg.internal.example") {
 		t.Fatalf("output:\n%s", out)
+	}
+}
+
+// TestCARotationWhileRunning: a running proxy whose bundle lacks the
+// server's CA refuses logins; once the trust store publishes a bundle with
+// that CA, the proxy's periodic refresh (a conditional GET) picks it up and
+// new logins work, without a restart.
+func TestCARotationWhileRunning(t *testing.T) {
+	global := readFixture(t, globalBundleFixture)
+	var served atomic.Value
+	served.Store(global)
+	store := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body := served.Load().([]byte)
+		etag := fmt.Sprintf(`"%d"`, len(body))
+		if r.Header.Get("If-None-Match") == etag {
+			rw.WriteHeader(http.StatusNotModified)
+			return
+		}
+		rw.Header().Set("ETag", etag)
+		rw.Write(body)
+	}))
+	defer store.Close()
+	port := startProxy(t, func(c *launch.Config) {
+		c.CABundle, c.CABundleURL, c.CAHTTPClient, c.CACacheDir = "", store.URL+"/global/global-bundle.pem", store.Client(), t.TempDir()
+		c.CARefresh = 100 * time.Millisecond
+	})
+	if msg := loginFails(t, port); !strings.Contains(msg, "(102 CAs, downloaded ") {
+		t.Fatalf("before the rotation: %s", msg)
+	}
+	served.Store(append(append([]byte{}, global...), w.aws.CA.CertPEM()...))
+	waitFor(t, 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		conn, err := pgconn.Connect(ctx, dsn(port, iamUser))
+		if err != nil {
+			return false
+		}
+		conn.Close(ctx)
+		return true
+	})
+	if !logHas(t, "CA bundle refreshed") {
+		t.Error("no log line for the refresh")
 	}
 }

@@ -319,3 +319,58 @@ func TestExplain(t *testing.T) {
 	}
 	var _ x509.UnknownAuthorityError // the types Explain looks for
 }
+
+// TestTrustKeepFresh: a running Trust picks up a bundle file that gained
+// a CA (a rotation) and new handshakes trust it; settings are kept.
+func TestTrustKeepFresh(t *testing.T) {
+	old := newCA(t, "old CA", time.Now().Add(365*24*time.Hour))
+	rotated := newCA(t, "rotated CA", time.Now().Add(365*24*time.Hour))
+	file := t.TempDir() + "/bundle.pem"
+	if err := os.WriteFile(file, old.pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(t.Context(), Options{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const host = "db.abc.us-east-1.rds.amazonaws.com"
+	trust, err := NewTrust(Upstream{Bundle: b, Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cert := rotated.leaf(t, host)
+	addr := tlsServer(t, cert)
+	_, cfg := trust.Current()
+	if err := handshake(t, addr, cfg); err == nil {
+		t.Fatal("trusted a CA that is not in the bundle yet")
+	}
+	var logs logBuffer
+	go trust.KeepFresh(t.Context(), Options{File: file, Logger: logs.logger()}, 20*time.Millisecond)
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, join(old.pem, rotated.pem), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		up, cfg := trust.Current()
+		if len(up.Bundle.Certs) == 2 {
+			if up.Host != host || cfg.ServerName != host {
+				t.Fatalf("settings lost in the refresh: %+v", up)
+			}
+			if err := handshake(t, addr, cfg); err != nil {
+				t.Fatalf("after the refresh: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refreshed bundle was not applied:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling, not an assertion on time
+	}
+	if !strings.Contains(logs.String(), "CA bundle refreshed") {
+		t.Errorf("no log line for the refresh:\n%s", logs.String())
+	}
+}

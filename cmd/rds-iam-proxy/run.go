@@ -53,6 +53,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	handshake := fs.Duration("handshake-timeout", 30*time.Second, "limit for a client's whole login")
 	connect := fs.Duration("connect-timeout", 15*time.Second, "limit for the upstream dial, TLS and login")
 	drain := fs.Duration("max-shutdown-delay", 30*time.Second, "on SIGTERM/SIGINT, how long open connections may finish (a second signal exits at once)")
+	caRefresh := fs.Duration("ca-refresh", 24*time.Hour, "how often a running proxy reloads the CA bundle (re-reads the file, or revalidates the download) for new connections; 0: never")
 	maxConns := fs.Int("max-connections", 0, "cap on client connections; over it clients get \"too many connections\" (0: no cap)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
@@ -64,6 +65,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := up.config()
 	cfg.Listen, cfg.HandshakeTimeout, cfg.ConnectTimeout, cfg.MaxConnections = *listen, *handshake, *connect, *maxConns
+	cfg.CARefresh = *caRefresh
+	if *caRefresh == 0 {
+		cfg.CARefresh = -1 // the flag's 0 means never; launch's 0 means the default
+	}
 	r, err := launch.Start(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "rds-iam-proxy:", err)

@@ -53,6 +53,10 @@ type Config struct {
 	// TLSServerName is the name the upstream certificate must carry when
 	// it is not the endpoint's (--tls-server-name).
 	TLSServerName string
+	// CARefresh is how often a running proxy reloads the bundle (a file is
+	// re-read, a download revalidated) and applies a changed one to new
+	// connections; 0 means tlsca.DefaultMaxAge (a day), negative never.
+	CARefresh time.Duration
 
 	// MaxConnections caps client connections; 0 means no cap.
 	MaxConnections   int
@@ -122,6 +126,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	}
 
 	bundleSource := ""
+	var bundleOpts tlsca.Options
 	if mode == tlsca.Disable {
 		log.Warn("UPSTREAM TLS IS DISABLED (--tls-mode disable): IAM tokens and all data go to the upstream in plaintext; allowed only because it is on a loopback address. Never use this beyond local development.",
 			"endpoint", host, "dial_address", c.DialAddress)
@@ -130,21 +135,23 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		if bundleRegion == "auto" {
 			bundleRegion = region
 		}
-		bundle, err := tlsca.Load(ctx, tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: region,
-			CacheDir: c.CACacheDir, HTTPClient: c.CAHTTPClient, Logger: log})
+		bundleOpts = tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: region,
+			CacheDir: c.CACacheDir, HTTPClient: c.CAHTTPClient, Logger: log}
+		bundle, err := tlsca.Load(ctx, bundleOpts)
 		if err != nil {
 			return nil, err
 		}
 		tlsUp.Bundle = bundle
 		bundleSource = bundle.Source
 	}
-	tlsConf, err := tlsUp.Config()
+	trust, err := tlsca.NewTrust(tlsUp)
 	if err != nil {
 		return nil, err
 	}
+	_, tlsConf := trust.Current()
 
 	p, err := postgres.New(postgres.Config{
-		Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp},
+		Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp, Trust: trust},
 		Region:           region,
 		DBUser:           c.DBUser,
 		Tokens:           tokens,
@@ -168,6 +175,13 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	r := &Running{ln: ln, srv: proxy.NewServer(p, log), cancel: cancel, done: make(chan error, 1), log: log}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
+	refresh := c.CARefresh
+	if refresh == 0 {
+		refresh = tlsca.DefaultMaxAge
+	}
+	if mode != tlsca.Disable && refresh > 0 {
+		go trust.KeepFresh(sctx, bundleOpts, refresh)
+	}
 	attrs := []any{"engine", c.Engine, "listen", ln.Addr().String(), "endpoint", net.JoinHostPort(host, strconv.Itoa(port)),
 		"region", region, "region_source", note, "tls_mode", string(mode), "tls_server_name", tlsUp.ExpectedName()}
 	if tlsUp.Bundle != nil {

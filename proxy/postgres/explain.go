@@ -61,12 +61,12 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 // tlsSettings are the upstream's TLS settings, filled in from the older
 // fields when a caller set only those.
 func (p *Proxy) tlsSettings() tlsca.Upstream {
-	ts := p.cfg.Upstream.TLSSettings
+	ts, conf := p.cfg.Upstream.CurrentTLS()
 	if ts.Host == "" {
 		ts.Host = p.cfg.Upstream.Host
 	}
-	if ts.ServerName == "" && p.cfg.Upstream.TLS != nil && p.cfg.Upstream.TLS.ServerName != ts.Host {
-		ts.ServerName = p.cfg.Upstream.TLS.ServerName
+	if ts.ServerName == "" && conf != nil && conf.ServerName != ts.Host {
+		ts.ServerName = conf.ServerName
 	}
 	if ts.Bundle == nil && p.cfg.CABundle != "" {
 		ts.Bundle = &tlsca.Bundle{Source: p.cfg.CABundle}

@@ -224,7 +224,8 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 		log.Info("cancel request with an unknown key ignored")
 		return
 	}
-	if err := SendCancel(ctx, t.upstream.DialAddr(), t.upstream.TLS, t.key); err != nil {
+	_, tlsConf := t.upstream.CurrentTLS()
+	if err := SendCancel(ctx, t.upstream.DialAddr(), tlsConf, t.key); err != nil {
 		log.Warn("cancel request not delivered", "err", err)
 		return
 	}
