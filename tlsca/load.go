@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -145,9 +146,10 @@ func loadDownload(ctx context.Context, o Options, now func() time.Time, log *slo
 		maxAge = DefaultMaxAge
 	}
 	path := filepath.Join(dir, cacheName(u))
-	log = log.With("url", raw, "cache", path)
+	shown := redactURL(u) // for logs, messages and the cache metadata
+	log = log.With("url", shown, "cache", path)
 
-	cached, meta := readCache(path, raw, now(), log)
+	cached, meta := readCache(path, shown, now(), log)
 	if cached != nil && now().Sub(meta.Fetched) < maxAge {
 		log.Debug("using cached RDS CA bundle", "fetched", meta.Fetched, "cas", len(cached.Certs))
 		return cached, nil
@@ -160,13 +162,13 @@ func loadDownload(ctx context.Context, o Options, now func() time.Time, log *slo
 	res, err := fetch(ctx, o, raw, cond)
 	if err == nil && !res.notModified {
 		var b *Bundle
-		b, err = ParseBundle(res.body, raw, now())
+		b, err = ParseBundle(res.body, shown, now())
 		if err == nil {
-			nm := &cacheMeta{URL: raw, ETag: res.etag, LastModified: res.lastModified, Fetched: now(), SHA256: digest(res.body)}
-			b.Source, b.URL, b.Fetched = path, raw, nm.Fetched
+			nm := &cacheMeta{URL: shown, ETag: res.etag, LastModified: res.lastModified, Fetched: now(), SHA256: digest(res.body)}
+			b.Source, b.URL, b.Fetched = path, shown, nm.Fetched
 			if werr := writeCache(dir, path, res.body, nm); werr != nil {
 				log.Warn("could not cache the RDS CA bundle; it will be downloaded again next start", "err", werr)
-				b.Source = raw
+				b.Source = shown
 			} else if cached != nil {
 				log.Info("RDS CA bundle changed on the server; cache replaced", "cas", len(b.Certs), "was", len(cached.Certs))
 			} else {
@@ -178,7 +180,7 @@ func loadDownload(ctx context.Context, o Options, now func() time.Time, log *slo
 	}
 	if err == nil { // 304 Not Modified
 		if cached == nil {
-			return nil, fmt.Errorf("download the RDS CA bundle from %s: the server answered 304 Not Modified to an unconditional request", raw)
+			return nil, fmt.Errorf("download the RDS CA bundle from %s: the server answered 304 Not Modified to an unconditional request", shown)
 		}
 		meta.Fetched = now()
 		cached.Fetched = meta.Fetched
@@ -194,7 +196,7 @@ func loadDownload(ctx context.Context, o Options, now func() time.Time, log *slo
 		return cached, nil
 	}
 	return nil, fmt.Errorf("download the RDS CA bundle from %s: %w; there is no cached copy in %s. Fix: restore network access to %s, or download the bundle elsewhere (curl -o rds-ca.pem %s) and pass --ca-bundle rds-ca.pem",
-		raw, err, dir, u.Host, raw)
+		shown, err, dir, u.Host, shown)
 }
 
 // readCache returns the cached bundle for url and its metadata, or nil when
@@ -291,6 +293,10 @@ func fetch(ctx context.Context, o Options, url string, cond *cacheMeta) (*fetche
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			ue.URL = redactURL(req.URL) // the query may be a credential
+		}
 		return nil, timeoutWords(ctx, err, timeout)
 	}
 	defer resp.Body.Close()

@@ -410,3 +410,34 @@ func assertNoTempFiles(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestURLSecretsStayOut: a presigned mirror URL's query and user info are
+// credentials; they reach neither logs, nor errors, nor the cache files.
+func TestURLSecretsStayOut(t *testing.T) {
+	ca := newCA(t, "rds-test-ca", time.Now().Add(365*24*time.Hour))
+	srv := newBundleServer(t, ca.pem)
+	u := strings.Replace(srv.url(), "https://", "https://user:MARKERPASS@", 1) + "?X-Amz-Signature=MARKERSIG"
+	dir := t.TempDir()
+	var logs logBuffer
+	opts := Options{URL: u, CacheDir: dir, HTTPClient: srv.srv.Client(), Logger: logs.logger()}
+	b, err := Load(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.srv.Close()
+	_, err = Load(t.Context(), Options{URL: u, CacheDir: t.TempDir(), HTTPClient: srv.srv.Client(), Logger: logs.logger()})
+	if err == nil {
+		t.Fatal("server down without a cache: no error")
+	}
+	var files []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		files = append(files, e.Name(), string(data))
+	}
+	for what, text := range map[string]string{"logs": logs.String(), "error": err.Error(), "description": b.Describe(), "cache": strings.Join(files, "\n")} {
+		if strings.Contains(text, "MARKERPASS") || strings.Contains(text, "MARKERSIG") {
+			t.Errorf("%s hold a URL secret:\n%s", what, text)
+		}
+	}
+}

@@ -64,13 +64,13 @@ func checkDownloadURL(raw string) (*url.URL, error) {
 	case "https":
 	case "http":
 		if !isLoopbackHost(u.Hostname()) {
-			return nil, fmt.Errorf("CA bundle URL %q: the trust anchors must come over https (http only from a loopback address)", raw)
+			return nil, fmt.Errorf("CA bundle URL %q: the trust anchors must come over https (http only from a loopback address)", redactURL(u))
 		}
 	default:
-		return nil, fmt.Errorf("CA bundle URL %q: use an https:// URL, or --ca-bundle for a local file", raw)
+		return nil, fmt.Errorf("CA bundle URL %q: use an https:// URL, or --ca-bundle for a local file", redactURL(u))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("CA bundle URL %q has no host", raw)
+		return nil, fmt.Errorf("CA bundle URL %q has no host", redactURL(u))
 	}
 	return u, nil
 }
@@ -105,4 +105,16 @@ func cacheName(u *url.URL) string {
 		name += ".pem"
 	}
 	return name
+}
+
+// redactURL is raw fit for logs and messages: no user info, no query (a
+// presigned URL's query is a credential).
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	if c.RawQuery != "" {
+		c.RawQuery = "REDACTED"
+	}
+	c.Fragment = ""
+	return c.String()
 }

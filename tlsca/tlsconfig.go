@@ -96,7 +96,10 @@ func IsRDSProxyName(host string) bool {
 	if !IsRDSName(host) {
 		return false
 	}
-	for _, label := range strings.Split(strings.ToLower(host), ".") {
+	// The first label is the user's own name ("proxy-db.cluster-..." is
+	// not a proxy); the proxy's id label comes after it.
+	labels := strings.Split(strings.ToLower(host), ".")
+	for _, label := range labels[1:] {
 		if strings.HasPrefix(label, "proxy-") {
 			return true
 		}

@@ -182,6 +182,7 @@ func TestAuroraAndRDSNames(t *testing.T) {
 		"reader.endpoint.proxy-abc123xyz.us-east-1.rds.amazonaws.com":             true,
 		"mydb-instance-1.abc123xyz.eu-central-1.rds.amazonaws.com":                false,
 		"mycluster-instance-1.cluster-abc123xyz.ap-southeast-2.rds.amazonaws.com": false,
+		"proxy-db.cluster-abc123xyz.us-east-1.rds.amazonaws.com":                  false,
 	}
 	for name, isProxy := range names {
 		if got := IsRDSProxyName(name); got != isProxy {

@@ -115,6 +115,9 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if c.CABundle != "" && (c.CABundleURL != "" || c.CABundleRegion != "") {
 		return nil, errors.New("--ca-bundle names a file: drop --ca-bundle-url and --ca-bundle-region, which choose what to download")
 	}
+	if c.CABundleURL != "" && c.CABundleRegion != "" {
+		return nil, errors.New("--ca-bundle-url and --ca-bundle-region both choose what to download: pass one")
+	}
 
 	tokens, err := authtoken.New(ctx, authtoken.Options{Profile: c.Profile, LoadOptions: c.AWSLoadOptions})
 	if err != nil {
