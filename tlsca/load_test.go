@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -439,5 +440,49 @@ func TestURLSecretsStayOut(t *testing.T) {
 		if strings.Contains(text, "MARKERPASS") || strings.Contains(text, "MARKERSIG") {
 			t.Errorf("%s hold a URL secret:\n%s", what, text)
 		}
+	}
+}
+
+// TestRegionPicksTheBundle: Region and DBRegion choose which of AWS's
+// bundles is fetched (a local HTTPS server answers for AWS's hosts).
+func TestRegionPicksTheBundle(t *testing.T) {
+	ca := newCA(t, "rds-test-ca", time.Now().Add(365*24*time.Hour))
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Host+r.URL.Path)
+		mu.Unlock()
+		w.Write(ca.pem)
+	}))
+	defer srv.Close()
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.ServerName = "example.com" // httptest's certificate name
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	client := &http.Client{Transport: tr}
+	for _, c := range []struct {
+		region, dbRegion, want string
+	}{
+		{"", "", "truststore.pki.rds.amazonaws.com/global/global-bundle.pem"},
+		{"", "eu-west-1", "truststore.pki.rds.amazonaws.com/global/global-bundle.pem"},
+		{"eu-west-1", "eu-west-1", "truststore.pki.rds.amazonaws.com/eu-west-1/eu-west-1-bundle.pem"},
+		{"", "us-gov-east-1", "truststore.pki.us-gov-west-1.rds.amazonaws.com/global/global-bundle.pem"},
+		{"us-gov-east-1", "", "truststore.pki.us-gov-west-1.rds.amazonaws.com/us-gov-east-1/us-gov-east-1-bundle.pem"},
+		{"", "cn-north-1", "rds-truststore.s3.cn-north-1.amazonaws.com.cn/global/global-bundle.pem"},
+	} {
+		mu.Lock()
+		got = nil
+		mu.Unlock()
+		if _, err := Load(t.Context(), Options{Region: c.region, DBRegion: c.dbRegion, CacheDir: t.TempDir(), HTTPClient: client}); err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		mu.Lock()
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("region %q, DB region %q: fetched %v, want %s", c.region, c.dbRegion, got, c.want)
+		}
+		mu.Unlock()
 	}
 }

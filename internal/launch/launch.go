@@ -104,19 +104,9 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		c.Listen = "127.0.0.1:6432"
 	}
 
-	mode, err := tlsca.ParseMode(c.TLSMode)
+	tlsUp, err := tlsSettings(c, host)
 	if err != nil {
 		return nil, err
-	}
-	tlsUp := tlsca.Upstream{Mode: mode, Host: host, ServerName: c.TLSServerName, DialAddress: c.DialAddress}
-	if err := tlsUp.Check(); err != nil {
-		return nil, err
-	}
-	if c.CABundle != "" && (c.CABundleURL != "" || c.CABundleRegion != "") {
-		return nil, errors.New("--ca-bundle names a file: drop --ca-bundle-url and --ca-bundle-region, which choose what to download")
-	}
-	if c.CABundleURL != "" && c.CABundleRegion != "" {
-		return nil, errors.New("--ca-bundle-url and --ca-bundle-region both choose what to download: pass one")
 	}
 
 	tokens, err := authtoken.New(ctx, authtoken.Options{Profile: c.Profile, LoadOptions: c.AWSLoadOptions})
@@ -128,30 +118,15 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		return nil, err
 	}
 
-	bundleSource := ""
-	var bundleOpts tlsca.Options
-	if mode == tlsca.Disable {
-		log.Warn("UPSTREAM TLS IS DISABLED (--tls-mode disable): IAM tokens and all data go to the upstream in plaintext; allowed only because it is on a loopback address. Never use this beyond local development.",
-			"endpoint", host, "dial_address", c.DialAddress)
-	} else {
-		bundleRegion := c.CABundleRegion
-		if bundleRegion == "auto" {
-			bundleRegion = region
-		}
-		bundleOpts = tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: region,
-			CacheDir: c.CACacheDir, HTTPClient: c.CAHTTPClient, Logger: log}
-		bundle, err := tlsca.Load(ctx, bundleOpts)
-		if err != nil {
-			return nil, err
-		}
-		tlsUp.Bundle = bundle
-		bundleSource = bundle.Source
-	}
-	trust, err := tlsca.NewTrust(tlsUp)
+	trust, bundleOpts, err := loadTrust(ctx, c, tlsUp, region, log)
 	if err != nil {
 		return nil, err
 	}
-	_, tlsConf := trust.Current()
+	tlsUp, tlsConf := trust.Current()
+	bundleSource := ""
+	if tlsUp.Bundle != nil {
+		bundleSource = tlsUp.Bundle.Source
+	}
 
 	p, err := postgres.New(postgres.Config{
 		Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp, Trust: trust},
@@ -182,11 +157,11 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if refresh == 0 {
 		refresh = tlsca.DefaultMaxAge
 	}
-	if mode != tlsca.Disable && refresh > 0 {
+	if tlsUp.Mode != tlsca.Disable && refresh > 0 {
 		go trust.KeepFresh(sctx, bundleOpts, refresh)
 	}
 	attrs := []any{"engine", c.Engine, "listen", ln.Addr().String(), "endpoint", net.JoinHostPort(host, strconv.Itoa(port)),
-		"region", region, "region_source", note, "tls_mode", string(mode), "tls_server_name", tlsUp.ExpectedName()}
+		"region", region, "region_source", note, "tls_mode", string(tlsUp.Mode), "tls_server_name", tlsUp.ExpectedName()}
 	if tlsUp.Bundle != nil {
 		attrs = append(attrs, "ca_bundle", tlsUp.Bundle.Source, "cas", len(tlsUp.Bundle.Certs))
 	}
@@ -198,6 +173,53 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	}
 	log.Info("proxy ready", attrs...)
 	return r, nil
+}
+
+// tlsSettings reads the TLS flags and refuses what must be refused before
+// anything else starts: unknown modes, verify-ca or disable for RDS names,
+// disable to a non-loopback address, contradictory bundle flags.
+func tlsSettings(c Config, host string) (tlsca.Upstream, error) {
+	mode, err := tlsca.ParseMode(c.TLSMode)
+	if err != nil {
+		return tlsca.Upstream{}, err
+	}
+	u := tlsca.Upstream{Mode: mode, Host: host, ServerName: c.TLSServerName, DialAddress: c.DialAddress}
+	if err := u.Check(); err != nil {
+		return tlsca.Upstream{}, err
+	}
+	if c.CABundle != "" && (c.CABundleURL != "" || c.CABundleRegion != "") {
+		return tlsca.Upstream{}, errors.New("--ca-bundle names a file: drop --ca-bundle-url and --ca-bundle-region, which choose what to download")
+	}
+	if c.CABundleURL != "" && c.CABundleRegion != "" {
+		return tlsca.Upstream{}, errors.New("--ca-bundle-url and --ca-bundle-region both choose what to download: pass one")
+	}
+	return u, nil
+}
+
+// loadTrust loads the CA bundle for u (none for disable, which it warns
+// about loudly) and returns the upstream's trust, plus the options a
+// refresh loads the bundle with. Engine-independent: every engine's
+// upstream TLS comes from here.
+func loadTrust(ctx context.Context, c Config, u tlsca.Upstream, region string, log *slog.Logger) (*tlsca.Trust, tlsca.Options, error) {
+	var opts tlsca.Options
+	if u.Mode == tlsca.Disable {
+		log.Warn("UPSTREAM TLS IS DISABLED (--tls-mode disable): IAM tokens and all data go to the upstream in plaintext; allowed only because it is on a loopback address. Never use this beyond local development.",
+			"endpoint", u.Host, "dial_address", c.DialAddress)
+	} else {
+		bundleRegion := c.CABundleRegion
+		if bundleRegion == "auto" {
+			bundleRegion = region
+		}
+		opts = tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: region,
+			CacheDir: c.CACacheDir, HTTPClient: c.CAHTTPClient, Logger: log}
+		bundle, err := tlsca.Load(ctx, opts)
+		if err != nil {
+			return nil, opts, err
+		}
+		u.Bundle = bundle
+	}
+	trust, err := tlsca.NewTrust(u)
+	return trust, opts, err
 }
 
 // Addr is the listening address.
