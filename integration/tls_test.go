@@ -489,3 +489,44 @@ func TestCARotationWhileRunning(t *testing.T) {
 		t.Error("no log line for the refresh")
 	}
 }
+
+// TestStalledTLSHandshake: an upstream that agrees to TLS ('S') and then
+// never answers the ClientHello is given up on after --connect-timeout,
+// the client is told so, and the proxy keeps serving.
+func TestStalledTLSHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); ln.Close(); conns.Wait() })
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				var req [8]byte
+				if _, err := io.ReadFull(c, req[:]); err != nil {
+					return
+				}
+				c.Write([]byte{'S'})
+				<-stop // then silence
+			})
+		}
+	})
+	port := startProxy(t, func(c *launch.Config) { c.DialAddress = ln.Addr().String(); c.ConnectTimeout = time.Second })
+	for range 2 {
+		start := time.Now()
+		msg := loginFails(t, port)
+		if !strings.Contains(msg, "did not complete the login in time") {
+			t.Fatalf("message: %s", msg)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("took %s with a 1s connect timeout", d)
+		}
+	}
+}

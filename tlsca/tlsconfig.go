@@ -228,8 +228,9 @@ func (b *Bundle) ClientConfig(serverName string) *tls.Config {
 
 // Handshake runs the client side of a TLS handshake on conn with cfg,
 // bounded by ctx and by DefaultHandshakeTimeout, and returns the TLS
-// connection. For engines that start TLS themselves (MySQL); pgconn does
-// its own under the login's context.
+// connection; cfg must not be nil. For engines that start TLS themselves
+// (MySQL); pgconn does its own under the login's context. Errors wrap the
+// handshake's, so [Upstream.Explain] can read them.
 func Handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultHandshakeTimeout)
 	defer cancel()

@@ -1,9 +1,11 @@
 package tlsca
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -373,5 +375,42 @@ func TestTrustKeepFresh(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "CA bundle refreshed") {
 		t.Errorf("no log line for the refresh:\n%s", logs.String())
+	}
+}
+
+// TestHandshakeDeadline: a server that accepts the connection and never
+// answers the ClientHello costs the caller's deadline, not forever.
+func TestHandshakeDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			held <- c // silent
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = Handshake(ctx, conn, &tls.Config{ServerName: "db.example", MinVersion: tls.VersionTLS12})
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("took %s", d)
+	}
+	select {
+	case c := <-held:
+		c.Close()
+	default:
 	}
 }
