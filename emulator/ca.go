@@ -39,18 +39,43 @@ const (
 )
 
 // NewCA makes a new root certificate authority with an ECDSA P-256 key and
-// the given common name.
+// the given common name, valid from an hour ago for ten years.
 func NewCA(commonName string) (*CA, error) {
+	return NewCAWithOptions(commonName, Validity{})
+}
+
+// Validity is a certificate's validity period. A zero field takes the
+// default of what is being made; tests set them to make certificates that
+// have expired or are not valid yet.
+type Validity struct {
+	NotBefore, NotAfter time.Time
+}
+
+func (v Validity) or(notBefore, notAfter time.Time) (time.Time, time.Time) {
+	if !v.NotBefore.IsZero() {
+		notBefore = v.NotBefore
+	}
+	if !v.NotAfter.IsZero() {
+		notAfter = v.NotAfter
+	}
+	return notBefore, notAfter
+}
+
+// NewCAWithOptions is [NewCA] with a chosen validity, e.g. a CA that has
+// expired, for tests of how clients treat one (the server certificates it
+// issues keep their own validity).
+func NewCAWithOptions(commonName string, v Validity) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: generate CA key: %w", err)
 	}
 	now := time.Now()
+	notBefore, notAfter := v.or(now.Add(-backdateLeaves), now.Add(caValidity))
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
 		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"rds-iam-proxy emulator"}},
-		NotBefore:             now.Add(-backdateLeaves),
-		NotAfter:              now.Add(caValidity),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -85,18 +110,27 @@ func (c *CA) Pool() *x509.CertPool {
 // hour ago until 24 hours from now. Names that are IP literals (127.0.0.1,
 // ::1) become IP subject alternative names; all others become DNS names.
 func (c *CA) ServerCert(dnsNames ...string) (tls.Certificate, error) {
-	leaf, der, key, err := c.issue(dnsNames)
+	return c.ServerCertWithOptions(Validity{}, dnsNames...)
+}
+
+// ServerCertWithOptions is [CA.ServerCert] with a chosen validity, e.g. a
+// certificate that expired an hour ago.
+func (c *CA) ServerCertWithOptions(v Validity, dnsNames ...string) (tls.Certificate, error) {
+	leaf, der, key, err := c.issue(v, dnsNames)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
+// Cert is the CA's own certificate.
+func (c *CA) Cert() *x509.Certificate { return c.cert }
+
 // ServerCertPEM is [CA.ServerCert] as PEM files, for servers that read their
 // certificate from disk (PostgreSQL's ssl_cert_file and ssl_key_file). The
 // key is PKCS #8 ("PRIVATE KEY").
 func (c *CA) ServerCertPEM(dnsNames ...string) (certPEM, keyPEM []byte, err error) {
-	_, der, key, err := c.issue(dnsNames)
+	_, der, key, err := c.issue(Validity{}, dnsNames)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,7 +143,7 @@ func (c *CA) ServerCertPEM(dnsNames ...string) (certPEM, keyPEM []byte, err erro
 	return certPEM, keyPEM, nil
 }
 
-func (c *CA) issue(names []string) (*x509.Certificate, []byte, *ecdsa.PrivateKey, error) {
+func (c *CA) issue(v Validity, names []string) (*x509.Certificate, []byte, *ecdsa.PrivateKey, error) {
 	if len(names) == 0 {
 		return nil, nil, nil, errors.New("emulator: server certificate needs at least one name")
 	}
@@ -118,11 +152,12 @@ func (c *CA) issue(names []string) (*x509.Certificate, []byte, *ecdsa.PrivateKey
 		return nil, nil, nil, fmt.Errorf("emulator: generate server key: %w", err)
 	}
 	now := time.Now()
+	notBefore, notAfter := v.or(now.Add(-backdateLeaves), now.Add(leafValidity))
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    now.Add(-backdateLeaves),
-		NotAfter:     now.Add(leafValidity),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -100,5 +101,41 @@ func TestCATLSHandshake(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("server handshake: %v", err)
+	}
+}
+
+// Certificates with a chosen validity: an expired CA still issues leaves
+// (as a CA past its date would), and an expired leaf fails verification.
+func TestCAWithValidity(t *testing.T) {
+	now := time.Now()
+	old, err := NewCAWithOptions("old CA", Validity{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.Cert().NotAfter.Before(now) || !old.Cert().IsCA {
+		t.Fatalf("CA validity %v..%v", old.Cert().NotBefore, old.Cert().NotAfter)
+	}
+	leaf, err := old.ServerCert(testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{DNSName: testHost, Roots: old.Pool()}); err == nil {
+		t.Error("a leaf of an expired CA verified")
+	}
+	ca, err := NewCA("ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := ca.ServerCertWithOptions(Validity{NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Hour)}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = expired.Leaf.Verify(x509.VerifyOptions{DNSName: testHost, Roots: ca.Pool()})
+	var invalid x509.CertificateInvalidError
+	if !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
+		t.Errorf("expired leaf: %v", err)
+	}
+	if good, err := ca.ServerCertWithOptions(Validity{}, testHost); err != nil || good.Leaf.NotAfter.Before(now.Add(23*time.Hour)) {
+		t.Errorf("zero validity should give the default: %v", err)
 	}
 }

@@ -1,11 +1,132 @@
 package emulator
 
-// connectPolicy allows rds-db:connect as each of users, their dbuser ARNs
-// made by arn.
-func connectPolicy(arn func(user string) string, users []string) Policy {
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// instance is what every emulated RDS front shares: its identity (endpoint
+// name, port, resource id, and so its dbuser ARNs), its TLS certificate,
+// and its listener and accept loop. The engine fronts embed it and add
+// their protocol.
+type instance struct {
+	aws        *AWS
+	endpoint   string
+	port       int
+	resourceID string
+	tls        *tls.Config
+	log        *slog.Logger
+
+	ln        net.Listener
+	srv       *proxy.Server
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// instanceOptions are the fields both engines' options have.
+type instanceOptions struct {
+	endpoint, resourceID, listen string
+	port                         int
+	cert                         *tls.Certificate // nil: issued by the CA for endpoint
+	log                          *slog.Logger
+	kind                         string // log label: "rds-postgres", "rds-mysql"
+}
+
+// newInstance prepares an instance; serve starts it.
+func (a *AWS) newInstance(ca *CA, o instanceOptions) (*instance, error) {
+	var cert tls.Certificate
+	if o.cert != nil {
+		cert = *o.cert
+	} else {
+		var err error
+		if cert, err = ca.ServerCert(o.endpoint); err != nil {
+			return nil, fmt.Errorf("emulator: server certificate: %w", err)
+		}
+	}
+	if o.listen == "" {
+		o.listen = "127.0.0.1:0"
+	}
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen: %w", err)
+	}
+	return &instance{
+		aws: a, endpoint: o.endpoint, port: o.port, resourceID: o.resourceID, ln: ln, done: make(chan struct{}),
+		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		log: log.With("emulator", o.kind, "endpoint", o.endpoint),
+	}, nil
+}
+
+// serve runs the accept loop, handing connections to h.
+func (i *instance) serve(h proxy.Handler) {
+	ctx, cancel := context.WithCancel(context.Background())
+	i.cancel = cancel
+	i.srv = proxy.NewServer(h, i.log)
+	go func() {
+		defer close(i.done)
+		if err := i.srv.Serve(ctx, i.ln); err != nil {
+			i.log.Error("accept loop ended", "err", err)
+		}
+	}()
+}
+
+// Addr is where the front listens (the dial address for clients).
+func (i *instance) Addr() string { return i.ln.Addr().String() }
+
+// Endpoint is the RDS-like endpoint name.
+func (i *instance) Endpoint() string { return i.endpoint }
+
+// Port is the endpoint's port (in tokens), not the listening port.
+func (i *instance) Port() int { return i.port }
+
+// ResourceID is the instance's DbiResourceId.
+func (i *instance) ResourceID() string { return i.resourceID }
+
+// UserARN is the dbuser ARN of user on this instance, for policies.
+func (i *instance) UserARN(user string) string {
+	return dbUserARN(i.aws.Region(), i.aws.AccountID(), i.resourceID, user)
+}
+
+// ConnectPolicy allows rds-db:connect on this instance as each of users.
+func (i *instance) ConnectPolicy(users ...string) Policy {
 	arns := make([]string, len(users))
-	for i, u := range users {
-		arns[i] = arn(u)
+	for n, u := range users {
+		arns[n] = i.UserARN(u)
 	}
 	return Policy{Statements: []Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: arns}}}
+}
+
+// verifyToken checks a token presented for user as this instance would.
+func (i *instance) verifyToken(token, user string) (*Caller, error) {
+	return i.aws.VerifyRDSToken(token, TokenTarget{
+		Host: i.endpoint, Port: i.port, Region: i.aws.Region(), DBUser: user, ResourceID: i.resourceID,
+	})
+}
+
+// Close stops accepting and cuts open connections.
+func (i *instance) Close() error {
+	i.closeOnce.Do(func() {
+		if i.cancel == nil {
+			i.ln.Close()
+			return
+		}
+		i.cancel()
+		<-i.done
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		i.srv.Shutdown(ctx)
+	})
+	return nil
 }

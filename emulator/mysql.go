@@ -44,24 +44,19 @@ type MySQLOptions struct {
 	// password user. "*" makes every user an IAM user. Change it later
 	// with SetIAMUser.
 	IAMUsers []string
-	Logger   *slog.Logger
+	// Certificate, when set, is served instead of a certificate issued by
+	// the CA for Endpoint (an expired one, one for another name, ...).
+	Certificate *tls.Certificate
+	Logger      *slog.Logger
 }
 
 // MySQL is a running emulated RDS for MySQL front.
 type MySQL struct {
-	aws  *AWS
+	*instance
 	opts MySQLOptions
-	tls  *tls.Config
-	ln   net.Listener
-	log  *slog.Logger
-	srv  *proxy.Server
 
 	mu       sync.Mutex
 	iamUsers map[string]bool
-
-	cancel    context.CancelFunc
-	done      chan struct{}
-	closeOnce sync.Once
 }
 
 // StartMySQL starts an RDS IAM front for MySQL. Like RDS with IAM database
@@ -84,60 +79,17 @@ func (a *AWS) StartMySQL(ca *CA, o MySQLOptions) (*MySQL, error) {
 	if o.ResourceID == "" {
 		o.ResourceID = "db-EMULATEDMYSQL000001"
 	}
-	if o.Listen == "" {
-		o.Listen = "127.0.0.1:0"
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	cert, err := ca.ServerCert(o.Endpoint)
+	inst, err := a.newInstance(ca, instanceOptions{endpoint: o.Endpoint, port: o.Port, resourceID: o.ResourceID,
+		listen: o.Listen, cert: o.Certificate, log: o.Logger, kind: "rds-mysql"})
 	if err != nil {
-		return nil, fmt.Errorf("emulator: server certificate: %w", err)
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("emulator: listen: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &MySQL{
-		aws: a, opts: o, ln: ln, cancel: cancel, done: make(chan struct{}), iamUsers: map[string]bool{},
-		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		log: log.With("emulator", "rds-mysql", "endpoint", o.Endpoint),
-	}
+	m := &MySQL{instance: inst, opts: o, iamUsers: map[string]bool{}}
 	for _, u := range o.IAMUsers {
 		m.iamUsers[u] = true
 	}
-	m.srv = proxy.NewServer(m, m.log)
-	go func() {
-		defer close(m.done)
-		if err := m.srv.Serve(ctx, ln); err != nil {
-			m.log.Error("accept loop ended", "err", err)
-		}
-	}()
+	m.serve(m)
 	return m, nil
-}
-
-// Addr is where the front listens (the dial address for clients).
-func (m *MySQL) Addr() string { return m.ln.Addr().String() }
-
-// Endpoint is the RDS-like endpoint name.
-func (m *MySQL) Endpoint() string { return m.opts.Endpoint }
-
-// Port is the endpoint's port (in tokens), not the listening port.
-func (m *MySQL) Port() int { return m.opts.Port }
-
-// ResourceID is the instance's DbiResourceId.
-func (m *MySQL) ResourceID() string { return m.opts.ResourceID }
-
-// UserARN is the dbuser ARN of user on this instance, for policies.
-func (m *MySQL) UserARN(user string) string {
-	return dbUserARN(m.aws.Region(), m.aws.AccountID(), m.opts.ResourceID, user)
-}
-
-// ConnectPolicy allows rds-db:connect on this instance as each of users.
-func (m *MySQL) ConnectPolicy(users ...string) Policy {
-	return connectPolicy(m.UserARN, users)
 }
 
 // SetIAMUser makes user an IAM user of this instance, or not.
@@ -151,18 +103,6 @@ func (m *MySQL) isIAMUser(user string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.iamUsers[user] || m.iamUsers["*"]
-}
-
-// Close stops accepting and cuts open connections.
-func (m *MySQL) Close() error {
-	m.closeOnce.Do(func() {
-		m.cancel()
-		<-m.done
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		m.srv.Shutdown(ctx)
-	})
-	return nil
 }
 
 // ServeConn serves one client: it implements proxy.Handler.
@@ -221,9 +161,7 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 		}
 	}
 	token = bytes.TrimSuffix(token, []byte{0})
-	caller, err := m.aws.VerifyRDSToken(string(token), TokenTarget{
-		Host: m.opts.Endpoint, Port: m.opts.Port, Region: m.aws.Region(), DBUser: user, ResourceID: m.opts.ResourceID,
-	})
+	caller, err := m.verifyToken(string(token), user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())
 		mysql.WriteServerError(conn, seq, mysql.ErAccessDenied, denied)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,22 +38,18 @@ type PostgresOptions struct {
 	// 127.0.0.1/32 trust"), so the backend sees the real user, as on RDS.
 	Backend         string
 	BackendPassword string
-	Logger          *slog.Logger
+	// Certificate, when set, is served instead of a certificate issued by
+	// the CA for Endpoint: tests use it to serve an expired certificate, one
+	// for another name, or one from another (or an expired) CA.
+	Certificate *tls.Certificate
+	Logger      *slog.Logger
 }
 
 // Postgres is a running emulated RDS for PostgreSQL front.
 type Postgres struct {
-	aws    *AWS
+	*instance
 	opts   PostgresOptions
-	tls    *tls.Config
 	dialer *postgres.Dialer
-	ln     net.Listener
-	log    *slog.Logger
-	srv    *proxy.Server
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	closeOnce sync.Once
 }
 
 // StartPostgres starts an RDS IAM front for PostgreSQL. Like RDS with IAM
@@ -76,77 +71,18 @@ func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
 	if o.ResourceID == "" {
 		o.ResourceID = "db-EMULATEDPOSTGRES0001"
 	}
-	if o.Listen == "" {
-		o.Listen = "127.0.0.1:0"
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	cert, err := ca.ServerCert(o.Endpoint)
-	if err != nil {
-		return nil, fmt.Errorf("emulator: server certificate: %w", err)
-	}
 	dialer, err := postgres.NewDialer(postgres.Upstream{Host: "backend", Port: 5432, DialAddress: o.Backend})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", o.Listen)
+	inst, err := a.newInstance(ca, instanceOptions{endpoint: o.Endpoint, port: o.Port, resourceID: o.ResourceID,
+		listen: o.Listen, cert: o.Certificate, log: o.Logger, kind: "rds-postgres"})
 	if err != nil {
-		return nil, fmt.Errorf("emulator: listen: %w", err)
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &Postgres{
-		aws: a, opts: o, dialer: dialer, ln: ln, cancel: cancel, done: make(chan struct{}),
-		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		log: log.With("emulator", "rds-postgres", "endpoint", o.Endpoint),
-	}
-	p.srv = proxy.NewServer(p, p.log)
-	go func() {
-		defer close(p.done)
-		if err := p.srv.Serve(ctx, ln); err != nil {
-			p.log.Error("accept loop ended", "err", err)
-		}
-	}()
+	p := &Postgres{instance: inst, opts: o, dialer: dialer}
+	p.serve(p)
 	return p, nil
-}
-
-// Addr is where the front listens (the dial address for clients).
-func (p *Postgres) Addr() string { return p.ln.Addr().String() }
-
-// Endpoint is the RDS-like endpoint name.
-func (p *Postgres) Endpoint() string { return p.opts.Endpoint }
-
-// Port is the endpoint's port (in tokens), not the listening port.
-func (p *Postgres) Port() int { return p.opts.Port }
-
-// ResourceID is the instance's DbiResourceId.
-func (p *Postgres) ResourceID() string { return p.opts.ResourceID }
-
-// UserARN is the dbuser ARN of user on this instance, for policies.
-func (p *Postgres) UserARN(user string) string {
-	return dbUserARN(p.aws.Region(), p.aws.AccountID(), p.opts.ResourceID, user)
-}
-
-// ConnectPolicy allows rds-db:connect on this instance as each of users.
-func (p *Postgres) ConnectPolicy(users ...string) Policy {
-	arns := make([]string, len(users))
-	for i, u := range users {
-		arns[i] = p.UserARN(u)
-	}
-	return Policy{Statements: []Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: arns}}}
-}
-
-// Close stops accepting and cuts open connections.
-func (p *Postgres) Close() error {
-	p.closeOnce.Do(func() {
-		p.cancel()
-		<-p.done
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		p.srv.Shutdown(ctx)
-	})
-	return nil
 }
 
 // ServeConn serves one client: it implements proxy.Handler.
@@ -205,9 +141,7 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		p.loginFailed(log, conn, user, loginErr)
 		return
 	}
-	caller, err := p.aws.VerifyRDSToken(token, TokenTarget{
-		Host: p.opts.Endpoint, Port: p.opts.Port, Region: p.aws.Region(), DBUser: user, ResourceID: p.opts.ResourceID,
-	})
+	caller, err := p.verifyToken(token, user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())
 		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))

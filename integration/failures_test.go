@@ -94,7 +94,7 @@ func TestFailuresReachTheClient(t *testing.T) {
 			name: "wrong CA",
 			mod:  func(c *launch.Config) { c.CABundle = otherCAFile },
 			user: iamUser, code: "08001",
-			want: []string{"not signed by a CA in the bundle " + otherCAFile, "RDS CA bundle"},
+			want: []string{"certificate signed by unknown authority: the server's CA 'rds-iam-proxy emulator root CA' is not in the bundle " + otherCAFile + " (1 CA, ", "RDS CA bundle"},
 		},
 		{
 			name: "upstream down",

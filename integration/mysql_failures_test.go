@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
@@ -18,6 +21,14 @@ import (
 // packet (cause and fix), that the error number fits, and that the proxy
 // keeps serving.
 func TestMySQLFailuresReachTheClient(t *testing.T) {
+	otherCA, err := emulator.NewCA("some other CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCAFile := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(otherCAFile, otherCA.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	closedPort := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -67,6 +78,12 @@ func TestMySQLFailuresReachTheClient(t *testing.T) {
 			mod:  func(c *launch.Config) { c.Endpoint = "other-db.c0ffee123456.us-east-1.rds.amazonaws.com:3306" },
 			user: iamUser, code: 1429,
 			want: []string{"TLS verification failed", "not valid for other-db.c0ffee123456.us-east-1.rds.amazonaws.com", "--dial-address"},
+		},
+		{
+			name: "wrong CA",
+			mod:  func(c *launch.Config) { c.CABundle = otherCAFile },
+			user: iamUser, code: 1429,
+			want: []string{"certificate signed by unknown authority", "Fix: use the RDS CA bundle"},
 		},
 		{
 			name: "upstream down",

@@ -2,12 +2,13 @@ package proxy
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // Target describes the upstream a login failed against, for messages.
@@ -16,7 +17,7 @@ type Target struct {
 	DialAddr string // what was dialed
 	Tunnel   bool   // DialAddr was set by --dial-address
 	User     string
-	CABundle string // where the trusted CAs came from
+	TLS      tlsca.Upstream // the bundle, mode and names the login used
 }
 
 // Explanation is a login failure in words a person can act on.
@@ -26,24 +27,16 @@ type Explanation struct {
 }
 
 // ExplainLoginFailure explains the engine-independent ways a login fails:
-// no credentials, TLS verification, DNS, an unreachable or slow upstream.
+// no credentials, TLS verification (tlsca's texts), DNS, an unreachable or
+// slow upstream.
 // ok is false for anything else (the engine's own server errors).
 func ExplainLoginFailure(err error, t Target) (Explanation, bool) {
 	var credErr *authtoken.CredentialsError
 	if errors.As(err, &credErr) {
 		return Explanation{ReasonCredentials, fmt.Sprintf("cannot sign an IAM token for user %q: %s. Fix: give the proxy AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance profile, IRSA or Pod Identity)", t.User, credErr.Error())}, true
 	}
-	var unknownCA x509.UnknownAuthorityError
-	if errors.As(err, &unknownCA) {
-		return Explanation{ReasonUpstreamTLS, fmt.Sprintf("TLS verification of %s failed: its certificate is not signed by a CA in the bundle %s. Fix: use the RDS CA bundle (omit --ca-bundle to download AWS's global bundle, or pass the bundle for the DB's region)", t.Host, t.CABundle)}, true
-	}
-	var nameErr x509.HostnameError
-	if errors.As(err, &nameErr) {
-		return Explanation{ReasonUpstreamTLS, fmt.Sprintf("TLS verification failed: the upstream certificate is not valid for %s (%s). Fix: --endpoint must be the RDS endpoint name, not an IP address or a CNAME; to connect through a tunnel or another address keep --endpoint and set --dial-address", t.Host, nameErr.Error())}, true
-	}
-	var invalid x509.CertificateInvalidError
-	if errors.As(err, &invalid) {
-		return Explanation{ReasonUpstreamTLS, fmt.Sprintf("TLS verification of %s failed: %s. Fix: check this machine's clock; if the CA expired, use the current RDS CA bundle", t.Host, invalid.Error())}, true
+	if msg, ok := t.TLS.Explain(err, time.Now()); ok {
+		return Explanation{ReasonUpstreamTLS, msg}, true
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

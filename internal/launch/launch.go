@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -37,6 +38,26 @@ type Config struct {
 	CABundle    string // file; "" = download and cache the global bundle
 	CACacheDir  string
 	Profile     string
+
+	// CABundleURL downloads the bundle from here instead of AWS's
+	// (--ca-bundle-url); https, or http to a loopback address.
+	CABundleURL string
+	// CABundleRegion downloads AWS's regional bundle for this region
+	// (--ca-bundle-region); "auto" means the DB's region. Default: the
+	// global bundle of the DB's partition (commercial, GovCloud, China).
+	CABundleRegion string
+	// CAHTTPClient downloads the bundle (tests point it at a local HTTPS
+	// server); nil: the default client.
+	CAHTTPClient *http.Client
+	// TLSMode is verify-full (""), verify-ca, or disable (loopback only).
+	TLSMode string
+	// TLSServerName is the name the upstream certificate must carry when
+	// it is not the endpoint's (--tls-server-name).
+	TLSServerName string
+	// CARefresh is how often a running proxy reloads the bundle (a file is
+	// re-read, a download revalidated) and applies a changed one to new
+	// connections; 0 means tlsca.DefaultMaxAge (a day), negative never.
+	CARefresh time.Duration
 
 	// MaxConnections caps client connections; 0 means no cap.
 	MaxConnections   int
@@ -93,7 +114,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		c.Listen = DefaultListen(c.Engine)
 	}
 
-	bundle, err := tlsca.Load(ctx, tlsca.Options{File: c.CABundle, CacheDir: c.CACacheDir, Logger: log})
+	tlsUp, err := tlsSettings(c, host)
 	if err != nil {
 		return nil, err
 	}
@@ -107,16 +128,24 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		return nil, err
 	}
 
+	trust, bundleOpts, err := loadTrust(ctx, c, tlsUp, region, log)
+	if err != nil {
+		return nil, err
+	}
+	tlsUp, tlsConf := trust.Current()
+	bundleSource := ""
+	if tlsUp.Bundle != nil {
+		bundleSource = tlsUp.Bundle.Source
+	}
+
 	var h proxy.Handler
-	tlsConf := bundle.ClientConfig(host)
 	switch c.Engine {
 	case "mysql":
 		h, err = mysql.New(mysql.Config{
-			Upstream:         mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf},
+			Upstream:         mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust},
 			Region:           region,
 			DBUser:           c.DBUser,
 			Tokens:           tokens,
-			CABundle:         bundle.Source,
 			MaxConnections:   c.MaxConnections,
 			HandshakeTimeout: c.HandshakeTimeout,
 			ConnectTimeout:   c.ConnectTimeout,
@@ -124,11 +153,11 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		})
 	default:
 		h, err = postgres.New(postgres.Config{
-			Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf},
+			Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp, Trust: trust},
 			Region:           region,
 			DBUser:           c.DBUser,
 			Tokens:           tokens,
-			CABundle:         bundle.Source,
+			CABundle:         bundleSource,
 			MaxConnections:   c.MaxConnections,
 			HandshakeTimeout: c.HandshakeTimeout,
 			ConnectTimeout:   c.ConnectTimeout,
@@ -149,8 +178,18 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
+	refresh := c.CARefresh
+	if refresh == 0 {
+		refresh = tlsca.DefaultMaxAge
+	}
+	if tlsUp.Mode != tlsca.Disable && refresh > 0 {
+		go trust.KeepFresh(sctx, bundleOpts, refresh)
+	}
 	attrs := []any{"engine", c.Engine, "listen", ln.Addr().String(), "endpoint", net.JoinHostPort(host, strconv.Itoa(port)),
-		"region", region, "region_source", note, "ca_bundle", bundle.Source, "cas", len(bundle.Certs)}
+		"region", region, "region_source", note, "tls_mode", string(tlsUp.Mode), "tls_server_name", tlsUp.ExpectedName()}
+	if tlsUp.Bundle != nil {
+		attrs = append(attrs, "ca_bundle", tlsUp.Bundle.Source, "cas", len(tlsUp.Bundle.Certs))
+	}
 	if c.DialAddress != "" {
 		attrs = append(attrs, "dial_address", c.DialAddress)
 	}
@@ -159,6 +198,53 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	}
 	log.Info("proxy ready", attrs...)
 	return r, nil
+}
+
+// tlsSettings reads the TLS flags and refuses what must be refused before
+// anything else starts: unknown modes, verify-ca or disable for RDS names,
+// disable to a non-loopback address, contradictory bundle flags.
+func tlsSettings(c Config, host string) (tlsca.Upstream, error) {
+	mode, err := tlsca.ParseMode(c.TLSMode)
+	if err != nil {
+		return tlsca.Upstream{}, err
+	}
+	u := tlsca.Upstream{Mode: mode, Host: host, ServerName: c.TLSServerName, DialAddress: c.DialAddress}
+	if err := u.Check(); err != nil {
+		return tlsca.Upstream{}, err
+	}
+	if c.CABundle != "" && (c.CABundleURL != "" || c.CABundleRegion != "") {
+		return tlsca.Upstream{}, errors.New("--ca-bundle names a file: drop --ca-bundle-url and --ca-bundle-region, which choose what to download")
+	}
+	if c.CABundleURL != "" && c.CABundleRegion != "" {
+		return tlsca.Upstream{}, errors.New("--ca-bundle-url and --ca-bundle-region both choose what to download: pass one")
+	}
+	return u, nil
+}
+
+// loadTrust loads the CA bundle for u (none for disable, which it warns
+// about loudly) and returns the upstream's trust, plus the options a
+// refresh loads the bundle with. Engine-independent: every engine's
+// upstream TLS comes from here.
+func loadTrust(ctx context.Context, c Config, u tlsca.Upstream, region string, log *slog.Logger) (*tlsca.Trust, tlsca.Options, error) {
+	var opts tlsca.Options
+	if u.Mode == tlsca.Disable {
+		log.Warn("UPSTREAM TLS IS DISABLED (--tls-mode disable): IAM tokens and all data go to the upstream in plaintext; allowed only because it is on a loopback address. Never use this beyond local development.",
+			"endpoint", u.Host, "dial_address", c.DialAddress)
+	} else {
+		bundleRegion := c.CABundleRegion
+		if bundleRegion == "auto" {
+			bundleRegion = region
+		}
+		opts = tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: region,
+			CacheDir: c.CACacheDir, HTTPClient: c.CAHTTPClient, Logger: log}
+		bundle, err := tlsca.Load(ctx, opts)
+		if err != nil {
+			return nil, opts, err
+		}
+		u.Bundle = bundle
+	}
+	trust, err := tlsca.NewTrust(u)
+	return trust, opts, err
 }
 
 // Addr is the listening address.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // Auth plugins the login knows.
@@ -26,9 +28,20 @@ type Upstream struct {
 	// DialAddress, when set, is the host:port dialed instead (a tunnel, the
 	// emulator); the name checks still use Host.
 	DialAddress string
-	// TLS is the verify-full configuration for Host; nil means plaintext,
-	// which only the emulator's hop to a local server uses.
-	TLS *tls.Config
+	// Trust supplies the TLS settings and configuration for each new login
+	// (so a refreshed CA bundle applies without a restart). When nil, TLS
+	// is used as is; both nil means plaintext, which only the emulator's
+	// hop to a local server uses.
+	Trust *tlsca.Trust
+	TLS   *tls.Config
+}
+
+// currentTLS is the TLS settings and configuration for a new connection.
+func (u Upstream) currentTLS() (tlsca.Upstream, *tls.Config) {
+	if u.Trust != nil {
+		return u.Trust.Current()
+	}
+	return tlsca.Upstream{Host: u.Host, Mode: tlsca.VerifyFull}, u.TLS
 }
 
 // DialAddr is the address dialed.
@@ -43,7 +56,7 @@ func (u Upstream) DialAddr() string {
 // for the client's answer to decide how to log in.
 type Pending struct {
 	conn     net.Conn
-	up       Upstream
+	tls      *tls.Config // for this connection's login, fixed at dial time
 	Greeting *Greeting
 }
 
@@ -70,7 +83,8 @@ func Dial(ctx context.Context, u Upstream) (*Pending, error) {
 		}
 		return nil, &UpstreamProtocolError{Step: "read the server's greeting", Err: err}
 	}
-	return &Pending{conn: c, up: u, Greeting: g}, nil
+	_, tlsConf := u.currentTLS()
+	return &Pending{conn: c, tls: tlsConf, Greeting: g}, nil
 }
 
 // Close drops a connection that will not log in.
@@ -118,7 +132,7 @@ func (p *Pending) Login(ctx context.Context, l Login) (*Session, error) {
 func (p *Pending) login(ctx context.Context, l Login) (*Session, error) {
 	g := p.Greeting
 	need := CapProtocol41 | CapSecureConnection | CapPluginAuth
-	if p.up.TLS != nil {
+	if p.tls != nil {
 		need |= CapSSL
 	}
 	if missing := need &^ g.Caps; missing != 0 {
@@ -128,7 +142,7 @@ func (p *Pending) login(ctx context.Context, l Login) (*Session, error) {
 		return nil, fmt.Errorf("the server %q lacks capabilities 0x%x that an IAM login needs (4.1 protocol, pluggable auth)", g.ServerVersion, missing)
 	}
 	c := l.Client
-	caps := upstreamCaps(c.Caps, g.Caps, l.Database, len(c.Attrs) > 0, p.up.TLS != nil)
+	caps := upstreamCaps(c.Caps, g.Caps, l.Database, len(c.Attrs) > 0, p.tls != nil)
 	resp := &HandshakeResponse{Caps: caps, MaxPacket: c.MaxPacket, Charset: c.Charset,
 		User: l.User, Database: l.Database, AuthPlugin: l.Plugin, Attrs: c.Attrs}
 	if hasExtCaps(caps) && hasExtCaps(g.Caps) && hasExtCaps(c.Caps) {
@@ -142,18 +156,18 @@ func (p *Pending) login(ctx context.Context, l Login) (*Session, error) {
 	defer stop()
 	conn := p.conn
 	seq := byte(1)
-	if p.up.TLS != nil {
+	if p.tls != nil {
 		if err := writePacket(conn, seq, resp.MarshalSSLRequest()); err != nil {
 			return nil, &UpstreamProtocolError{Step: "send the TLS request", Err: err}
 		}
 		seq++
-		tc := tls.Client(conn, p.up.TLS)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, err := tlsca.Handshake(ctx, conn, p.tls)
+		if err != nil {
 			return nil, &TLSError{Err: err}
 		}
 		conn = tc
 	}
-	secure := p.up.TLS != nil
+	secure := p.tls != nil
 	auth, err := authData(l.Plugin, g.Scramble, l.Password, secure)
 	if err != nil {
 		return nil, err
@@ -224,7 +238,7 @@ var errNoTLS = errors.New("the server does not offer TLS")
 // TLSError is a failed TLS handshake with the upstream.
 type TLSError struct{ Err error }
 
-func (e *TLSError) Error() string { return "TLS handshake with the upstream: " + e.Err.Error() }
+func (e *TLSError) Error() string { return e.Err.Error() }
 func (e *TLSError) Unwrap() error { return e.Err }
 
 // authData answers plugin's challenge with password.

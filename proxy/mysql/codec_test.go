@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func sampleGreeting() *Greeting {
@@ -149,5 +150,21 @@ func TestReadPacketLimits(t *testing.T) {
 	seq, p, err := readPacket(bytes.NewReader([]byte{2, 0, 0, 7, 1, 2}), 100)
 	if err != nil || seq != 7 || !bytes.Equal(p, []byte{1, 2}) {
 		t.Fatalf("frame: %d %v %v", seq, p, err)
+	}
+}
+
+func TestFitMessage(t *testing.T) {
+	short := "rds-iam-proxy: all good"
+	if got := fitMessage(short, 511); got != short {
+		t.Fatalf("short message changed: %q", got)
+	}
+	long := "rds-iam-proxy: TLS verification failed: " + strings.Repeat("détail ", 100) + "Fix: --endpoint must be the RDS endpoint name"
+	got := fitMessage(long, 511)
+	if len(got) > 511 || !strings.HasSuffix(got, "Fix: --endpoint must be the RDS endpoint name") || !strings.HasPrefix(got, "rds-iam-proxy: TLS verification failed") || !utf8.ValidString(got) {
+		t.Fatalf("fitted message (%d bytes) lost its fix or its start: %q", len(got), got)
+	}
+	noFix := strings.Repeat("é", 400)
+	if got := fitMessage(noFix, 511); len(got) > 511 || !utf8.ValidString(got) {
+		t.Fatalf("message without a fix: %d bytes, valid %v", len(got), utf8.ValidString(got))
 	}
 }

@@ -2,6 +2,8 @@ package mysql
 
 import (
 	"io"
+	"strings"
+	"unicode/utf8"
 )
 
 // Error is a failure before the relay, as the client will see it: an ERR
@@ -28,7 +30,40 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// writeError sends e as an ERR packet.
+// maxMessage is what MySQL and MariaDB client libraries keep of an error
+// message (MYSQL_ERRMSG_SIZE, 512 with the NUL); the mysql client cuts
+// the rest.
+const maxMessage = 511
+
+// writeError sends e as an ERR packet, its text fitted to maxMessage.
 func writeError(w io.Writer, e *Error) error {
-	return writePacket(w, e.Seq, marshalErr(e.Code, sqlState(e.Code), "rds-iam-proxy: "+e.Message, e.Greeted))
+	return writePacket(w, e.Seq, marshalErr(e.Code, sqlState(e.Code), fitMessage("rds-iam-proxy: "+e.Message, maxMessage), e.Greeted))
+}
+
+// fitMessage shortens msg to limit bytes, keeping its "Fix: ..." part
+// whole when there is one: the cause is cut in the middle instead, since
+// the fix is what the person needs and the log has the full text.
+func fitMessage(msg string, limit int) string {
+	if len(msg) <= limit {
+		return msg
+	}
+	const cut = " [...] "
+	if i := strings.LastIndex(msg, "Fix: "); i > 0 {
+		fix := msg[i:]
+		if room := limit - len(fix) - len(cut); room >= 80 {
+			return truncateUTF8(msg[:i], room) + cut + fix
+		}
+	}
+	return truncateUTF8(msg, limit-len(cut)) + cut
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -16,7 +16,8 @@ import (
 // the underlying error; neither ever holds the token.
 func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	up := p.cfg.Upstream
-	t := proxy.Target{Host: up.Host, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", User: user, CABundle: p.cfg.CABundle}
+	tlsUp, _ := up.currentTLS()
+	t := proxy.Target{Host: up.Host, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", User: user, TLS: tlsUp}
 	if x, ok := proxy.ExplainLoginFailure(err, t); ok {
 		return &Error{Code: codeFor(x.Reason), Reason: x.Reason, Message: x.Message, Err: err}
 	}

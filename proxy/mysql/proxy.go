@@ -13,14 +13,12 @@ import (
 
 // Config configures a MySQL proxy for one upstream.
 type Config struct {
-	Upstream Upstream // TLS must be set: IAM tokens only travel over TLS
+	Upstream Upstream // Trust (or TLS) must be set: IAM tokens only travel over TLS
 	Region   string   // the DB's region, for signing
 	// DBUser, when set, is the upstream user for every client whatever
 	// user the client names.
 	DBUser string
 	Tokens proxy.TokenSource
-	// CABundle says where the trusted CAs came from, for error messages.
-	CABundle string
 	// MaxConnections caps client connections (0: no cap). A client over
 	// the cap gets ERROR 1040 rather than a silent close.
 	MaxConnections int
@@ -42,8 +40,10 @@ type Proxy struct {
 
 // New checks cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Upstream.TLS == nil {
-		return nil, errors.New("mysql proxy: upstream TLS configuration is required")
+	if _, conf := cfg.Upstream.currentTLS(); conf == nil {
+		// mysql_clear_password must never cross a network in clear, and
+		// RDS requires TLS for it: --tls-mode disable is Postgres-only.
+		return nil, errors.New("mysql proxy: upstream TLS is required (the IAM token goes in clear inside it): --tls-mode disable is not supported for mysql")
 	}
 	if cfg.Tokens == nil {
 		return nil, errors.New("mysql proxy: no token source")

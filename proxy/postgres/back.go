@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // Upstream says where and how to log in upstream.
@@ -20,9 +22,25 @@ type Upstream struct {
 	// DialAddress, when set, is the host:port actually dialed (an SSH or SSM
 	// tunnel, a local emulator); the name checks still use Host.
 	DialAddress string
-	// TLS is the verify-full configuration for Host; nil means plaintext
-	// (only the emulator's own hop to a local database uses that).
+	// TLS is the configuration for Host, from TLSSettings.Config(); nil
+	// means plaintext (the emulator's own hop to a local database, and
+	// --tls-mode disable to a loopback address).
 	TLS *tls.Config
+	// TLSSettings are what TLS was built from: the bundle, mode and names.
+	// Failed handshakes are explained with them (tlsca.Upstream.Explain).
+	TLSSettings tlsca.Upstream
+	// Trust, when set, supplies the settings and the configuration for each
+	// new login instead of TLSSettings and TLS, so that a refreshed CA
+	// bundle applies without a restart.
+	Trust *tlsca.Trust
+}
+
+// CurrentTLS is the TLS settings and configuration for a new connection.
+func (u Upstream) CurrentTLS() (tlsca.Upstream, *tls.Config) {
+	if u.Trust != nil {
+		return u.Trust.Current()
+	}
+	return u.TLSSettings, u.TLS
 }
 
 // Login is one upstream login.
@@ -116,6 +134,9 @@ func (d *Dialer) Login(ctx context.Context, l Login) (*pgconn.HijackedConn, erro
 	cfg.Database = l.Database
 	cfg.Password = l.Password
 	cfg.RuntimeParams = l.Params
+	if d.up.Trust != nil {
+		_, cfg.TLSConfig = d.up.Trust.Current()
+	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		// The error carries the config, password (the token) included:

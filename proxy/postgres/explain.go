@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // explain turns a failed login into what the client is told: the cause in
@@ -20,47 +19,17 @@ import (
 // the underlying error; neither ever holds the token.
 func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	up := p.cfg.Upstream
-	var credErr *authtoken.CredentialsError
-	if errors.As(err, &credErr) {
-		return &Error{Code: CodeInvalidAuthorization, Reason: ReasonCredentials, Err: err,
-			Message: fmt.Sprintf("cannot sign an IAM token for user %q: %s. Fix: give the proxy AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance profile, IRSA or Pod Identity)", user, credErr.Error())}
-	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return p.explainServerError(ctx, user, pgErr)
 	}
-	var unknownCA x509.UnknownAuthorityError
-	if errors.As(err, &unknownCA) {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("TLS verification of %s failed: its certificate is not signed by a CA in the bundle %s. Fix: use the RDS CA bundle (omit --ca-bundle to download AWS's global bundle, or pass the bundle for the DB's region)", up.Host, p.cfg.CABundle)}
-	}
-	var nameErr x509.HostnameError
-	if errors.As(err, &nameErr) {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("TLS verification failed: the upstream certificate is not valid for %s (%s). Fix: --endpoint must be the RDS endpoint name, not an IP address or a CNAME; to connect through a tunnel or another address keep --endpoint and set --dial-address", up.Host, nameErr.Error())}
-	}
-	var invalid x509.CertificateInvalidError
-	if errors.As(err, &invalid) {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("TLS verification of %s failed: %s. Fix: check this machine's clock; if the CA expired, use the current RDS CA bundle", up.Host, invalid.Error())}
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		if up.DialAddress != "" {
-			return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
-				Message: fmt.Sprintf("cannot resolve %s from the dial address %s: %s. Fix: check --dial-address (the tunnel's local address)", dnsErr.Name, up.DialAddress, dnsErr.Err)}
+	t := proxy.Target{Host: up.Host, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", User: user, TLS: p.tlsSettings()}
+	if x, ok := proxy.ExplainLoginFailure(err, t); ok {
+		code := CodeConnectionFailure
+		if x.Reason == ReasonCredentials {
+			code = CodeInvalidAuthorization
 		}
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
-			Message: fmt.Sprintf("cannot resolve %s: %s. Fix: check the endpoint name and this machine's DNS (inside the VPC); to connect through a tunnel set --dial-address", dnsErr.Name, dnsErr.Err)}
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamDial, Err: err,
-			Message: fmt.Sprintf("cannot reach the upstream %s at %s: %s. Fix: check that the DB is running and reachable from here (security groups, VPC, tunnel)", up.Host, up.DialAddr(), opErr.Err)}
-	}
-	if errors.Is(err, context.DeadlineExceeded) || proxy.IsTimeout(err) {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonTimeout, Err: err,
-			Message: fmt.Sprintf("the upstream %s at %s did not complete the login in time. Fix: check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded", up.Host, up.DialAddr())}
+		return &Error{Code: code, Reason: x.Reason, Err: err, Message: x.Message}
 	}
 	if strings.Contains(err.Error(), "server refused TLS") {
 		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
@@ -68,6 +37,22 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	}
 	return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstream, Err: err,
 		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
+}
+
+// tlsSettings are the upstream's TLS settings, filled in from the older
+// fields when a caller set only those.
+func (p *Proxy) tlsSettings() tlsca.Upstream {
+	ts, conf := p.cfg.Upstream.CurrentTLS()
+	if ts.Host == "" {
+		ts.Host = p.cfg.Upstream.Host
+	}
+	if ts.ServerName == "" && conf != nil && conf.ServerName != ts.Host {
+		ts.ServerName = conf.ServerName
+	}
+	if ts.Bundle == nil && p.cfg.CABundle != "" {
+		ts.Bundle = &tlsca.Bundle{Source: p.cfg.CABundle}
+	}
+	return ts
 }
 
 // explainServerError explains an error the upstream server sent.

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
 // TokenSource builds IAM tokens and says whose credentials sign them.
@@ -52,7 +53,14 @@ type Proxy struct {
 // New checks cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Upstream.TLS == nil {
-		return nil, errors.New("postgres proxy: upstream TLS configuration is required")
+		// Plaintext only as tlsca allows it: --tls-mode disable to a
+		// loopback address.
+		if cfg.Upstream.TLSSettings.Mode != tlsca.Disable {
+			return nil, errors.New("postgres proxy: upstream TLS configuration is required")
+		}
+		if err := cfg.Upstream.TLSSettings.Check(); err != nil {
+			return nil, fmt.Errorf("postgres proxy: %w", err)
+		}
 	}
 	if cfg.Tokens == nil {
 		return nil, errors.New("postgres proxy: no token source")
@@ -211,7 +219,8 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 		log.Info("cancel request with an unknown key ignored")
 		return
 	}
-	if err := SendCancel(ctx, t.upstream.DialAddr(), t.upstream.TLS, t.key); err != nil {
+	_, tlsConf := t.upstream.CurrentTLS()
+	if err := SendCancel(ctx, t.upstream.DialAddr(), tlsConf, t.key); err != nil {
 		log.Warn("cancel request not delivered", "err", err)
 		return
 	}

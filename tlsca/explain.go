@@ -1,0 +1,155 @@
+package tlsca
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Explain turns a failed TLS handshake with the upstream into a message a
+// person can act on: what failed, the name that was expected, what the
+// server presented, the bundle in use (path, CA count, download date), and
+// the fix. ok is false when err is not a TLS verification or handshake
+// failure; the engine then explains it its own way. now is the local clock,
+// quoted when a certificate is outside its validity.
+//
+// For example: "TLS verification of db.x.us-east-1.rds.amazonaws.com failed:
+// certificate signed by unknown authority: the server's CA 'Amazon RDS
+// us-east-1 Root CA RSA2048 G1' is not in the bundle /path (102 CAs,
+// downloaded 2026-11-20); ...".
+func (u Upstream) Explain(err error, now time.Time) (msg string, ok bool) {
+	var chain []*x509.Certificate
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		chain = cve.UnverifiedCertificates
+	}
+	want := u.ExpectedName()
+	bundle := "(none)"
+	if u.Bundle != nil {
+		bundle = u.Bundle.Describe()
+	}
+
+	var unknown x509.UnknownAuthorityError
+	if errors.As(err, &unknown) {
+		if len(chain) == 0 && unknown.Cert != nil {
+			chain = []*x509.Certificate{unknown.Cert}
+		}
+		ca := serverCA(chain)
+		msg = fmt.Sprintf("TLS verification of %s failed: certificate signed by unknown authority: the server's CA '%s' is not in the bundle %s; the server presented %s",
+			want, ca, bundle, presented(chain))
+		if dropped := u.droppedCA(chain); dropped != nil {
+			return msg + fmt.Sprintf(". The bundle held that CA, but it expired on %s and is no longer trusted. Fix: move the DB to a current CA (rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 or rds-ca-ecc384-g1: aws rds modify-db-instance --ca-certificate-identifier ...)",
+				dropped.NotAfter.UTC().Format(time.DateOnly)), true
+		}
+		fix := ". Fix: use the RDS CA bundle: omit --ca-bundle to download AWS's global bundle, or pass the bundle for the DB's region"
+		if u.Bundle != nil && u.Bundle.URL != "" {
+			fix = fmt.Sprintf(". Fix: the bundle came from %s; if the DB is in GovCloud or China, or its CA is newer than the bundle, pass --ca-bundle-region with the DB's region (or --ca-bundle FILE); otherwise the server is not presenting an RDS certificate: check that --endpoint/--dial-address reach the DB itself and nothing in between intercepts TLS", u.Bundle.URL)
+		}
+		if IsRDSProxyName(want) {
+			fix += "; RDS Proxy certificates chain to the Amazon Trust Services roots, which must be in this system's trust store"
+		}
+		return msg + fix, true
+	}
+
+	var name x509.HostnameError
+	if errors.As(err, &name) {
+		if len(chain) == 0 && name.Certificate != nil {
+			chain = []*x509.Certificate{name.Certificate}
+		}
+		return fmt.Sprintf("TLS verification failed: the upstream certificate is not valid for %s: the server presented %s (bundle %s). Fix: --endpoint must be the RDS endpoint name, not an IP address or a CNAME; to connect through a tunnel or another address keep --endpoint and set --dial-address; if the server's certificate rightly carries another name, set --tls-server-name to it",
+			want, presented(chain), bundle), true
+	}
+
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) {
+		c := invalid.Cert
+		who := "the server's certificate"
+		if len(chain) > 0 && c != nil && !bytes.Equal(c.Raw, chain[0].Raw) {
+			who = "a CA certificate in the server's chain"
+		}
+		if len(chain) == 0 && c != nil {
+			chain = []*x509.Certificate{c}
+		}
+		clock := now.UTC().Format(time.RFC3339)
+		switch {
+		case invalid.Reason == x509.Expired && c != nil && now.After(c.NotAfter):
+			return fmt.Sprintf("TLS verification of %s failed: %s '%s' expired on %s (this machine's clock says %s); the server presented %s (bundle %s). Fix: check this machine's clock; if it is right, the server's certificate must be renewed (on RDS: aws rds modify-db-instance --ca-certificate-identifier with a current CA)",
+				want, who, CertName(c), c.NotAfter.UTC().Format(time.RFC3339), clock, presented(chain), bundle), true
+		case invalid.Reason == x509.Expired && c != nil:
+			return fmt.Sprintf("TLS verification of %s failed: %s '%s' is not valid before %s (this machine's clock says %s); the server presented %s (bundle %s). Fix: check this machine's clock",
+				want, who, CertName(c), c.NotBefore.UTC().Format(time.RFC3339), clock, presented(chain), bundle), true
+		}
+		return fmt.Sprintf("TLS verification of %s failed: %s; the server presented %s (bundle %s). Fix: check this machine's clock; if the CA expired, use the current RDS CA bundle",
+			want, invalid.Error(), presented(chain), bundle), true
+	}
+
+	if cve != nil {
+		return fmt.Sprintf("TLS verification of %s failed: %s; the server presented %s (bundle %s)", want, cve.Err, presented(chain), bundle), true
+	}
+	var rec tls.RecordHeaderError
+	if errors.As(err, &rec) {
+		return fmt.Sprintf("the upstream %s agreed to TLS but then did not speak it (%s). Fix: check that --endpoint/--dial-address point at the database, not another service", want, rec.Msg), true
+	}
+	return "", false
+}
+
+// serverCA names the CA the presented chain claims to end at: the issuer
+// of its last certificate.
+func serverCA(chain []*x509.Certificate) string {
+	if len(chain) == 0 {
+		return "(unknown)"
+	}
+	last := chain[len(chain)-1]
+	if last.Issuer.CommonName != "" {
+		return last.Issuer.CommonName
+	}
+	return last.Issuer.String()
+}
+
+// droppedCA returns the expired bundle CA that issued the top of chain,
+// if any.
+func (u Upstream) droppedCA(chain []*x509.Certificate) *x509.Certificate {
+	if u.Bundle == nil || len(chain) == 0 {
+		return nil
+	}
+	last := chain[len(chain)-1]
+	for _, c := range u.Bundle.Expired {
+		if bytes.Equal(c.RawSubject, last.RawIssuer) {
+			return c
+		}
+	}
+	return nil
+}
+
+// presented describes the server's certificate: its names, issuer and
+// validity.
+func presented(chain []*x509.Certificate) string {
+	if len(chain) == 0 {
+		return "no certificate"
+	}
+	c := chain[0]
+	var names []string
+	names = append(names, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	desc := fmt.Sprintf("a certificate for '%s'", CertName(c))
+	if len(names) > 0 {
+		desc += " (names: " + strings.Join(names, ", ") + ")"
+	} else {
+		desc += " (no subject alternative names)"
+	}
+	return desc + fmt.Sprintf(" issued by '%s', valid %s to %s",
+		issuerName(c), c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
+}
+
+func issuerName(c *x509.Certificate) string {
+	if c.Issuer.CommonName != "" {
+		return c.Issuer.CommonName
+	}
+	return c.Issuer.String()
+}
