@@ -47,7 +47,15 @@ type MySQLOptions struct {
 	// Certificate, when set, is served instead of a certificate issued by
 	// the CA for Endpoint (an expired one, one for another name, ...).
 	Certificate *tls.Certificate
-	Logger      *slog.Logger
+	// MySQL8 makes the front greet like RDS for MySQL 8.0 whatever the
+	// backend is: version 8.0.39, no MariaDB extended capabilities,
+	// utf8mb4_0900_ai_ci, caching_sha2_password as the default plugin.
+	MySQL8 bool
+	// AlwaysSwitch sends the AuthSwitchRequest to mysql_clear_password
+	// even to a client that answered with it already, as RDS does when the
+	// first answer's plugin is not the account's.
+	AlwaysSwitch bool
+	Logger       *slog.Logger
 }
 
 // MySQL is a running emulated RDS for MySQL front.
@@ -122,7 +130,7 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 	loggedIn := false
 	defer func() {
 		if !loggedIn {
-			pending.Close()
+			pending.Abandon()
 		}
 	}()
 	scramble, err := mysql.NewScramble()
@@ -130,13 +138,18 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 		log.Error("no scramble", "err", err)
 		return
 	}
-	hello, err := mysql.Greet(c, mysql.ClientGreeting(pending.Greeting, scramble, mysql.PluginNativePassword, true),
-		mysql.FrontOptions{TLS: m.tls, RequireTLS: true})
+	greeting := mysql.ClientGreeting(pending.Greeting, scramble, mysql.PluginNativePassword, true)
+	if m.opts.MySQL8 {
+		greeting.ServerVersion, greeting.AuthPlugin, greeting.Charset = "8.0.39", mysql.PluginCachingSHA2, 255
+		greeting.Caps |= mysql.CapLongPassword
+		greeting.ExtCaps = 0
+	}
+	hello, err := mysql.Greet(c, greeting, mysql.FrontOptions{TLS: m.tls})
 	if err != nil {
 		log.Info("handshake failed", "err", err)
 		var me *mysql.Error
 		if errors.As(err, &me) {
-			mysql.WriteServerError(c, me.Seq, me.Code, me.Message)
+			mysql.WriteServerError(hello.Conn, me.Seq, me.Code, me.Message)
 		}
 		return
 	}
@@ -147,13 +160,19 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	denied := fmt.Sprintf("Access denied for user '%s'@'%s' (using password: YES)", user, host)
 
+	if !hello.TLS {
+		// RDS runs with require_secure_transport for IAM users' sake.
+		log.Warn("login refused: not over TLS")
+		mysql.WriteServerError(conn, seq, mysql.ErSecureTransportReqd, "Connections using insecure transport are prohibited while --require_secure_transport=ON.")
+		return
+	}
 	if !m.isIAMUser(user) {
 		log.Warn("login refused: not an IAM user of this instance (not IDENTIFIED WITH AWSAuthenticationPlugin)")
 		mysql.WriteServerError(conn, seq, mysql.ErAccessDenied, denied)
 		return
 	}
 	token := resp.AuthData
-	if resp.AuthPlugin != mysql.PluginClearPassword {
+	if resp.AuthPlugin != mysql.PluginClearPassword || m.opts.AlwaysSwitch {
 		token, seq, err = mysql.AuthSwitch(conn, seq, mysql.PluginClearPassword, nil)
 		if err != nil {
 			log.Info("no password after the auth switch", "err", err)

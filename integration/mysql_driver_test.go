@@ -91,6 +91,9 @@ func TestMySQLPreparedAndTransactions(t *testing.T) {
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		w.My.ExecIn(context.Background(), appDB, "DELETE FROM items WHERE name IN ('committed', 'rolled-back')")
+	})
 	tx, err = db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +110,6 @@ func TestMySQLPreparedAndTransactions(t *testing.T) {
 	if rolled != 0 || committed != 1 {
 		t.Fatalf("rolled-back rows %d (want 0), committed rows %d (want 1)", rolled, committed)
 	}
-	db.ExecContext(ctx, "DELETE FROM items WHERE name = 'committed'")
 
 	_, err = db.ExecContext(ctx, "SELECT * FROM no_such_table")
 	var me *mysql.MySQLError
@@ -207,6 +209,10 @@ func TestMySQLLargeRow(t *testing.T) {
 // statement at once.
 func TestMySQLKillQuery(t *testing.T) {
 	port := startMySQLProxy(t)
+
+	// The id in the greeting is the upstream session's.
+	checkGreetingConnectionID(t, port)
+
 	db := mysqlDB(t, port, iamUser)
 	ctx := testCtx(t, 60*time.Second)
 	sleeper, err := db.Conn(ctx)

@@ -107,6 +107,8 @@ func TestMySQLFailuresReachTheClient(t *testing.T) {
 			if tc.setup != nil {
 				undo = tc.setup(t)
 			}
+			// Undone even when the test fails half-way: the world is shared.
+			t.Cleanup(undo)
 			var mods []func(*launch.Config)
 			if tc.mod != nil {
 				mods = append(mods, tc.mod)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -212,5 +213,20 @@ func TestMySQLBadHandshakes(t *testing.T) {
 	})
 	if out, stderr, err := mysqlCLI(t, port, iamUser, "-e", "SELECT 1"); err != nil || strings.TrimSpace(out) != "1" {
 		t.Fatalf("the proxy stopped serving after bad handshakes: %v %q %s", err, out, stderr)
+	}
+}
+
+// checkGreetingConnectionID logs in by hand and checks that the connection
+// id in the proxy's greeting is the upstream session's CONNECTION_ID().
+func checkGreetingConnectionID(t *testing.T, port string) {
+	t.Helper()
+	raw := dialRaw(t, port)
+	g := raw.login(mysql.CapProtocol41 | mysql.CapSecureConnection | mysql.CapPluginAuth | mysql.CapDeprecateEOF)
+	raw.write(0, append([]byte{0x03}, "SELECT CONNECTION_ID()"...))
+	raw.mustRead() // column count
+	raw.mustRead() // column definition
+	row := raw.mustRead()
+	if want := fmt.Sprint(g.ConnectionID); len(row) < 1 || string(row[1:]) != want {
+		t.Fatalf("CONNECTION_ID() row %q; the greeting said %s", row, want)
 	}
 }

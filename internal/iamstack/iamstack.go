@@ -65,6 +65,9 @@ type Stack struct {
 	MyFront *emulator.MySQL
 	CAFile  string // the emulator's CA, for --ca-bundle
 	Dir     string // scratch dir, removed by Close
+
+	myPassword string // the emulator's password for the MariaDB accounts
+	log        *slog.Logger
 }
 
 // Start brings everything up, or nothing: on error what started is stopped.
@@ -170,11 +173,21 @@ func (s *Stack) startMySQL(ctx context.Context, o MySQLOptions, log *slog.Logger
 			return fmt.Errorf("set up database %s: %w", o.AppDB, err)
 		}
 	}
-	s.MyFront, err = s.AWS.AWS.StartMySQL(s.AWS.CA, emulator.MySQLOptions{
-		Backend: s.My.Addr(), BackendPassword: password, IAMUsers: o.IAMUsers, Logger: log,
-		BackendTLS: &tls.Config{RootCAs: s.AWS.CA.Pool(), ServerName: backendHost, MinVersion: tls.VersionTLS12},
-	})
+	s.myPassword, s.log = password, log
+	s.MyFront, err = s.StartMySQLFront(emulator.MySQLOptions{IAMUsers: o.IAMUsers})
 	return err
+}
+
+// StartMySQLFront starts another emulated RDS for MySQL front before the
+// stack's MariaDB (another shape of greeting, say), logging in to it as
+// the first front does. The caller closes it.
+func (s *Stack) StartMySQLFront(o emulator.MySQLOptions) (*emulator.MySQL, error) {
+	o.Backend, o.BackendPassword = s.My.Addr(), s.myPassword
+	o.BackendTLS = &tls.Config{RootCAs: s.AWS.CA.Pool(), ServerName: backendHost, MinVersion: tls.VersionTLS12}
+	if o.Logger == nil {
+		o.Logger = s.log
+	}
+	return s.AWS.AWS.StartMySQL(s.AWS.CA, o)
 }
 
 // randomPassword is the emulator's password for the backend accounts: the

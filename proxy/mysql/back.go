@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
@@ -90,6 +91,30 @@ func Dial(ctx context.Context, u Upstream) (*Pending, error) {
 // Close drops a connection that will not log in.
 func (p *Pending) Close() error { return p.conn.Close() }
 
+// abandonUser is the user an abandoned login names; no such user exists.
+const abandonUser = "rds-iam-proxy-abandoned"
+
+// Abandon ends a connection that will not log in the way a client that
+// gives up does: with a login that fails, not a TCP close in the middle of
+// the handshake. MySQL counts a broken handshake from a host against
+// max_connect_errors (100 on RDS) and then blocks the host ("Host is
+// blocked", error 1129) until FLUSH HOSTS; a failed login counts only as an
+// authentication error. So a health probe, a port scan or a client whose
+// credentials are broken never gets the proxy's address blocked. No secret
+// is sent: an unknown user, no password, no TLS. It waits at most a second
+// for the server's answer.
+func (p *Pending) Abandon() {
+	defer p.conn.Close()
+	p.conn.SetDeadline(time.Now().Add(time.Second))
+	r := &HandshakeResponse{Caps: p.Greeting.Caps & (CapProtocol41 | CapSecureConnection | CapPluginAuth | CapLongPassword),
+		Charset: p.Greeting.Charset, User: abandonUser, AuthPlugin: PluginNativePassword}
+	b, err := r.Marshal()
+	if err != nil || writePacket(p.conn, 1, b) != nil {
+		return
+	}
+	readPacket(p.conn, resultLimit)
+}
+
 // UpstreamProtocolError is an upstream that broke off or answered
 // something that is not MySQL during the login.
 type UpstreamProtocolError struct {
@@ -106,6 +131,11 @@ type Login struct {
 	Database string
 	Password string // the IAM token, or the emulator's backend password
 	Plugin   string // the auth plugin to answer with first
+	// OnlyPlugin refuses a switch to any other plugin (an IAM login: RDS
+	// switches IAM users to mysql_clear_password; any other plugin means
+	// the user is not an IAM user, and the token must not be sent hashed
+	// as a password).
+	OnlyPlugin bool
 	// Client is the client's answer to the greeting: its capabilities,
 	// character set, max packet size and connection attributes go upstream.
 	Client *HandshakeResponse
@@ -199,6 +229,9 @@ func (p *Pending) login(ctx context.Context, l Login) (*Session, error) {
 			if n := len(data); n > 0 && data[n-1] == 0 {
 				data = data[:n-1]
 			}
+			if l.OnlyPlugin && plugin != l.Plugin {
+				return nil, &UnsupportedPluginError{Plugin: plugin}
+			}
 			auth, err := authData(plugin, data, l.Password, secure)
 			if err != nil {
 				return nil, err
@@ -211,6 +244,9 @@ func (p *Pending) login(ctx context.Context, l Login) (*Session, error) {
 		case len(p) == 2 && p[0] == 0x01 && p[1] == 4:
 			// caching_sha2_password full auth: the password in clear,
 			// which only TLS may carry.
+			if l.OnlyPlugin {
+				return nil, &UnsupportedPluginError{Plugin: PluginCachingSHA2}
+			}
 			if !secure {
 				return nil, errors.New("the server asks for the password in clear without TLS; refused")
 			}
@@ -266,11 +302,24 @@ func (e *UnsupportedPluginError) Error() string {
 }
 
 // deadlineFrom applies ctx's deadline to c for the duration of a step, and
-// cuts the step short when ctx is cancelled.
+// cuts the step short when ctx is cancelled. After stop returns, the cut
+// has either not happened or has finished, so the caller's own deadline
+// changes are not overwritten by a late one.
 func deadlineFrom(ctx context.Context, c net.Conn) (stop func()) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	after := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	return func() { after() }
+	cut := make(chan struct{})
+	after := context.AfterFunc(ctx, func() {
+		defer close(cut)
+		c.SetDeadline(time.Unix(1, 0))
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if !after() {
+				<-cut
+			}
+		})
+	}
 }

@@ -30,6 +30,7 @@ const (
 	CapOptionalMetadata uint32 = 1 << 25
 	CapZstd             uint32 = 1 << 26
 	CapQueryAttributes  uint32 = 1 << 27
+	CapMultiFactorAuth  uint32 = 1 << 28 // MySQL 8.0.27+: AuthNextFactor packets during login
 )
 
 // handshakeOnly are the flags that shape only the login itself. The proxy
@@ -38,14 +39,17 @@ const (
 // server's, because after the login the client and the server must agree
 // on how each command and result is framed.
 const handshakeOnly = CapSSL | CapSecureConnection | CapPluginAuth | CapPluginAuthLenenc |
-	CapConnectAttrs | CapConnectWithDB | CapCompress | CapZstd
+	CapConnectAttrs | CapConnectWithDB | CapCompress | CapZstd | CapMultiFactorAuth
 
 // clientGreetingCaps are the capabilities offered to a client: the
 // server's, without compression (the relay does not decompress; a
 // compressed session could not be followed) and without TLS unless the
 // proxy's own listener offers it.
+//
+// Multi-factor auth is never offered either way: the proxy's login is one
+// factor (the token), and the client's is none.
 func clientGreetingCaps(server uint32, frontTLS bool) uint32 {
-	caps := server &^ (CapCompress | CapZstd | CapSSL)
+	caps := server &^ (CapCompress | CapZstd | CapSSL | CapMultiFactorAuth)
 	if frontTLS {
 		caps |= CapSSL
 	}

@@ -77,9 +77,10 @@ func marshalErr(code uint16, state, message string, withState bool) []byte {
 }
 
 // WriteServerError sends an ERR packet as a server would, with no proxy
-// prefix: the emulator answers exactly like RDS.
+// prefix: the emulator answers exactly like RDS. At sequence id 0 (instead
+// of the greeting) it carries no SQLSTATE, as servers send it.
 func WriteServerError(w io.Writer, seq byte, code uint16, message string) error {
-	return writePacket(w, seq, marshalErr(code, sqlState(code), message, true))
+	return writePacket(w, seq, marshalErr(code, sqlState(code), message, seq > 0))
 }
 
 // isOK says whether a login result is an OK packet.

@@ -37,12 +37,12 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	var plugin *UnsupportedPluginError
 	if errors.As(err, &plugin) {
 		return &Error{Code: ErNotSupportedAuth, Reason: proxy.ReasonUpstreamAuth, Err: err,
-			Message: fmt.Sprintf("the upstream asked user %q for the auth plugin %q instead of mysql_clear_password: the user is not an IAM user. Fix: CREATE USER %s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' (or ALTER USER)", user, plugin.Plugin, quoteUser(user))}
+			Message: fmt.Sprintf("user %q is not an IAM user: the upstream asked for the auth plugin %q instead of mysql_clear_password. Fix: ALTER USER %s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'", user, plugin.Plugin, quoteUser(user))}
 	}
 	var pe *UpstreamProtocolError
 	if errors.As(err, &pe) {
 		return &Error{Code: ErUpstreamConnect, Reason: proxy.ReasonUpstream, Err: err,
-			Message: fmt.Sprintf("lost the upstream %s at %s during the login (%s). Fix: check that it is a MySQL endpoint and that the DB is healthy", up.Host, up.DialAddr(), pe.Step)}
+			Message: fmt.Sprintf("lost the upstream %s at %s during the login (%s). Fix: check that it is a MySQL endpoint and that the DB is healthy; if this client or the AWS credentials took over 10 s, the server's connect_timeout ended the wait", up.Host, up.DialAddr(), pe.Step)}
 	}
 	return &Error{Code: ErUpstreamConnect, Reason: proxy.ReasonUpstream, Err: err,
 		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
@@ -69,7 +69,7 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *ServerEr
 		cancel()
 		arn := authtoken.DBUserARN(p.cfg.Region, account, "*", user)
 		return &Error{Code: ErAccessDenied, Reason: proxy.ReasonUpstreamAuth, Err: e,
-			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (%s): check that the user was created IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
+			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (%s). Fix: check that the user was created IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
 				user, e.Message, who, arn, p.cfg.Region)}
 	case ErPluginNotLoaded:
 		if strings.Contains(e.Message, "AWSAuthenticationPlugin") {

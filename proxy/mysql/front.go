@@ -14,9 +14,6 @@ import (
 type FrontOptions struct {
 	// TLS, when set, is offered to clients (CLIENT_SSL in the greeting).
 	TLS *tls.Config
-	// RequireTLS refuses clients that answer without TLS (the emulator's
-	// RDS front, like RDS for IAM users).
-	RequireTLS bool
 }
 
 // Hello is a client's answer to the greeting.
@@ -43,38 +40,37 @@ func ClientGreeting(upstream *Greeting, scramble []byte, plugin string, frontTLS
 
 // Greet sends g to the client and reads its answer, upgrading to TLS on
 // an SSLRequest. Malformed or oversized packets come back as an *Error
-// carrying the ERR to send.
+// carrying the ERR to send. The Hello is returned on error too: its Conn
+// is where the ERR must go (inside TLS once the client upgraded).
 func Greet(conn net.Conn, g *Greeting, o FrontOptions) (*Hello, error) {
+	h := &Hello{Conn: conn}
 	if err := writePacket(conn, 0, g.Marshal()); err != nil {
-		return nil, err
+		return h, err
 	}
 	seq, p, err := readPacket(conn, responseLimit)
 	if err != nil {
-		return nil, frontReadError(err, seq)
+		return h, frontReadError(err, seq)
 	}
-	h := &Hello{Conn: conn, Seq: seq}
+	h.Seq = seq
 	if isSSLRequest(p) {
 		if o.TLS == nil {
-			return nil, &Error{Code: ErHandshake, Seq: seq + 1, Greeted: true, Reason: proxy.ReasonProtocol,
-				Message: "the client asked for TLS, which this listener does not offer: connect with TLS off (mysql --ssl-mode=DISABLED or --skip-ssl; go-sql-driver tls=false). The proxy's own hop to RDS is always TLS"}
+			return h, &Error{Code: ErHandshake, Seq: seq + 1, Greeted: true, Reason: proxy.ReasonProtocol,
+				Message: "the client asked for TLS, which this listener does not offer. Fix: connect with TLS off (MySQL's client: --ssl-mode=DISABLED; MariaDB's: --skip-ssl; go-sql-driver: tls=false); the proxy's own hop to RDS is always TLS"}
 		}
 		tc := tls.Server(conn, o.TLS)
 		if err := tc.Handshake(); err != nil {
-			return nil, fmt.Errorf("TLS handshake with the client: %w", err)
+			return h, fmt.Errorf("TLS handshake with the client: %w", err)
 		}
 		h.Conn, h.TLS = tc, true
 		seq, p, err = readPacket(tc, responseLimit)
 		if err != nil {
-			return nil, frontReadError(err, seq)
+			return h, frontReadError(err, seq)
 		}
 		h.Seq = seq
-	} else if o.RequireTLS {
-		return nil, &Error{Code: ErSecureTransportReqd, Seq: seq + 1, Greeted: true, Reason: proxy.ReasonProtocol,
-			Message: "connections must use TLS"}
 	}
 	r, err := ParseResponse(p)
 	if err != nil {
-		return nil, &Error{Code: ErHandshake, Seq: seq + 1, Greeted: true, Reason: proxy.ReasonProtocol, Err: err,
+		return h, &Error{Code: ErHandshake, Seq: seq + 1, Greeted: true, Reason: proxy.ReasonProtocol, Err: err,
 			Message: "malformed handshake response: " + err.Error()}
 	}
 	h.Response = r
@@ -98,7 +94,8 @@ func frontReadError(err error, seq byte) error {
 
 // AuthSwitch asks the client to answer again with plugin, and returns the
 // answer (the emulator switches clients to mysql_clear_password, as RDS
-// does for IAM users). seq is the sequence id to send with.
+// does for IAM users; the proxy switches a client to the client's own
+// plugin). seq is the sequence id to send with.
 func AuthSwitch(conn net.Conn, seq byte, plugin string, data []byte) (answer []byte, nextSeq byte, err error) {
 	p := appendCString([]byte{0xfe}, plugin)
 	p = append(p, data...)
@@ -115,3 +112,36 @@ func AuthSwitch(conn net.Conn, seq byte, plugin string, data []byte) (answer []b
 // WritePacket sends one packet of under 16 MiB; for the login's last word
 // (the upstream's OK, renumbered for the client).
 func WritePacket(w io.Writer, seq byte, payload []byte) error { return writePacket(w, seq, payload) }
+
+// clientPlugins are client auth plugins a client may pick by default
+// (--default-auth, MySQL 9 without mysql_native_password) that need
+// nothing from the server but a scramble, so the proxy can let the client
+// answer with its own plugin and ignore the answer.
+var clientPlugins = map[string]bool{
+	PluginNativePassword: true, PluginCachingSHA2: true, PluginClearPassword: true,
+	"sha256_password": true, "client_ed25519": true,
+}
+
+// settleClientAuth finishes a client's login to the proxy, which checks no
+// password: a client that answered with the plugin offered is done; one
+// that answered with another plugin (its default) is asked to answer again
+// with that plugin, as servers do, since clients refuse an OK to an answer
+// they consider provisional. It returns the sequence id for the OK.
+func settleClientAuth(h *Hello, offered string, scramble []byte) (byte, error) {
+	seq := h.Seq + 1
+	r := h.Response
+	if r.Caps&CapPluginAuth == 0 || r.AuthPlugin == "" || r.AuthPlugin == offered {
+		return seq, nil
+	}
+	plugin := r.AuthPlugin
+	if !clientPlugins[plugin] {
+		plugin = offered
+	}
+	data := append(append([]byte(nil), scramble...), 0)
+	if plugin == "client_ed25519" {
+		// MariaDB's ed25519 signs a 32-byte nonce and takes nothing else.
+		data = append(append([]byte(nil), scramble...), scramble[:12]...)
+	}
+	_, next, err := AuthSwitch(h.Conn, seq, plugin, data)
+	return next, err
+}

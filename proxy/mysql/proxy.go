@@ -100,9 +100,11 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		p.fail(ctx, log, client, p.explain(hctx, "", err), start, 0, false)
 		return
 	}
+	// Whatever ends this login early, the upstream sees a failed login
+	// rather than a broken handshake (see Pending.Abandon).
 	defer func() {
 		if pending != nil {
-			pending.Close()
+			pending.Abandon()
 		}
 	}()
 	scramble, err := NewScramble()
@@ -113,11 +115,15 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	hello, err := Greet(client, ClientGreeting(pending.Greeting, scramble, PluginNativePassword, false), FrontOptions{})
 	if err != nil {
-		p.fail(ctx, log, client, err, start, 1, true)
+		p.fail(ctx, log, hello.Conn, err, start, 1, true)
 		return
 	}
 	conn, resp := hello.Conn, hello.Response
-	seq := hello.Seq + 1
+	seq, err := settleClientAuth(hello, PluginNativePassword, scramble)
+	if err != nil {
+		p.fail(ctx, log, conn, err, start, 1, true)
+		return
+	}
 	user := resp.User
 	if p.cfg.DBUser != "" {
 		user = p.cfg.DBUser
@@ -125,7 +131,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log = log.With("user", user, "database", resp.Database, "connection_id", pending.Greeting.ConnectionID)
 	if user == "" {
 		p.fail(ctx, log, conn, &Error{Code: ErAccessDenied, Reason: proxy.ReasonProtocol,
-			Message: "no user name: pass the database user (mysql -u USER), or start the proxy with --db-user"}, start, seq, true)
+			Message: "no user name. Fix: pass the database user (mysql -u USER), or start the proxy with --db-user"}, start, seq, true)
 		return
 	}
 
@@ -135,7 +141,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		return
 	}
 	lctx, lcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
-	sess, err := pending.Login(lctx, Login{User: user, Database: resp.Database, Password: tok, Plugin: PluginClearPassword, Client: resp})
+	sess, err := pending.Login(lctx, Login{User: user, Database: resp.Database, Password: tok, Plugin: PluginClearPassword, OnlyPlugin: true, Client: resp})
 	lcancel()
 	pending = nil // Login closed it on failure, and owns it on success
 	if err != nil {
