@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
@@ -20,23 +18,8 @@ import (
 // checks that psql prints the proxy's explanation (cause and fix), that the
 // SQLSTATE fits, and that the proxy keeps serving.
 func TestFailuresReachTheClient(t *testing.T) {
-	otherCA, err := emulator.NewCA("some other CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherCAFile := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(otherCAFile, otherCA.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	closedPort := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}()
+	otherCAFile := otherCAFile(t)
+	closedPort := closedAddr(t)
 
 	cases := []struct {
 		name string

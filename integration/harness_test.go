@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -217,4 +219,31 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// otherCAFile writes a CA that signed nothing the world serves: a bundle
+// the upstream's certificate does not chain to.
+func otherCAFile(t *testing.T) string {
+	t.Helper()
+	ca, err := emulator.NewCA("some other CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(file, ca.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

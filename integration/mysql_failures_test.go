@@ -3,16 +3,12 @@ package integration
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
@@ -21,23 +17,8 @@ import (
 // packet (cause and fix), that the error number fits, and that the proxy
 // keeps serving.
 func TestMySQLFailuresReachTheClient(t *testing.T) {
-	otherCA, err := emulator.NewCA("some other CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherCAFile := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(otherCAFile, otherCA.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	closedPort := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}()
+	otherCAFile := otherCAFile(t)
+	closedPort := closedAddr(t)
 
 	cases := []struct {
 		name     string

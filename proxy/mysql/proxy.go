@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -34,7 +33,7 @@ type Config struct {
 // IAM tokens over verify-full TLS.
 type Proxy struct {
 	cfg   Config
-	slots chan struct{}
+	slots proxy.Slots
 	log   *slog.Logger
 }
 
@@ -61,10 +60,7 @@ func New(cfg Config) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host)}
-	if cfg.MaxConnections > 0 {
-		p.slots = make(chan struct{}, cfg.MaxConnections)
-	}
+	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections)}
 	return p, nil
 }
 
@@ -80,16 +76,11 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	stopCut := context.AfterFunc(ctx, func() { client.SetReadDeadline(time.Unix(1, 0)) })
 	defer stopCut()
 
-	if p.slots != nil {
-		select {
-		case p.slots <- struct{}{}:
-			defer func() { <-p.slots }()
-		default:
-			p.fail(ctx, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit,
-				Message: fmt.Sprintf("too many connections: the proxy's limit of %d is reached. Fix: close idle connections or raise --max-connections", p.cfg.MaxConnections)}, start, 0, false)
-			return
-		}
+	if !p.slots.Take() {
+		p.fail(ctx, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit, Message: proxy.LimitMessage(p.cfg.MaxConnections)}, start, 0, false)
+		return
 	}
+	defer p.slots.Release()
 
 	// The upstream's greeting comes first: the client must see the
 	// server's version, capabilities and connection id.
@@ -166,14 +157,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	sess.Conn.SetDeadline(time.Time{})
 	log.Debug("connected", "handshake", time.Since(start))
 
-	var stats proxy.Stats
-	rerr := proxy.Relay(ctx, conn, sess.Conn, &stats, 0)
-	attrs := []any{"duration", time.Since(start).Round(time.Millisecond), "bytes_from_client", stats.FromClient.Load(), "bytes_from_upstream", stats.FromUpstream.Load()}
-	if rerr != nil {
-		log.Info("connection ended", append(attrs, "outcome", "error", "err", rerr)...)
-		return
-	}
-	log.Info("connection ended", append(attrs, "outcome", "ok")...)
+	proxy.RelayAndLog(ctx, log, conn, sess.Conn, start)
 }
 
 // fail tells the client why its connection cannot go on, and logs it.
@@ -184,17 +168,10 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err error, start time.Time, seq byte, greeted bool) {
 	var me *Error
 	if !errors.As(err, &me) {
-		switch {
-		case ctx.Err() != nil:
-			me = &Error{Code: ErServerShutdown, Reason: proxy.ReasonShutdown, Err: err,
-				Message: "the proxy is shutting down; connect again (to its replacement)"}
-		case proxy.IsTimeout(err):
-			log.Info("handshake timed out", "after", time.Since(start).Round(time.Millisecond))
-			return
-		default:
-			log.Info("client went away during handshake", "err", err)
+		if !proxy.Unexplained(ctx, log, err, start) {
 			return
 		}
+		me = &Error{Code: ErServerShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
 	}
 	if !me.Greeted {
 		me.Seq, me.Greeted = seq, greeted

@@ -46,7 +46,7 @@ type Proxy struct {
 	cfg     Config
 	dialer  *Dialer
 	cancels *cancelMap
-	slots   chan struct{} // nil: no cap
+	slots   proxy.Slots
 	log     *slog.Logger
 }
 
@@ -82,10 +82,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host)}
-	if cfg.MaxConnections > 0 {
-		p.slots = make(chan struct{}, cfg.MaxConnections)
-	}
+	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections)}
 	return p, nil
 }
 
@@ -114,16 +111,11 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		p.forwardCancel(hctx, log, conn, *hello.Cancel)
 		return
 	}
-	if p.slots != nil {
-		select {
-		case p.slots <- struct{}{}:
-			defer func() { <-p.slots }()
-		default:
-			p.fail(ctx, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit,
-				Message: fmt.Sprintf("too many connections: the proxy's limit of %d is reached. Fix: close idle connections or raise --max-connections", p.cfg.MaxConnections)}, start)
-			return
-		}
+	if !p.slots.Take() {
+		p.fail(ctx, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit, Message: proxy.LimitMessage(p.cfg.MaxConnections)}, start)
+		return
 	}
+	defer p.slots.Release()
 	st := hello.Startup
 	user := st.User()
 	if p.cfg.DBUser != "" {
@@ -174,14 +166,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	up.Conn.SetDeadline(time.Time{})
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
-	var stats proxy.Stats
-	rerr := proxy.Relay(ctx, conn, up.Conn, &stats, 0)
-	attrs := []any{"duration", time.Since(start).Round(time.Millisecond), "bytes_from_client", stats.FromClient.Load(), "bytes_from_upstream", stats.FromUpstream.Load()}
-	if rerr != nil {
-		log.Info("connection ended", append(attrs, "outcome", "error", "err", rerr)...)
-		return
-	}
-	log.Info("connection ended", append(attrs, "outcome", "ok")...)
+	proxy.RelayAndLog(ctx, log, conn, up.Conn, start)
 }
 
 // isReplication reads the replication startup parameter as PostgreSQL
@@ -231,18 +216,10 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err error, start time.Time) {
 	var pe *Error
 	if !errors.As(err, &pe) {
-		switch {
-		case ctx.Err() != nil:
-			pe = &Error{Code: CodeAdminShutdown, Reason: ReasonShutdown, Err: err,
-				Message: "the proxy is shutting down; connect again (to its replacement)"}
-		case proxy.IsTimeout(err):
-			// The client sent nothing (or too little) in time.
-			log.Info("handshake timed out", "after", time.Since(start).Round(time.Millisecond))
-			return
-		default:
-			log.Info("client went away during handshake", "err", err)
+		if !proxy.Unexplained(ctx, log, err, start) {
 			return
 		}
+		pe = &Error{Code: CodeAdminShutdown, Reason: ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
 	}
 	attrs := []any{"reason", pe.Reason, "code", pe.Code, "message", pe.Message}
 	if pe.Err != nil {
