@@ -29,9 +29,25 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); retur
 const DefaultLinger = 5 * time.Second
 
 // Stats count the bytes each way; safe to read while the relay runs.
+// Observer, when set, hears every chunk as it goes (live metrics).
 type Stats struct {
 	FromClient   atomic.Int64
 	FromUpstream atomic.Int64
+	Observer     Observer
+}
+
+func (s *Stats) fromClient(n int64) {
+	s.FromClient.Add(n)
+	if s.Observer != nil {
+		s.Observer.BytesFromClient(n)
+	}
+}
+
+func (s *Stats) fromUpstream(n int64) {
+	s.FromUpstream.Add(n)
+	if s.Observer != nil {
+		s.Observer.BytesFromUpstream(n)
+	}
 }
 
 // Relay copies bytes between client and upstream until both directions end
@@ -61,7 +77,7 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 	// goroutines per connection in all.
 	// Whichever direction fails closes both at once, so the other, perhaps
 	// blocked reading an idle peer, ends too.
-	run := func(dst, src net.Conn, count *atomic.Int64, peerDone *atomic.Bool, linger time.Duration, atEOF func()) (err error) {
+	run := func(dst, src net.Conn, count func(int64), peerDone *atomic.Bool, linger time.Duration, atEOF func()) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				err = fmt.Errorf("relay panicked: %v", r)
@@ -73,13 +89,13 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 		return pipe(dst, src, count, peerDone, linger, atEOF)
 	}
 	go func() {
-		errc <- run(upstream, client, &stats.FromClient, &upstreamDone, linger, func() {
+		errc <- run(upstream, client, stats.fromClient, &upstreamDone, linger, func() {
 			if !CloseWrite(upstream) {
 				upstream.Close() // the upstream must learn the client left
 			}
 		})
 	}()
-	errc <- run(client, upstream, &stats.FromUpstream, nil, 0, func() {
+	errc <- run(client, upstream, stats.fromUpstream, nil, 0, func() {
 		upstreamDone.Store(true)
 		if !CloseWrite(client) {
 			client.Close()
@@ -110,7 +126,7 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 // set (the other side has finished), each read from src may wait at most
 // linger, and a quiet or failed src ends the copy without error: there is no
 // session left to report it to.
-func pipe(dst, src net.Conn, count *atomic.Int64, peerDone *atomic.Bool, linger time.Duration, atEOF func()) error {
+func pipe(dst, src net.Conn, count func(int64), peerDone *atomic.Bool, linger time.Duration, atEOF func()) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -122,7 +138,7 @@ func pipe(dst, src net.Conn, count *atomic.Int64, peerDone *atomic.Bool, linger 
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			w, werr := dst.Write(buf[:n])
-			count.Add(int64(w))
+			count(int64(w))
 			if werr != nil {
 				if over() {
 					return nil // e.g. a Terminate after the server's FATAL

@@ -53,23 +53,26 @@ const ShutdownMessage = "the proxy is shutting down; connect again (to its repla
 
 // Unexplained sorts out a handshake that failed without an engine error
 // to show: during a shutdown the client is told so (shutdown true); a
-// client that was too slow or went away is only logged.
-func Unexplained(ctx context.Context, log *slog.Logger, err error, start time.Time) (shutdown bool) {
+// client that was too slow or went away is only logged, and reason labels
+// it.
+func Unexplained(ctx context.Context, log *slog.Logger, err error, start time.Time) (shutdown bool, reason string) {
 	switch {
 	case ctx.Err() != nil:
-		return true
+		return true, ReasonShutdown
 	case IsTimeout(err):
 		log.Info("handshake timed out", "after", time.Since(start).Round(time.Millisecond))
+		return false, ReasonTimeout
 	default:
 		log.Info("client went away during handshake", "err", err)
+		return false, ReasonClientGone
 	}
-	return false
 }
 
 // RelayAndLog relays a logged-in session until either side ends it, and
-// logs one line for its end: duration, bytes each way, outcome.
-func RelayAndLog(ctx context.Context, log *slog.Logger, client, upstream net.Conn, start time.Time) {
-	var stats Stats
+// logs one line for its end: duration, bytes each way, outcome. obs hears
+// the bytes as they go.
+func RelayAndLog(ctx context.Context, log *slog.Logger, obs Observer, client, upstream net.Conn, start time.Time) {
+	stats := Stats{Observer: obs}
 	err := Relay(ctx, client, upstream, &stats, 0)
 	attrs := []any{"duration", time.Since(start).Round(time.Millisecond), "bytes_from_client", stats.FromClient.Load(), "bytes_from_upstream", stats.FromUpstream.Load()}
 	if err != nil {

@@ -25,4 +25,5 @@ const (
 	ReasonUpstreamDial = "upstream_unreachable"
 	ReasonUpstream     = "upstream_error"
 	ReasonTimeout      = "timeout"
+	ReasonClientGone   = "client_gone" // the client left before its login finished
 )

@@ -27,6 +27,8 @@ type Config struct {
 	// the TLS upgrade and login. Default 15s.
 	ConnectTimeout time.Duration
 	Logger         *slog.Logger
+	// Observer hears about connections (metrics); default none.
+	Observer proxy.Observer
 }
 
 // Proxy accepts MySQL clients in plaintext and logs them in upstream with
@@ -35,6 +37,7 @@ type Proxy struct {
 	cfg   Config
 	slots proxy.Slots
 	log   *slog.Logger
+	obs   proxy.Observer
 }
 
 // New checks cfg and returns a Proxy.
@@ -60,7 +63,10 @@ func New(cfg Config) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections)}
+	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections), obs: cfg.Observer}
+	if p.obs == nil {
+		p.obs = proxy.NopObserver{}
+	}
 	return p, nil
 }
 
@@ -68,6 +74,8 @@ func New(cfg Config) (*Proxy, error) {
 func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	start := time.Now()
 	defer client.Close()
+	p.obs.Accepted()
+	defer p.obs.Ended()
 	log := p.log.With("client", client.RemoteAddr().String())
 
 	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
@@ -85,7 +93,9 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	// The upstream's greeting comes first: the client must see the
 	// server's version, capabilities and connection id.
 	dctx, dcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
+	dialStart := time.Now()
 	pending, err := Dial(dctx, p.cfg.Upstream)
+	upstreamTime := time.Since(dialStart)
 	dcancel()
 	if err != nil {
 		p.fail(ctx, log, client, p.explain(hctx, "", err), start, 0, false)
@@ -132,8 +142,10 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		return
 	}
 	lctx, lcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
+	loginStart := time.Now()
 	sess, err := pending.Login(lctx, Login{User: user, Database: resp.Database, Password: tok, Plugin: PluginClearPassword, OnlyPlugin: true, Client: resp})
 	lcancel()
+	upstreamTime += time.Since(loginStart)
 	pending = nil // Login closed it on failure, and owns it on success
 	if err != nil {
 		if ctx.Err() != nil {
@@ -157,7 +169,8 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	sess.Conn.SetDeadline(time.Time{})
 	log.Debug("connected", "handshake", time.Since(start))
 
-	proxy.RelayAndLog(ctx, log, conn, sess.Conn, start)
+	p.obs.LoggedIn(time.Since(start), upstreamTime)
+	proxy.RelayAndLog(ctx, log, p.obs, conn, sess.Conn, start)
 }
 
 // fail tells the client why its connection cannot go on, and logs it.
@@ -168,7 +181,9 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err error, start time.Time, seq byte, greeted bool) {
 	var me *Error
 	if !errors.As(err, &me) {
-		if !proxy.Unexplained(ctx, log, err, start) {
+		shutdown, reason := proxy.Unexplained(ctx, log, err, start)
+		if !shutdown {
+			p.obs.Refused(reason)
 			return
 		}
 		me = &Error{Code: ErServerShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
@@ -180,6 +195,7 @@ func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err
 	if me.Err != nil {
 		attrs = append(attrs, "cause", me.Err.Error())
 	}
+	p.obs.Refused(me.Reason)
 	log.Warn("connection refused", attrs...)
 	client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if writeError(client, me) == nil {

@@ -38,6 +38,8 @@ type Config struct {
 	// ConnectTimeout bounds the upstream dial, TLS and login. Default 15s.
 	ConnectTimeout time.Duration
 	Logger         *slog.Logger
+	// Observer hears about connections (metrics); default none.
+	Observer proxy.Observer
 }
 
 // Proxy accepts Postgres clients in plaintext and logs them in upstream with
@@ -48,6 +50,7 @@ type Proxy struct {
 	cancels *cancelMap
 	slots   proxy.Slots
 	log     *slog.Logger
+	obs     proxy.Observer
 }
 
 // New checks cfg and returns a Proxy.
@@ -82,7 +85,10 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections)}
+	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections), obs: cfg.Observer}
+	if p.obs == nil {
+		p.obs = proxy.NopObserver{}
+	}
 	return p, nil
 }
 
@@ -90,6 +96,8 @@ func New(cfg Config) (*Proxy, error) {
 func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	start := time.Now()
 	defer client.Close()
+	p.obs.Accepted()
+	defer p.obs.Ended()
 	log := p.log.With("client", client.RemoteAddr().String())
 
 	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
@@ -128,7 +136,9 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		return
 	}
 
+	loginStart := time.Now()
 	up, err := p.login(hctx, user, st)
+	upstreamTime := time.Since(loginStart) // token, dial, TLS, login
 	if err != nil {
 		if ctx.Err() != nil {
 			p.fail(ctx, log, conn, err, start) // cut by shutdown: say so
@@ -166,7 +176,8 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	up.Conn.SetDeadline(time.Time{})
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
-	proxy.RelayAndLog(ctx, log, conn, up.Conn, start)
+	p.obs.LoggedIn(time.Since(start), upstreamTime)
+	proxy.RelayAndLog(ctx, log, p.obs, conn, up.Conn, start)
 }
 
 // isReplication reads the replication startup parameter as PostgreSQL
@@ -216,7 +227,9 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err error, start time.Time) {
 	var pe *Error
 	if !errors.As(err, &pe) {
-		if !proxy.Unexplained(ctx, log, err, start) {
+		shutdown, reason := proxy.Unexplained(ctx, log, err, start)
+		if !shutdown {
+			p.obs.Refused(reason)
 			return
 		}
 		pe = &Error{Code: CodeAdminShutdown, Reason: ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
@@ -225,6 +238,7 @@ func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err
 	if pe.Err != nil {
 		attrs = append(attrs, "cause", pe.Err.Error())
 	}
+	p.obs.Refused(pe.Reason)
 	log.Warn("connection refused", attrs...)
 	client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if writeError(client, pe) == nil {
