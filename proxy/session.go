@@ -8,43 +8,72 @@ import (
 	"time"
 )
 
-// Slots caps how many client connections an engine serves at once; nil
-// means no cap. Over the cap the engine tells the client in its own
-// protocol ("too many connections") rather than closing silently.
-type Slots chan struct{}
+// Limit caps how many client connections are served at once: one
+// upstream's (--max-connections in its config), or all upstreams' together.
+// Over a limit the engine tells the client in its own protocol ("too many
+// connections") rather than closing silently.
+type Limit struct {
+	slots chan struct{}
+	max   int
+	scope string // "" for one upstream, or "all upstreams"
+}
 
-// NewSlots returns a cap of n connections, or nil for n <= 0.
-func NewSlots(n int) Slots {
-	if n <= 0 {
+// NewLimit returns a limit of max connections, or nil (no limit) for
+// max <= 0. scope names what it covers in the client's message.
+func NewLimit(max int, scope string) *Limit {
+	if max <= 0 {
 		return nil
 	}
-	return make(Slots, n)
+	return &Limit{slots: make(chan struct{}, max), max: max, scope: scope}
 }
 
-// Take reserves a slot without waiting; false means the cap is reached.
-// A nil Slots always has room.
-func (s Slots) Take() bool {
-	if s == nil {
-		return true
+// Open is how many connections hold a slot.
+func (l *Limit) Open() int {
+	if l == nil {
+		return 0
 	}
-	select {
-	case s <- struct{}{}:
-		return true
-	default:
-		return false
-	}
+	return len(l.slots)
 }
 
-// Release gives back a slot from Take.
-func (s Slots) Release() {
-	if s != nil {
-		<-s
+// Max is the limit (0: none).
+func (l *Limit) Max() int {
+	if l == nil {
+		return 0
 	}
+	return l.max
 }
 
-// LimitMessage is what a client over the cap is told, in any protocol.
-func LimitMessage(limit int) string {
-	return fmt.Sprintf("too many connections: the proxy's limit of %d is reached. Fix: close idle connections or raise --max-connections", limit)
+// TakeAll reserves a slot in every limit without waiting. When one is full
+// it gives back what it took and returns that limit's message for the
+// client; otherwise release frees the slots.
+func TakeAll(limits ...*Limit) (release func(), refused string) {
+	var taken []*Limit
+	release = func() {
+		for _, l := range taken {
+			<-l.slots
+		}
+	}
+	for _, l := range limits {
+		if l == nil {
+			continue
+		}
+		select {
+		case l.slots <- struct{}{}:
+			taken = append(taken, l)
+		default:
+			release()
+			return nil, l.message()
+		}
+	}
+	return release, ""
+}
+
+func (l *Limit) message() string {
+	what := "the proxy's limit"
+	if l.scope != "" {
+		what = "the proxy's limit for " + l.scope
+	}
+	return fmt.Sprintf("too many connections: %s of %d is reached. Fix: close idle connections or raise --max-connections", what, l.max)
 }
 
 // ShutdownMessage is what a client still logging in is told when the proxy

@@ -7,7 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 )
 
 // newFlagSet makes a subcommand's flag set.
@@ -22,28 +23,10 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags applies RDS_IAM_PROXY_* environment variables, then the command
-// line, so flags win over the environment. It returns errHelp after
+// line, so flags win over the environment. It returns flag.ErrHelp after
 // printing usage for -h.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "RDS_IAM_PROXY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
-	}
-	return nil
+	return config.ParseArgs(fs, args, os.LookupEnv)
 }
 
 // exitForFlagError turns a flag error into an exit status: 0 for -h.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,10 +60,24 @@ type Config struct {
 	// connections; 0 means tlsca.DefaultMaxAge (a day), negative never.
 	CARefresh time.Duration
 
-	// MaxConnections caps client connections; 0 means no cap.
+	// Name labels this upstream in logs and metrics; default the engine.
+	Name string
+	// MaxConnections caps this upstream's client connections; 0 means no
+	// cap. Shared is a cap over several upstreams (nil: none).
 	MaxConnections   int
+	Shared           *proxy.Limit
 	HandshakeTimeout time.Duration
 	ConnectTimeout   time.Duration
+	// AllowNonLoopback lets Listen be an address other machines can reach
+	// (anyone who reaches it logs in as the database user).
+	AllowNonLoopback bool
+	// SocketMode is a unix socket listener's file mode (default 0600).
+	SocketMode fs.FileMode
+	// KeepAlive is the TCP keepalive period of client connections (0: 15s,
+	// negative: off).
+	KeepAlive time.Duration
+	// Observer hears about connections (metrics); nil: none.
+	Observer proxy.Observer
 
 	// AWSLoadOptions are extra options for the AWS configuration.
 	AWSLoadOptions []func(*config.LoadOptions) error
@@ -87,6 +102,8 @@ func DefaultListen(engine string) string {
 
 // Running is a started proxy.
 type Running struct {
+	name   string
+	limit  *proxy.Limit
 	ln     net.Listener
 	srv    *proxy.Server
 	cancel context.CancelFunc
@@ -113,6 +130,18 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if c.Listen == "" {
 		c.Listen = DefaultListen(c.Engine)
 	}
+	if c.Name == "" {
+		c.Name = c.Engine
+	}
+	spec, err := ParseListen(c.Listen, c.Engine, port)
+	if err != nil {
+		return nil, fmt.Errorf("listen %w", err)
+	}
+	if !spec.Loopback() && !c.AllowNonLoopback {
+		return nil, fmt.Errorf("listen %s is not a loopback address: anyone who can reach it logs in as the database user. Fix: listen on 127.0.0.1 or a unix socket, or pass --allow-non-loopback (and firewall the port)", spec)
+	}
+	log = log.With("upstream_name", c.Name)
+	limit := proxy.NewLimit(c.MaxConnections, "")
 
 	tlsUp, err := tlsSettings(c, host)
 	if err != nil {
@@ -146,10 +175,11 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 			Region:           region,
 			DBUser:           c.DBUser,
 			Tokens:           tokens,
-			MaxConnections:   c.MaxConnections,
+			Limits:           []*proxy.Limit{limit, c.Shared},
 			HandshakeTimeout: c.HandshakeTimeout,
 			ConnectTimeout:   c.ConnectTimeout,
 			Logger:           log,
+			Observer:         c.Observer,
 		})
 	default:
 		h, err = postgres.New(postgres.Config{
@@ -158,25 +188,26 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 			DBUser:           c.DBUser,
 			Tokens:           tokens,
 			CABundle:         bundleSource,
-			MaxConnections:   c.MaxConnections,
+			Limits:           []*proxy.Limit{limit, c.Shared},
 			HandshakeTimeout: c.HandshakeTimeout,
 			ConnectTimeout:   c.ConnectTimeout,
 			Logger:           log,
+			Observer:         c.Observer,
 		})
 	}
 	if err != nil {
 		return nil, err
 	}
 
-	ln, err := listen(c.Listen)
+	ln, err := Listen(ctx, spec, ListenOptions{KeepAlive: c.KeepAlive, SocketMode: c.SocketMode})
 	if err != nil {
 		return nil, err
 	}
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		log.Warn("listening on a non-loopback address: anyone who can reach it logs in as the database user", "listen", ln.Addr().String())
+	if !spec.Loopback() {
+		log.Warn("listening on a non-loopback address (--allow-non-loopback): anyone who can reach it logs in as the database user", "listen", ln.Addr().String())
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log}
+	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log, name: c.Name, limit: limit}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	refresh := c.CARefresh
 	if refresh == 0 {
@@ -247,6 +278,12 @@ func loadTrust(ctx context.Context, c Config, u tlsca.Upstream, region string, l
 	return trust, opts, err
 }
 
+// Name is the upstream's name.
+func (r *Running) Name() string { return r.name }
+
+// Limit is this upstream's own connection limit (nil: none).
+func (r *Running) Limit() *proxy.Limit { return r.limit }
+
 // Addr is the listening address.
 func (r *Running) Addr() net.Addr { return r.ln.Addr() }
 
@@ -265,14 +302,6 @@ func (r *Running) Done() <-chan error { return r.done }
 func (r *Running) Shutdown(ctx context.Context) bool {
 	r.cancel()
 	return r.srv.Shutdown(ctx)
-}
-
-func listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return ln, nil
 }
 
 // SplitEndpoint parses --endpoint: host[:port], the port defaulting to the

@@ -18,9 +18,11 @@ type Config struct {
 	// user the client names.
 	DBUser string
 	Tokens proxy.TokenSource
-	// MaxConnections caps client connections (0: no cap). A client over
-	// the cap gets ERROR 1040 rather than a silent close.
-	MaxConnections int
+	// Limits cap client connections: this upstream's own and any shared
+	// with other upstreams. A client over one is told so in its protocol
+	// ("too many connections") rather than closed silently, and no token
+	// is signed for it.
+	Limits []*proxy.Limit
 	// HandshakeTimeout bounds everything before the relay. Default 30s.
 	HandshakeTimeout time.Duration
 	// ConnectTimeout bounds the upstream dial and greeting, and separately
@@ -34,10 +36,9 @@ type Config struct {
 // Proxy accepts MySQL clients in plaintext and logs them in upstream with
 // IAM tokens over verify-full TLS.
 type Proxy struct {
-	cfg   Config
-	slots proxy.Slots
-	log   *slog.Logger
-	obs   proxy.Observer
+	cfg Config
+	log *slog.Logger
+	obs proxy.Observer
 }
 
 // New checks cfg and returns a Proxy.
@@ -63,7 +64,7 @@ func New(cfg Config) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections), obs: cfg.Observer}
+	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), obs: cfg.Observer}
 	if p.obs == nil {
 		p.obs = proxy.NopObserver{}
 	}
@@ -84,11 +85,12 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	stopCut := context.AfterFunc(ctx, func() { client.SetReadDeadline(time.Unix(1, 0)) })
 	defer stopCut()
 
-	if !p.slots.Take() {
-		p.fail(ctx, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit, Message: proxy.LimitMessage(p.cfg.MaxConnections)}, start, 0, false)
+	release, refused := proxy.TakeAll(p.cfg.Limits...)
+	if refused != "" {
+		p.fail(ctx, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit, Message: refused}, start, 0, false)
 		return
 	}
-	defer p.slots.Release()
+	defer release()
 
 	// The upstream's greeting comes first: the client must see the
 	// server's version, capabilities and connection id.

@@ -28,10 +28,11 @@ type Config struct {
 	Tokens TokenSource
 	// CABundle says where the trusted CAs came from, for error messages.
 	CABundle string
-	// MaxConnections caps client connections (0: no cap). A client over
-	// the cap gets SQLSTATE 53300 rather than a silent close, and no token
+	// Limits cap client connections: this upstream's own and any shared
+	// with other upstreams. A client over one is told so in its protocol
+	// ("too many connections") rather than closed silently, and no token
 	// is signed for it.
-	MaxConnections int
+	Limits []*proxy.Limit
 	// HandshakeTimeout bounds everything before the relay: reading the
 	// client's startup, building the token, the upstream login. Default 30s.
 	HandshakeTimeout time.Duration
@@ -48,7 +49,6 @@ type Proxy struct {
 	cfg     Config
 	dialer  *Dialer
 	cancels *cancelMap
-	slots   proxy.Slots
 	log     *slog.Logger
 	obs     proxy.Observer
 }
@@ -85,7 +85,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host), slots: proxy.NewSlots(cfg.MaxConnections), obs: cfg.Observer}
+	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host), obs: cfg.Observer}
 	if p.obs == nil {
 		p.obs = proxy.NopObserver{}
 	}
@@ -119,11 +119,12 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		p.forwardCancel(hctx, log, conn, *hello.Cancel)
 		return
 	}
-	if !p.slots.Take() {
-		p.fail(ctx, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit, Message: proxy.LimitMessage(p.cfg.MaxConnections)}, start)
+	release, refused := proxy.TakeAll(p.cfg.Limits...)
+	if refused != "" {
+		p.fail(ctx, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit, Message: refused}, start)
 		return
 	}
-	defer p.slots.Release()
+	defer release()
 	st := hello.Startup
 	user := st.User()
 	if p.cfg.DBUser != "" {

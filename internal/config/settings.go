@@ -1,0 +1,89 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Duration is a time.Duration written "30s", "2m" in files, flags and the
+// environment.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set parses a duration (flag.Value).
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write 30s, 2m, 1h)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalText reads a duration from YAML.
+func (d *Duration) UnmarshalText(b []byte) error { return d.Set(string(b)) }
+
+// Defaults are the upstream settings that may also be written once, at the
+// top level, for every upstream.
+type Defaults struct {
+	Region          string   `yaml:"region" usage:"the DB's AWS region (default: from an RDS endpoint name, else AWS_REGION or the profile)"`
+	Profile         string   `yaml:"profile" usage:"AWS shared-config profile (default: AWS_PROFILE or default)"`
+	DBUser          string   `yaml:"db_user" usage:"log in upstream as this user whatever user the client names"`
+	TLSMode         string   `yaml:"tls_mode" usage:"upstream TLS: verify-full (default; the only mode for RDS names), verify-ca, or disable (loopback only)"`
+	TLSServerName   string   `yaml:"tls_server_name" usage:"the name the upstream certificate must carry, when it is not the endpoint's"`
+	CABundle        string   `yaml:"ca_bundle" usage:"PEM file of trusted CAs (default: download AWS's RDS bundle for the DB's partition and cache it)"`
+	CABundleURL     string   `yaml:"ca_bundle_url" usage:"download the CA bundle from this https URL instead"`
+	CABundleRegion  string   `yaml:"ca_bundle_region" usage:"download AWS's regional bundle for this region (auto: the DB's)"`
+	CacheDir        string   `yaml:"cache_dir" usage:"where the downloaded CA bundle is cached (default: the user cache dir)"`
+	CARefresh       Duration `yaml:"ca_refresh" usage:"how often a running proxy reloads the CA bundle (0: a day; negative: never)"`
+	SocketMode      string   `yaml:"socket_mode" usage:"file mode of unix socket listeners, octal (default 0600)"`
+	RoleARN         string   `yaml:"role_arn" usage:"assume this role (a,b: a, then b with a's credentials) on top of the AWS credentials"`
+	ExternalID      string   `yaml:"external_id" usage:"external ID for the (last) role"`
+	RoleSessionName string   `yaml:"role_session_name" usage:"session name for assumed roles (default: one naming this host and user)"`
+	RoleDuration    Duration `yaml:"role_duration" usage:"how long assumed-role credentials last (default: the SDK's 15m)"`
+	STSEndpoint     string   `yaml:"sts_endpoint" usage:"STS endpoint URL (default: regional STS; AWS_ENDPOINT_URL_STS also works)"`
+}
+
+// Upstream is one RDS endpoint and where its clients connect.
+type Upstream struct {
+	Name           string `yaml:"name" usage:"label in logs and metrics (default: the endpoint's first label)"`
+	Engine         string `yaml:"engine" usage:"database engine: postgres or mysql"`
+	Endpoint       string `yaml:"endpoint" usage:"RDS endpoint HOST:PORT; tokens are signed and TLS verified for this name"`
+	Listen         string `yaml:"listen" usage:"where clients connect: HOST:PORT or unix:PATH (default 127.0.0.1:6432 for postgres, 127.0.0.1:3307 for mysql)"`
+	DialAddress    string `yaml:"dial_address" usage:"connect to this HOST:PORT instead of the endpoint (SSH/SSM tunnel, emulator)"`
+	MaxConnections int    `yaml:"max_connections" usage:"cap on this upstream's client connections (0: none)"`
+	Defaults       `yaml:",inline"`
+
+	// origin says where the upstream was written, for messages.
+	origin string
+}
+
+// Settings are everything the run command serves.
+type Settings struct {
+	LogLevel              string   `yaml:"log_level" usage:"log level: debug, info, warn, error"`
+	LogFormat             string   `yaml:"log_format" usage:"log format: text or json"`
+	AdminAddress          string   `yaml:"admin_address" usage:"HTTP address for /startup, /liveness, /readiness, /metrics and POST /quitquitquit (off unless set; e.g. 127.0.0.1:9801)"`
+	ReadinessCheckBackend bool     `yaml:"readiness_check_backend" usage:"make /readiness also dial each upstream (off: readiness never depends on the database)"`
+	AllowNonLoopback      bool     `yaml:"allow_non_loopback" usage:"allow listen and admin addresses other machines can reach (anyone who reaches a listener logs in as the database user)"`
+	MaxConnections        int      `yaml:"max_connections" usage:"cap on client connections over all upstreams (0: none); over it clients get their protocol's \"too many connections\""`
+	HandshakeTimeout      Duration `yaml:"handshake_timeout" usage:"limit for a client's whole login"`
+	ConnectTimeout        Duration `yaml:"connect_timeout" usage:"limit for the upstream dial, TLS and login"`
+	KeepAlive             Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
+	MinShutdownDelay      Duration `yaml:"min_shutdown_delay" usage:"on SIGTERM/SIGINT, keep accepting this long (readiness fails at once) so load balancers and apps move away"`
+	MaxShutdownDelay      Duration `yaml:"max_shutdown_delay" usage:"then, how long open connections may finish before they are cut (a second signal exits at once)"`
+	ExitCode              int      `yaml:"exit_code" usage:"exit status after a signal when every connection finished (connections cut: 1)"`
+	Defaults              `yaml:",inline"`
+	Upstreams             []Upstream `yaml:"upstreams"`
+}
+
+// defaults are the settings before any file, variable or flag.
+func defaults() Settings {
+	return Settings{
+		LogLevel:         "info",
+		LogFormat:        "text",
+		HandshakeTimeout: Duration(30 * time.Second),
+		ConnectTimeout:   Duration(15 * time.Second),
+		MaxShutdownDelay: Duration(30 * time.Second),
+	}
+}

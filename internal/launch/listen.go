@@ -1,0 +1,133 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ListenSpec is where one upstream's clients connect: a TCP address, or a
+// unix socket ("unix:PATH").
+type ListenSpec struct {
+	Network string // "tcp" or "unix"
+	Address string // host:port, or the socket's path
+}
+
+func (l ListenSpec) String() string {
+	if l.Network == "unix" {
+		return "unix:" + l.Address
+	}
+	return l.Address
+}
+
+// ParseListen reads a listen value for engine, whose endpoint port is
+// port. "unix:DIR" for Postgres means the socket DIR/.s.PGSQL.PORT, the
+// name libpq looks for, so `psql -h DIR -p PORT` works; "unix:PATH" is
+// otherwise the socket file itself. Anything else is a TCP host:port.
+func ParseListen(value, engine string, port int) (ListenSpec, error) {
+	if path, ok := strings.CutPrefix(value, "unix:"); ok {
+		if path == "" || !filepath.IsAbs(path) {
+			return ListenSpec{}, fmt.Errorf("%q: a unix socket needs an absolute path (unix:/run/rds-iam-proxy)", value)
+		}
+		path = filepath.Clean(path)
+		if engine == "postgres" && !strings.HasPrefix(filepath.Base(path), ".s.PGSQL.") {
+			path = filepath.Join(path, ".s.PGSQL."+strconv.Itoa(port))
+		}
+		if len(path) > 107 {
+			return ListenSpec{}, fmt.Errorf("%q: the socket path is %d bytes, over the system's 107", value, len(path))
+		}
+		return ListenSpec{Network: "unix", Address: path}, nil
+	}
+	_, p, err := net.SplitHostPort(value)
+	if err != nil {
+		return ListenSpec{}, fmt.Errorf("%q: want HOST:PORT or unix:PATH", value)
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+		return ListenSpec{}, fmt.Errorf("%q: invalid port", value)
+	}
+	return ListenSpec{Network: "tcp", Address: value}, nil
+}
+
+// Loopback says whether a TCP listen address can only be reached from this
+// machine. A name other than localhost counts as not loopback: what it
+// resolves to can change.
+func (l ListenSpec) Loopback() bool {
+	if l.Network == "unix" {
+		return true
+	}
+	host, _, _ := net.SplitHostPort(l.Address)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ListenOptions tune the listeners.
+type ListenOptions struct {
+	// KeepAlive is the TCP keepalive period for accepted connections (0:
+	// Go's default of 15s, negative: off).
+	KeepAlive time.Duration
+	// SocketMode is a unix socket's file mode; default 0600 (only this
+	// user's processes may log in as the database user).
+	SocketMode fs.FileMode
+}
+
+// Listen opens l. A unix socket replaces a stale socket file that nobody
+// answers on (left by a crash), but never a live one or another kind of
+// file, and gets mode o.SocketMode; its directory is created if missing.
+func Listen(ctx context.Context, l ListenSpec, o ListenOptions) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: o.KeepAlive}
+	if l.Network != "unix" {
+		ln, err := lc.Listen(ctx, "tcp", l.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", l.Address, err)
+		}
+		return ln, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(l.Address), 0o755); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", l, err)
+	}
+	if err := removeStaleSocket(l.Address); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", l, err)
+	}
+	ln, err := lc.Listen(ctx, "unix", l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", l, err)
+	}
+	mode := o.SocketMode
+	if mode == 0 {
+		mode = 0o600
+	}
+	if err := os.Chmod(l.Address, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", l, err)
+	}
+	return ln, nil
+}
+
+// removeStaleSocket removes path if it is a socket nothing listens on.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another process is listening on %s", path)
+	}
+	return os.Remove(path)
+}
