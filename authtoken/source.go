@@ -4,35 +4,79 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 )
 
 // Options configure a Source.
 type Options struct {
 	// Profile selects a shared-config profile; "" means AWS_PROFILE or default.
 	Profile string
-	// ExpiryWindow is how long before expiry cached credentials are
-	// refreshed. Default 5 minutes: a token signed with credentials that
-	// expire during its 15 minutes is still accepted at connect time, but
-	// refreshing early keeps a slow STS from delaying a connection.
+	// Region is used for STS when the AWS configuration names no region
+	// (usually the DB's region, from the endpoint name).
+	Region string
+	// STSEndpoint, when set, is the base URL of every STS call: the
+	// proxy's own (roles, whoami) and those inside the credential chain
+	// (web identity, a profile's role_arn). AWS_ENDPOINT_URL_STS does the
+	// same from the environment.
+	STSEndpoint string
+	// Roles are assumed in order on top of the chain's credentials: the
+	// first with the chain's, each next one with the previous session.
+	Roles []string
+	// ExternalID is sent with every AssumeRole of Roles (STS ignores an
+	// external ID that a trust policy does not ask for).
+	ExternalID string
+	// RoleSessionName names the sessions of Roles; default
+	// DefaultSessionName().
+	RoleSessionName string
+	// RoleDuration is the session length asked for Roles; 0 = STS's
+	// default (1 hour).
+	RoleDuration time.Duration
+	// ExpiryWindow is how long before expiry credentials are refreshed
+	// (Refresh.Window, kept for compatibility). Default 5 minutes.
 	ExpiryWindow time.Duration
+	// Refresh tunes the background refresh.
+	Refresh Refresh
+	// Logger receives credential refreshes and failures. Default: discard.
+	Logger *slog.Logger
 	// LoadOptions are passed to config.LoadDefaultConfig after ours, for
 	// programs that embed the proxy (the demo points IMDS at the emulator).
 	LoadOptions []func(*config.LoadOptions) error
 }
 
-// Source builds RDS IAM tokens from the AWS credential chain.
+// Source builds RDS IAM tokens from the AWS credential chain, optionally
+// assuming roles on top of it. Credentials are fetched on first use, then
+// refreshed in the background ahead of expiry: building a token never waits
+// for AWS while valid credentials are held. Close stops the refresher.
 type Source struct {
-	cfg aws.Config
+	cfg        aws.Config
+	provider   aws.CredentialsProvider // the chain, or the last role, cached
+	invalidate func()                  // forget provider's cached value
+	roles      []string
+	stsOpts    func(*sts.Options)
+	refresh    Refresh
+	log        *slog.Logger
+
+	cur              atomic.Pointer[held]
+	fetchSem         chan struct{} // one fetch at a time
+	refresherStarted atomic.Bool
+	done             chan struct{}
+	closeOnce        sync.Once
+	wg               sync.WaitGroup
+	stats            counters
 
 	mu       sync.Mutex
 	identity *Identity
@@ -48,40 +92,155 @@ type Identity struct {
 // New loads the AWS configuration. It does not touch the network: credentials
 // are fetched on the first token.
 func New(ctx context.Context, o Options) (*Source, error) {
-	window := o.ExpiryWindow
-	if window == 0 {
-		window = 5 * time.Minute
+	r := o.Refresh
+	if r.Window == 0 {
+		r.Window = o.ExpiryWindow
+	}
+	r = r.withDefaults()
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	opts := []func(*config.LoadOptions) error{
+		// The Source refreshes ahead of expiry itself, and must see the
+		// real expiry: a cache window would move Expires earlier (and for
+		// credentials shorter than the window, into the past).
 		config.WithCredentialsCacheOptions(func(c *aws.CredentialsCacheOptions) {
-			c.ExpiryWindow = window
-			c.ExpiryWindowJitterFrac = 0.2
+			c.ExpiryWindow = 0
 		}),
 	}
 	if o.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Region != "" {
+		opts = append(opts, config.WithDefaultRegion(o.Region))
 	}
 	opts = append(opts, o.LoadOptions...)
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	return &Source{cfg: cfg}, nil
+	if o.STSEndpoint != "" {
+		// Load again with the chain's own STS clients pointed at the
+		// endpoint: web identity and a profile's role_arn.
+		override := func(so *sts.Options) { so.BaseEndpoint = aws.String(o.STSEndpoint) }
+		webClient := sts.NewFromConfig(cfg, override)
+		cfg, err = config.LoadDefaultConfig(ctx, append(opts,
+			config.WithWebIdentityRoleCredentialOptions(func(wo *stscreds.WebIdentityRoleOptions) {
+				if wo.Client == nil {
+					wo.Client = webClient
+				}
+			}),
+			config.WithAssumeRoleCredentialOptions(func(ao *stscreds.AssumeRoleOptions) {
+				if c, ok := ao.Client.(*sts.Client); ok {
+					so := c.Options()
+					override(&so)
+					ao.Client = sts.New(so)
+				}
+			}))...)
+		if err != nil {
+			return nil, fmt.Errorf("load AWS configuration: %w", err)
+		}
+	}
+	if cfg.Region == "" {
+		cfg.Region = o.Region
+	}
+	s := &Source{
+		cfg:      cfg,
+		roles:    o.Roles,
+		refresh:  r,
+		log:      log,
+		fetchSem: make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		stsOpts: func(so *sts.Options) {
+			if so.Region == "" {
+				so.Region = o.Region
+			}
+			if o.STSEndpoint != "" {
+				so.BaseEndpoint = aws.String(o.STSEndpoint)
+			}
+		},
+	}
+	base := cfg.Credentials
+	if base == nil {
+		base = aws.AnonymousCredentials{}
+	}
+	s.provider = base
+	if len(o.Roles) > 0 {
+		s.provider = chainRoles(cfg, base, o)
+	}
+	cache, ok := s.provider.(*aws.CredentialsCache)
+	if !ok {
+		cache = aws.NewCredentialsCache(s.provider)
+		s.provider = cache
+	}
+	s.invalidate = cache.Invalidate
+	return s, nil
 }
 
 // ChainRegion is the region the AWS configuration names (AWS_REGION,
-// AWS_DEFAULT_REGION, the profile), or "".
+// AWS_DEFAULT_REGION, the profile), else Options.Region, or "".
 func (s *Source) ChainRegion() string { return s.cfg.Region }
 
-// CredentialsError means no usable credentials could be had from the chain.
-// Its text names the chain so a person knows where to look, and is safe to
-// show: see describeCredentialsFailure.
-type CredentialsError struct{ Err error }
+// CredentialsError means no usable credentials could be had. Its text
+// names where credentials were looked for (or the role that could not be
+// assumed) so a person knows where to look, and is safe to show: see
+// describeCredentialsFailure.
+type CredentialsError struct {
+	Err       error
+	roles     []string
+	expiredAt time.Time // when the last credentials held expired, if any
+}
 
 func (e *CredentialsError) Error() string {
-	return "no usable AWS credentials (looked in: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_PROFILE and ~/.aws/config, container credentials, EC2 instance profile): " + describeCredentialsFailure(e.Err)
+	var prefix string
+	if !e.expiredAt.IsZero() {
+		prefix = fmt.Sprintf("the AWS credentials expired at %s and refreshing them failed: ", e.expiredAt.UTC().Format(time.RFC3339))
+	}
+	var re *RoleError
+	if errors.As(e.Err, &re) {
+		return prefix + re.Error()
+	}
+	if wi := describeWebIdentityFailure(e.Err); wi != "" {
+		return prefix + wi
+	}
+	if prefix != "" {
+		return prefix + describeCredentialsFailure(e.Err)
+	}
+	return "no usable AWS credentials (looked in: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, AWS_PROFILE and ~/.aws/config (source_profile, role_arn, credential_process, SSO), container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI), EC2 instance profile (IMDSv2)): " + describeCredentialsFailure(e.Err)
 }
 func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// describeWebIdentityFailure explains a failed AssumeRoleWithWebIdentity
+// (IRSA) with the token file and role, or returns "".
+func describeWebIdentityFailure(err error) string {
+	var op *smithy.OperationError
+	file, role := os.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), os.Getenv("AWS_ROLE_ARN")
+	isWeb := errors.As(err, &op) && op.OperationName == "AssumeRoleWithWebIdentity"
+	if !isWeb && !(file != "" && strings.Contains(err.Error(), file)) {
+		return ""
+	}
+	msg := fmt.Sprintf("web identity (IRSA) with token file %s for role %s failed: %s", orUnset(file), orUnset(role), describeCredentialsFailure(err))
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "AccessDenied":
+			msg += ". Fix: the role's trust policy must allow sts:AssumeRoleWithWebIdentity for the token's issuer (the cluster's OIDC provider), audience (sts.amazonaws.com) and subject (system:serviceaccount:NAMESPACE:SERVICEACCOUNT)"
+		case "InvalidIdentityToken", "ExpiredTokenException":
+			msg += ". Fix: the token file must hold a current token from an OIDC provider registered in IAM (check the service account annotation and the projected token volume)"
+		}
+	} else {
+		msg += ". Fix: check that the token file exists and is readable (the projected service account token volume)"
+	}
+	return msg
+}
+
+func orUnset(s string) string {
+	if s == "" {
+		return "(unset)"
+	}
+	return s
+}
 
 // Token builds a fresh IAM auth token for user at host:port, signed for
 // region, in the form botocore and the AWS CLI emit
@@ -92,15 +251,16 @@ func (s *Source) Token(ctx context.Context, host string, port int, region, user 
 	if region == "" {
 		return "", errors.New("build IAM token: no region")
 	}
-	creds, err := s.cfg.Credentials.Retrieve(ctx)
+	creds, err := s.current(ctx)
 	if err != nil {
-		return "", &CredentialsError{Err: err}
+		return "", err
 	}
 	endpoint := net.JoinHostPort(host, strconv.Itoa(port))
 	tok, err := auth.BuildAuthToken(ctx, endpoint, region, user, staticProvider{creds})
 	if err != nil {
 		return "", fmt.Errorf("build IAM token for %s@%s: %s", user, endpoint, redactSecrets(err.Error()))
 	}
+	s.stats.tokensBuilt.Add(1)
 	return canonicalForm(tok), nil
 }
 
@@ -121,9 +281,9 @@ func canonicalForm(tok string) string {
 // region is used when the AWS configuration names none (the usual case when
 // the region comes from the endpoint name).
 func (s *Source) Identity(ctx context.Context, region string) (Identity, error) {
-	creds, err := s.cfg.Credentials.Retrieve(ctx)
+	creds, err := s.current(ctx)
 	if err != nil {
-		return Identity{}, &CredentialsError{Err: err}
+		return Identity{}, err
 	}
 	s.mu.Lock()
 	if s.identity != nil && s.idKey == creds.AccessKeyID {
@@ -132,21 +292,57 @@ func (s *Source) Identity(ctx context.Context, region string) (Identity, error) 
 		return id, nil
 	}
 	s.mu.Unlock()
-
-	client := sts.NewFromConfig(s.cfg, func(o *sts.Options) {
-		if o.Region == "" {
-			o.Region = region
-		}
-	})
-	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := s.callerIdentity(ctx, creds, region)
 	if err != nil {
-		return Identity{}, fmt.Errorf("sts:GetCallerIdentity: %s", redactSecrets(err.Error()))
+		return Identity{}, err
 	}
 	id := Identity{ARN: aws.ToString(out.Arn), Account: aws.ToString(out.Account)}
 	s.mu.Lock()
 	s.identity, s.idKey = &id, creds.AccessKeyID
 	s.mu.Unlock()
 	return id, nil
+}
+
+func (s *Source) callerIdentity(ctx context.Context, creds aws.Credentials, region string) (*sts.GetCallerIdentityOutput, error) {
+	client := sts.NewFromConfig(s.cfg, s.stsOpts, func(o *sts.Options) {
+		o.Credentials = staticProvider{creds}
+		if o.Region == "" {
+			o.Region = region
+		}
+	})
+	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return nil, fmt.Errorf("sts:GetCallerIdentity: %s", redactSecrets(err.Error()))
+	}
+	return out, nil
+}
+
+// WhoAmI is what `rds-iam-proxy whoami` shows: the identity tokens are
+// signed as, and where its credentials came from.
+type WhoAmI struct {
+	Account, ARN, UserID string
+	AccessKeyID          string
+	Source               string   // the SDK provider that supplied the credentials
+	Roles                []string // assumed on top, in order
+	Expires              time.Time
+	CanExpire            bool
+}
+
+// WhoAmI fetches credentials as a token would and asks STS whose they are.
+func (s *Source) WhoAmI(ctx context.Context, region string) (WhoAmI, error) {
+	creds, err := s.current(ctx)
+	if err != nil {
+		return WhoAmI{}, err
+	}
+	out, err := s.callerIdentity(ctx, creds, region)
+	if err != nil {
+		return WhoAmI{}, err
+	}
+	return WhoAmI{
+		Account: aws.ToString(out.Account), ARN: aws.ToString(out.Arn), UserID: aws.ToString(out.UserId),
+		AccessKeyID: creds.AccessKeyID, Source: creds.Source, Roles: s.roles,
+		Expires: creds.Expires, CanExpire: creds.CanExpire,
+	}, nil
 }
 
 // staticProvider hands BuildAuthToken credentials we already retrieved, so a

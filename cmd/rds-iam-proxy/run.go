@@ -17,6 +17,7 @@ import (
 // token.
 type upstreamFlags struct {
 	engine, endpoint, dialAddress, region, dbUser, caBundle, caCacheDir, profile string
+	creds                                                                        credFlags
 }
 
 func (u *upstreamFlags) register(fs *flag.FlagSet) {
@@ -28,11 +29,14 @@ func (u *upstreamFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&u.caBundle, "ca-bundle", "", "PEM file of trusted CAs (default: download AWS's global RDS bundle and cache it)")
 	fs.StringVar(&u.caCacheDir, "ca-cache-dir", "", "where to cache the downloaded RDS CA bundle (default: the user cache dir)")
 	fs.StringVar(&u.profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
+	u.creds.register(fs)
 }
 
 func (u *upstreamFlags) config() launch.Config {
-	return launch.Config{Engine: u.engine, Endpoint: u.endpoint, DialAddress: u.dialAddress, Region: u.region,
+	c := launch.Config{Engine: u.engine, Endpoint: u.endpoint, DialAddress: u.dialAddress, Region: u.region,
 		DBUser: u.dbUser, CABundle: u.caBundle, CACacheDir: u.caCacheDir, Profile: u.profile}
+	u.creds.apply(&c)
+	return c
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,253 @@
+package authtoken
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// Refresh tunes how credentials are refreshed in the background. Zero
+// fields take the defaults.
+type Refresh struct {
+	// Window: refresh this long before expiry (default 5 minutes). For
+	// credentials that live less than twice the window, half their
+	// lifetime is used instead, so short sessions are refreshed too.
+	Window time.Duration
+	// Jitter is the fraction of the window by which each refresh is
+	// moved earlier at random (default 0.1), so many proxies started
+	// together do not call STS in the same second.
+	Jitter float64
+	// MinInterval is the least time between two refresh attempts, and the
+	// first retry delay after a failure; retries back off doubling up to
+	// MaxBackoff (defaults 10 seconds and 2 minutes).
+	MinInterval time.Duration
+	MaxBackoff  time.Duration
+	// Timeout bounds one refresh, retries included (default 30 seconds).
+	Timeout time.Duration
+	// Margin: credentials this close to expiry are not used for a new
+	// token without first trying a refresh (default 10 seconds).
+	Margin time.Duration
+}
+
+func (r Refresh) withDefaults() Refresh {
+	if r.Window <= 0 {
+		r.Window = 5 * time.Minute
+	}
+	if r.Jitter <= 0 {
+		r.Jitter = 0.1
+	}
+	if r.MinInterval <= 0 {
+		r.MinInterval = 10 * time.Second
+	}
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = 2 * time.Minute
+	}
+	if r.Timeout <= 0 {
+		r.Timeout = 30 * time.Second
+	}
+	if r.Margin <= 0 {
+		r.Margin = 10 * time.Second
+	}
+	return r
+}
+
+// Stats are a Source's counters, for logs and metrics. Read them with
+// Source.Stats.
+type Stats struct {
+	Refreshes       uint64 // credential fetches attempted (first fetch included)
+	RefreshFailures uint64 // of those, failed
+	TokensBuilt     uint64 // tokens signed
+}
+
+type counters struct {
+	refreshes, refreshFailures, tokensBuilt atomic.Uint64
+}
+
+// held is the credentials a Source signs with, and when it got them.
+type held struct {
+	creds   aws.Credentials
+	fetched time.Time
+}
+
+// usable reports whether h may sign a new token without a refresh first.
+func (h *held) usable(now time.Time, margin time.Duration) bool {
+	return h != nil && (!h.creds.CanExpire || now.Before(h.creds.Expires.Add(-margin)))
+}
+
+// valid reports whether h has not expired.
+func (h *held) valid(now time.Time) bool {
+	return h != nil && (!h.creds.CanExpire || now.Before(h.creds.Expires))
+}
+
+// current returns credentials to sign with. While the held ones are usable
+// it never waits; otherwise it fetches (one fetch at a time), falling back
+// to still-valid credentials if the fetch fails.
+func (s *Source) current(ctx context.Context) (aws.Credentials, error) {
+	if h := s.cur.Load(); h.usable(time.Now(), s.refresh.Margin) {
+		return h.creds, nil
+	}
+	select {
+	case s.fetchSem <- struct{}{}:
+	case <-ctx.Done():
+		return aws.Credentials{}, &CredentialsError{Err: ctx.Err(), roles: s.roles}
+	}
+	defer func() { <-s.fetchSem }()
+	// Someone else may have fetched while we waited.
+	if h := s.cur.Load(); h.usable(time.Now(), s.refresh.Margin) {
+		return h.creds, nil
+	}
+	err := s.fetchLocked(ctx)
+	h := s.cur.Load()
+	if err == nil {
+		return h.creds, nil
+	}
+	if h.valid(time.Now()) {
+		return h.creds, nil
+	}
+	var expired time.Time
+	if h != nil {
+		expired = h.creds.Expires
+	}
+	return aws.Credentials{}, &CredentialsError{Err: err, roles: s.roles, expiredAt: expired}
+}
+
+// fetchLocked gets new credentials from the chain; the caller holds
+// fetchSem. On success it starts the background refresher if the
+// credentials can expire.
+func (s *Source) fetchLocked(ctx context.Context) error {
+	s.stats.refreshes.Add(1)
+	if s.cur.Load() != nil {
+		s.invalidate()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.refresh.Timeout)
+	defer cancel()
+	c, err := s.provider.Retrieve(ctx)
+	if err != nil {
+		s.stats.refreshFailures.Add(1)
+		return err
+	}
+	prev := s.cur.Swap(&held{creds: c, fetched: time.Now()})
+	if prev == nil || prev.creds.AccessKeyID != c.AccessKeyID {
+		attrs := []any{"source", c.Source, "access_key_id", c.AccessKeyID}
+		if c.CanExpire {
+			attrs = append(attrs, "expires", c.Expires.UTC().Format(time.RFC3339))
+		}
+		s.log.Info("AWS credentials obtained", attrs...)
+	}
+	if c.CanExpire {
+		s.startRefresher()
+	}
+	return nil
+}
+
+// startRefresher starts the background loop once.
+func (s *Source) startRefresher() {
+	if s.refresherStarted.Swap(true) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.refreshLoop()
+	}()
+}
+
+// nextRefresh is when to refresh h, failures being the failed attempts
+// since the last success.
+func (s *Source) nextRefresh(h *held, lastAttempt time.Time, failures int) time.Time {
+	r := s.refresh
+	if failures > 0 {
+		backoff := r.MinInterval << min(failures-1, 16)
+		return lastAttempt.Add(min(backoff, r.MaxBackoff))
+	}
+	window := r.Window
+	if life := h.creds.Expires.Sub(h.fetched); window > life/2 {
+		window = life / 2
+	}
+	at := h.creds.Expires.Add(-window)
+	at = at.Add(-time.Duration(rand.Float64() * r.Jitter * float64(window)))
+	if earliest := lastAttempt.Add(r.MinInterval); at.Before(earliest) {
+		at = earliest
+	}
+	return at
+}
+
+// refreshLoop refreshes credentials ahead of expiry until Close. A failed
+// refresh is logged and counted; the held credentials keep serving while
+// they are valid.
+func (s *Source) refreshLoop() {
+	failures := 0
+	last := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		h := s.cur.Load()
+		if h == nil || !h.creds.CanExpire {
+			return
+		}
+		timer.Reset(time.Until(s.nextRefresh(h, last, failures)))
+		select {
+		case <-s.done:
+			return
+		case <-timer.C:
+		}
+		last = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), s.refresh.Timeout)
+		go func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		var err error
+		select {
+		case s.fetchSem <- struct{}{}:
+			err = s.fetchLocked(ctx)
+			<-s.fetchSem
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		cancel()
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if errors.Is(err, context.Canceled) {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+		}
+		failures++
+		h = s.cur.Load()
+		attrs := []any{"err", (&CredentialsError{Err: err, roles: s.roles}).Error(), "failures", failures}
+		if h.valid(time.Now()) {
+			attrs = append(attrs, "serving_until", h.creds.Expires.UTC().Format(time.RFC3339))
+			s.log.Warn("AWS credentials refresh failed; the current credentials keep serving until they expire", attrs...)
+		} else {
+			s.log.Error("AWS credentials refresh failed and the current credentials have expired: new connections fail until a refresh succeeds", attrs...)
+		}
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Source) Stats() Stats {
+	return Stats{
+		Refreshes:       s.stats.refreshes.Load(),
+		RefreshFailures: s.stats.refreshFailures.Load(),
+		TokensBuilt:     s.stats.tokensBuilt.Load(),
+	}
+}
+
+// Close stops the background refresher. Tokens can still be built
+// afterwards; credentials are then fetched when needed.
+func (s *Source) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+	s.wg.Wait()
+}
