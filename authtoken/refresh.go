@@ -3,6 +3,7 @@ package authtoken
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -100,19 +101,32 @@ func (s *Source) current(ctx context.Context) (aws.Credentials, error) {
 	if h := s.cur.Load(); h.usable(time.Now(), s.refresh.Margin) {
 		return h.creds, nil
 	}
-	err := s.fetchLocked(ctx)
 	h := s.cur.Load()
+	var err error
+	if failedAt, lastErr := s.lastFailure(); lastErr != nil && !h.valid(time.Now()) && time.Since(failedAt) < s.refresh.MinInterval {
+		// Rate limit: a fetch failed a moment ago and nothing valid is
+		// held; fail fast instead of calling AWS again.
+		err = lastErr
+	} else {
+		_, prevErr := s.lastFailure()
+		err = s.fetchLocked(ctx)
+		if err != nil && prevErr != nil && errors.Is(err, context.DeadlineExceeded) {
+			// Ours ran out of time; the one before may say why.
+			err = fmt.Errorf("%w (the refresh before it failed: %w)", err, prevErr)
+		}
+	}
+	h = s.cur.Load()
 	if err == nil {
 		return h.creds, nil
 	}
 	if h.valid(time.Now()) {
 		return h.creds, nil
 	}
-	var expired time.Time
+	ce := &CredentialsError{Err: err, roles: s.roles}
 	if h != nil {
-		expired = h.creds.Expires
+		ce.expiredAt, ce.source = h.creds.Expires, h.creds.Source
 	}
-	return aws.Credentials{}, &CredentialsError{Err: err, roles: s.roles, expiredAt: expired}
+	return aws.Credentials{}, ce
 }
 
 // fetchLocked gets new credentials from the chain; the caller holds
@@ -128,8 +142,14 @@ func (s *Source) fetchLocked(ctx context.Context) error {
 	c, err := s.provider.Retrieve(ctx)
 	if err != nil {
 		s.stats.refreshFailures.Add(1)
+		s.failMu.Lock()
+		s.failedAt, s.failErr = time.Now(), err
+		s.failMu.Unlock()
 		return err
 	}
+	s.failMu.Lock()
+	s.failErr = nil
+	s.failMu.Unlock()
 	prev := s.cur.Swap(&held{creds: c, fetched: time.Now()})
 	if prev == nil || prev.creds.AccessKeyID != c.AccessKeyID {
 		attrs := []any{"source", c.Source, "access_key_id", c.AccessKeyID}
@@ -142,6 +162,13 @@ func (s *Source) fetchLocked(ctx context.Context) error {
 		s.startRefresher()
 	}
 	return nil
+}
+
+// lastFailure is the last failed fetch since the last success, if any.
+func (s *Source) lastFailure() (time.Time, error) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return s.failedAt, s.failErr
 }
 
 // startRefresher starts the background loop once.
@@ -225,8 +252,8 @@ func (s *Source) refreshLoop() {
 			}
 		}
 		failures++
-		h = s.cur.Load()
-		attrs := []any{"err", (&CredentialsError{Err: err, roles: s.roles}).Error(), "failures", failures}
+		cause, _ := (&CredentialsError{Err: err, roles: s.roles, source: h.creds.Source}).cause()
+		attrs := []any{"err", cause, "source", h.creds.Source, "failures", failures}
 		if h.valid(time.Now()) {
 			attrs = append(attrs, "serving_until", h.creds.Expires.UTC().Format(time.RFC3339))
 			s.log.Warn("AWS credentials refresh failed; the current credentials keep serving until they expire", attrs...)
@@ -250,4 +277,14 @@ func (s *Source) Stats() Stats {
 func (s *Source) Close() {
 	s.closeOnce.Do(func() { close(s.done) })
 	s.wg.Wait()
+}
+
+// Expiry is when the held credentials expire; ok is false when none are
+// held or they never expire.
+func (s *Source) Expiry() (expires time.Time, ok bool) {
+	h := s.cur.Load()
+	if h == nil || !h.creds.CanExpire {
+		return time.Time{}, false
+	}
+	return h.creds.Expires, true
 }

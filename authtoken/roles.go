@@ -77,10 +77,10 @@ func (p *roleProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 
 // chainRoles puts the roles of o.Roles on top of base, in order: each role
 // is assumed with the credentials of the one before. Every step is cached;
-// the returned cache is the last role's, with no expiry window (the Source
-// refreshes it ahead of expiry). The roles before it are refreshed a
-// minute ahead, so a session used to assume the next role is never about to
-// expire.
+// the last role's provider is returned uncached (the Source holds and
+// refreshes its credentials, with its own bound on each fetch). The roles
+// before it are refreshed a minute ahead, so a session used to assume the
+// next role is never about to expire.
 func chainRoles(cfg aws.Config, base aws.CredentialsProvider, o Options) aws.CredentialsProvider {
 	prev := base
 	name := o.RoleSessionName
@@ -106,12 +106,12 @@ func chainRoles(cfg aws.Config, base aws.CredentialsProvider, o Options) aws.Cre
 				ro.Duration = o.RoleDuration
 			}
 		})
-		last := i == len(o.Roles)-1
-		prev = aws.NewCredentialsCache(&roleProvider{inner: p, role: arn, index: i}, func(c *aws.CredentialsCacheOptions) {
-			if !last {
-				c.ExpiryWindow = time.Minute
-			}
-		})
+		rp := &roleProvider{inner: p, role: arn, index: i}
+		if i == len(o.Roles)-1 {
+			prev = rp
+			break
+		}
+		prev = aws.NewCredentialsCache(rp, func(c *aws.CredentialsCacheOptions) { c.ExpiryWindow = time.Minute })
 	}
 	return prev
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
@@ -78,6 +79,10 @@ type Source struct {
 	wg               sync.WaitGroup
 	stats            counters
 
+	failMu   sync.Mutex
+	failedAt time.Time
+	failErr  error // last failed fetch, nil after a success
+
 	mu       sync.Mutex
 	identity *Identity
 	idKey    string // access key id the cached identity belongs to
@@ -108,6 +113,11 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		config.WithCredentialsCacheOptions(func(c *aws.CredentialsCacheOptions) {
 			c.ExpiryWindow = 0
 		}),
+		// Every AWS request is bounded, not only the caller's wait: the
+		// SDK's credentials cache runs a fetch detached from the caller's
+		// context, so an STS or metadata endpoint that accepts and never
+		// answers would otherwise hold every later refresh behind it.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(r.Timeout)),
 	}
 	if o.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
@@ -169,12 +179,12 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	if len(o.Roles) > 0 {
 		s.provider = chainRoles(cfg, base, o)
 	}
-	cache, ok := s.provider.(*aws.CredentialsCache)
-	if !ok {
-		cache = aws.NewCredentialsCache(s.provider)
-		s.provider = cache
+	// The Source holds the credentials itself; the SDK's cache in front of
+	// the chain is forgotten before each refresh so it fetches anew.
+	s.invalidate = func() {}
+	if cache, ok := s.provider.(*aws.CredentialsCache); ok {
+		s.invalidate = cache.Invalidate
 	}
-	s.invalidate = cache.Invalidate
 	return s, nil
 }
 
@@ -190,33 +200,40 @@ type CredentialsError struct {
 	Err       error
 	roles     []string
 	expiredAt time.Time // when the last credentials held expired, if any
+	source    string    // the provider of the last credentials held
 }
 
 func (e *CredentialsError) Error() string {
 	var prefix string
 	if !e.expiredAt.IsZero() {
-		prefix = fmt.Sprintf("the AWS credentials expired at %s and refreshing them failed: ", e.expiredAt.UTC().Format(time.RFC3339))
+		prefix = fmt.Sprintf("the AWS credentials (from %s) expired at %s and refreshing them failed: ", e.source, e.expiredAt.UTC().Format(time.RFC3339))
 	}
-	var re *RoleError
-	if errors.As(e.Err, &re) {
-		return prefix + re.Error()
-	}
-	if wi := describeWebIdentityFailure(e.Err); wi != "" {
-		return prefix + wi
-	}
-	if prefix != "" {
-		return prefix + describeCredentialsFailure(e.Err)
+	if c, ok := e.cause(); ok || prefix != "" {
+		return prefix + c
 	}
 	return "no usable AWS credentials (looked in: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, AWS_PROFILE and ~/.aws/config (source_profile, role_arn, credential_process, SSO), container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI), EC2 instance profile (IMDSv2)): " + describeCredentialsFailure(e.Err)
 }
 func (e *CredentialsError) Unwrap() error { return e.Err }
 
+// cause describes the failure itself; ok is false when nothing more
+// specific than "the chain found nothing" can be said.
+func (e *CredentialsError) cause() (string, bool) {
+	var re *RoleError
+	if errors.As(e.Err, &re) {
+		return re.Error(), true
+	}
+	if wi := describeWebIdentityFailure(e.Err, e.source == stscreds.WebIdentityProviderName); wi != "" {
+		return wi, true
+	}
+	return describeCredentialsFailure(e.Err), false
+}
+
 // describeWebIdentityFailure explains a failed AssumeRoleWithWebIdentity
 // (IRSA) with the token file and role, or returns "".
-func describeWebIdentityFailure(err error) string {
+func describeWebIdentityFailure(err error, fromWebIdentity bool) string {
 	var op *smithy.OperationError
 	file, role := os.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), os.Getenv("AWS_ROLE_ARN")
-	isWeb := errors.As(err, &op) && op.OperationName == "AssumeRoleWithWebIdentity"
+	isWeb := fromWebIdentity || errors.As(err, &op) && op.OperationName == "AssumeRoleWithWebIdentity"
 	if !isWeb && !(file != "" && strings.Contains(err.Error(), file)) {
 		return ""
 	}
@@ -228,11 +245,26 @@ func describeWebIdentityFailure(err error) string {
 			msg += ". Fix: the role's trust policy must allow sts:AssumeRoleWithWebIdentity for the token's issuer (the cluster's OIDC provider), audience (sts.amazonaws.com) and subject (system:serviceaccount:NAMESPACE:SERVICEACCOUNT)"
 		case "InvalidIdentityToken", "ExpiredTokenException":
 			msg += ". Fix: the token file must hold a current token from an OIDC provider registered in IAM (check the service account annotation and the projected token volume)"
+		default:
+			msg += ". " + stsTrouble(api.ErrorCode())
 		}
+	} else if errors.Is(err, context.DeadlineExceeded) {
+		msg += ". " + stsTrouble("")
 	} else {
 		msg += ". Fix: check that the token file exists and is readable (the projected service account token volume)"
 	}
 	return msg
+}
+
+// stsTrouble is the advice for STS being unavailable, by error code.
+func stsTrouble(code string) string {
+	switch code {
+	case "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException":
+		return "STS is throttling requests; the proxy retries with backoff and keeps using valid credentials meanwhile. Fix: find what else calls STS with these credentials at a high rate"
+	case "":
+		return "STS did not answer in time. Fix: check the network path to STS (VPC endpoint, HTTP proxy, --sts-endpoint)"
+	}
+	return "STS failed (" + code + "); the proxy retries with backoff. Fix: if it lasts, check the AWS Health Dashboard and the network path to STS"
 }
 
 func orUnset(s string) string {

@@ -67,9 +67,15 @@ func (a *AWS) InjectFault(endpoint string, f Fault) {
 }
 
 // ClearFault removes the fault of endpoint; no endpoint clears all.
+// Requests still held back by a cleared Delay are served at once, as a
+// recovered service answers what it had queued.
 func (a *AWS) ClearFault(endpoints ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.faultRelease != nil {
+		close(a.faultRelease)
+		a.faultRelease = nil
+	}
 	if len(endpoints) == 0 {
 		clear(a.faults)
 	}
@@ -112,10 +118,18 @@ func (a *AWS) takeFault(endpoints ...string) (Fault, bool) {
 func (a *AWS) applyFault(r *http.Request, f Fault, endpoint string) bool {
 	a.log.Warn("fault injected", "endpoint", endpoint, "status", f.Status, "code", f.Code, "delay", f.Delay)
 	if f.Delay > 0 {
+		a.mu.Lock()
+		if a.faultRelease == nil {
+			a.faultRelease = make(chan struct{})
+		}
+		release := a.faultRelease
+		a.mu.Unlock()
 		t := time.NewTimer(f.Delay)
 		defer t.Stop()
 		select {
 		case <-t.C:
+		case <-release:
+			return true
 		case <-r.Context().Done():
 			return false
 		}

@@ -51,7 +51,8 @@ type AWS struct {
 	// the emulator use it to refuse an assumption outright.
 	trust func(assumeRequest) error
 	// faults are injected errors and delays, by endpoint.
-	faults map[string]*Fault
+	faults       map[string]*Fault
+	faultRelease chan struct{} // closed by ClearFault: delayed requests go on
 	// container credentials: the role they are for and the Authorization
 	// token the endpoint requires ("" = none).
 	containerRole, containerToken string

@@ -474,3 +474,40 @@ func startProxyRunning(t *testing.T, mods ...func(*launch.Config)) *launch.Runni
 	})
 	return r
 }
+
+// TestSTSEndpointAndRegion: with AWS_ENDPOINT_URL_STS pointing nowhere and
+// no AWS_REGION, --sts-endpoint carries the chain's web identity call and
+// the proxy's own AssumeRole to the emulator, signed for the region in the
+// endpoint name.
+func TestSTSEndpointAndRegion(t *testing.T) {
+	dir := onlySource(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	t.Setenv("AWS_ENDPOINT_URL_STS", dead)
+	t.Setenv("AWS_REGION", "")
+	os.Unsetenv("AWS_REGION")
+
+	web := irsaRole(t, "endpoint-web")
+	useIRSA(t, dir, web, "system:serviceaccount:prod:app")
+	dbRole := w.aws.AWS.AddRole("endpoint-db", appPolicy())
+	if err := w.aws.AWS.SetRoleTrust(dbRole, &emulator.Trust{AWS: []string{web}}); err != nil {
+		t.Fatal(err)
+	}
+	mod := func(c *launch.Config) { c.Roles = []string{dbRole} }
+
+	t.Run("without --sts-endpoint", func(t *testing.T) {
+		port := startProxy(t, mod)
+		e := connectErr(t, port)
+		wantAll(t, e.Message, "web identity (IRSA)", "connection refused")
+	})
+	t.Run("with --sts-endpoint", func(t *testing.T) {
+		port := startProxy(t, mod, func(c *launch.Config) { c.STSEndpoint = w.aws.URL() })
+		if got := loginAs(t, port); !strings.HasPrefix(got, "arn:aws:sts::123456789012:assumed-role/endpoint-db/") {
+			t.Fatalf("caller %s", got)
+		}
+	})
+}
