@@ -15,8 +15,9 @@ import (
 // fields take the defaults.
 type Refresh struct {
 	// Window: refresh this long before expiry (default 5 minutes). For
-	// credentials that live less than twice the window, half their
-	// lifetime is used instead, so short sessions are refreshed too.
+	// credentials that live no longer than the window, half their
+	// remaining lifetime is used instead, so short sessions are refreshed
+	// too.
 	Window time.Duration
 	// Jitter is the fraction of the window by which each refresh is
 	// moved earlier at random (default 0.1), so many proxies started
@@ -27,7 +28,9 @@ type Refresh struct {
 	// MaxBackoff (defaults 10 seconds and 2 minutes).
 	MinInterval time.Duration
 	MaxBackoff  time.Duration
-	// Timeout bounds one refresh, retries included (default 30 seconds).
+	// Timeout bounds one refresh, retries included, and each AWS request
+	// in it (default 10 seconds: AWS answers in milliseconds, and a login
+	// waiting for a refresh should fail well within a client's timeout).
 	Timeout time.Duration
 	// Margin: credentials this close to expiry are not used for a new
 	// token without first trying a refresh (default 10 seconds).
@@ -48,7 +51,7 @@ func (r Refresh) withDefaults() Refresh {
 		r.MaxBackoff = 2 * time.Minute
 	}
 	if r.Timeout <= 0 {
-		r.Timeout = 30 * time.Second
+		r.Timeout = 10 * time.Second
 	}
 	if r.Margin <= 0 {
 		r.Margin = 10 * time.Second
@@ -192,7 +195,7 @@ func (s *Source) nextRefresh(h *held, lastAttempt time.Time, failures int) time.
 		return lastAttempt.Add(min(backoff, r.MaxBackoff))
 	}
 	window := r.Window
-	if life := h.creds.Expires.Sub(h.fetched); window > life/2 {
+	if life := h.creds.Expires.Sub(h.fetched); window >= life {
 		window = life / 2
 	}
 	at := h.creds.Expires.Add(-window)

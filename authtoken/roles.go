@@ -62,6 +62,16 @@ type roleProvider struct {
 func (p *roleProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := p.inner.Retrieve(ctx)
 	if err != nil {
+		// A failure to get the credentials to sign with is not this role's:
+		// pass on the earlier role's error, or the chain's own.
+		var earlier *RoleError
+		if errors.As(err, &earlier) {
+			return c, earlier
+		}
+		var se *sourceError
+		if errors.As(err, &se) {
+			return c, se.err
+		}
 		re := &RoleError{Role: p.role, Index: p.index, Err: err}
 		var api smithy.APIError
 		if errors.As(err, &api) {
@@ -75,6 +85,24 @@ func (p *roleProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	return c, nil
 }
 
+// sourceError marks a failure of the AWS chain under a role chain.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+// markSource tags the chain's errors, so roleProvider can tell them from
+// its own.
+type markSource struct{ p aws.CredentialsProvider }
+
+func (m markSource) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.p.Retrieve(ctx)
+	if err != nil {
+		return c, &sourceError{err}
+	}
+	return c, nil
+}
+
 // chainRoles puts the roles of o.Roles on top of base, in order: each role
 // is assumed with the credentials of the one before. Every step is cached;
 // the last role's provider is returned uncached (the Source holds and
@@ -82,7 +110,7 @@ func (p *roleProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 // before it are refreshed a minute ahead, so a session used to assume the
 // next role is never about to expire.
 func chainRoles(cfg aws.Config, base aws.CredentialsProvider, o Options) aws.CredentialsProvider {
-	prev := base
+	prev := aws.CredentialsProvider(markSource{base})
 	name := o.RoleSessionName
 	if name == "" {
 		name = DefaultSessionName()
