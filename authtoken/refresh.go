@@ -111,12 +111,7 @@ func (s *Source) current(ctx context.Context) (aws.Credentials, error) {
 		// held; fail fast instead of calling AWS again.
 		err = lastErr
 	} else {
-		_, prevErr := s.lastFailure()
 		err = s.fetchLocked(ctx)
-		if err != nil && prevErr != nil && errors.Is(err, context.DeadlineExceeded) {
-			// Ours ran out of time; the one before may say why.
-			err = fmt.Errorf("%w (the refresh before it failed: %w)", err, prevErr)
-		}
 	}
 	h = s.cur.Load()
 	if err == nil {
@@ -146,12 +141,20 @@ func (s *Source) fetchLocked(ctx context.Context) error {
 	if err != nil {
 		s.stats.refreshFailures.Add(1)
 		s.failMu.Lock()
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			if s.failCause != nil {
+				// Out of time; the last real answer says why, likely.
+				err = fmt.Errorf("%w (the failure before: %w)", err, s.failCause)
+			}
+		} else {
+			s.failCause = err
+		}
 		s.failedAt, s.failErr = time.Now(), err
 		s.failMu.Unlock()
 		return err
 	}
 	s.failMu.Lock()
-	s.failErr = nil
+	s.failErr, s.failCause = nil, nil
 	s.failMu.Unlock()
 	prev := s.cur.Swap(&held{creds: c, fetched: time.Now()})
 	if prev == nil || prev.creds.AccessKeyID != c.AccessKeyID {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -82,6 +84,10 @@ type Source struct {
 	failMu   sync.Mutex
 	failedAt time.Time
 	failErr  error // last failed fetch, nil after a success
+	// failCause is the last failure that was not a timeout, nil after a
+	// success: a fetch that ran out of time reports it too, as the likely
+	// reason.
+	failCause error
 
 	mu       sync.Mutex
 	identity *Identity
@@ -118,6 +124,18 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		// context, so an STS or metadata endpoint that accepts and never
 		// answers would otherwise hold every later refresh behind it.
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(r.Timeout)),
+		// The SDK retries within one refresh (3 attempts) with backoff
+		// short enough that the refresh timeout still sees AWS's answer
+		// (Throttling, 503) rather than only its own deadline. Retries
+		// across refreshes, and their rate, are the Source's: no SDK
+		// client-side retry quota.
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.MaxBackoff = max(r.Timeout/5, 100*time.Millisecond)
+				o.RateLimiter = ratelimit.None
+			})
+		}),
 	}
 	if o.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(o.Profile))

@@ -53,7 +53,7 @@ func TestIMDSRotation(t *testing.T) {
 	}
 	// Connections never fetched: a handful of background refreshes served
 	// them all.
-	if st.Refreshes > 8 || st.Refreshes*3 > uint64(n) {
+	if st.Refreshes > 12 || st.Refreshes*3 > uint64(n) {
 		t.Errorf("%d refreshes for %d connections: connections are waiting for credentials", st.Refreshes, n)
 	}
 }

@@ -164,6 +164,21 @@ func TestSourceProfileRoleChain(t *testing.T) {
 	if got := loginAs(t, port); got != "arn:aws:sts::123456789012:assumed-role/chain-db/chain-test" {
 		t.Fatalf("caller %s", got)
 	}
+
+	// role_arn with credential_source = Environment: the role is assumed
+	// with the keys in the environment. As with the AWS CLI, the keys
+	// alone would win over AWS_PROFILE; --profile selects the profile.
+	t.Run("credential_source", func(t *testing.T) {
+		t.Setenv("AWS_PROFILE", "")
+		t.Setenv("AWS_CONFIG_FILE", writeFile(t, filepath.Join(t.TempDir(), "config"), fmt.Sprintf(
+			"[profile app]\nrole_arn = %s\ncredential_source = Environment\nrole_session_name = from-env\n", role), 0o600))
+		t.Setenv("AWS_ACCESS_KEY_ID", akid)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+		port := startProxy(t, func(c *launch.Config) { c.Profile = "app" })
+		if got := loginAs(t, port); got != "arn:aws:sts::123456789012:assumed-role/chain-db/from-env" {
+			t.Fatalf("caller %s", got)
+		}
+	})
 }
 
 // TestSourceCredentialProcess: a profile's credential_process prints the
