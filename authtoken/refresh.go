@@ -3,7 +3,6 @@ package authtoken
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -141,10 +140,10 @@ func (s *Source) fetchLocked(ctx context.Context) error {
 	if err != nil {
 		s.stats.refreshFailures.Add(1)
 		s.failMu.Lock()
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		if isTimeout(err) {
 			if s.failCause != nil {
 				// Out of time; the last real answer says why, likely.
-				err = fmt.Errorf("%w (the failure before: %w)", err, s.failCause)
+				err = &timeoutError{err: err, before: s.failCause}
 			}
 		} else {
 			s.failCause = err
@@ -168,6 +167,21 @@ func (s *Source) fetchLocked(ctx context.Context) error {
 		s.startRefresher()
 	}
 	return nil
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// noteCause remembers a failure seen under a role chain (the chain's own
+// credentials failing), so a fetch that then runs out of time can say why.
+func (s *Source) noteCause(err error) {
+	if isTimeout(err) {
+		return
+	}
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	s.failCause = err
 }
 
 // lastFailure is the last failed fetch since the last success, if any.

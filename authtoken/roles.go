@@ -93,11 +93,15 @@ func (e *sourceError) Unwrap() error { return e.err }
 
 // markSource tags the chain's errors, so roleProvider can tell them from
 // its own.
-type markSource struct{ p aws.CredentialsProvider }
+type markSource struct {
+	p     aws.CredentialsProvider
+	onErr func(error) // sees the chain's own error, before STS retries wrap it
+}
 
 func (m markSource) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := m.p.Retrieve(ctx)
 	if err != nil {
+		m.onErr(err)
 		return c, &sourceError{err}
 	}
 	return c, nil
@@ -109,8 +113,8 @@ func (m markSource) Retrieve(ctx context.Context) (aws.Credentials, error) {
 // refreshes its credentials, with its own bound on each fetch). The roles
 // before it are refreshed a minute ahead, so a session used to assume the
 // next role is never about to expire.
-func chainRoles(cfg aws.Config, base aws.CredentialsProvider, o Options) aws.CredentialsProvider {
-	prev := aws.CredentialsProvider(markSource{base})
+func chainRoles(cfg aws.Config, base aws.CredentialsProvider, o Options, onSourceErr func(error)) aws.CredentialsProvider {
+	prev := aws.CredentialsProvider(markSource{base, onSourceErr})
 	name := o.RoleSessionName
 	if name == "" {
 		name = DefaultSessionName()

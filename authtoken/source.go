@@ -195,7 +195,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	}
 	s.provider = base
 	if len(o.Roles) > 0 {
-		s.provider = chainRoles(cfg, base, o)
+		s.provider = chainRoles(cfg, base, o, s.noteCause)
 	}
 	// The Source holds the credentials itself; the SDK's cache in front of
 	// the chain is forgotten before each refresh so it fetches anew.
@@ -236,15 +236,64 @@ func (e *CredentialsError) Unwrap() error { return e.Err }
 // cause describes the failure itself; ok is false when nothing more
 // specific than "the chain found nothing" can be said.
 func (e *CredentialsError) cause() (string, bool) {
+	fromWeb := e.source == stscreds.WebIdentityProviderName
+	var te *timeoutError
+	if errors.As(e.Err, &te) {
+		first, _ := describeErr(te.err, fromWeb)
+		before, _ := describeErr(te.before, fromWeb)
+		return first + "; the failure before it: " + before, true
+	}
+	return describeErr(e.Err, fromWeb)
+}
+
+// describeErr says what failed: a role of the chain, web identity, or
+// the chain in general (ok false).
+func describeErr(err error, fromWeb bool) (string, bool) {
 	var re *RoleError
-	if errors.As(e.Err, &re) {
+	if errors.As(err, &re) {
 		return re.Error(), true
 	}
-	if wi := describeWebIdentityFailure(e.Err, e.source == stscreds.WebIdentityProviderName); wi != "" {
+	if wi := describeWebIdentityFailure(err, fromWeb); wi != "" {
 		return wi, true
 	}
-	return describeCredentialsFailure(e.Err), false
+	if cc := describeContainerFailure(err); cc != "" {
+		return cc, true
+	}
+	return describeCredentialsFailure(err), false
 }
+
+// describeContainerFailure explains a failure of container credentials
+// (ECS task role, EKS Pod Identity), or returns "".
+func describeContainerFailure(err error) string {
+	full, rel := os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"), os.Getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+	if full == "" && rel == "" || !strings.Contains(err.Error(), "failed to load credentials") {
+		return ""
+	}
+	where := full
+	if where == "" {
+		where = "http://169.254.170.2" + rel
+	}
+	msg := "container credentials from " + where
+	if f := os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); f != "" {
+		msg += " (authorization token file " + f + ")"
+	}
+	msg += " failed: " + describeCredentialsFailure(err)
+	if strings.Contains(err.Error(), "AccessDenied") || strings.Contains(err.Error(), "401") {
+		msg += ". Fix: the agent refused the authorization token: check the pod's projected token (EKS Pod Identity) or AWS_CONTAINER_AUTHORIZATION_TOKEN, and the role association"
+	} else {
+		msg += ". Fix: check that the ECS agent or EKS Pod Identity agent is running and reachable, and that the task or pod has a role"
+	}
+	return msg
+}
+
+// timeoutError is a fetch that ran out of time, with the failure before it
+// (the likely reason).
+type timeoutError struct{ err, before error }
+
+func (e *timeoutError) Error() string {
+	return e.err.Error() + " (the failure before it: " + e.before.Error() + ")"
+}
+func (e *timeoutError) Unwrap() []error { return []error{e.err, e.before} }
 
 // describeWebIdentityFailure explains a failed AssumeRoleWithWebIdentity
 // (IRSA) with the token file and role, or returns "".
@@ -268,6 +317,8 @@ func describeWebIdentityFailure(err error, fromWebIdentity bool) string {
 		}
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		msg += ". " + stsTrouble("")
+	} else if _, isNet := errors.AsType[*net.OpError](err); isNet {
+		msg += ". Fix: STS could not be reached; check the network path to STS (VPC endpoint, HTTP proxy, --sts-endpoint, AWS_ENDPOINT_URL_STS)"
 	} else {
 		msg += ". Fix: check that the token file exists and is readable (the projected service account token volume)"
 	}

@@ -94,6 +94,7 @@ func connectErr(t *testing.T, port string) *pgconn.PgError {
 	if leaked := secretIn(pgErr.Message); leaked != "" {
 		t.Fatalf("the client's error holds %s", leaked)
 	}
+	t.Logf("client sees: %s", pgErr.Message)
 	return pgErr
 }
 
@@ -266,7 +267,7 @@ func TestSourcePodIdentity(t *testing.T) {
 		t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", writeFile(t, filepath.Join(t.TempDir(), "token"), "not-the-token", 0o600))
 		port := startProxy(t)
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "no usable AWS credentials", "AccessDeniedException")
+		wantAll(t, e.Message, "container credentials from "+emulator.ContainerCredentialsURL(w.aws.URL()), "authorization token file", "AccessDeniedException", "refused the authorization token")
 	})
 }
 
