@@ -57,8 +57,9 @@
 // principal. Session policies, permission boundaries and SCPs are not
 // modelled. The instance metadata service rotates credentials ahead of
 // expiry as EC2 does, a container credentials endpoint plays ECS and EKS
-// Pod Identity, and [AWS.InjectFault] makes any endpoint slow, throttled or
-// down. All state is in memory and belongs to one
-// [AWS] value; there is no package-level mutable state, so parallel tests can
-// each run their own emulator.
+// Pod Identity, the IAM Identity Center portal answers SSO profiles
+// (AWS_ENDPOINT_URL_SSO), and [AWS.InjectFault] makes any endpoint slow,
+// throttled or down. All state is in memory and belongs to one [AWS] value;
+// there is no package-level mutable state, so parallel tests can each run
+// their own emulator.
 package emulator

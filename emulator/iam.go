@@ -57,6 +57,7 @@ type AWS struct {
 	// token the endpoint requires ("" = none).
 	containerRole, containerToken string
 	containerSession              *session
+	ssoGrants                     []ssoGrant
 
 	mu              sync.Mutex
 	clockOffset     time.Duration

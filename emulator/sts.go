@@ -68,6 +68,10 @@ func (a *AWS) Handler() http.Handler {
 			a.serveIMDS(w, r)
 			return
 		}
+		if r.URL.Path == ssoCredentialsPath {
+			a.serveSSO(w, r)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, containerV1Path) || strings.HasPrefix(r.URL.Path, containerV2Path) {
 			a.serveContainer(w, r)
 			return

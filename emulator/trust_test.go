@@ -241,3 +241,34 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("IMDS under fault: status %d, hits %d", resp.StatusCode, w.aws.FaultHits(FaultIMDS))
 	}
 }
+
+// TestSSOGetRoleCredentials: the portal answers only a known access token,
+// for the role it was granted.
+func TestSSOGetRoleCredentials(t *testing.T) {
+	w := newWorld(t)
+	w.aws.AddRole("dev", Policy{})
+	if err := w.aws.AddSSOAccess("sso-token-value", "123456789012", "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.aws.AddSSOAccess("x", "123456789012", "missing"); err == nil {
+		t.Fatal("access to a missing role granted")
+	}
+	get := func(token, role string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, w.srv.URL+"/federation/credentials?account_id=123456789012&role_name="+role, nil)
+		req.Header.Set("X-Amz-Sso_bearer_token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		token, role string
+		want        int
+	}{{"sso-token-value", "dev", 200}, {"wrong", "dev", 401}, {"", "dev", 401}, {"sso-token-value", "admin", 403}} {
+		if got := get(c.token, c.role); got != c.want {
+			t.Errorf("token %q role %s: status %d, want %d", c.token, c.role, got, c.want)
+		}
+	}
+}

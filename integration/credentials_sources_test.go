@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -526,4 +528,33 @@ func TestSTSEndpointAndRegion(t *testing.T) {
 			t.Fatalf("caller %s", got)
 		}
 	})
+}
+
+// TestSourceSSO: a profile with sso_start_url and sso_role_name, with the
+// access token `aws sso login` caches in ~/.aws/sso/cache; the SDK trades
+// it for role credentials at the portal (AWS_ENDPOINT_URL_SSO).
+func TestSourceSSO(t *testing.T) {
+	dir := onlySource(t)
+	w.aws.AWS.AddRole("sso-db", appPolicy())
+	const startURL = "https://emulated.awsapps.com/start"
+	const token = "sso-access-token-from-aws-sso-login"
+	if err := w.aws.AWS.AddSSOAccess(token, "123456789012", "sso-db"); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(dir, "home")
+	cache := filepath.Join(home, ".aws", "sso", "cache")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOME", home)
+	t.Setenv("AWS_ENDPOINT_URL_SSO", w.aws.URL())
+	sum := sha1.Sum([]byte(startURL))
+	writeFile(t, filepath.Join(cache, hex.EncodeToString(sum[:])+".json"),
+		fmt.Sprintf(`{"accessToken":"%s","expiresAt":"%s","region":"us-east-1","startUrl":"%s"}`, token, time.Now().Add(time.Hour).UTC().Format(time.RFC3339), startURL), 0o600)
+	t.Setenv("AWS_CONFIG_FILE", writeFile(t, filepath.Join(dir, "config"),
+		"[profile sso]\nsso_start_url = "+startURL+"\nsso_region = us-east-1\nsso_account_id = 123456789012\nsso_role_name = sso-db\n", 0o600))
+	port := startProxy(t, func(c *launch.Config) { c.Profile = "sso" })
+	if got := loginAs(t, port); got != "arn:aws:sts::123456789012:assumed-role/sso-db/sso-user" {
+		t.Fatalf("caller %s", got)
+	}
 }
