@@ -193,7 +193,9 @@ func (s *Source) lastFailure() (time.Time, error) {
 
 // startRefresher starts the background loop once.
 func (s *Source) startRefresher() {
-	if s.refresherStarted.Swap(true) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed || s.refresherStarted.Swap(true) {
 		return
 	}
 	s.wg.Add(1)
@@ -295,7 +297,12 @@ func (s *Source) Stats() Stats {
 // Close stops the background refresher. Tokens can still be built
 // afterwards; credentials are then fetched when needed.
 func (s *Source) Close() {
-	s.closeOnce.Do(func() { close(s.done) })
+	s.closeMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.closeMu.Unlock()
 	s.wg.Wait()
 }
 

@@ -45,8 +45,8 @@ type Options struct {
 	// RoleSessionName names the sessions of Roles; default
 	// DefaultSessionName().
 	RoleSessionName string
-	// RoleDuration is the session length asked for Roles; 0 = STS's
-	// default (1 hour).
+	// RoleDuration is the session length asked for Roles; 0 = the SDK's
+	// default (15 minutes).
 	RoleDuration time.Duration
 	// ExpiryWindow is how long before expiry credentials are refreshed
 	// (Refresh.Window, kept for compatibility). Default 5 minutes.
@@ -77,7 +77,8 @@ type Source struct {
 	fetchSem         chan struct{} // one fetch at a time
 	refresherStarted atomic.Bool
 	done             chan struct{}
-	closeOnce        sync.Once
+	closeMu          sync.Mutex
+	closed           bool
 	wg               sync.WaitGroup
 	stats            counters
 

@@ -26,7 +26,7 @@ func (c *credFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.roles, "role-arn", "assume this role with the AWS chain's credentials before signing; a comma-separated list is a chain (assume the first, then the next with its session), e.g. for another account")
 	fs.StringVar(&c.externalID, "external-id", "", "external ID to send with each --role-arn AssumeRole, when the role's trust policy requires one")
 	fs.StringVar(&c.roleSessionName, "role-session-name", "", "session name for --role-arn (default: rds-iam-proxy@HOST.USER, as CloudTrail shows it)")
-	fs.DurationVar(&c.roleDuration, "role-duration", 0, "session length to ask for --role-arn (15m to 12h, at most 1h for a chained role; default: STS's, 1h)")
+	fs.DurationVar(&c.roleDuration, "role-duration", 0, "session length to ask for --role-arn (15m to 12h, at most 1h for a chained role; default 15m, as the AWS SDKs ask)")
 	fs.StringVar(&c.stsEndpoint, "sts-endpoint", "", "base URL for every STS call, e.g. a VPC endpoint (default: the regional STS endpoint, or AWS_ENDPOINT_URL_STS)")
 }
 
