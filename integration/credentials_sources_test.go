@@ -518,7 +518,7 @@ func TestSTSEndpointAndRegion(t *testing.T) {
 	mod := func(c *launch.Config) { c.Roles = []string{dbRole} }
 
 	t.Run("without --sts-endpoint", func(t *testing.T) {
-		port := startProxy(t, mod)
+		port := startProxy(t, mod, func(c *launch.Config) { c.CredentialRefresh.Timeout = 4 * time.Second })
 		e := connectErr(t, port)
 		wantAll(t, e.Message, "web identity (IRSA)", "connection refused")
 	})
