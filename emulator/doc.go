@@ -45,11 +45,21 @@
 //
 // # Scope
 //
-// The emulator models one account and the subset of IAM that matters for
-// rds-db:connect: users with long-term keys, roles, identity policies with
-// Allow and Deny statements, wildcards and string conditions. Trust policies,
-// session policies, permission boundaries and SCPs are not modelled; any known
-// principal may assume any role. All state is in memory and belongs to one
-// [AWS] value; there is no package-level mutable state, so parallel tests can
-// each run their own emulator.
+// The emulator models the subset of IAM that matters for rds-db:connect:
+// users with long-term keys, roles, identity policies with Allow and Deny
+// statements, wildcards and string conditions, and trust policies ([Trust]:
+// AWS principals, an external ID, service principals, web identity issuer,
+// audience and subject). The DB lives in the emulator's own account; users
+// and roles of other accounts can be added, so that cross-account access is
+// real: such a principal must assume a role of the DB's account (its own
+// policy allowing sts:AssumeRole, the role's trust allowing it) before it
+// may connect. A role without a trust policy may be assumed by any known
+// principal. Session policies, permission boundaries and SCPs are not
+// modelled. The instance metadata service rotates credentials ahead of
+// expiry as EC2 does, a container credentials endpoint plays ECS and EKS
+// Pod Identity, the IAM Identity Center portal answers SSO profiles
+// (AWS_ENDPOINT_URL_SSO), and [AWS.InjectFault] makes any endpoint slow,
+// throttled or down. All state is in memory and belongs to one [AWS] value;
+// there is no package-level mutable state, so parallel tests can each run
+// their own emulator.
 package emulator

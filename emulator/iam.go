@@ -47,15 +47,23 @@ type AWS struct {
 	log        *slog.Logger
 	instanceID string // of the emulated EC2 instance behind IMDS
 
-	// trust decides whether a principal may assume a role. nil (the default)
-	// lets any known principal assume any role; trust policies plug in here.
+	// trust, if set, is asked after a role's own trust policy; tests of
+	// the emulator use it to refuse an assumption outright.
 	trust func(assumeRequest) error
+	// faults are injected errors and delays, by endpoint.
+	faults       map[string]*Fault
+	faultRelease chan struct{} // closed by ClearFault: delayed requests go on
+	// container credentials: the role they are for and the Authorization
+	// token the endpoint requires ("" = none).
+	containerRole, containerToken string
+	containerSession              *session
+	ssoGrants                     []ssoGrant
 
 	mu              sync.Mutex
 	clockOffset     time.Duration
 	sessionDuration time.Duration
-	users           map[string]*iamUser // by name
-	roles           map[string]*iamRole // by name
+	users           map[string]*iamUser // by ARN
+	roles           map[string]*iamRole // by ARN
 	userKeys        map[string]*userKey // by access key id (AKIA...)
 	sessions        map[string]*session // by access key id (ASIA...)
 	instanceProfile string              // role name, "" for none
@@ -66,12 +74,15 @@ type AWS struct {
 
 type iamUser struct {
 	name, arn, id string // id: unique id (AIDA...), aws:userid
+	account       string
 	policy        Policy
 }
 
 type iamRole struct {
 	name, arn, id string // id: unique id (AROA...)
+	account       string
 	policy        Policy
+	trust         *Trust // nil: any known principal may assume it
 }
 
 type userKey struct {
@@ -95,6 +106,8 @@ type assumeRequest struct {
 	roleARN     string
 	roleName    string
 	callerARN   string // empty for web identity
+	caller      principal
+	service     string // a service principal: "ec2.amazonaws.com", "pods.eks.amazonaws.com"
 	externalID  string
 	webIdentity webIdentityClaims
 }
@@ -108,6 +121,7 @@ type principal struct {
 	kind         string // aws:PrincipalType: "User" or "AssumedRole"
 	userName     string // aws:username, users only
 	accessKeyID  string
+	account      string // the principal's account
 	policy       Policy
 	session      bool
 	roleARN      string // sessions only
@@ -135,6 +149,7 @@ func NewAWS(o Options) *AWS {
 		sessions:        map[string]*session{},
 		imdsTokens:      map[string]time.Time{},
 		seen:            map[string]struct{}{},
+		faults:          map[string]*Fault{},
 	}
 	if a.accountID == "" {
 		a.accountID = defaultAccountID
@@ -198,12 +213,21 @@ func (a *AWS) SetSessionDuration(d time.Duration) {
 // again for the same name replaces the user's policy and adds another key;
 // earlier keys stay valid.
 func (a *AWS) AddUser(name string, p Policy) (accessKeyID, secretKey string) {
+	return a.AddUserInAccount(a.accountID, name, p)
+}
+
+// AddUserInAccount is AddUser for another account (12 digits), so that
+// cross-account access can be emulated: a user there can call STS, but
+// rds-db:connect on this account's DB only works through a role of this
+// account whose trust policy allows the user.
+func (a *AWS) AddUserInAccount(account, name string, p Policy) (accessKeyID, secretKey string) {
 	key := &userKey{id: "AKIA" + randomText(16), secret: randomSecret()}
+	arn := iamARNIn(account, "user", name)
 	a.mu.Lock()
-	u, ok := a.users[name]
+	u, ok := a.users[arn]
 	if !ok {
-		u = &iamUser{name: name, arn: a.iamARN("user", name), id: "AIDA" + randomText(17)}
-		a.users[name] = u
+		u = &iamUser{name: name, arn: arn, id: "AIDA" + randomText(17), account: account}
+		a.users[arn] = u
 	}
 	u.policy = p.clone()
 	key.user = u
@@ -216,17 +240,41 @@ func (a *AWS) AddUser(name string, p Policy) (accessKeyID, secretKey string) {
 
 // AddRole creates the IAM role arn:aws:iam::ACCOUNT:role/NAME with policy p
 // and returns its ARN. Calling it again for the same name replaces the
-// policy. Any known principal may assume any role.
+// policy. Until SetRoleTrust gives it a trust policy, any known principal
+// may assume it.
 func (a *AWS) AddRole(name string, p Policy) (roleARN string) {
+	return a.AddRoleInAccount(a.accountID, name, p)
+}
+
+// AddRoleInAccount is AddRole for another account.
+func (a *AWS) AddRoleInAccount(account, name string, p Policy) (roleARN string) {
+	arn := iamARNIn(account, "role", name)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r, ok := a.roles[name]
+	r, ok := a.roles[arn]
 	if !ok {
-		r = &iamRole{name: name, arn: a.iamARN("role", name), id: "AROA" + randomText(17)}
-		a.roles[name] = r
+		r = &iamRole{name: name, arn: arn, id: "AROA" + randomText(17), account: account}
+		a.roles[arn] = r
 	}
 	r.policy = p.clone()
 	return r.arn
+}
+
+// SetRoleTrust gives the role roleARN a trust policy; nil removes it (any
+// known principal may then assume the role).
+func (a *AWS) SetRoleTrust(roleARN string, t *Trust) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.roles[roleARN]
+	if !ok {
+		return fmt.Errorf("emulator: no role %s", roleARN)
+	}
+	if t != nil {
+		c := t.clone()
+		t = &c
+	}
+	r.trust = t
+	return nil
 }
 
 // SetRolePolicy replaces the policy of an existing role. As on AWS, the change
@@ -234,7 +282,7 @@ func (a *AWS) AddRole(name string, p Policy) (roleARN string) {
 func (a *AWS) SetRolePolicy(name string, p Policy) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r, ok := a.roles[name]
+	r, ok := a.roles[a.iamARN("role", name)]
 	if !ok {
 		return fmt.Errorf("emulator: no role named %q", name)
 	}
@@ -250,7 +298,7 @@ func (a *AWS) SetInstanceProfile(roleName string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if roleName != "" {
-		if _, ok := a.roles[roleName]; !ok {
+		if _, ok := a.roles[a.iamARN("role", roleName)]; !ok {
 			return fmt.Errorf("emulator: no role named %q", roleName)
 		}
 	}
@@ -290,18 +338,22 @@ func (a *AWS) rememberLocked(secrets ...string) {
 	}
 }
 
-func (a *AWS) iamARN(kind, name string) string {
-	return "arn:aws:iam::" + a.accountID + ":" + kind + "/" + name
+func (a *AWS) iamARN(kind, name string) string { return iamARNIn(a.accountID, kind, name) }
+
+func iamARNIn(account, kind, name string) string {
+	return "arn:aws:iam::" + account + ":" + kind + "/" + name
 }
 
 // roleByARN finds a role by its ARN; the caller holds a.mu.
 func (a *AWS) roleByARNLocked(arn string) (*iamRole, bool) {
-	prefix := "arn:aws:iam::" + a.accountID + ":role/"
-	name, ok := strings.CutPrefix(arn, prefix)
-	if !ok {
-		return nil, false
-	}
-	r, ok := a.roles[name]
+	r, ok := a.roles[arn]
+	return r, ok
+}
+
+// roleByName finds a role of the emulator's own account; the caller holds
+// a.mu.
+func (a *AWS) roleByNameLocked(name string) (*iamRole, bool) {
+	r, ok := a.roles[a.iamARN("role", name)]
 	return r, ok
 }
 
@@ -320,6 +372,7 @@ func (a *AWS) lookupCredential(accessKeyID string) (credential, bool) {
 				kind:         "User",
 				userName:     k.user.name,
 				accessKeyID:  k.id,
+				account:      k.user.account,
 				policy:       k.user.policy,
 			},
 		}, true
@@ -337,11 +390,12 @@ func (a *AWS) lookupCredential(accessKeyID string) (credential, bool) {
 
 func (a *AWS) sessionPrincipalLocked(s *session) principal {
 	return principal{
-		arn:          "arn:aws:sts::" + a.accountID + ":assumed-role/" + s.role.name + "/" + s.name,
+		arn:          "arn:aws:sts::" + s.role.account + ":assumed-role/" + s.role.name + "/" + s.name,
 		userID:       s.role.id + ":" + s.name,
 		principalARN: s.role.arn,
 		kind:         "AssumedRole",
 		accessKeyID:  s.accessKeyID,
+		account:      s.role.account,
 		policy:       s.role.policy,
 		session:      true,
 		roleARN:      s.role.arn,
@@ -368,13 +422,34 @@ func (a *AWS) issueSessionLocked(r *iamRole, name string, d time.Duration, exter
 	return s
 }
 
-// checkTrust runs the trust seam, if any.
+// checkTrust decides whether req may assume its role: the role's trust
+// policy, then (across accounts) the caller's own permission to call
+// sts:AssumeRole on the role, then the test seam, if any.
 func (a *AWS) checkTrust(req assumeRequest) error {
-	if a.trust == nil {
-		return nil
+	a.mu.Lock()
+	role, ok := a.roles[req.roleARN]
+	var trust *Trust
+	if ok {
+		trust = role.trust
 	}
-	if err := a.trust(req); err != nil {
-		return fmt.Errorf("trust policy of %s: %w", req.roleARN, err)
+	a.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no such role %s", req.roleARN)
+	}
+	if trust != nil {
+		if err := trust.allows(req); err != nil {
+			return fmt.Errorf("trust policy of %s: %w", req.roleARN, err)
+		}
+	}
+	if req.action == "sts:AssumeRole" && req.caller.account != "" && req.caller.account != role.account {
+		if ok, why := req.caller.policy.Allows("sts:AssumeRole", req.roleARN, nil); !ok {
+			return fmt.Errorf("cross-account: the identity policy of %s does not allow sts:AssumeRole on %s (%s)", req.caller.arn, req.roleARN, why)
+		}
+	}
+	if a.trust != nil {
+		if err := a.trust(req); err != nil {
+			return fmt.Errorf("trust policy of %s: %w", req.roleARN, err)
+		}
 	}
 	return nil
 }

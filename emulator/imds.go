@@ -163,7 +163,7 @@ type imdsCredentials struct {
 func (a *AWS) serveIMDSCredentials(w http.ResponseWriter, name string, log *slog.Logger) {
 	a.mu.Lock()
 	profile := a.instanceProfile
-	role, ok := a.roles[profile]
+	role, ok := a.roleByNameLocked(profile)
 	a.mu.Unlock()
 	if profile == "" || name != profile || !ok {
 		log.Warn("imds credentials request rejected", "status", http.StatusNotFound,
@@ -172,7 +172,7 @@ func (a *AWS) serveIMDSCredentials(w http.ResponseWriter, name string, log *slog
 		return
 	}
 	if err := a.checkTrust(assumeRequest{action: "sts:AssumeRole", roleARN: role.arn, roleName: role.name,
-		callerARN: "ec2.amazonaws.com"}); err != nil {
+		callerARN: "ec2.amazonaws.com", service: "ec2.amazonaws.com"}); err != nil {
 		log.Warn("imds credentials refused", "role", role.arn, "reason", err.Error())
 		imdsJSON(w, imdsCredentials{
 			Code:        "AssumeRoleUnauthorizedAccess",
@@ -212,7 +212,7 @@ func (a *AWS) serveIMDSCredentials(w http.ResponseWriter, name string, log *slog
 func (a *AWS) serveIMDSInfo(w http.ResponseWriter, log *slog.Logger) {
 	a.mu.Lock()
 	profile := a.instanceProfile
-	role, ok := a.roles[profile]
+	role, ok := a.roleByNameLocked(profile)
 	a.mu.Unlock()
 	if profile == "" || !ok {
 		log.Warn("imds has no instance profile")

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -186,4 +187,98 @@ func (p Policy) clone() Policy {
 		out.Statements[i] = c
 	}
 	return out
+}
+
+// Trust is a role's trust policy, in the subset that decides who may assume
+// it. A role without one (the default) may be assumed by any known
+// principal.
+type Trust struct {
+	// AWS lists the principals that may sts:AssumeRole: a user ARN, a role
+	// ARN (any session of that role, for role chaining), "*", or
+	// "arn:aws:iam::ACCOUNT:root" (any principal of ACCOUNT whose own
+	// identity policy allows sts:AssumeRole on the role, as on AWS).
+	AWS []string
+	// Services lists service principals that may use the role:
+	// "ec2.amazonaws.com" (instance profile), "ecs-tasks.amazonaws.com"
+	// and "pods.eks.amazonaws.com" (container credentials).
+	Services []string
+	// ExternalID, when set, must be sent with AssumeRole (the
+	// sts:ExternalId condition of a cross-account trust).
+	ExternalID string
+	// WebIdentity lists the OIDC providers whose tokens may
+	// sts:AssumeRoleWithWebIdentity.
+	WebIdentity []WebIdentityTrust
+}
+
+// WebIdentityTrust allows tokens of one OIDC provider.
+type WebIdentityTrust struct {
+	// Issuer is the token's iss claim, with or without "https://", e.g.
+	// "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE".
+	Issuer string
+	// Audience must equal the aud claim; "" accepts any.
+	Audience string
+	// Subject is a pattern (* and ?) the sub claim must match; "" accepts
+	// any, e.g. "system:serviceaccount:default:app".
+	Subject string
+}
+
+func (t Trust) clone() Trust {
+	return Trust{AWS: slices.Clone(t.AWS), Services: slices.Clone(t.Services), ExternalID: t.ExternalID,
+		WebIdentity: slices.Clone(t.WebIdentity)}
+}
+
+// allows evaluates the trust policy for req; the error says why not, for
+// the emulator's log.
+func (t Trust) allows(req assumeRequest) error {
+	switch {
+	case req.action == "sts:AssumeRoleWithWebIdentity":
+		c := req.webIdentity
+		if c.issuer == "" {
+			return errors.New("the web identity token is not a JWT with an iss claim")
+		}
+		iss := strings.TrimPrefix(c.issuer, "https://")
+		for _, w := range t.WebIdentity {
+			if strings.TrimPrefix(w.Issuer, "https://") != iss {
+				continue
+			}
+			if w.Audience != "" && w.Audience != c.audience {
+				return fmt.Errorf("audience %q is not the trusted %q for issuer %s", c.audience, w.Audience, iss)
+			}
+			if w.Subject != "" && !wildcardMatch(w.Subject, c.subject) {
+				return fmt.Errorf("subject %q does not match the trusted %q for issuer %s", c.subject, w.Subject, iss)
+			}
+			return nil
+		}
+		return fmt.Errorf("issuer %s is not a trusted web identity provider", iss)
+	case req.service != "":
+		if slices.Contains(t.Services, req.service) {
+			return nil
+		}
+		return fmt.Errorf("service principal %s is not trusted", req.service)
+	}
+	who := req.caller
+	trusted := false
+	for _, p := range t.AWS {
+		switch {
+		case p == "*", p == who.arn, p == who.principalARN:
+			trusted = true
+		case p == "arn:aws:iam::"+who.account+":root":
+			if ok, _ := who.policy.Allows("sts:AssumeRole", req.roleARN, nil); ok {
+				trusted = true
+			}
+		}
+	}
+	if !trusted {
+		return fmt.Errorf("principal %s is not trusted", who.arn)
+	}
+	if t.ExternalID != "" {
+		switch req.externalID {
+		case t.ExternalID:
+		case "":
+			return errors.New("the trust policy requires an external ID and none was sent")
+		default:
+			return errors.New("the external ID sent is not the one the trust policy requires")
+		}
+	}
+	return nil
 }

@@ -239,18 +239,21 @@ func (a *AWS) verifyRDSToken(token string, want TokenTarget) (tokenCheck, *Token
 	resource := dbUserARN(want.Region, a.accountID, want.ResourceID, want.DBUser)
 	ctx := map[string]string{
 		"aws:PrincipalArn":     who.principalARN,
-		"aws:PrincipalAccount": a.accountID,
+		"aws:PrincipalAccount": who.account,
 		"aws:PrincipalType":    who.kind,
 		"aws:userid":           who.userID,
 	}
 	if who.userName != "" {
 		ctx["aws:username"] = who.userName
 	}
+	if who.account != a.accountID {
+		return reject("%s is in account %s but the DB is in account %s: rds-db:connect is only granted to principals of the DB's account (assume a role there)", who.arn, who.account, a.accountID)
+	}
 	allowed, why := who.policy.Allows(rdsConnectAction, resource, ctx)
 	if !allowed {
 		return reject("policy: %s rds-db:connect on %s for %s", why, resource, who.arn)
 	}
-	tc.caller = &Caller{ARN: who.arn, AccountID: a.accountID, AccessKeyID: akid}
+	tc.caller = &Caller{ARN: who.arn, AccountID: who.account, AccessKeyID: akid}
 	return tc, nil
 }
 

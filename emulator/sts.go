@@ -59,7 +59,21 @@ func (a *AWS) Handler() http.Handler {
 		// the SDK corrects its clock skew from this header.
 		w.Header().Set("Date", a.Now().UTC().Format(http.TimeFormat))
 		if r.URL.Path == "/latest" || strings.HasPrefix(r.URL.Path, "/latest/") {
+			if f, ok := a.takeFault(FaultIMDS); ok && !a.applyFault(r, f, FaultIMDS) {
+				if f.Status != 0 && r.Context().Err() == nil {
+					imdsText(w, f.Status, http.StatusText(f.Status))
+				}
+				return
+			}
 			a.serveIMDS(w, r)
+			return
+		}
+		if r.URL.Path == ssoCredentialsPath {
+			a.serveSSO(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, containerV1Path) || strings.HasPrefix(r.URL.Path, containerV2Path) {
+			a.serveContainer(w, r)
 			return
 		}
 		a.serveSTS(w, r)
@@ -97,6 +111,14 @@ func (a *AWS) serveSTS(w http.ResponseWriter, r *http.Request) {
 	log := a.log.With("service", "sts", "action", action, "request_id", reqID)
 
 	var resp any
+	if serr == nil {
+		if f, ok := a.takeFault("sts:"+action, FaultSTS); ok && !a.applyFault(r, f, "sts:"+action) {
+			if f.Status == 0 || r.Context().Err() != nil {
+				return
+			}
+			serr = newSTSError(f.Status, f.Code, f.Message, "injected fault")
+		}
+	}
 	if serr == nil && params.Get("Version") != stsVersion {
 		serr = newSTSError(http.StatusBadRequest, "InvalidAction",
 			fmt.Sprintf("Could not find operation %s for version %s", action, params.Get("Version")), "")
@@ -348,7 +370,7 @@ func (a *AWS) getCallerIdentity(r *http.Request, body []byte, log *slog.Logger) 
 	resp := &getCallerIdentityResponse{Xmlns: stsNamespace}
 	resp.Result.Arn = who.arn
 	resp.Result.UserID = who.userID
-	resp.Result.Account = a.accountID
+	resp.Result.Account = who.account
 	return resp, nil
 }
 
@@ -424,7 +446,7 @@ func (a *AWS) assumeRole(r *http.Request, body []byte, params url.Values, log *s
 		return nil, denied
 	}
 	if err := a.checkTrust(assumeRequest{action: "sts:AssumeRole", roleARN: role.arn, roleName: role.name,
-		callerARN: who.arn, externalID: externalID}); err != nil {
+		callerARN: who.arn, caller: who, externalID: externalID}); err != nil {
 		denied.reason = err.Error()
 		return nil, denied
 	}
@@ -492,9 +514,9 @@ func (a *AWS) assumeRoleWithWebIdentity(params url.Values, log *slog.Logger) (an
 	}
 	claims, isJWT := parseWebIdentityClaims(token)
 	if !isJWT {
-		// Token checks (issuer, signature, audience) come with trust policies;
-		// until then any non-empty token is accepted, but say so.
-		log.Warn("web identity token is not a JWT; accepted because web identity tokens are not verified yet")
+		// A role with a trust policy refuses it (no issuer); a role
+		// without one accepts any token, but say so.
+		log.Warn("web identity token is not a JWT; only a role without a trust policy accepts it")
 		claims.subject = "unverified"
 	}
 	roleARN := params.Get("RoleArn")
@@ -526,7 +548,7 @@ func (a *AWS) assumeRoleWithWebIdentity(params url.Values, log *slog.Logger) (an
 	resp.Result.AssumedRoleUser = assumedRoleUser{Arn: assumed.arn, AssumedRoleID: assumed.userID}
 	resp.Result.Credentials = stsCredentialsOf(s)
 	if iss := strings.TrimPrefix(claims.issuer, "https://"); iss != "" {
-		resp.Result.Provider = "arn:aws:iam::" + a.accountID + ":oidc-provider/" + iss
+		resp.Result.Provider = "arn:aws:iam::" + role.account + ":oidc-provider/" + iss
 	}
 	return resp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
@@ -33,7 +34,11 @@ type Explanation struct {
 func ExplainLoginFailure(err error, t Target) (Explanation, bool) {
 	var credErr *authtoken.CredentialsError
 	if errors.As(err, &credErr) {
-		return Explanation{ReasonCredentials, fmt.Sprintf("cannot sign an IAM token for user %q: %s. Fix: give the proxy AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance profile, IRSA or Pod Identity)", t.User, credErr.Error())}, true
+		msg := fmt.Sprintf("cannot sign an IAM token for user %q: %s", t.User, credErr.Error())
+		if !strings.Contains(msg, "Fix:") {
+			msg += ". Fix: give the proxy AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance profile, IRSA or Pod Identity)"
+		}
+		return Explanation{ReasonCredentials, msg}, true
 	}
 	if msg, ok := t.TLS.Explain(err, time.Now()); ok {
 		return Explanation{ReasonUpstreamTLS, msg}, true

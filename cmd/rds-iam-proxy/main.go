@@ -20,6 +20,7 @@ Usage:
   rds-iam-proxy [run] --endpoint HOST:PORT [flags]   serve clients on localhost (default command)
   rds-iam-proxy token --endpoint HOST:PORT --db-user USER
                                                      print one IAM auth token
+  rds-iam-proxy whoami [--role-arn ARN] [flags]      show the AWS identity tokens are signed as
   rds-iam-proxy demo [--check]                       the whole path on this machine: a throwaway
                                                      Postgres, emulated AWS, the proxy
   rds-iam-proxy emulate --backend HOST:PORT          emulated STS, IMDS and RDS IAM front
@@ -53,6 +54,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdToken(ctx, args, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args, stdout, stderr)
+	case "whoami":
+		return cmdWhoami(ctx, args, stdout, stderr)
 	case "emulate":
 		return cmdEmulate(ctx, args, stdout, stderr)
 	case "version":

@@ -19,6 +19,7 @@ type upstreamFlags struct {
 	engine, endpoint, dialAddress, region, dbUser, caBundle, caCacheDir, profile string
 
 	caBundleURL, caBundleRegion, tlsMode, tlsServerName string
+	creds                                               credFlags
 }
 
 func (u *upstreamFlags) register(fs *flag.FlagSet) {
@@ -35,12 +36,15 @@ func (u *upstreamFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&u.tlsMode, "tls-mode", "verify-full", "upstream TLS: verify-full (the only mode for RDS names), verify-ca, or disable (loopback only; plaintext)")
 	fs.StringVar(&u.tlsServerName, "tls-server-name", "", "name the upstream certificate must carry when it differs from --endpoint's (default: the endpoint's)")
 	fs.StringVar(&u.profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
+	u.creds.register(fs)
 }
 
 func (u *upstreamFlags) config() launch.Config {
-	return launch.Config{Engine: u.engine, Endpoint: u.endpoint, DialAddress: u.dialAddress, Region: u.region,
+	c := launch.Config{Engine: u.engine, Endpoint: u.endpoint, DialAddress: u.dialAddress, Region: u.region,
 		DBUser: u.dbUser, CABundle: u.caBundle, CACacheDir: u.caCacheDir, Profile: u.profile,
 		CABundleURL: u.caBundleURL, CABundleRegion: u.caBundleRegion, TLSMode: u.tlsMode, TLSServerName: u.tlsServerName}
+	u.creds.apply(&c)
+	return c
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {

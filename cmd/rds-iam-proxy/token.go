@@ -18,6 +18,8 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	dbUser := fs.String("db-user", "", "the database user to sign for (required)")
 	region := fs.String("region", "", "the DB's AWS region (default: from an RDS endpoint name, else AWS_REGION or the profile)")
 	profile := fs.String("profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
+	var creds credFlags
+	creds.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
@@ -29,10 +31,13 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(err)
 	}
-	src, err := authtoken.New(ctx, authtoken.Options{Profile: *profile})
+	cfg := launch.Config{Engine: *engine, Region: *region, Profile: *profile}
+	creds.apply(&cfg)
+	src, err := authtoken.New(ctx, cfg.TokenOptions(host, nil))
 	if err != nil {
 		return fail(err)
 	}
+	defer src.Close()
 	signRegion, _, err := authtoken.ResolveRegion(*region, host, src.ChainRegion())
 	if err != nil {
 		return fail(err)

@@ -81,6 +81,17 @@ type Config struct {
 
 	// AWSLoadOptions are extra options for the AWS configuration.
 	AWSLoadOptions []func(*config.LoadOptions) error
+
+	// Roles to assume in order on top of the chain's credentials
+	// (--role-arn a,b), with ExternalID, RoleSessionName and RoleDuration.
+	Roles           []string
+	ExternalID      string
+	RoleSessionName string
+	RoleDuration    time.Duration
+	// STSEndpoint overrides every STS call's endpoint (--sts-endpoint).
+	STSEndpoint string
+	// CredentialRefresh tunes the background credentials refresh.
+	CredentialRefresh authtoken.Refresh
 }
 
 // defaultPort is an engine's port, used when an endpoint has none.
@@ -109,6 +120,7 @@ type Running struct {
 	cancel context.CancelFunc
 	done   chan error
 	log    *slog.Logger
+	tokens *authtoken.Source
 }
 
 // Start loads what the proxy needs, failing early on anything wrong with the
@@ -148,10 +160,16 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		return nil, err
 	}
 
-	tokens, err := authtoken.New(ctx, authtoken.Options{Profile: c.Profile, LoadOptions: c.AWSLoadOptions})
+	tokens, err := authtoken.New(ctx, c.TokenOptions(host, log))
 	if err != nil {
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			tokens.Close() // stops its background refresh
+		}
+	}()
 	region, note, err := authtoken.ResolveRegion(c.Region, host, tokens.ChainRegion())
 	if err != nil {
 		return nil, err
@@ -207,7 +225,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		log.Warn("listening on a non-loopback address (--allow-non-loopback): anyone who can reach it logs in as the database user", "listen", ln.Addr().String())
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log, name: c.Name, limit: limit}
+	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log, name: c.Name, limit: limit, tokens: tokens}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	refresh := c.CARefresh
 	if refresh == 0 {
@@ -228,6 +246,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		attrs = append(attrs, "db_user", c.DBUser)
 	}
 	log.Info("proxy ready", attrs...)
+	started = true
 	return r, nil
 }
 
@@ -301,7 +320,23 @@ func (r *Running) Done() <-chan error { return r.done }
 // then cuts the rest. It reports whether every connection ended by itself.
 func (r *Running) Shutdown(ctx context.Context) bool {
 	r.cancel()
+	defer r.tokens.Close()
 	return r.srv.Shutdown(ctx)
+}
+
+// Tokens is the proxy's token source, for its counters (Stats).
+func (r *Running) Tokens() *authtoken.Source { return r.tokens }
+
+// TokenOptions are the authtoken options c asks for; host is the endpoint
+// name (its region is STS's fallback region).
+func (c Config) TokenOptions(host string, log *slog.Logger) authtoken.Options {
+	fallback := c.Region
+	if fallback == "" {
+		fallback = authtoken.RegionFromEndpoint(host)
+	}
+	return authtoken.Options{Profile: c.Profile, Region: fallback, STSEndpoint: c.STSEndpoint,
+		Roles: c.Roles, ExternalID: c.ExternalID, RoleSessionName: c.RoleSessionName, RoleDuration: c.RoleDuration,
+		Refresh: c.CredentialRefresh, Logger: log, LoadOptions: c.AWSLoadOptions}
 }
 
 // SplitEndpoint parses --endpoint: host[:port], the port defaulting to the
