@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -308,5 +309,47 @@ func TestCloseEndsServing(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + s.Addr().String() + "/liveness"); err == nil {
 		t.Error("admin port still answers after Close")
+	}
+}
+
+func TestDialCheck(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := closed.Addr().String()
+	closed.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := health.DialCheck(ln.Addr().String())(ctx); err != nil {
+		t.Errorf("reachable upstream: %v", err)
+	}
+	err = health.DialCheck(ln.Addr().String(), down)(ctx)
+	if err == nil || !strings.Contains(err.Error(), "dial "+down) {
+		t.Errorf("one upstream down: %v, want an error naming %s", err, down)
+	}
+
+	// Wired into readiness.
+	st := health.NewState()
+	st.SetServing()
+	srv := httptest.NewServer(health.Handler(health.Options{State: st, BackendCheck: health.DialCheck(down)}))
+	defer srv.Close()
+	if code, body := get(t, srv.URL+"/readiness"); code != 503 || !strings.Contains(body, "backend check failed: dial "+down) {
+		t.Errorf("/readiness = %d %q", code, body)
 	}
 }

@@ -3,6 +3,22 @@
 // /quitquitquit. It is separate from the database listeners so that a probe
 // or a scrape never competes with clients for the connection limit, and so
 // that it can stay up while the listeners drain.
+//
+// Wiring, in the order a run command does it:
+//
+//	st := health.NewState()
+//	admin, err := health.Start(addr, health.Options{State: st, Metrics: m.Handler(), Quit: cancelRun, ...})
+//	// start every listener, then:
+//	st.SetServing()
+//	// on SIGTERM/SIGINT or Quit, first thing:
+//	st.SetDraining()
+//	// shut the listeners down and wait for sessions, then:
+//	st.SetStopped()
+//	admin.Close(ctx)
+//
+// The admin port starts before the listeners so that /startup can answer
+// "starting" rather than refuse connections, and closes after them so that
+// /readiness answers "draining" for the whole drain.
 package health
 
 import "sync/atomic"
