@@ -24,6 +24,8 @@ Usage:
   rds-iam-proxy demo [--check]                       the whole path on this machine: a throwaway
                                                      Postgres, emulated AWS, the proxy
   rds-iam-proxy emulate --backend HOST:PORT          emulated STS, IMDS and RDS IAM front
+  rds-iam-proxy wait [--max 30s]                     wait until the proxy serves (app entrypoints)
+  rds-iam-proxy shutdown                             ask the proxy to drain and exit (Jobs, scripts)
   rds-iam-proxy version
 
 Run "rds-iam-proxy COMMAND --help" for a command's flags. Every flag can also
@@ -58,6 +60,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdWhoami(ctx, args, stdout, stderr)
 	case "emulate":
 		return cmdEmulate(ctx, args, stdout, stderr)
+	case "wait":
+		return cmdWait(ctx, args, stdout, stderr)
+	case "shutdown":
+		return cmdShutdown(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rds-iam-proxy", version)
 		return 0

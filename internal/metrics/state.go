@@ -1,0 +1,108 @@
+package metrics
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// CredentialStats is what an upstream's credential cache reports at scrape
+// time. Counters must only grow for the life of the process.
+type CredentialStats struct {
+	Refreshes       int64 // successful credential retrievals (including the first)
+	RefreshFailures int64 // failed retrievals
+	TokensBuilt     int64 // IAM auth tokens signed
+	// Expiry is when the current credentials expire; zero when unknown or
+	// when they do not expire (static keys), and the metric is then left
+	// out rather than reported as 1970.
+	Expiry time.Time
+}
+
+// AddCredentials reports an upstream's credentials on every scrape by
+// calling f, which must be cheap and safe for concurrent use. Reading at
+// scrape time, instead of pushing from the credential cache, keeps the
+// authtoken package free of any metrics dependency. A second call for the
+// same upstream replaces the first (a reloaded upstream).
+func (m *Metrics) AddCredentials(upstream string, f func() CredentialStats) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.credentials[upstream] = f
+}
+
+// AddCABundle reports an upstream's RDS CA bundle on every scrape: f
+// returns when the bundle in use was fetched (downloaded, revalidated, or
+// the file's modification time; zero if unknown) and how many CAs it holds.
+// An old bundle is how a proxy ends up refusing a rotated RDS certificate,
+// so its age is worth an alert. A second call for the same upstream
+// replaces the first.
+func (m *Metrics) AddCABundle(upstream string, f func() (fetched time.Time, cas int)) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.bundles[upstream] = f
+}
+
+var (
+	descRefreshes = prometheus.NewDesc(namespace+"_credential_refreshes_total",
+		"AWS credential retrievals that succeeded.", []string{"upstream"}, nil)
+	descRefreshFailures = prometheus.NewDesc(namespace+"_credential_refresh_failures_total",
+		"AWS credential retrievals that failed.", []string{"upstream"}, nil)
+	descTokens = prometheus.NewDesc(namespace+"_tokens_built_total",
+		"IAM auth tokens signed.", []string{"upstream"}, nil)
+	descExpiry = prometheus.NewDesc(namespace+"_credentials_expiry_timestamp_seconds",
+		"When the current AWS credentials expire, as a Unix time.", []string{"upstream"}, nil)
+	descBundleAge = prometheus.NewDesc(namespace+"_ca_bundle_age_seconds",
+		"Seconds since the RDS CA bundle in use was fetched or confirmed current.", []string{"upstream"}, nil)
+	descBundleCerts = prometheus.NewDesc(namespace+"_ca_bundle_certificates",
+		"CA certificates in the RDS CA bundle in use.", []string{"upstream"}, nil)
+)
+
+// stateCollector turns the registered callbacks into const metrics at
+// scrape time.
+type stateCollector struct {
+	mu          sync.Mutex
+	credentials map[string]func() CredentialStats
+	bundles     map[string]func() (time.Time, int)
+	now         func() time.Time
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRefreshes, descRefreshFailures, descTokens, descExpiry, descBundleAge, descBundleCerts} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	// Copy the callbacks so that none runs under the lock: a slow one must
+	// not block registration.
+	c.mu.Lock()
+	creds := make(map[string]func() CredentialStats, len(c.credentials))
+	for k, v := range c.credentials {
+		creds[k] = v
+	}
+	bundles := make(map[string]func() (time.Time, int), len(c.bundles))
+	for k, v := range c.bundles {
+		bundles[k] = v
+	}
+	c.mu.Unlock()
+
+	for _, name := range slices.Sorted(maps.Keys(creds)) {
+		s := creds[name]()
+		ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(s.Refreshes), name)
+		ch <- prometheus.MustNewConstMetric(descRefreshFailures, prometheus.CounterValue, float64(s.RefreshFailures), name)
+		ch <- prometheus.MustNewConstMetric(descTokens, prometheus.CounterValue, float64(s.TokensBuilt), name)
+		if !s.Expiry.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.GaugeValue, float64(s.Expiry.UnixNano())/1e9, name)
+		}
+	}
+	now := c.now()
+	for _, name := range slices.Sorted(maps.Keys(bundles)) {
+		fetched, cas := bundles[name]()
+		if !fetched.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descBundleAge, prometheus.GaugeValue, now.Sub(fetched).Seconds(), name)
+		}
+		ch <- prometheus.MustNewConstMetric(descBundleCerts, prometheus.GaugeValue, float64(cas), name)
+	}
+}
