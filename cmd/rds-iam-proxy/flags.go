@@ -50,16 +50,22 @@ func (l *logFlags) register(fs *flag.FlagSet) {
 }
 
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return newLogger(w, l.level, l.format)
+}
+
+// newLogger makes the process's logger: text for terminals, JSON for log
+// pipelines.
+func newLogger(w io.Writer, levelName, format string) (*slog.Logger, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", l.level)
+	if err := level.UnmarshalText([]byte(levelName)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", levelName)
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	switch l.format {
+	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", l.format)
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }

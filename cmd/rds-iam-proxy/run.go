@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
-	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/serve"
 )
 
 // upstreamFlags are the flags that describe one upstream, shared by run and
@@ -48,57 +50,36 @@ func (u *upstreamFlags) config() launch.Config {
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", "rds-iam-proxy [run] --endpoint HOST:PORT [flags]\n\nServes PostgreSQL or MySQL clients on a local address and logs each one in to the\nRDS endpoint with a fresh IAM token over verify-full TLS.", stderr)
-	var up upstreamFlags
-	var lf logFlags
-	up.register(fs)
-	lf.register(fs)
-	listen := fs.String("listen", "", "local address to serve clients on (default 127.0.0.1:6432 for postgres, 127.0.0.1:3307 for mysql)")
-	handshake := fs.Duration("handshake-timeout", 30*time.Second, "limit for a client's whole login")
-	connect := fs.Duration("connect-timeout", 15*time.Second, "limit for the upstream dial, TLS and login")
-	drain := fs.Duration("max-shutdown-delay", 30*time.Second, "on SIGTERM/SIGINT, how long open connections may finish (a second signal exits at once)")
-	caRefresh := fs.Duration("ca-refresh", 24*time.Hour, "how often a running proxy reloads the CA bundle (re-reads the file, or revalidates the download) for new connections; 0: never")
-	maxConns := fs.Int("max-connections", 0, "cap on client connections; over it clients get \"too many connections\" (0: no cap)")
+	fs := newFlagSet("run", runSynopsis, stderr)
+	flags := config.Register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
-	log, err := lf.logger(stderr)
+	s, err := flags.Load()
+	if err != nil {
+		fmt.Fprintf(stderr, "rds-iam-proxy: the configuration has problems:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return 2
+	}
+	log, err := newLogger(stderr, s.LogLevel, s.LogFormat)
 	if err != nil {
 		fmt.Fprintln(stderr, "rds-iam-proxy:", err)
 		return 2
 	}
-	cfg := up.config()
-	cfg.Listen, cfg.HandshakeTimeout, cfg.ConnectTimeout, cfg.MaxConnections = *listen, *handshake, *connect, *maxConns
-	cfg.CARefresh = *caRefresh
-	if *caRefresh == 0 {
-		cfg.CARefresh = -1 // the flag's 0 means never; launch's 0 means the default
-	}
-	r, err := launch.Start(ctx, cfg, log)
-	if err != nil {
-		fmt.Fprintln(stderr, "rds-iam-proxy:", err)
-		return 1
-	}
-	return serveUntilDone(ctx, r, *drain, stderr)
+	return serve.Run(ctx, s, serve.Options{
+		Log: log, Stderr: stderr,
+		// A second SIGINT/SIGTERM during the drain exits at once.
+		OnDrain: func() { signal.Reset(os.Interrupt, syscall.SIGTERM) },
+	})
 }
 
-// serveUntilDone waits for a signal (ctx) or a fatal accept error, then
-// drains: exit 0 when every connection ended by itself.
-func serveUntilDone(ctx context.Context, r *launch.Running, drain time.Duration, stderr io.Writer) int {
-	select {
-	case err := <-r.Done():
-		if err != nil {
-			fmt.Fprintln(stderr, "rds-iam-proxy: accept failed:", err)
-			return 1
-		}
-	case <-ctx.Done():
-		// A second SIGINT/SIGTERM during the drain exits at once.
-		signal.Reset(os.Interrupt, syscall.SIGTERM)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	if !r.Shutdown(sctx) {
-		fmt.Fprintf(stderr, "rds-iam-proxy: connections still open after %s were closed\n", drain)
-		return 1
-	}
-	return 0
-}
+const runSynopsis = `rds-iam-proxy [run] --endpoint HOST:PORT [flags]
+rds-iam-proxy [run] --upstream key=value,... [--upstream ...] [flags]
+rds-iam-proxy [run] --config FILE [flags]
+
+Serves PostgreSQL and MySQL clients on local addresses and logs each one in to
+its RDS endpoint with a fresh IAM token over verify-full TLS.
+
+Settings come from the YAML file (--config), then RDS_IAM_PROXY_<FLAG>
+variables, then flags: the later wins. Upstreams given by flags (--endpoint
+or --upstream) replace the file's. Top-level settings such as --region or
+--tls-mode are defaults for every upstream; an upstream's own value wins.`

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
@@ -118,6 +119,11 @@ func (s *Settings) resolve() error {
 		if u.RoleDuration < 0 {
 			bad(where, "role_duration", "%s is negative", u.RoleDuration)
 		}
+		if u.RoleARN != "" {
+			if _, err := authtoken.ParseRoleARNs(u.RoleARN); err != nil {
+				bad(where, "role_arn", "%s", err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -167,7 +173,13 @@ func (u *Upstream) Origin() string { return u.origin }
 // every upstream shares.
 func (s *Settings) Launch(u Upstream) launch.Config {
 	mode, _ := u.socketMode()
+	var roles []string
+	if u.RoleARN != "" {
+		roles, _ = authtoken.ParseRoleARNs(u.RoleARN) // checked by resolve
+	}
 	return launch.Config{
+		Roles: roles, ExternalID: u.ExternalID, RoleSessionName: u.RoleSessionName,
+		RoleDuration: time.Duration(u.RoleDuration), STSEndpoint: u.STSEndpoint,
 		Name: u.Name, Engine: u.Engine, Endpoint: u.Endpoint, DialAddress: u.DialAddress, Listen: u.Listen,
 		Region: u.Region, DBUser: u.DBUser, Profile: u.Profile,
 		CABundle: u.CABundle, CACacheDir: u.CacheDir, CABundleURL: u.CABundleURL, CABundleRegion: u.CABundleRegion,

@@ -113,14 +113,16 @@ func DefaultListen(engine string) string {
 
 // Running is a started proxy.
 type Running struct {
-	name   string
-	limit  *proxy.Limit
-	ln     net.Listener
-	srv    *proxy.Server
-	cancel context.CancelFunc
-	done   chan error
-	log    *slog.Logger
-	tokens *authtoken.Source
+	trust    *tlsca.Trust
+	dialAddr string
+	name     string
+	limit    *proxy.Limit
+	ln       net.Listener
+	srv      *proxy.Server
+	cancel   context.CancelFunc
+	done     chan error
+	log      *slog.Logger
+	tokens   *authtoken.Source
 }
 
 // Start loads what the proxy needs, failing early on anything wrong with the
@@ -225,7 +227,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		log.Warn("listening on a non-loopback address (--allow-non-loopback): anyone who can reach it logs in as the database user", "listen", ln.Addr().String())
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log, name: c.Name, limit: limit, tokens: tokens}
+	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log, name: c.Name, limit: limit, tokens: tokens, trust: trust, dialAddr: dialAddr(c.DialAddress, host, port)}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	refresh := c.CARefresh
 	if refresh == 0 {
@@ -322,6 +324,23 @@ func (r *Running) Shutdown(ctx context.Context) bool {
 	r.cancel()
 	defer r.tokens.Close()
 	return r.srv.Shutdown(ctx)
+}
+
+// CABundle is the CA bundle new connections trust (nil with --tls-mode
+// disable), for its age and size in metrics.
+func (r *Running) CABundle() *tlsca.Bundle {
+	up, _ := r.trust.Current()
+	return up.Bundle
+}
+
+// DialAddr is the upstream address dialed, for the readiness backend check.
+func (r *Running) DialAddr() string { return r.dialAddr }
+
+func dialAddr(dial, host string, port int) string {
+	if dial != "" {
+		return dial
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // Tokens is the proxy's token source, for its counters (Stats).

@@ -1,0 +1,222 @@
+// Package serve runs the proxy as a long-lived process: every configured
+// upstream, the admin port (health and metrics), and the shutdown
+// sequence. The run command is a thin shell around Run, and the
+// integration tests call Run in-process, so the lifecycle they check is
+// the one that ships.
+package serve
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	cfgpkg "github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/health"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/metrics"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// Exit statuses besides Settings.ExitCode (a clean drain).
+const (
+	ExitCut    = 1 // connections were still open at max_shutdown_delay and were cut
+	ExitFailed = 1 // the proxy could not start, or a listener failed
+)
+
+// Options are what a caller adds to the settings.
+type Options struct {
+	Log    *slog.Logger
+	Stderr io.Writer
+	// AWSLoadOptions are passed to every upstream's AWS configuration
+	// (tests point the SDK at the emulator).
+	AWSLoadOptions []func(*config.LoadOptions) error
+	// Started, when set, is called once everything listens, with the
+	// admin address ("" when off).
+	Started func(p *Process)
+	// OnDrain, when set, is called when the shutdown starts (the run
+	// command restores default signal handling so a second signal exits
+	// at once).
+	OnDrain func()
+}
+
+// Process is a running proxy, as Options.Started sees it.
+type Process struct {
+	Upstreams []*launch.Running
+	Admin     *health.Server // nil when off
+	State     *health.State
+	Metrics   *metrics.Metrics
+}
+
+// Run serves s until ctx is done (a signal), POST /quitquitquit, or a
+// listener fails, then drains. It returns the exit status.
+func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	stderr := o.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	p := &Process{State: health.NewState(), Metrics: metrics.New()}
+	shared := proxy.NewLimit(s.MaxConnections, "all upstreams")
+
+	stopAll := func(deadline time.Duration) bool {
+		sctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		return shutdownAll(sctx, p.Upstreams)
+	}
+	for _, u := range s.Upstreams {
+		lc := s.Launch(u)
+		lc.Shared = shared
+		lc.Observer = p.Metrics.Upstream(u.Name, u.Engine)
+		lc.AWSLoadOptions = o.AWSLoadOptions
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		r, err := launch.Start(sctx, lc, log)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "rds-iam-proxy: %s (%s): %v\n", u.Name, u.Origin(), err)
+			stopAll(time.Second)
+			return ExitFailed
+		}
+		p.Upstreams = append(p.Upstreams, r)
+		p.Metrics.AddCredentials(u.Name, func() metrics.CredentialStats {
+			st := r.Tokens().Stats()
+			exp, _ := r.Tokens().Expiry()
+			return metrics.CredentialStats{Refreshes: int64(st.Refreshes), RefreshFailures: int64(st.RefreshFailures), TokensBuilt: int64(st.TokensBuilt), Expiry: exp}
+		})
+		p.Metrics.AddCABundle(u.Name, func() (time.Time, int) {
+			if b := r.CABundle(); b != nil {
+				return b.Fetched, len(b.Certs)
+			}
+			return time.Time{}, 0
+		})
+	}
+
+	quit := make(chan struct{})
+	quitOnce := sync.OnceFunc(func() { close(quit) })
+	if s.AdminAddress != "" {
+		ho := health.Options{
+			State: p.State, Capacity: capacity(shared, p.Upstreams), Metrics: p.Metrics.Handler(),
+			Quit: quitOnce, AllowNonLoopback: s.AllowNonLoopback, Logger: log,
+		}
+		if s.ReadinessCheckBackend {
+			addrs := make([]string, len(p.Upstreams))
+			for i, r := range p.Upstreams {
+				addrs[i] = r.DialAddr()
+			}
+			ho.BackendCheck = health.DialCheck(addrs...)
+		}
+		admin, err := health.Start(s.AdminAddress, ho)
+		if err != nil {
+			fmt.Fprintf(stderr, "rds-iam-proxy: admin_address: %v\n", err)
+			stopAll(time.Second)
+			return ExitFailed
+		}
+		p.Admin = admin
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			admin.Close(cctx)
+		}()
+	}
+	p.State.SetServing()
+	attrs := []any{"upstreams", len(p.Upstreams)}
+	if p.Admin != nil {
+		attrs = append(attrs, "admin_address", p.Admin.Addr().String())
+	}
+	log.Info("serving", attrs...)
+	if o.Started != nil {
+		o.Started(p)
+	}
+
+	failed := make(chan error, len(p.Upstreams))
+	for _, r := range p.Upstreams {
+		go func() {
+			if err := <-r.Done(); err != nil {
+				failed <- fmt.Errorf("%s: accept failed: %w", r.Name(), err)
+			}
+		}()
+	}
+	var why string
+	status := s.ExitCode
+	select {
+	case <-ctx.Done():
+		why = "signal"
+	case <-quit:
+		why = "POST /quitquitquit"
+	case err := <-failed:
+		why = err.Error()
+		status = ExitFailed
+		fmt.Fprintln(stderr, "rds-iam-proxy:", err)
+	}
+	if o.OnDrain != nil {
+		o.OnDrain()
+	}
+	p.State.SetDraining()
+	minDelay, maxDelay := time.Duration(s.MinShutdownDelay), time.Duration(s.MaxShutdownDelay)
+	log.Info("shutting down: readiness now fails", "why", why, "accepting_for", minDelay, "then_waiting_up_to", maxDelay)
+	if minDelay > 0 {
+		// Keep serving new clients while load balancers and apps notice
+		// the failed readiness; a second signal still ends it at once.
+		select {
+		case <-time.After(minDelay):
+		case err := <-failed:
+			fmt.Fprintln(stderr, "rds-iam-proxy:", err)
+			status = ExitFailed
+		}
+	}
+	clean := stopAll(maxDelay)
+	p.State.SetStopped()
+	if !clean {
+		fmt.Fprintf(stderr, "rds-iam-proxy: connections still open after %s were closed\n", maxDelay)
+		log.Warn("shutdown cut open connections", "max_shutdown_delay", maxDelay)
+		return ExitCut
+	}
+	log.Info("shutdown complete: every connection finished")
+	return status
+}
+
+// shutdownAll stops every upstream's accepting at once and waits for their
+// connections until ctx is done. It reports whether all ended by
+// themselves.
+func shutdownAll(ctx context.Context, rs []*launch.Running) bool {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	clean := true
+	for _, r := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !r.Shutdown(ctx) {
+				mu.Lock()
+				clean = false
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return clean
+}
+
+// capacity reports the fullest limit to readiness: the shared one, or an
+// upstream's own.
+func capacity(shared *proxy.Limit, rs []*launch.Running) func() (open, limit int) {
+	return func() (int, int) {
+		if shared.Max() > 0 && shared.Open() >= shared.Max() {
+			return shared.Open(), shared.Max()
+		}
+		for _, r := range rs {
+			if l := r.Limit(); l.Max() > 0 && l.Open() >= l.Max() {
+				return l.Open(), l.Max()
+			}
+		}
+		return shared.Open(), shared.Max()
+	}
+}
+
