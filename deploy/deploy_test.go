@@ -974,7 +974,7 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("job.yaml: pod restartPolicy %q, want Never or OnFailure", p)
 	}
 
-	var np struct {
+	type netpol struct {
 		APIVersion string `yaml:"apiVersion"`
 		Kind       string `yaml:"kind"`
 		Metadata   struct {
@@ -994,21 +994,40 @@ func TestKubernetesManifests(t *testing.T) {
 			} `yaml:"ingress"`
 		} `yaml:"spec"`
 	}
-	decodeInto(t, "deploy/kubernetes/networkpolicy.yaml", &np)
-	if !mapContains(deploy.Spec.Template.Metadata.Labels, np.Spec.PodSelector.MatchLabels) || len(np.Spec.PodSelector.MatchLabels) == 0 {
-		t.Errorf("networkpolicy.yaml selects %v, not the Deployment's pods %v", np.Spec.PodSelector.MatchLabels, deploy.Spec.Template.Metadata.Labels)
-	}
-	if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
-		t.Error("networkpolicy.yaml: no Ingress policy type")
-	}
-	for _, r := range np.Spec.Ingress {
-		if len(r.Ports) == 0 {
-			t.Error("networkpolicy.yaml: an ingress rule admits every port, the admin port too")
+	// Every pod that runs the sidecar is selected by a policy that keeps
+	// other pods off its admin port.
+	covered := map[string]bool{}
+	dec := yaml.NewDecoder(bytes.NewReader(readFile(t, "deploy/kubernetes/networkpolicy.yaml")))
+	dec.KnownFields(true)
+	for {
+		var np netpol
+		if err := dec.Decode(&np); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("networkpolicy.yaml: %v", err)
 		}
-		for _, p := range r.Ports {
-			if s := fmt.Sprint(p.Port); s == "admin" || s == "9801" {
-				t.Error("networkpolicy.yaml admits other pods to the admin port (POST /quitquitquit)")
+		if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+			t.Errorf("networkpolicy.yaml %s: no Ingress policy type", np.Metadata.Name)
+		}
+		for _, r := range np.Spec.Ingress {
+			if len(r.Ports) == 0 {
+				t.Errorf("networkpolicy.yaml %s: an ingress rule admits every port, the admin port too", np.Metadata.Name)
 			}
+			for _, p := range r.Ports {
+				if s := fmt.Sprint(p.Port); s == "admin" || s == "9801" {
+					t.Errorf("networkpolicy.yaml %s admits other pods to the admin port (POST /quitquitquit)", np.Metadata.Name)
+				}
+			}
+		}
+		for _, w := range []k8sWorkload{deploy, job} {
+			if len(np.Spec.PodSelector.MatchLabels) > 0 && mapContains(w.Spec.Template.Metadata.Labels, np.Spec.PodSelector.MatchLabels) {
+				covered[w.Kind] = true
+			}
+		}
+	}
+	for _, w := range []k8sWorkload{deploy, job} {
+		if !covered[w.Kind] {
+			t.Errorf("networkpolicy.yaml selects no %s pods (labels %v): their admin port is open to other pods", w.Kind, w.Spec.Template.Metadata.Labels)
 		}
 	}
 }
