@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -29,6 +30,10 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	region := fs.String("region", "us-east-1", "the emulated region")
 	dbUsers := fs.String("db-users", "*", "comma-separated database users the instance-profile role may rds-db:connect as (* = any); for mysql also the IAM users")
 	caOut := fs.String("ca-out", "emulator-ca.pem", "where to write the emulator's CA certificate (the proxy's --ca-bundle)")
+	advertise := fs.String("advertise-host", "", "host name other machines or containers reach the emulator by: the printed and --env-out URLs and dial addresses use it instead of the listening address (e.g. \"emulator\" in docker compose)")
+	envOut := fs.String("env-out", "", "also write the AWS_* variables to this file as KEY=value lines (an env file for docker --env-file, systemd EnvironmentFile or `set -a; . FILE`)")
+	myBackend := fs.String("mysql-backend", "", "with --engine postgres: also serve an RDS for MySQL front (on --listen-mysql) for this HOST:PORT in the same emulated AWS, so one proxy can reach both with the same credentials")
+	myPassword := fs.String("mysql-backend-password", "", "the password for --mysql-backend (as --backend-password is for --backend)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
@@ -54,17 +59,32 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			users = append(users, u)
 		}
 	}
+	if *myBackend != "" && *engine != "postgres" {
+		return fail(fmt.Errorf("--mysql-backend adds a MySQL front beside --engine postgres; with --engine mysql use --backend"))
+	}
 	front, err := startFront(srv, *engine, *backend, *backendPassword, *listenPG, *listenMy, *endpoint, users, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer front.Close()
+	fronts := []frontRun{{front, *engine}}
+	if *myBackend != "" {
+		my, err := startFront(srv, "mysql", *myBackend, *myPassword, *listenPG, *listenMy, "", users, log)
+		if err != nil {
+			return fail(fmt.Errorf("--mysql-backend: %w", err))
+		}
+		defer my.Close()
+		fronts = append(fronts, frontRun{my, "mysql"})
+	}
 
 	var resources []string
-	for _, u := range users {
-		resources = append(resources, front.UserARN(u))
+	var policy emulator.Policy
+	for _, f := range fronts {
+		for _, u := range users {
+			resources = append(resources, f.UserARN(u))
+		}
+		policy.Statements = append(policy.Statements, f.ConnectPolicy(users...).Statements...)
 	}
-	policy := front.ConnectPolicy(users...)
 	roleARN := srv.AWS.AddRole("emulated-app", policy)
 	if err := srv.AWS.SetInstanceProfile("emulated-app"); err != nil {
 		return fail(err)
@@ -75,21 +95,64 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	env := srv.SDKEnv()
+	awsURL := advertised(srv.URL(), *advertise)
+	for k, v := range env {
+		env[k] = strings.Replace(v, srv.URL(), awsURL, 1)
+	}
 	names := make([]string, 0, len(env))
 	for k := range env {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(stdout, "# emulated AWS at %s; RDS front for %s:%d at %s\n", srv.URL(), front.Endpoint(), front.Port(), front.Addr())
+	if *envOut != "" {
+		var b strings.Builder
+		for _, k := range names {
+			fmt.Fprintf(&b, "%s=%s\n", k, env[k])
+		}
+		if err := os.WriteFile(*envOut, []byte(b.String()), 0o644); err != nil {
+			return fail(err)
+		}
+	}
+	for _, f := range fronts {
+		fmt.Fprintf(stdout, "# emulated AWS at %s; RDS front for %s:%d at %s\n", awsURL, f.Endpoint(), f.Port(), advertised(f.Addr(), *advertise))
+	}
 	fmt.Fprintf(stdout, "# instance profile role %s may rds-db:connect on %s\n", roleARN, strings.Join(resources, ", "))
 	fmt.Fprintln(stdout, "# point AWS SDKs at the emulator (instance profile credentials over IMDSv2):")
 	for _, k := range names {
 		fmt.Fprintf(stdout, "export %s=%s\n", k, env[k])
 	}
 	fmt.Fprintf(stdout, "# or use the IAM user emulated-developer's keys instead:\n#   export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", akid, secret)
-	fmt.Fprintf(stdout, "rds-iam-proxy --engine %s --endpoint %s:%d --dial-address %s --ca-bundle %s\n", *engine, front.Endpoint(), front.Port(), front.Addr(), *caOut)
+	for _, f := range fronts {
+		fmt.Fprintf(stdout, "rds-iam-proxy --engine %s --endpoint %s:%d --dial-address %s --ca-bundle %s\n", f.engine, f.Endpoint(), f.Port(), advertised(f.Addr(), *advertise), *caOut)
+	}
 	<-ctx.Done()
 	return 0
+}
+
+// frontRun is a started front and its engine.
+type frontRun struct {
+	front
+	engine string
+}
+
+// advertised replaces the host of addr (HOST:PORT, or http://HOST:PORT) with
+// host, keeping the port; host "" leaves addr as it is.
+func advertised(addr, host string) string {
+	if host == "" {
+		return addr
+	}
+	scheme, hostPort, ok := strings.Cut(addr, "://")
+	if !ok {
+		scheme, hostPort = "", addr
+	}
+	_, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return addr
+	}
+	if scheme != "" {
+		return scheme + "://" + net.JoinHostPort(host, port)
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // front is what emulate needs of either engine's RDS front.

@@ -219,4 +219,3 @@ func capacity(shared *proxy.Limit, rs []*launch.Running) func() (open, limit int
 		return shared.Open(), shared.Max()
 	}
 }
-
