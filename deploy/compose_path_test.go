@@ -26,9 +26,6 @@ import (
 // the proxy's upstreams from the compose file with the environment the
 // emulator wrote to --env-out; then psql's and the mysql client's logins as
 // app_user, through one credential chain for both engines.
-//
-// Until the binary has --upstream, each compose upstream runs as a proxy of
-// its own with the equivalent single-upstream flags (upstreamAsFlags).
 func TestComposePathWithoutDocker(t *testing.T) {
 	if testing.Short() {
 		// As the rest of the repository: -short is "no servers needed";
@@ -128,7 +125,10 @@ func TestComposePathWithoutDocker(t *testing.T) {
 		}
 		env = append(env, k+"="+written[k])
 	}
+	// One proxy, as in compose, with each --upstream pointed at this
+	// machine's addresses instead of the service names.
 	ports := map[string]string{}
+	proxyArgs := []string{"run"}
 	for _, a := range px.Command {
 		v, ok := strings.CutPrefix(a, "--upstream=")
 		if !ok {
@@ -142,24 +142,29 @@ func TestComposePathWithoutDocker(t *testing.T) {
 		port := freePort(t)
 		u["listen"] = "127.0.0.1:" + port
 		ports[u["engine"]] = port
-		var plogs syncBuffer
-		p := exec.CommandContext(ctx, bin, upstreamAsFlags(t, u)...)
-		p.Env, p.Stderr = env, &plogs
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
+		var spec []string
+		for k, v := range u {
+			spec = append(spec, k+"="+v)
 		}
-		defer func() { p.Process.Kill(); p.Wait() }()
-		for deadline := time.Now().Add(15 * time.Second); !strings.Contains(plogs.String(), "proxy ready"); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("proxy for %s not ready:\n%s", u["name"], plogs.String())
-			}
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("proxy %s log:\n%s", u["name"], plogs.String())
-			}
-		})
+		proxyArgs = append(proxyArgs, "--upstream="+strings.Join(spec, ","))
 	}
+	var plogs syncBuffer
+	p := exec.CommandContext(ctx, bin, proxyArgs...)
+	p.Env, p.Stderr = env, &plogs
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { p.Process.Kill(); p.Wait() }()
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(plogs.String(), `msg=serving`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not serving:\n%s", plogs.String())
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", plogs.String())
+		}
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("emulator log:\n%s", logs.String())
@@ -189,25 +194,6 @@ func TestComposePathWithoutDocker(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "SELECT CURRENT_USER()").Scan(&got); err != nil || got != user+"@%" {
 		t.Errorf("mysql CURRENT_USER() %q, %v; want %s@%%", got, err, user)
 	}
-}
-
-// upstreamAsFlags turns an --upstream value into the single-upstream
-// flags of today's binary.
-func upstreamAsFlags(t *testing.T, u map[string]string) []string {
-	t.Helper()
-	args := []string{"run"}
-	for k, v := range u {
-		switch k {
-		case "name":
-		case "engine", "endpoint", "listen", "region":
-			args = append(args, "--"+k+"="+v)
-		case "dial_address", "db_user", "tls_mode", "ca_bundle", "max_connections":
-			args = append(args, "--"+strings.ReplaceAll(k, "_", "-")+"="+v)
-		default:
-			t.Fatalf("upstream key %s has no single-upstream flag", k)
-		}
-	}
-	return args
 }
 
 // sqlStatements splits an init script into statements.

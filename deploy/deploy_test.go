@@ -55,9 +55,7 @@ var manifestFlags = map[string]map[string][]string{
 // notYetFlags are flags of the fixed CLI design that the manifests use but
 // the binary does not have yet. Once the binary has one, the test checks it
 // like any other and logs that the entry can go.
-var notYetFlags = map[string][]string{
-	"run": {"admin-address", "allow-non-loopback", "config", "upstream"},
-}
+var notYetFlags = map[string][]string{}
 
 // upstreamKeys are the keys of an --upstream value.
 var upstreamKeys = []string{"name", "engine", "endpoint", "listen", "dial_address", "db_user", "region",

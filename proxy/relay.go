@@ -30,13 +30,22 @@ const DefaultLinger = 5 * time.Second
 
 // Stats count the bytes each way; safe to read while the relay runs.
 // Observer, when set, hears every chunk as it goes (live metrics).
+// IdleTimeout, when positive, ends a session in which no byte has moved
+// either way for that long (Relay then returns ErrIdle).
 type Stats struct {
 	FromClient   atomic.Int64
 	FromUpstream atomic.Int64
 	Observer     Observer
+	IdleTimeout  time.Duration
+
+	last atomic.Int64 // unix nanoseconds of the last byte either way
 }
 
+// ErrIdle ends a session that was idle for its IdleTimeout.
+var ErrIdle = errors.New("idle timeout: no bytes either way")
+
 func (s *Stats) fromClient(n int64) {
+	s.last.Store(time.Now().UnixNano())
 	s.FromClient.Add(n)
 	if s.Observer != nil {
 		s.Observer.BytesFromClient(n)
@@ -44,6 +53,7 @@ func (s *Stats) fromClient(n int64) {
 }
 
 func (s *Stats) fromUpstream(n int64) {
+	s.last.Store(time.Now().UnixNano())
 	s.FromUpstream.Add(n)
 	if s.Observer != nil {
 		s.Observer.BytesFromUpstream(n)
@@ -73,6 +83,34 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 	})
 	stop := context.AfterFunc(ctx, closeBoth)
 	defer stop()
+	var idled atomic.Bool
+	if stats.IdleTimeout > 0 {
+		// A timer that re-arms itself for the rest of the idle period
+		// after each activity, instead of read deadlines that would fight
+		// the linger logic below.
+		stats.last.Store(time.Now().UnixNano())
+		var timer *time.Timer
+		var mu sync.Mutex
+		check := func() {
+			left := time.Until(time.Unix(0, stats.last.Load()).Add(stats.IdleTimeout))
+			if left > 0 {
+				mu.Lock()
+				timer.Reset(left)
+				mu.Unlock()
+				return
+			}
+			idled.Store(true)
+			closeBoth()
+		}
+		mu.Lock()
+		timer = time.AfterFunc(stats.IdleTimeout, check)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			timer.Stop()
+			mu.Unlock()
+		}()
+	}
 	// One direction on a new goroutine, the other on the caller's: two
 	// goroutines per connection in all.
 	// Whichever direction fails closes both at once, so the other, perhaps
@@ -118,6 +156,9 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 	closeBoth()
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if idled.Load() {
+		return ErrIdle
 	}
 	return first
 }

@@ -181,3 +181,43 @@ func TestRelayClientResetEndsSession(t *testing.T) {
 		t.Fatal("upstream still open")
 	}
 }
+
+// TestRelayIdleTimeout: a session with traffic outlives its idle timeout
+// many times over; once quiet for the timeout it ends with ErrIdle.
+func TestRelayIdleTimeout(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	stats := Stats{IdleTimeout: 150 * time.Millisecond}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &stats, 0) }()
+
+	// Chatter for 6 idle periods, a byte each way every 30 ms.
+	go io.Copy(io.Discard, server)
+	go io.Copy(io.Discard, client)
+	for time.Since(start) < 900*time.Millisecond {
+		if _, err := client.Write([]byte{1}); err != nil {
+			t.Fatalf("session ended while busy, after %v: %v", time.Since(start), err)
+		}
+		if _, err := server.Write([]byte{2}); err != nil {
+			t.Fatalf("session ended while busy, after %v: %v", time.Since(start), err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("relay ended while busy, after %v: %v", time.Since(start), err)
+		case <-time.After(30 * time.Millisecond):
+		}
+	}
+	quiet := time.Now()
+	select {
+	case err := <-done:
+		if err != ErrIdle {
+			t.Fatalf("relay ended with %v, want ErrIdle", err)
+		}
+		if took := time.Since(quiet); took < 100*time.Millisecond {
+			t.Fatalf("ended %v after the last byte, before the 150ms idle timeout", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle session was never ended")
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -100,11 +101,15 @@ func Unexplained(ctx context.Context, log *slog.Logger, err error, start time.Ti
 // RelayAndLog relays a logged-in session until either side ends it, and
 // logs one line for its end: duration, bytes each way, outcome. obs hears
 // the bytes as they go.
-func RelayAndLog(ctx context.Context, log *slog.Logger, obs Observer, client, upstream net.Conn, start time.Time) {
-	stats := Stats{Observer: obs}
+func RelayAndLog(ctx context.Context, log *slog.Logger, obs Observer, client, upstream net.Conn, start time.Time, idle time.Duration) {
+	stats := Stats{Observer: obs, IdleTimeout: idle}
 	err := Relay(ctx, client, upstream, &stats, 0)
 	attrs := []any{"duration", time.Since(start).Round(time.Millisecond), "bytes_from_client", stats.FromClient.Load(), "bytes_from_upstream", stats.FromUpstream.Load()}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrIdle):
+		log.Info("connection ended", append(attrs, "outcome", "idle", "idle_timeout", idle)...)
+		return
+	case err != nil:
 		log.Info("connection ended", append(attrs, "outcome", "error", "err", err)...)
 		return
 	}

@@ -34,7 +34,7 @@ func (s *Settings) resolve() error {
 		bad("", "max_connections", "%d: use 0 (no cap) or more", s.MaxConnections)
 	}
 	for key, d := range map[string]Duration{"handshake_timeout": s.HandshakeTimeout, "connect_timeout": s.ConnectTimeout,
-		"min_shutdown_delay": s.MinShutdownDelay, "max_shutdown_delay": s.MaxShutdownDelay} {
+		"min_shutdown_delay": s.MinShutdownDelay, "max_shutdown_delay": s.MaxShutdownDelay, "idle_timeout": s.IdleTimeout} {
 		if d < 0 {
 			bad("", key, "%s is negative", d)
 		}
@@ -186,6 +186,7 @@ func (s *Settings) Launch(u Upstream) launch.Config {
 		TLSMode: u.TLSMode, TLSServerName: u.TLSServerName, CARefresh: time.Duration(u.CARefresh),
 		MaxConnections:   u.MaxConnections,
 		HandshakeTimeout: time.Duration(s.HandshakeTimeout), ConnectTimeout: time.Duration(s.ConnectTimeout),
+		IdleTimeout:      time.Duration(s.IdleTimeout),
 		AllowNonLoopback: s.AllowNonLoopback, SocketMode: mode, KeepAlive: time.Duration(s.KeepAlive),
 	}
 }

@@ -69,6 +69,7 @@ type Settings struct {
 	MaxConnections        int      `yaml:"max_connections" usage:"cap on client connections over all upstreams (0: none); over it clients get their protocol's \"too many connections\""`
 	HandshakeTimeout      Duration `yaml:"handshake_timeout" usage:"limit for a client's whole login"`
 	ConnectTimeout        Duration `yaml:"connect_timeout" usage:"limit for the upstream dial, TLS and login"`
+	IdleTimeout           Duration `yaml:"idle_timeout" usage:"close sessions in which no byte moved either way for this long (0: never)"`
 	KeepAlive             Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
 	MinShutdownDelay      Duration `yaml:"min_shutdown_delay" usage:"on SIGTERM/SIGINT, keep accepting this long (readiness fails at once) so load balancers and apps move away"`
 	MaxShutdownDelay      Duration `yaml:"max_shutdown_delay" usage:"then, how long open connections may finish before they are cut (a second signal exits at once)"`

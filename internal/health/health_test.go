@@ -353,3 +353,29 @@ func TestDialCheck(t *testing.T) {
 		t.Errorf("/readiness = %d %q", code, body)
 	}
 }
+
+// TestQuitOnlyFromThisMachine: with the admin port on the pod's address
+// (for the kubelet's probes), another pod's POST /quitquitquit is refused
+// and the proxy keeps running.
+func TestQuitOnlyFromThisMachine(t *testing.T) {
+	st := health.NewState()
+	st.SetServing()
+	called := 0
+	h := health.Handler(health.Options{State: st, Quit: func() { called++ }})
+	for _, remote := range []string{"10.1.2.3:40000", "[fd00::7]:40000", "192.0.2.1:1234"} {
+		req := httptest.NewRequest(http.MethodPost, "/quitquitquit", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "only from this machine") {
+			t.Errorf("POST from %s: %d %q; want 403", remote, rec.Code, rec.Body.String())
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/quitquitquit", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || called != 1 {
+		t.Fatalf("POST from loopback: %d, quit called %d times", rec.Code, called)
+	}
+}

@@ -143,11 +143,18 @@ func (h *handlers) ready(ctx context.Context) error {
 // crawler cannot stop the proxy; and no request carrying an Origin header,
 // which browsers add to cross-site (and DNS-rebound) POSTs but curl, the
 // shutdown subcommand and Kubernetes preStop hooks do not, so that a web
-// page open on the same machine cannot stop it either.
+// page open on the same machine cannot stop it either. And only from this
+// machine: when the admin port listens on the pod's address for the
+// kubelet's probes, other pods can reach it, but a preStop hook or
+// `rds-iam-proxy shutdown` runs in the pod and comes from loopback.
 func (h *handlers) quit(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		reply(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if !fromLoopback(r) {
+		reply(w, http.StatusForbidden, "refused: /quitquitquit is accepted only from this machine (run rds-iam-proxy shutdown in the pod or container)")
 		return
 	}
 	if r.Header.Get("Origin") != "" {
@@ -273,4 +280,14 @@ func (s *Server) Close(ctx context.Context) error {
 		err = errors.Join(fmt.Errorf("admin port: %w", err), s.srv.Close())
 	}
 	return err
+}
+
+// fromLoopback says whether the request's peer is this machine.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -68,6 +68,8 @@ type Config struct {
 	Shared           *proxy.Limit
 	HandshakeTimeout time.Duration
 	ConnectTimeout   time.Duration
+	// IdleTimeout ends sessions idle this long (0: never).
+	IdleTimeout time.Duration
 	// AllowNonLoopback lets Listen be an address other machines can reach
 	// (anyone who reaches it logs in as the database user).
 	AllowNonLoopback bool
@@ -196,6 +198,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 			DBUser:           c.DBUser,
 			Tokens:           tokens,
 			Limits:           []*proxy.Limit{limit, c.Shared},
+			IdleTimeout:      c.IdleTimeout,
 			HandshakeTimeout: c.HandshakeTimeout,
 			ConnectTimeout:   c.ConnectTimeout,
 			Logger:           log,
@@ -209,6 +212,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 			Tokens:           tokens,
 			CABundle:         bundleSource,
 			Limits:           []*proxy.Limit{limit, c.Shared},
+			IdleTimeout:      c.IdleTimeout,
 			HandshakeTimeout: c.HandshakeTimeout,
 			ConnectTimeout:   c.ConnectTimeout,
 			Logger:           log,

@@ -23,6 +23,9 @@ type Config struct {
 	// ("too many connections") rather than closed silently, and no token
 	// is signed for it.
 	Limits []*proxy.Limit
+	// IdleTimeout ends a session idle (no bytes either way) this long;
+	// 0: never.
+	IdleTimeout time.Duration
 	// HandshakeTimeout bounds everything before the relay. Default 30s.
 	HandshakeTimeout time.Duration
 	// ConnectTimeout bounds the upstream dial and greeting, and separately
@@ -172,7 +175,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, conn, sess.Conn, start)
+	proxy.RelayAndLog(ctx, log, p.obs, conn, sess.Conn, start, p.cfg.IdleTimeout)
 }
 
 // fail tells the client why its connection cannot go on, and logs it.

@@ -33,6 +33,9 @@ type Config struct {
 	// ("too many connections") rather than closed silently, and no token
 	// is signed for it.
 	Limits []*proxy.Limit
+	// IdleTimeout ends a session idle (no bytes either way) this long;
+	// 0: never.
+	IdleTimeout time.Duration
 	// HandshakeTimeout bounds everything before the relay: reading the
 	// client's startup, building the token, the upstream login. Default 30s.
 	HandshakeTimeout time.Duration
@@ -178,7 +181,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, conn, up.Conn, start)
+	proxy.RelayAndLog(ctx, log, p.obs, conn, up.Conn, start, p.cfg.IdleTimeout)
 }
 
 // isReplication reads the replication startup parameter as PostgreSQL
