@@ -1,5 +1,5 @@
-// Command rds-iam-proxy lets PostgreSQL clients log in to RDS and Aurora
-// with IAM authentication without handling tokens: it listens on localhost,
+// Command rds-iam-proxy lets PostgreSQL and MySQL clients log in to RDS and
+// Aurora with IAM authentication without handling tokens: it listens on localhost,
 // signs a fresh IAM token for every connection and logs in upstream over
 // verify-full TLS. This file only dispatches; each subcommand has its own
 // file.
@@ -14,15 +14,16 @@ import (
 	"syscall"
 )
 
-const usage = `rds-iam-proxy: log in to RDS and Aurora with IAM, from any PostgreSQL client.
+const usage = `rds-iam-proxy: log in to RDS and Aurora with IAM, from any PostgreSQL or MySQL client.
 
 Usage:
   rds-iam-proxy [run] --endpoint HOST:PORT [flags]   serve clients on localhost (default command)
+  rds-iam-proxy [run] --config FILE | --upstream ... several upstreams, health, metrics
   rds-iam-proxy token --endpoint HOST:PORT --db-user USER
                                                      print one IAM auth token
   rds-iam-proxy whoami [--role-arn ARN] [flags]      show the AWS identity tokens are signed as
-  rds-iam-proxy demo [--check]                       the whole path on this machine: a throwaway
-                                                     Postgres, emulated AWS, the proxy
+  rds-iam-proxy demo [--check] [--engine mysql|all]  the whole path on this machine: a throwaway
+                                                     Postgres (or MariaDB), emulated AWS, the proxy
   rds-iam-proxy emulate --backend HOST:PORT          emulated STS, IMDS and RDS IAM front
   rds-iam-proxy wait [--max 30s]                     wait until the proxy serves (app entrypoints)
   rds-iam-proxy shutdown                             ask the proxy to drain and exit (Jobs, scripts)
