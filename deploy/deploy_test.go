@@ -46,10 +46,10 @@ var manifestFlags = map[string]map[string][]string{
 			"listen-aws", "listen-mysql", "listen-postgres", "mysql-backend", "mysql-backend-password"},
 		"run": {"admin-address", "allow-non-loopback", "log-format", "upstream"},
 	},
-	"deploy/kubernetes/deployment.yaml":    {"run": {"admin-address", "allow-non-loopback", "config"}},
-	"deploy/kubernetes/job.yaml":           {"run": {"admin-address", "allow-non-loopback", "config"}},
+	"deploy/kubernetes/deployment.yaml":    {"run": {"admin-address", "admin-allow-non-loopback", "config"}},
+	"deploy/kubernetes/job.yaml":           {"run": {"admin-address", "admin-allow-non-loopback", "config"}},
 	"deploy/systemd/rds-iam-proxy.service": {"run": {"ca-cache-dir", "config"}},
-	"deploy/systemd/rds-iam-proxy.env":     {"run": {"log-format", "max-shutdown-delay"}},
+	"deploy/systemd/rds-iam-proxy.env":     {"run": {"log-format", "max-shutdown-delay", "socket-mode"}},
 }
 
 // notYetFlags are flags of the fixed CLI design that the manifests use but
@@ -1073,8 +1073,11 @@ func checkPod(t *testing.T, kind string, spec k8sPodSpec, saName, cmName, cfgKey
 	if err != nil {
 		t.Fatalf("--admin-address %q: %v", admin, err)
 	}
-	if ip := net.ParseIP(host); (host == "" || ip != nil && ip.IsUnspecified()) && !slices.Contains(args, "--allow-non-loopback") {
-		t.Errorf("--admin-address %s without --allow-non-loopback", admin)
+	if ip := net.ParseIP(host); (host == "" || ip != nil && ip.IsUnspecified()) && !slices.Contains(args, "--admin-allow-non-loopback") {
+		t.Errorf("--admin-address %s without --admin-allow-non-loopback", admin)
+	}
+	if slices.Contains(args, "--allow-non-loopback") {
+		t.Errorf("the sidecar passes --allow-non-loopback: its database listeners must stay on loopback (use --admin-allow-non-loopback for the probes)")
 	}
 	adminPort, _ := strconv.Atoi(port)
 	probes := map[string]*k8sProbe{"/startup": sidecar.StartupProbe, "/liveness": sidecar.LivenessProbe}

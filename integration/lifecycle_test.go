@@ -154,29 +154,47 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 }
 
 // TestBinaryDrainDeadline: a client still in its handshake when the drain
-// deadline passes is told the proxy is shutting down (57P01), and the
-// proxy exits 1 (a connection was cut) at the deadline, not after the
-// 30 s handshake timeout.
+// starts (a silent TCP probe) is told at once that the proxy is shutting
+// down (57P01) and does not hold the drain; a logged-in session still open
+// at --max-shutdown-delay is cut, and the exit status (3) says so.
 func TestBinaryDrainDeadline(t *testing.T) {
 	cmd, port, logs := startBinary(t, "--max-shutdown-delay", "1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	idle, err := pgconn.Connect(ctx, dsn(port, iamUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close(ctx)
 	silent, err := net.Dial("tcp", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 5*time.Second, func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `msg="connection accepted"`) && strings.Contains(line, "client="+silent.LocalAddr().String()) {
+				return true
+			}
+		}
+		return false
+	})
 	cmd.Process.Signal(syscall.SIGTERM)
-	code, took := waitExit(t, cmd, 10*time.Second)
-	if code != 1 || took > 4*time.Second {
-		t.Fatalf("exit %d after %s; want 1 about 1 s after SIGTERM\n%s", code, took, logs)
-	}
-	silent.SetReadDeadline(time.Now().Add(2 * time.Second))
+	signalled := time.Now()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, _ := io.ReadAll(silent)
 	if len(got) < 5 || got[0] != 'E' || int(binary.BigEndian.Uint32(got[1:5]))+1 > len(got) {
 		t.Fatalf("the waiting client got %q, want an ErrorResponse", got)
 	}
+	if took := time.Since(signalled); took > 900*time.Millisecond {
+		t.Errorf("the client in its handshake was told after %v; want at once, not at the deadline", took)
+	}
 	msg := decodeError(t, got[:binary.BigEndian.Uint32(got[1:5])+1])
 	if msg.Code != "57P01" || !strings.Contains(msg.Message, "shutting down") {
 		t.Fatalf("error %s %q, want 57P01 shutting down", msg.Code, msg.Message)
+	}
+	code, took := waitExit(t, cmd, 10*time.Second)
+	if code != 3 || took > 4*time.Second {
+		t.Fatalf("exit %d after %s; want 3 (a session cut) about 1 s after SIGTERM\n%s", code, took, logs)
 	}
 }

@@ -10,7 +10,9 @@ type Observer interface {
 	// Accepted: a client connected. Every Accepted is followed by one Ended.
 	Accepted()
 	// Refused: the connection ended before the relay, with a Reason* label
-	// (the client was told why, or had gone).
+	// (the client was told why, or had gone; or it was a Postgres cancel
+	// request, ReasonCancelRequest). Every Accepted is followed by exactly
+	// one of Refused or LoggedIn.
 	Refused(reason string)
 	// LoggedIn: the client is logged in upstream. handshake is from accept
 	// to the relay; upstream is the part spent on the upstream (dial, TLS,

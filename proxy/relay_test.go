@@ -187,15 +187,15 @@ func TestRelayClientResetEndsSession(t *testing.T) {
 func TestRelayIdleTimeout(t *testing.T) {
 	client, proxyClientSide := tcpPair(t)
 	proxyUpstreamSide, server := tcpPair(t)
-	stats := Stats{IdleTimeout: 150 * time.Millisecond}
+	stats := Stats{IdleTimeout: 500 * time.Millisecond}
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &stats, 0) }()
 
-	// Chatter for 6 idle periods, a byte each way every 30 ms.
+	// Chatter for 4 idle periods, a byte each way every 50 ms.
 	go io.Copy(io.Discard, server)
 	go io.Copy(io.Discard, client)
-	for time.Since(start) < 900*time.Millisecond {
+	for time.Since(start) < 2*time.Second {
 		if _, err := client.Write([]byte{1}); err != nil {
 			t.Fatalf("session ended while busy, after %v: %v", time.Since(start), err)
 		}
@@ -205,7 +205,7 @@ func TestRelayIdleTimeout(t *testing.T) {
 		select {
 		case err := <-done:
 			t.Fatalf("relay ended while busy, after %v: %v", time.Since(start), err)
-		case <-time.After(30 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	quiet := time.Now()
@@ -214,8 +214,8 @@ func TestRelayIdleTimeout(t *testing.T) {
 		if err != ErrIdle {
 			t.Fatalf("relay ended with %v, want ErrIdle", err)
 		}
-		if took := time.Since(quiet); took < 100*time.Millisecond {
-			t.Fatalf("ended %v after the last byte, before the 150ms idle timeout", took)
+		if took := time.Since(quiet); took < 300*time.Millisecond {
+			t.Fatalf("ended %v after the last byte, before the 500ms idle timeout", took)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("an idle session was never ended")

@@ -23,8 +23,9 @@ type Server struct {
 	handler Handler
 	log     *slog.Logger
 
-	connCtx    context.Context
-	cancelConn context.CancelFunc
+	connCtx     context.Context
+	cancelConn  context.CancelFunc
+	cancelDrain context.CancelFunc // ends handshakes when Shutdown starts
 
 	mu       sync.Mutex
 	shutting bool           // set by Shutdown; no connection is added after
@@ -37,7 +38,23 @@ func NewServer(h Handler, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{handler: h, log: log, connCtx: ctx, cancelConn: cancel}
+	drain, cancelDrain := context.WithCancel(context.Background())
+	ctx = context.WithValue(ctx, drainKey{}, drain)
+	return &Server{handler: h, log: log, connCtx: ctx, cancelConn: cancel, cancelDrain: cancelDrain}
+}
+
+type drainKey struct{}
+
+// HandshakeContext is done when the server starts shutting down, while the
+// ctx a handler gets ends only when open sessions are cut. A handler
+// stops waiting for a client that has not finished its login (a silent
+// TCP probe, a slow client) on the first, so that it does not hold the
+// drain open until the deadline; a logged-in session ends on the second.
+func HandshakeContext(ctx context.Context) context.Context {
+	if d, ok := ctx.Value(drainKey{}).(context.Context); ok {
+		return d
+	}
+	return ctx
 }
 
 // Serve accepts on ln until ctx is done (then it closes ln and returns nil)
@@ -73,6 +90,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.log.Debug("connection accepted", "client", c.RemoteAddr().String())
 		go func() {
 			defer s.wg.Done()
 			defer func() {
@@ -95,6 +113,7 @@ func (s *Server) Shutdown(ctx context.Context) (clean bool) {
 	s.mu.Lock()
 	s.shutting = true
 	s.mu.Unlock()
+	s.cancelDrain()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

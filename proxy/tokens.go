@@ -26,4 +26,7 @@ const (
 	ReasonUpstream     = "upstream_error"
 	ReasonTimeout      = "timeout"
 	ReasonClientGone   = "client_gone" // the client left before its login finished
+	// ReasonCancelRequest is not a failure: a Postgres cancel request's
+	// connection, which ends once the cancel is forwarded.
+	ReasonCancelRequest = "cancel_request"
 )

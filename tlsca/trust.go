@@ -87,6 +87,11 @@ func (t *Trust) KeepFresh(ctx context.Context, o Options, interval time.Duration
 		}
 		up, _ := t.Current()
 		if sameCAs(up.Bundle, b) {
+			// Confirmed current: keep its new fetch time, so the bundle's
+			// age (a metric) says when it was last checked.
+			if err := t.SetBundle(b); err != nil {
+				log.Warn("refreshed CA bundle not applied", "err", err)
+			}
 			continue
 		}
 		if err := t.SetBundle(b); err != nil {

@@ -91,8 +91,17 @@ func TestPrecedence(t *testing.T) {
 		{"flags over env", map[string]string{"RDS_IAM_PROXY_LOG_LEVEL": "debug"}, []string{"--log-level", "error"}, func(s *Settings) string {
 			return check(s.LogLevel == "error", "the flag wins over the env")
 		}},
-		{"env default for upstreams", map[string]string{"RDS_IAM_PROXY_REGION": "ap-south-1"}, nil, func(s *Settings) string {
-			return check(s.Upstreams[0].Region == "ap-south-1" && s.Upstreams[1].Region == "us-east-1", "a default reaches upstreams without their own")
+		{"env wins over the file's upstreams too", map[string]string{"RDS_IAM_PROXY_REGION": "ap-south-1"}, nil, func(s *Settings) string {
+			return check(s.Upstreams[0].Region == "ap-south-1" && s.Upstreams[1].Region == "ap-south-1", "the variable beats a file upstream's own region")
+		}},
+		{"file default vs file upstream", nil, nil, func(s *Settings) string {
+			return check(s.Upstreams[0].Region == "eu-west-1" && s.Upstreams[1].Region == "us-east-1", "within the file the upstream's own value wins")
+		}},
+		{"flag default vs --upstream's own", nil, []string{"--region", "sa-east-1", "--upstream", "endpoint=a.x.y:5432,region=ca-central-1,listen=127.0.0.1:1", "--upstream", "endpoint=b.x.y:5432,listen=127.0.0.1:2"}, func(s *Settings) string {
+			return check(s.Upstreams[0].Region == "ca-central-1" && s.Upstreams[1].Region == "sa-east-1", "an --upstream's own region beats the --region default")
+		}},
+		{"--upstream replaces RDS_IAM_PROXY_UPSTREAM", map[string]string{"RDS_IAM_PROXY_UPSTREAM": "endpoint=e.x.y:5432,listen=127.0.0.1:3"}, []string{"--upstream", "endpoint=f.x.y:5432,listen=127.0.0.1:4"}, func(s *Settings) string {
+			return check(len(s.Upstreams) == 1 && s.Upstreams[0].Name == "f", "the flag replaces the variable")
 		}},
 		{"flag upstream replaces the file's", nil, []string{"--endpoint", "solo.abc.us-east-1.rds.amazonaws.com:5432", "--listen", "127.0.0.1:7000"}, func(s *Settings) string {
 			return check(len(s.Upstreams) == 1 && s.Upstreams[0].Name == "solo" && s.Upstreams[0].Listen == "127.0.0.1:7000" && s.Upstreams[0].Region == "eu-west-1", "one upstream from flags, with the file's defaults")
@@ -153,13 +162,20 @@ func TestValidation(t *testing.T) {
 		{name: "same name", args: []string{"--upstream", "endpoint=a.x.y:5432,listen=127.0.0.1:1", "--upstream", "endpoint=a.z.y:5432,listen=127.0.0.1:2"},
 			want: []string{"--upstream #2: name: \"a\" is also the name of --upstream #1"}},
 		{name: "non-loopback listen", args: []string{"--endpoint", "a.b.c:1", "--listen", "0.0.0.0:6432"}, want: []string{"listen: 0.0.0.0:6432 is not a loopback address", "allow_non_loopback"}},
-		{name: "non-loopback admin", args: []string{"--endpoint", "a.b.c:1", "--admin-address", "0.0.0.0:9801"}, want: []string{"admin_address: 0.0.0.0:9801 is not a loopback address", "quitquitquit"}},
+		{name: "non-loopback admin", args: []string{"--endpoint", "a.b.c:1", "--admin-address", "0.0.0.0:9801"}, want: []string{"admin_address: 0.0.0.0:9801 is not a loopback address", "--admin-allow-non-loopback"}},
+		{name: "listen without endpoint", env: map[string]string{"RDS_IAM_PROXY_LISTEN": "127.0.0.1:7000"}, file: "upstreams:\n  - endpoint: a.b.c:1\n", want: []string{"describe the one upstream given by --endpoint"}},
+		{name: "env spec error named", env: map[string]string{"RDS_IAM_PROXY_UPSTREAM": "endpoint=a.b.c:1,colour=blue"}, want: []string{"RDS_IAM_PROXY_UPSTREAM #1: unknown key"}},
+		{name: "duration with its line", file: "log_level: info\nidle_timeout: 30\n", want: []string{"line 2", `"30" is not a duration`}},
+		{name: "malformed endpoint", args: []string{"--endpoint", "db:5432:1"}, want: []string{"want HOST or HOST:PORT"}},
+		{name: "mysql without TLS", args: []string{"--upstream", "engine=mysql,endpoint=a.b.c:1,tls_mode=disable"}, want: []string{"tls_mode: disable is not possible for mysql"}},
+		{name: "socket file in another's socket dir", args: []string{"--upstream", "name=p,endpoint=a.b.c:1,listen=unix:/tmp/x", "--upstream", "name=m,engine=mysql,endpoint=a.b.c:1,listen=unix:/tmp/x"}, want: []string{"listen"}},
 		{name: "relative socket", args: []string{"--endpoint", "a.b.c:1", "--listen", "unix:run/x"}, want: []string{"listen", "absolute path"}},
 		{name: "socket mode", args: []string{"--upstream", "endpoint=a.b.c:1,socket_mode=rw"}, want: []string{"socket_mode: \"rw\": want an octal mode"}},
 		{name: "tls mode", args: []string{"--endpoint", "a.b.c:1", "--tls-mode", "maybe"}, want: []string{"tls_mode"}},
 		{name: "bundle file and url", args: []string{"--endpoint", "a.b.c:1", "--ca-bundle", "/x.pem", "--ca-bundle-url", "https://x"}, want: []string{"ca_bundle: names a file"}},
 		{name: "role arn", args: []string{"--endpoint", "a.b.c:1", "--role-arn", "not-an-arn"}, want: []string{"role_arn"}},
 		{name: "bad spec", args: []string{"--upstream", "endpoint=a.b.c:1,colour=blue"}, want: []string{"--upstream #1: unknown key \"colour\""}},
+		{name: "admin non-loopback alone", args: []string{"--endpoint", "a.b.c:1", "--admin-address", "0.0.0.0:9801", "--admin-allow-non-loopback", "--listen", "0.0.0.0:6432"}, want: []string{"listen: 0.0.0.0:6432 is not a loopback address"}},
 		{name: "spec without key", args: []string{"--upstream", "a.b.c:1"}, want: []string{"--upstream #1", "want key=value"}},
 		{name: "exit code", args: []string{"--endpoint", "a.b.c:1", "--exit-code", "300"}, want: []string{"exit_code: 300"}},
 		{name: "several at once", file: "upstreams:\n  - endpoint: ''\n  - endpoint: a.b.c:1\n    engine: db2\n", want: []string{"upstreams[0]: endpoint", "upstreams[1]: engine"}},

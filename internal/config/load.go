@@ -73,21 +73,45 @@ type aliasValue struct {
 func (a aliasValue) String() string     { return "" }
 func (a aliasValue) Set(s string) error { return a.fs.Set(a.target, s) }
 
-// specList collects --upstream values.
-type specList []string
+// specList collects --upstream values. Specs from RDS_IAM_PROXY_UPSTREAM
+// are replaced by any --upstream flag, as every other variable is by its
+// flag.
+type specList struct {
+	specs   []string
+	origins []string
+	fromEnv bool
+}
 
-func (s *specList) String() string { return strings.Join(*s, "; ") }
+func (s *specList) String() string { return strings.Join(s.specs, "; ") }
 
-// Set adds one spec, or several separated by ";" or newlines (as
-// RDS_IAM_PROXY_UPSTREAM holds them).
+// Set adds one spec from a flag, or several separated by ";" or newlines.
 func (s *specList) Set(v string) error {
-	for _, spec := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == '\n' }) {
-		if spec = strings.TrimSpace(spec); spec != "" {
-			*s = append(*s, spec)
-		}
+	if s.fromEnv {
+		*s = specList{}
 	}
+	s.add(v, "--upstream")
 	return nil
 }
+
+// SetFromEnv takes RDS_IAM_PROXY_UPSTREAM (see ParseArgs).
+func (s *specList) SetFromEnv(v string) error {
+	*s = specList{fromEnv: true}
+	s.add(v, EnvName("upstream"))
+	return nil
+}
+
+func (s *specList) add(v, source string) {
+	for _, spec := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == '\n' }) {
+		if spec = strings.TrimSpace(spec); spec != "" {
+			s.specs = append(s.specs, spec)
+			s.origins = append(s.origins, fmt.Sprintf("%s #%d", source, len(s.specs)))
+		}
+	}
+}
+
+// envSetter is a flag value that takes its environment variable
+// differently from its flag.
+type envSetter interface{ SetFromEnv(string) error }
 
 // Load combines the file, the environment and the flags (already parsed
 // into fs) and checks the result. The error lists every problem, each
@@ -111,23 +135,38 @@ func (f *Flags) Load() (*Settings, error) {
 
 	// Upstreams from the command line replace the file's.
 	var cli []Upstream
-	if set["endpoint"] || set["engine"] || set["listen"] || set["dial-address"] {
+	var errs []error
+	singleSet := set["engine"] || set["listen"] || set["dial-address"]
+	switch {
+	case set["endpoint"]:
 		u := f.single
 		u.origin = "--endpoint"
 		cli = append(cli, u)
+	case singleSet:
+		errs = append(errs, errors.New("--engine, --listen and --dial-address (or their RDS_IAM_PROXY_ variables) describe the one upstream given by --endpoint, and no --endpoint is set; for a config file's upstreams set them in the file, or give --upstream"))
 	}
-	var errs []error
-	for i, spec := range f.specs {
+	for i, spec := range f.specs.specs {
 		u, err := ParseUpstream(spec)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--upstream #%d: %w", i+1, err))
+			errs = append(errs, fmt.Errorf("%s: %w", f.specs.origins[i], err))
 			continue
 		}
-		u.origin = fmt.Sprintf("--upstream #%d", i+1)
+		u.origin = f.specs.origins[i]
 		cli = append(cli, u)
 	}
 	if len(cli) > 0 {
 		s.Upstreams = cli
+	} else {
+		// Defaults given by flags or variables win over a file upstream's
+		// own value too: the command line wins over the whole file.
+		for _, fl := range defaultsFields {
+			if set[fl.flagName()] {
+				s.override = append(s.override, fl)
+			}
+		}
+	}
+	if len(errs) > 0 && len(s.Upstreams) == 0 {
+		return nil, errors.Join(errs...) // "no upstreams" would only repeat them
 	}
 	if err := s.resolve(); err != nil {
 		errs = append(errs, err)
@@ -191,7 +230,13 @@ func ParseArgs(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, 
 	fs.VisitAll(func(f *flag.Flag) {
 		name := EnvName(f.Name)
 		if v, ok := lookupEnv(name); ok && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
+			var err error
+			if es, ok := f.Value.(envSetter); ok {
+				err = es.SetFromEnv(v)
+			} else {
+				err = fs.Set(f.Name, v)
+			}
+			if err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
 			}
 		}

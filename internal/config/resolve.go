@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -47,8 +48,8 @@ func (s *Settings) resolve() error {
 		switch {
 		case err != nil || spec.Network != "tcp":
 			bad("", "admin_address", "%q: want HOST:PORT, e.g. 127.0.0.1:9801", s.AdminAddress)
-		case !spec.Loopback() && !s.AllowNonLoopback:
-			bad("", "admin_address", "%s is not a loopback address; POST /quitquitquit there stops the proxy. Fix: use 127.0.0.1, or set allow_non_loopback (--allow-non-loopback) and firewall it", s.AdminAddress)
+		case !spec.Loopback() && !s.AllowNonLoopback && !s.AdminAllowNonLoopback:
+			bad("", "admin_address", "%s is not a loopback address; it serves /metrics and readiness to whoever reaches it. Fix: use 127.0.0.1, or set admin_allow_non_loopback (--admin-allow-non-loopback) for probes from outside (a pod's kubelet) and firewall it", s.AdminAddress)
 		}
 	}
 	if len(s.Upstreams) == 0 {
@@ -60,7 +61,7 @@ func (s *Settings) resolve() error {
 	for i := range s.Upstreams {
 		u := &s.Upstreams[i]
 		where := u.origin + ": "
-		u.inherit(s.Defaults)
+		u.inherit(s.Defaults, s.override)
 		if u.Engine == "" {
 			u.Engine = "postgres"
 		}
@@ -98,6 +99,18 @@ func (s *Settings) resolve() error {
 				bad(where, "listen", "%s is already where %s listens; give each upstream its own listen address", u.Listen, prev)
 			}
 			listens[key] = u.origin
+			if spec.Network == "unix" {
+				// A socket file where another upstream wants its socket
+				// directory, or the other way round.
+				dir := "unix:" + filepath.Dir(spec.Address)
+				if prev, ok := listens["dir "+spec.String()]; ok {
+					bad(where, "listen", "%s is the directory %s puts its socket in", u.Listen, prev)
+				}
+				listens["dir "+dir] = u.origin
+				if prev, ok := listens[dir]; ok {
+					bad(where, "listen", "the socket's directory is the socket file of %s", prev)
+				}
+			}
 		}
 		if u.DialAddress != "" {
 			if _, _, err := net.SplitHostPort(u.DialAddress); err != nil {
@@ -115,6 +128,12 @@ func (s *Settings) resolve() error {
 		}
 		if u.CABundle != "" && (u.CABundleURL != "" || u.CABundleRegion != "") {
 			bad(where, "ca_bundle", "names a file: drop ca_bundle_url and ca_bundle_region, which choose what to download")
+		}
+		if u.CABundleURL != "" && u.CABundleRegion != "" {
+			bad(where, "ca_bundle_url", "and ca_bundle_region both choose what to download: keep one")
+		}
+		if u.Engine == "mysql" && u.TLSMode == "disable" {
+			bad(where, "tls_mode", "disable is not possible for mysql: the IAM token goes in clear inside TLS (mysql_clear_password)")
 		}
 		if u.RoleDuration < 0 {
 			bad(where, "role_duration", "%s is negative", u.RoleDuration)
@@ -142,14 +161,18 @@ func canonicalTCP(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// inherit fills every setting u leaves empty from d.
-func (u *Upstream) inherit(d Defaults) {
+// inherit fills every setting u leaves empty from d, and sets those in
+// override whatever u says.
+func (u *Upstream) inherit(d Defaults, override []field) {
 	uv := reflect.ValueOf(&u.Defaults).Elem()
 	dv := reflect.ValueOf(d)
 	for _, f := range defaultsFields {
 		if uv.FieldByIndex(f.index).IsZero() {
 			uv.FieldByIndex(f.index).Set(dv.FieldByIndex(f.index))
 		}
+	}
+	for _, f := range override {
+		uv.FieldByIndex(f.index).Set(dv.FieldByIndex(f.index))
 	}
 }
 

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Duration is a time.Duration written "30s", "2m" in files, flags and the
@@ -21,8 +23,14 @@ func (d *Duration) Set(s string) error {
 	return nil
 }
 
-// UnmarshalText reads a duration from YAML.
-func (d *Duration) UnmarshalText(b []byte) error { return d.Set(string(b)) }
+// UnmarshalYAML reads a duration from the file, naming the line when it
+// is not one.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if err := d.Set(n.Value); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
 
 // Defaults are the upstream settings that may also be written once, at the
 // top level, for every upstream.
@@ -65,7 +73,8 @@ type Settings struct {
 	LogFormat             string   `yaml:"log_format" usage:"log format: text or json"`
 	AdminAddress          string   `yaml:"admin_address" usage:"HTTP address for /startup, /liveness, /readiness, /metrics and POST /quitquitquit (off unless set; e.g. 127.0.0.1:9801)"`
 	ReadinessCheckBackend bool     `yaml:"readiness_check_backend" usage:"make /readiness also dial each upstream (off: readiness never depends on the database)"`
-	AllowNonLoopback      bool     `yaml:"allow_non_loopback" usage:"allow listen and admin addresses other machines can reach (anyone who reaches a listener logs in as the database user)"`
+	AllowNonLoopback      bool     `yaml:"allow_non_loopback" usage:"allow listen addresses other machines can reach (anyone who reaches a listener logs in as the database user), and a non-loopback admin address"`
+	AdminAllowNonLoopback bool     `yaml:"admin_allow_non_loopback" usage:"allow a non-loopback admin address only (Kubernetes probes come to the pod's IP; the database listeners stay on loopback)"`
 	MaxConnections        int      `yaml:"max_connections" usage:"cap on client connections over all upstreams (0: none); over it clients get their protocol's \"too many connections\""`
 	HandshakeTimeout      Duration `yaml:"handshake_timeout" usage:"limit for a client's whole login"`
 	ConnectTimeout        Duration `yaml:"connect_timeout" usage:"limit for the upstream dial, TLS and login"`
@@ -76,6 +85,10 @@ type Settings struct {
 	ExitCode              int      `yaml:"exit_code" usage:"exit status after a signal when every connection finished (connections cut: 1)"`
 	Defaults              `yaml:",inline"`
 	Upstreams             []Upstream `yaml:"upstreams"`
+
+	// override are the defaults set on the command line, which win over
+	// the file's upstreams' own values.
+	override []field
 }
 
 // defaults are the settings before any file, variable or flag.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -326,6 +327,10 @@ func (r *Running) Done() <-chan error { return r.done }
 // then cuts the rest. It reports whether every connection ended by itself.
 func (r *Running) Shutdown(ctx context.Context) bool {
 	r.cancel()
+	// Closed here, not only by the accept loop's goroutine: the process may
+	// exit as soon as Shutdown returns, and a unix socket file is removed
+	// by Close.
+	r.ln.Close()
 	defer r.tokens.Close()
 	return r.srv.Shutdown(ctx)
 }
@@ -370,6 +375,9 @@ func SplitEndpoint(ep, engine string) (string, int, error) {
 	}
 	host, portText, err := net.SplitHostPort(ep)
 	if err != nil {
+		if strings.ContainsAny(ep, ":/[]") {
+			return "", 0, fmt.Errorf("--endpoint %q: want HOST or HOST:PORT, the RDS endpoint name", ep)
+		}
 		// No port: take the engine's default.
 		return ep, defaultPort(engine), nil
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -98,19 +100,47 @@ func Listen(ctx context.Context, l ListenSpec, o ListenOptions) (net.Listener, e
 	if err := removeStaleSocket(l.Address); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", l, err)
 	}
-	ln, err := lc.Listen(ctx, "unix", l.Address)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", l, err)
-	}
 	mode := o.SocketMode
 	if mode == 0 {
 		mode = 0o600
 	}
-	if err := os.Chmod(l.Address, mode); err != nil {
+	// Bind inside a private directory, set the mode, then move the socket
+	// into place: bound in place, it would be reachable with the umask's
+	// mode until the chmod.
+	tmp, err := os.MkdirTemp(filepath.Dir(l.Address), ".rds-iam-proxy-")
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", l, err)
+	}
+	defer os.RemoveAll(tmp)
+	tmpSock := filepath.Join(tmp, "s")
+	ln, err := lc.Listen(ctx, "unix", tmpSock)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", l, err)
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmpSock, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen on %s: %w", l, err)
 	}
-	return ln, nil
+	if err := os.Rename(tmpSock, l.Address); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", l, err)
+	}
+	return &unixListener{UnixListener: ul, path: l.Address}, nil
+}
+
+// unixListener removes its socket file when closed.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (u *unixListener) Close() error {
+	err := u.UnixListener.Close()
+	u.once.Do(func() { os.Remove(u.path) })
+	return err
 }
 
 // removeStaleSocket removes path if it is a socket nothing listens on.
@@ -125,9 +155,14 @@ func removeStaleSocket(path string) error {
 	if fi.Mode()&fs.ModeSocket == 0 {
 		return fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
 		c.Close()
 		return fmt.Errorf("another process is listening on %s", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// A live listener with a full backlog answers EAGAIN: not stale.
+		return fmt.Errorf("%s exists and may be in use (%w); remove it if no proxy runs", path, err)
 	}
 	return os.Remove(path)
 }

@@ -22,10 +22,11 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
-// Exit statuses besides Settings.ExitCode (a clean drain).
+// Exit statuses besides Settings.ExitCode (a clean drain); 2 is a bad
+// configuration (the run command's).
 const (
-	ExitCut    = 1 // connections were still open at max_shutdown_delay and were cut
 	ExitFailed = 1 // the proxy could not start, or a listener failed
+	ExitCut    = 3 // sessions were still open at max_shutdown_delay and were cut
 )
 
 // Options are what a caller adds to the settings.
@@ -71,6 +72,37 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 		defer cancel()
 		return shutdownAll(sctx, p.Upstreams)
 	}
+	// The admin port first: /startup answers "starting" (503) while the
+	// upstreams load their CA bundles and credentials, rather than
+	// refusing connections.
+	quit := make(chan struct{})
+	quitOnce := sync.OnceFunc(func() { close(quit) })
+	if s.AdminAddress != "" {
+		ho := health.Options{
+			State: p.State, Capacity: capacity(shared), Metrics: p.Metrics.Handler(),
+			Quit: quitOnce, AllowNonLoopback: s.AllowNonLoopback || s.AdminAllowNonLoopback, Logger: log,
+		}
+		if s.ReadinessCheckBackend {
+			ho.BackendCheck = func(ctx context.Context) error {
+				addrs := make([]string, len(p.Upstreams))
+				for i, r := range p.Upstreams {
+					addrs[i] = r.DialAddr()
+				}
+				return health.DialCheck(addrs...)(ctx)
+			}
+		}
+		admin, err := health.Start(s.AdminAddress, ho)
+		if err != nil {
+			fmt.Fprintf(stderr, "rds-iam-proxy: admin_address: %v\n", err)
+			return ExitFailed
+		}
+		p.Admin = admin
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			admin.Close(cctx)
+		}()
+	}
 	for _, u := range s.Upstreams {
 		lc := s.Launch(u)
 		lc.Shared = shared
@@ -80,8 +112,14 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 		r, err := launch.Start(sctx, lc, log)
 		cancel()
 		if err != nil {
-			fmt.Fprintf(stderr, "rds-iam-proxy: %s (%s): %v\n", u.Name, u.Origin(), err)
 			stopAll(time.Second)
+			if ctx.Err() != nil {
+				// A signal during startup is a request to stop, not a
+				// failure to report.
+				log.Info("stopped during startup", "upstream", u.Name)
+				return s.ExitCode
+			}
+			fmt.Fprintf(stderr, "rds-iam-proxy: %s (%s): %v\n", u.Name, u.Origin(), err)
 			return ExitFailed
 		}
 		p.Upstreams = append(p.Upstreams, r)
@@ -98,33 +136,6 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 		})
 	}
 
-	quit := make(chan struct{})
-	quitOnce := sync.OnceFunc(func() { close(quit) })
-	if s.AdminAddress != "" {
-		ho := health.Options{
-			State: p.State, Capacity: capacity(shared, p.Upstreams), Metrics: p.Metrics.Handler(),
-			Quit: quitOnce, AllowNonLoopback: s.AllowNonLoopback, Logger: log,
-		}
-		if s.ReadinessCheckBackend {
-			addrs := make([]string, len(p.Upstreams))
-			for i, r := range p.Upstreams {
-				addrs[i] = r.DialAddr()
-			}
-			ho.BackendCheck = health.DialCheck(addrs...)
-		}
-		admin, err := health.Start(s.AdminAddress, ho)
-		if err != nil {
-			fmt.Fprintf(stderr, "rds-iam-proxy: admin_address: %v\n", err)
-			stopAll(time.Second)
-			return ExitFailed
-		}
-		p.Admin = admin
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			admin.Close(cctx)
-		}()
-	}
 	p.State.SetServing()
 	attrs := []any{"upstreams", len(p.Upstreams)}
 	if p.Admin != nil {
@@ -204,18 +215,9 @@ func shutdownAll(ctx context.Context, rs []*launch.Running) bool {
 	return clean
 }
 
-// capacity reports the fullest limit to readiness: the shared one, or an
-// upstream's own.
-func capacity(shared *proxy.Limit, rs []*launch.Running) func() (open, limit int) {
-	return func() (int, int) {
-		if shared.Max() > 0 && shared.Open() >= shared.Max() {
-			return shared.Open(), shared.Max()
-		}
-		for _, r := range rs {
-			if l := r.Limit(); l.Max() > 0 && l.Open() >= l.Max() {
-				return l.Open(), l.Max()
-			}
-		}
-		return shared.Open(), shared.Max()
-	}
+// capacity reports the limit over all upstreams to readiness. One
+// upstream at its own limit does not make the process unready: as a
+// sidecar that would take the whole pod out of service for one database.
+func capacity(shared *proxy.Limit) func() (open, limit int) {
+	return func() (int, int) { return shared.Open(), shared.Max() }
 }

@@ -85,12 +85,13 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
 	defer cancel()
 	client.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
-	stopCut := context.AfterFunc(ctx, func() { client.SetReadDeadline(time.Unix(1, 0)) })
+	hs := proxy.HandshakeContext(ctx)
+	stopCut := context.AfterFunc(hs, func() { client.SetReadDeadline(time.Unix(1, 0)) })
 	defer stopCut()
 
 	release, refused := proxy.TakeAll(p.cfg.Limits...)
 	if refused != "" {
-		p.fail(ctx, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit, Message: refused}, start, 0, false)
+		p.fail(hs, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit, Message: refused}, start, 0, false)
 		return
 	}
 	defer release()
@@ -103,7 +104,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	upstreamTime := time.Since(dialStart)
 	dcancel()
 	if err != nil {
-		p.fail(ctx, log, client, p.explain(hctx, "", err), start, 0, false)
+		p.fail(hs, log, client, p.explain(hctx, "", err), start, 0, false)
 		return
 	}
 	// Whatever ends this login early, the upstream sees a failed login
@@ -115,19 +116,19 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}()
 	scramble, err := NewScramble()
 	if err != nil {
-		p.fail(ctx, log, client, &Error{Code: ErHandshake, Reason: proxy.ReasonProtocol, Err: err,
+		p.fail(hs, log, client, &Error{Code: ErHandshake, Reason: proxy.ReasonProtocol, Err: err,
 			Message: "cannot make a scramble (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, start, 0, false)
 		return
 	}
 	hello, err := Greet(client, ClientGreeting(pending.Greeting, scramble, PluginNativePassword, false), FrontOptions{})
 	if err != nil {
-		p.fail(ctx, log, hello.Conn, err, start, 1, true)
+		p.fail(hs, log, hello.Conn, err, start, 1, true)
 		return
 	}
 	conn, resp := hello.Conn, hello.Response
 	seq, err := settleClientAuth(hello, PluginNativePassword, scramble)
 	if err != nil {
-		p.fail(ctx, log, conn, err, start, 1, true)
+		p.fail(hs, log, conn, err, start, 1, true)
 		return
 	}
 	user := resp.User
@@ -136,14 +137,16 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	log = log.With("user", user, "database", resp.Database, "connection_id", pending.Greeting.ConnectionID)
 	if user == "" {
-		p.fail(ctx, log, conn, &Error{Code: ErAccessDenied, Reason: proxy.ReasonProtocol,
+		p.fail(hs, log, conn, &Error{Code: ErAccessDenied, Reason: proxy.ReasonProtocol,
 			Message: "no user name. Fix: pass the database user (mysql -u USER), or start the proxy with --db-user"}, start, seq, true)
 		return
 	}
 
+	tokStart := time.Now()
 	tok, err := p.cfg.Tokens.Token(hctx, p.cfg.Upstream.Host, p.cfg.Upstream.Port, p.cfg.Region, user)
+	upstreamTime += time.Since(tokStart) // as for Postgres: token, dial, TLS, login
 	if err != nil {
-		p.fail(ctx, log, conn, p.explain(hctx, user, err), start, seq, true)
+		p.fail(hs, log, conn, p.explain(hctx, user, err), start, seq, true)
 		return
 	}
 	lctx, lcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
@@ -154,18 +157,19 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	pending = nil // Login closed it on failure, and owns it on success
 	if err != nil {
 		if ctx.Err() != nil {
-			p.fail(ctx, log, conn, err, start, seq, true)
+			p.fail(hs, log, conn, err, start, seq, true)
 			return
 		}
-		p.fail(ctx, log, conn, p.explain(hctx, user, err), start, seq, true)
+		p.fail(hs, log, conn, p.explain(hctx, user, err), start, seq, true)
 		return
 	}
 	defer sess.Conn.Close()
 	if ctx.Err() != nil {
-		p.fail(ctx, log, conn, ctx.Err(), start, seq, true)
+		p.fail(hs, log, conn, ctx.Err(), start, seq, true)
 		return
 	}
 	if err := writePacket(conn, seq, sess.OK); err != nil {
+		p.obs.Refused(proxy.ReasonClientGone)
 		log.Info("client went away during login", "err", err)
 		return
 	}

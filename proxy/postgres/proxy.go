@@ -108,23 +108,25 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	client.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
 	// A shutdown ends handshakes at once; reads only, so the client can
 	// still be told why.
-	stopCut := context.AfterFunc(ctx, func() { client.SetReadDeadline(time.Unix(1, 0)) })
+	hs := proxy.HandshakeContext(ctx)
+	stopCut := context.AfterFunc(hs, func() { client.SetReadDeadline(time.Unix(1, 0)) })
 	defer stopCut()
 
 	hello, err := ReadHello(client, FrontOptions{})
 	if err != nil {
-		p.fail(ctx, log, client, err, start)
+		p.fail(hs, log, client, err, start)
 		return
 	}
 	conn := hello.Conn
 	if hello.Cancel != nil {
 		// Cancels are not counted against the cap: they end work.
+		p.obs.Refused(proxy.ReasonCancelRequest)
 		p.forwardCancel(hctx, log, conn, *hello.Cancel)
 		return
 	}
 	release, refused := proxy.TakeAll(p.cfg.Limits...)
 	if refused != "" {
-		p.fail(ctx, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit, Message: refused}, start)
+		p.fail(hs, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit, Message: refused}, start)
 		return
 	}
 	defer release()
@@ -135,7 +137,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	log = log.With("user", user, "database", st.Database())
 	if isReplication(st.Params["replication"]) {
-		p.fail(ctx, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: ReasonProtocol,
+		p.fail(hs, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: ReasonProtocol,
 			Message: "replication connections cannot use IAM authentication on RDS: use a password user for replication"}, start)
 		return
 	}
@@ -145,17 +147,17 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	upstreamTime := time.Since(loginStart) // token, dial, TLS, login
 	if err != nil {
 		if ctx.Err() != nil {
-			p.fail(ctx, log, conn, err, start) // cut by shutdown: say so
+			p.fail(hs, log, conn, err, start) // cut by shutdown: say so
 			return
 		}
-		p.fail(ctx, log, conn, p.explain(hctx, user, err), start)
+		p.fail(hs, log, conn, p.explain(hctx, user, err), start)
 		return
 	}
 	defer up.Conn.Close()
 	if ctx.Err() != nil {
 		// The drain deadline passed during the login: a greeting now would
 		// be followed by a dead socket.
-		p.fail(ctx, log, conn, ctx.Err(), start)
+		p.fail(hs, log, conn, ctx.Err(), start)
 		return
 	}
 	// Cancels go to the address this session is on, not to a fresh lookup
@@ -165,13 +167,14 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	target.DialAddress = up.Conn.RemoteAddr().String()
 	key, forget, err := p.cancels.register(target, CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
-		p.fail(ctx, log, conn, &Error{Code: CodeConnectionFailure, Reason: ReasonProtocol, Err: err,
+		p.fail(hs, log, conn, &Error{Code: CodeConnectionFailure, Reason: ReasonProtocol, Err: err,
 			Message: "cannot make a cancel key for this session (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, start)
 		return
 	}
 	defer forget()
 	greeting := &Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: Negotiation(st)}
 	if err := WriteGreeting(conn, greeting); err != nil {
+		p.obs.Refused(proxy.ReasonClientGone)
 		log.Info("client went away during login", "err", err)
 		return
 	}
