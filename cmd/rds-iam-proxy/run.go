@@ -81,5 +81,7 @@ its RDS endpoint with a fresh IAM token over verify-full TLS.
 
 Settings come from the YAML file (--config), then RDS_IAM_PROXY_<FLAG>
 variables, then flags: the later wins. Upstreams given by flags (--endpoint
-or --upstream) replace the file's. Top-level settings such as --region or
---tls-mode are defaults for every upstream; an upstream's own value wins.`
+or --upstream) replace the file's. Settings such as --region or --tls-mode
+are every upstream's default: within the file an upstream's own value wins
+over the file's top level; given as a flag or variable, the setting wins
+over the whole file, and an --upstream's own value wins over the flag.`

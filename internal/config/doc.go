@@ -12,5 +12,7 @@
 // line (--upstream SPEC, repeatable; or the single-upstream flags
 // --endpoint, --engine, --listen, ...), which replace the file's. Settings
 // at the top level (region, tls_mode, db_user, ...) are defaults for every
-// upstream; an upstream's own value wins over them.
+// upstream: in the file an upstream's own value wins over the file's top
+// level; set by a flag or variable, the setting wins over the whole file
+// (flags > env > file), and a command-line upstream's own value over it.
 package config

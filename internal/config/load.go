@@ -58,7 +58,9 @@ func bindFlag(fs *flag.FlagSet, f field, v reflect.Value) {
 	case *bool:
 		fs.BoolVar(p, f.flagName(), *p, f.usage)
 	case *Duration:
-		fs.Var(p, f.flagName(), f.usage)
+		// The backquoted word names the value in --help ("-idle-timeout
+		// duration"), as flag.Duration's do.
+		fs.Var(p, f.flagName(), f.usage+" (a `duration`: 30s, 5m)")
 	default:
 		panic(fmt.Sprintf("config: setting %s has unsupported type %s", f.key, v.Type()))
 	}
