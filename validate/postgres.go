@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -177,7 +178,7 @@ func pgRoleCheck(ctx context.Context, q PGQuerier, r *Report, o DBOptions, user,
 		r.Add(Check{Name: "role exists", Status: OK, Detail: "role " + user + " exists"})
 		return role, true
 	}
-	if err != pgx.ErrNoRows {
+	if !errors.Is(err, pgx.ErrNoRows) {
 		r.Add(failed("role exists", err))
 		return role, false
 	}
@@ -189,7 +190,7 @@ func pgRoleCheck(ctx context.Context, q PGQuerier, r *Report, o DBOptions, user,
 			Fix:    "ALTER ROLE " + pgRoleIdent(other) + " RENAME TO " + pgRoleIdent(user) + ";"})
 		return role, false
 	}
-	if err != pgx.ErrNoRows {
+	if !errors.Is(err, pgx.ErrNoRows) {
 		r.Add(failed("role exists", err))
 		return role, false
 	}
@@ -226,7 +227,7 @@ func pgSchemaCheck(ctx context.Context, q PGQuerier, r *Report, role pgRole, use
 	name := "usage on schema " + schema
 	var oid uint32
 	err := q.QueryRow(ctx, "SELECT oid FROM pg_namespace WHERE nspname = $1", schema).Scan(&oid)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		detail := "no schema " + schema
 		var other string
 		if q.QueryRow(ctx, "SELECT nspname FROM pg_namespace WHERE lower(nspname) = lower($1) LIMIT 1", schema).Scan(&other) == nil {
@@ -252,11 +253,11 @@ func pgSchemaCheck(ctx context.Context, q PGQuerier, r *Report, role pgRole, use
 
 // pgKind is tables or sequences, as the catalogs and GRANT name them.
 type pgKind struct {
-	plural   string // "tables"
-	grant    string // GRANT ... ON <grant> / ALL <grant>S IN SCHEMA
+	plural   string   // "tables"
+	grant    string   // GRANT ... ON <grant> / ALL <grant>S IN SCHEMA
 	relkinds []string // pg_class.relkind values
-	hasPriv  string // has_table_privilege / has_sequence_privilege
-	defACL   string // pg_default_acl.defaclobjtype
+	hasPriv  string   // has_table_privilege / has_sequence_privilege
+	defACL   string   // pg_default_acl.defaclobjtype
 }
 
 var (
