@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -318,6 +319,21 @@ func TestValidatePostgresWrong(t *testing.T) {
 		allPass(t, pgAdminValidate(t, f.db, o), "after the rename")
 	})
 
+	// A schema or table that does not exist fails, naming a schema that
+	// differs only in case; there is no GRANT that fixes it.
+	t.Run("no such schema or table", func(t *testing.T) {
+		f := newPGFixture(t, uniqueName(t, "vu"))
+		o := pgOptions(t, f, true)
+		o.Require = mustReqs(t, "App.*:SELECT", "app.nope:SELECT")
+		r := pgAdminValidate(t, f.db, o)
+		if c := find(t, r, "usage on schema App"); c.Status != validate.Fail || c.Detail != "no schema App; did you mean app?" || c.Fix != "" {
+			t.Fatalf("%+v", c)
+		}
+		if c := find(t, r, "SELECT on app.nope"); c.Status != validate.Fail || c.Detail != "no table app.nope" {
+			t.Fatalf("%+v", c)
+		}
+	})
+
 	// No role at all: the fix is the whole setup, and it passes.
 	t.Run("no role", func(t *testing.T) {
 		missing := uniqueName(t, "vnew")
@@ -604,6 +620,16 @@ func TestValidateMySQLAsUser(t *testing.T) {
 		myExec(t, fix)
 	}
 	allPass(t, mySelfValidate(t, port, myOptions(t, f, false)), "after the fixes")
+
+	// REQUIRE SSL as the user: read from its own SHOW CREATE USER.
+	myExec(t, fmt.Sprintf("ALTER USER '%s'@'%%' REQUIRE NONE", f.user))
+	r = mySelfValidate(t, port, myOptions(t, f, false))
+	c = find(t, r, "require ssl")
+	if want := fmt.Sprintf("ALTER USER '%s'@'%%' REQUIRE SSL;", f.user); c.Status != validate.Fail || c.Fix != want {
+		t.Fatalf("%+v, want %q", c, want)
+	}
+	myExec(t, c.Fix)
+	allPass(t, mySelfValidate(t, port, myOptions(t, f, false)), "after REQUIRE SSL")
 }
 
 // forMariaDB turns setup SQL for RDS into SQL MariaDB runs: the account is
@@ -692,7 +718,11 @@ func TestSetupSQLPostgres(t *testing.T) {
 	if code != 0 || strings.Contains(out, "fail") || strings.Contains(out, "warn") || !strings.Contains(out, "ok    IAM login") {
 		t.Fatalf("validate through the proxy: exit %d\n%s\n%s", code, out, stderr)
 	}
-	out, stderr, code = runCLI(t, append([]string{"validate", "--admin-dsn", w.pg.ConnString("postgres", db), "--db-user", user, "--format", "json"}, reqArgs...)...)
+	reqFile := filepath.Join(t.TempDir(), "grants.yaml")
+	if err := os.WriteFile(reqFile, []byte("require:\n  - \"app.*:SELECT,INSERT\"\nrequire_sequences:\n  - \"app.*:USAGE,SELECT\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = runCLI(t, "validate", "--admin-dsn", w.pg.ConnString("postgres", db), "--db-user", user, "--format", "json", "--requirements", reqFile)
 	var js struct {
 		OK     bool             `json:"ok"`
 		Checks []validate.Check `json:"checks"`
