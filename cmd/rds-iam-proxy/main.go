@@ -25,6 +25,11 @@ Usage:
   rds-iam-proxy demo [--check] [--engine mysql|all]  the whole path on this machine: a throwaway
                                                      Postgres (or MariaDB), emulated AWS, the proxy
   rds-iam-proxy emulate --backend HOST:PORT          emulated STS, IMDS and RDS IAM front
+  rds-iam-proxy validate --endpoint HOST:PORT --db-user USER --database DB
+  rds-iam-proxy validate --admin-dsn DSN --db-user USER
+                                                     check the database side of IAM auth, with fix SQL
+  rds-iam-proxy setup sql --db-user USER [--require SCHEMA.*:PRIVS]
+                                                     print the SQL that creates an IAM database user
   rds-iam-proxy wait [--max 30s]                     wait until the proxy serves (app entrypoints)
   rds-iam-proxy shutdown                             ask the proxy to drain and exit (Jobs, scripts)
   rds-iam-proxy version
@@ -61,6 +66,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdWhoami(ctx, args, stdout, stderr)
 	case "emulate":
 		return cmdEmulate(ctx, args, stdout, stderr)
+	case "validate":
+		return cmdValidate(ctx, args, stdout, stderr)
+	case "setup":
+		return cmdSetup(ctx, args, stdout, stderr)
 	case "wait":
 		return cmdWait(ctx, args, stdout, stderr)
 	case "shutdown":

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
+)
+
+const setupSynopsis = `rds-iam-proxy setup sql --engine ENGINE --db-user USER [--database DB] [--require ...] [flags]
+rds-iam-proxy setup policy ...
+
+setup sql prints the SQL that creates an IAM database user with the
+requested grants (run it as the master user); validate then checks it.`
+
+// cmdSetup is "setup <what>": each thing it can set up has its own case.
+func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, setupSynopsis)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	what, args := args[0], args[1:]
+	switch what {
+	case "sql":
+		return cmdSetupSQL(ctx, args, stdout, stderr)
+	case "policy":
+		fmt.Fprintln(stderr, "rds-iam-proxy setup policy: not yet")
+		return 2
+	}
+	fmt.Fprintf(stderr, "rds-iam-proxy setup: unknown %q: use sql or policy\n\n%s\n", what, setupSynopsis)
+	return 2
+}
+
+const setupSQLSynopsis = `rds-iam-proxy setup sql --engine ENGINE --db-user USER [--database DB] [--require SCHEMA.*:PRIV,...] [flags]
+
+Prints the SQL that creates USER as an IAM database user with the grants
+(default: SELECT on every table of public, or of --database for MySQL).
+Postgres: CREATE USER ... WITH LOGIN, GRANT rds_iam, CONNECT, USAGE, the
+grants and ALTER DEFAULT PRIVILEGES. MySQL: CREATE USER ... IDENTIFIED WITH
+AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL, and the grants.`
+
+func cmdSetupSQL(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("setup sql", setupSQLSynopsis, stderr)
+	engine := fs.String("engine", "postgres", "database engine: postgres or mysql")
+	user := fs.String("db-user", "", "the IAM database user to create (required)")
+	database := fs.String("database", "", "Postgres: the database to grant CONNECT on; MySQL: the database of the default grant")
+	host := fs.String("host", "%", "MySQL: the account's host part")
+	var reqs reqFlags
+	reqs.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return exitForFlagError(err, stderr)
+	}
+	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy setup sql:", err); return 2 }
+	if *user == "" {
+		return fail(fmt.Errorf("--db-user is required"))
+	}
+	tables, seqs, err := reqs.load(*engine)
+	if err != nil {
+		return fail(err)
+	}
+	out, err := validate.SetupSQL(validate.SetupOptions{Engine: *engine, User: *user, Database: *database, Host: *host, Require: tables, RequireSequences: seqs})
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprint(stdout, out)
+	return 0
+}

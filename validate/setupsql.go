@@ -1,0 +1,257 @@
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// SetupOptions say which IAM user to create and what it may do.
+type SetupOptions struct {
+	Engine   string // "postgres" (default) or "mysql"
+	User     string
+	Database string // Postgres: granted CONNECT; MySQL: the default requirement's database
+	Host     string // MySQL account host; default "%"
+	// Require and RequireSequences are the grants; none means SELECT on
+	// every table of public (Postgres) or of Database (MySQL).
+	Require          []Requirement
+	RequireSequences []Requirement
+}
+
+// SetupSQL is the SQL that creates the IAM user with its grants, one
+// statement per line after a comment saying where to run it. It is the
+// same SQL validate's fixes are made of, so a user created with it passes
+// validate.
+func SetupSQL(o SetupOptions) (string, error) {
+	stmts, err := SetupStatements(o)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	switch o.Engine {
+	case "mysql":
+		b.WriteString("-- Run as the master user. The account accepts only IAM tokens, over TLS.\n")
+	default:
+		db := o.Database
+		if db == "" {
+			db = "the application's database"
+		}
+		fmt.Fprintf(&b, "-- Run as the master user, connected to %s. ALTER DEFAULT PRIVILEGES covers\n", db)
+		b.WriteString("-- the tables and sequences that the role running it creates later.\n")
+	}
+	for _, s := range stmts {
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// SetupStatements is SetupSQL as statements, each ending in ";".
+func SetupStatements(o SetupOptions) ([]string, error) {
+	if o.User == "" {
+		return nil, errors.New("no user to create")
+	}
+	switch o.Engine {
+	case "", "postgres":
+		return postgresSetup(o)
+	case "mysql":
+		return mysqlSetup(o)
+	}
+	return nil, fmt.Errorf("engine %q: supported engines: postgres, mysql", o.Engine)
+}
+
+func postgresSetup(o SetupOptions) ([]string, error) {
+	tables, seqs, err := pgRequirements(o.Require, o.RequireSequences)
+	if err != nil {
+		return nil, err
+	}
+	u := pgRoleIdent(o.User)
+	out := []string{
+		"CREATE USER " + u + " WITH LOGIN;",
+		"GRANT rds_iam TO " + u + ";",
+	}
+	if o.Database != "" {
+		out = append(out, pgGrantConnect(o.Database, o.User))
+	}
+	for _, s := range schemasOf(tables, seqs) {
+		out = append(out, pgGrantUsage(s, o.User))
+	}
+	for _, r := range tables {
+		out = append(out, pgGrant(r, r.Privileges, "TABLE", o.User))
+		if r.All() {
+			out = append(out, pgDefaultPrivileges(r.Schema, r.Privileges, "TABLES", o.User))
+		}
+	}
+	for _, r := range seqs {
+		out = append(out, pgGrant(r, r.Privileges, "SEQUENCE", o.User))
+		if r.All() {
+			out = append(out, pgDefaultPrivileges(r.Schema, r.Privileges, "SEQUENCES", o.User))
+		}
+	}
+	return out, nil
+}
+
+// pgRequirements expands ALL and applies the default (SELECT on public's
+// tables) when no requirement is given at all.
+func pgRequirements(tables, seqs []Requirement) ([]Requirement, []Requirement, error) {
+	if len(tables) == 0 && len(seqs) == 0 {
+		tables = DefaultRequirements("public")
+	}
+	var t, s []Requirement
+	for _, r := range tables {
+		e, err := expand(r, pgTablePrivileges, "tables")
+		if err != nil {
+			return nil, nil, err
+		}
+		t = append(t, e)
+	}
+	for _, r := range seqs {
+		e, err := expand(r, pgSequencePrivileges, "sequences")
+		if err != nil {
+			return nil, nil, err
+		}
+		s = append(s, e)
+	}
+	return t, s, nil
+}
+
+// schemasOf lists the schemas the requirements name, once each, in order.
+func schemasOf(lists ...[]Requirement) []string {
+	var out []string
+	for _, l := range lists {
+		for _, r := range l {
+			if !slices.Contains(out, r.Schema) {
+				out = append(out, r.Schema)
+			}
+		}
+	}
+	return out
+}
+
+func pgGrantConnect(db, user string) string {
+	return "GRANT CONNECT ON DATABASE " + pgIdent(db) + " TO " + pgRoleIdent(user) + ";"
+}
+
+func pgGrantUsage(schema, user string) string {
+	return "GRANT USAGE ON SCHEMA " + pgIdent(schema) + " TO " + pgRoleIdent(user) + ";"
+}
+
+// pgGrant grants privs on r's objects: all of the schema's, or the one.
+// kind is TABLE or SEQUENCE.
+func pgGrant(r Requirement, privs []string, kind, user string) string {
+	on := kind + " " + pgIdent(r.Schema) + "." + pgIdent(r.Object)
+	if r.All() {
+		on = "ALL " + kind + "S IN SCHEMA " + pgIdent(r.Schema)
+	}
+	return "GRANT " + strings.Join(privs, ", ") + " ON " + on + " TO " + pgRoleIdent(user) + ";"
+}
+
+// pgDefaultPrivileges makes future objects (kind TABLES or SEQUENCES) that
+// the role running it creates in schema carry the grant.
+func pgDefaultPrivileges(schema string, privs []string, kind, user string) string {
+	return "ALTER DEFAULT PRIVILEGES IN SCHEMA " + pgIdent(schema) + " GRANT " + strings.Join(privs, ", ") +
+		" ON " + kind + " TO " + pgRoleIdent(user) + ";"
+}
+
+func mysqlSetup(o SetupOptions) ([]string, error) {
+	reqs, err := mysqlRequirements(o.Require, o.Database)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.RequireSequences) > 0 {
+		return nil, errors.New("MySQL has no sequences: drop --require-sequences")
+	}
+	acct := mysqlAccount(o.User, hostOr(o.Host))
+	out := []string{"CREATE USER IF NOT EXISTS " + acct + " IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL;"}
+	for _, r := range reqs {
+		out = append(out, mysqlGrant(r, r.Privileges, acct))
+	}
+	return out, nil
+}
+
+// mysqlRequirements expands ALL and applies the default (SELECT on db's
+// tables), which needs a database.
+func mysqlRequirements(reqs []Requirement, db string) ([]Requirement, error) {
+	if len(reqs) == 0 {
+		if db == "" {
+			return nil, errors.New("MySQL: name the database (--database) or the grants (--require db.*:SELECT)")
+		}
+		reqs = DefaultRequirements(db)
+	}
+	var out []Requirement
+	for _, r := range reqs {
+		e, err := expand(r, mysqlPrivileges, "tables")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func hostOr(h string) string {
+	if h == "" {
+		return "%"
+	}
+	return h
+}
+
+func mysqlGrant(r Requirement, privs []string, acct string) string {
+	on := mysqlIdent(r.Schema) + ".*"
+	if !r.All() {
+		on = mysqlIdent(r.Schema) + "." + mysqlIdent(r.Object)
+	}
+	return "GRANT " + strings.Join(privs, ", ") + " ON " + on + " TO " + acct + ";"
+}
+
+// pgBare is a name Postgres keeps as written when unquoted.
+var pgBare = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
+
+// pgReserved are the keywords that cannot be a bare name (PostgreSQL's
+// reserved keywords, plus the role names with a meaning of their own).
+var pgReserved = map[string]bool{}
+
+func init() {
+	for _, k := range strings.Fields(`all analyse analyze and any array as asc asymmetric authorization binary both
+		case cast check collate collation column concurrently constraint create cross current_catalog current_date
+		current_role current_schema current_time current_timestamp current_user default deferrable desc distinct do
+		else end except false fetch for foreign freeze from full grant group having ilike in initially inner intersect
+		into is isnull join lateral leading left like limit localtime localtimestamp natural not notnull null offset on
+		only or order outer overlaps placing primary references returning right select session_user similar some
+		symmetric system_user table tablesample then to trailing true union unique user using variadic verbose when
+		where window with`) {
+		pgReserved[k] = true
+	}
+}
+
+// pgIdent quotes a Postgres name for SQL only when it must be: the fixes
+// read like hand-written SQL (GRANT rds_iam TO app_user;) yet a role named
+// "App_User" stays that role and not app_user.
+func pgIdent(s string) string {
+	if pgBare.MatchString(s) && !pgReserved[s] {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// pgRoleIdent is pgIdent for a role name, where public and none also
+// mean something else and must be quoted.
+func pgRoleIdent(s string) string {
+	if s == "public" || s == "none" {
+		return `"` + s + `"`
+	}
+	return pgIdent(s)
+}
+
+// mysqlIdent backquotes a MySQL name.
+func mysqlIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// mysqlString is a MySQL string literal.
+func mysqlString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+}
+
+// mysqlAccount is 'user'@'host'.
+func mysqlAccount(user, host string) string { return mysqlString(user) + "@" + mysqlString(host) }
