@@ -21,6 +21,8 @@ Usage:
   rds-iam-proxy token --endpoint HOST:PORT --db-user USER
                                                      print one IAM auth token
   rds-iam-proxy whoami [--role-arn ARN] [flags]      show the AWS identity tokens are signed as
+  rds-iam-proxy doctor --endpoint HOST:PORT --db-user USER
+                                                     check every step of an IAM login; name the broken one
   rds-iam-proxy demo [--check]                       the whole path on this machine: a throwaway
                                                      Postgres, emulated AWS, the proxy
   rds-iam-proxy emulate --backend HOST:PORT          emulated STS, IMDS and RDS IAM front
@@ -58,6 +60,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(ctx, args, stdout, stderr)
 	case "whoami":
 		return cmdWhoami(ctx, args, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(ctx, args, stdout, stderr)
 	case "emulate":
 		return cmdEmulate(ctx, args, stdout, stderr)
 	case "wait":
