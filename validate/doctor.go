@@ -286,7 +286,7 @@ func (d *doctor) clock(context.Context) Check {
 	if d.serverTime.IsZero() {
 		return Check{Name: StepClock, Status: Skip, Detail: "could not check (STS sent no Date header)"}
 	}
-	skew := d.serverTime.Sub(time.Now())
+	skew := time.Until(d.serverTime)
 	// The Date header has one-second precision.
 	abs := skew.Abs().Truncate(time.Second)
 	switch {
@@ -707,7 +707,11 @@ func (d *doctor) unverified() string {
 		if arn == "" {
 			arn = authtoken.DBUserARN(d.region, d.account, "*", d.o.DBUser)
 		}
-		causes = append(causes, fmt.Sprintf("a policy of %s allowing rds-db:connect on %s (not checked)", d.callerARN, arn))
+		who := d.callerARN
+		if src, err := PolicySourceARN(d.callerARN); err == nil {
+			who = src
+		}
+		causes = append(causes, fmt.Sprintf("a policy of %s allowing rds-db:connect on %s (not checked)", who, arn))
 	}
 	causes = append(causes,
 		fmt.Sprintf("the token names %s:%d in %s: the DB's own endpoint name, port and region", d.host, d.port, d.region),
