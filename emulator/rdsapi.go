@@ -165,7 +165,8 @@ func (a *AWS) describeDBInstances(who principal, params url.Values, reqID string
 	resp.ResponseMetadata.RequestID = reqID
 	a.mu.Lock()
 	for _, d := range a.dbs {
-		if d.clusterID != "" || id != "" && d.identifier != id {
+		// The DBs are this account's: another account's caller sees none.
+		if who.account != a.accountID || d.clusterID != "" || id != "" && d.identifier != id {
 			continue
 		}
 		resp.Result.Instances = append(resp.Result.Instances, dbInstanceXML{
@@ -195,7 +196,7 @@ func (a *AWS) describeDBClusters(who principal, params url.Values, reqID string,
 	resp.ResponseMetadata.RequestID = reqID
 	a.mu.Lock()
 	for _, d := range a.dbs {
-		if d.clusterID == "" || id != "" && d.clusterID != id {
+		if who.account != a.accountID || d.clusterID == "" || id != "" && d.clusterID != id {
 			continue
 		}
 		resp.Result.Clusters = append(resp.Result.Clusters, dbClusterXML{

@@ -73,6 +73,14 @@ func TestDescribeDBInstancesAndClusters(t *testing.T) {
 		t.Errorf("unknown instance: %v", err)
 	}
 
+	// A caller of another account does not see this account's DBs.
+	oakid, osecret := w.aws.AddUserInAccount("210987654321", "outsider", Policy{Statements: []Statement{{Effect: "Allow",
+		Action: []string{"rds:DescribeDBInstances"}, Resource: []string{"*"}}}})
+	orc, _ := w.apiClients(t, static(oakid, osecret, ""))
+	if _, err := orc.DescribeDBInstances(t.Context(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("mydb")}); apiErrorCode(err) != "DBInstanceNotFound" {
+		t.Errorf("another account's caller: %v, want DBInstanceNotFound", err)
+	}
+
 	cl, err := rc.DescribeDBClusters(t.Context(), &rds.DescribeDBClustersInput{DBClusterIdentifier: aws.String("aurora")})
 	if err != nil {
 		t.Fatal(err)

@@ -426,6 +426,28 @@ func TestDoctorCluster(t *testing.T) {
 	expectStatus(t, rep, validate.StepLogin, validate.OK)
 }
 
+// A signer in another account: the DB is not visible there, and the fix
+// is to assume a role in the DB's account, after which all is well.
+func TestDoctorCrossAccount(t *testing.T) {
+	grantAPI(t)
+	roleARN := fmt.Sprintf("arn:aws:iam::%s:role/app", w.aws.AWS.AccountID())
+	akid, secret := w.aws.AWS.AddUserInAccount("210987654321", "doctor-outsider", emulator.Policy{Statements: []emulator.Statement{
+		{Effect: "Allow", Action: []string{"rds:DescribeDBInstances", "sts:AssumeRole"}, Resource: []string{"*"}}}})
+	t.Setenv("AWS_ACCESS_KEY_ID", akid)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	rep := runDoctor(t, doctorOptions())
+	expectFailure(t, rep, validate.StepIAMAuth, "is visible to account 210987654321", "--role-arn")
+
+	o := doctorOptions()
+	o.Config.Roles = []string{roleARN}
+	rep = runDoctor(t, o)
+	if !rep.OK() {
+		t.Fatal("doctor fails with --role-arn in the DB's account")
+	}
+	expectStatus(t, rep, validate.StepCredentials, validate.OK, "assumed "+roleARN)
+	expectStatus(t, rep, validate.StepLogin, validate.OK)
+}
+
 // The command: text by default, JSON with --format json, exit 1 on a
 // failure.
 func TestDoctorCommand(t *testing.T) {
