@@ -379,7 +379,8 @@ func TestDoctorPolicyMissing(t *testing.T) {
 	// verify.
 	setRolePolicy(t, basePolicy())
 	rep = runDoctor(t, o)
-	expectFailure(t, rep, validate.StepLogin, "PAM authentication failed", "(not checked)", "rds-db:connect")
+	expectFailure(t, rep, validate.StepLogin, "PAM authentication failed", "(not checked)", "rds-db:connect",
+		`--cloudwatch-logs-export-configuration '{"EnableLogTypes":["iam-db-auth-error"]}'`)
 }
 
 func TestDoctorUserCaseMismatch(t *testing.T) {

@@ -771,7 +771,7 @@ func (d *doctor) explainPG(c Check, target string, e *pgconn.PgError) Check {
 	switch {
 	case strings.Contains(msg, "PAM authentication failed"):
 		c.Detail = fmt.Sprintf("RDS rejected the token for %s (%s); what is left to check: %s", target, msg, d.unverified())
-		c.Fix = "rds-iam-proxy token prints the token to compare with aws rds generate-db-auth-token; fix the first cause above that applies"
+		c.Fix = "fix the first cause above that applies; RDS writes the real reason (expired or mis-signed token, wrong region or host, too many competing requests) to the DB's iam-db-auth-error log: " + d.authLogCommand()
 	case strings.Contains(msg, "password authentication failed"):
 		if d.iamVerified {
 			c.Detail = fmt.Sprintf("the server checked the token as a password for %s (%s): %q is not a member of rds_iam, or does not exist (names are case-sensitive)", target, msg, d.o.DBUser)
@@ -799,7 +799,7 @@ func (d *doctor) explainMySQL(c Check, target string, e *mysql.ServerError) Chec
 		c.Fix = d.modifyCommand()
 	case e.Code == mysql.ErAccessDenied:
 		c.Detail = fmt.Sprintf("the server refused %s (%s): %q is not an IAM user (CREATE USER ... IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', which switches the login to the cleartext plugin), or RDS rejected the token; also check: %s", target, e.Message, d.o.DBUser, d.unverified())
-		c.Fix = fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL; (or ALTER USER for an existing user)", d.o.DBUser)
+		c.Fix = fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL; (or ALTER USER for an existing user); RDS writes why it rejected a token to the DB's iam-db-auth-error log: %s", d.o.DBUser, d.authLogCommand())
 	case e.Code == 1049: // ER_BAD_DB_ERROR
 		c.Status = Warn
 		c.Detail = fmt.Sprintf("the token was accepted for %s, but the login stopped: %s", target, e.Message)
@@ -808,6 +808,16 @@ func (d *doctor) explainMySQL(c Check, target string, e *mysql.ServerError) Chec
 		c.Detail = fmt.Sprintf("the server refused the login as %s: %s (error %d)", target, e.Message, e.Code)
 	}
 	return c
+}
+
+// authLogCommand exports the DB's IAM authentication error log to
+// CloudWatch Logs, where RDS says why it rejected each token.
+func (d *doctor) authLogCommand() string {
+	kind, id := EndpointKind(d.host)
+	if kind == "cluster" {
+		return fmt.Sprintf(`aws rds modify-db-cluster --region %s --db-cluster-identifier %s --cloudwatch-logs-export-configuration '{"EnableLogTypes":["iam-db-auth-error"]}'`, d.region, id)
+	}
+	return fmt.Sprintf(`aws rds modify-db-instance --region %s --db-instance-identifier %s --cloudwatch-logs-export-configuration '{"EnableLogTypes":["iam-db-auth-error"]}'`, d.region, id)
 }
 
 // modifyCommand is the AWS CLI command that enables IAM auth on the DB.
