@@ -383,6 +383,32 @@ func TestDoctorPolicyMissing(t *testing.T) {
 		`--cloudwatch-logs-export-configuration '{"EnableLogTypes":["iam-db-auth-error"]}'`)
 }
 
+func TestDoctorExplicitDeny(t *testing.T) {
+	grantAPI(t, emulator.Statement{Effect: "Deny", Action: []string{"rds-db:*"}, Resource: []string{"*"}})
+	rep := runDoctor(t, doctorOptions())
+	expectFailure(t, rep, validate.StepPolicy, "an explicit Deny in the policies of arn:aws:iam::123456789012:role/app refuses rds-db:connect", "SCPs")
+}
+
+// The database checks run last, only after a token login worked, and
+// their checks join the report.
+func TestDoctorValidateDBHook(t *testing.T) {
+	ran := 0
+	o := doctorOptions()
+	o.ValidateDB = func(context.Context) *validate.Report {
+		ran++
+		return &validate.Report{Checks: []validate.Check{{Name: "rds_iam membership", Status: validate.Fail, Detail: "app_user is not in rds_iam", Fix: "GRANT rds_iam TO app_user;"}}}
+	}
+	rep := runDoctor(t, o)
+	if ran != 1 || rep.OK() || rep.Checks[len(rep.Checks)-1].Name != "rds_iam membership" {
+		t.Errorf("ran %d times; report ends with %+v", ran, rep.Checks[len(rep.Checks)-1])
+	}
+	o.Config.DialAddress = closedAddr(t)
+	runDoctor(t, o)
+	if ran != 1 {
+		t.Error("the database checks ran after a failed step")
+	}
+}
+
 func TestDoctorUserCaseMismatch(t *testing.T) {
 	grantAPI(t)
 	o := doctorOptions()
