@@ -59,7 +59,20 @@
 // expiry as EC2 does, a container credentials endpoint plays ECS and EKS
 // Pod Identity, the IAM Identity Center portal answers SSO profiles
 // (AWS_ENDPOINT_URL_SSO), and [AWS.InjectFault] makes any endpoint slow,
-// throttled or down. All state is in memory and belongs to one [AWS] value;
+// throttled or down.
+//
+// The RDS API answers DescribeDBInstances and DescribeDBClusters about the
+// fronts started here (endpoint, port, DbiResourceId or
+// DbClusterResourceId, IAMDatabaseAuthenticationEnabled), and the IAM API
+// answers SimulatePrincipalPolicy over the emulated policies
+// (AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL_IAM; [Server.SDKEnv] sets both).
+// Callers need rds:DescribeDBInstances, rds:DescribeDBClusters or
+// iam:SimulatePrincipalPolicy in their own policy, as on AWS, or get
+// AccessDenied; callers of another account see no DBs. A front's
+// SetIAMAuth(false) switches IAM authentication off (PostgreSQL then
+// answers "password authentication failed", MySQL error 1524) and
+// JoinCluster makes it an Aurora cluster endpoint, whose tokens are
+// authorized on the cluster- resource id. All state is in memory and belongs to one [AWS] value;
 // there is no package-level mutable state, so parallel tests can each run
 // their own emulator.
 package emulator

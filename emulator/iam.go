@@ -70,6 +70,7 @@ type AWS struct {
 	imdsSession     *session            // current instance profile credentials
 	imdsTokens      map[string]time.Time
 	seen            map[string]struct{}
+	dbs             []*dbRecord // emulated instances and clusters, for the RDS API
 }
 
 type iamUser struct {

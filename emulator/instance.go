@@ -24,6 +24,7 @@ type instance struct {
 	tls        *tls.Config
 	log        *slog.Logger
 
+	db        *dbRecord // what the RDS API says about this front
 	ln        net.Listener
 	srv       *proxy.Server
 	cancel    context.CancelFunc
@@ -66,6 +67,7 @@ func (a *AWS) newInstance(ca *CA, o instanceOptions) (*instance, error) {
 		aws: a, endpoint: o.endpoint, port: o.port, resourceID: o.resourceID, ln: ln, done: make(chan struct{}),
 		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		log: log.With("emulator", o.kind, "endpoint", o.endpoint),
+		db:  a.registerDB(o.kind, o.endpoint, o.port, o.resourceID),
 	}, nil
 }
 
@@ -94,9 +96,49 @@ func (i *instance) Port() int { return i.port }
 // ResourceID is the instance's DbiResourceId.
 func (i *instance) ResourceID() string { return i.resourceID }
 
-// UserARN is the dbuser ARN of user on this instance, for policies.
+// UserARN is the dbuser ARN of user on this instance, for policies: on
+// the cluster's resource id once the front is a cluster's (JoinCluster).
 func (i *instance) UserARN(user string) string {
-	return dbUserARN(i.aws.Region(), i.aws.AccountID(), i.resourceID, user)
+	return dbUserARN(i.aws.Region(), i.aws.AccountID(), i.tokenResourceID(), user)
+}
+
+// SetIAMAuth turns IAM database authentication on or off for this
+// instance (or its cluster), as modify-db-instance
+// --[no-]enable-iam-database-authentication does. Off, the fronts answer
+// as RDS does: PostgreSQL falls back to password authentication, MySQL
+// says the AWSAuthenticationPlugin is not loaded. DescribeDBInstances and
+// DescribeDBClusters report it.
+func (i *instance) SetIAMAuth(enabled bool) {
+	i.aws.mu.Lock()
+	defer i.aws.mu.Unlock()
+	i.db.iamAuth = enabled
+}
+
+// IAMAuthEnabled reports whether IAM database authentication is on.
+func (i *instance) IAMAuthEnabled() bool {
+	i.aws.mu.Lock()
+	defer i.aws.mu.Unlock()
+	return i.db.iamAuth
+}
+
+// JoinCluster makes this front an Aurora cluster endpoint: the RDS API
+// lists it under DescribeDBClusters as clusterID, and tokens must be
+// allowed on the cluster's resource id (cluster-...), not the instance's.
+func (i *instance) JoinCluster(clusterID, clusterResourceID string) {
+	i.aws.mu.Lock()
+	defer i.aws.mu.Unlock()
+	i.db.clusterID, i.db.clusterResourceID = clusterID, clusterResourceID
+}
+
+// tokenResourceID is the resource id dbuser ARNs name: the cluster's for
+// a cluster's front, else the instance's.
+func (i *instance) tokenResourceID() string {
+	i.aws.mu.Lock()
+	defer i.aws.mu.Unlock()
+	if i.db.clusterResourceID != "" {
+		return i.db.clusterResourceID
+	}
+	return i.resourceID
 }
 
 // ConnectPolicy allows rds-db:connect on this instance as each of users.
@@ -111,13 +153,14 @@ func (i *instance) ConnectPolicy(users ...string) Policy {
 // verifyToken checks a token presented for user as this instance would.
 func (i *instance) verifyToken(token, user string) (*Caller, error) {
 	return i.aws.VerifyRDSToken(token, TokenTarget{
-		Host: i.endpoint, Port: i.port, Region: i.aws.Region(), DBUser: user, ResourceID: i.resourceID,
+		Host: i.endpoint, Port: i.port, Region: i.aws.Region(), DBUser: user, ResourceID: i.tokenResourceID(),
 	})
 }
 
 // Close stops accepting and cuts open connections.
 func (i *instance) Close() error {
 	i.closeOnce.Do(func() {
+		i.aws.unregisterDB(i.db)
 		if i.cancel == nil {
 			i.ln.Close()
 			return

@@ -171,6 +171,11 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 		mysql.WriteServerError(conn, seq, mysql.ErAccessDenied, denied)
 		return
 	}
+	if !m.IAMAuthEnabled() {
+		log.Warn("login refused: IAM database authentication is not enabled on this instance")
+		mysql.WriteServerError(conn, seq, mysql.ErPluginNotLoaded, "Plugin 'AWSAuthenticationPlugin' is not loaded")
+		return
+	}
 	token := resp.AuthData
 	if resp.AuthPlugin != mysql.PluginClearPassword || m.opts.AlwaysSwitch {
 		token, seq, err = mysql.AuthSwitch(conn, seq, mysql.PluginClearPassword, nil)

@@ -141,6 +141,13 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		p.loginFailed(log, conn, user, loginErr)
 		return
 	}
+	if !p.IAMAuthEnabled() {
+		// Without IAM auth, RDS's pg_hba has no pam line for rds_iam: the
+		// token is checked as a password, which it never is.
+		log.Warn("login refused: IAM database authentication is not enabled on this instance")
+		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
+		return
+	}
 	caller, err := p.verifyToken(token, user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())

@@ -50,10 +50,13 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
 // SDKEnv is the environment that points the AWS SDKs and CLI at this
 // emulator: STS calls (also those inside the credential chain, which ignore
-// AWS_ENDPOINT_URL) and IMDSv2 only.
+// AWS_ENDPOINT_URL), the RDS and IAM APIs (DescribeDBInstances,
+// DescribeDBClusters, SimulatePrincipalPolicy) and IMDSv2 only.
 func (s *Server) SDKEnv() map[string]string {
 	return map[string]string{
 		"AWS_ENDPOINT_URL_STS":              s.URL(),
+		"AWS_ENDPOINT_URL_RDS":              s.URL(),
+		"AWS_ENDPOINT_URL_IAM":              s.URL(),
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT": s.URL() + "/",
 		"AWS_EC2_METADATA_V1_DISABLED":      "true",
 		"AWS_REGION":                        s.AWS.Region(),

@@ -76,6 +76,9 @@ func (a *AWS) Handler() http.Handler {
 			a.serveContainer(w, r)
 			return
 		}
+		if a.serveAPI(w, r) {
+			return
+		}
 		a.serveSTS(w, r)
 	})
 }
@@ -232,6 +235,12 @@ func parseAuthorization(h string) (sigV4Auth, *stsError) {
 // does: it finds the secret for the access key id, re-signs a copy of the
 // request carrying only the headers the client signed, and compares.
 func (a *AWS) authenticate(r *http.Request, body []byte) (principal, *stsError) {
+	return a.authenticateFor(r, body, "sts")
+}
+
+// authenticateFor is authenticate for requests signed for service (sts,
+// rds, iam).
+func (a *AWS) authenticateFor(r *http.Request, body []byte, service string) (principal, *stsError) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return principal{}, newSTSError(http.StatusForbidden, "MissingAuthenticationToken",
@@ -260,8 +269,8 @@ func (a *AWS) authenticate(r *http.Request, body []byte) (principal, *stsError) 
 		return mismatch(fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			au.date, dateHdr[:8], dateHdr), "")
 	}
-	if au.service != "sts" {
-		return mismatch("Credential should be scoped to correct service: 'sts'. ", "credential scope names service "+au.service)
+	if au.service != service {
+		return mismatch("Credential should be scoped to correct service: '"+service+"'. ", "credential scope names service "+au.service)
 	}
 	if au.terminator != "aws4_request" {
 		return mismatch(fmt.Sprintf("Credential should be scoped with a valid terminator: 'aws4_request', not '%s'. ", au.terminator), "")

@@ -22,6 +22,8 @@ Usage:
   rds-iam-proxy token --endpoint HOST:PORT --db-user USER
                                                      print one IAM auth token
   rds-iam-proxy whoami [--role-arn ARN] [flags]      show the AWS identity tokens are signed as
+  rds-iam-proxy doctor --endpoint HOST:PORT --db-user USER
+                                                     check every step of an IAM login; name the broken one
   rds-iam-proxy demo [--check] [--engine mysql|all]  the whole path on this machine: a throwaway
                                                      Postgres (or MariaDB), emulated AWS, the proxy
   rds-iam-proxy emulate --backend HOST:PORT          emulated STS, IMDS and RDS IAM front
@@ -30,6 +32,8 @@ Usage:
                                                      check the database side of IAM auth, with fix SQL
   rds-iam-proxy setup sql --db-user USER [--require SCHEMA.*:PRIVS]
                                                      print the SQL that creates an IAM database user
+  rds-iam-proxy setup policy --endpoint HOST:PORT --db-user USER
+                                                     print the IAM policy allowing rds-db:connect
   rds-iam-proxy wait [--max 30s]                     wait until the proxy serves (app entrypoints)
   rds-iam-proxy shutdown                             ask the proxy to drain and exit (Jobs, scripts)
   rds-iam-proxy version
@@ -64,6 +68,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(ctx, args, stdout, stderr)
 	case "whoami":
 		return cmdWhoami(ctx, args, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(ctx, args, stdout, stderr)
 	case "emulate":
 		return cmdEmulate(ctx, args, stdout, stderr)
 	case "validate":

@@ -28,8 +28,7 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "sql":
 		return cmdSetupSQL(ctx, args, stdout, stderr)
 	case "policy":
-		fmt.Fprintln(stderr, "rds-iam-proxy setup policy: not yet")
-		return 2
+		return cmdSetupPolicy(ctx, args, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "rds-iam-proxy setup: unknown %q: use sql or policy\n\n%s\n", what, setupSynopsis)
 	return 2

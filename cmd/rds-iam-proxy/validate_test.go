@@ -27,7 +27,7 @@ func TestValidateAndSetupFlags(t *testing.T) {
 		{[]string{"validate", "--admin-dsn", "host=x", "--db-user", "u", "--requirements", badFile}, 2, "SELEC is not a privilege"},
 		{[]string{"validate", "--engine", "mysql", "--admin-dsn", "u@/db", "--db-user", "u", "--require-sequences", "a.*:USAGE"}, 2, "no sequences"},
 		{[]string{"setup"}, 2, "setup sql"},
-		{[]string{"setup", "policy"}, 2, "not yet"},
+		{[]string{"setup", "policy"}, 2, "--db-user"},
 		{[]string{"setup", "tables"}, 2, "unknown"},
 		{[]string{"setup", "sql"}, 2, "--db-user is required"},
 		{[]string{"setup", "sql", "--engine", "mysql", "--db-user", "u"}, 2, "--database"},

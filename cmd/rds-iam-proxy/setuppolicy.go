@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
+)
+
+const setupPolicySynopsis = `rds-iam-proxy setup policy --endpoint HOST:PORT --db-user USER[,USER] [flags]
+rds-iam-proxy setup policy --kind trust (--trust-principal ARN|ACCOUNT | --oidc-provider ARN --service-account NS/NAME | --pod-identity)
+
+Prints one IAM policy document (JSON) on stdout, ready for
+aws iam put-role-policy --policy-document file://...:
+
+  --kind identity (default): allows rds-db:connect as each --db-user on the DB,
+    arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER. The resource id
+    (db-... of an instance, cluster-... of an Aurora cluster) is looked up
+    with rds:DescribeDBInstances/DescribeDBClusters when permitted, else
+    taken from --resource-id.
+  --kind trust: the trust policy of the role that signs tokens: for a
+    principal in another account (--trust-principal), an EKS service account
+    (IRSA: --oidc-provider, --service-account) or EKS Pod Identity.`
+
+// cmdSetupPolicy is "setup policy": it prints the identity policy for
+// rds-db:connect, or a role's trust policy.
+func cmdSetupPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("setup policy", setupPolicySynopsis, stderr)
+	kind := fs.String("kind", "identity", "which policy: identity (rds-db:connect) or trust (who may assume the role)")
+	endpoint := fs.String("endpoint", "", "RDS endpoint HOST:PORT of the instance or cluster")
+	region := fs.String("region", "", "the DB's region (default: from the endpoint name, else AWS_REGION or the profile)")
+	users := fs.String("db-user", "", "database user(s), comma-separated, case-sensitive")
+	resourceID := fs.String("resource-id", "", "the DB's resource id (db-... or cluster-...), when rds:DescribeDBInstances may not be called")
+	account := fs.String("account", "", "the DB's account id (default: from the RDS API, else the caller's account)")
+	profile := fs.String("profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
+	trustPrincipal := fs.String("trust-principal", "", "--kind trust: the role/user ARN or account id in another account that may assume the role")
+	trustExternalID := fs.String("trust-external-id", "", "--kind trust: external ID the trust policy requires of --trust-principal")
+	oidcProvider := fs.String("oidc-provider", "", "--kind trust: the EKS cluster's IAM OIDC provider ARN (IRSA)")
+	serviceAccount := fs.String("service-account", "", "--kind trust: NAMESPACE/NAME of the service account (IRSA)")
+	podIdentity := fs.Bool("pod-identity", false, "--kind trust: a trust policy for EKS Pod Identity")
+	var creds credFlags
+	creds.register(fs)
+	timeout := fs.Duration("timeout", 30*time.Second, "limit for the AWS lookups")
+	if err := parseFlags(fs, args); err != nil {
+		return exitForFlagError(err, stderr)
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "rds-iam-proxy setup policy: "+format+"\n", a...)
+		return code
+	}
+	var doc []byte
+	var err error
+	switch *kind {
+	case "trust":
+		switch {
+		case *trustPrincipal != "":
+			doc, err = validate.CrossAccountTrustJSON(*trustPrincipal, *trustExternalID)
+		case *oidcProvider != "" || *serviceAccount != "":
+			doc, err = validate.IRSATrustJSON(*oidcProvider, *serviceAccount)
+		case *podIdentity:
+			doc, err = validate.PodIdentityTrustJSON()
+		default:
+			return fail(2, "--kind trust needs --trust-principal, --oidc-provider with --service-account, or --pod-identity")
+		}
+		if err != nil {
+			return fail(2, "%v", err)
+		}
+	case "identity":
+		if *users == "" {
+			return fail(2, "pass --db-user USER[,USER]")
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		cfg := launch.Config{Endpoint: *endpoint, Region: *region, Profile: *profile}
+		creds.apply(&cfg)
+		target, err := connectTarget(ctx, cfg, *resourceID, *account)
+		if err != nil {
+			return fail(1, "%v", err)
+		}
+		for _, u := range strings.Split(*users, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				target.Users = append(target.Users, u)
+			}
+		}
+		if doc, err = validate.ConnectPolicyJSON(target); err != nil {
+			return fail(2, "%v", err)
+		}
+	default:
+		return fail(2, "--kind %q: use identity or trust", *kind)
+	}
+	fmt.Fprintln(stdout, string(doc))
+	return 0
+}
+
+// connectTarget finds the region, account and resource id the policy
+// names: the flags, else the RDS API, else (the account) STS.
+func connectTarget(ctx context.Context, cfg launch.Config, resourceID, account string) (validate.ConnectTarget, error) {
+	host, _, err := launch.SplitEndpoint(cfg.Endpoint, "postgres")
+	if err != nil {
+		return validate.ConnectTarget{}, err
+	}
+	src, err := authtoken.New(ctx, cfg.TokenOptions(host, nil))
+	if err != nil {
+		return validate.ConnectTarget{}, err
+	}
+	defer src.Close()
+	region, _, err := authtoken.ResolveRegion(cfg.Region, host, src.ChainRegion())
+	if err != nil {
+		return validate.ConnectTarget{}, err
+	}
+	t := validate.ConnectTarget{Region: region, Account: account, ResourceID: resourceID}
+	awsCfg := src.AWSConfig()
+	if t.ResourceID == "" {
+		info, err := validate.DescribeEndpoint(ctx, rds.NewFromConfig(awsCfg, func(o *rds.Options) { o.Region = region }), host)
+		if err != nil {
+			var cnc *validate.CouldNotCheck
+			if errors.As(err, &cnc) {
+				return t, fmt.Errorf("cannot look up the resource id of %s: %s. Fix: pass --resource-id (aws rds describe-db-instances --query 'DBInstances[].[Endpoint.Address,DbiResourceId]', or describe-db-clusters --query 'DBClusters[].[Endpoint,DbClusterResourceId]' for Aurora)", host, cnc.Error())
+			}
+			return t, fmt.Errorf("cannot look up the resource id of %s: %w", host, err)
+		}
+		t.ResourceID = info.ResourceID
+		if t.Account == "" {
+			t.Account = info.Account()
+		}
+	}
+	if t.Account == "" {
+		out, err := sts.NewFromConfig(awsCfg, func(o *sts.Options) {
+			if cfg.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.STSEndpoint)
+			}
+			if o.Region == "" {
+				o.Region = region
+			}
+		}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return t, fmt.Errorf("cannot find the account (pass --account): %w", err)
+		}
+		t.Account = aws.ToString(out.Account)
+	}
+	return t, nil
+}
