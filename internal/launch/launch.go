@@ -190,34 +190,23 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		bundleSource = tlsUp.Bundle.Source
 	}
 
+	settings := proxy.Settings{
+		Region: region, DBUser: c.DBUser, Tokens: tokens, Limits: []*proxy.Limit{limit, c.Shared},
+		IdleTimeout: c.IdleTimeout, HandshakeTimeout: c.HandshakeTimeout, ConnectTimeout: c.ConnectTimeout,
+		Logger: log, Observer: c.Observer,
+	}
 	var h proxy.Handler
 	switch c.Engine {
 	case "mysql":
 		h, err = mysql.New(mysql.Config{
-			Upstream:         mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust},
-			Region:           region,
-			DBUser:           c.DBUser,
-			Tokens:           tokens,
-			Limits:           []*proxy.Limit{limit, c.Shared},
-			IdleTimeout:      c.IdleTimeout,
-			HandshakeTimeout: c.HandshakeTimeout,
-			ConnectTimeout:   c.ConnectTimeout,
-			Logger:           log,
-			Observer:         c.Observer,
+			Upstream: mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust},
+			Settings: settings,
 		})
 	default:
 		h, err = postgres.New(postgres.Config{
-			Upstream:         postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp, Trust: trust},
-			Region:           region,
-			DBUser:           c.DBUser,
-			Tokens:           tokens,
-			CABundle:         bundleSource,
-			Limits:           []*proxy.Limit{limit, c.Shared},
-			IdleTimeout:      c.IdleTimeout,
-			HandshakeTimeout: c.HandshakeTimeout,
-			ConnectTimeout:   c.ConnectTimeout,
-			Logger:           log,
-			Observer:         c.Observer,
+			Upstream: postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp, Trust: trust},
+			CABundle: bundleSource,
+			Settings: settings,
 		})
 	}
 	if err != nil {

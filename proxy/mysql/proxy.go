@@ -13,27 +13,7 @@ import (
 // Config configures a MySQL proxy for one upstream.
 type Config struct {
 	Upstream Upstream // Trust (or TLS) must be set: IAM tokens only travel over TLS
-	Region   string   // the DB's region, for signing
-	// DBUser, when set, is the upstream user for every client whatever
-	// user the client names.
-	DBUser string
-	Tokens proxy.TokenSource
-	// Limits cap client connections: this upstream's own and any shared
-	// with other upstreams. A client over one is told so in its protocol
-	// ("too many connections") rather than closed silently, and no token
-	// is signed for it.
-	Limits []*proxy.Limit
-	// IdleTimeout ends a session idle (no bytes either way) this long;
-	// 0: never.
-	IdleTimeout time.Duration
-	// HandshakeTimeout bounds everything before the relay. Default 30s.
-	HandshakeTimeout time.Duration
-	// ConnectTimeout bounds the upstream dial and greeting, and separately
-	// the TLS upgrade and login. Default 15s.
-	ConnectTimeout time.Duration
-	Logger         *slog.Logger
-	// Observer hears about connections (metrics); default none.
-	Observer proxy.Observer
+	proxy.Settings
 }
 
 // Proxy accepts MySQL clients in plaintext and logs them in upstream with
@@ -51,43 +31,21 @@ func New(cfg Config) (*Proxy, error) {
 		// RDS requires TLS for it: --tls-mode disable is Postgres-only.
 		return nil, errors.New("mysql proxy: upstream TLS is required (the IAM token goes in clear inside it): --tls-mode disable is not supported for mysql")
 	}
-	if cfg.Tokens == nil {
-		return nil, errors.New("mysql proxy: no token source")
-	}
-	if cfg.Region == "" {
-		return nil, errors.New("mysql proxy: no region")
-	}
-	if cfg.HandshakeTimeout == 0 {
-		cfg.HandshakeTimeout = 30 * time.Second
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 15 * time.Second
+	if err := cfg.Settings.Check("mysql"); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), obs: cfg.Observer}
-	if p.obs == nil {
-		p.obs = proxy.NopObserver{}
-	}
 	return p, nil
 }
 
 // ServeConn serves one client connection; it implements proxy.Handler.
 func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
-	start := time.Now()
 	defer client.Close()
-	p.obs.Accepted()
-	defer p.obs.Ended()
+	l := p.cfg.BeginLogin(ctx, client)
+	defer l.End()
+	hctx, hs, start := l.Ctx, l.Drain, l.Start
 	log := p.log.With("client", client.RemoteAddr().String())
-
-	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
-	defer cancel()
-	client.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
-	hs := proxy.HandshakeContext(ctx)
-	stopCut := context.AfterFunc(hs, func() { client.SetReadDeadline(time.Unix(1, 0)) })
-	defer stopCut()
 
 	release, refused := proxy.TakeAll(p.cfg.Limits...)
 	if refused != "" {
@@ -173,9 +131,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		log.Info("client went away during login", "err", err)
 		return
 	}
-	stopCut()
-	conn.SetDeadline(time.Time{})
-	sess.Conn.SetDeadline(time.Time{})
+	l.Relaying(conn, sess.Conn)
 	log.Debug("connected", "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)

@@ -21,29 +21,9 @@ type TokenSource = proxy.TokenSource
 // Config configures a Postgres proxy for one upstream.
 type Config struct {
 	Upstream Upstream // TLS must be set: IAM tokens only travel over TLS
-	Region   string   // the DB's region, for signing
-	// DBUser, when set, is the upstream user for every client whatever
-	// user the client names.
-	DBUser string
-	Tokens TokenSource
 	// CABundle says where the trusted CAs came from, for error messages.
 	CABundle string
-	// Limits cap client connections: this upstream's own and any shared
-	// with other upstreams. A client over one is told so in its protocol
-	// ("too many connections") rather than closed silently, and no token
-	// is signed for it.
-	Limits []*proxy.Limit
-	// IdleTimeout ends a session idle (no bytes either way) this long;
-	// 0: never.
-	IdleTimeout time.Duration
-	// HandshakeTimeout bounds everything before the relay: reading the
-	// client's startup, building the token, the upstream login. Default 30s.
-	HandshakeTimeout time.Duration
-	// ConnectTimeout bounds the upstream dial, TLS and login. Default 15s.
-	ConnectTimeout time.Duration
-	Logger         *slog.Logger
-	// Observer hears about connections (metrics); default none.
-	Observer proxy.Observer
+	proxy.Settings
 }
 
 // Proxy accepts Postgres clients in plaintext and logs them in upstream with
@@ -68,49 +48,25 @@ func New(cfg Config) (*Proxy, error) {
 			return nil, fmt.Errorf("postgres proxy: %w", err)
 		}
 	}
-	if cfg.Tokens == nil {
-		return nil, errors.New("postgres proxy: no token source")
-	}
-	if cfg.Region == "" {
-		return nil, errors.New("postgres proxy: no region")
-	}
-	if cfg.HandshakeTimeout == 0 {
-		cfg.HandshakeTimeout = 30 * time.Second
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 15 * time.Second
+	if err := cfg.Settings.Check("postgres"); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	dialer, err := NewDialer(cfg.Upstream)
 	if err != nil {
 		return nil, err
 	}
 	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host), obs: cfg.Observer}
-	if p.obs == nil {
-		p.obs = proxy.NopObserver{}
-	}
 	return p, nil
 }
 
 // ServeConn serves one client connection; it implements proxy.Handler.
 func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
-	start := time.Now()
 	defer client.Close()
-	p.obs.Accepted()
-	defer p.obs.Ended()
+	l := p.cfg.BeginLogin(ctx, client)
+	defer l.End()
+	hctx, hs, start := l.Ctx, l.Drain, l.Start
 	log := p.log.With("client", client.RemoteAddr().String())
-
-	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
-	defer cancel()
-	client.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
-	// A shutdown ends handshakes at once; reads only, so the client can
-	// still be told why.
-	hs := proxy.HandshakeContext(ctx)
-	stopCut := context.AfterFunc(hs, func() { client.SetReadDeadline(time.Unix(1, 0)) })
-	defer stopCut()
 
 	hello, err := ReadHello(client, FrontOptions{})
 	if err != nil {
@@ -178,9 +134,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		log.Info("client went away during login", "err", err)
 		return
 	}
-	stopCut()
-	conn.SetDeadline(time.Time{})
-	up.Conn.SetDeadline(time.Time{})
+	l.Relaying(conn, up.Conn)
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
