@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -778,7 +780,7 @@ func (d *doctor) explainPG(c Check, target string, e *pgconn.PgError) Check {
 		} else {
 			c.Detail = fmt.Sprintf("the server checked the token as a password for %s (%s): IAM database authentication is not enabled on the DB, or %q is not a member of rds_iam (or does not exist; names are case-sensitive)", target, msg, d.o.DBUser)
 		}
-		c.Fix = fmt.Sprintf("as the master user: GRANT rds_iam TO %s; (CREATE USER %s first if it does not exist)", pgIdent(d.o.DBUser), pgIdent(d.o.DBUser))
+		c.Fix = fmt.Sprintf("as the master user: GRANT rds_iam TO %s; (CREATE USER %s first if it does not exist)", sqlquote.PGIdent(d.o.DBUser), sqlquote.PGIdent(d.o.DBUser))
 		if !d.iamVerified {
 			c.Fix += "; and " + d.modifyCommand()
 		}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
 )
 
 // MySQLQuerier is what the MySQL checks need: *sql.DB or *sql.Conn.
@@ -59,7 +61,7 @@ func MySQL(ctx context.Context, q MySQLQuerier, o DBOptions) *Report {
 		r.Add(Check{Name: "user exists", Status: Fail, Detail: "no user to check: name it (--db-user)"})
 		return r
 	}
-	acct := mysqlAccount(user, host)
+	acct := sqlquote.MySQLAccount(user, host)
 	if o.Admin {
 		if !mysqlAccountChecks(ctx, q, r, user, host, reqs) {
 			return r
@@ -95,7 +97,7 @@ func MySQL(ctx context.Context, q MySQLQuerier, o DBOptions) *Report {
 // AWSAuthenticationPlugin, and requires TLS. It says whether the account
 // exists (so grants can be read).
 func mysqlAccountChecks(ctx context.Context, q MySQLQuerier, r *Report, user, host string, reqs []Requirement) bool {
-	acct := mysqlAccount(user, host)
+	acct := sqlquote.MySQLAccount(user, host)
 	var plugin, sslType sql.NullString
 	err := q.QueryRowContext(ctx, "SELECT plugin, ssl_type FROM mysql.user WHERE User = ? AND Host = ?", user, host).Scan(&plugin, &sslType)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -126,7 +128,7 @@ func mysqlAccountChecks(ctx context.Context, q MySQLQuerier, r *Report, user, ho
 // mysqlMissingAccount reports a missing account, naming one that differs
 // only in case or host, since both are part of the account's name.
 func mysqlMissingAccount(ctx context.Context, q MySQLQuerier, r *Report, user, host string, reqs []Requirement) {
-	acct := mysqlAccount(user, host)
+	acct := sqlquote.MySQLAccount(user, host)
 	rows, err := q.QueryContext(ctx, "SELECT User, Host FROM mysql.user WHERE LOWER(CONVERT(User USING utf8mb4)) = LOWER(?) ORDER BY User, Host", user)
 	if err != nil {
 		r.Add(failed("user exists", err))
@@ -144,7 +146,7 @@ func mysqlMissingAccount(ctx context.Context, q MySQLQuerier, r *Report, user, h
 		if len(near) == 0 {
 			first = [2]string{u, h}
 		}
-		near = append(near, mysqlAccount(u, h))
+		near = append(near, sqlquote.MySQLAccount(u, h))
 	}
 	if err := rows.Err(); err != nil {
 		r.Add(failed("user exists", err))
@@ -153,7 +155,7 @@ func mysqlMissingAccount(ctx context.Context, q MySQLQuerier, r *Report, user, h
 	if len(near) > 0 {
 		r.Add(Check{Name: "user exists", Status: Fail,
 			Detail: fmt.Sprintf("no account %s; did you mean %s? User and host are both part of the name, and user names are case-sensitive", acct, strings.Join(near, ", ")),
-			Fix:    "RENAME USER " + mysqlAccount(first[0], first[1]) + " TO " + acct + ";"})
+			Fix:    "RENAME USER " + sqlquote.MySQLAccount(first[0], first[1]) + " TO " + acct + ";"})
 		return
 	}
 	c := Check{Name: "user exists", Status: Fail, Detail: "no account " + acct}

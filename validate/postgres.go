@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -85,7 +87,7 @@ func Postgres(ctx context.Context, q PGQuerier, o DBOptions) *Report {
 	if !ok {
 		return r
 	}
-	u := pgRoleIdent(user)
+	u := sqlquote.PGRole(user)
 
 	// LOGIN: without it even a valid token is refused.
 	if role.canLogin {
@@ -186,8 +188,8 @@ func pgRoleCheck(ctx context.Context, q PGQuerier, r *Report, o DBOptions, user,
 	err = q.QueryRow(ctx, "SELECT rolname FROM pg_roles WHERE lower(rolname) = lower($1) ORDER BY rolname LIMIT 1", user).Scan(&other)
 	if err == nil {
 		r.Add(Check{Name: "role exists", Status: Fail,
-			Detail: fmt.Sprintf("no role %s; did you mean %s? Role names are case-sensitive: connect as %s (--db-user %q), or rename the role", user, other, pgRoleIdent(other), other),
-			Fix:    "ALTER ROLE " + pgRoleIdent(other) + " RENAME TO " + pgRoleIdent(user) + ";"})
+			Detail: fmt.Sprintf("no role %s; did you mean %s? Role names are case-sensitive: connect as %s (--db-user %q), or rename the role", user, other, sqlquote.PGRole(other), other),
+			Fix:    "ALTER ROLE " + sqlquote.PGRole(other) + " RENAME TO " + sqlquote.PGRole(user) + ";"})
 		return role, false
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -420,6 +422,6 @@ func pgMasterCheck(ctx context.Context, q PGQuerier, r *Report, role pgRole, use
 	default:
 		r.Add(Check{Name: name, Status: Warn,
 			Detail: user + " is " + why + " and a member of rds_iam: RDS now accepts only IAM tokens for it and its password no longer works; use a separate IAM user for applications",
-			Fix:    "REVOKE rds_iam FROM " + pgRoleIdent(user) + ";"})
+			Fix:    "REVOKE rds_iam FROM " + sqlquote.PGRole(user) + ";"})
 	}
 }

@@ -3,9 +3,10 @@ package validate
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
 )
 
 // SetupOptions say which IAM user to create and what it may do.
@@ -67,7 +68,7 @@ func postgresSetup(o SetupOptions) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := pgRoleIdent(o.User)
+	u := sqlquote.PGRole(o.User)
 	out := []string{
 		"CREATE USER " + u + " WITH LOGIN;",
 		"GRANT rds_iam TO " + u + ";",
@@ -131,28 +132,28 @@ func schemasOf(lists ...[]Requirement) []string {
 }
 
 func pgGrantConnect(db, user string) string {
-	return "GRANT CONNECT ON DATABASE " + pgIdent(db) + " TO " + pgRoleIdent(user) + ";"
+	return "GRANT CONNECT ON DATABASE " + sqlquote.PGIdent(db) + " TO " + sqlquote.PGRole(user) + ";"
 }
 
 func pgGrantUsage(schema, user string) string {
-	return "GRANT USAGE ON SCHEMA " + pgIdent(schema) + " TO " + pgRoleIdent(user) + ";"
+	return "GRANT USAGE ON SCHEMA " + sqlquote.PGIdent(schema) + " TO " + sqlquote.PGRole(user) + ";"
 }
 
 // pgGrant grants privs on r's objects: all of the schema's, or the one.
 // kind is TABLE or SEQUENCE.
 func pgGrant(r Requirement, privs []string, kind, user string) string {
-	on := kind + " " + pgIdent(r.Schema) + "." + pgIdent(r.Object)
+	on := kind + " " + sqlquote.PGIdent(r.Schema) + "." + sqlquote.PGIdent(r.Object)
 	if r.All() {
-		on = "ALL " + kind + "S IN SCHEMA " + pgIdent(r.Schema)
+		on = "ALL " + kind + "S IN SCHEMA " + sqlquote.PGIdent(r.Schema)
 	}
-	return "GRANT " + strings.Join(privs, ", ") + " ON " + on + " TO " + pgRoleIdent(user) + ";"
+	return "GRANT " + strings.Join(privs, ", ") + " ON " + on + " TO " + sqlquote.PGRole(user) + ";"
 }
 
 // pgDefaultPrivileges makes future objects (kind TABLES or SEQUENCES) that
 // the role running it creates in schema carry the grant.
 func pgDefaultPrivileges(schema string, privs []string, kind, user string) string {
-	return "ALTER DEFAULT PRIVILEGES IN SCHEMA " + pgIdent(schema) + " GRANT " + strings.Join(privs, ", ") +
-		" ON " + kind + " TO " + pgRoleIdent(user) + ";"
+	return "ALTER DEFAULT PRIVILEGES IN SCHEMA " + sqlquote.PGIdent(schema) + " GRANT " + strings.Join(privs, ", ") +
+		" ON " + kind + " TO " + sqlquote.PGRole(user) + ";"
 }
 
 func mysqlSetup(o SetupOptions) ([]string, error) {
@@ -163,7 +164,7 @@ func mysqlSetup(o SetupOptions) ([]string, error) {
 	if len(o.RequireSequences) > 0 {
 		return nil, errors.New("MySQL has no sequences: drop --require-sequences")
 	}
-	acct := mysqlAccount(o.User, hostOr(o.Host))
+	acct := sqlquote.MySQLAccount(o.User, hostOr(o.Host))
 	out := []string{"CREATE USER IF NOT EXISTS " + acct + " IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL;"}
 	for _, r := range reqs {
 		out = append(out, mysqlGrant(r, r.Privileges, acct))
@@ -199,59 +200,9 @@ func hostOr(h string) string {
 }
 
 func mysqlGrant(r Requirement, privs []string, acct string) string {
-	on := mysqlIdent(r.Schema) + ".*"
+	on := sqlquote.MySQLIdent(r.Schema) + ".*"
 	if !r.All() {
-		on = mysqlIdent(r.Schema) + "." + mysqlIdent(r.Object)
+		on = sqlquote.MySQLIdent(r.Schema) + "." + sqlquote.MySQLIdent(r.Object)
 	}
 	return "GRANT " + strings.Join(privs, ", ") + " ON " + on + " TO " + acct + ";"
 }
-
-// pgBare is a name Postgres keeps as written when unquoted.
-var pgBare = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
-
-// pgReserved are the keywords that cannot be a bare name (PostgreSQL's
-// reserved keywords, plus the role names with a meaning of their own).
-var pgReserved = map[string]bool{}
-
-func init() {
-	for _, k := range strings.Fields(`all analyse analyze and any array as asc asymmetric authorization binary both
-		case cast check collate collation column concurrently constraint create cross current_catalog current_date
-		current_role current_schema current_time current_timestamp current_user default deferrable desc distinct do
-		else end except false fetch for foreign freeze from full grant group having ilike in initially inner intersect
-		into is isnull join lateral leading left like limit localtime localtimestamp natural not notnull null offset on
-		only or order outer overlaps placing primary references returning right select session_user similar some
-		symmetric system_user table tablesample then to trailing true union unique user using variadic verbose when
-		where window with`) {
-		pgReserved[k] = true
-	}
-}
-
-// pgIdent quotes a Postgres name for SQL only when it must be: the fixes
-// read like hand-written SQL (GRANT rds_iam TO app_user;) yet a role named
-// "App_User" stays that role and not app_user.
-func pgIdent(s string) string {
-	if pgBare.MatchString(s) && !pgReserved[s] {
-		return s
-	}
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-}
-
-// pgRoleIdent is pgIdent for a role name, where public and none also
-// mean something else and must be quoted.
-func pgRoleIdent(s string) string {
-	if s == "public" || s == "none" {
-		return `"` + s + `"`
-	}
-	return pgIdent(s)
-}
-
-// mysqlIdent backquotes a MySQL name.
-func mysqlIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-
-// mysqlString is a MySQL string literal.
-func mysqlString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
-}
-
-// mysqlAccount is 'user'@'host'.
-func mysqlAccount(user, host string) string { return mysqlString(user) + "@" + mysqlString(host) }

@@ -3,6 +3,8 @@ package validate
 import (
 	"strings"
 	"testing"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
 )
 
 func TestSetupSQLPostgres(t *testing.T) {
@@ -72,14 +74,14 @@ func TestPGIdent(t *testing.T) {
 		"app_user": "app_user", "App_User": `"App_User"`, "user": `"user"`, "select": `"select"`, "a b": `"a b"`,
 		`we"ird`: `"we""ird"`, "1abc": `"1abc"`, "abc$1": "abc$1", "public": "public", "": `""`,
 	} {
-		if got := pgIdent(in); got != want {
-			t.Errorf("pgIdent(%q) = %s, want %s", in, got, want)
+		if got := sqlquote.PGIdent(in); got != want {
+			t.Errorf("sqlquote.PGIdent(%q) = %s, want %s", in, got, want)
 		}
 	}
-	if pgRoleIdent("public") != `"public"` || pgRoleIdent("app") != "app" {
+	if sqlquote.PGRole("public") != `"public"` || sqlquote.PGRole("app") != "app" {
 		t.Error("pgRoleIdent")
 	}
-	if mysqlIdent("a`b") != "`a``b`" || mysqlString(`a'b\c`) != `'a''b\\c'` {
+	if sqlquote.MySQLIdent("a`b") != "`a``b`" || sqlquote.MySQLString(`a'b\c`) != `'a''b\\c'` {
 		t.Error("mysql quoting")
 	}
 }

@@ -51,11 +51,11 @@ func TestCleanEnv(t *testing.T) {
 
 func TestChildStopAndKill(t *testing.T) {
 	if runtime.GOOS == "windows" {
-		t.Skip("needs Unix signals")
+		t.Skip("needs Unix signals") // the servers this package starts run on Unix only
 	}
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh")
+		t.Fatalf("no sh on PATH: %v", err) // every Unix has one; its absence is a broken machine
 	}
 	start := func(script string) *Child {
 		cmd := exec.Command(sh, "-c", script)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
@@ -37,7 +39,7 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	var plugin *UnsupportedPluginError
 	if errors.As(err, &plugin) {
 		return &Error{Code: ErNotSupportedAuth, Reason: proxy.ReasonUpstreamAuth, Err: err,
-			Message: fmt.Sprintf("user %q is not an IAM user: the upstream asked for the auth plugin %q instead of mysql_clear_password. Fix: ALTER USER %s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'", user, plugin.Plugin, quoteUser(user))}
+			Message: fmt.Sprintf("user %q is not an IAM user: the upstream asked for the auth plugin %q instead of mysql_clear_password. Fix: ALTER USER %s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'", user, plugin.Plugin, sqlquote.MySQLString(user))}
 	}
 	var pe *UpstreamProtocolError
 	if errors.As(err, &pe) {
@@ -79,9 +81,4 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *ServerEr
 	}
 	return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
 		Message: "upstream refused the login: " + e.Message}
-}
-
-// quoteUser writes user as a MySQL account name.
-func quoteUser(user string) string {
-	return "'" + strings.ReplaceAll(user, "'", "''") + "'"
 }

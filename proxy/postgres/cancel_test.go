@@ -46,14 +46,6 @@ func TestCancelMap(t *testing.T) {
 	}
 }
 
-func TestQuoteIdent(t *testing.T) {
-	for in, want := range map[string]string{"app_user": "app_user", "App": `"App"`, "a-b": `"a-b"`, `x"y`: `"x""y"`, "1a": `"1a"`} {
-		if got := quoteIdent(in); got != want {
-			t.Errorf("quoteIdent(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 // TestInvalidPGServiceSaysSo: the one PG* variable that cannot be pinned
 // fails at start with a message that points at the environment.
 func TestInvalidPGServiceSaysSo(t *testing.T) {

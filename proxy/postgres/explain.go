@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
@@ -72,23 +74,8 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 				user, user, who, arn, p.cfg.Region)}
 	case strings.Contains(e.Message, "password authentication failed"):
 		return &Error{Code: CodeInvalidPassword, Reason: ReasonUpstreamAuth, Err: e,
-			Message: fmt.Sprintf("upstream did not accept an IAM token for user %q (%s): the user is not set up for IAM authentication. Fix: GRANT rds_iam TO %s", user, e.Message, quoteIdent(user))}
+			Message: fmt.Sprintf("upstream did not accept an IAM token for user %q (%s): the user is not set up for IAM authentication. Fix: GRANT rds_iam TO %s", user, e.Message, sqlquote.PGRole(user))}
 	}
 	return &Error{Code: e.Code, Reason: ReasonUpstream, Err: e, Detail: e.Detail, Hint: e.Hint,
 		Message: "upstream refused the login: " + e.Message}
-}
-
-// quoteIdent quotes a Postgres identifier when it needs it.
-func quoteIdent(s string) string {
-	plain := s != ""
-	for i, c := range s {
-		if !(c == '_' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return s
-	}
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
