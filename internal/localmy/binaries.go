@@ -1,12 +1,10 @@
 package localmy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -93,20 +91,13 @@ func (f binFinder) find(name string) (string, error) {
 
 // serverVersion runs `mariadbd --version` and returns the version number,
 // e.g. "10.11.19" from "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for
-// debian-linux-gnu on x86_64 (Debian 12)". It also proves early that the
-// binary runs at all, before any directory is created.
+// debian-linux-gnu on x86_64 (Debian 12)".
 func serverVersion(ctx context.Context, mariadbd string) (string, error) {
-	cmd := exec.CommandContext(ctx, mariadbd, "--no-defaults", "--version")
-	cmd.Env = childEnv("")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("localmy: %s --version: %w", mariadbd, ctx.Err())
-		}
-		return "", fmt.Errorf("localmy: %s --version: %w: %s", mariadbd, err, strings.TrimSpace(out.String()))
+	out, err := localsrv.VersionOutput(ctx, childEnv(""), mariadbd, "--no-defaults", "--version")
+	if err != nil {
+		return "", fmt.Errorf("localmy: %w", err)
 	}
-	return parseVersion(out.String())
+	return parseVersion(out)
 }
 
 func parseVersion(s string) (string, error) {

@@ -20,18 +20,6 @@ import (
 )
 
 const (
-	defaultStartTimeout = 30 * time.Second
-	// stopGrace is how long a normal shutdown may take before SIGKILL.
-	// With the default innodb_fast_shutdown it takes well under a second.
-	stopGrace = 10 * time.Second
-	// waitDelay bounds how long Wait keeps reading output after the
-	// program exited, in case a grandchild still holds the pipe.
-	waitDelay = 2 * time.Second
-	// bindAttempts: a port picked by listening on :0 can be taken by
-	// someone else before mariadbd binds it; parallel tests make that real.
-	bindAttempts = 3
-	// maxSocketPath is sun_path's size on Linux minus the NUL.
-	maxSocketPath = 107
 	// adminUser is the account Exec and the readiness check use, over
 	// the socket: root@localhost, created without a password.
 	adminUser = "root"
@@ -69,7 +57,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	}
 	timeout := o.StartTimeout
 	if timeout <= 0 {
-		timeout = defaultStartTimeout
+		timeout = localsrv.DefaultStartTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -107,8 +95,8 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		p:          p,
 		removeBase: made,
 	}
-	if n := len(p.socket); n > maxSocketPath {
-		return nil, fmt.Errorf("localmy: socket path %s is %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", p.socket, n, maxSocketPath)
+	if n := len(p.socket); n > localsrv.MaxSocketPath {
+		return nil, fmt.Errorf("localmy: socket path %s is %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", p.socket, n, localsrv.MaxSocketPath)
 	}
 	if err := prepareFiles(&o, p, as); err != nil {
 		return nil, err
@@ -119,7 +107,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 
 	attempts := 1
 	if o.Port == 0 {
-		attempts = bindAttempts
+		attempts = localsrv.BindAttempts
 	}
 	for attempt := 1; ; attempt++ {
 		port := o.Port
@@ -257,7 +245,7 @@ func (s *Server) install(ctx context.Context, installDB, mariadbd string, as loc
 	cmd.Env = childEnv(as.Home)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = waitDelay
+	cmd.WaitDelay = localsrv.WaitDelay
 	c, err := localsrv.StartChild(cmd)
 	if err != nil {
 		return fmt.Errorf("localmy: start %s: %w", installDB, err)
@@ -303,7 +291,7 @@ func (s *Server) run(ctx context.Context, o *Options, mariadbd string, as locals
 	w := localsrv.Tee(s.log, o.Log)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = waitDelay
+	cmd.WaitDelay = localsrv.WaitDelay
 	c, err := localsrv.StartChild(cmd)
 	if err != nil {
 		return fmt.Errorf("start mariadbd: %w", err)
@@ -400,7 +388,7 @@ func (s *Server) stop() error {
 	if gone, werr := s.proc.Exited(); gone {
 		errs = append(errs, fmt.Errorf("localmy: mariadbd had exited before Stop (%v):\n%s", werr, localsrv.Tail(s.log.String(), 20)))
 	}
-	if err := s.proc.Stop(localsrv.SigTerm(), stopGrace, nil); err != nil {
+	if err := s.proc.Stop(localsrv.SigTerm(), localsrv.StopGrace, nil); err != nil {
 		errs = append(errs, fmt.Errorf("localmy: mariadbd (pid %d) %w", s.proc.Pid(), err))
 	}
 	if s.removeBase {

@@ -1,12 +1,10 @@
 package localpg
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -133,21 +131,12 @@ func sortByVersionDesc(pattern string, dirs []string) {
 
 // serverVersion runs `postgres --version` and returns the version number,
 // e.g. "15.18" from "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)".
-// It also proves early that the binary runs at all (missing shared
-// libraries, wrong architecture), before any directory is created.
 func serverVersion(ctx context.Context, binDir string) (string, error) {
-	pg := filepath.Join(binDir, "postgres")
-	cmd := exec.CommandContext(ctx, pg, "--version")
-	cmd.Env = childEnv("")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("localpg: %s --version: %w", pg, ctx.Err())
-		}
-		return "", fmt.Errorf("localpg: %s --version: %w: %s", pg, err, strings.TrimSpace(out.String()))
+	out, err := localsrv.VersionOutput(ctx, childEnv(""), filepath.Join(binDir, "postgres"), "--version")
+	if err != nil {
+		return "", fmt.Errorf("localpg: %w", err)
 	}
-	return parseVersion(out.String())
+	return parseVersion(out)
 }
 
 func parseVersion(s string) (string, error) {

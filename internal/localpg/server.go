@@ -17,20 +17,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
 )
 
-const (
-	defaultStartTimeout = 30 * time.Second
-	// stopGrace is how long a fast shutdown may take before SIGKILL.
-	stopGrace = 10 * time.Second
-	// waitDelay bounds how long Wait keeps reading output after the
-	// program exited, in case an orphaned backend still holds the pipe.
-	waitDelay = 2 * time.Second
-	// bindAttempts: a port picked by listening on :0 can be taken by
-	// someone else before postgres binds it; parallel tests make that real.
-	bindAttempts = 3
-	// maxSocketPath is sun_path's size on Linux minus the NUL; postgres
-	// also creates "<socket>.lock" next to it.
-	maxSocketPath = 107
-)
+const ()
 
 // Server is a running PostgreSQL started by Start. Stop it when done.
 type Server struct {
@@ -59,7 +46,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	}
 	timeout := o.StartTimeout
 	if timeout <= 0 {
-		timeout = defaultStartTimeout
+		timeout = localsrv.DefaultStartTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -96,8 +83,8 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		baseDir:    base,
 		removeBase: made,
 	}
-	if n := len(filepath.Join(s.SocketDir, ".s.PGSQL.65535.lock")); n > maxSocketPath {
-		return nil, fmt.Errorf("localpg: socket path in %s would be %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", s.SocketDir, n, maxSocketPath)
+	if n := len(filepath.Join(s.SocketDir, ".s.PGSQL.65535.lock")); n > localsrv.MaxSocketPath {
+		return nil, fmt.Errorf("localpg: socket path in %s would be %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", s.SocketDir, n, localsrv.MaxSocketPath)
 	}
 	if err := as.EnsureTraversable(base); err != nil {
 		return nil, fmt.Errorf("localpg: %w", err)
@@ -118,7 +105,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 
 	attempts := 1
 	if o.Port == 0 {
-		attempts = bindAttempts
+		attempts = localsrv.BindAttempts
 	}
 	for attempt := 1; ; attempt++ {
 		port := o.Port
@@ -151,7 +138,7 @@ func (s *Server) initdb(ctx context.Context, as localsrv.Account, timeout time.D
 	cmd.Env = childEnv(as.Home)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = waitDelay
+	cmd.WaitDelay = localsrv.WaitDelay
 	c, err := localsrv.StartChild(cmd)
 	if err != nil {
 		return "", fmt.Errorf("localpg: start initdb: %w", err)
@@ -178,7 +165,7 @@ func (s *Server) run(ctx context.Context, o *Options, as localsrv.Account, port 
 	w := localsrv.Tee(s.log, o.Log)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = waitDelay
+	cmd.WaitDelay = localsrv.WaitDelay
 	c, err := localsrv.StartChild(cmd)
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
@@ -261,7 +248,7 @@ func (s *Server) stop() error {
 	if gone, werr := s.proc.Exited(); gone {
 		errs = append(errs, fmt.Errorf("localpg: postgres had exited before Stop (%v):\n%s", werr, localsrv.Tail(s.log.String(), 20)))
 	}
-	if err := stopChild(s.proc, stopGrace); err != nil {
+	if err := stopChild(s.proc, localsrv.StopGrace); err != nil {
 		errs = append(errs, fmt.Errorf("localpg: postgres (pid %d) %w", s.proc.Pid(), err))
 	}
 	if err := removeStaleShm(s.DataDir); err != nil {

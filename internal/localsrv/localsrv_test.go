@@ -2,11 +2,8 @@ package localsrv
 
 import (
 	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestLogRingKeepsTail(t *testing.T) {
@@ -46,48 +43,6 @@ func TestCleanEnv(t *testing.T) {
 		if strings.Contains(env, bad) {
 			t.Errorf("env keeps %q", bad)
 		}
-	}
-}
-
-func TestChildStopAndKill(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("needs Unix signals") // the servers this package starts run on Unix only
-	}
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Fatalf("no sh on PATH: %v", err) // every Unix has one; its absence is a broken machine
-	}
-	start := func(script string) *Child {
-		cmd := exec.Command(sh, "-c", script)
-		cmd.SysProcAttr = CurrentAccount().SysProcAttr()
-		c, err := StartChild(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-
-	// Obeys SIGTERM: Stop returns nil promptly.
-	c := start("sleep 60")
-	if err := c.Stop(SigTerm(), 5*time.Second, nil); err != nil {
-		t.Errorf("Stop of an obedient child: %v", err)
-	}
-	if gone, _ := c.Exited(); !gone {
-		t.Error("child still running after Stop")
-	}
-
-	// Ignores SIGTERM: Stop kills it after the grace and says so.
-	c = start("trap '' TERM; echo ready; sleep 60 & wait")
-	time.Sleep(200 * time.Millisecond) // let the trap be installed
-	begin := time.Now()
-	if err := c.Stop(SigTerm(), 300*time.Millisecond, nil); err != ErrKilled {
-		t.Errorf("Stop of a stubborn child = %v, want ErrKilled", err)
-	}
-	if d := time.Since(begin); d > 5*time.Second {
-		t.Errorf("Stop took %v", d)
-	}
-	if gone, _ := c.Exited(); !gone {
-		t.Error("child still running after Stop")
 	}
 }
 
