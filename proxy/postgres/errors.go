@@ -20,20 +20,6 @@ const (
 	CodeAdminShutdown        = "57P01"
 )
 
-// Reasons label failures in logs and metrics; the words are shared with
-// the other engines.
-const (
-	ReasonProtocol     = proxy.ReasonProtocol
-	ReasonCredentials  = proxy.ReasonCredentials
-	ReasonLimit        = proxy.ReasonLimit
-	ReasonShutdown     = proxy.ReasonShutdown
-	ReasonUpstreamAuth = proxy.ReasonUpstreamAuth
-	ReasonUpstreamTLS  = proxy.ReasonUpstreamTLS
-	ReasonUpstreamDial = proxy.ReasonUpstreamDial
-	ReasonUpstream     = proxy.ReasonUpstream
-	ReasonTimeout      = proxy.ReasonTimeout
-)
-
 // Error is a failure before the relay starts, as the client will see it.
 // Message names the cause and the fix; it never holds a token or a secret.
 type Error struct {
@@ -55,7 +41,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 func protocolErrorf(format string, args ...any) *Error {
-	return &Error{Code: CodeProtocolViolation, Reason: ReasonProtocol, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: CodeProtocolViolation, Reason: proxy.ReasonProtocol, Message: fmt.Sprintf(format, args...)}
 }
 
 // writeError sends e as a FATAL ErrorResponse.

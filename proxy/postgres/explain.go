@@ -28,16 +28,16 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	t := proxy.Target{Host: up.Host, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", User: user, TLS: p.tlsSettings()}
 	if x, ok := proxy.ExplainLoginFailure(err, t); ok {
 		code := CodeConnectionFailure
-		if x.Reason == ReasonCredentials {
+		if x.Reason == proxy.ReasonCredentials {
 			code = CodeInvalidAuthorization
 		}
 		return &Error{Code: code, Reason: x.Reason, Err: err, Message: x.Message}
 	}
 	if strings.Contains(err.Error(), "server refused TLS") {
-		return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstreamTLS, Err: err,
+		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstreamTLS, Err: err,
 			Message: fmt.Sprintf("the upstream %s refused TLS; IAM tokens are only sent over TLS. Fix: point --endpoint at an RDS or Aurora endpoint", up.Host)}
 	}
-	return &Error{Code: CodeConnectionFailure, Reason: ReasonUpstream, Err: err,
+	return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
 		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
 }
 
@@ -69,13 +69,13 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 		}
 		cancel()
 		arn := authtoken.DBUserARN(p.cfg.Region, account, "*", user)
-		return &Error{Code: CodeInvalidPassword, Reason: ReasonUpstreamAuth, Err: e,
+		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (PAM authentication failed): check that %s is a member of rds_iam, that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
 				user, user, who, arn, p.cfg.Region)}
 	case strings.Contains(e.Message, "password authentication failed"):
-		return &Error{Code: CodeInvalidPassword, Reason: ReasonUpstreamAuth, Err: e,
+		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream did not accept an IAM token for user %q (%s): the user is not set up for IAM authentication. Fix: GRANT rds_iam TO %s", user, e.Message, sqlquote.PGRole(user))}
 	}
-	return &Error{Code: e.Code, Reason: ReasonUpstream, Err: e, Detail: e.Detail, Hint: e.Hint,
+	return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e, Detail: e.Detail, Hint: e.Hint,
 		Message: "upstream refused the login: " + e.Message}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
 // Hello is what a client opened with: a startup message, or a cancel request
@@ -74,7 +75,7 @@ func ReadHello(c net.Conn, o FrontOptions) (*Hello, error) {
 			return &Hello{Cancel: op.cancel, Conn: conn}, nil
 		default:
 			if o.RequireTLS && !onTLS {
-				return nil, &Error{Code: CodeInvalidAuthorization, Reason: ReasonProtocol,
+				return nil, &Error{Code: CodeInvalidAuthorization, Reason: proxy.ReasonProtocol,
 					Message: fmt.Sprintf("no encryption: this server requires SSL for user %q", op.startup.User())}
 			}
 			return &Hello{Startup: op.startup, Conn: conn}, nil

@@ -82,7 +82,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	release, refused := proxy.TakeAll(p.cfg.Limits...)
 	if refused != "" {
-		p.fail(hs, log, conn, &Error{Code: CodeTooManyConnections, Reason: ReasonLimit, Message: refused}, start)
+		p.fail(hs, log, conn, &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonLimit, Message: refused}, start)
 		return
 	}
 	defer release()
@@ -93,7 +93,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	log = log.With("user", user, "database", st.Database())
 	if isReplication(st.Params["replication"]) {
-		p.fail(hs, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: ReasonProtocol,
+		p.fail(hs, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: proxy.ReasonProtocol,
 			Message: "replication connections cannot use IAM authentication on RDS: use a password user for replication"}, start)
 		return
 	}
@@ -123,7 +123,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	target.DialAddress = up.Conn.RemoteAddr().String()
 	key, forget, err := p.cancels.register(target, CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
-		p.fail(hs, log, conn, &Error{Code: CodeConnectionFailure, Reason: ReasonProtocol, Err: err,
+		p.fail(hs, log, conn, &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonProtocol, Err: err,
 			Message: "cannot make a cancel key for this session (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, start)
 		return
 	}
@@ -193,7 +193,7 @@ func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err
 			p.obs.Refused(reason)
 			return
 		}
-		pe = &Error{Code: CodeAdminShutdown, Reason: ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
+		pe = &Error{Code: CodeAdminShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
 	}
 	attrs := []any{"reason", pe.Reason, "code", pe.Code, "message", pe.Message}
 	if pe.Err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
 // Request codes of the packets that may open a connection, in place of a
@@ -82,7 +84,7 @@ func readOpening(r io.Reader) (*opening, error) {
 	}
 	major, minor := code>>16, uint16(code&0xffff)
 	if major != 3 {
-		return nil, &Error{Code: CodeFeatureNotSupported, Reason: ReasonProtocol,
+		return nil, &Error{Code: CodeFeatureNotSupported, Reason: proxy.ReasonProtocol,
 			Message: fmt.Sprintf("unsupported frontend protocol %d.%d: rds-iam-proxy speaks protocol 3", major, minor)}
 	}
 	st, err := parseStartupParams(body[4:])
@@ -123,7 +125,7 @@ func parseStartupParams(b []byte) (*Startup, error) {
 		st.Params[name] = value
 	}
 	if st.Params["user"] == "" {
-		return nil, &Error{Code: CodeInvalidAuthorization, Reason: ReasonProtocol,
+		return nil, &Error{Code: CodeInvalidAuthorization, Reason: proxy.ReasonProtocol,
 			Message: "no PostgreSQL user name specified in startup packet"}
 	}
 	return st, nil
