@@ -33,7 +33,18 @@ type Upstream struct {
 	// new login instead of TLSSettings and TLS, so that a refreshed CA
 	// bundle applies without a restart.
 	Trust *tlsca.Trust
+	// Dial, when set, opens the TCP connection to the dial address instead
+	// of a plain net.Dialer: an in-process tunnel, or a test that needs to
+	// shape the connection (slow writes, faults).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
+
+// maxLoginMessage bounds each message the upstream sends during the login
+// (pgconn's default is about 1 GiB). Login messages are small: an
+// authentication request, parameter statuses, a notice or an error. A
+// server that announces more is broken or hostile, and the login fails
+// instead of the proxy allocating what it announced.
+const maxLoginMessage = 1 << 20
 
 // CurrentTLS is the TLS settings and configuration for a new connection.
 func (u Upstream) CurrentTLS() (tlsca.Upstream, *tls.Config) {
@@ -106,15 +117,18 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	cfg.KerberosSrvName = ""
 	cfg.KerberosSpn = ""
 	cfg.ConnectTimeout = 0 // the caller's context bounds the login
+	cfg.MaxProtocolMessageBodyLen = maxLoginMessage
 	cfg.RuntimeParams = map[string]string{}
 	// Dial the tunnel when there is one, else the endpoint; never resolve
 	// the name through pgconn (with a tunnel it may not resolve here).
 	addr := u.DialAddr()
-	dialer := &net.Dialer{}
-	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-	cfg.DialFunc = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dialer.DialContext(ctx, "tcp", addr)
+	dial := u.Dial
+	if dial == nil {
+		dialer := &net.Dialer{}
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
 	}
+	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
+	cfg.DialFunc = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, addr) }
 	return cfg, nil
 }
 
@@ -153,15 +167,28 @@ func (d *Dialer) Login(ctx context.Context, l Login) (*pgconn.HijackedConn, erro
 			return nil, err
 		}
 	}
+	// pgconn may still have a read in flight on the connection: around each
+	// write that could block (the startup message, the password) it arms a
+	// 15 ms timer that starts a background reader, and stopping that reader
+	// does not interrupt the read it is in. On a loaded machine the write
+	// is slow, the reader takes the login's answer and goes back to read
+	// again; after a bare Hijack that read would take the server's first
+	// reply away from the relay, and the session would hang. SyncConn waits
+	// for the reader to stop (pinging the server when it must) and leaves
+	// nothing buffered; pgconn's doc for Hijack says to call it right
+	// before.
+	if err := conn.SyncConn(ctx); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("settle the upstream connection before relaying: %w", err)
+	}
 	hc, err := conn.Hijack()
 	if err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("hijack upstream connection: %w", err)
 	}
 	hc.Config.Password = ""
-	// pgconn reads ahead; anything the server sent after ReadyForQuery would
-	// be lost to the relay. Servers send nothing unprompted there, so this
-	// only guards the assumption.
+	// SyncConn left the read buffer empty; this only guards that contract,
+	// since anything buffered here would be lost to the relay.
 	if n := hc.Frontend.ReadBufferLen(); n != 0 {
 		hc.Conn.Close()
 		return nil, fmt.Errorf("the upstream sent %d bytes after ReadyForQuery before any query; not relaying a session that may be out of step", n)
