@@ -12,13 +12,18 @@
 //   - long sessions, held for the whole run, cycle through prepared
 //     statements, transactions that commit and roll back, bulk loads (COPY
 //     FROM STDIN and COPY TO STDOUT on Postgres, multi-row INSERTs and large
-//     SELECTs on MySQL), multi-statement queries, values of several MB both
-//     ways and results of many rows;
+//     SELECTs on MySQL), multi-statement queries, pipelined batches (pgx),
+//     values of several MB both ways, results of many rows, and idle
+//     spells;
 //   - short sessions connect, do a few queries and leave, over pgx, pgconn
 //     and psql, or go-sql-driver and the mariadb client;
 //   - on Postgres, listeners receive every NOTIFY the other sessions send,
 //     and a pair of sessions cancels a pg_sleep with a CancelRequest through
-//     the proxy; on MySQL a pair kills a SLEEP() with KILL QUERY.
+//     the proxy (and sends cancel requests with keys nobody holds); on
+//     MySQL a pair kills a SLEEP() with KILL QUERY;
+//   - now and then the server ends a session itself (pg_terminate_backend,
+//     KILL CONNECTION), and its next query must fail at once as it would
+//     without a proxy.
 //
 // Every answer is checked as it comes: each session tags its work with its
 // own id and a counter, and expects both back, with the backend process or

@@ -2,6 +2,7 @@ package mixload
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -9,8 +10,12 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// erQueryInterrupted is what a statement stopped by KILL QUERY ends with.
-const erQueryInterrupted = 1317
+// erQueryInterrupted is what a statement stopped by KILL QUERY ends with;
+// erConnectionKilled what a killed connection may be told.
+const (
+	erQueryInterrupted = 1317
+	erConnectionKilled = 1927
+)
 
 // killPair is two long sessions: the victim runs SLEEP(), the killer sees
 // it sleeping in the processlist and sends KILL QUERY with the victim's
@@ -46,6 +51,10 @@ func (m *MySQL) killPair(a *actor) {
 		}
 		if err == nil {
 			err = killer.identity(ctx)
+		}
+		if err == nil && i%4 == 3 {
+			a.doing("KILL CONNECTION a third session")
+			err = m.killConnection(ctx, killer, i)
 		}
 		cancel()
 		r.st.ops.Add(1)
@@ -119,4 +128,52 @@ func (m *MySQL) killOnce(ctx context.Context, v, k *mySession, i int) error {
 	case <-ctx.Done():
 		return abandon(fmt.Errorf("killed SLEEP: no answer: %w", ctx.Err()))
 	}
+}
+
+// killConnection opens a third session and has the killer end it with
+// KILL CONNECTION, as an administrator would. Once it is gone from the
+// processlist, the session's next query must fail at once (the server
+// closed it), not hang.
+func (m *MySQL) killConnection(ctx context.Context, k *mySession, i int) error {
+	r := m.r
+	t, err := m.connect(ctx, fmt.Sprintf("%s_kc%d", r.id, i))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		r.live.close(t.id, t.tag)
+		t.shut() // its connection is dead: an error closing it says nothing
+		r.st.closed.Add(1)
+	}()
+	if err := t.identity(ctx); err != nil {
+		return err
+	}
+	if _, err := k.conn.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", t.id)); err != nil {
+		return fmt.Errorf("KILL CONNECTION: %w", err)
+	}
+	r.st.terminated.Add(1)
+	for start := time.Now(); ; {
+		var n int
+		if err := k.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", t.id).Scan(&n); err != nil {
+			return fmt.Errorf("watch the killed connection: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Since(start) > 15*time.Second {
+			return fmt.Errorf("connection %d still there 15s after KILL CONNECTION", t.id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var one int
+	err = t.conn.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+	// MariaDB closes an idle killed connection without a word: the driver
+	// sees EOF, as it does without a proxy. A server that says why first
+	// sends 1927.
+	var me *mysql.MySQLError
+	if !errors.Is(err, mysql.ErrInvalidConn) && !errors.Is(err, driver.ErrBadConn) && !(errors.As(err, &me) && me.Number == erConnectionKilled) {
+		return t.wrong("query after KILL CONNECTION", "%v, want the closed connection (invalid connection) or error %d", err, erConnectionKilled)
+	}
+	r.st.terminatedSeen.Add(1)
+	return nil
 }

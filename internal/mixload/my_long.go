@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 type myOp struct {
@@ -22,6 +23,7 @@ var myLongOps = []myOp{
 	{"large value down", 1, (*mySession).largeDown},
 	{"many rows", 1, (*mySession).manyRows},
 	{"multi-statement query", 3, (*mySession).multiStatement},
+	{"idle", 1, (*mySession).idle},
 }
 
 func pickMy(s *mySession) myOp {
@@ -53,8 +55,13 @@ func (m *MySQL) long(a *actor, i int) {
 		return
 	}
 	defer s.close()
-	for !r.stopping() {
+	for n := 0; !r.stopping(); n++ {
+		// Every kind of work once first (each session from another
+		// start), then at random: a slow run still covers them all.
 		op := pickMy(s)
+		if n < len(myLongOps) {
+			op = myLongOps[(n+i)%len(myLongOps)]
+		}
 		if b, ok := r.ledger.oldest(tag, int64(r.opts.KeepRows)); ok {
 			op = myOp{name: "trim", run: func(s *mySession, ctx context.Context) error { return s.trim(ctx, b) }}
 		}
@@ -353,6 +360,13 @@ func (s *mySession) manyRows(ctx context.Context) error {
 	}
 	s.m.r.st.manyResults.Add(1)
 	s.m.r.st.manyRows.Add(int64(n))
+	return nil
+}
+
+// idle leaves the session idle for a while, as an application's pooled
+// connection is between requests.
+func (s *mySession) idle(ctx context.Context) error {
+	pause(s.m.r, time.Duration(200+s.rng.IntN(1500))*time.Millisecond)
 	return nil
 }
 

@@ -162,4 +162,6 @@ func (m *MySQL) verify(rep *Report) {
 	rep.atLeast("KILL QUERY sent", st.cancelsSent.Load(), 1)
 	rep.equal("statements killed (1317) = KILL QUERY sent", st.cancelled.Load(), st.cancelsSent.Load())
 	rep.equal("killed statements that finished anyway", st.cancelMissed.Load(), 0)
+	rep.atLeast("sessions ended by KILL CONNECTION", st.terminated.Load(), 1)
+	rep.equal("of them, the next query failed at once", st.terminatedSeen.Load(), st.terminated.Load())
 }

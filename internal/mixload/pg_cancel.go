@@ -56,6 +56,10 @@ func (p *Postgres) cancelPair(a *actor) {
 			a.doing("bogus cancel request")
 			err = p.bogusCancel(ctx)
 		}
+		if err == nil && i%4 == 3 {
+			a.doing("pg_terminate_backend a third session")
+			err = p.terminateOnce(ctx, watcher, i)
+		}
 		cancel()
 		r.st.ops.Add(1)
 		if err != nil {
@@ -133,7 +137,7 @@ func (p *Postgres) cancelOnce(ctx context.Context, v, w *pgSession, i int) error
 	case err := <-done:
 		var pgErr *pgconn.PgError
 		switch {
-		case errors.As(err, &pgErr) && pgErr.Code == "57014":
+		case errors.As(err, &pgErr) && pgErr.Code == "57014" && pgErr.Message == "canceling statement due to user request":
 			r.st.cancelled.Add(1)
 			return nil
 		case err == nil:
@@ -176,5 +180,50 @@ func (p *Postgres) bogusCancel(ctx context.Context) error {
 		return fmt.Errorf("cancel request with an unknown key: got %d bytes back, %v; want a plain close", n, err)
 	}
 	p.r.st.bogusCancels.Add(1)
+	return nil
+}
+
+// terminateOnce opens a third session and has the watcher end its backend
+// with pg_terminate_backend, as an administrator (or a failover) would.
+// The server sends FATAL 57P01 and closes; once the backend is gone, the
+// session's next query must get that FATAL, relayed before the close, and
+// not hang or see a bare reset.
+func (p *Postgres) terminateOnce(ctx context.Context, w *pgSession, i int) error {
+	r := p.r
+	t, err := p.connect(ctx, fmt.Sprintf("%s_ct%d", r.id, i))
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if err := t.identity(ctx); err != nil {
+		return err
+	}
+	var ok bool
+	if err := w.conn.QueryRow(ctx, "SELECT pg_terminate_backend($1)", t.pid).Scan(&ok); err != nil {
+		return fmt.Errorf("pg_terminate_backend: %w", err)
+	}
+	if !ok {
+		return w.wrong("pg_terminate_backend", "backend %d of open session %s not found", t.pid, t.tag)
+	}
+	r.st.terminated.Add(1)
+	for start := time.Now(); ; {
+		var n int
+		if err := w.conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", t.pid).Scan(&n); err != nil {
+			return fmt.Errorf("watch the terminated backend: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Since(start) > 15*time.Second {
+			return fmt.Errorf("backend %d still there 15s after pg_terminate_backend", t.pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err = t.conn.Exec(ctx, "SELECT 1")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57P01" {
+		return t.wrong("query after pg_terminate_backend", "%v, want FATAL 57P01 (terminating connection due to administrator command)", err)
+	}
+	r.st.terminatedSeen.Add(1)
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // pgOp is one kind of work a long session does; weight is how often.
@@ -24,6 +27,8 @@ var pgLongOps = []pgOp{
 	{"many rows", 1, (*pgSession).manyRows},
 	{"notify", 3, (*pgSession).notifyOne},
 	{"multi-statement query", 2, (*pgSession).multiStatement},
+	{"pipelined batch", 2, (*pgSession).pipeline},
+	{"idle", 1, (*pgSession).idle},
 }
 
 func pickPG(s *pgSession) pgOp {
@@ -55,8 +60,13 @@ func (p *Postgres) long(a *actor, i int) {
 		return
 	}
 	defer s.close()
-	for !r.stopping() {
+	for n := 0; !r.stopping(); n++ {
+		// Every kind of work once first (each session from another
+		// start), then at random: a slow run still covers them all.
 		op := pickPG(s)
+		if n < len(pgLongOps) {
+			op = pgLongOps[(n+i)%len(pgLongOps)]
+		}
 		if b, ok := r.ledger.oldest(tag, int64(r.opts.KeepRows)); ok {
 			op = pgOp{name: "trim", run: func(s *pgSession, ctx context.Context) error { return s.trim(ctx, b) }}
 		}
@@ -297,22 +307,75 @@ func (s *pgSession) notifyOne(ctx context.Context) error {
 	return nil
 }
 
-// multiStatement sends two statements in one simple Query: the session's
-// identity and its row count, which must match the ledger.
+// multiStatement sends three statements in one simple Query: a SET whose
+// ParameterStatus must reach this session, the session's identity, and
+// its row count, which must match the ledger.
 func (s *pgSession) multiStatement(ctx context.Context) error {
-	sql := fmt.Sprintf("SELECT %s::text, pg_backend_pid(); SELECT count(*) FROM %s WHERE session = %s", pgLit(s.tag), s.p.rows, pgLit(s.tag))
+	appName := fmt.Sprintf("%s_%d", s.tag, s.nonce)
+	sql := fmt.Sprintf("SET application_name TO %s; SELECT %s::text, pg_backend_pid(); SELECT count(*) FROM %s WHERE session = %s",
+		pgLit(appName), pgLit(s.tag), s.p.rows, pgLit(s.tag))
 	res, err := s.conn.PgConn().Exec(ctx, sql).ReadAll()
 	if err != nil {
 		return fmt.Errorf("multi-statement query: %w", err)
 	}
-	if len(res) != 2 || len(res[0].Rows) != 1 || len(res[1].Rows) != 1 {
+	if len(res) != 3 || len(res[1].Rows) != 1 || len(res[2].Rows) != 1 {
 		return s.wrong("multi-statement query", "%d results", len(res))
 	}
 	want := s.p.r.ledger.live(s.tag)
-	if tag, pid, count := string(res[0].Rows[0][0]), string(res[0].Rows[0][1]), string(res[1].Rows[0][0]); tag != s.tag || pid != fmt.Sprint(s.pid) || count != fmt.Sprint(want) {
+	if tag, pid, count := string(res[1].Rows[0][0]), string(res[1].Rows[0][1]), string(res[2].Rows[0][0]); tag != s.tag || pid != fmt.Sprint(s.pid) || count != fmt.Sprint(want) {
 		return s.wrong("multi-statement query", "(%q, %s, %s rows), want (%q, %d, %d rows)", tag, pid, count, s.tag, s.pid, want)
 	}
+	if got := s.conn.PgConn().ParameterStatus("application_name"); got != appName {
+		return s.wrong("multi-statement query", "ParameterStatus application_name %q, set %q", got, appName)
+	}
 	s.p.r.st.multiStmt.Add(1)
+	return nil
+}
+
+// pipeline sends InsertRows prepared INSERTs and a count as one pgx
+// batch: every message goes out before any answer is read (one Sync, so
+// one implicit transaction), and the answers must come back in order.
+func (s *pgSession) pipeline(ctx context.Context) error {
+	n := s.p.r.opts.InsertRows
+	first := s.nextSeq(n)
+	b := &pgx.Batch{}
+	sql := fmt.Sprintf(pgInsert, s.p.rows)
+	for seq := first; seq < first+n; seq++ {
+		b.Queue(sql, s.tag, seq, string(payload(s.tag, seq, false)))
+	}
+	b.Queue(fmt.Sprintf("SELECT count(*), $1::text FROM %s WHERE session = $1 AND seq BETWEEN $2 AND $3", s.p.rows), s.tag, first, first+n-1)
+	br := s.conn.SendBatch(ctx, b)
+	defer br.Close()
+	for seq := first; seq < first+n; seq++ {
+		var tag, sum string
+		var got int
+		if err := br.QueryRow().Scan(&tag, &got, &sum); err != nil {
+			return fmt.Errorf("batch insert: %w", err)
+		}
+		if pl := payload(s.tag, seq, false); tag != s.tag || got != seq || sum != md5hex(pl) {
+			return s.wrong("batch insert", "RETURNING (%q, %d, %s), want (%q, %d, %s)", tag, got, sum, s.tag, seq, md5hex(pl))
+		}
+	}
+	var count int
+	var tag string
+	if err := br.QueryRow().Scan(&count, &tag); err != nil {
+		return fmt.Errorf("batch count: %w", err)
+	}
+	if count != n || tag != s.tag {
+		return s.wrong("batch count", "(%d, %q), want (%d, %q)", count, tag, n, s.tag)
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	s.p.r.ledger.commit(s.tag, newBatch(s.tag, first, first+n-1, false))
+	s.p.r.st.pipelines.Add(1)
+	return nil
+}
+
+// idle leaves the session idle for a while, as an application's pooled
+// connection is between requests.
+func (s *pgSession) idle(ctx context.Context) error {
+	pause(s.p.r, time.Duration(200+s.rng.IntN(1500))*time.Millisecond)
 	return nil
 }
 

@@ -196,12 +196,15 @@ func (p *Postgres) verify(rep *Report) {
 	rep.atLeast("many-row results", st.manyResults.Load(), 1)
 	rep.info("rows in many-row results", "%d", st.manyRows.Load())
 	rep.atLeast("multi-statement simple queries", st.multiStmt.Load(), 1)
+	rep.atLeast("pipelined batches of prepared INSERTs", st.pipelines.Load(), 1)
 	rep.info("batches deleted to bound the table", "%d", st.trims.Load())
 	p.notes.check(rep)
 	rep.atLeast("cancels sent", st.cancelsSent.Load(), 1)
 	rep.equal("statements cancelled (57014) = cancels sent", st.cancelled.Load(), st.cancelsSent.Load())
 	rep.equal("cancelled statements that finished anyway", st.cancelMissed.Load(), 0)
 	rep.info("cancel requests with unknown keys (ignored)", "%d", st.bogusCancels.Load())
+	rep.atLeast("sessions ended by pg_terminate_backend", st.terminated.Load(), 1)
+	rep.equal("of them, the next query got FATAL 57P01", st.terminatedSeen.Load(), st.terminated.Load())
 	rep.CancelRequests = st.cancelsSent.Load() + st.bogusCancels.Load()
 }
 

@@ -27,6 +27,7 @@ type stats struct {
 	bulkBytesUp    atomic.Int64
 	bulkBytesDown  atomic.Int64
 	multiStmt      atomic.Int64 // multi-statement queries
+	pipelines      atomic.Int64 // pgx batches: many statements before any answer
 	largeUp        atomic.Int64
 	largeDown      atomic.Int64
 	largeBytes     atomic.Int64
@@ -37,6 +38,8 @@ type stats struct {
 	cancelled      atomic.Int64 // statements that ended with the cancel's error
 	cancelMissed   atomic.Int64 // statements that finished although cancelled
 	bogusCancels   atomic.Int64 // CancelRequests with keys nobody holds
+	terminated     atomic.Int64 // sessions ended by the server (pg_terminate_backend, KILL CONNECTION)
+	terminatedSeen atomic.Int64 // of those, sessions whose next query failed as it should
 
 	errors atomic.Int64 // driver, network and server errors nobody asked for
 	wrong  atomic.Int64 // answers that were not this session's or not right
