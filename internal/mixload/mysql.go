@@ -3,6 +3,7 @@ package mixload
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -37,6 +38,9 @@ func NewMySQL(ctx context.Context, cfg *mysql.Config, o Options) (*MySQL, error)
 	}
 	r := newRun(o)
 	r.ctx = ctx
+	// The driver prints connection losses (the run's own KILL CONNECTION)
+	// to stderr by default; they belong in the run's log.
+	cfg.Logger = driverLog{r.log}
 	if r.opts.ManyRows > maxManyRowsMySQL {
 		r.opts.ManyRows = maxManyRowsMySQL
 	}
@@ -66,13 +70,16 @@ func NewMySQL(ctx context.Context, cfg *mysql.Config, o Options) (*MySQL, error)
 	return m, nil
 }
 
-// Run runs the workload for Options.Duration, then checks everything it
-// did.
+// Run runs the workload for Options.Duration (or until ctx ends), then
+// checks everything it did.
 func (m *MySQL) Run(ctx context.Context) *Report {
 	r := m.r
 	o := r.opts
 	start := time.Now()
-	hard, cancel := context.WithTimeout(ctx, o.Duration+3*o.OpTimeout+time.Minute)
+	// ctx ending stops new work early, as the duration's end does; what
+	// is in flight still finishes (or is reported hung) under the run's
+	// own limit, so the checks run either way.
+	hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Duration+3*o.OpTimeout+time.Minute)
 	defer cancel()
 	r.ctx = hard
 	setupConnects := r.st.connects.Load()
@@ -165,3 +172,8 @@ func (m *MySQL) verify(rep *Report) {
 	rep.atLeast("sessions ended by KILL CONNECTION", st.terminated.Load(), 1)
 	rep.equal("of them, the next query failed at once", st.terminatedSeen.Load(), st.terminated.Load())
 }
+
+// driverLog takes go-sql-driver's messages into the run's log.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) { d.log.Debug("mixload: go-sql-driver: " + fmt.Sprint(v...)) }

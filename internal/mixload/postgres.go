@@ -64,14 +64,17 @@ func NewPostgres(ctx context.Context, connString string, o Options) (*Postgres, 
 	return p, nil
 }
 
-// Run runs the workload for Options.Duration, then checks everything it
-// did. It returns once every session has ended (or has been reported hung
-// and cut).
+// Run runs the workload for Options.Duration (or until ctx ends), then
+// checks everything it did. It returns once every session has ended (or
+// has been reported hung and cut).
 func (p *Postgres) Run(ctx context.Context) *Report {
 	r := p.r
 	o := r.opts
 	start := time.Now()
-	hard, cancel := context.WithTimeout(ctx, o.Duration+3*o.OpTimeout+time.Minute)
+	// ctx ending stops new work early, as the duration's end does; what
+	// is in flight still finishes (or is reported hung) under the run's
+	// own limit, so the checks run either way.
+	hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Duration+3*o.OpTimeout+time.Minute)
 	defer cancel()
 	r.ctx = hard
 	setupConnects := r.st.connects.Load() // made before the caller's baseline
