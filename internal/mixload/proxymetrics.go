@@ -89,7 +89,9 @@ const ns = "rds_iam_proxy_"
 // ConnectionChecks compare what the proxy counted for one upstream between
 // two scrapes with what the run did: every connection the run made was
 // accepted, the only ones refused were its cancel requests, and none is
-// open any more.
+// open any more. (In a run that already failed on an error the counts may
+// be off by one per error: pgconn sends a cancel request of its own when
+// it abandons a broken connection.)
 func ConnectionChecks(before, after Metrics, upstream string, rep *Report) []Check {
 	up := fmt.Sprintf("upstream=%q", upstream)
 	delta := func(name string, labels ...string) int64 {
