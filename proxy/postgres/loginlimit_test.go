@@ -98,9 +98,11 @@ func TestUpstreamLoginMessageBounded(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	// Everything the test binary allocated meanwhile: far below the
 	// announced size.
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if alloc > 64<<20 {
 		t.Errorf("the login allocated %d bytes for a message announced as %d", alloc, hugeParameterStatus)
 	}
+	t.Logf("login failed after %v, %d bytes allocated meanwhile", took, alloc)
 	var tooBig *pgproto3.ExceededMaxBodyLenErr
 	if !errors.As(err, &tooBig) || tooBig.MaxExpectedBodyLen != maxLoginMessage || tooBig.ActualBodyLen != hugeParameterStatus {
 		t.Fatalf("login: %v (after %v); want the message bound exceeded", err, took)
