@@ -37,7 +37,7 @@ func (a *AWS) SetContainerCredentials(roleName, authToken string) error {
 		a.containerSession = nil
 	}
 	a.containerRole, a.containerToken = roleName, authToken
-	a.rememberLocked(authToken)
+	a.rememberLocked(time.Time{}, authToken)
 	return nil
 }
 
@@ -103,7 +103,7 @@ func (a *AWS) serveContainer(w http.ResponseWriter, r *http.Request) {
 	now := a.nowLocked()
 	s := a.containerSession
 	window := min(imdsRefreshWindow, a.sessionDuration/2)
-	fresh := s == nil || s.role != role || !now.Before(s.expires.Add(-window))
+	fresh := s == nil || s.role != role || !now.Before(s.expires.Add(-window)) || !a.sessionKeptLocked(s)
 	if fresh {
 		s = a.issueSessionLocked(role, "container-"+randomText(8), a.sessionDuration, "", service)
 		a.containerSession = s

@@ -37,6 +37,33 @@
 // signature; [AWS.SeenSecrets] lists every such value so a test can assert
 // that none of them leaked into its logs.
 //
+// # Web identity
+//
+// AssumeRoleWithWebIdentity accepts only tokens STS would accept: a JWT
+// whose issuer is an OIDC provider registered in the account
+// ([AWS.AddOIDCProvider]), signed with RS256 by that provider's key,
+// unexpired on the emulator's clock, and for one of the provider's client
+// IDs (default sts.amazonaws.com). The emulator is the issuer: it holds
+// each provider's RSA key pair, and [OIDCProvider.Mint] signs tokens for
+// tests (an EKS service account token, a CI system's token). Anything else
+// is refused with STS's codes: InvalidIdentityToken (not a JWT, unknown
+// issuer, alg other than RS256, another key, a forged payload, a wrong
+// audience) or ExpiredTokenException; then the role's trust policy decides
+// (issuer, audience, subject). Not modelled: fetching keys from the
+// issuer's JWKS URL (the key is in memory), key rotation, thumbprints.
+//
+// # Memory
+//
+// What requests make the emulator remember is bounded, so a storm or a
+// long run cannot grow it without limit: at most 10,000 sessions (about
+// 1.2 KB each; a session is kept until an hour after it expires, so its
+// caller hears ExpiredToken, not an unknown key, for that hour), 10,000
+// IMDS tokens (kept until they expire), and 100,000 seen secrets or 32 MiB
+// of them (signatures and tokens presented, kept an hour). A full store
+// first forgets what is past its time, then what is nearest to it, down
+// to three quarters. Users, roles, policies and grants that tests create
+// through the API are not bounded. In all, about 50 MB at most.
+//
 // # Certificates
 //
 // [CA] makes a throwaway certificate authority at start, so a database front

@@ -62,15 +62,16 @@ type AWS struct {
 	mu              sync.Mutex
 	clockOffset     time.Duration
 	sessionDuration time.Duration
-	users           map[string]*iamUser // by ARN
-	roles           map[string]*iamRole // by ARN
-	userKeys        map[string]*userKey // by access key id (AKIA...)
-	sessions        map[string]*session // by access key id (ASIA...)
-	instanceProfile string              // role name, "" for none
-	imdsSession     *session            // current instance profile credentials
-	imdsTokens      map[string]time.Time
-	seen            map[string]struct{}
-	dbs             []*dbRecord // emulated instances and clusters, for the RDS API
+	users           map[string]*iamUser      // by ARN
+	roles           map[string]*iamRole      // by ARN
+	userKeys        map[string]*userKey      // by access key id (AKIA...)
+	sessions        *boundedStore[*session]  // by access key id (ASIA...)
+	instanceProfile string                   // role name, "" for none
+	imdsSession     *session                 // current instance profile credentials
+	imdsTokens      *boundedStore[time.Time] // token -> expiry
+	seen            *boundedStore[struct{}]  // secrets issued or presented (SeenSecrets)
+	oidc            map[string]*OIDCProvider // by issuer, without https://
+	dbs             []*dbRecord              // emulated instances and clusters, for the RDS API
 }
 
 type iamUser struct {
@@ -147,9 +148,10 @@ func NewAWS(o Options) *AWS {
 		users:           map[string]*iamUser{},
 		roles:           map[string]*iamRole{},
 		userKeys:        map[string]*userKey{},
-		sessions:        map[string]*session{},
-		imdsTokens:      map[string]time.Time{},
-		seen:            map[string]struct{}{},
+		sessions:        newBoundedStore[*session](maxSessions, 0),
+		imdsTokens:      newBoundedStore[time.Time](maxIMDSTokens, 0),
+		seen:            newBoundedStore[struct{}](maxSeen, maxSeenBytes),
+		oidc:            map[string]*OIDCProvider{},
 		faults:          map[string]*Fault{},
 	}
 	if a.accountID == "" {
@@ -233,7 +235,7 @@ func (a *AWS) AddUserInAccount(account, name string, p Policy) (accessKeyID, sec
 	u.policy = p.clone()
 	key.user = u
 	a.userKeys[key.id] = key
-	a.rememberLocked(key.secret)
+	a.rememberLocked(time.Time{}, key.secret)
 	a.mu.Unlock()
 	a.log.Info("iam user key created", "user", u.arn, "access_key_id", key.id)
 	return key.id, key.secret
@@ -311,31 +313,46 @@ func (a *AWS) SetInstanceProfile(roleName string) error {
 }
 
 // SeenSecrets returns every secret access key, session token and IMDS token
-// the emulator issued, and every token signature and session token it was
-// asked to verify, so that a test can assert none of them appears in its
-// logs. The order is unspecified.
+// the emulator issued, and every token signature, session token and web
+// identity token it was asked to verify, so that a test can assert none of
+// them appears in its logs. The order is unspecified. Memory is bounded
+// (bounded.go): in a very long run the oldest values the emulator saw
+// through requests may have been forgotten; what tests create through the
+// API never is.
 func (a *AWS) SeenSecrets() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]string, 0, len(a.seen))
-	for s := range a.seen {
+	out := make([]string, 0, a.seen.len())
+	a.seen.all(func(s string, _ struct{}) bool {
 		out = append(out, s)
-	}
+		return true
+	})
 	slices.Sort(out)
 	return out
 }
 
+// remember records secrets a request presented, to be forgotten
+// seenRetention from now if the store fills.
 func (a *AWS) remember(secrets ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.rememberLocked(secrets...)
+	a.rememberLocked(a.nowLocked().Add(seenRetention), secrets...)
 }
 
-func (a *AWS) rememberLocked(secrets ...string) {
+// rememberLocked records secrets that may be forgotten after forget (zero:
+// never); a secret already known keeps the later of the two times.
+func (a *AWS) rememberLocked(forget time.Time, secrets ...string) {
+	now := a.nowLocked()
 	for _, s := range secrets {
-		if s != "" {
-			a.seen[s] = struct{}{}
+		if s == "" {
+			continue
 		}
+		if old, ok := a.seen.items[s]; ok {
+			if old.forget.IsZero() || !forget.IsZero() && !forget.After(old.forget) {
+				continue // already kept at least as long
+			}
+		}
+		a.seen.put(s, struct{}{}, forget, len(s), now)
 	}
 }
 
@@ -378,7 +395,7 @@ func (a *AWS) lookupCredential(accessKeyID string) (credential, bool) {
 			},
 		}, true
 	}
-	if s, ok := a.sessions[accessKeyID]; ok {
+	if s, ok := a.sessions.get(accessKeyID); ok {
 		return credential{
 			secret:       s.secret,
 			sessionToken: s.token,
@@ -418,9 +435,18 @@ func (a *AWS) issueSessionLocked(r *iamRole, name string, d time.Duration, exter
 		externalID:  externalID,
 		issuedTo:    issuedTo,
 	}
-	a.sessions[s.accessKeyID] = s
-	a.rememberLocked(s.secret, s.token)
+	forget := s.expires.Add(sessionRetention)
+	a.sessions.put(s.accessKeyID, s, forget, len(s.token)+len(s.secret)+len(s.accessKeyID), a.nowLocked())
+	a.rememberLocked(forget, s.secret, s.token)
 	return s
+}
+
+// sessionKeptLocked reports whether s is still in the session store (a
+// full store may have dropped it: its credentials would no longer work);
+// the caller holds a.mu.
+func (a *AWS) sessionKeptLocked(s *session) bool {
+	kept, ok := a.sessions.get(s.accessKeyID)
+	return ok && kept == s
 }
 
 // checkTrust decides whether req may assume its role: the role's trust

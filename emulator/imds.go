@@ -113,13 +113,9 @@ func (a *AWS) serveIMDSToken(w http.ResponseWriter, r *http.Request, log *slog.L
 
 	a.mu.Lock()
 	now := a.nowLocked()
-	for t, exp := range a.imdsTokens {
-		if !now.Before(exp) {
-			delete(a.imdsTokens, t)
-		}
-	}
-	a.imdsTokens[token] = now.Add(time.Duration(ttl) * time.Second)
-	a.rememberLocked(token)
+	exp := now.Add(time.Duration(ttl) * time.Second)
+	a.imdsTokens.put(token, exp, exp, len(token), now) // forgotten once expired, if the store fills
+	a.rememberLocked(exp, token)
 	a.mu.Unlock()
 
 	w.Header().Set(imdsTokenTTLHeader, strconv.Itoa(ttl))
@@ -134,16 +130,23 @@ func (a *AWS) checkIMDSToken(token string) (time.Duration, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.nowLocked()
-	for t, exp := range a.imdsTokens {
+	var exp time.Time
+	found := false
+	a.imdsTokens.all(func(t string, e time.Time) bool {
 		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
-			if !now.Before(exp) {
-				return 0, fmt.Sprintf("IMDS token expired at %s (emulator clock %s)",
-					exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-			}
-			return exp.Sub(now), ""
+			exp, found = e, true
+			return false
 		}
+		return true
+	})
+	if !found {
+		return 0, "unknown IMDS token"
 	}
-	return 0, "unknown IMDS token"
+	if !now.Before(exp) {
+		return 0, fmt.Sprintf("IMDS token expired at %s (emulator clock %s)",
+			exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return exp.Sub(now), ""
 }
 
 type imdsCredentials struct {
@@ -187,7 +190,7 @@ func (a *AWS) serveIMDSCredentials(w http.ResponseWriter, name string, log *slog
 	s := a.imdsSession
 	window := min(imdsRefreshWindow, a.sessionDuration/2)
 	fresh := false
-	if s == nil || s.role != role || !now.Before(s.expires.Add(-window)) {
+	if s == nil || s.role != role || !now.Before(s.expires.Add(-window)) || !a.sessionKeptLocked(s) {
 		s = a.issueSessionLocked(role, a.instanceID, a.sessionDuration, "", "instance profile")
 		a.imdsSession = s
 		fresh = true

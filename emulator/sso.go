@@ -29,7 +29,7 @@ func (a *AWS) AddSSOAccess(accessToken, account, roleName string) error {
 		return fmt.Errorf("emulator: no role %s in account %s", roleName, account)
 	}
 	a.ssoGrants = append(a.ssoGrants, ssoGrant{token: accessToken, account: account, role: roleName})
-	a.rememberLocked(accessToken)
+	a.rememberLocked(time.Time{}, accessToken)
 	return nil
 }
 

@@ -3,9 +3,7 @@ package emulator
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -473,39 +471,10 @@ func (a *AWS) assumeRole(r *http.Request, body []byte, params url.Values, log *s
 	return resp, nil
 }
 
-// webIdentityClaims are the claims of a web identity token that STS echoes.
+// webIdentityClaims are the claims of a verified web identity token that
+// the trust policy checks and STS echoes.
 type webIdentityClaims struct {
 	subject, audience, issuer string
-}
-
-// parseWebIdentityClaims reads, without verifying anything, the claims of a
-// JWT. It reports false if the token is not shaped like a JWT.
-func parseWebIdentityClaims(token string) (webIdentityClaims, bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return webIdentityClaims{}, false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return webIdentityClaims{}, false
-	}
-	var c struct {
-		Sub string          `json:"sub"`
-		Iss string          `json:"iss"`
-		Aud json.RawMessage `json:"aud"`
-	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return webIdentityClaims{}, false
-	}
-	out := webIdentityClaims{subject: c.Sub, issuer: c.Iss}
-	var one string
-	var many []string
-	if json.Unmarshal(c.Aud, &one) == nil {
-		out.audience = one
-	} else if json.Unmarshal(c.Aud, &many) == nil && len(many) > 0 {
-		out.audience = many[0]
-	}
-	return out, true
 }
 
 func (a *AWS) assumeRoleWithWebIdentity(params url.Values, log *slog.Logger) (any, *stsError) {
@@ -517,16 +486,16 @@ func (a *AWS) assumeRoleWithWebIdentity(params url.Values, log *slog.Logger) (an
 	if token == "" {
 		return nil, validationError("webIdentityToken", "Member must not be null", "")
 	}
-	a.remember(token)
 	if len(token) < 4 {
 		return nil, validationError("webIdentityToken", "Member must have length greater than or equal to 4", "***")
 	}
-	claims, isJWT := parseWebIdentityClaims(token)
-	if !isJWT {
-		// A role with a trust policy refuses it (no issuer); a role
-		// without one accepts any token, but say so.
-		log.Warn("web identity token is not a JWT; only a role without a trust policy accepts it")
-		claims.subject = "unverified"
+	if len(token) > maxWebIdentityToken {
+		return nil, validationError("webIdentityToken", "Member must have length less than or equal to 20000", "***")
+	}
+	a.remember(token)
+	claims, serr := a.verifyWebIdentity(token)
+	if serr != nil {
+		return nil, serr
 	}
 	roleARN := params.Get("RoleArn")
 	denied := newSTSError(http.StatusForbidden, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", "")

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/base64"
 	"encoding/xml"
 	"io"
 	"net/http"
@@ -184,20 +183,17 @@ func TestAssumeRoleRejections(t *testing.T) {
 	}
 }
 
-// jwtFor builds an unsigned JWT-shaped token; the emulator does not verify web
-// identity tokens yet, only reads their claims.
-func jwtFor(claims string) string {
-	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc([]byte(claims)) + "." + enc([]byte("sig"))
-}
-
 func TestAssumeRoleWithWebIdentityFromEnv(t *testing.T) {
 	isolateAWSEnv(t)
 	w := newWorld(t)
 	roleARN := w.aws.AddRole("ci", Policy{})
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	token := jwtFor(`{"iss":"https://token.actions.githubusercontent.com","sub":"repo:acme/app:ref:refs/heads/main","aud":"sts.amazonaws.com"}`)
+	gha, err := w.aws.AddOIDCProvider("https://token.actions.githubusercontent.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := gha.Mint(WebIdentityClaims{Subject: "repo:acme/app:ref:refs/heads/main"})
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}

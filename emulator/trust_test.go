@@ -104,7 +104,7 @@ func userCreds2(a *AWS, account, name string, p Policy) aws.Credentials {
 }
 
 // TestTrustWebIdentityClaims: a role trusting one OIDC provider checks the
-// token's issuer, audience and subject.
+// verified token's issuer, audience and subject.
 func TestTrustWebIdentityClaims(t *testing.T) {
 	isolateAWSEnv(t)
 	w := newWorld(t)
@@ -113,23 +113,28 @@ func TestTrustWebIdentityClaims(t *testing.T) {
 	if err := w.aws.SetRoleTrust(roleARN, &Trust{WebIdentity: []WebIdentityTrust{{Issuer: "https://" + iss, Audience: "sts.amazonaws.com", Subject: "system:serviceaccount:prod:*"}}}); err != nil {
 		t.Fatal(err)
 	}
+	// Both issuers are registered providers of the account, and "other"
+	// is a client ID of the trusted one: the trust policy decides.
+	cluster, err := w.aws.AddOIDCProvider("https://"+iss, "sts.amazonaws.com", "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCluster, err := w.aws.AddOIDCProvider("https://oidc.eks.us-east-1.amazonaws.com/id/OTHER")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
-		name, claims, reason string
+		name, token, reason string
 	}{
-		{"ok", `{"iss":"https://` + iss + `","aud":"sts.amazonaws.com","sub":"system:serviceaccount:prod:app"}`, ""},
-		{"wrong issuer", `{"iss":"https://oidc.eks.us-east-1.amazonaws.com/id/OTHER","aud":"sts.amazonaws.com","sub":"system:serviceaccount:prod:app"}`, "is not a trusted web identity provider"},
-		{"wrong audience", `{"iss":"https://` + iss + `","aud":"other","sub":"system:serviceaccount:prod:app"}`, "is not the trusted \\\"sts.amazonaws.com\\\""},
-		{"wrong subject", `{"iss":"https://` + iss + `","aud":"sts.amazonaws.com","sub":"system:serviceaccount:dev:app"}`, "does not match the trusted \\\"system:serviceaccount:prod:*\\\""},
-		{"not a JWT", "", "not a JWT with an iss claim"},
+		{"ok", cluster.Mint(WebIdentityClaims{Subject: "system:serviceaccount:prod:app"}), ""},
+		{"wrong issuer", otherCluster.Mint(WebIdentityClaims{Subject: "system:serviceaccount:prod:app"}), "is not a trusted web identity provider"},
+		{"wrong audience", cluster.Mint(WebIdentityClaims{Subject: "system:serviceaccount:prod:app", Audience: "other"}), "is not the trusted \\\"sts.amazonaws.com\\\""},
+		{"wrong subject", cluster.Mint(WebIdentityClaims{Subject: "system:serviceaccount:dev:app"}), "does not match the trusted \\\"system:serviceaccount:prod:*\\\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			token := "opaque-token-value"
-			if c.claims != "" {
-				token = jwtFor(c.claims)
-			}
 			_, err := w.stsClient(t, nil).AssumeRoleWithWebIdentity(t.Context(), &sts.AssumeRoleWithWebIdentityInput{
-				RoleArn: aws.String(roleARN), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(token),
+				RoleArn: aws.String(roleARN), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(c.token),
 			})
 			if c.reason == "" {
 				if err != nil {

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"crypto/sha1"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -197,11 +196,17 @@ func TestSourceCredentialProcess(t *testing.T) {
 	}
 }
 
-// jwt builds a JWT-shaped web identity token with claims (unsigned: the
-// emulator checks issuer, audience and subject, not signatures).
-func jwt(claims string) string {
-	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc([]byte(claims)) + "." + enc([]byte("signature-not-checked"))
+// jwt mints the service account token of subject as the cluster's OIDC
+// issuer (played by the emulator, registered in the account) signs it:
+// RS256, audience sts.amazonaws.com, valid an hour. STS verifies the
+// signature, then the role's trust checks issuer, audience and subject.
+func jwt(t *testing.T, subject string) string {
+	t.Helper()
+	p, err := w.aws.AWS.AddOIDCProvider(eksIssuer) // once per world; later calls return it
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Mint(emulator.WebIdentityClaims{Subject: subject, Audience: "sts.amazonaws.com"})
 }
 
 const eksIssuer = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
@@ -220,7 +225,7 @@ func irsaRole(t *testing.T, name string) string {
 
 func useIRSA(t *testing.T, dir, role, subject string) string {
 	t.Helper()
-	file := writeFile(t, filepath.Join(dir, "token"), jwt(`{"iss":"`+eksIssuer+`","aud":"sts.amazonaws.com","sub":"`+subject+`"}`), 0o600)
+	file := writeFile(t, filepath.Join(dir, "token"), jwt(t, subject), 0o600)
 	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", file)
 	t.Setenv("AWS_ROLE_ARN", role)
 	return file
@@ -244,6 +249,18 @@ func TestSourceIRSA(t *testing.T) {
 		port := startProxy(t)
 		e := connectErr(t, port)
 		wantAll(t, e.Message, "web identity (IRSA) with token file "+file, "for role "+role, "AccessDenied", "trust policy")
+	})
+
+	// STS verifies the token's signature: prod:app's claims under another
+	// token's signature are refused before the trust policy is asked.
+	t.Run("forged token", func(t *testing.T) {
+		file := useIRSA(t, t.TempDir(), role, "system:serviceaccount:dev:app")
+		claims := strings.Split(jwt(t, "system:serviceaccount:prod:app"), ".")
+		signature := strings.Split(jwt(t, "system:serviceaccount:dev:app"), ".")[2]
+		writeFile(t, file, claims[0]+"."+claims[1]+"."+signature, 0o600)
+		port := startProxy(t)
+		e := connectErr(t, port)
+		wantAll(t, e.Message, "web identity (IRSA) with token file "+file, "for role "+role, "InvalidIdentityToken", "OIDC provider registered in IAM")
 	})
 }
 

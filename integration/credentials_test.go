@@ -52,7 +52,7 @@ func TestCredentialsCached(t *testing.T) {
 // in credentials_refresh_test.go, renews them ahead of expiry).
 func TestCredentialsRefreshedAheadOfExpiry(t *testing.T) {
 	tokenFile := t.TempDir() + "/token"
-	if err := os.WriteFile(tokenFile, []byte("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2ln"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(jwt(t, "system:serviceaccount:default:app")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tokenFile)

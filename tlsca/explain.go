@@ -13,15 +13,20 @@ import (
 // Explain turns a failed TLS handshake with the upstream into a message a
 // person can act on: what failed, the name that was expected, what the
 // server presented, the bundle in use (path, CA count, download date), and
-// the fix. ok is false when err is not a TLS verification or handshake
-// failure; the engine then explains it its own way. now is the local clock,
-// quoted when a certificate is outside its validity.
+// the fix. A plaintext connection refused at connect time
+// ([PlaintextRefusedError]) is explained too. ok is false when err is
+// neither; the engine then explains it its own way. now is the local
+// clock, quoted when a certificate is outside its validity.
 //
 // For example: "TLS verification of db.x.us-east-1.rds.amazonaws.com failed:
 // certificate signed by unknown authority: the server's CA 'Amazon RDS
 // us-east-1 Root CA RSA2048 G1' is not in the bundle /path (102 CAs,
 // downloaded 2026-11-20); ...".
 func (u Upstream) Explain(err error, now time.Time) (msg string, ok bool) {
+	var refused *PlaintextRefusedError
+	if errors.As(err, &refused) {
+		return refused.Error(), true
+	}
 	var chain []*x509.Certificate
 	var cve *tls.CertificateVerificationError
 	if errors.As(err, &cve) {

@@ -149,7 +149,17 @@ func loadDownload(ctx context.Context, o Options, now func() time.Time, log *slo
 	shown := redactURL(u) // for logs, messages and the cache metadata
 	log = log.With("url", shown, "cache", path)
 
-	cached, meta := readCache(path, shown, now(), log)
+	// A cache others could have written is not used (cachesafe.go).
+	var cached *Bundle
+	var meta *cacheMeta
+	dirProblem := unsafeDir(dir)
+	refused := dirProblem
+	if dirProblem != "" {
+		log.Warn("not using the RDS CA bundle cache: "+dirProblem+"; the bundle is downloaded and not cached",
+			"fix", permissionsFix(dir))
+	} else {
+		cached, meta, refused = readCache(path, shown, now(), log)
+	}
 	if cached != nil && now().Sub(meta.Fetched) < maxAge {
 		log.Debug("using cached RDS CA bundle", "fetched", meta.Fetched, "cas", len(cached.Certs))
 		return cached, nil
@@ -166,7 +176,10 @@ func loadDownload(ctx context.Context, o Options, now func() time.Time, log *slo
 		if err == nil {
 			nm := &cacheMeta{URL: shown, ETag: res.etag, LastModified: res.lastModified, Fetched: now(), SHA256: digest(res.body)}
 			b.Source, b.URL, b.Fetched = path, shown, nm.Fetched
-			if werr := writeCache(dir, path, res.body, nm); werr != nil {
+			if dirProblem != "" {
+				b.Source = shown
+				log.Info("downloaded RDS CA bundle (not cached)", "cas", len(b.Certs))
+			} else if werr := writeCache(dir, path, res.body, nm); werr != nil {
 				log.Warn("could not cache the RDS CA bundle; it will be downloaded again next start", "err", werr)
 				b.Source = shown
 			} else if cached != nil {
@@ -195,30 +208,47 @@ func loadDownload(ctx context.Context, o Options, now func() time.Time, log *slo
 			"fetched", meta.Fetched.UTC().Format(time.RFC3339), "cas", len(cached.Certs))
 		return cached, nil
 	}
+	if refused != "" {
+		fixPath := path
+		if dirProblem != "" {
+			fixPath = dir
+		}
+		return nil, fmt.Errorf("download the RDS CA bundle from %s: %w; the cached copy is not used: %s, so whoever can write it could make the proxy trust their own CA. Fix: make it yours and writable only by you (%s), or delete it, and restore network access to %s; or pass --ca-bundle FILE with a bundle you downloaded",
+			shown, err, refused, permissionsFix(fixPath), u.Host)
+	}
 	return nil, fmt.Errorf("download the RDS CA bundle from %s: %w; there is no cached copy in %s. Fix: restore network access to %s, or download the bundle elsewhere (curl -o rds-ca.pem %s) and pass --ca-bundle rds-ca.pem",
 		shown, err, dir, u.Host, shown)
 }
 
 // readCache returns the cached bundle for url and its metadata, or nil when
-// there is none or it is unusable (logged). A bundle whose metadata is
-// missing or does not match it is used, but treated as stale and fetched
-// unconditionally.
-func readCache(path, url string, now time.Time, log *slog.Logger) (*Bundle, *cacheMeta) {
-	data, err := readBounded(path)
+// there is none or it is unusable (logged). A bundle others could have
+// written is refused: refused says why. A bundle whose metadata is
+// missing, refused or does not match it is used, but treated as stale and
+// fetched unconditionally.
+func readCache(path, url string, now time.Time, log *slog.Logger) (b *Bundle, meta *cacheMeta, refused string) {
+	data, why, err := readCached(path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			log.Warn("cannot read the cached RDS CA bundle", "err", err)
 		}
-		return nil, nil
+		return nil, nil, ""
 	}
-	b, err := ParseBundle(data, path, now)
+	if why != "" {
+		log.Warn("refusing the cached RDS CA bundle ("+why+"): whoever can write it could make the proxy trust their own CA; downloading it again",
+			"file", path, "fix", permissionsFix(path)+" (or delete it)")
+		return nil, nil, why
+	}
+	b, err = ParseBundle(data, path, now)
 	if err != nil {
 		log.Warn("cached RDS CA bundle is unusable; downloading again", "err", err)
-		return nil, nil
+		return nil, nil, ""
 	}
-	meta := &cacheMeta{}
-	if mdata, err := readBounded(path + ".json"); err != nil || json.Unmarshal(mdata, meta) != nil ||
-		meta.URL != url || meta.SHA256 != digest(data) {
+	meta = &cacheMeta{}
+	mdata, mwhy, err := readCached(path + ".json")
+	if mwhy != "" {
+		log.Warn("ignoring the cached RDS CA bundle's metadata ("+mwhy+"); revalidating the bundle", "file", path+".json")
+	}
+	if err != nil || mwhy != "" || json.Unmarshal(mdata, meta) != nil || meta.URL != url || meta.SHA256 != digest(data) {
 		meta = &cacheMeta{URL: url} // zero Fetched: stale, no validators
 	}
 	b.URL, b.Fetched = url, meta.Fetched
@@ -227,7 +257,27 @@ func readCache(path, url string, now time.Time, log *slog.Logger) (*Bundle, *cac
 			b.Fetched = fi.ModTime()
 		}
 	}
-	return b, meta
+	return b, meta, ""
+}
+
+// readCached reads a cache file, unless it is not safe to trust: then why
+// says so and nothing is read. The check is on the file opened, so it
+// cannot be swapped between the check and the read.
+func readCached(path string) (data []byte, why string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, "", err
+	}
+	if why := unsafeFile(path, fi); why != "" {
+		return nil, why, nil
+	}
+	data, err = readAllBounded(f, path)
+	return data, "", err
 }
 
 func digest(data []byte) string {
@@ -241,7 +291,13 @@ func readBounded(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxBundleSize+1))
+	return readAllBounded(f, path)
+}
+
+// readAllBounded reads r (the file path) whole, up to the size a bundle
+// may have.
+func readAllBounded(r io.Reader, path string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxBundleSize+1))
 	if err != nil {
 		return nil, err
 	}

@@ -77,10 +77,13 @@ func checkDownloadURL(raw string) (*url.URL, error) {
 
 // isLoopbackHost reports whether host (no port) is "localhost" or a
 // loopback IP literal. Other names are never resolved: what a name resolves
-// to can change after the check.
+// to can change after the check, and Go resolves even *.localhost names
+// through /etc/hosts and DNS. "localhost" itself is accepted because every
+// system maps it; a plaintext upstream also checks the address it actually
+// connects to ([PlaintextDialer]).
 func isLoopbackHost(host string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))

@@ -140,7 +140,7 @@ func (u Upstream) Check() error {
 			target = host
 		}
 		if !isLoopbackHost(target) {
-			return fmt.Errorf("--tls-mode disable is refused for %s: without TLS the IAM token would cross the network in plaintext; disable is only for a server on a loopback address (127.0.0.1, ::1, localhost)", target)
+			return fmt.Errorf("--tls-mode disable is refused for %s: without TLS the IAM token would cross the network in plaintext; disable is only for a server on a loopback address, written as 127.0.0.1, ::1 or localhost (other names, *.localhost too, may resolve anywhere). Fix: --dial-address 127.0.0.1:PORT, or use TLS", target)
 		}
 	}
 	return nil

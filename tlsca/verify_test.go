@@ -149,6 +149,9 @@ func TestCheckModes(t *testing.T) {
 		{"disable ipv6 loopback", Upstream{Host: "db.dev", DialAddress: "[::1]:5432", Mode: Disable}, ""},
 		{"disable dial remote", Upstream{Host: "localhost", DialAddress: "10.0.0.5:5432", Mode: Disable}, "refused for 10.0.0.5"},
 		{"disable rds via tunnel", Upstream{Host: rds, DialAddress: "127.0.0.1:15432", Mode: Disable}, "refused for " + rds},
+		// Go resolves *.localhost through /etc/hosts and DNS like any name.
+		{"disable .localhost name", Upstream{Host: "db.localhost", Mode: Disable}, "refused for db.localhost"},
+		{"disable .localhost dial address", Upstream{Host: "127.0.0.1", DialAddress: "pg.dev.localhost:5432", Mode: Disable}, "Fix: --dial-address 127.0.0.1:PORT"},
 		{"unknown mode", Upstream{Host: "x", Mode: "prefer"}, "--tls-mode"},
 	} {
 		err := c.u.Check()

@@ -690,6 +690,12 @@ func (d *doctor) pgLogin(ctx context.Context) error {
 		var dialer net.Dialer
 		return dialer.DialContext(ctx, "tcp", addr)
 	}
+	if d.tlsConf == nil {
+		// --tls-mode disable: the token goes in plaintext, so only to an
+		// address that is loopback when connected to.
+		plain := tlsca.PlaintextDialer(nil)
+		pc.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) { return plain(ctx, addr) }
+	}
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return err

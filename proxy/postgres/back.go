@@ -35,7 +35,8 @@ type Upstream struct {
 	Trust *tlsca.Trust
 	// Dial, when set, opens the TCP connection to the dial address instead
 	// of a plain net.Dialer: an in-process tunnel, or a test that needs to
-	// shape the connection (slow writes, faults).
+	// shape the connection (slow writes, faults). With --tls-mode disable
+	// the connection it returns must have a loopback TCP peer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
@@ -126,6 +127,16 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	if dial == nil {
 		dialer := &net.Dialer{}
 		dial = func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
+	}
+	// Plaintext (--tls-mode disable): tlsca.Upstream.Check allowed only
+	// loopback names at start; here the address actually connected to must
+	// be loopback too, whatever the name resolves to now.
+	if ts, conf := u.CurrentTLS(); conf == nil && ts.Mode == tlsca.Disable {
+		if u.Dial == nil {
+			dial = tlsca.PlaintextDialer(nil)
+		} else {
+			dial = tlsca.CheckPlaintextDial(u.Dial)
+		}
 	}
 	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	cfg.DialFunc = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, addr) }

@@ -10,6 +10,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
@@ -32,6 +33,12 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 			code = CodeInvalidAuthorization
 		}
 		return &Error{Code: code, Reason: x.Reason, Err: err, Message: x.Message}
+	}
+	var tooBig *pgproto3.ExceededMaxBodyLenErr
+	if errors.As(err, &tooBig) {
+		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
+			Message: fmt.Sprintf("the upstream %s at %s announced a %d-byte message during the login, more than the %d bytes a login message may have; it does not behave like PostgreSQL. Fix: check that --endpoint and --dial-address reach the database itself and nothing in between rewrites the connection",
+				up.Host, up.DialAddr(), tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)}
 	}
 	if strings.Contains(err.Error(), "server refused TLS") {
 		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstreamTLS, Err: err,
