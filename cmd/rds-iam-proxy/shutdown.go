@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,12 +23,15 @@ import (
 func cmdShutdown(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("shutdown", "rds-iam-proxy shutdown [--shutdown-address HOST:PORT|unix:PATH]\n\nAsk the proxy on this machine to drain and exit (POST /quitquitquit on its shutdown listener,\nwhich it serves when started with the same --shutdown-address).", stderr)
 	addr := fs.String("shutdown-address", health.DefaultShutdownAddress, "the proxy's shutdown listener: loopback HOST:PORT or unix:PATH (its shutdown_address)")
-	admin := fs.String("admin-address", "", "no longer used: /quitquitquit is not served on the admin port (pass --shutdown-address)")
+	fs.String("admin-address", "", "no longer used: /quitquitquit is not served on the admin port (pass --shutdown-address)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up on the request after this long")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
-	if *admin != "" {
+	// Given on the command line, it is a script written for the old
+	// place; RDS_IAM_PROXY_ADMIN_ADDRESS in the environment is the
+	// proxy's own setting (and wait's), not a mistake.
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), "admin-address") }) {
 		fmt.Fprintln(stderr, "rds-iam-proxy shutdown: --admin-address: /quitquitquit is no longer served on the admin port, which may be reachable from other pods. Fix: start the proxy with --shutdown-address 127.0.0.1:9802 (or unix:PATH) and pass the same --shutdown-address here")
 		return 2
 	}

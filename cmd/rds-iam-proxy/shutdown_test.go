@@ -78,6 +78,15 @@ func TestShutdownErrors(t *testing.T) {
 			t.Errorf("shutdown = %d, stderr %q", code, stderr.String())
 		}
 	})
+	t.Run("RDS_IAM_PROXY_ADMIN_ADDRESS is the proxy's, not an error", func(t *testing.T) {
+		var calls atomic.Int32
+		addr := shutdownListener(t, "tcp", "127.0.0.1:0", func() { calls.Add(1) })
+		t.Setenv("RDS_IAM_PROXY_ADMIN_ADDRESS", "0.0.0.0:9801")
+		var stdout, stderr bytes.Buffer
+		if code := runMain(context.Background(), []string{"shutdown", "--shutdown-address", addr}, &stdout, &stderr); code != 0 || calls.Load() != 1 {
+			t.Errorf("shutdown = %d, quit calls %d, stderr %q", code, calls.Load(), stderr.String())
+		}
+	})
 	t.Run("--admin-address", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		code := runMain(context.Background(), []string{"shutdown", "--admin-address", "127.0.0.1:9801"}, &stdout, &stderr)
