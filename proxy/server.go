@@ -156,9 +156,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// eviction ends the connection's reads.
 		pass.OnEvict(func() { c.SetReadDeadline(time.Unix(1, 0)) })
 		s.log.Debug("connection accepted", "client", c.RemoteAddr().String())
-		ctx := s.connCtx
+		connCtx := s.connCtx
 		if pass != nil {
-			ctx = context.WithValue(ctx, passKey{}, pass)
+			connCtx = context.WithValue(connCtx, passKey{}, pass)
 		}
 		go func() {
 			defer s.wg.Done()
@@ -171,7 +171,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 					s.log.Error("connection handler panicked", "panic", r, "stack", string(debug.Stack()))
 				}
 			}()
-			s.handler.ServeConn(ctx, c)
+			s.handler.ServeConn(connCtx, c)
 		}()
 	}
 }
