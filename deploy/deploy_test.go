@@ -67,9 +67,13 @@ type Config struct {
 	LogLevel         string     `yaml:"log_level"`
 	LogFormat        string     `yaml:"log_format"`
 	AdminAddress     string     `yaml:"admin_address"`
+	ShutdownAddress  string     `yaml:"shutdown_address"`
 	AllowNonLoopback bool       `yaml:"allow_non_loopback"`
 	MaxConnections   int        `yaml:"max_connections"`
 	HandshakeTimeout string     `yaml:"handshake_timeout"`
+	MaxHandshakes    int        `yaml:"max_handshakes"`
+	FirstPacket      string     `yaml:"first_packet_timeout"`
+	MaxUnanswered    int        `yaml:"max_unanswered_greetings"`
 	ConnectTimeout   string     `yaml:"connect_timeout"`
 	IdleTimeout      string     `yaml:"idle_timeout"`
 	MinShutdownDelay string     `yaml:"min_shutdown_delay"`
@@ -97,6 +101,7 @@ type Upstream struct {
 	CABundle       string `yaml:"ca_bundle"`
 	MaxConnections int    `yaml:"max_connections"`
 	SocketMode     string `yaml:"socket_mode"`
+	LocalInfile    bool   `yaml:"allow_local_infile"`
 }
 
 // parseConfig decodes a config file strictly and checks its values.
@@ -108,7 +113,7 @@ func parseConfig(t *testing.T, name string, data []byte) Config {
 	if err := dec.Decode(&c); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	for key, d := range map[string]string{"handshake_timeout": c.HandshakeTimeout, "connect_timeout": c.ConnectTimeout,
+	for key, d := range map[string]string{"handshake_timeout": c.HandshakeTimeout, "connect_timeout": c.ConnectTimeout, "first_packet_timeout": c.FirstPacket,
 		"idle_timeout": c.IdleTimeout, "min_shutdown_delay": c.MinShutdownDelay, "max_shutdown_delay": c.MaxShutdownDelay} {
 		if d != "" {
 			if _, err := time.ParseDuration(d); err != nil {
@@ -1013,7 +1018,7 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 			for _, p := range r.Ports {
 				if s := fmt.Sprint(p.Port); s == "admin" || s == "9801" {
-					t.Errorf("networkpolicy.yaml %s admits other pods to the admin port (POST /quitquitquit)", np.Metadata.Name)
+					t.Errorf("networkpolicy.yaml %s admits other pods to the admin port (/metrics)", np.Metadata.Name)
 				}
 			}
 		}
@@ -1633,4 +1638,47 @@ func parseDur(t *testing.T, s string) time.Duration {
 		t.Fatalf("duration %q: %v", s, err)
 	}
 	return d
+}
+
+// TestShutdownEndpointStaysLocal: wherever an example sets where POST
+// /quitquitquit is served, it is a unix socket or a loopback address, and
+// not the admin address; in the systemd example the socket is in the
+// RuntimeDirectory, the one place the service may create it.
+func TestShutdownEndpointStaysLocal(t *testing.T) {
+	addrs := map[string]string{}
+	example := parseConfig(t, "deploy/rds-iam-proxy.example.yaml", readFile(t, "deploy/rds-iam-proxy.example.yaml"))
+	addrs["deploy/rds-iam-proxy.example.yaml"] = example.ShutdownAddress
+	var cm struct {
+		APIVersion string            `yaml:"apiVersion"`
+		Kind       string            `yaml:"kind"`
+		Metadata   map[string]string `yaml:"metadata"`
+		Data       map[string]string `yaml:"data"`
+	}
+	decodeInto(t, "deploy/kubernetes/configmap.yaml", &cm)
+	for k, v := range cm.Data {
+		c := parseConfig(t, "configmap.yaml "+k, []byte(v))
+		addrs["configmap.yaml "+k] = c.ShutdownAddress
+	}
+	flag := regexp.MustCompile(`--shutdown-address[= ]"?([^"\s]+)`)
+	for _, f := range []string{"deploy/kubernetes/deployment.yaml", "deploy/kubernetes/job.yaml", "docker-compose.yml", "deploy/systemd/rds-iam-proxy.service"} {
+		for i, m := range flag.FindAllStringSubmatch(string(readFile(t, f)), -1) {
+			addrs[fmt.Sprintf("%s #%d", f, i)] = m[1]
+		}
+	}
+	for where, addr := range addrs {
+		if addr != "" && !isLocalListen(addr) {
+			t.Errorf("%s: shutdown address %q is neither a unix socket nor loopback", where, addr)
+		}
+	}
+	if example.ShutdownAddress == "" {
+		t.Fatal("the example config does not show shutdown_address")
+	}
+	if example.ShutdownAddress == example.AdminAddress {
+		t.Errorf("the example serves /quitquitquit on its admin address %s", example.AdminAddress)
+	}
+	if dir, ok := strings.CutPrefix(example.ShutdownAddress, "unix:"); ok {
+		if want := "/run/" + systemdUnit(t)["Service"]["RuntimeDirectory"][0]; path.Dir(dir) != want {
+			t.Errorf("the example's shutdown socket %s is not in the systemd RuntimeDirectory %s", dir, want)
+		}
+	}
 }

@@ -194,7 +194,7 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 	log = log.With("caller", caller.ARN)
 
 	sess, err := pending.Login(hctx, mysql.Login{User: user, Database: resp.Database, Password: m.opts.BackendPassword,
-		Plugin: mysql.PluginNativePassword, Client: resp})
+		Plugin: mysql.PluginNativePassword, Client: resp, LocalInfile: true})
 	loggedIn = true // Login owns the connection now
 	if err != nil {
 		var se *mysql.ServerError

@@ -61,6 +61,13 @@ func startSidecar(t *testing.T, config string, extra ...string) *sidecar {
 	}
 	s := &sidecar{logs: &syncBuffer{}, admin: "127.0.0.1:" + freePort(t), exited: make(chan struct{})}
 	args := append([]string{"--config", path, "--admin-address", s.admin, "--log-level", "debug"}, extra...)
+	for i, a := range extra {
+		if a == "--admin-address" && i+1 < len(extra) {
+			// Probed on loopback even when it listens on every interface.
+			_, port, _ := net.SplitHostPort(extra[i+1])
+			s.admin = "127.0.0.1:" + port
+		}
+	}
 	s.cmd = exec.Command(proxyBinary(t), args...)
 	s.cmd.Stderr = io.MultiWriter(s.logs, w.logs)
 	if err := s.cmd.Start(); err != nil {
@@ -354,8 +361,8 @@ func TestSidecarDrain(t *testing.T) {
 // drains like a signal; an idle session still open at
 // --max-shutdown-delay is cut and the exit status (3) says so.
 func TestSidecarQuitQuitQuit(t *testing.T) {
-	pgPort := freePort(t)
-	s := startSidecar(t, upstreamsYAML("max_shutdown_delay: 1s", pgUpstream("pg", "127.0.0.1:"+pgPort)))
+	pgPort, quitAddr := freePort(t), "127.0.0.1:"+freePort(t)
+	s := startSidecar(t, upstreamsYAML("max_shutdown_delay: 1s\nshutdown_address: "+quitAddr, pgUpstream("pg", "127.0.0.1:"+pgPort)))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := pgconn.Connect(ctx, dsn(pgPort, iamUser))
@@ -363,7 +370,7 @@ func TestSidecarQuitQuitQuit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	if out, err := exec.Command(proxyBinary(t), "shutdown", "--admin-address", s.admin).CombinedOutput(); err != nil {
+	if out, err := exec.Command(proxyBinary(t), "shutdown", "--shutdown-address", quitAddr).CombinedOutput(); err != nil {
 		t.Fatalf("rds-iam-proxy shutdown: %v %s", err, out)
 	}
 	if code, _ := s.wait(t, 20*time.Second); code != 3 {

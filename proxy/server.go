@@ -17,6 +17,23 @@ type Handler interface {
 	ServeConn(ctx context.Context, c net.Conn)
 }
 
+// Refuser is a Handler that can turn a connection away in its own protocol
+// when the server's cap on connections logging in is full (see
+// Server.LimitHandshakes). It owns c and must close it, within about two
+// seconds whatever the client does.
+type Refuser interface {
+	RefuseConn(ctx context.Context, c net.Conn, r Refusal)
+}
+
+// Refusal says why a connection is turned away at accept.
+type Refusal struct {
+	// Message names the cause and the fix, for the client.
+	Message string
+	// Drop: too many refusals are in flight already to spend time on this
+	// one; close it at once (it is still counted and logged).
+	Drop bool
+}
+
 // Server runs the accept loop of one listener and tracks its connections so
 // that shutdown can wait for them.
 type Server struct {
@@ -30,6 +47,12 @@ type Server struct {
 	mu       sync.Mutex
 	shutting bool           // set by Shutdown; no connection is added after
 	wg       sync.WaitGroup // open connections; Add only under mu
+
+	// handshakes caps connections accepted and not yet relaying (nil:
+	// none); refusing bounds the refusals in flight when it is full.
+	handshakes *Gate
+	refusing   chan struct{}
+	busyLog    busyLog
 }
 
 // NewServer returns a server that hands connections to h.
@@ -44,6 +67,36 @@ func NewServer(h Handler, log *slog.Logger) *Server {
 }
 
 type drainKey struct{}
+
+// passKey carries a connection's place in the server's handshake cap to
+// its handler (see Settings.BeginLogin).
+type passKey struct{}
+
+// maxRefusing bounds the connections being told "too many connections" at
+// once; past it they are closed without a word. Each takes at most about
+// two seconds, so this caps what a flood costs while still answering every
+// real client of an ordinary overload.
+const maxRefusing = 64
+
+// LimitHandshakes caps the connections accepted and not yet relaying at
+// max (0 or less: no cap), counted at accept before anything is read. When
+// it is full a newcomer takes the place of the oldest connection that has
+// not sent its first packet within grace (0: DefaultEvictGrace), which the
+// handler then ends; with none to evict the newcomer is refused through
+// the handler's Refuser (or closed). Call it before Serve.
+func (s *Server) LimitHandshakes(max int, grace time.Duration) {
+	s.handshakes = NewGate(max, grace)
+	s.refusing = make(chan struct{}, maxRefusing)
+}
+
+// Handshakes is the handshake cap (nil: none).
+func (s *Server) Handshakes() *Gate { return s.handshakes }
+
+// passFrom is the connection's place in the handshake cap, if any.
+func passFrom(ctx context.Context) *Pass {
+	p, _ := ctx.Value(passKey{}).(*Pass)
+	return p
+}
 
 // HandshakeContext is done when the server starts shutting down, while the
 // ctx a handler gets ends only when open sessions are cut. A handler
@@ -90,9 +143,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		evictedBefore, _ := s.handshakes.Counts()
+		pass, ok := s.handshakes.TryEnter()
+		if !ok {
+			s.refuse(c)
+			continue
+		}
+		if evicted, _ := s.handshakes.Counts(); evicted != evictedBefore {
+			s.busyLog.note(s.log, s.handshakes)
+		}
+		// Until the handler takes over the eviction (BeginLogin), an
+		// eviction ends the connection's reads.
+		pass.OnEvict(func() { c.SetReadDeadline(time.Unix(1, 0)) })
 		s.log.Debug("connection accepted", "client", c.RemoteAddr().String())
+		connCtx := s.connCtx
+		if pass != nil {
+			connCtx = context.WithValue(connCtx, passKey{}, pass)
+		}
 		go func() {
 			defer s.wg.Done()
+			defer pass.Leave()
 			defer func() {
 				// One connection's bug must not take every other
 				// connection down with the process.
@@ -101,9 +171,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 					s.log.Error("connection handler panicked", "panic", r, "stack", string(debug.Stack()))
 				}
 			}()
-			s.handler.ServeConn(s.connCtx, c)
+			s.handler.ServeConn(connCtx, c)
 		}()
 	}
+}
+
+// refuse turns away a connection the handshake cap has no place for: in
+// the client's protocol when the handler can and not too many refusals
+// are in flight, else by closing it. The caller has done s.wg.Add(1).
+func (s *Server) refuse(c net.Conn) {
+	s.busyLog.note(s.log, s.handshakes)
+	r, ok := s.handler.(Refuser)
+	if !ok {
+		c.Close()
+		s.wg.Done()
+		return
+	}
+	refusal := Refusal{Message: HandshakeLimitMessage(s.handshakes.Max())}
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		refusal.Drop = true
+		r.RefuseConn(s.connCtx, c, refusal)
+		s.wg.Done()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.refusing }()
+		defer func() {
+			if r := recover(); r != nil {
+				c.Close()
+				s.log.Error("connection refusal panicked", "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		r.RefuseConn(s.connCtx, c, refusal)
+	}()
 }
 
 // Shutdown waits for open connections to end until ctx is done, then cuts

@@ -26,6 +26,13 @@ const (
 	ReasonUpstream     = "upstream_error"
 	ReasonTimeout      = "timeout"
 	ReasonClientGone   = "client_gone" // the client left before its login finished
+	// ReasonHandshakeLimit: refused at accept, the cap on connections
+	// logging in (--max-handshakes) being full of busy logins.
+	ReasonHandshakeLimit = "handshake_limit"
+	// ReasonEvicted: closed before its first packet to make room for a
+	// newcomer (a full handshake cap, or MySQL's cap on unanswered
+	// greetings).
+	ReasonEvicted = "evicted"
 	// ReasonCancelRequest is not a failure: a Postgres cancel request's
 	// connection, which ends once the cancel is forwarded.
 	ReasonCancelRequest = "cancel_request"

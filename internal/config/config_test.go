@@ -219,7 +219,7 @@ func TestEveryFlagIsAKey(t *testing.T) {
 	Register(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		switch f.Name {
-		case "config", "upstream", "ca-cache-dir", "engine", "endpoint", "listen", "dial-address":
+		case "config", "upstream", "ca-cache-dir", "engine", "endpoint", "listen", "dial-address", "allow-local-infile":
 			return
 		}
 		if _, ok := lookup(settingsFields, f.Name); !ok {

@@ -28,7 +28,7 @@ type Flags struct {
 
 // singleKeys are the one-upstream flags: they describe the upstream given
 // by flags alone (the way the proxy ran before config files).
-var singleKeys = []string{"engine", "endpoint", "listen", "dial_address"}
+var singleKeys = []string{"engine", "endpoint", "listen", "dial_address", "allow_local_infile"}
 
 // Register adds every setting to fs as a flag, with its default.
 func Register(fs *flag.FlagSet) *Flags {
@@ -138,14 +138,14 @@ func (f *Flags) Load() (*Settings, error) {
 	// Upstreams from the command line replace the file's.
 	var cli []Upstream
 	var errs []error
-	singleSet := set["engine"] || set["listen"] || set["dial-address"]
+	singleSet := set["engine"] || set["listen"] || set["dial-address"] || set["allow-local-infile"]
 	switch {
 	case set["endpoint"]:
 		u := f.single
 		u.origin = "--endpoint"
 		cli = append(cli, u)
 	case singleSet:
-		errs = append(errs, errors.New("--engine, --listen and --dial-address (or their RDS_IAM_PROXY_ variables) describe the one upstream given by --endpoint, and no --endpoint is set; for a config file's upstreams set them in the file, or give --upstream"))
+		errs = append(errs, errors.New("--engine, --listen, --dial-address and --allow-local-infile (or their RDS_IAM_PROXY_ variables) describe the one upstream given by --endpoint, and no --endpoint is set; for a config file's upstreams set them in the file, or give --upstream"))
 	}
 	for i, spec := range f.specs.specs {
 		u, err := ParseUpstream(spec)

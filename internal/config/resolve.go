@@ -31,10 +31,12 @@ func (s *Settings) resolve() error {
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		bad("", "log_format", "%q: use text or json", s.LogFormat)
 	}
-	if s.MaxConnections < 0 {
-		bad("", "max_connections", "%d: use 0 (no cap) or more", s.MaxConnections)
+	for key, n := range map[string]int{"max_connections": s.MaxConnections, "max_handshakes": s.MaxHandshakes, "max_unanswered_greetings": s.MaxUnanswered} {
+		if n < 0 {
+			bad("", key, "%d: use 0 (no cap) or more", n)
+		}
 	}
-	for key, d := range map[string]Duration{"handshake_timeout": s.HandshakeTimeout, "connect_timeout": s.ConnectTimeout,
+	for key, d := range map[string]Duration{"handshake_timeout": s.HandshakeTimeout, "connect_timeout": s.ConnectTimeout, "first_packet_timeout": s.FirstPacketTimeout,
 		"min_shutdown_delay": s.MinShutdownDelay, "max_shutdown_delay": s.MaxShutdownDelay, "idle_timeout": s.IdleTimeout} {
 		if d < 0 {
 			bad("", key, "%s is negative", d)
@@ -50,6 +52,17 @@ func (s *Settings) resolve() error {
 			bad("", "admin_address", "%q: want HOST:PORT, e.g. 127.0.0.1:9801", s.AdminAddress)
 		case !spec.Loopback() && !s.AllowNonLoopback && !s.AdminAllowNonLoopback:
 			bad("", "admin_address", "%s is not a loopback address; it serves /metrics and readiness to whoever reaches it. Fix: use 127.0.0.1, or set admin_allow_non_loopback (--admin-allow-non-loopback) for probes from outside (a pod's kubelet) and firewall it", s.AdminAddress)
+		}
+	}
+	if s.ShutdownAddress != "" {
+		spec, err := launch.ParseListen(s.ShutdownAddress, "", 0)
+		switch {
+		case err != nil:
+			bad("", "shutdown_address", "%s", err)
+		case !spec.Loopback():
+			bad("", "shutdown_address", "%s is not a loopback address: whoever reaches it can stop the proxy, and a service mesh (Istio) delivers other pods' traffic from a loopback address. Fix: 127.0.0.1:PORT or unix:PATH (no setting allows more)", s.ShutdownAddress)
+		case spec.Network == "tcp" && s.AdminAddress != "" && canonicalTCP(spec.Address) == canonicalTCP(s.AdminAddress):
+			bad("", "shutdown_address", "%s is also the admin address: /quitquitquit has a listener of its own so that what reaches the probes cannot stop the proxy. Fix: another port, or unix:PATH", s.ShutdownAddress)
 		}
 	}
 	if len(s.Upstreams) == 0 {
@@ -132,6 +145,9 @@ func (s *Settings) resolve() error {
 		if u.CABundleURL != "" && u.CABundleRegion != "" {
 			bad(where, "ca_bundle_url", "and ca_bundle_region both choose what to download: keep one")
 		}
+		if u.AllowLocalInfile && u.Engine != "mysql" {
+			bad(where, "allow_local_infile", "is for mysql upstreams (LOAD DATA LOCAL INFILE); this one is %s", u.Engine)
+		}
 		if u.Engine == "mysql" && u.TLSMode == "disable" {
 			bad(where, "tls_mode", "disable is not possible for mysql: the IAM token goes in clear inside TLS (mysql_clear_password)")
 		}
@@ -200,7 +216,7 @@ func (s *Settings) Launch(u Upstream) launch.Config {
 	if u.RoleARN != "" {
 		roles, _ = authtoken.ParseRoleARNs(u.RoleARN) // checked by resolve
 	}
-	return launch.Config{
+	lc := launch.Config{
 		Roles: roles, ExternalID: u.ExternalID, RoleSessionName: u.RoleSessionName,
 		RoleDuration: time.Duration(u.RoleDuration), STSEndpoint: u.STSEndpoint,
 		Name: u.Name, Engine: u.Engine, Endpoint: u.Endpoint, DialAddress: u.DialAddress, Listen: u.Listen,
@@ -212,4 +228,26 @@ func (s *Settings) Launch(u Upstream) launch.Config {
 		IdleTimeout:      time.Duration(s.IdleTimeout),
 		AllowNonLoopback: s.AllowNonLoopback, SocketMode: mode, KeepAlive: time.Duration(s.KeepAlive),
 	}
+	lc.MaxHandshakes, lc.MaxUnansweredGreetings = noneIfZero(s.MaxHandshakes), noneIfZero(s.MaxUnanswered)
+	lc.FirstPacketTimeout = firstPacket(s.FirstPacketTimeout, s.HandshakeTimeout)
+	lc.AllowLocalInfile = u.AllowLocalInfile
+	return lc
+}
+
+// noneIfZero maps a cap where 0 means none (the settings) to launch's,
+// where 0 means the default and a negative number none.
+func noneIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// firstPacket is the first-packet timeout to launch with: 0 means the
+// handshake timeout.
+func firstPacket(first, handshake Duration) time.Duration {
+	if first == 0 {
+		return time.Duration(handshake)
+	}
+	return time.Duration(first)
 }

@@ -63,6 +63,9 @@ type Upstream struct {
 	MaxConnections int    `yaml:"max_connections" usage:"cap on this upstream's client connections (0: none)"`
 	Defaults       `yaml:",inline"`
 
+	// AllowLocalInfile is per upstream: each is its own server to trust.
+	AllowLocalInfile bool `yaml:"allow_local_infile" usage:"MySQL: let clients use LOAD DATA LOCAL INFILE (off: the proxy strips CLIENT_LOCAL_FILES both ways). RISK: the server can then ask a client for any file the client can read, whatever query it ran; allow it only for a server you trust"`
+
 	// origin says where the upstream was written, for messages.
 	origin string
 }
@@ -71,12 +74,16 @@ type Upstream struct {
 type Settings struct {
 	LogLevel              string   `yaml:"log_level" usage:"log level: debug, info, warn, error"`
 	LogFormat             string   `yaml:"log_format" usage:"log format: text or json"`
-	AdminAddress          string   `yaml:"admin_address" usage:"HTTP address for /startup, /liveness, /readiness, /metrics and POST /quitquitquit (off unless set; e.g. 127.0.0.1:9801)"`
+	AdminAddress          string   `yaml:"admin_address" usage:"HTTP address for /startup, /liveness, /readiness and /metrics (off unless set; e.g. 127.0.0.1:9801)"`
+	ShutdownAddress       string   `yaml:"shutdown_address" usage:"where POST /quitquitquit (what rds-iam-proxy shutdown sends) is served: a loopback HOST:PORT (e.g. 127.0.0.1:9802) or unix:PATH, never beyond this machine and never on the admin port (off unless set)"`
 	ReadinessCheckBackend bool     `yaml:"readiness_check_backend" usage:"make /readiness also dial each upstream (off: readiness never depends on the database)"`
 	AllowNonLoopback      bool     `yaml:"allow_non_loopback" usage:"allow listen addresses other machines can reach (anyone who reaches a listener logs in as the database user), and a non-loopback admin address"`
 	AdminAllowNonLoopback bool     `yaml:"admin_allow_non_loopback" usage:"allow a non-loopback admin address only (Kubernetes probes come to the pod's IP; the database listeners stay on loopback)"`
 	MaxConnections        int      `yaml:"max_connections" usage:"cap on client connections over all upstreams (0: none); over it clients get their protocol's \"too many connections\""`
+	MaxHandshakes         int      `yaml:"max_handshakes" usage:"cap per upstream on connections still logging in, counted at accept (0: none); when full a newcomer takes the place of the oldest that has sent nothing for 2s, else gets \"too many connections\""`
+	MaxUnanswered         int      `yaml:"max_unanswered_greetings" usage:"MySQL: cap per upstream on database connections held for clients that have not answered the greeting yet (the proxy dials the database as a client connects), so silent clients cannot use up its max_connections (0: none)"`
 	HandshakeTimeout      Duration `yaml:"handshake_timeout" usage:"limit for a client's whole login"`
+	FirstPacketTimeout    Duration `yaml:"first_packet_timeout" usage:"limit for a client's first packet after connecting (Postgres: its startup message; MySQL: its answer to the greeting); 0: handshake_timeout"`
 	ConnectTimeout        Duration `yaml:"connect_timeout" usage:"limit for the upstream dial, TLS and login"`
 	IdleTimeout           Duration `yaml:"idle_timeout" usage:"close sessions in which no byte moved either way for this long (0: never)"`
 	KeepAlive             Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
@@ -99,5 +106,9 @@ func defaults() Settings {
 		HandshakeTimeout: Duration(30 * time.Second),
 		ConnectTimeout:   Duration(15 * time.Second),
 		MaxShutdownDelay: Duration(30 * time.Second),
+
+		MaxHandshakes:      1024,
+		MaxUnanswered:      32,
+		FirstPacketTimeout: Duration(10 * time.Second),
 	}
 }

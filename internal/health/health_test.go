@@ -147,7 +147,7 @@ func TestBackendCheckIsOptIn(t *testing.T) {
 			}
 			return nil
 		}
-		srv := httptest.NewServer(health.Handler(health.Options{State: st, BackendCheck: check}))
+		srv := httptest.NewServer(health.Handler(health.Options{State: st, BackendCheck: check, BackendCacheTTL: -1}))
 		defer srv.Close()
 		if code, _ := get(t, srv.URL+"/readiness"); code != 200 {
 			t.Errorf("backend ok: /readiness = %d, want 200", code)
@@ -189,15 +189,26 @@ func TestBackendCheckIsOptIn(t *testing.T) {
 	})
 }
 
-func TestQuitQuitQuit(t *testing.T) {
-	var calls atomic.Int32
-	st := health.NewState()
-	st.SetServing()
-	s, err := health.Start("127.0.0.1:0", health.Options{State: st, Quit: func() { calls.Add(1); st.SetDraining() }})
+// startShutdown serves the shutdown listener on a loopback port.
+func startShutdown(t *testing.T, quit func()) *health.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := health.ServeShutdown(ln, health.ShutdownOptions{Quit: quit})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+func TestQuitQuitQuit(t *testing.T) {
+	var calls atomic.Int32
+	st := health.NewState()
+	st.SetServing()
+	s := startShutdown(t, func() { calls.Add(1); st.SetDraining() })
 	url := "http://" + s.Addr().String() + "/quitquitquit"
 
 	if code, _ := get(t, url); code != http.StatusMethodNotAllowed {
@@ -234,20 +245,81 @@ func TestQuitQuitQuit(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Errorf("quit called %d times, want 1", n)
 	}
-	// Quit returned before the reply: readiness already fails.
-	if code, _ := get(t, "http://"+s.Addr().String()+"/readiness"); code != 503 {
-		t.Errorf("/readiness after quit = %d, want 503", code)
+	// Quit returned before the reply: the shutdown has begun.
+	if st.Phase() != health.Draining {
+		t.Errorf("phase after quit = %v, want draining", st.Phase())
+	}
+	// The shutdown listener serves nothing else.
+	if code, _ := get(t, "http://"+s.Addr().String()+"/readiness"); code != http.StatusNotFound {
+		t.Errorf("/readiness on the shutdown listener = %d, want 404", code)
+	}
+}
+
+// TestAdminPortNeverServesQuit: whatever the options, the admin port (which
+// may listen on the pod's address for probes) has no /quitquitquit.
+func TestAdminPortNeverServesQuit(t *testing.T) {
+	st := health.NewState()
+	st.SetServing()
+	s, err := health.Start("127.0.0.1:0", health.Options{State: st, Metrics: http.NotFoundHandler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	if code, _ := do(t, http.MethodPost, "http://"+s.Addr().String()+"/quitquitquit", nil); code != http.StatusNotFound {
+		t.Errorf("POST /quitquitquit on the admin port = %d, want 404", code)
+	}
+	if st.Phase() != health.Serving {
+		t.Errorf("phase %v after POSTs to the admin port, want serving", st.Phase())
 	}
 }
 
 func TestQuitDisabledWithoutFunc(t *testing.T) {
 	srv := httptest.NewServer(health.Handler(health.Options{State: health.NewState()}))
 	defer srv.Close()
-	if code, _ := do(t, http.MethodPost, srv.URL+"/quitquitquit", nil); code != http.StatusNotFound {
-		t.Errorf("POST with no Quit = %d, want 404", code)
-	}
 	if code, _ := get(t, srv.URL+"/metrics"); code != http.StatusNotFound {
 		t.Errorf("GET /metrics with no Metrics = %d, want 404", code)
+	}
+}
+
+// TestShutdownListenerIsLocalOnly: the shutdown listener refuses a
+// listener other machines can reach, with no switch to allow it, and
+// serves a unix socket.
+func TestShutdownListenerIsLocalOnly(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // no IPv6 here
+		}
+		if s, err := health.ServeShutdown(ln, health.ShutdownOptions{Quit: func() {}}); err == nil {
+			s.Close(context.Background())
+			t.Errorf("ServeShutdown on %s: served, want refused", addr)
+		} else if !strings.Contains(err.Error(), "not a loopback address") {
+			t.Errorf("ServeShutdown on %s: %v: does not say why", addr, err)
+		}
+		ln.Close()
+	}
+	sock := t.TempDir() + "/quit.sock"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	s, err := health.ServeShutdown(ln, health.ShutdownOptions{Quit: func() { calls.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	res, err := c.Post("http://unix/quitquitquit", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || calls.Load() != 1 {
+		t.Errorf("POST over the unix socket: %d, quit called %d times", res.StatusCode, calls.Load())
 	}
 }
 
@@ -312,56 +384,80 @@ func TestCloseEndsServing(t *testing.T) {
 	}
 }
 
-func TestDialCheck(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := closed.Addr().String()
-	closed.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := health.DialCheck(ln.Addr().String())(ctx); err != nil {
-		t.Errorf("reachable upstream: %v", err)
-	}
-	err = health.DialCheck(ln.Addr().String(), down)(ctx)
-	if err == nil || !strings.Contains(err.Error(), "dial "+down) {
-		t.Errorf("one upstream down: %v, want an error naming %s", err, down)
-	}
-
-	// Wired into readiness.
+// TestBackendCheckShared: probes that arrive while a check runs wait for
+// it instead of starting their own; its result answers probes for the
+// TTL; a probe that gives up does not fail the check for the others.
+func TestBackendCheckShared(t *testing.T) {
 	st := health.NewState()
 	st.SetServing()
-	srv := httptest.NewServer(health.Handler(health.Options{State: st, BackendCheck: health.DialCheck(down)}))
+	var calls atomic.Int32
+	release := make(chan struct{})
+	check := func(ctx context.Context) error {
+		calls.Add(1)
+		select {
+		case <-release:
+			return errors.New("dial db:3306: connection refused")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	const ttl = 300 * time.Millisecond
+	srv := httptest.NewServer(health.Handler(health.Options{State: st, BackendCheck: check, BackendCacheTTL: ttl, BackendTimeout: 10 * time.Second}))
 	defer srv.Close()
-	if code, body := get(t, srv.URL+"/readiness"); code != 503 || !strings.Contains(body, "backend check failed: dial "+down) {
-		t.Errorf("/readiness = %d %q", code, body)
+
+	// One impatient probe gives up first.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/readiness", nil)
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+	}
+	cancel()
+	var wg sync.WaitGroup
+	bodies := make([]string, 20)
+	for i := range bodies {
+		wg.Go(func() {
+			res, err := http.Get(srv.URL + "/readiness")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			bodies[i] = string(b)
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, b := range bodies {
+		if !strings.Contains(b, "backend check failed: dial db:3306") {
+			t.Errorf("probe %d: %q", i, b)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d checks for 21 concurrent probes, want 1", n)
+	}
+	for range 10 {
+		get(t, srv.URL+"/readiness")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d checks after 10 more probes within the TTL, want 1 (cached)", n)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	get(t, srv.URL+"/readiness")
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d checks after the TTL, want 2", n)
 	}
 }
 
-// TestQuitOnlyFromThisMachine: with the admin port on the pod's address
-// (for the kubelet's probes), another pod's POST /quitquitquit is refused
-// and the proxy keeps running.
+// TestQuitOnlyFromThisMachine: a POST that reaches the shutdown handler
+// from another machine is refused all the same (the listener is local
+// only; this is the second line).
 func TestQuitOnlyFromThisMachine(t *testing.T) {
 	st := health.NewState()
 	st.SetServing()
 	called := 0
-	h := health.Handler(health.Options{State: st, Quit: func() { called++ }})
+	h := health.ShutdownHandler(health.ShutdownOptions{Quit: func() { called++ }})
 	for _, remote := range []string{"10.1.2.3:40000", "[fd00::7]:40000", "192.0.2.1:1234"} {
 		req := httptest.NewRequest(http.MethodPost, "/quitquitquit", nil)
 		req.RemoteAddr = remote

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -38,18 +37,18 @@ type Options struct {
 	BackendCheck func(ctx context.Context) error
 	// BackendTimeout bounds BackendCheck; 0 means DefaultBackendTimeout.
 	BackendTimeout time.Duration
+	// BackendCacheTTL is how long a BackendCheck result answers further
+	// probes (0: DefaultBackendCacheTTL; negative: not at all). Probes
+	// arriving while a check runs always wait for it rather than start
+	// their own. So however often and from however many places
+	// /readiness is asked, the upstreams see at most one check per TTL.
+	BackendCacheTTL time.Duration
 	// Metrics serves /metrics; nil: 404.
 	Metrics http.Handler
-	// Quit, if set, is called once on the first POST /quitquitquit and
-	// must start the same shutdown as SIGTERM. It must return promptly
-	// (cancel a context, send on a buffered channel): the request is
-	// answered after it returns, so a caller that sees success knows
-	// shutdown has begun. nil: /quitquitquit is 404.
-	Quit func()
 	// AllowNonLoopback permits listening beyond loopback, which Kubernetes
 	// probes need (the kubelet connects to the pod IP). Anyone who can
-	// reach the port can then read the metrics and, with Quit set, stop
-	// the proxy.
+	// reach the port can then read the metrics. /quitquitquit is never
+	// served here (see ServeShutdown).
 	AllowNonLoopback bool
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -67,7 +66,13 @@ func Handler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.BackendCacheTTL == 0 {
+		o.BackendCacheTTL = DefaultBackendCacheTTL
+	}
 	h := &handlers{o: o}
+	if o.BackendCheck != nil {
+		h.backend = &sharedCheck{check: o.BackendCheck, timeout: o.BackendTimeout, ttl: o.BackendCacheTTL}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /startup", h.startup)
 	mux.HandleFunc("GET /liveness", h.liveness)
@@ -75,15 +80,12 @@ func Handler(o Options) http.Handler {
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
-	if o.Quit != nil {
-		mux.HandleFunc("/quitquitquit", h.quit)
-	}
 	return mux
 }
 
 type handlers struct {
-	o        Options
-	quitOnce sync.Once
+	o       Options
+	backend *sharedCheck
 }
 
 // startup is 200 once every listener has been up, and stays 200 while
@@ -128,50 +130,16 @@ func (h *handlers) ready(ctx context.Context) error {
 			return fmt.Errorf("connection limit reached (%d/%d)", open, limit)
 		}
 	}
-	if h.o.BackendCheck != nil {
-		ctx, cancel := context.WithTimeout(ctx, h.o.BackendTimeout)
-		defer cancel()
-		if err := h.o.BackendCheck(ctx); err != nil {
-			h.o.Logger.Warn("readiness: backend check failed", "err", err)
+	if h.backend != nil {
+		err, fresh := h.backend.result(ctx)
+		if err != nil {
+			if fresh {
+				h.o.Logger.Warn("readiness: backend check failed", "err", err)
+			}
 			return fmt.Errorf("backend check failed: %w", err)
 		}
 	}
 	return nil
-}
-
-// quit starts shutdown on POST. Only POST, so that a link, a prefetch or a
-// crawler cannot stop the proxy; and no request carrying an Origin header,
-// which browsers add to cross-site (and DNS-rebound) POSTs but curl, the
-// shutdown subcommand and Kubernetes preStop hooks do not, so that a web
-// page open on the same machine cannot stop it either. And only from this
-// machine: when the admin port listens on the pod's address for the
-// kubelet's probes, other pods can reach it, but a preStop hook or
-// `rds-iam-proxy shutdown` runs in the pod and comes from loopback.
-func (h *handlers) quit(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
-	if !fromLoopback(r) {
-		reply(w, http.StatusForbidden, "refused: /quitquitquit is accepted only from this machine (run rds-iam-proxy shutdown in the pod or container)")
-		return
-	}
-	if r.Header.Get("Origin") != "" {
-		reply(w, http.StatusForbidden, "refused: request from a browser page")
-		return
-	}
-	first := false
-	h.quitOnce.Do(func() {
-		first = true
-		h.o.Logger.Info("shutdown requested over /quitquitquit", "remote", r.RemoteAddr)
-		h.o.Quit()
-	})
-	if !first {
-		reply(w, http.StatusOK, "already shutting down")
-		return
-	}
-	reply(w, http.StatusOK, "shutting down")
 }
 
 func reply(w http.ResponseWriter, code int, msg string) {
@@ -190,8 +158,7 @@ type Server struct {
 
 // Start listens on addr ("" means DefaultAddress) and serves Handler(o)
 // until Close. It refuses an address that is not loopback unless
-// o.AllowNonLoopback: the port can stop the proxy and reveals its
-// upstreams' names.
+// o.AllowNonLoopback: the port reveals the upstreams' names and counts.
 func Start(addr string, o Options) (*Server, error) {
 	if addr == "" {
 		addr = DefaultAddress
@@ -217,17 +184,24 @@ func Start(addr string, o Options) (*Server, error) {
 	if timeout <= 0 {
 		timeout = DefaultBackendTimeout
 	}
+	s := serveHTTP(ln, Handler(o), timeout+30*time.Second, o.Logger) // a scrape under load, or a slow backend check
+	o.Logger.Info("admin port ready", "address", ln.Addr().String())
+	return s, nil
+}
+
+// serveHTTP serves h on ln until Close.
+func serveHTTP(ln net.Listener, h http.Handler, writeTimeout time.Duration, log *slog.Logger) *Server {
 	s := &Server{
 		srv: &http.Server{
-			Handler: Handler(o),
-			// Probes and scrapes are small and quick; these bound what a
-			// stuck or hostile client can hold open.
+			Handler: h,
+			// Probes, scrapes and shutdown requests are small and quick;
+			// these bound what a stuck or hostile client can hold open.
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      timeout + 30*time.Second, // a scrape under load, or a slow backend check
+			WriteTimeout:      writeTimeout,
 			IdleTimeout:       60 * time.Second,
 			MaxHeaderBytes:    16 << 10,
-			ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		ln:   ln,
 		done: make(chan error, 1),
@@ -239,8 +213,7 @@ func Start(addr string, o Options) (*Server, error) {
 		}
 		s.done <- err
 	}()
-	o.Logger.Info("admin port ready", "address", ln.Addr().String())
-	return s, nil
+	return s
 }
 
 // checkLoopback refuses addresses that are visibly not loopback before
@@ -280,14 +253,4 @@ func (s *Server) Close(ctx context.Context) error {
 		err = errors.Join(fmt.Errorf("admin port: %w", err), s.srv.Close())
 	}
 	return err
-}
-
-// fromLoopback says whether the request's peer is this machine.
-func fromLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

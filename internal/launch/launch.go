@@ -82,6 +82,21 @@ type Config struct {
 	// Observer hears about connections (metrics); nil: none.
 	Observer proxy.Observer
 
+	// MaxHandshakes caps the connections accepted and not yet relaying
+	// (see proxy.Server.LimitHandshakes): 0 means DefaultMaxHandshakes,
+	// negative no cap.
+	MaxHandshakes int
+	// FirstPacketTimeout bounds the wait for a client's first packet (0:
+	// proxy.DefaultFirstPacketTimeout).
+	FirstPacketTimeout time.Duration
+	// MaxUnansweredGreetings caps MySQL's upstream connections held for
+	// clients that have not answered the greeting (see
+	// mysql.Config.MaxUnansweredGreetings): 0 means the default, negative
+	// no cap.
+	MaxUnansweredGreetings int
+	// AllowLocalInfile lets MySQL clients use LOAD DATA LOCAL INFILE.
+	AllowLocalInfile bool
+
 	// AWSLoadOptions are extra options for the AWS configuration.
 	AWSLoadOptions []func(*config.LoadOptions) error
 
@@ -96,6 +111,12 @@ type Config struct {
 	// CredentialRefresh tunes the background credentials refresh.
 	CredentialRefresh authtoken.Refresh
 }
+
+// DefaultMaxHandshakes is Config.MaxHandshakes's default: far above what
+// a sidecar's application opens at once (a pool's burst at start, a
+// storm of a thousand clients), far below what exhausts file descriptors
+// or memory.
+const DefaultMaxHandshakes = 1024
 
 // defaultPort is an engine's port, used when an endpoint has none.
 func defaultPort(engine string) int {
@@ -117,6 +138,8 @@ func DefaultListen(engine string) string {
 // Running is a started proxy.
 type Running struct {
 	trust    *tlsca.Trust
+	engine   string
+	upstream mysql.Upstream // for MySQL probes
 	dialAddr string
 	name     string
 	limit    *proxy.Limit
@@ -139,6 +162,9 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	}
 	if c.Engine != "postgres" && c.Engine != "mysql" {
 		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql", c.Engine)
+	}
+	if c.AllowLocalInfile && c.Engine != "mysql" {
+		return nil, fmt.Errorf("--allow-local-infile is for mysql upstreams (LOAD DATA LOCAL INFILE); this one is %s", c.Engine)
 	}
 	host, port, err := SplitEndpoint(c.Endpoint, c.Engine)
 	if err != nil {
@@ -193,13 +219,14 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	settings := proxy.Settings{
 		Region: region, DBUser: c.DBUser, Tokens: tokens, Limits: []*proxy.Limit{limit, c.Shared},
 		IdleTimeout: c.IdleTimeout, HandshakeTimeout: c.HandshakeTimeout, ConnectTimeout: c.ConnectTimeout,
-		Logger: log, Observer: c.Observer,
+		FirstPacketTimeout: c.FirstPacketTimeout, Logger: log, Observer: c.Observer,
 	}
 	var h proxy.Handler
 	switch c.Engine {
 	case "mysql":
 		h, err = mysql.New(mysql.Config{
-			Upstream: mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust},
+			Upstream:               mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust},
+			MaxUnansweredGreetings: c.MaxUnansweredGreetings, AllowLocalInfile: c.AllowLocalInfile,
 			Settings: settings,
 		})
 	default:
@@ -220,8 +247,17 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if !spec.Loopback() {
 		log.Warn("listening on a non-loopback address (--allow-non-loopback): anyone who can reach it logs in as the database user", "listen", ln.Addr().String())
 	}
+	if c.AllowLocalInfile {
+		log.Warn("LOAD DATA LOCAL INFILE is allowed (allow_local_infile): the server can ask a client for any file the client can read")
+	}
+	srv := proxy.NewServer(h, log)
+	maxHandshakes := c.MaxHandshakes
+	if maxHandshakes == 0 {
+		maxHandshakes = DefaultMaxHandshakes
+	}
+	srv.LimitHandshakes(maxHandshakes, 0)
 	sctx, cancel := context.WithCancel(context.Background())
-	r := &Running{ln: ln, srv: proxy.NewServer(h, log), cancel: cancel, done: make(chan error, 1), log: log, name: c.Name, limit: limit, tokens: tokens, trust: trust, dialAddr: dialAddr(c.DialAddress, host, port)}
+	r := &Running{ln: ln, srv: srv, engine: c.Engine, upstream: mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust}, cancel: cancel, done: make(chan error, 1), log: log, name: c.Name, limit: limit, tokens: tokens, trust: trust, dialAddr: dialAddr(c.DialAddress, host, port)}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	refresh := c.CARefresh
 	if refresh == 0 {

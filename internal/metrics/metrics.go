@@ -33,7 +33,7 @@ var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 var knownReasons = []string{
 	proxy.ReasonProtocol, proxy.ReasonCredentials, proxy.ReasonLimit, proxy.ReasonShutdown,
 	proxy.ReasonUpstreamAuth, proxy.ReasonUpstreamTLS, proxy.ReasonUpstreamDial, proxy.ReasonUpstream,
-	proxy.ReasonTimeout, proxy.ReasonClientGone,
+	proxy.ReasonTimeout, proxy.ReasonClientGone, proxy.ReasonHandshakeLimit, proxy.ReasonEvicted,
 }
 
 // Metrics is the proxy's set of metrics and the registry serving them. Safe

@@ -7,6 +7,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,7 @@ type Options struct {
 type Process struct {
 	Upstreams []*launch.Running
 	Admin     *health.Server // nil when off
+	Shutdown  *health.Server // the /quitquitquit listener; nil when off
 	State     *health.State
 	Metrics   *metrics.Metrics
 }
@@ -80,16 +82,10 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 	if s.AdminAddress != "" {
 		ho := health.Options{
 			State: p.State, Capacity: capacity(shared), Metrics: p.Metrics.Handler(),
-			Quit: quitOnce, AllowNonLoopback: s.AllowNonLoopback || s.AdminAllowNonLoopback, Logger: log,
+			AllowNonLoopback: s.AllowNonLoopback || s.AdminAllowNonLoopback, Logger: log,
 		}
 		if s.ReadinessCheckBackend {
-			ho.BackendCheck = func(ctx context.Context) error {
-				addrs := make([]string, len(p.Upstreams))
-				for i, r := range p.Upstreams {
-					addrs[i] = r.DialAddr()
-				}
-				return health.DialCheck(addrs...)(ctx)
-			}
+			ho.BackendCheck = func(ctx context.Context) error { return probeAll(ctx, p.Upstreams) }
 		}
 		admin, err := health.Start(s.AdminAddress, ho)
 		if err != nil {
@@ -101,6 +97,19 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			admin.Close(cctx)
+		}()
+	}
+	if s.ShutdownAddress != "" {
+		q, err := startShutdown(ctx, s.ShutdownAddress, quitOnce, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "rds-iam-proxy: shutdown_address: %v\n", err)
+			return ExitFailed
+		}
+		p.Shutdown = q
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			q.Close(cctx)
 		}()
 	}
 	for _, u := range s.Upstreams {
@@ -140,6 +149,9 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 	attrs := []any{"upstreams", len(p.Upstreams)}
 	if p.Admin != nil {
 		attrs = append(attrs, "admin_address", p.Admin.Addr().String())
+	}
+	if p.Shutdown != nil {
+		attrs = append(attrs, "shutdown_address", s.ShutdownAddress)
 	}
 	log.Info("serving", attrs...)
 	if o.Started != nil {
@@ -220,4 +232,38 @@ func shutdownAll(ctx context.Context, rs []*launch.Running) bool {
 // sidecar that would take the whole pod out of service for one database.
 func capacity(shared *proxy.Limit) func() (open, limit int) {
 	return func() (int, int) { return shared.Open(), shared.Max() }
+}
+
+// probeAll probes every upstream at once (see launch.Running.Probe).
+func probeAll(ctx context.Context, rs []*launch.Running) error {
+	errs := make([]error, len(rs))
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		wg.Go(func() { errs[i] = r.Probe(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// startShutdown serves POST /quitquitquit on its own local listener: a
+// loopback TCP address or a unix socket (mode 0600: only this user may
+// stop the proxy).
+func startShutdown(ctx context.Context, addr string, quit func(), log *slog.Logger) (*health.Server, error) {
+	spec, err := launch.ParseListen(addr, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	if !spec.Loopback() {
+		return nil, fmt.Errorf("%s is not a loopback address or a unix socket", addr)
+	}
+	ln, err := launch.Listen(ctx, spec, launch.ListenOptions{SocketMode: 0o600})
+	if err != nil {
+		return nil, err
+	}
+	s, err := health.ServeShutdown(ln, health.ShutdownOptions{Quit: quit, Logger: log})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return s, nil
 }

@@ -139,6 +139,12 @@ type Login struct {
 	// Client is the client's answer to the greeting: its capabilities,
 	// character set, max packet size and connection attributes go upstream.
 	Client *HandshakeResponse
+	// LocalInfile keeps CLIENT_LOCAL_FILES when the client and the server
+	// both have it. Off, it is never sent upstream, so the server refuses
+	// LOAD DATA LOCAL INFILE instead of asking the client for a file: a
+	// hostile or compromised server could otherwise ask for any file the
+	// client can read, whatever the query was.
+	LocalInfile bool
 }
 
 // Session is a logged-in upstream connection, ready to relay.
@@ -173,6 +179,9 @@ func (p *Pending) login(ctx context.Context, l Login) (*Session, error) {
 	}
 	c := l.Client
 	caps := upstreamCaps(c.Caps, g.Caps, l.Database, len(c.Attrs) > 0, p.tls != nil)
+	if !l.LocalInfile {
+		caps &^= CapLocalFiles
+	}
 	resp := &HandshakeResponse{Caps: caps, MaxPacket: c.MaxPacket, Charset: c.Charset,
 		User: l.User, Database: l.Database, AuthPlugin: l.Plugin, Attrs: c.Attrs}
 	if hasExtCaps(caps) && hasExtCaps(g.Caps) && hasExtCaps(c.Caps) {

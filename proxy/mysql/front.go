@@ -14,6 +14,9 @@ import (
 type FrontOptions struct {
 	// TLS, when set, is offered to clients (CLIENT_SSL in the greeting).
 	TLS *tls.Config
+	// Greeted, when set, is called once the greeting is written, before
+	// the client's answer is read.
+	Greeted func()
 }
 
 // Hello is a client's answer to the greeting.
@@ -46,6 +49,9 @@ func Greet(conn net.Conn, g *Greeting, o FrontOptions) (*Hello, error) {
 	h := &Hello{Conn: conn}
 	if err := writePacket(conn, 0, g.Marshal()); err != nil {
 		return h, err
+	}
+	if o.Greeted != nil {
+		o.Greeted()
 	}
 	seq, p, err := readPacket(conn, responseLimit)
 	if err != nil {

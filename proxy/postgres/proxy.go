@@ -65,14 +65,15 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	defer client.Close()
 	l := p.cfg.BeginLogin(ctx, client)
 	defer l.End()
-	hctx, hs, start := l.Ctx, l.Drain, l.Start
+	hctx, start := l.Ctx, l.Start
 	log := p.log.With("client", client.RemoteAddr().String())
 
 	hello, err := ReadHello(client, FrontOptions{})
 	if err != nil {
-		p.fail(hs, log, client, err, start)
+		p.fail(l, log, client, err)
 		return
 	}
+	l.FirstPacket()
 	conn := hello.Conn
 	if hello.Cancel != nil {
 		// Cancels are not counted against the cap: they end work.
@@ -82,7 +83,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	release, refused := proxy.TakeAll(p.cfg.Limits...)
 	if refused != "" {
-		p.fail(hs, log, conn, &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonLimit, Message: refused}, start)
+		p.fail(l, log, conn, &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonLimit, Message: refused})
 		return
 	}
 	defer release()
@@ -93,8 +94,8 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	log = log.With("user", user, "database", st.Database())
 	if isReplication(st.Params["replication"]) {
-		p.fail(hs, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: proxy.ReasonProtocol,
-			Message: "replication connections cannot use IAM authentication on RDS: use a password user for replication"}, start)
+		p.fail(l, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: proxy.ReasonProtocol,
+			Message: "replication connections cannot use IAM authentication on RDS: use a password user for replication"})
 		return
 	}
 
@@ -102,18 +103,18 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	up, err := p.login(hctx, user, st)
 	upstreamTime := time.Since(loginStart) // token, dial, TLS, login
 	if err != nil {
-		if ctx.Err() != nil {
-			p.fail(hs, log, conn, err, start) // cut by shutdown: say so
+		if ctx.Err() != nil || l.Evicted() != "" {
+			p.fail(l, log, conn, err) // cut by shutdown or evicted: say so
 			return
 		}
-		p.fail(hs, log, conn, p.explain(hctx, user, err), start)
+		p.fail(l, log, conn, p.explain(hctx, user, err))
 		return
 	}
 	defer up.Conn.Close()
 	if ctx.Err() != nil {
 		// The drain deadline passed during the login: a greeting now would
 		// be followed by a dead socket.
-		p.fail(hs, log, conn, ctx.Err(), start)
+		p.fail(l, log, conn, ctx.Err())
 		return
 	}
 	// Cancels go to the address this session is on, not to a fresh lookup
@@ -123,8 +124,8 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	target.DialAddress = up.Conn.RemoteAddr().String()
 	key, forget, err := p.cancels.register(target, CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
-		p.fail(hs, log, conn, &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonProtocol, Err: err,
-			Message: "cannot make a cancel key for this session (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, start)
+		p.fail(l, log, conn, &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonProtocol, Err: err,
+			Message: "cannot make a cancel key for this session (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"})
 		return
 	}
 	defer forget()
@@ -139,6 +140,47 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
 	proxy.RelayAndLog(ctx, log, p.obs, conn, up.Conn, start, p.cfg.IdleTimeout)
+}
+
+// refuseReadTimeout bounds reading the opening of a client refused at
+// accept: long enough for any real client's startup message, short enough
+// that a flood of silent ones costs little.
+const refuseReadTimeout = time.Second
+
+// RefuseConn turns away a client the handshake cap has no place for; it
+// implements proxy.Refuser. The client's opening is read first, so that
+// its SSLRequest gets its one-byte answer and the ErrorResponse (53300)
+// comes where libpq and pgx read it. A cancel request is forwarded rather
+// than refused: it ends work.
+func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal) {
+	defer client.Close()
+	p.obs.Accepted()
+	defer p.obs.Ended()
+	log := p.log.With("client", client.RemoteAddr().String())
+	if r.Drop {
+		p.obs.Refused(proxy.ReasonHandshakeLimit)
+		log.Debug("connection dropped: too many connections logging in, and too many being refused")
+		return
+	}
+	client.SetDeadline(time.Now().Add(refuseReadTimeout))
+	hello, err := ReadHello(client, FrontOptions{})
+	if err == nil && hello.Cancel != nil {
+		p.obs.Refused(proxy.ReasonCancelRequest)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		p.forwardCancel(cctx, log, hello.Conn, *hello.Cancel)
+		return
+	}
+	p.obs.Refused(proxy.ReasonHandshakeLimit)
+	if err != nil {
+		log.Debug("connection refused at accept: too many connections logging in; it sent no startup message in time", "err", err)
+		return
+	}
+	log.Debug("connection refused at accept: too many connections logging in", "user", hello.Startup.User())
+	client.SetWriteDeadline(time.Now().Add(refuseReadTimeout))
+	if writeError(hello.Conn, &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonHandshakeLimit, Message: r.Message}) == nil {
+		proxy.LingerClose(hello.Conn)
+	}
 }
 
 // isReplication reads the replication startup parameter as PostgreSQL
@@ -185,10 +227,21 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 }
 
 // fail tells the client why its connection cannot go on, and logs it.
-func (p *Proxy) fail(ctx context.Context, log *slog.Logger, client net.Conn, err error, start time.Time) {
+func (p *Proxy) fail(l *proxy.Login, log *slog.Logger, client net.Conn, err error) {
 	var pe *Error
+	if why := l.Evicted(); why != "" {
+		// Evictions come in floods: the server logs a summary.
+		p.obs.Refused(proxy.ReasonEvicted)
+		log.Debug("connection evicted", "cause", err)
+		pe = &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonEvicted, Message: why}
+		client.SetWriteDeadline(time.Now().Add(time.Second))
+		if writeError(client, pe) == nil {
+			proxy.LingerClose(client)
+		}
+		return
+	}
 	if !errors.As(err, &pe) {
-		shutdown, reason := proxy.Unexplained(ctx, log, err, start)
+		shutdown, reason := proxy.Unexplained(l.Drain, log, err, l.Start)
 		if !shutdown {
 			p.obs.Refused(reason)
 			return
