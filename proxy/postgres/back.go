@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
@@ -37,6 +39,11 @@ type Upstream struct {
 	// of a plain net.Dialer: an in-process tunnel, or a test that needs to
 	// shape the connection (slow writes, faults).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// TCPTimeout bounds how long the network path to the upstream may be
+	// dead before a session's reads and writes fail (see
+	// proxy.UpstreamDialer; 0: its default, negative: off). Not used with
+	// Dial.
+	TCPTimeout time.Duration
 }
 
 // maxLoginMessage bounds each message the upstream sends during the login
@@ -124,8 +131,7 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	addr := u.DialAddr()
 	dial := u.Dial
 	if dial == nil {
-		dialer := &net.Dialer{}
-		dial = func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
+		dial = proxy.DialUpstream(u.TCPTimeout)
 	}
 	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	cfg.DialFunc = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, addr) }
