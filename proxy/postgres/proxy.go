@@ -138,7 +138,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, conn, up.Conn, start, p.cfg.IdleTimeout)
+	proxy.RelayAndLog(ctx, log, p.obs, &farewell{}, conn, up.Conn, start, p.cfg.IdleTimeout)
 }
 
 // isReplication reads the replication startup parameter as PostgreSQL
