@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 			code = CodeInvalidAuthorization
 		}
 		return &Error{Code: code, Reason: x.Reason, Err: err, Message: x.Message}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
+			Message: fmt.Sprintf("the upstream %s at %s closed the connection during the login. Fix: check that the DB is up and accepts connections (a restart, max_connections); check that --endpoint and --dial-address reach a PostgreSQL server; then connect again", up.Host, up.DialAddr())}
 	}
 	if strings.Contains(err.Error(), "server refused TLS") {
 		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstreamTLS, Err: err,
