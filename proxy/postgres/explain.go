@@ -77,6 +77,12 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (PAM authentication failed): check that %s is a member of rds_iam, that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
 				user, user, who, arn, p.cfg.Region)}
+	case e.Code == "57P03" || e.Code == "57P01" || e.Code == "57P02" || e.Code == "08006":
+		// cannot_connect_now ("starting up", "shutting down"), a shutdown
+		// during the login, or a server that cannot be reached behind
+		// the endpoint: the DB is restarting or failing over.
+		return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
+			Message: fmt.Sprintf("the upstream %s is not accepting connections now (%s). Fix: connect again in a few seconds: it is starting, shutting down, restarting or failing over; if it lasts, check the DB's status and events", p.cfg.Upstream.Host, e.Message)}
 	case strings.Contains(e.Message, "password authentication failed"):
 		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream did not accept an IAM token for user %q (%s): the user is not set up for IAM authentication. Fix: GRANT rds_iam TO %s", user, e.Message, sqlquote.PGRole(user))}
