@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os/exec"
 	"strings"
@@ -79,17 +78,16 @@ func TestFaultBlackHoleDuringLogin(t *testing.T) {
 // partition.
 func TestFaultBlackHoleInSession(t *testing.T) {
 	pgHole, myHole := newBlackhole(t, w.front.Addr()), newBlackhole(t, w.my.Addr())
-	r := startFaultRigVia(t, "", pgHole.addr(), myHole.addr())
+	r := startFaultRigVia(t, "", worldPG(pgHole.addr()), worldMy(myHole.addr()))
 	holes := map[string]*blackhole{"pg": pgHole, "my": myHole}
 	forEngine(t, r, func(t *testing.T, e engine) {
 		hole := holes[e.name]
-		open := fmt.Sprintf(`rds_iam_proxy_connections_open{engine="%s",upstream="%s"}`, e.engine, e.name)
 
 		busy := startCLISession(t, e, e.port(r))
 		busy.send("SELECT 'logged in';\n")
 		waitFor(t, 20*time.Second, func() bool { return strings.Contains(busy.output(), "logged in") })
 		idle := openIdleSession(t, e, e.port(r))
-		if n := r.s.metric(t, open); n != 2 {
+		if n := r.open(t, e); n != 2 {
 			t.Fatalf("%v sessions open through the route, want 2", n)
 		}
 
@@ -107,7 +105,7 @@ func TestFaultBlackHoleInSession(t *testing.T) {
 			t.Fatalf("the client waited %s for its error", took)
 		}
 
-		waitFor(t, 20*time.Second, func() bool { return r.s.metric(t, open) == 0 })
+		waitFor(t, 20*time.Second, func() bool { return r.open(t, e) == 0 })
 		t.Logf("the idle session was ended by the proxy %s after the cut", time.Since(sent).Round(time.Millisecond))
 		start := time.Now()
 		err = idle.query()

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -28,7 +27,6 @@ import (
 func TestFaultClientVanishesMidResult(t *testing.T) {
 	r := startFaultRig(t, "")
 	forEngine(t, r, func(t *testing.T, e engine) {
-		open := fmt.Sprintf(`rds_iam_proxy_connections_open{engine="%s",upstream="%s"}`, e.engine, e.name)
 		for _, how := range []string{"close", "reset"} {
 			marker := "vanish_" + how
 			conn := e.startBigResult(t, e.port(r), 50000, marker, 100)
@@ -40,7 +38,7 @@ func TestFaultClientVanishesMidResult(t *testing.T) {
 			}
 			conn.Close()
 			gone := time.Now()
-			waitFor(t, 10*time.Second, func() bool { return r.s.metric(t, open) == 0 })
+			waitFor(t, 10*time.Second, func() bool { return r.open(t, e) == 0 })
 			proxyDone := time.Since(gone)
 			waitFor(t, 10*time.Second, func() bool { return e.serverSessions(t, marker) == 0 })
 			t.Logf("client %s mid-result: the proxy ended the session after %s, the server's session was gone after %s",

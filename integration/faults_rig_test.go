@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,21 +47,34 @@ const faultYAML = "connect_timeout: 3s\nupstream_tcp_timeout: 3s\nca_refresh: -1
 func startFaultRig(t *testing.T, extra string) *faultRig {
 	t.Helper()
 	pg, my := newInjector(t, "pg", w.front.Addr()), newInjector(t, "my", w.my.Addr())
-	r := startFaultRigVia(t, extra, pg.addr(), my.addr())
+	r := startFaultRigVia(t, extra, worldPG(pg.addr()), worldMy(my.addr()))
 	r.pg, r.my = pg, my
 	return r
 }
 
-// startFaultRigVia is startFaultRig with the faulty routes dialing
-// pgDial and myDial (which must lead to the world's fronts).
-func startFaultRigVia(t *testing.T, extra, pgDial, myDial string) *faultRig {
+// route is an RDS endpoint (host:port, for tokens and TLS) and the
+// address the proxy dials for it.
+type route struct{ endpoint, dial string }
+
+// worldPG and worldMy are the world's fronts, reached through dial.
+func worldPG(dial string) route {
+	return route{fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port()), dial}
+}
+
+func worldMy(dial string) route {
+	return route{fmt.Sprintf("%s:%d", w.my.Endpoint(), w.my.Port()), dial}
+}
+
+// startFaultRigVia is startFaultRig with the faulty routes going to pg
+// and my.
+func startFaultRigVia(t *testing.T, extra string, pg, my route) *faultRig {
 	t.Helper()
 	r := &faultRig{pgPort: freePort(t), pgClean: freePort(t), myPort: freePort(t), myClean: freePort(t)}
 	cfg := upstreamsYAML(faultYAML+"\n"+extra,
-		pgUpstreamVia("pg", "127.0.0.1:"+r.pgPort, pgDial),
-		pgUpstreamVia("pg-clean", "127.0.0.1:"+r.pgClean, w.front.Addr()),
-		myUpstreamVia("my", "127.0.0.1:"+r.myPort, myDial),
-		myUpstreamVia("my-clean", "127.0.0.1:"+r.myClean, w.my.Addr()),
+		upstreamVia("pg", "postgres", "127.0.0.1:"+r.pgPort, pg),
+		upstreamVia("pg-clean", "postgres", "127.0.0.1:"+r.pgClean, worldPG(w.front.Addr())),
+		upstreamVia("my", "mysql", "127.0.0.1:"+r.myPort, my),
+		upstreamVia("my-clean", "mysql", "127.0.0.1:"+r.myClean, worldMy(w.my.Addr())),
 	)
 	r.s = startSidecar(t, cfg)
 	for _, e := range engines {
@@ -73,19 +89,49 @@ func startFaultRigVia(t *testing.T, extra, pgDial, myDial string) *faultRig {
 	return r
 }
 
-func pgUpstreamVia(name, listen, dial string) string {
-	return fmt.Sprintf("  - name: %s\n    engine: postgres\n    endpoint: %s:%d\n    dial_address: %s\n    listen: %s\n",
-		name, w.front.Endpoint(), w.front.Port(), dial, listen)
-}
-
-func myUpstreamVia(name, listen, dial string) string {
-	return fmt.Sprintf("  - name: %s\n    engine: mysql\n    endpoint: %s:%d\n    dial_address: %s\n    listen: %s\n",
-		name, w.my.Endpoint(), w.my.Port(), dial, listen)
+// upstreamVia is one upstream of the config file.
+func upstreamVia(name, engine, listen string, r route) string {
+	return fmt.Sprintf("  - name: %s\n    engine: %s\n    endpoint: %s\n    dial_address: %s\n    listen: %s\n",
+		name, engine, r.endpoint, r.dial, listen)
 }
 
 // counts reads the process's counts now.
 func (r *faultRig) counts(t *testing.T) processCounts {
-	return processCounts{goroutines: r.s.metric(t, "go_goroutines"), fds: r.s.metric(t, "process_open_fds")}
+	return processCounts{goroutines: r.metric(t, "go_goroutines"), fds: r.metric(t, "process_open_fds")}
+}
+
+// noKeepAlive reads /metrics on a connection of its own each time: idle
+// connections kept by a client pool (one more whenever two subtests ask
+// at once) would count as the proxy's fds and goroutines.
+var noKeepAlive = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// metric reads one sample from the proxy's /metrics (-1: none).
+func (r *faultRig) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := noKeepAlive.Get("http://" + r.s.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", series, v)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// open is how many client connections of engine e the proxy holds.
+func (r *faultRig) open(t *testing.T, e engine) float64 {
+	return r.metric(t, fmt.Sprintf(`rds_iam_proxy_connections_open{engine="%s",upstream="%s"}`, e.engine, e.name))
 }
 
 // settle waits until the counts are steady (the same three reads in a
@@ -121,9 +167,7 @@ func (r *faultRig) settle(t *testing.T, max processCounts, limit time.Duration) 
 func (r *faultRig) backToBaseline(t *testing.T) {
 	t.Helper()
 	for _, e := range engines {
-		waitFor(t, 15*time.Second, func() bool {
-			return r.s.metric(t, fmt.Sprintf(`rds_iam_proxy_connections_open{engine="%s",upstream="%s"}`, e.engine, e.name)) == 0
-		})
+		waitFor(t, 15*time.Second, func() bool { return r.open(t, e) == 0 })
 	}
 	got := r.settle(t, r.base, 15*time.Second)
 	t.Logf("after: %s (baseline %s)", got, r.base)
