@@ -213,13 +213,6 @@ func (in *injector) open() []*faultLink {
 	return out
 }
 
-// openLinks is how many connections pass through now.
-func (in *injector) openLinks() int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return len(in.links)
-}
-
 // toxic adds a toxiproxy toxic (type as in toxiproxy's README, stream
 // "upstream" toward the database or "downstream" toward the proxy) to
 // every open and future connection; the returned func removes it.

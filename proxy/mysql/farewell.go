@@ -29,13 +29,18 @@ func (f *framer) feed(p []byte) {
 			}
 			continue
 		}
-		n := copy(f.hdr[f.hdrN:], p)
-		f.hdrN += n
-		p = p[n:]
-		if f.hdrN < len(f.hdr) {
-			return
+		if f.hdrN == 0 && len(p) >= len(f.hdr) {
+			copy(f.hdr[:], p) // the usual case: a whole header in the chunk
+			p = p[len(f.hdr):]
+		} else {
+			n := copy(f.hdr[f.hdrN:], p)
+			f.hdrN += n
+			p = p[n:]
+			if f.hdrN < len(f.hdr) {
+				return
+			}
+			f.hdrN = 0
 		}
-		f.hdrN = 0
 		f.left = int(f.hdr[0]) | int(f.hdr[1])<<8 | int(f.hdr[2])<<16
 		if f.left == 0 {
 			f.done(f.hdr[3])

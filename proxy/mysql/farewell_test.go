@@ -62,3 +62,18 @@ func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFarewellFromUpstream: following the framing of 16 KB relay
+// chunks of small rows, the relay's added cost per chunk.
+func BenchmarkFarewellFromUpstream(b *testing.B) {
+	var chunk []byte
+	for seq := byte(1); len(chunk) < 16<<10; seq++ {
+		chunk = append(chunk, pkt(seq, strings.Repeat("r", 60))...)
+	}
+	chunk = chunk[:16<<10]
+	f := newFarewell()
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		f.FromUpstream(chunk)
+	}
+}

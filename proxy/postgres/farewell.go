@@ -32,15 +32,20 @@ func (f *farewell) FromUpstream(p []byte) {
 			p = p[n:]
 			continue
 		}
-		n := copy(f.hdr[f.hdrN:], p)
-		f.hdrN += n
-		p = p[n:]
-		if f.hdrN < len(f.hdr) {
-			return
+		var hdr []byte
+		if f.hdrN == 0 && len(p) >= len(f.hdr) {
+			hdr, p = p[:len(f.hdr)], p[len(f.hdr):] // the usual case: a whole header in the chunk
+		} else {
+			n := copy(f.hdr[f.hdrN:], p)
+			f.hdrN += n
+			p = p[n:]
+			if f.hdrN < len(f.hdr) {
+				return
+			}
+			f.hdrN, hdr = 0, f.hdr[:]
 		}
-		f.hdrN = 0
-		f.last = f.hdr[0]
-		size := int64(binary.BigEndian.Uint32(f.hdr[1:]))
+		f.last = hdr[0]
+		size := int64(binary.BigEndian.Uint32(hdr[1:]))
 		if size < 4 {
 			f.broken = true
 			return

@@ -58,3 +58,18 @@ func TestFarewellSpeaksOnlyBetweenMessages(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFarewellFromUpstream: following the framing of 16 KB relay
+// chunks of small rows, the relay's added cost per chunk.
+func BenchmarkFarewellFromUpstream(b *testing.B) {
+	var chunk []byte
+	for len(chunk) < 16<<10 {
+		chunk = append(chunk, msg('D', strings.Repeat("r", 60))...)
+	}
+	chunk = chunk[:16<<10]
+	f := &farewell{}
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		f.FromUpstream(chunk)
+	}
+}
