@@ -151,12 +151,12 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 			mu.Unlock()
 		}()
 	}
-	// The upstream is over: say why if the client still listens and the
-	// protocol allows, then end the client as for an upstream EOF. The
+	// endClient ends a session whose upstream is over (why: io.EOF, or
+	// how it failed): it says why, if the client still listens and the
+	// protocol allows, then ends the client as for an upstream EOF. The
 	// client direction is likely blocked in a read already: bound it now,
-	// not only from its next read.
-	// Only the direction that reads the upstream calls it (the client's
-	// only writer), with why set.
+	// not only from its next read. Only the direction that reads the
+	// upstream calls it, being the client's only writer.
 	var why error
 	endClient := sync.OnceFunc(func() {
 		upstreamDone.Store(true)
@@ -186,7 +186,7 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 		err := func() (err error) {
 			defer recovered(&err)
 			var toUpstream bool
-			err, toUpstream = pipe(upstream, client, stats.fromClient, &upstreamDone, linger, func() {
+			toUpstream, err = pipe(upstream, client, stats.fromClient, &upstreamDone, linger, func() {
 				clientDone.Store(true)
 				if !CloseWrite(upstream) {
 					upstream.Close() // the upstream must learn the client left
@@ -210,7 +210,7 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 	errc <- func() (err error) {
 		defer recovered(&err)
 		var toClient bool
-		err, toClient = pipe(client, upstream, stats.fromUpstream, nil, 0, func() { why = io.EOF; endClient() })
+		toClient, err = pipe(client, upstream, stats.fromUpstream, nil, 0, func() { why = io.EOF; endClient() })
 		if p := lost.Load(); p != nil && err == nil {
 			err = *p // the other direction closed the upstream: say why
 		}
@@ -246,7 +246,7 @@ func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger 
 // linger, and a quiet or failed src ends the copy without error: there is no
 // session left to report it to. atDst says whether an error came from
 // writing dst rather than reading src.
-func pipe(dst, src net.Conn, seen func([]byte), peerDone *atomic.Bool, linger time.Duration, atEOF func()) (err error, atDst bool) {
+func pipe(dst, src net.Conn, seen func([]byte), peerDone *atomic.Bool, linger time.Duration, atEOF func()) (atDst bool, err error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -263,22 +263,22 @@ func pipe(dst, src net.Conn, seen func([]byte), peerDone *atomic.Bool, linger ti
 			}
 			if werr != nil {
 				if over() {
-					return nil, false // e.g. a Terminate after the server's FATAL
+					return false, nil // e.g. a Terminate after the server's FATAL
 				}
-				return werr, true
+				return true, werr
 			}
 		}
 		if rerr != nil {
 			switch {
 			case errors.Is(rerr, io.EOF):
 				atEOF()
-				return nil, false
+				return false, nil
 			case over() && (IsTimeout(rerr) || errors.Is(rerr, net.ErrClosed)):
-				return nil, false
+				return false, nil
 			case errors.Is(rerr, net.ErrClosed):
-				return nil, false // closed by us: the other direction failed or ctx ended
+				return false, nil // closed by us: the other direction failed or ctx ended
 			}
-			return rerr, false
+			return false, rerr
 		}
 	}
 }
