@@ -25,9 +25,9 @@ import (
 // gone a new login works at once (measured, logged); goroutines and fds
 // return to their baseline.
 func TestFaultBlackHoleDuringLogin(t *testing.T) {
-	r := startFaultRig(t, "")
+	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
-		hole := e.inj(r).bothWays("blackhole", "timeout", map[string]any{"timeout": 0})
+		hole := e.inj(r).bothWays(t, "blackhole", "timeout", map[string]any{"timeout": 0})
 		start := time.Now()
 		_, stderr, err := e.cli(t, e.port(r), "SELECT 1")
 		took := time.Since(start)
@@ -78,7 +78,7 @@ func TestFaultBlackHoleDuringLogin(t *testing.T) {
 // partition.
 func TestFaultBlackHoleInSession(t *testing.T) {
 	pgHole, myHole := newBlackhole(t, w.front.Addr()), newBlackhole(t, w.my.Addr())
-	r := startFaultRigVia(t, "", worldPG(pgHole.addr()), worldMy(myHole.addr()))
+	r := startFaultRigVia(t, worldPG(pgHole.addr()), worldMy(myHole.addr()))
 	holes := map[string]*blackhole{"pg": pgHole, "my": myHole}
 	forEngine(t, r, func(t *testing.T, e engine) {
 		hole := holes[e.name]

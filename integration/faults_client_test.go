@@ -25,7 +25,7 @@ import (
 // the result), other routes serve meanwhile, the next login works at once
 // (measured, logged), and goroutines and fds return to their baseline.
 func TestFaultClientVanishesMidResult(t *testing.T) {
-	r := startFaultRig(t, "")
+	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		for _, how := range []string{"close", "reset"} {
 			marker := "vanish_" + how

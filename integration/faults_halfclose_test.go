@@ -38,7 +38,7 @@ import (
 // works at once (measured, logged); goroutines and fds return to their
 // baseline.
 func TestFaultHalfCloseFromServer(t *testing.T) {
-	r := startFaultRig(t, "")
+	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)
 		sleep := map[string]string{"pg": "SELECT pg_sleep(3) AS half_closed", "my": "SELECT SLEEP(3) AS half_closed"}[e.name]
@@ -70,7 +70,7 @@ func TestFaultHalfCloseFromServer(t *testing.T) {
 
 		// The proxy still writing: the client's stream is slowed toward
 		// the server so the FIN falls in its middle.
-		slow := in.toxic("slow_up", "bandwidth", "upstream", map[string]any{"rate": 1000})
+		slow := in.toxic(t, "slow_up", "bandwidth", "upstream", map[string]any{"rate": 1000})
 		errc := make(chan error, 1)
 		mark := in.up.Load()
 		go func() { errc <- e.keepWriting(t, e.port(r)) }()

@@ -25,15 +25,15 @@ import (
 //
 //   - a reset at a chosen point (resetAfter): toxiproxy's reset_peer sends
 //     an RST only when the toxic is there before the connection opens
-//     (it sets SO_LINGER 0 at the link's start) and fires on time, not on
-//     bytes, so it cannot hit "the middle of a result";
+//     (it sets SO_LINGER 0 at the link's start, on ends it requires to be
+//     bare TCP connections) and fires on time, not on bytes, so it cannot
+//     hit "the middle of a result";
 //   - a half-close from the server side (halfClose): toxiproxy closes both
 //     ways when one side ends, so a FIN never passes through as a FIN.
 //
 // For the same reason a FIN from either end is passed on as a FIN, and a
 // connection is closed once both ways have ended.
 type injector struct {
-	t      *testing.T
 	ln     net.Listener
 	target string
 	server *toxiproxy.ApiServer
@@ -76,7 +76,7 @@ func newInjector(t *testing.T, name, target string) *injector {
 	nop := zerolog.Nop()
 	px := toxiproxy.NewProxy(server, name, ln.Addr().String(), target)
 	px.Logger = &nop
-	in := &injector{t: t, ln: ln, target: target, server: server, px: px, links: map[*faultLink]bool{}, done: make(chan struct{})}
+	in := &injector{ln: ln, target: target, server: server, px: px, links: map[*faultLink]bool{}, done: make(chan struct{})}
 	go in.accept()
 	t.Cleanup(in.close)
 	return in
@@ -215,32 +215,33 @@ func (in *injector) open() []*faultLink {
 
 // toxic adds a toxiproxy toxic (type as in toxiproxy's README, stream
 // "upstream" toward the database or "downstream" toward the proxy) to
-// every open and future connection; the returned func removes it.
-func (in *injector) toxic(name, typ, dir string, attrs map[string]any) (remove func()) {
-	in.t.Helper()
+// every open and future connection until the returned func, or the end
+// of t, removes it.
+func (in *injector) toxic(t *testing.T, name, typ, dir string, attrs map[string]any) (remove func()) {
+	t.Helper()
 	body, err := json.Marshal(map[string]any{"name": name, "type": typ, "stream": dir, "toxicity": 1.0, "attributes": attrs})
 	if err != nil {
-		in.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if _, err := in.px.Toxics.AddToxicJson(bytes.NewReader(body)); err != nil {
-		in.t.Fatalf("add toxic %s: %v", name, err)
+		t.Fatalf("add toxic %s: %v", name, err)
 	}
 	var once sync.Once
 	remove = func() {
 		once.Do(func() {
 			if err := in.px.Toxics.RemoveToxic(context.Background(), name); err != nil {
-				in.t.Errorf("remove toxic %s: %v", name, err)
+				t.Errorf("remove toxic %s: %v", name, err)
 			}
 		})
 	}
-	in.t.Cleanup(remove)
+	t.Cleanup(remove)
 	return remove
 }
 
 // bothWays adds the same toxic to both streams; the func removes both.
-func (in *injector) bothWays(name, typ string, attrs map[string]any) (remove func()) {
-	up := in.toxic(name+"_up", typ, "upstream", attrs)
-	down := in.toxic(name+"_down", typ, "downstream", attrs)
+func (in *injector) bothWays(t *testing.T, name, typ string, attrs map[string]any) (remove func()) {
+	up := in.toxic(t, name+"_up", typ, "upstream", attrs)
+	down := in.toxic(t, name+"_down", typ, "downstream", attrs)
 	return func() { up(); down() }
 }
 

@@ -21,7 +21,7 @@ import (
 // serve meanwhile; the next login on the same route works at once
 // (measured, logged); goroutines and fds return to their baseline.
 func TestFaultResetDuringLogin(t *testing.T) {
-	r := startFaultRig(t, "")
+	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)
 		in.resetAfter(100)
@@ -56,7 +56,7 @@ func TestFaultResetDuringLogin(t *testing.T) {
 // ends. Other routes serve meanwhile; a new login on the route works at
 // once; goroutines and fds return to their baseline.
 func TestFaultResetDuringQuery(t *testing.T) {
-	r := startFaultRig(t, "")
+	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)
 		sleep := map[string]string{"pg": "SELECT pg_sleep(3) AS reset_during_query", "my": "SELECT SLEEP(3) AS reset_during_query"}[e.name]
@@ -100,7 +100,7 @@ func TestFaultResetDuringQuery(t *testing.T) {
 // meanwhile; the next login on the route works at once; goroutines and
 // fds return to their baseline.
 func TestFaultResetMidResult(t *testing.T) {
-	r := startFaultRig(t, "")
+	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)
 		// Armed once the driver's login has gone through (its first

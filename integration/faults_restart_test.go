@@ -58,7 +58,7 @@ func TestFaultServerRestart(t *testing.T) {
 	}
 	t.Logf("private servers ready in %s (PostgreSQL %s, MariaDB %s of it)", time.Since(begin).Round(time.Millisecond),
 		pg.took.Round(time.Millisecond), my.srv.StartDuration.Round(time.Millisecond))
-	r := startFaultRigVia(t, "", pg.route(), my.route())
+	r := startFaultRigVia(t, pg.route(), my.route())
 	servers := map[string]restartable{"pg": pg, "my": my}
 	forEngine(t, r, func(t *testing.T, e engine) {
 		srv := servers[e.name]

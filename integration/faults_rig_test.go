@@ -40,14 +40,13 @@ func (c processCounts) String() string {
 // 30 s), and no CA refresh.
 const faultYAML = "connect_timeout: 3s\nupstream_tcp_timeout: 3s\nca_refresh: -1s"
 
-// startFaultRig starts the binary with extra settings (YAML, on top of
-// faultYAML), its faulty routes through injectors to the world's fronts,
-// warms every route up with one session, and takes the process's
-// baseline counts.
-func startFaultRig(t *testing.T, extra string) *faultRig {
+// startFaultRig starts the binary with faultYAML's settings, its faulty
+// routes through injectors to the world's fronts, warms every route up
+// with one session, and takes the process's baseline counts.
+func startFaultRig(t *testing.T) *faultRig {
 	t.Helper()
 	pg, my := newInjector(t, "pg", w.front.Addr()), newInjector(t, "my", w.my.Addr())
-	r := startFaultRigVia(t, extra, worldPG(pg.addr()), worldMy(my.addr()))
+	r := startFaultRigVia(t, worldPG(pg.addr()), worldMy(my.addr()))
 	r.pg, r.my = pg, my
 	return r
 }
@@ -67,10 +66,10 @@ func worldMy(dial string) route {
 
 // startFaultRigVia is startFaultRig with the faulty routes going to pg
 // and my.
-func startFaultRigVia(t *testing.T, extra string, pg, my route) *faultRig {
+func startFaultRigVia(t *testing.T, pg, my route) *faultRig {
 	t.Helper()
 	r := &faultRig{pgPort: freePort(t), pgClean: freePort(t), myPort: freePort(t), myClean: freePort(t)}
-	cfg := upstreamsYAML(faultYAML+"\n"+extra,
+	cfg := upstreamsYAML(faultYAML,
 		upstreamVia("pg", "postgres", "127.0.0.1:"+r.pgPort, pg),
 		upstreamVia("pg-clean", "postgres", "127.0.0.1:"+r.pgClean, worldPG(w.front.Addr())),
 		upstreamVia("my", "mysql", "127.0.0.1:"+r.myPort, my),
@@ -135,7 +134,8 @@ func (r *faultRig) open(t *testing.T, e engine) float64 {
 }
 
 // settle waits until the counts are steady (the same three reads in a
-// row) and, when limit is positive, at or under max; it returns them.
+// row) and, when max is set, at or under it; limit bounds the wait (0:
+// 10 s). It returns them.
 func (r *faultRig) settle(t *testing.T, max processCounts, limit time.Duration) processCounts {
 	t.Helper()
 	if limit <= 0 {
@@ -199,7 +199,7 @@ var engines = []engine{
 		clean: func(r *faultRig) string { return r.pgClean },
 		inj:   func(r *faultRig) *injector { return r.pg },
 		cli: func(t *testing.T, port, sql string) (string, string, error) {
-			return psql(t, dsn(port, iamUser)+" connect_timeout=30", "-c", sql)
+			return psql(t, dsn(port, iamUser), "-c", sql)
 		},
 		bigSQL: func(rows int, marker string) string {
 			return fmt.Sprintf("SELECT repeat('x', 1000) AS %s FROM generate_series(1, %d)", marker, rows)

@@ -20,11 +20,11 @@ import (
 // Once the toxic is gone a new login works at once (measured, logged),
 // and the proxy's goroutines and fds return to their baseline.
 func TestFaultLatencyAndBandwidth(t *testing.T) {
-	r := startFaultRig(t, "")
+	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)
 
-		slow := in.bothWays("latency", "latency", map[string]any{"latency": 200})
+		slow := in.bothWays(t, "latency", "latency", map[string]any{"latency": 200})
 		start := time.Now()
 		out, stderr, err := e.cli(t, e.port(r), "SELECT 41 + 1")
 		took := time.Since(start)
@@ -45,7 +45,7 @@ func TestFaultLatencyAndBandwidth(t *testing.T) {
 		slow()
 		t.Logf("recovery after the latency ended: %s", e.recovery(t, e.port(r), 10*time.Second).Round(time.Millisecond))
 
-		narrow := in.bothWays("bandwidth", "bandwidth", map[string]any{"rate": 10})
+		narrow := in.bothWays(t, "bandwidth", "bandwidth", map[string]any{"rate": 10})
 		start = time.Now()
 		rows, size, err = e.bigResult(t, e.port(r), 50)
 		took = time.Since(start)
