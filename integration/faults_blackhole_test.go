@@ -76,6 +76,12 @@ func TestFaultBlackHoleDuringLogin(t *testing.T) {
 // baseline. The servers' own sessions behind the cut are not checked:
 // nothing reaches them to end them until the path is back, as in a real
 // partition.
+//
+// toxiproxy's timeout toxic cannot show any of this in a session: it
+// acknowledges what it then withholds, so no timer of the proxy's TCP
+// stack fires, just as for a server that hangs in the middle of a query;
+// nothing tells that apart from a long query, and only --idle-timeout
+// (off by default) or the client's own timeout ends such a session.
 func TestFaultBlackHoleInSession(t *testing.T) {
 	pgHole, myHole := newBlackhole(t, w.front.Addr()), newBlackhole(t, w.my.Addr())
 	r := startFaultRigVia(t, worldPG(pgHole.addr()), worldMy(myHole.addr()))
