@@ -76,6 +76,7 @@ type Config struct {
 	MaxUnanswered    int        `yaml:"max_unanswered_greetings"`
 	ConnectTimeout   string     `yaml:"connect_timeout"`
 	IdleTimeout      string     `yaml:"idle_timeout"`
+	UpstreamTCP      string     `yaml:"upstream_tcp_timeout"`
 	MinShutdownDelay string     `yaml:"min_shutdown_delay"`
 	MaxShutdownDelay string     `yaml:"max_shutdown_delay"`
 	Region           string     `yaml:"region"`
@@ -114,7 +115,8 @@ func parseConfig(t *testing.T, name string, data []byte) Config {
 		t.Fatalf("%s: %v", name, err)
 	}
 	for key, d := range map[string]string{"handshake_timeout": c.HandshakeTimeout, "connect_timeout": c.ConnectTimeout, "first_packet_timeout": c.FirstPacket,
-		"idle_timeout": c.IdleTimeout, "min_shutdown_delay": c.MinShutdownDelay, "max_shutdown_delay": c.MaxShutdownDelay} {
+		"idle_timeout": c.IdleTimeout, "min_shutdown_delay": c.MinShutdownDelay, "max_shutdown_delay": c.MaxShutdownDelay,
+		"upstream_tcp_timeout": c.UpstreamTCP} {
 		if d != "" {
 			if _, err := time.ParseDuration(d); err != nil {
 				t.Errorf("%s: %s: %v", name, key, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
@@ -53,6 +54,9 @@ func ExplainLoginFailure(err error, t Target) (Explanation, bool) {
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return Explanation{ReasonUpstreamDial, fmt.Sprintf("cannot reach the upstream %s at %s: %s. Fix: check that the DB is running and reachable from here (security groups, VPC, tunnel)", t.Host, t.DialAddr, opErr.Err)}, true
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return Explanation{ReasonUpstream, fmt.Sprintf("the upstream %s at %s reset the connection during the login. Fix: check that the DB is up (a reboot or failover resets connections) and that nothing on the way (a firewall, NAT, the tunnel) cuts connections; then connect again", t.Host, t.DialAddr)}, true
 	}
 	if errors.Is(err, context.DeadlineExceeded) || IsTimeout(err) {
 		return Explanation{ReasonTimeout, fmt.Sprintf("the upstream %s at %s did not complete the login in time. Fix: check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded", t.Host, t.DialAddr)}, true

@@ -3,8 +3,11 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -219,5 +222,101 @@ func TestRelayIdleTimeout(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("an idle session was never ended")
+	}
+}
+
+// sayBye is a Farewell that always speaks, naming the error's kind.
+type sayBye struct{}
+
+func (sayBye) FromUpstream([]byte) {}
+func (sayBye) FromClient([]byte)   {}
+func (sayBye) Message(err error) []byte {
+	if errors.Is(err, io.EOF) {
+		return []byte("|bye:eof")
+	}
+	return []byte("|bye:" + err.Error())
+}
+
+// TestRelayFarewellOnUpstreamReset: an upstream that resets mid-session
+// ends the session at once, and the client reads the engine's farewell
+// after what the upstream had sent, then the end of the stream.
+func TestRelayFarewellOnUpstreamReset(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{Farewell: sayBye{}}, time.Second)
+	}()
+	server.Write([]byte("rows"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(client, buf); err != nil {
+		t.Fatal(err)
+	}
+	server.(*net.TCPConn).SetLinger(0)
+	server.Close()
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(client)
+	if err != nil || !strings.HasPrefix(string(got), "|bye:") || !strings.Contains(string(got), "reset") {
+		t.Fatalf("client got %q, %v; want the farewell for a reset, then EOF", got, err)
+	}
+	if err := <-done; !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("relay returned %v, want the reset", err)
+	}
+}
+
+// failingWrites is an upstream whose writes fail (a dead peer found on a
+// write) while its reads wait.
+type failingWrites struct{ net.Conn }
+
+func (failingWrites) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// TestRelayFarewellWhenWritingUpstreamFails: when the upstream fails under
+// the client's write, the other direction (the client's only writer)
+// tells the client, and the session ends.
+func TestRelayFarewellWhenWritingUpstreamFails(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, _ := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- Relay(context.Background(), proxyClientSide, failingWrites{proxyUpstreamSide}, &Stats{Farewell: sayBye{}}, time.Second)
+	}()
+	client.Write([]byte("query"))
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(client)
+	if err != nil || string(got) != "|bye:"+syscall.EPIPE.Error() {
+		t.Fatalf("client got %q, %v; want the farewell for the failed write, then EOF", got, err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EPIPE) {
+			t.Fatalf("relay returned %v, want the failed write", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("relay still running after the upstream failed")
+	}
+}
+
+// TestRelayNoFarewellToAClientThatLeft: a client that finished sending
+// (Terminate, then FIN) is not told anything when the upstream then
+// closes: that is the normal end.
+func TestRelayNoFarewellToAClientThatLeft(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{Farewell: sayBye{}}, time.Second)
+	}()
+	client.Write([]byte("X"))
+	client.(*net.TCPConn).CloseWrite()
+	if got, err := io.ReadAll(server); err != nil || string(got) != "X" {
+		t.Fatalf("server got %q, %v", got, err)
+	}
+	server.Close()
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(client); err != nil || len(got) != 0 {
+		t.Fatalf("client got %q, %v; want a plain EOF", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("relay: %v", err)
 	}
 }

@@ -225,7 +225,7 @@ func (s *Settings) Launch(u Upstream) launch.Config {
 		TLSMode: u.TLSMode, TLSServerName: u.TLSServerName, CARefresh: time.Duration(u.CARefresh),
 		MaxConnections:   u.MaxConnections,
 		HandshakeTimeout: time.Duration(s.HandshakeTimeout), ConnectTimeout: time.Duration(s.ConnectTimeout),
-		IdleTimeout:      time.Duration(s.IdleTimeout),
+		IdleTimeout: time.Duration(s.IdleTimeout), UpstreamTCPTimeout: time.Duration(s.UpstreamTCPTimeout),
 		AllowNonLoopback: s.AllowNonLoopback, SocketMode: mode, KeepAlive: time.Duration(s.KeepAlive),
 	}
 	lc.MaxHandshakes, lc.MaxUnansweredGreetings = noneIfZero(s.MaxHandshakes), noneIfZero(s.MaxUnanswered)

@@ -87,6 +87,7 @@ type Settings struct {
 	ConnectTimeout        Duration `yaml:"connect_timeout" usage:"limit for the upstream dial, TLS and login"`
 	IdleTimeout           Duration `yaml:"idle_timeout" usage:"close sessions in which no byte moved either way for this long (0: never)"`
 	KeepAlive             Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
+	UpstreamTCPTimeout    Duration `yaml:"upstream_tcp_timeout" usage:"end a session, with an error to its client, when the network path to the upstream is dead this long: data sent unacknowledged, or keepalive probes unanswered (0: 30s; negative: off, the OS's limit of about 15 minutes)"`
 	MinShutdownDelay      Duration `yaml:"min_shutdown_delay" usage:"on SIGTERM/SIGINT, keep accepting this long (readiness fails at once) so load balancers and apps move away"`
 	MaxShutdownDelay      Duration `yaml:"max_shutdown_delay" usage:"then, how long open connections may finish before they are cut (a second signal exits at once)"`
 	ExitCode              int      `yaml:"exit_code" usage:"exit status after a signal when every connection finished (connections cut: 1)"`

@@ -71,6 +71,10 @@ type Config struct {
 	ConnectTimeout   time.Duration
 	// IdleTimeout ends sessions idle this long (0: never).
 	IdleTimeout time.Duration
+	// UpstreamTCPTimeout bounds how long the network path to the upstream
+	// may be dead before a session ends with an error (TCP_USER_TIMEOUT and
+	// keepalive; 0: proxy.DefaultUpstreamTCPTimeout, negative: off).
+	UpstreamTCPTimeout time.Duration
 	// AllowNonLoopback lets Listen be an address other machines can reach
 	// (anyone who reaches it logs in as the database user).
 	AllowNonLoopback bool
@@ -225,13 +229,13 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	switch c.Engine {
 	case "mysql":
 		h, err = mysql.New(mysql.Config{
-			Upstream:               mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust},
+			Upstream:               mysql.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, Trust: trust, TCPTimeout: c.UpstreamTCPTimeout},
 			MaxUnansweredGreetings: c.MaxUnansweredGreetings, AllowLocalInfile: c.AllowLocalInfile,
 			Settings: settings,
 		})
 	default:
 		h, err = postgres.New(postgres.Config{
-			Upstream: postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp, Trust: trust},
+			Upstream: postgres.Upstream{Host: host, Port: port, DialAddress: c.DialAddress, TLS: tlsConf, TLSSettings: tlsUp, Trust: trust, TCPTimeout: c.UpstreamTCPTimeout},
 			CABundle: bundleSource,
 			Settings: settings,
 		})

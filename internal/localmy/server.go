@@ -44,6 +44,15 @@ type Server struct {
 	removeBase bool
 	stopOnce   sync.Once
 	stopErr    error
+
+	// What run needs again to Resume after Halt.
+	opts     Options
+	mariadbd string
+	as       localsrv.Account
+	userArgs []string
+	timeout  time.Duration
+	mu       sync.Mutex // Halt and Resume
+	halted   bool
 }
 
 // Start creates a fresh data directory with mariadb-install-db and runs
@@ -118,6 +127,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		}
 		err = s.run(ctx, &o, mariadbd, as, userArgs, port, timeout)
 		if err == nil {
+			s.opts, s.mariadbd, s.as, s.userArgs, s.timeout = o, mariadbd, as, userArgs, timeout
 			break
 		}
 		if attempt >= attempts || !bindFailed(s.log.String()) {
@@ -385,7 +395,10 @@ func (s *Server) stop() error {
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
-	if gone, werr := s.proc.Exited(); gone {
+	s.mu.Lock()
+	halted := s.halted
+	s.mu.Unlock()
+	if gone, werr := s.proc.Exited(); gone && !halted {
 		errs = append(errs, fmt.Errorf("localmy: mariadbd had exited before Stop (%v):\n%s", werr, localsrv.Tail(s.log.String(), 20)))
 	}
 	if err := s.proc.Stop(localsrv.SigTerm(), localsrv.StopGrace, nil); err != nil {
@@ -397,6 +410,42 @@ func (s *Server) stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Halt stops the server as an administrator's restart does (SIGTERM, a
+// normal shutdown: running statements are killed and connections
+// closed), keeping its data and port for Resume. Tests use it for a real
+// restart under open connections.
+func (s *Server) Halt() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.halted {
+		return nil
+	}
+	s.halted = true
+	_ = s.admin.Close()
+	if err := s.proc.Stop(localsrv.SigTerm(), localsrv.StopGrace, nil); err != nil {
+		return fmt.Errorf("localmy: halt mariadbd (pid %d): %w", s.proc.Pid(), err)
+	}
+	return nil
+}
+
+// Resume starts a halted server again on the same data directory and port
+// and waits until it accepts connections (Options.StartTimeout bounds
+// it, as for Start).
+func (s *Server) Resume(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.halted {
+		return errors.New("localmy: Resume of a server that is not halted")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.run(ctx, &s.opts, s.mariadbd, s.as, s.userArgs, s.Port, s.timeout); err != nil {
+		return startError(err, s.log.String())
+	}
+	s.halted = false
+	return nil
 }
 
 // Addr is the TCP address, "127.0.0.1:PORT".

@@ -34,6 +34,13 @@ type Server struct {
 	removeBase bool
 	stopOnce   sync.Once
 	stopErr    error
+
+	// What run needs again to Resume after Halt.
+	opts    Options
+	as      localsrv.Account
+	timeout time.Duration
+	mu      sync.Mutex // Halt and Resume
+	halted  bool
 }
 
 // Start creates a fresh cluster with initdb and runs postgres on it until
@@ -116,6 +123,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		}
 		err = s.run(ctx, &o, as, port, timeout)
 		if err == nil {
+			s.opts, s.as, s.timeout = o, as, timeout
 			return s, nil
 		}
 		if attempt >= attempts || !bindFailed(s.log.String()) {
@@ -245,7 +253,10 @@ func (s *Server) Stop() error {
 
 func (s *Server) stop() error {
 	var errs []error
-	if gone, werr := s.proc.Exited(); gone {
+	s.mu.Lock()
+	halted := s.halted
+	s.mu.Unlock()
+	if gone, werr := s.proc.Exited(); gone && !halted {
 		errs = append(errs, fmt.Errorf("localpg: postgres had exited before Stop (%v):\n%s", werr, localsrv.Tail(s.log.String(), 20)))
 	}
 	if err := stopChild(s.proc, localsrv.StopGrace); err != nil {
@@ -260,6 +271,41 @@ func (s *Server) stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Halt stops the server as an administrator's restart does, keeping its
+// data and port for Resume: a fast shutdown, in which open sessions are
+// sent "terminating connection due to administrator command" and closed.
+// Tests use it for a real restart under open connections.
+func (s *Server) Halt() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.halted {
+		return nil
+	}
+	s.halted = true
+	if err := stopChild(s.proc, localsrv.StopGrace); err != nil {
+		return fmt.Errorf("localpg: halt postgres (pid %d): %w", s.proc.Pid(), err)
+	}
+	return nil
+}
+
+// Resume starts a halted server again on the same data directory and port
+// and waits until it accepts connections (Options.StartTimeout bounds
+// it, as for Start).
+func (s *Server) Resume(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.halted {
+		return errors.New("localpg: Resume of a server that is not halted")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.run(ctx, &s.opts, s.as, s.Port, s.timeout); err != nil {
+		return startError(err, s.log.String(), "")
+	}
+	s.halted = false
+	return nil
 }
 
 // Addr is the TCP address, "127.0.0.1:PORT".

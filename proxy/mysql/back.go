@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
@@ -35,6 +36,10 @@ type Upstream struct {
 	// hop to a local server uses.
 	Trust *tlsca.Trust
 	TLS   *tls.Config
+	// TCPTimeout bounds how long the network path to the upstream may be
+	// dead before a session's reads and writes fail (see
+	// proxy.UpstreamDialer; 0: its default, negative: off).
+	TCPTimeout time.Duration
 }
 
 // currentTLS is the TLS settings and configuration for a new connection.
@@ -63,8 +68,7 @@ type Pending struct {
 
 // Dial connects to u and reads its greeting; ctx bounds both.
 func Dial(ctx context.Context, u Upstream) (*Pending, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", u.DialAddr())
+	c, err := proxy.DialUpstream(u.TCPTimeout)(ctx, u.DialAddr())
 	if err != nil {
 		return nil, err
 	}

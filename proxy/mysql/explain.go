@@ -73,6 +73,12 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *ServerEr
 		return &Error{Code: ErAccessDenied, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (%s). Fix: check that the user was created IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
 				user, e.Message, who, arn, p.cfg.Region)}
+	case ErServerShutdown, ErUpstreamConnect:
+		// "Server shutdown in progress", or a server that cannot be
+		// reached behind the endpoint: the DB is restarting or failing
+		// over.
+		return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
+			Message: fmt.Sprintf("the upstream %s is not accepting connections now (%s). Fix: connect again in a few seconds: it is starting, shutting down, restarting or failing over; if it lasts, check the DB's status and events", p.cfg.Upstream.Host, e.Message)}
 	case ErPluginNotLoaded:
 		if strings.Contains(e.Message, "AWSAuthenticationPlugin") {
 			return &Error{Code: ErPluginNotLoaded, Reason: proxy.ReasonUpstreamAuth, Err: e,

@@ -180,7 +180,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, conn, sess.Conn, start, p.cfg.IdleTimeout)
+	proxy.RelayAndLog(ctx, log, p.obs, newFarewell(), conn, sess.Conn, start, p.cfg.IdleTimeout)
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting

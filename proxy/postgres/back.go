@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
@@ -38,6 +40,11 @@ type Upstream struct {
 	// shape the connection (slow writes, faults). With --tls-mode disable
 	// the connection it returns must have a loopback TCP peer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// TCPTimeout bounds how long the network path to the upstream may be
+	// dead before a session's reads and writes fail (see
+	// proxy.UpstreamDialer; 0: its default, negative: off). Not used with
+	// Dial.
+	TCPTimeout time.Duration
 }
 
 // maxLoginMessage bounds each message the upstream sends during the login
@@ -125,8 +132,7 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	addr := u.DialAddr()
 	dial := u.Dial
 	if dial == nil {
-		dialer := &net.Dialer{}
-		dial = func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
+		dial = proxy.DialUpstream(u.TCPTimeout)
 	}
 	// Plaintext (--tls-mode disable): tlsca.Upstream.Check allowed only
 	// loopback names at start; here the address actually connected to must

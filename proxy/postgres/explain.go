@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -39,6 +40,10 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
 			Message: fmt.Sprintf("the upstream %s at %s announced a %d-byte message during the login, more than the %d bytes a login message may have; it does not behave like PostgreSQL. Fix: check that --endpoint and --dial-address reach the database itself and nothing in between rewrites the connection",
 				up.Host, up.DialAddr(), tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
+			Message: fmt.Sprintf("the upstream %s at %s closed the connection during the login. Fix: check that the DB is up and accepts connections (a restart, max_connections); check that --endpoint and --dial-address reach a PostgreSQL server; then connect again", up.Host, up.DialAddr())}
 	}
 	if strings.Contains(err.Error(), "server refused TLS") {
 		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstreamTLS, Err: err,
@@ -79,6 +84,12 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (PAM authentication failed): check that %s is a member of rds_iam, that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
 				user, user, who, arn, p.cfg.Region)}
+	case e.Code == "57P03" || e.Code == "57P01" || e.Code == "57P02" || e.Code == "08006":
+		// cannot_connect_now ("starting up", "shutting down"), a shutdown
+		// during the login, or a server that cannot be reached behind
+		// the endpoint: the DB is restarting or failing over.
+		return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
+			Message: fmt.Sprintf("the upstream %s is not accepting connections now (%s). Fix: connect again in a few seconds: it is starting, shutting down, restarting or failing over; if it lasts, check the DB's status and events", p.cfg.Upstream.Host, e.Message)}
 	case strings.Contains(e.Message, "password authentication failed"):
 		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream did not accept an IAM token for user %q (%s): the user is not set up for IAM authentication. Fix: GRANT rds_iam TO %s", user, e.Message, sqlquote.PGRole(user))}

@@ -139,7 +139,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, conn, up.Conn, start, p.cfg.IdleTimeout)
+	proxy.RelayAndLog(ctx, log, p.obs, &farewell{}, conn, up.Conn, start, p.cfg.IdleTimeout)
 }
 
 // refuseReadTimeout bounds reading the opening of a client refused at

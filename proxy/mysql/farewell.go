@@ -1,0 +1,103 @@
+package mysql
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// framer follows MySQL packet framing (a 3-byte length, a sequence id,
+// the payload) over a byte stream.
+type framer struct {
+	hdr  [4]byte
+	hdrN int // header bytes of the current packet seen so far
+	left int // payload bytes of the current packet still to come
+	// done is called with a packet's sequence id when its last byte
+	// has passed.
+	done func(seq byte)
+}
+
+func (f *framer) feed(p []byte) {
+	for len(p) > 0 {
+		if f.left > 0 {
+			n := min(f.left, len(p))
+			f.left -= n
+			p = p[n:]
+			if f.left == 0 {
+				f.done(f.hdr[3])
+			}
+			continue
+		}
+		if f.hdrN == 0 && len(p) >= len(f.hdr) {
+			copy(f.hdr[:], p) // the usual case: a whole header in the chunk
+			p = p[len(f.hdr):]
+		} else {
+			n := copy(f.hdr[f.hdrN:], p)
+			f.hdrN += n
+			p = p[n:]
+			if f.hdrN < len(f.hdr) {
+				return
+			}
+			f.hdrN = 0
+		}
+		f.left = int(f.hdr[0]) | int(f.hdr[1])<<8 | int(f.hdr[2])<<16
+		if f.left == 0 {
+			f.done(f.hdr[3])
+		}
+	}
+}
+
+// between says the stream is at a packet boundary.
+func (f *framer) between() bool { return f.hdrN == 0 && f.left == 0 }
+
+// farewell lets a session the upstream breaks off end with an ERR packet
+// the client shows, but only where one is an answer the client waits for:
+// after a command of the client's, before the upstream has said anything
+// in reply. Inside a reply the client could not tell the ERR from the
+// reply's own packets, or the reply was complete and an ERR would answer
+// a command not yet sent; then the client sees the closed connection
+// ("Lost connection to server"), as from a server that died. It implements
+// proxy.Farewell.
+type farewell struct {
+	mu       sync.Mutex
+	client   framer
+	upstream framer
+	waiting  bool // a command is complete and nothing has come back yet
+	seq      byte // the sequence id of the command's last packet
+}
+
+func newFarewell() *farewell {
+	f := &farewell{}
+	f.client.done = func(seq byte) { f.waiting, f.seq = true, seq }
+	f.upstream.done = func(byte) {}
+	return f
+}
+
+func (f *farewell) FromClient(p []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.client.feed(p)
+}
+
+func (f *farewell) FromUpstream(p []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(p) > 0 {
+		f.waiting = false
+	}
+	f.upstream.feed(p)
+}
+
+func (f *farewell) Message(err error) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.waiting || !f.upstream.between() {
+		return nil
+	}
+	var b bytes.Buffer
+	if writeError(&b, &Error{Code: ErUpstreamConnect, Message: proxy.LostUpstream(err), Seq: f.seq + 1, Greeted: true}) != nil {
+		return nil
+	}
+	return b.Bytes()
+}

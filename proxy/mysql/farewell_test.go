@@ -1,0 +1,79 @@
+package mysql
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+// pkt is one packet: 3-byte length, sequence id, payload.
+func pkt(seq byte, payload string) []byte {
+	n := len(payload)
+	return append([]byte{byte(n), byte(n >> 8), byte(n >> 16), seq}, payload...)
+}
+
+// TestFarewellAnswersOnlyAWaitingCommand: the farewell is an ERR packet
+// with the sequence id after the client's command, sent only while that
+// command waits for its first answer; never inside or after a reply, nor
+// while the command is still arriving.
+func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
+	query := pkt(0, "\x03SELECT SLEEP(3)")
+	long := pkt(0, "\x03"+strings.Repeat("x", 300))
+	cases := []struct {
+		name           string
+		client, server []byte
+		speak          bool
+		seq            byte
+	}{
+		{"idle", nil, nil, false, 0},
+		{"a command waits", query, nil, true, 1},
+		{"a command in two packets waits", append(pkt(0, strings.Repeat("y", 10)), pkt(1, "z")...), nil, true, 2},
+		{"a command still arriving", long[:100], nil, false, 0},
+		{"a reply has begun", query, pkt(1, "\x01"), false, 0},
+		{"a reply is cut in a packet", query, pkt(1, "\x01")[:2], false, 0},
+	}
+	for _, tc := range cases {
+		for _, chunk := range []int{1, 5, 1 << 20} {
+			f := newFarewell()
+			feed := func(b []byte, into func([]byte)) {
+				for len(b) > 0 {
+					n := min(chunk, len(b))
+					into(b[:n])
+					b = b[n:]
+				}
+			}
+			feed(tc.client, f.FromClient)
+			feed(tc.server, f.FromUpstream)
+			got := f.Message(io.EOF)
+			if (got != nil) != tc.speak {
+				t.Fatalf("%s (chunks of %d): message %q, want one: %v", tc.name, chunk, got, tc.speak)
+			}
+			if got == nil {
+				continue
+			}
+			seq, p, err := readPacket(strings.NewReader(string(got)), resultLimit)
+			if err != nil || seq != tc.seq || len(p) < 9 || p[0] != 0xff {
+				t.Fatalf("%s: seq %d payload %q, %v; want an ERR with seq %d", tc.name, seq, p, err, tc.seq)
+			}
+			e := parseErrPacket(p)
+			if e.Code != ErUpstreamConnect || e.State != "08S01" || !strings.Contains(e.Message, "rds-iam-proxy: the upstream closed the connection") || !strings.Contains(e.Message, "Fix: ") {
+				t.Fatalf("%s: %+v", tc.name, e)
+			}
+		}
+	}
+}
+
+// BenchmarkFarewellFromUpstream: following the framing of 16 KB relay
+// chunks of small rows, the relay's added cost per chunk.
+func BenchmarkFarewellFromUpstream(b *testing.B) {
+	var chunk []byte
+	for seq := byte(1); len(chunk) < 16<<10; seq++ {
+		chunk = append(chunk, pkt(seq, strings.Repeat("r", 60))...)
+	}
+	chunk = chunk[:16<<10]
+	f := newFarewell()
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		f.FromUpstream(chunk)
+	}
+}

@@ -1,0 +1,68 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// CodeConnectionLost is the SQLSTATE of a session the upstream broke off
+// (connection_failure); drivers and pools treat class 08 as "reconnect".
+const CodeConnectionLost = "08006"
+
+// farewell follows the framing of what the upstream sends (a type byte,
+// then a 4-byte length that counts itself) so that a session the upstream
+// breaks off can end with a FATAL ErrorResponse the client's driver shows,
+// as a server that terminates a backend sends one: only between messages,
+// and not after the server's own FATAL. It implements proxy.Farewell.
+type farewell struct {
+	hdr    [5]byte
+	hdrN   int   // header bytes of the current message seen so far
+	left   int64 // body bytes of the current message still to come
+	last   byte  // type of the last message whose header was complete
+	broken bool  // a length no server sends: stop speaking for it
+}
+
+func (f *farewell) FromUpstream(p []byte) {
+	for len(p) > 0 && !f.broken {
+		if f.left > 0 {
+			n := min(f.left, int64(len(p)))
+			f.left -= n
+			p = p[n:]
+			continue
+		}
+		var hdr []byte
+		if f.hdrN == 0 && len(p) >= len(f.hdr) {
+			hdr, p = p[:len(f.hdr)], p[len(f.hdr):] // the usual case: a whole header in the chunk
+		} else {
+			n := copy(f.hdr[f.hdrN:], p)
+			f.hdrN += n
+			p = p[n:]
+			if f.hdrN < len(f.hdr) {
+				return
+			}
+			f.hdrN, hdr = 0, f.hdr[:]
+		}
+		f.last = hdr[0]
+		size := int64(binary.BigEndian.Uint32(hdr[1:]))
+		if size < 4 {
+			f.broken = true
+			return
+		}
+		f.left = size - 4
+	}
+}
+
+func (f *farewell) FromClient([]byte) {}
+
+func (f *farewell) Message(err error) []byte {
+	if f.broken || f.hdrN != 0 || f.left != 0 || f.last == 'E' {
+		return nil
+	}
+	var b bytes.Buffer
+	if writeError(&b, &Error{Code: CodeConnectionLost, Message: proxy.LostUpstream(err)}) != nil {
+		return nil
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,75 @@
+package postgres
+
+import (
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// msg is one wire message: type, length, body.
+func msg(typ byte, body string) []byte {
+	n := len(body) + 4
+	return append([]byte{typ, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, body...)
+}
+
+// TestFarewellSpeaksOnlyBetweenMessages: the farewell is a FATAL 08006
+// ErrorResponse naming the cause, sent only at a message boundary, and
+// never after the server's own error, however the stream was chunked.
+func TestFarewellSpeaksOnlyBetweenMessages(t *testing.T) {
+	stream := append(append(msg('T', "rowdesc"), msg('D', strings.Repeat("x", 100))...), msg('C', "SELECT 1")...)
+	cases := []struct {
+		name  string
+		sent  []byte
+		speak bool
+	}{
+		{"nothing yet", nil, true},
+		{"after whole messages", stream, true},
+		{"inside a header", stream[:len(stream)-len(msg('C', "SELECT 1"))+2], false},
+		{"inside a body", stream[:20], false},
+		{"after ReadyForQuery", append(append([]byte{}, stream...), msg('Z', "I")...), true},
+		{"after the server's FATAL", append(append([]byte{}, stream...), msg('E', "SFATAL")...), false},
+		{"after an impossible length", []byte{'D', 0, 0, 0, 1}, false},
+	}
+	for _, tc := range cases {
+		for _, chunk := range []int{1, 3, 7, 1 << 20} {
+			f := &farewell{}
+			for p := tc.sent; len(p) > 0; {
+				n := min(chunk, len(p))
+				f.FromUpstream(p[:n])
+				p = p[n:]
+			}
+			got := f.Message(syscall.ECONNRESET)
+			if (got != nil) != tc.speak {
+				t.Fatalf("%s (chunks of %d): message %q, want one: %v", tc.name, chunk, got, tc.speak)
+			}
+			if got == nil {
+				continue
+			}
+			fe := pgproto3.NewFrontend(strings.NewReader(string(got)), io.Discard)
+			m, err := fe.Receive()
+			er, ok := m.(*pgproto3.ErrorResponse)
+			if err != nil || !ok || er.Severity != "FATAL" || er.Code != CodeConnectionLost ||
+				!strings.Contains(er.Message, "rds-iam-proxy: the upstream reset the connection") || !strings.Contains(er.Message, "Fix: ") {
+				t.Fatalf("%s: %#v, %v", tc.name, m, err)
+			}
+		}
+	}
+}
+
+// BenchmarkFarewellFromUpstream: following the framing of 16 KB relay
+// chunks of small rows, the relay's added cost per chunk.
+func BenchmarkFarewellFromUpstream(b *testing.B) {
+	var chunk []byte
+	for len(chunk) < 16<<10 {
+		chunk = append(chunk, msg('D', strings.Repeat("r", 60))...)
+	}
+	chunk = chunk[:16<<10]
+	f := &farewell{}
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		f.FromUpstream(chunk)
+	}
+}
