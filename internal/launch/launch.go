@@ -72,8 +72,8 @@ type Config struct {
 	// IdleTimeout ends sessions idle this long (0: never).
 	IdleTimeout time.Duration
 	// UpstreamTCPTimeout bounds how long the network path to the upstream
-	// may be dead before a session ends with an error (TCP_USER_TIMEOUT and
-	// keepalive; 0: proxy.DefaultUpstreamTCPTimeout, negative: off).
+	// may be dead before a session ends with an error (see
+	// proxy.DialUpstream; 0: proxy.DefaultUpstreamTCPTimeout, negative: off).
 	UpstreamTCPTimeout time.Duration
 	// AllowNonLoopback lets Listen be an address other machines can reach
 	// (anyone who reaches it logs in as the database user).
