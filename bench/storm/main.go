@@ -199,6 +199,19 @@ func run(ctx context.Context, o options) (bool, error) {
 		fmt.Println("FAIL: the proxy did not return to its baseline")
 		good = false
 	}
+	// The proxy's own CPU per proxied session, over the whole run: what a
+	// login through it costs, apart from the emulated front and the
+	// clients that share this process.
+	sessions := 0
+	for _, r := range rows {
+		sessions += len(r.Proxy.Clients)
+	}
+	p.stop()
+	if st := p.cmd.ProcessState; st != nil && sessions > 0 {
+		cpu := st.UserTime() + st.SystemTime()
+		fmt.Printf("proxy CPU: %s over %d sessions, %.2f ms per session (connect, TLS and login upstream, one query, close)\n",
+			cpu.Round(time.Millisecond), sessions, float64(cpu)/float64(sessions)/float64(time.Millisecond))
+	}
 	if p.logs.sawRace() {
 		fmt.Println("FAIL: the race detector reported a race in the proxy:")
 		fmt.Println(raceReports(p.logs.String()))
@@ -276,7 +289,13 @@ func startProxy(ctx context.Context, bin, dir string, set *targets.Set) (*proxyP
 	}
 }
 
+// stop ends the proxy and waits for it; a second call returns at once.
 func (p *proxyProc) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
