@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,16 +81,17 @@ func TestStormAWSCredentialOutages(t *testing.T) {
 		w.aws.AWS.RotateInstanceCredentials()
 	})
 
+	// IMDS first: useIRSA below sets the web identity variables in this
+	// process's environment, which every proxy started later inherits.
+	imds := startStormProxy(t, set, nil)
 	// IRSA: the web identity role may connect through the set's fronts.
-	dir := t.TempDir()
 	role := w.aws.AWS.AddRole("storm-irsa", set.ConnectPolicy())
 	if err := w.aws.AWS.SetRoleTrust(role, &emulator.Trust{WebIdentity: []emulator.WebIdentityTrust{{
 		Issuer: eksIssuer, Audience: "sts.amazonaws.com", Subject: "system:serviceaccount:prod:app"}}}); err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := writeFile(t, filepath.Join(dir, "token"),
-		jwt(`{"iss":"`+eksIssuer+`","aud":"sts.amazonaws.com","sub":"system:serviceaccount:prod:app"}`), 0o600)
-	irsa := []string{"AWS_WEB_IDENTITY_TOKEN_FILE=" + tokenFile, "AWS_ROLE_ARN=" + role, "AWS_EC2_METADATA_DISABLED=true"}
+	useIRSA(t, t.TempDir(), role, "system:serviceaccount:prod:app")
+	irsa := []string{"AWS_EC2_METADATA_DISABLED=true"}
 	sts := startSTSSwitch(t, w.aws.URL())
 
 	proxies := []*faultedProxy{
@@ -102,9 +102,11 @@ func TestStormAWSCredentialOutages(t *testing.T) {
 			fix:    "Fix: find what else calls STS with these credentials at a high rate"},
 		{name: "STS down", p: startStormProxy(t, set, append(irsa, "AWS_ENDPOINT_URL_STS="+sts.url())),
 			inject: func() { sts.setDown(true) }, clear: func() { sts.setDown(false) },
-			cause: []string{"WebIdentityCredentials", "connection reset by peer"},
+			// The SDK's words for a transport failure, whichever it was
+			// (reset at connect, broken pipe on a kept-alive connection).
+			cause: []string{"WebIdentityCredentials", "request send failed"},
 			fix:   "Fix: STS could not be reached"},
-		{name: "IMDS 401", p: startStormProxy(t, set, nil),
+		{name: "IMDS 401", p: imds,
 			inject: func() { w.aws.AWS.InjectFault(emulator.FaultIMDS, emulator.Fault{Status: 401}) },
 			clear:  func() { w.aws.AWS.ClearFault(emulator.FaultIMDS) },
 			cause:  []string{"EC2RoleProvider", "StatusCode: 401"},
@@ -223,7 +225,8 @@ func requireExplainedOutage(t *testing.T, fp *faultedProxy, r *loadgen.Result) {
 		}
 		for _, want := range wants {
 			if !strings.Contains(c.Err, want) {
-				t.Errorf("%s, credentials expired: the %s client's error lacks %q: %s", fp.name, r.Storm.Kind, want, c.Err)
+				t.Errorf("%s, credentials expired: the %s client's error lacks %q: %s\nthe proxy logged it as: %s",
+					fp.name, r.Storm.Kind, want, c.Err, fp.p.logLineWith(fixOf(c.Err)))
 				return
 			}
 		}
@@ -253,6 +256,13 @@ func logWave(t *testing.T, phase string, rs []*loadgen.Result) {
 		}
 	}
 	t.Logf("%s: %d of %d clients ok (%d explained errors), connect p99 %s", phase, ok, n, explained, p99.Round(time.Millisecond))
+}
+
+// fixOf is the start of an error's "Fix: ..." part, to find it in a log
+// (where quotes are escaped and no SQLSTATE follows).
+func fixOf(text string) string {
+	fix := text[max(strings.LastIndex(text, "Fix: "), 0):]
+	return fix[:min(len(fix), 60)]
 }
 
 func totalP50(r *loadgen.Result) time.Duration {

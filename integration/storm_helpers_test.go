@@ -181,6 +181,22 @@ func (p *stormProxy) checkNoRace(t *testing.T) {
 	}
 }
 
+// logLineWith is the proxy's last log line that contains text (a client's
+// error may be cut: MySQL's ERR packet holds 511 bytes), or "".
+func (p *stormProxy) logLineWith(text string) string {
+	logs := p.logs.String()
+	i := strings.LastIndex(logs, text)
+	if i < 0 {
+		return ""
+	}
+	start := strings.LastIndex(logs[:i], "\n") + 1
+	end := strings.Index(logs[i:], "\n")
+	if end < 0 {
+		return logs[start:]
+	}
+	return logs[start : i+end]
+}
+
 // target is the proxy's listener for kind's engine.
 func (p *stormProxy) target(k loadgen.Kind) loadgen.Target {
 	if k.Engine() == "mysql" {
