@@ -81,10 +81,19 @@ func (h *held) usable(now time.Time, margin time.Duration) bool {
 	return h != nil && (!h.creds.CanExpire || now.Before(h.creds.Expires.Add(-margin)))
 }
 
-// valid reports whether h has not expired.
+// valid reports whether h may still sign: it has not expired, and will
+// not within signLife. RDS checks the signing credentials when the token
+// is presented, after the dial and TLS, so a token signed a moment
+// before they expire is rejected as if it were wrong ("PAM
+// authentication failed"); better to say the credentials expired.
 func (h *held) valid(now time.Time) bool {
-	return h != nil && (!h.creds.CanExpire || now.Before(h.creds.Expires))
+	return h != nil && (!h.creds.CanExpire || now.Add(signLife).Before(h.creds.Expires))
 }
+
+// signLife is how long credentials must stay valid after signing a
+// token: the time an upstream login takes, with room for a loaded
+// machine.
+const signLife = 5 * time.Second
 
 // current returns credentials to sign with. While the held ones are usable
 // it never waits; otherwise it fetches (one fetch at a time), falling back

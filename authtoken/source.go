@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"log/slog"
 	"net"
 	"os"
@@ -225,7 +226,13 @@ type CredentialsError struct {
 func (e *CredentialsError) Error() string {
 	var prefix string
 	if !e.expiredAt.IsZero() {
-		prefix = fmt.Sprintf("the AWS credentials (from %s) expired at %s and refreshing them failed: ", e.source, e.expiredAt.UTC().Format(time.RFC3339))
+		at := e.expiredAt.UTC().Format(time.RFC3339)
+		if e.expiredAt.After(time.Now()) {
+			// RDS checks the signing credentials when the login arrives.
+			prefix = fmt.Sprintf("the AWS credentials (from %s) expire at %s, too soon to sign with, and refreshing them failed: ", e.source, at)
+		} else {
+			prefix = fmt.Sprintf("the AWS credentials (from %s) expired at %s and refreshing them failed: ", e.source, at)
+		}
 	}
 	if c, ok := e.cause(); ok || prefix != "" {
 		return prefix + c
@@ -318,12 +325,20 @@ func describeWebIdentityFailure(err error, fromWebIdentity bool) string {
 		}
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		msg += ". " + stsTrouble("")
-	} else if _, isNet := errors.AsType[*net.OpError](err); isNet {
+	} else if _, isNet := errors.AsType[*net.OpError](err); isNet || isSendFailure(err) {
 		msg += ". Fix: STS could not be reached; check the network path to STS (VPC endpoint, HTTP proxy, --sts-endpoint, AWS_ENDPOINT_URL_STS)"
 	} else {
 		msg += ". Fix: check that the token file exists and is readable (the projected service account token volume)"
 	}
 	return msg
+}
+
+// isSendFailure reports a request that never got an answer: the
+// connection was refused, reset or closed before STS replied (the SDK's
+// RequestSendError), which is the network path, not the token file.
+func isSendFailure(err error) bool {
+	_, ok := errors.AsType[*smithyhttp.RequestSendError](err)
+	return ok
 }
 
 // stsTrouble is the advice for STS being unavailable, by error code.
