@@ -1,51 +1,41 @@
 package deploy
 
 import (
-	"bufio"
 	"bytes"
 	"io/fs"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // TestDockerignoreKeepsSources checks that the build context keeps every
-// file the build needs and leaves out .git.
+// file the build needs and leaves out .git. The file is read and matched
+// with moby/patternmatcher, the code docker and BuildKit use for
+// .dockerignore, so ** and !exceptions mean here what they mean there.
 func TestDockerignoreKeepsSources(t *testing.T) {
-	var patterns []string
-	sc := bufio.NewScanner(bytes.NewReader(readFile(t, ".dockerignore")))
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
-			if strings.HasPrefix(l, "!") {
-				t.Fatalf(".dockerignore: exceptions (%q) are not understood by this test", l)
-			}
-			patterns = append(patterns, strings.TrimPrefix(path.Clean(l), "/"))
-		}
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(readFile(t, ".dockerignore")))
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
 	}
 	ignored := func(p string) bool {
-		for _, pat := range patterns {
-			for q := p; q != "." && q != "/"; q = path.Dir(q) {
-				if ok, _ := path.Match(pat, q); ok {
-					return true
-				}
-				if rest, ok := strings.CutPrefix(pat, "**/"); ok {
-					parts := strings.Split(q, "/")
-					for i := range parts {
-						if ok, _ := path.Match(rest, strings.Join(parts[i:], "/")); ok {
-							return true
-						}
-					}
-				}
-			}
+		ok, err := pm.MatchesOrParentMatches(p)
+		if err != nil {
+			t.Fatalf(".dockerignore on %s: %v", p, err)
 		}
-		return false
+		return ok
 	}
 	if !ignored(".git") {
 		t.Error(".dockerignore does not leave out .git")
 	}
 	n := 0
-	err := filepath.WalkDir(repoRoot, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(repoRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
