@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -9,53 +10,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sdunit "github.com/coreos/go-systemd/v22/unit"
 )
 
-// systemdUnit parses the unit file into section -> key -> values.
+// systemdUnit parses the unit file into section -> key -> values, with
+// go-systemd's unit parser (sections, comments, continuation lines as
+// systemd reads them). A key given twice keeps both values in order.
 func systemdUnit(t *testing.T) map[string]map[string][]string {
 	t.Helper()
-	unit := map[string]map[string][]string{}
-	var section string
-	var cont string
-	for _, line := range strings.Split(string(readFile(t, "deploy/systemd/rds-iam-proxy.service")), "\n") {
-		line = strings.TrimSpace(line)
-		if c, ok := strings.CutSuffix(line, "\\"); ok {
-			cont += c + " "
-			continue
-		}
-		line, cont = cont+line, ""
-		switch {
-		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
-		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
-			section = strings.Trim(line, "[]")
-			unit[section] = map[string][]string{}
-		default:
-			k, v, ok := strings.Cut(line, "=")
-			if !ok || section == "" {
-				t.Fatalf("rds-iam-proxy.service: bad line %q", line)
-			}
-			unit[section][k] = append(unit[section][k], v)
-		}
+	const rel = "deploy/systemd/rds-iam-proxy.service"
+	opts, err := sdunit.DeserializeOptions(bytes.NewReader(readFile(t, rel)))
+	if err != nil {
+		t.Fatalf("%s: %v", rel, err)
 	}
-	return unit
-}
-
-// envFile parses an EnvironmentFile: KEY=value lines and comments.
-func envFile(t *testing.T, rel string) map[string]string {
-	t.Helper()
-	env := map[string]string{}
-	for _, line := range strings.Split(string(readFile(t, rel)), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	units := map[string]map[string][]string{}
+	for _, o := range opts {
+		if units[o.Section] == nil {
+			units[o.Section] = map[string][]string{}
 		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || !regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`).MatchString(k) {
-			t.Fatalf("%s: bad line %q", rel, line)
-		}
-		env[k] = v
+		units[o.Section][o.Name] = append(units[o.Section][o.Name], o.Value)
 	}
-	return env
+	return units
 }
 
 // TestSystemdUnit checks the unit: a dynamic user, hardening, restarts on
@@ -142,4 +118,22 @@ func parseDur(t *testing.T, s string) time.Duration {
 		t.Fatalf("duration %q: %v", s, err)
 	}
 	return d
+}
+
+// envFile parses an EnvironmentFile: KEY=value lines and comments.
+func envFile(t *testing.T, rel string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, line := range strings.Split(string(readFile(t, rel)), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || !regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`).MatchString(k) {
+			t.Fatalf("%s: bad line %q", rel, line)
+		}
+		env[k] = v
+	}
+	return env
 }
