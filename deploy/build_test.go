@@ -49,25 +49,25 @@ func binary(t *testing.T) string {
 			return
 		}
 		var b dockerBuild
-		if b, buildErr = dockerfileBuild(string(df)); buildErr != nil {
+		if b, buildErr = dockerfileBuild(df); buildErr != nil {
 			return
 		}
-		args := make([]string, len(b.args))
-		for i, a := range b.args {
-			args[i] = expandBuildArgs(a)
-			if i > 0 && b.args[i-1] == "-o" {
+		env, args, err := b.expanded(buildArgEnv(false))
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for i := range args {
+			if i > 0 && args[i-1] == "-o" {
 				args[i] = binPath
 			}
 		}
 		cmd := exec.Command("go", args...)
 		cmd.Dir = repoRoot
-		cmd.Env = os.Environ()
-		for _, kv := range b.env {
-			cmd.Env = append(cmd.Env, expandBuildArgs(kv))
-		}
+		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			buildErr = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
 	})
 	if buildErr != nil {

@@ -3,101 +3,145 @@ package deploy
 import (
 	"bytes"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
 )
 
-// dockerBuild is the Dockerfile's `go build` RUN line, split.
+// parseDockerfile reads a Dockerfile with BuildKit's own parser, the one
+// `docker build` uses, and returns its instructions in order. A parser
+// warning (an empty continuation line, say) is an error here: docker shows
+// it on every build.
+func parseDockerfile(dockerfile []byte) ([]*parser.Node, error) {
+	res, err := parser.Parse(bytes.NewReader(dockerfile))
+	if err != nil {
+		return nil, fmt.Errorf("Dockerfile: %w", err)
+	}
+	var warns []error
+	for _, w := range res.Warnings {
+		line := 0
+		if w.Location != nil {
+			line = w.Location.Start.Line
+		}
+		warns = append(warns, fmt.Errorf("Dockerfile:%d: %s", line, w.Short))
+	}
+	if err := errors.Join(warns...); err != nil {
+		return nil, err
+	}
+	return res.AST.Children, nil
+}
+
+// dockerfile parses the repository's Dockerfile.
+func dockerfile(t *testing.T) []*parser.Node {
+	t.Helper()
+	nodes, err := parseDockerfile(readFile(t, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes
+}
+
+// isInstruction reports whether n is the instruction named (RUN, COPY, ...).
+func isInstruction(n *parser.Node, name string) bool {
+	return strings.EqualFold(n.Value, name)
+}
+
+// instructionArgs returns an instruction's arguments after its flags: the
+// words of the exec (JSON) form, or the space-separated words BuildKit
+// splits FROM, COPY, ARG and USER into; for the shell form of RUN and CMD,
+// the one command line.
+func instructionArgs(n *parser.Node) []string {
+	var args []string
+	for a := n.Next; a != nil; a = a.Next {
+		args = append(args, a.Value)
+	}
+	return args
+}
+
+// dockerBuild is the Dockerfile's `go build` RUN line, split as sh splits
+// it, with the build arguments it names left as ${NAME}.
 type dockerBuild struct {
+	call *syntax.CallExpr
 	env  []string // NAME=value before the command
 	args []string // after "go"
 }
 
-// dockerfileBuild finds the one RUN instruction of the Dockerfile that
-// runs go build and returns its environment and arguments, unexpanded.
-func dockerfileBuild(dockerfile string) (dockerBuild, error) {
-	var runs []string
-	for _, ins := range dockerInstructions(dockerfile) {
-		if strings.HasPrefix(ins, "RUN ") && strings.Contains(ins, "go build") {
-			runs = append(runs, ins)
+// buildArgEnv holds the build arguments the go build line may use. With
+// symbolic, each is its own ${NAME}, for checking the line as written;
+// otherwise the values docker gives them when building for this machine
+// with --build-arg VERSION=testVersion. Any other variable is an error.
+func buildArgEnv(symbolic bool) expand.Environ {
+	var pairs []string
+	for name, v := range map[string]string{"TARGETOS": runtime.GOOS, "TARGETARCH": runtime.GOARCH, "VERSION": testVersion} {
+		if symbolic {
+			v = "${" + name + "}"
+		}
+		pairs = append(pairs, name+"="+v)
+	}
+	return expand.ListEnviron(pairs...)
+}
+
+// expanded returns the line's environment and arguments (after "go") as
+// the shell in the build stage sees them.
+func (b dockerBuild) expanded(env expand.Environ) (assigns, args []string, err error) {
+	assigns, words, err := expandCall(b.call, env)
+	if err != nil {
+		return nil, nil, fmt.Errorf("Dockerfile: the go build RUN line: %w", err)
+	}
+	if len(words) < 2 || words[0] != "go" || words[1] != "build" {
+		return nil, nil, fmt.Errorf("Dockerfile: the go build RUN line must be [NAME=value...] go build ...: %q", words)
+	}
+	return assigns, words[1:], nil
+}
+
+// dockerfileBuild finds the one RUN instruction of the Dockerfile that runs
+// go build and returns its environment and arguments, unexpanded. Its
+// --mount flags are BuildKit's and not part of the command.
+func dockerfileBuild(dockerfile []byte) (dockerBuild, error) {
+	nodes, err := parseDockerfile(dockerfile)
+	if err != nil {
+		return dockerBuild{}, err
+	}
+	var runs []*parser.Node
+	for _, n := range nodes {
+		if isInstruction(n, "RUN") && strings.Contains(n.Original, "go build") {
+			runs = append(runs, n)
 		}
 	}
 	if len(runs) != 1 {
 		return dockerBuild{}, fmt.Errorf("Dockerfile: %d RUN instructions contain \"go build\", want 1", len(runs))
 	}
-	words, err := shellWords(strings.TrimPrefix(runs[0], "RUN "))
+	run := runs[0]
+	args := instructionArgs(run)
+	if run.Attributes["json"] || len(run.Heredocs) > 0 || len(args) != 1 {
+		return dockerBuild{}, fmt.Errorf("Dockerfile: the go build RUN line must be in the shell form, one line: %q", run.Original)
+	}
+	call, err := simpleCommand(args[0])
 	if err != nil {
+		return dockerBuild{}, fmt.Errorf("Dockerfile: the go build RUN line must be one command: %w", err)
+	}
+	b := dockerBuild{call: call}
+	if b.env, b.args, err = b.expanded(buildArgEnv(true)); err != nil {
 		return dockerBuild{}, err
 	}
-	var b dockerBuild
-	i := 0
-	for ; i < len(words) && strings.HasPrefix(words[i], "--mount="); i++ {
-	}
-	for ; i < len(words) && strings.Contains(words[i], "=") && !strings.HasPrefix(words[i], "-"); i++ {
-		b.env = append(b.env, words[i])
-	}
-	if i+1 >= len(words) || words[i] != "go" || words[i+1] != "build" {
-		return dockerBuild{}, fmt.Errorf("Dockerfile: the go build RUN line must be [--mount=...] [NAME=value...] go build ...: %q", runs[0])
-	}
-	b.args = words[i+1:]
-	if slices.ContainsFunc(b.args, func(w string) bool { return strings.ContainsAny(w, "&|;") }) {
-		return dockerBuild{}, fmt.Errorf("Dockerfile: the go build RUN line must be one command: %q", runs[0])
-	}
 	return b, nil
-}
-
-// dockerInstructions joins continuation lines and drops comments.
-func dockerInstructions(dockerfile string) []string {
-	var out []string
-	var cur strings.Builder
-	for _, line := range strings.Split(dockerfile, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "#") {
-			continue
-		}
-		if cont, ok := strings.CutSuffix(trimmed, "\\"); ok {
-			cur.WriteString(cont + " ")
-			continue
-		}
-		cur.WriteString(trimmed)
-		if s := strings.TrimSpace(cur.String()); s != "" {
-			out = append(out, s)
-		}
-		cur.Reset()
-	}
-	return out
-}
-
-// expandBuildArgs expands ${NAME} and $NAME with the values docker would
-// give them when building for this machine.
-func expandBuildArgs(s string) string {
-	return os.Expand(s, func(name string) string {
-		switch name {
-		case "TARGETOS":
-			return runtime.GOOS
-		case "TARGETARCH":
-			return runtime.GOARCH
-		case "VERSION":
-			return testVersion
-		}
-		return "${" + name + "}" // left so the build fails visibly
-	})
 }
 
 // TestDockerfileBuildsStaticBinary runs the Dockerfile's go build line and
 // checks the result: statically linked (no interpreter, no dynamic
 // section, no shared libraries), stripped, no build paths, runs version.
 func TestDockerfileBuildsStaticBinary(t *testing.T) {
-	b, err := dockerfileBuild(string(readFile(t, "Dockerfile")))
+	b, err := dockerfileBuild(readFile(t, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +166,11 @@ func TestDockerfileBuildsStaticBinary(t *testing.T) {
 	if b.args[len(b.args)-1] != "./cmd/rds-iam-proxy" {
 		t.Errorf("Dockerfile builds %q, want ./cmd/rds-iam-proxy", b.args[len(b.args)-1])
 	}
-	ins := dockerInstructions(string(readFile(t, "Dockerfile")))
-	if want := "COPY --from=build " + b.args[o+1] + " /rds-iam-proxy"; !slices.Contains(ins, want) {
-		t.Errorf("Dockerfile does not copy the built binary: no %q", want)
+	if !slices.ContainsFunc(dockerfile(t), func(n *parser.Node) bool {
+		return isInstruction(n, "COPY") && slices.Equal(n.Flags, []string{"--from=build"}) &&
+			slices.Equal(instructionArgs(n), []string{b.args[o+1], "/rds-iam-proxy"})
+	}) {
+		t.Errorf("Dockerfile does not copy the built binary: no %q", "COPY --from=build "+b.args[o+1]+" /rds-iam-proxy")
 	}
 
 	bin := binary(t)
@@ -167,46 +213,56 @@ func TestDockerfileBuildsStaticBinary(t *testing.T) {
 // TestDockerfileImage checks the final stage: distroless static, non-root,
 // exec-form entrypoint, a default command the binary knows.
 func TestDockerfileImage(t *testing.T) {
-	ins := dockerInstructions(string(readFile(t, "Dockerfile")))
-	var froms []string
-	var user, entrypoint, cmd string
-	for _, in := range ins {
-		word, rest, _ := strings.Cut(in, " ")
-		switch word {
-		case "FROM":
-			froms = append(froms, rest)
-			user, entrypoint, cmd = "", "", ""
-		case "USER":
-			user = rest
-		case "ENTRYPOINT":
-			entrypoint = rest
-		case "CMD":
-			cmd = rest
+	nodes := dockerfile(t)
+	var froms []*parser.Node
+	var user, entrypoint, cmd *parser.Node
+	for _, n := range nodes {
+		switch {
+		case isInstruction(n, "FROM"):
+			froms = append(froms, n)
+			user, entrypoint, cmd = nil, nil, nil
+		case isInstruction(n, "USER"):
+			user = n
+		case isInstruction(n, "ENTRYPOINT"):
+			entrypoint = n
+		case isInstruction(n, "CMD"):
+			cmd = n
 		}
 	}
 	if len(froms) < 2 {
 		t.Fatalf("Dockerfile has %d stages, want a builder and a final stage", len(froms))
 	}
-	if !strings.HasPrefix(froms[0], "--platform=$BUILDPLATFORM golang:${GO_VERSION} ") {
-		t.Errorf("builder stage %q: want golang:${GO_VERSION} on the build platform", froms[0])
+	if b, args := froms[0], instructionArgs(froms[0]); !slices.Equal(b.Flags, []string{"--platform=$BUILDPLATFORM"}) ||
+		len(args) != 3 || args[0] != "golang:${GO_VERSION}" || !strings.EqualFold(args[1], "AS") {
+		t.Errorf("builder stage %q: want a named stage of golang:${GO_VERSION} on the build platform", b.Original)
 	}
-	if !regexp.MustCompile(`(?m)^ARG GO_VERSION=1\.26$`).Match(readFile(t, "Dockerfile")) {
+	if !slices.ContainsFunc(nodes, func(n *parser.Node) bool {
+		return isInstruction(n, "ARG") && slices.Equal(instructionArgs(n), []string{"GO_VERSION=1.26"})
+	}) {
 		t.Error("Dockerfile: want ARG GO_VERSION=1.26, the go.mod's Go")
 	}
-	if last := froms[len(froms)-1]; last != "gcr.io/distroless/static-debian12:nonroot" {
-		t.Errorf("final stage FROM %q, want gcr.io/distroless/static-debian12:nonroot", last)
+	if last := froms[len(froms)-1]; len(last.Flags) > 0 || !slices.Equal(instructionArgs(last), []string{"gcr.io/distroless/static-debian12:nonroot"}) {
+		t.Errorf("final stage %q, want FROM gcr.io/distroless/static-debian12:nonroot", last.Original)
 	}
-	if user != "65532:65532" {
-		t.Errorf("final stage USER %q, want 65532:65532 (distroless nonroot, numeric so runAsNonRoot can check it)", user)
+	if user == nil || !slices.Equal(instructionArgs(user), []string{"65532:65532"}) {
+		t.Errorf("final stage USER %v, want 65532:65532 (distroless nonroot, numeric so runAsNonRoot can check it)", original(user))
 	}
-	if entrypoint != `["/rds-iam-proxy"]` {
-		t.Errorf("ENTRYPOINT %s, want the exec form [\"/rds-iam-proxy\"]", entrypoint)
+	if entrypoint == nil || !entrypoint.Attributes["json"] || !slices.Equal(instructionArgs(entrypoint), []string{"/rds-iam-proxy"}) {
+		t.Errorf("%v, want the exec form ENTRYPOINT [\"/rds-iam-proxy\"]", original(entrypoint))
 	}
-	var cmdArgs []string
-	if err := yaml.Unmarshal([]byte(cmd), &cmdArgs); err != nil || len(cmdArgs) == 0 {
-		t.Fatalf("CMD %q: want an exec-form list (%v)", cmd, err)
+	if cmd == nil || !cmd.Attributes["json"] || len(instructionArgs(cmd)) == 0 {
+		t.Fatalf("%v: want an exec-form CMD list", original(cmd))
 	}
+	cmdArgs := instructionArgs(cmd)
 	if out, err := exec.Command(binary(t), cmdArgs...).CombinedOutput(); err != nil {
 		t.Errorf("the image's default command %q fails: %v\n%s", cmdArgs, err, out)
 	}
+}
+
+// original is an instruction as written, for messages; "none" when absent.
+func original(n *parser.Node) string {
+	if n == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%q", n.Original)
 }

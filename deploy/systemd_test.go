@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,22 +117,4 @@ func parseDur(t *testing.T, s string) time.Duration {
 		t.Fatalf("duration %q: %v", s, err)
 	}
 	return d
-}
-
-// envFile parses an EnvironmentFile: KEY=value lines and comments.
-func envFile(t *testing.T, rel string) map[string]string {
-	t.Helper()
-	env := map[string]string{}
-	for _, line := range strings.Split(string(readFile(t, rel)), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || !regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`).MatchString(k) {
-			t.Fatalf("%s: bad line %q", rel, line)
-		}
-		env[k] = v
-	}
-	return env
 }
