@@ -38,13 +38,13 @@ type Proxy struct {
 
 // New checks cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Upstream.TLS == nil {
+	if ts, conf := cfg.Upstream.CurrentTLS(); conf == nil {
 		// Plaintext only as tlsca allows it: --tls-mode disable to a
 		// loopback address.
-		if cfg.Upstream.TLSSettings.Mode != tlsca.Disable {
+		if ts.Mode != tlsca.Disable {
 			return nil, errors.New("postgres proxy: upstream TLS configuration is required")
 		}
-		if err := cfg.Upstream.TLSSettings.Check(); err != nil {
+		if err := ts.Check(); err != nil {
 			return nil, fmt.Errorf("postgres proxy: %w", err)
 		}
 	}
