@@ -20,9 +20,7 @@ type TokenSource = proxy.TokenSource
 
 // Config configures a Postgres proxy for one upstream.
 type Config struct {
-	Upstream Upstream // TLS must be set: IAM tokens only travel over TLS
-	// CABundle says where the trusted CAs came from, for error messages.
-	CABundle string
+	Upstream Upstream // Trust must be set: IAM tokens only travel over TLS
 	proxy.Settings
 }
 
