@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -228,15 +227,7 @@ func isThrottle(code string) bool {
 
 func (d *doctor) callerIdentity(ctx context.Context) Check {
 	c := Check{Name: StepCallerID}
-	client := sts.NewFromConfig(d.awsCfg, func(o *sts.Options) {
-		if d.cfg.STSEndpoint != "" {
-			o.BaseEndpoint = aws.String(d.cfg.STSEndpoint)
-		}
-		if o.Region == "" {
-			o.Region = d.stsRegion()
-		}
-	})
-	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := d.up.STS().GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err == nil {
 		d.callerARN, d.account = aws.ToString(out.Arn), aws.ToString(out.Account)
 		if t, ok := awsmiddleware.GetServerTime(out.ResultMetadata); ok {
@@ -492,8 +483,7 @@ func (d *doctor) describeFix() string {
 
 func (d *doctor) iamAuth(ctx context.Context) Check {
 	c := Check{Name: StepIAMAuth, Status: Fail}
-	client := rds.NewFromConfig(d.awsCfg, func(o *rds.Options) { o.Region = d.region })
-	info, err := DescribeEndpoint(ctx, client, d.host)
+	info, err := DescribeEndpoint(ctx, d.up.RDS(), d.host)
 	if err != nil {
 		var cnc *CouldNotCheck
 		if errors.As(err, &cnc) {

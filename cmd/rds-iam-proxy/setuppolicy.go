@@ -8,10 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
@@ -111,9 +107,8 @@ func connectTarget(ctx context.Context, cfg launch.Config, resourceID, account s
 	defer up.Close()
 	host, region := up.Endpoint.Host, up.Region
 	t := validate.ConnectTarget{Region: region, Account: account, ResourceID: resourceID}
-	awsCfg := up.Tokens.AWSConfig()
 	if t.ResourceID == "" {
-		info, err := validate.DescribeEndpoint(ctx, rds.NewFromConfig(awsCfg, func(o *rds.Options) { o.Region = region }), host)
+		info, err := validate.DescribeEndpoint(ctx, up.RDS(), host)
 		if err != nil {
 			var cnc *validate.CouldNotCheck
 			if errors.As(err, &cnc) {
@@ -127,18 +122,11 @@ func connectTarget(ctx context.Context, cfg launch.Config, resourceID, account s
 		}
 	}
 	if t.Account == "" {
-		out, err := sts.NewFromConfig(awsCfg, func(o *sts.Options) {
-			if cfg.STSEndpoint != "" {
-				o.BaseEndpoint = aws.String(cfg.STSEndpoint)
-			}
-			if o.Region == "" {
-				o.Region = region
-			}
-		}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		id, err := up.Tokens.Identity(ctx, region)
 		if err != nil {
 			return t, fmt.Errorf("cannot find the account (pass --account): %w", err)
 		}
-		t.Account = aws.ToString(out.Account)
+		t.Account = id.Account
 	}
 	return t, nil
 }
