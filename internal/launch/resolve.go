@@ -47,32 +47,33 @@ type Upstream struct {
 // Parse is the first stage: the engine (Postgres when unset), the
 // endpoint and the name (the engine's when unset).
 func Parse(c Config) (*Upstream, error) {
-	c.Engine = c.Engine.OrDefault()
-	if err := c.Engine.Check(); err != nil {
-		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql", string(c.Engine))
-	}
-	ep, err := config.ParseEndpoint(c.Endpoint, c.Engine)
-	if err != nil {
-		return nil, err
-	}
-	if c.Name == "" {
-		c.Name = c.Engine.String()
-	}
-	return &Upstream{Config: c, Endpoint: ep}, nil
+	return parse(c, true)
 }
 
 // ParseIdentity is Parse for whoami, which may be asked without an
 // endpoint: then Endpoint stays zero, and the region comes from the
 // settings or the AWS configuration.
 func ParseIdentity(c Config) (*Upstream, error) {
-	if c.Endpoint != "" {
-		return Parse(c)
-	}
+	return parse(c, c.Endpoint != "")
+}
+
+func parse(c Config, endpoint bool) (*Upstream, error) {
 	c.Engine = c.Engine.OrDefault()
 	if err := c.Engine.Check(); err != nil {
 		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql", string(c.Engine))
 	}
-	return &Upstream{Config: c}, nil
+	if c.Name == "" {
+		c.Name = c.Engine.String()
+	}
+	u := &Upstream{Config: c}
+	if endpoint {
+		ep, err := config.ParseEndpoint(c.Endpoint, c.Engine)
+		if err != nil {
+			return nil, err
+		}
+		u.Endpoint = ep
+	}
+	return u, nil
 }
 
 // Resolve runs every stage; on error nothing is left running.
