@@ -24,16 +24,12 @@ type Upstream struct {
 	// DialAddress, when set, is the host:port actually dialed (an SSH or SSM
 	// tunnel, a local emulator); the name checks still use Host.
 	DialAddress string
-	// TLS is the configuration for Host, from TLSSettings.Config(); nil
-	// means plaintext (the emulator's own hop to a local database, and
-	// --tls-mode disable to a loopback address).
-	TLS *tls.Config
-	// TLSSettings are what TLS was built from: the bundle, mode and names.
-	// Failed handshakes are explained with them (tlsca.Upstream.Explain).
-	TLSSettings tlsca.Upstream
-	// Trust, when set, supplies the settings and the configuration for each
-	// new login instead of TLSSettings and TLS, so that a refreshed CA
-	// bundle applies without a restart.
+	// Trust supplies the TLS settings (mode, names, bundle: failed
+	// handshakes are explained with them) and the configuration for each
+	// new login, so that a refreshed CA bundle applies without a restart.
+	// A trust in mode disable is plaintext to a loopback address; no trust
+	// at all is plaintext too, which only the emulator's own hop to its
+	// local database uses.
 	Trust *tlsca.Trust
 	// Dial, when set, opens the TCP connection to the dial address instead
 	// of a plain net.Dialer: an in-process tunnel, or a test that needs to
@@ -54,12 +50,13 @@ type Upstream struct {
 // instead of the proxy allocating what it announced.
 const maxLoginMessage = 1 << 20
 
-// CurrentTLS is the TLS settings and configuration for a new connection.
+// CurrentTLS is the TLS settings and configuration for a new connection
+// (no configuration: plaintext).
 func (u Upstream) CurrentTLS() (tlsca.Upstream, *tls.Config) {
 	if u.Trust != nil {
 		return u.Trust.Current()
 	}
-	return u.TLSSettings, u.TLS
+	return tlsca.Upstream{Host: u.Host}, nil
 }
 
 // Login is one upstream login.
@@ -114,7 +111,7 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	}
 	cfg.Host = u.Host
 	cfg.Port = uint16(u.Port)
-	cfg.TLSConfig = u.TLS
+	_, cfg.TLSConfig = u.CurrentTLS() // Login takes the trust's current one
 	cfg.Fallbacks = nil
 	cfg.ValidateConnect = nil
 	cfg.AfterConnect = nil

@@ -20,9 +20,7 @@ type TokenSource = proxy.TokenSource
 
 // Config configures a Postgres proxy for one upstream.
 type Config struct {
-	Upstream Upstream // TLS must be set: IAM tokens only travel over TLS
-	// CABundle says where the trusted CAs came from, for error messages.
-	CABundle string
+	Upstream Upstream // Trust must be set: IAM tokens only travel over TLS
 	proxy.Settings
 }
 
@@ -38,13 +36,13 @@ type Proxy struct {
 
 // New checks cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Upstream.TLS == nil {
+	if ts, conf := cfg.Upstream.CurrentTLS(); conf == nil {
 		// Plaintext only as tlsca allows it: --tls-mode disable to a
 		// loopback address.
-		if cfg.Upstream.TLSSettings.Mode != tlsca.Disable {
+		if ts.Mode != tlsca.Disable {
 			return nil, errors.New("postgres proxy: upstream TLS configuration is required")
 		}
-		if err := cfg.Upstream.TLSSettings.Check(); err != nil {
+		if err := ts.Check(); err != nil {
 			return nil, fmt.Errorf("postgres proxy: %w", err)
 		}
 	}
