@@ -15,7 +15,7 @@ func TestLoginLimitsSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MaxHandshakes != 1024 || s.MaxUnanswered != 32 || time.Duration(s.FirstPacketTimeout) != 10*time.Second {
+	if s.MaxHandshakes != 1024 || s.MaxUnanswered != 64 || time.Duration(s.FirstPacketTimeout) != 10*time.Second {
 		t.Errorf("defaults are %d, %d, %s; want 1024, 32, 10s", s.MaxHandshakes, s.MaxUnanswered, s.FirstPacketTimeout)
 	}
 	if s.Serving != DefaultServing() {

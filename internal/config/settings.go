@@ -97,7 +97,7 @@ func DefaultServing() Serving {
 		ConnectTimeout:     Duration(15 * time.Second),
 		FirstPacketTimeout: Duration(10 * time.Second),
 		MaxHandshakes:      1024,
-		MaxUnanswered:      32,
+		MaxUnanswered:      64,
 	}
 }
 
