@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/conncut"
 )
 
 // Login is one client connection's login in progress, as both engines run
@@ -15,6 +17,12 @@ import (
 // server's handshake cap until it relays, and cut short (reads only, so
 // the client can still be told why) when the drain starts or when it is
 // evicted to make room.
+//
+// The client's deadlines belong to the Login until Relaying, and every
+// change to them goes through one conncut.Cut: a drain or an eviction
+// that races the end of the login either lands before Relaying clears the
+// deadlines or not at all, never after (the session would die at its
+// first read).
 type Login struct {
 	Start time.Time
 	// Ctx bounds the login: the handshake timeout, and the hard cut. It is
@@ -24,26 +32,24 @@ type Login struct {
 	// explained against it (see HandshakeContext).
 	Drain    context.Context
 	cancel   context.CancelFunc
-	stopCut  func() bool
-	client   net.Conn
+	reads    *conncut.Cut // the client's reads: cut by the drain or an eviction
 	obs      Observer
 	pass     *Pass
 	deadline time.Time // the handshake deadline
 
 	mu      sync.Mutex
-	cut     bool   // reads are cut (drain or eviction): deadlines stay in the past
 	evicted string // why it was evicted, for the client; "" if it was not
 }
 
 // BeginLogin starts a client's login: ctx is the handler's.
 func (s *Settings) BeginLogin(ctx context.Context, client net.Conn) *Login {
 	s.Observer.Accepted()
-	l := &Login{Start: time.Now(), client: client, obs: s.Observer, Drain: HandshakeContext(ctx), pass: passFrom(ctx)}
+	l := &Login{Start: time.Now(), obs: s.Observer, Drain: HandshakeContext(ctx), pass: passFrom(ctx)}
 	l.deadline = l.Start.Add(s.HandshakeTimeout)
 	l.Ctx, l.cancel = context.WithTimeout(ctx, s.HandshakeTimeout)
 	client.SetDeadline(l.deadline)
 	client.SetReadDeadline(l.Start.Add(min(s.FirstPacketTimeout, s.HandshakeTimeout)))
-	l.stopCut = context.AfterFunc(l.Drain, l.cutReads)
+	l.reads = conncut.Reads(l.Drain, client)
 	if l.pass != nil {
 		max, grace := l.pass.g.max, l.pass.g.grace
 		l.pass.OnEvict(func() {
@@ -51,14 +57,6 @@ func (s *Settings) BeginLogin(ctx context.Context, client net.Conn) *Login {
 		})
 	}
 	return l
-}
-
-// cutReads makes every read from the client fail now and from here on.
-func (l *Login) cutReads() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.cut = true
-	l.client.SetReadDeadline(time.Unix(1, 0))
 }
 
 // Evict ends the login to make room for another connection: reads from
@@ -70,7 +68,7 @@ func (l *Login) Evict(why string) {
 		l.evicted = why
 	}
 	l.mu.Unlock()
-	l.cutReads()
+	l.reads.Now()
 	l.cancel()
 }
 
@@ -83,21 +81,18 @@ func (l *Login) Evicted() string {
 
 // FirstPacket records that the client's first packet has arrived: the
 // login can no longer be evicted, and reads get the rest of the handshake
-// timeout instead of the first-packet timeout.
+// timeout instead of the first-packet timeout (unless they were cut).
 func (l *Login) FirstPacket() {
 	l.pass.Shield()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.cut {
-		l.client.SetReadDeadline(l.deadline)
-	}
+	l.reads.Set(l.deadline)
 }
 
 // Relaying ends the login's limits on conn and upstream: the session's
 // bytes then flow without deadlines, and its place in the handshake cap
-// goes to the next connection.
+// goes to the next connection. A drain or eviction cut still in progress
+// finishes first; none lands afterwards.
 func (l *Login) Relaying(conn, upstream net.Conn) {
-	l.stopCut()
+	l.reads.Stop()
 	l.pass.Leave()
 	conn.SetDeadline(time.Time{})
 	upstream.SetDeadline(time.Time{})
@@ -105,7 +100,7 @@ func (l *Login) Relaying(conn, upstream net.Conn) {
 
 // End releases what BeginLogin took; defer it.
 func (l *Login) End() {
-	l.stopCut()
+	l.reads.Stop()
 	l.cancel()
 	l.pass.Leave()
 	l.obs.Ended()
