@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// benchRelay starts a relay between two loopback TCP pairs and returns the
+// client's end, the server's end, and a wait for the relay to end.
+func benchRelay(b *testing.B) (client, server net.Conn, wait func()) {
+	b.Helper()
+	client, proxyClientSide := tcpPairB(b)
+	proxyUpstreamSide, server := tcpPairB(b)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runRelayForBench(proxyClientSide, proxyUpstreamSide)
+	}()
+	return client, server, func() {
+		client.Close()
+		server.Close()
+		<-done
+	}
+}
+
+func tcpPairB(b *testing.B) (x, y net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		ch <- c
+	}()
+	x, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	y = <-ch
+	b.Cleanup(func() { x.Close(); y.Close() })
+	return x, y
+}
+
+// BenchmarkRelayStream: bulk bytes one way (a COPY, a big result set), 64
+// KiB per iteration; MB/s and allocations per 64 KiB through the relay.
+func BenchmarkRelayStream(b *testing.B) {
+	for _, dir := range []string{"fromClient", "fromUpstream"} {
+		b.Run(dir, func(b *testing.B) {
+			client, server, wait := benchRelay(b)
+			src, dst := client, server
+			if dir == "fromUpstream" {
+				src, dst = server, client
+			}
+			block := make([]byte, 64<<10)
+			got := make([]byte, len(block))
+			b.SetBytes(int64(len(block)))
+			b.ReportAllocs()
+			errc := make(chan error, 1)
+			go func() {
+				for range b.N {
+					if _, err := io.ReadFull(dst, got); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := src.Write(block); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			wait()
+		})
+	}
+}
+
+// BenchmarkRelayPingPong: a small request and its small answer per
+// iteration (a point query): the per-chunk cost of the relay, both ways.
+func BenchmarkRelayPingPong(b *testing.B) {
+	client, server, wait := benchRelay(b)
+	req, ans := make([]byte, 64), make([]byte, 256)
+	buf := make([]byte, 256)
+	b.SetBytes(int64(len(req) + len(ans)))
+	b.ReportAllocs()
+	errc := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if _, err := io.ReadFull(server, buf[:len(req)]); err != nil {
+				errc <- err
+				return
+			}
+			if _, err := server.Write(ans); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	wait()
+}
+
+// runRelayForBench relays as the engines do: with an idle timeout, an
+// observer and a farewell that follow every chunk.
+func runRelayForBench(c, u net.Conn) {
+	stats := Stats{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}}
+	Relay(context.Background(), c, u, &stats, 0)
+}
