@@ -126,6 +126,5 @@ func BenchmarkRelayPingPong(b *testing.B) {
 // runRelayForBench relays as the engines do: with an idle timeout, an
 // observer and a farewell that follow every chunk.
 func runRelayForBench(c, u net.Conn) {
-	stats := Stats{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}}
-	Relay(context.Background(), c, u, &stats, 0)
+	Relay(context.Background(), c, u, RelayOptions{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}})
 }
