@@ -8,42 +8,24 @@ import (
 	"time"
 )
 
-// benchRelay starts a relay between two loopback TCP pairs and returns the
-// client's end, the server's end, and a wait for the relay to end.
+// benchRelay starts a relay between two loopback TCP pairs, as the engines
+// run it (an idle timeout, an observer and a farewell follow every chunk),
+// and returns the client's end, the server's end, and a wait for the relay
+// to end.
 func benchRelay(b *testing.B) (client, server net.Conn, wait func()) {
 	b.Helper()
-	client, proxyClientSide := tcpPairB(b)
-	proxyUpstreamSide, server := tcpPairB(b)
+	client, proxyClientSide := tcpPair(b)
+	proxyUpstreamSide, server := tcpPair(b)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runRelayForBench(proxyClientSide, proxyUpstreamSide)
+		Relay(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}})
 	}()
 	return client, server, func() {
 		client.Close()
 		server.Close()
 		<-done
 	}
-}
-
-func tcpPairB(b *testing.B) (x, y net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	x, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	y = <-ch
-	b.Cleanup(func() { x.Close(); y.Close() })
-	return x, y
 }
 
 // BenchmarkRelayStream: bulk bytes one way (a COPY, a big result set), 64
@@ -121,10 +103,4 @@ func BenchmarkRelayPingPong(b *testing.B) {
 	}
 	b.StopTimer()
 	wait()
-}
-
-// runRelayForBench relays as the engines do: with an idle timeout, an
-// observer and a farewell that follow every chunk.
-func runRelayForBench(c, u net.Conn) {
-	Relay(context.Background(), c, u, RelayOptions{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}})
 }
