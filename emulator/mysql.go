@@ -214,6 +214,5 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Time{})
 	sess.Conn.SetDeadline(time.Time{})
 	log.Info("IAM login accepted")
-	var stats proxy.Stats
-	proxy.Relay(ctx, conn, sess.Conn, &stats, 0)
+	proxy.Relay(ctx, conn, sess.Conn, proxy.RelayOptions{})
 }

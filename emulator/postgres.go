@@ -163,8 +163,7 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	c.SetDeadline(time.Time{})
 	log.Info("IAM login accepted")
-	var stats proxy.Stats
-	proxy.Relay(ctx, conn, hc.Conn, &stats, 0)
+	proxy.Relay(ctx, conn, hc.Conn, proxy.RelayOptions{})
 }
 
 // errNotIAMUser means the user exists upstream but is not in rds_iam.

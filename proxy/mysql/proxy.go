@@ -190,7 +190,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, newFarewell(), conn, sess.Conn, start, p.cfg.IdleTimeout)
+	proxy.RelayAndLog(ctx, log, conn, sess.Conn, start, proxy.RelayOptions{IdleTimeout: p.cfg.IdleTimeout, Observer: p.obs, Farewell: newFarewell()})
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting

@@ -137,7 +137,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, &farewell{}, conn, up.Conn, start, p.cfg.IdleTimeout)
+	proxy.RelayAndLog(ctx, log, conn, up.Conn, start, proxy.RelayOptions{IdleTimeout: p.cfg.IdleTimeout, Observer: p.obs, Farewell: &farewell{}})
 }
 
 // refuseReadTimeout bounds reading the opening of a client refused at
