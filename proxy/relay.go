@@ -67,13 +67,14 @@ type Counts struct {
 //     closes once it has given them.
 //  3. The upstream finishes (EOF) or fails (a read error): the session is
 //     over. down says goodbye to the client (rule 7), half-closes it (or
-//     closes it), and ends. From then on each read of the client's may
-//     wait at most Linger, and what it still sends is dropped: up ends
-//     without error when the client goes quiet, closes, or a write to the
-//     upstream fails.
+//     closes it), and ends. From then on each read of the client's, and
+//     the write to the upstream in progress, may wait at most Linger, and
+//     what the client still sends is dropped: up ends without error when
+//     the client goes quiet, closes, or a write to the upstream fails.
 //  4. The upstream fails under a write of up's while it is not over: up
-//     records why and closes the upstream, which wakes down, which then
-//     ends the client as in rule 3 with that error.
+//     records why and gives down a moment to read what the upstream sent
+//     before it failed (often its own FATAL); down then ends the client as
+//     in rule 3 with that error.
 //  5. The client fails (a read error other than EOF, a write error):
 //     both connections are closed at once; there is nobody to tell.
 //  6. ctx ends (a hard shutdown) or the session was idle for IdleTimeout:
@@ -160,6 +161,7 @@ func (s *session) up(buf []byte) error {
 		}
 		n, rerr := s.client.Read(buf)
 		if n > 0 {
+			s.toSendUp(buf[:n])
 			w, werr := s.upstream.Write(buf[:n])
 			if w > 0 {
 				s.sentUp(buf[:w])
@@ -214,12 +216,10 @@ func (s *session) down(buf []byte) error {
 			continue
 		}
 		why := rerr
-		if errors.Is(rerr, net.ErrClosed) {
-			p := s.lost.Load()
-			if p == nil {
-				return nil // rule 8
-			}
+		if p := s.lost.Load(); p != nil && (errors.Is(rerr, net.ErrClosed) || IsTimeout(rerr)) {
 			why = *p // rule 4
+		} else if errors.Is(rerr, net.ErrClosed) {
+			return nil // rule 8
 		}
 		s.endClient(why) // rule 3
 		if errors.Is(why, io.EOF) {
@@ -230,13 +230,20 @@ func (s *session) down(buf []byte) error {
 }
 
 // upstreamFailed hands a failed write to the upstream over to down, which
-// owns the client (rule 4): it records why, then wakes down by closing
-// the upstream it is reading. (A function of its own, so that taking err's
-// address costs an allocation only when it happens, not per chunk.)
+// owns the client (rule 4): it records why, then bounds down's reads of
+// the upstream. Closing the upstream would be quicker, but it would throw
+// away what the server sent before it went (its own FATAL, the real
+// reason) that down has not read yet. (A function of its own, so that
+// taking err's address costs an allocation only when it happens, not per
+// chunk.)
 func (s *session) upstreamFailed(err error) {
 	s.lost.CompareAndSwap(nil, &err)
-	s.upstream.Close()
+	s.upstream.SetReadDeadline(time.Now().Add(lostDrain))
 }
+
+// lostDrain is how long down may still read from an upstream a write to
+// which failed: what the kernel holds arrives at once.
+const lostDrain = time.Second
 
 // endClient ends the client's side of a session whose upstream is over
 // (why: io.EOF, or how it failed): rules 3 and 7.
@@ -252,8 +259,22 @@ func (s *session) endClient(why error) {
 		s.client.Close()
 	}
 	// up may be blocked in a read already: bound it now, not only from
-	// its next read.
+	// its next read. It may also be blocked writing to an upstream that
+	// half-closed and stopped reading (a COPY into a server that said
+	// goodbye): what it still sends is dropped anyway.
 	s.client.SetReadDeadline(time.Now().Add(s.o.Linger))
+	s.upstream.SetWriteDeadline(time.Now().Add(s.o.Linger))
+}
+
+// toSendUp tells the farewell about a chunk of the client's before it
+// goes to the upstream: once it is written, the upstream's answer may be
+// relayed (and heard by the farewell) before this goroutine runs again,
+// and a farewell that heard the answer before the question would take a
+// result set for a command still waiting for its reply.
+func (s *session) toSendUp(p []byte) {
+	if s.o.Farewell != nil {
+		s.o.Farewell.FromClient(p)
+	}
 }
 
 // sentUp follows a chunk delivered to the upstream.
@@ -261,9 +282,6 @@ func (s *session) sentUp(p []byte) {
 	s.fromClient += int64(len(p))
 	s.idle.touch()
 	s.o.Observer.BytesFromClient(int64(len(p)))
-	if s.o.Farewell != nil {
-		s.o.Farewell.FromClient(p)
-	}
 }
 
 // sentDown follows a chunk delivered to the client.
