@@ -15,7 +15,9 @@ func TestRelayUpstreamHalfClosedNotReading(t *testing.T) {
 	client, proxyClient := tcpPair(t)
 	proxyUpstream, server := tcpPair(t)
 	done := make(chan error, 1)
-	go func() { done <- relayErr(context.Background(), proxyClient, proxyUpstream, RelayOptions{Linger: time.Second}) }()
+	go func() {
+		done <- relayErr(context.Background(), proxyClient, proxyUpstream, RelayOptions{Linger: time.Second})
+	}()
 	go func() {
 		buf := make([]byte, 64<<10)
 		client.SetWriteDeadline(time.Now().Add(30 * time.Second))
