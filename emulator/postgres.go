@@ -14,6 +14,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // PostgresOptions configure an emulated RDS for PostgreSQL instance in front
@@ -93,12 +94,12 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	defer cancel()
 	log := p.log.With("client", c.RemoteAddr().String())
 
-	hello, err := postgres.ReadHello(c, postgres.FrontOptions{TLS: p.tls, RequireTLS: true})
+	hello, err := pgwire.ReadHello(c, pgwire.HelloOptions{TLS: p.tls, RequireTLS: true})
 	if err != nil {
 		log.Info("handshake failed", "err", err)
-		var pe *postgres.Error
+		var pe *pgwire.ProtocolError
 		if errors.As(err, &pe) {
-			postgres.WriteServerError(c, "FATAL", pe.Code, pe.Message)
+			pgwire.WriteServerError(c, "FATAL", pe.Code, pe.Message)
 		}
 		return
 	}
@@ -108,7 +109,7 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		// goes to the real server with the same key.
 		conn.Close()
 		_, onTLS := conn.(*tls.Conn)
-		if err := postgres.SendCancel(hctx, p.opts.Backend, nil, *hello.Cancel); err != nil {
+		if err := pgwire.SendCancel(hctx, p.opts.Backend, nil, *hello.Cancel); err != nil {
 			log.Warn("cancel not delivered", "err", err)
 			return
 		}
@@ -118,7 +119,7 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	st := hello.Startup
 	user := st.User()
 	log = log.With("user", user)
-	if err := postgres.WriteNegotiation(conn, st); err != nil {
+	if err := pgwire.WriteNegotiation(conn, st); err != nil {
 		return
 	}
 	// RDS picks the authentication method from pg_hba before asking for a
@@ -132,7 +133,7 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	if loginErr == nil {
 		defer hc.Conn.Close()
 	}
-	token, err := postgres.RequestPassword(conn)
+	token, err := pgwire.RequestPassword(conn)
 	if err != nil {
 		log.Info("no password", "err", err)
 		return
@@ -145,20 +146,20 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		// Without IAM auth, RDS's pg_hba has no pam line for rds_iam: the
 		// token is checked as a password, which it never is.
 		log.Warn("login refused: IAM database authentication is not enabled on this instance")
-		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
+		pgwire.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
 		return
 	}
 	caller, err := p.verifyToken(token, user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())
-		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
+		pgwire.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
 		return
 	}
 	log = log.With("caller", caller.ARN)
 
-	greeting := &postgres.Greeting{Params: hc.ParameterStatuses, TxStatus: hc.TxStatus,
-		Key: postgres.CancelKey{PID: hc.PID, Secret: hc.SecretKey}}
-	if err := postgres.WriteGreeting(conn, greeting); err != nil {
+	greeting := &pgwire.Greeting{Params: hc.ParameterStatuses, TxStatus: hc.TxStatus,
+		Key: pgwire.CancelKey{PID: hc.PID, Secret: hc.SecretKey}}
+	if err := pgwire.WriteGreeting(conn, greeting); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -194,12 +195,12 @@ func (p *Postgres) loginFailed(log *slog.Logger, c net.Conn, user string, err er
 	case errors.Is(err, errNotIAMUser),
 		errors.As(err, &pgErr) && pgErr.Code == "28000" && strings.Contains(pgErr.Message, "does not exist"):
 		log.Warn("login refused: user is not an IAM user (not in rds_iam, or unknown)", "err", err)
-		postgres.WriteServerError(c, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
+		pgwire.WriteServerError(c, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
 	case errors.As(err, &pgErr):
 		log.Warn("backend refused the login", "err", err)
-		postgres.WriteServerError(c, pgErr.Severity, pgErr.Code, pgErr.Message)
+		pgwire.WriteServerError(c, pgErr.Severity, pgErr.Code, pgErr.Message)
 	default:
 		log.Error("backend unreachable", "err", err)
-		postgres.WriteServerError(c, "FATAL", "08006", "the database system is not reachable")
+		pgwire.WriteServerError(c, "FATAL", "08006", "the database system is not reachable")
 	}
 }
