@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
@@ -49,8 +48,8 @@ type PostgresOptions struct {
 // Postgres is a running emulated RDS for PostgreSQL front.
 type Postgres struct {
 	*instance
-	opts   PostgresOptions
-	dialer *postgres.Dialer
+	opts    PostgresOptions
+	backend *pgconn.Config // logins to Backend, copied per client
 }
 
 // StartPostgres starts an RDS IAM front for PostgreSQL. Like RDS with IAM
@@ -72,7 +71,7 @@ func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
 	if o.ResourceID == "" {
 		o.ResourceID = "db-EMULATEDPOSTGRES0001"
 	}
-	dialer, err := postgres.NewDialer(postgres.Upstream{Host: "backend", Port: 5432, DialAddress: o.Backend})
+	backend, err := backendConfig(o.Backend)
 	if err != nil {
 		return nil, err
 	}
@@ -81,14 +80,33 @@ func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{instance: inst, opts: o, dialer: dialer}
-	p.serve(p)
+	p := &Postgres{instance: inst, opts: o, backend: backend}
+	p.serve(p.serveConn)
 	return p, nil
 }
 
-// ServeConn serves one client: it implements proxy.Handler.
-func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
-	defer c.Close()
+// backendConfig prepares plaintext logins to the real server at addr, as
+// the proxy's own logins are prepared: nothing in the environment (PG*
+// variables) changes them.
+func backendConfig(addr string) (*pgconn.Config, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: PostgresOptions.Backend %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: PostgresOptions.Backend %q: the port is not a number", addr)
+	}
+	var d net.Dialer
+	cfg, err := pgwire.PinnedConfig(host, port, nil, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) })
+	if err != nil {
+		return nil, fmt.Errorf("emulator: prepare backend logins: %w", err)
+	}
+	return cfg, nil
+}
+
+// serveConn serves one client.
+func (p *Postgres) serveConn(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -126,10 +144,9 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	// password: only rds_iam members go to PAM (the token); anyone else gets
 	// password authentication, which a token never passes. So the backend
 	// login (which checks membership) comes first, the token check second.
-	hc, loginErr := p.dialer.Login(hctx, postgres.Login{
-		User: user, Database: st.Database(), Password: p.opts.BackendPassword, Params: st.RuntimeParams(),
-		Check: checkRDSIAM,
-	})
+	login := p.backend.Copy()
+	login.User, login.Database, login.Password, login.RuntimeParams = user, st.Database(), p.opts.BackendPassword, st.RuntimeParams()
+	hc, loginErr := pgwire.Connect(hctx, login, checkRDSIAM)
 	if loginErr == nil {
 		defer hc.Conn.Close()
 	}
@@ -164,8 +181,7 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	c.SetDeadline(time.Time{})
 	log.Info("IAM login accepted")
-	var stats proxy.Stats
-	proxy.Relay(ctx, conn, hc.Conn, &stats, 0)
+	relay(ctx, conn, hc.Conn, relayLinger)
 }
 
 // errNotIAMUser means the user exists upstream but is not in rds_iam.

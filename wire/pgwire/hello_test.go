@@ -1,21 +1,20 @@
-package pgwire
+package pgwire_test
 
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
+	"encoding/binary"
 	"errors"
-	"math/big"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // serveOnce accepts one connection on a loopback listener and hands it to
@@ -41,28 +40,31 @@ func serveOnce(t *testing.T, serve func(net.Conn) error) (addr string, done <-ch
 	return ln.Addr().String(), ch
 }
 
-// selfSigned is a TLS server configuration for "localhost" and the pool
-// that trusts it.
-func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
+// serverTLS is a TLS server configuration for "localhost", from a
+// throwaway CA, and the pool that trusts it.
+func serverTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := emulator.NewCA("pgwire test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := ca.ServerCert("localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, ca.Pool()
+}
+
+// request is an opening packet with no body: SSLRequest, GSSENCRequest.
+func request(code uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), code)
+}
+
+// startup is a protocol 3.0 StartupMessage for user.
+func startup(user string) []byte {
+	body := binary.BigEndian.AppendUint32(nil, 3<<16)
+	body = append(append(append(body, "user\x00"...), user...), 0, 0)
+	return append(binary.BigEndian.AppendUint32(nil, uint32(4+len(body))), body...)
 }
 
 // TestServerSideLogin: pgconn, a real client, logs in to a server made of
@@ -70,23 +72,23 @@ func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 // in clear, and the greeting it gets (parameters, cancel key,
 // ReadyForQuery) is what was sent.
 func TestServerSideLogin(t *testing.T) {
-	key := CancelKey{PID: 4242, Secret: []byte{1, 2, 3, 4}}
+	key := pgwire.CancelKey{PID: 4242, Secret: []byte{1, 2, 3, 4}}
 	addr, done := serveOnce(t, func(c net.Conn) error {
-		h, err := ReadHello(c, HelloOptions{})
+		h, err := pgwire.ReadHello(c, pgwire.HelloOptions{})
 		if err != nil {
 			return err
 		}
 		if h.Startup == nil || h.Startup.User() != "app" || h.Startup.Database() != "appdb" || h.Startup.RuntimeParams()["application_name"] != "wiretest" {
 			return errors.New("unexpected startup")
 		}
-		pw, err := RequestPassword(h.Conn)
+		pw, err := pgwire.RequestPassword(h.Conn)
 		if err != nil {
 			return err
 		}
 		if pw != "the-token" {
 			return errors.New("unexpected password " + pw)
 		}
-		if err := WriteGreeting(h.Conn, &Greeting{Params: map[string]string{"server_version": "15.99"}, Key: key, TxStatus: 'I', Negotiate: Negotiation(h.Startup)}); err != nil {
+		if err := pgwire.WriteGreeting(h.Conn, &pgwire.Greeting{Params: map[string]string{"server_version": "15.99"}, Key: key, TxStatus: 'I', Negotiate: pgwire.Negotiation(h.Startup)}); err != nil {
 			return err
 		}
 		// Wait for the client's Terminate and close.
@@ -118,30 +120,30 @@ func TestServerSideLogin(t *testing.T) {
 func TestRequireTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	serverTLS, pool := selfSigned(t)
-	o := HelloOptions{TLS: serverTLS, RequireTLS: true}
+	tlsConf, pool := serverTLS(t)
+	o := pgwire.HelloOptions{TLS: tlsConf, RequireTLS: true}
 
 	addr, done := serveOnce(t, func(c net.Conn) error {
-		_, err := ReadHello(c, o)
-		var pe *ProtocolError
+		_, err := pgwire.ReadHello(c, o)
+		var pe *pgwire.ProtocolError
 		if errors.As(err, &pe) {
-			WriteServerError(c, "FATAL", pe.Code, pe.Message)
+			pgwire.WriteServerError(c, "FATAL", pe.Code, pe.Message)
 		}
 		return err
 	})
 	_, err := pgconn.Connect(ctx, "postgres://app@"+addr+"/appdb?sslmode=disable")
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != CodeInvalidAuthorization {
+	if !errors.As(err, &pgErr) || pgErr.Code != pgwire.CodeInvalidAuthorization {
 		t.Fatalf("plaintext login: %v, want the server's 28000", err)
 	}
-	var pe *ProtocolError
-	if err := <-done; !errors.As(err, &pe) || pe.Code != CodeInvalidAuthorization {
+	var pe *pgwire.ProtocolError
+	if err := <-done; !errors.As(err, &pe) || pe.Code != pgwire.CodeInvalidAuthorization {
 		t.Fatalf("server side: %v", err)
 	}
 
-	want := CancelKey{PID: 7, Secret: []byte{9, 8, 7, 6}}
+	want := pgwire.CancelKey{PID: 7, Secret: []byte{9, 8, 7, 6}}
 	addr, done = serveOnce(t, func(c net.Conn) error {
-		h, err := ReadHello(c, o)
+		h, err := pgwire.ReadHello(c, o)
 		if err != nil {
 			return err
 		}
@@ -150,7 +152,7 @@ func TestRequireTLS(t *testing.T) {
 		}
 		return nil
 	})
-	if err := SendCancel(ctx, addr, &tls.Config{ServerName: "localhost", RootCAs: pool}, want); err != nil {
+	if err := pgwire.SendCancel(ctx, addr, &tls.Config{ServerName: "localhost", RootCAs: pool}, want); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -164,13 +166,13 @@ func TestSendCancelRefusesPlaintext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	addr, done := serveOnce(t, func(c net.Conn) error {
-		h, err := ReadHello(c, HelloOptions{})
+		h, err := pgwire.ReadHello(c, pgwire.HelloOptions{})
 		if err == nil && h.Cancel != nil {
 			return errors.New("the cancel key was sent in plaintext")
 		}
 		return nil
 	})
-	if err := SendCancel(ctx, addr, &tls.Config{ServerName: "localhost"}, CancelKey{PID: 1, Secret: []byte{1, 2, 3, 4}}); err == nil {
+	if err := pgwire.SendCancel(ctx, addr, &tls.Config{ServerName: "localhost"}, pgwire.CancelKey{PID: 1, Secret: []byte{1, 2, 3, 4}}); err == nil {
 		t.Fatal("cancel sent to a server that declined TLS")
 	}
 	if err := <-done; err != nil {
@@ -188,21 +190,21 @@ func TestEncryptionRequestsDeclined(t *testing.T) {
 	defer server.Close()
 	client.SetDeadline(time.Now().Add(5 * time.Second))
 	server.SetDeadline(time.Now().Add(5 * time.Second))
-	got := make(chan *Hello, 1)
+	got := make(chan *pgwire.Hello, 1)
 	go func() {
-		h, _ := ReadHello(server, HelloOptions{})
+		h, _ := pgwire.ReadHello(server, pgwire.HelloOptions{})
 		got <- h
 	}()
 	var answer [1]byte
-	for _, code := range []uint32{CodeGSSENCRequest, CodeSSLRequest} {
-		if _, err := client.Write(packet(code)); err != nil {
+	for _, code := range []uint32{pgwire.CodeGSSENCRequest, pgwire.CodeSSLRequest} {
+		if _, err := client.Write(request(code)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := client.Read(answer[:]); err != nil || answer[0] != 'N' {
 			t.Fatalf("answer %q, %v; want N", answer[0], err)
 		}
 	}
-	if _, err := client.Write(packet(3<<16, params("user", "u")...)); err != nil {
+	if _, err := client.Write(startup("u")); err != nil {
 		t.Fatal(err)
 	}
 	if h := <-got; h == nil || h.Startup == nil || h.Startup.User() != "u" {
@@ -210,15 +212,15 @@ func TestEncryptionRequestsDeclined(t *testing.T) {
 	}
 
 	go func() {
-		_, err := ReadHello(server, HelloOptions{})
-		var pe *ProtocolError
-		if !errors.As(err, &pe) || pe.Code != CodeProtocolViolation {
+		_, err := pgwire.ReadHello(server, pgwire.HelloOptions{})
+		var pe *pgwire.ProtocolError
+		if !errors.As(err, &pe) || pe.Code != pgwire.CodeProtocolViolation {
 			t.Errorf("a second SSLRequest: %v, want a protocol violation", err)
 		}
 		got <- nil
 	}()
-	client.Write(packet(CodeSSLRequest))
+	client.Write(request(pgwire.CodeSSLRequest))
 	client.Read(answer[:])
-	client.Write(packet(CodeSSLRequest)) // refused: no answer comes
+	client.Write(request(pgwire.CodeSSLRequest)) // refused: no answer comes
 	<-got
 }
