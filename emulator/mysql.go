@@ -18,7 +18,7 @@ import (
 // real MySQL or MariaDB server.
 type MySQLOptions struct {
 	// Endpoint is the RDS-like name the instance answers to; default
-	// "emulated-mywire.c0ffee123456.REGION.rds.amazonaws.com".
+	// "emulated-mysql.c0ffee123456.REGION.rds.amazonaws.com".
 	Endpoint string
 	// Port is the port in the endpoint (and so in tokens); default 3306.
 	Port int
@@ -78,7 +78,7 @@ func (a *AWS) StartMySQL(ca *CA, o MySQLOptions) (*MySQL, error) {
 		return nil, errors.New("emulator: MySQLOptions.Backend is required")
 	}
 	if o.Endpoint == "" {
-		o.Endpoint = "emulated-mywire.c0ffee123456." + a.Region() + ".rds.amazonaws.com"
+		o.Endpoint = "emulated-mysql.c0ffee123456." + a.Region() + ".rds.amazonaws.com"
 	}
 	if o.Port == 0 {
 		o.Port = 3306
