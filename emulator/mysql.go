@@ -123,12 +123,7 @@ func (m *MySQL) dialBackend(ctx context.Context) (*mywire.Pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := mywire.ReadGreeting(ctx, c)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return p, nil
+	return mywire.ReadGreeting(ctx, c)
 }
 
 // serveConn serves one client.

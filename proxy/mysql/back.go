@@ -65,7 +65,6 @@ func Dial(ctx context.Context, u Upstream) (*Pending, error) {
 	}
 	w, err := mywire.ReadGreeting(ctx, c)
 	if err != nil {
-		c.Close()
 		return nil, err
 	}
 	_, tlsConf := u.currentTLS()

@@ -17,11 +17,20 @@ type Pending struct {
 	Greeting *Greeting
 }
 
-// ReadGreeting reads the server's greeting from conn; ctx bounds it. An
-// ERR in its place (too many connections, host blocked) is a
-// *ServerError; anything else wrong a *ServerProtocolError. The caller
-// still owns conn, and closes it on error.
+// ReadGreeting reads the server's greeting from a new connection; ctx
+// bounds it. The Pending owns conn from then on; on error conn is closed.
+// An ERR in place of the greeting (too many connections, host blocked) is
+// a *ServerError; anything else wrong a *ServerProtocolError.
 func ReadGreeting(ctx context.Context, conn net.Conn) (*Pending, error) {
+	g, err := readGreeting(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &Pending{Conn: conn, Greeting: g}, nil
+}
+
+func readGreeting(ctx context.Context, conn net.Conn) (*Greeting, error) {
 	stop := deadlineFrom(ctx, conn)
 	defer stop()
 	_, p, err := ReadPacket(conn, GreetingLimit)
@@ -36,7 +45,7 @@ func ReadGreeting(ctx context.Context, conn net.Conn) (*Pending, error) {
 		}
 		return nil, &ServerProtocolError{Step: "read the server's greeting", Err: err}
 	}
-	return &Pending{Conn: conn, Greeting: g}, nil
+	return g, nil
 }
 
 // ServerProtocolError is a server that broke off, or answered something

@@ -146,7 +146,6 @@ func TestClientLogin(t *testing.T) {
 		}
 		p, err := mywire.ReadGreeting(ctx, c)
 		if err != nil {
-			c.Close()
 			t.Fatal(err)
 		}
 		return p
