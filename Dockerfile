@@ -11,7 +11,7 @@
 # and uses the probes in deploy/kubernetes/; in compose, add an exec-form
 # healthcheck that runs this binary once it has a `wait` command.
 #
-# deploy/deploy_test.go runs the `go build` line below (same environment, same
+# deploy/dockerfile_test.go runs the `go build` line below (same environment, same
 # flags) and checks that the binary is static and runs `version`; keep the
 # command on the one RUN line that contains "go build".
 

@@ -285,10 +285,14 @@ func (s *Source) refreshLoop() {
 		failures++
 		cause, _ := (&CredentialsError{Err: err, roles: s.roles, source: h.creds.Source}).cause()
 		attrs := []any{"err", cause, "source", h.creds.Source, "failures", failures}
-		if h.valid(time.Now()) {
-			attrs = append(attrs, "serving_until", h.creds.Expires.UTC().Format(time.RFC3339))
-			s.log.Warn("AWS credentials refresh failed; the current credentials keep serving until they expire", attrs...)
-		} else {
+		switch now := time.Now(); {
+		case h.valid(now):
+			attrs = append(attrs, "serving_until", h.creds.Expires.Add(-signLife).UTC().Format(time.RFC3339))
+			s.log.Warn("AWS credentials refresh failed; the current credentials keep serving until shortly before they expire", attrs...)
+		case now.Before(h.creds.Expires):
+			attrs = append(attrs, "expires", h.creds.Expires.UTC().Format(time.RFC3339))
+			s.log.Error("AWS credentials refresh failed and the current credentials expire too soon to sign with: new connections fail until a refresh succeeds", attrs...)
+		default:
 			s.log.Error("AWS credentials refresh failed and the current credentials have expired: new connections fail until a refresh succeeds", attrs...)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	proxyconfig "github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
@@ -384,20 +385,20 @@ func TestCrossAccountAssumeRole(t *testing.T) {
 	role := crossAccount(t, "dev")
 	t.Run("accepted", func(t *testing.T) {
 		port := startProxy(t, func(c *launch.Config) {
-			c.Roles, c.ExternalID, c.RoleSessionName = []string{role}, "ext-7f3a", "alice-laptop"
+			c.RoleARN, c.ExternalID, c.RoleSessionName = role, "ext-7f3a", "alice-laptop"
 		})
 		if got := loginAs(t, port); got != "arn:aws:sts::123456789012:assumed-role/cross-db/alice-laptop" {
 			t.Fatalf("caller %s", got)
 		}
 	})
 	t.Run("default session name", func(t *testing.T) {
-		port := startProxy(t, func(c *launch.Config) { c.Roles, c.ExternalID = []string{role}, "ext-7f3a" })
+		port := startProxy(t, func(c *launch.Config) { c.RoleARN, c.ExternalID = role, "ext-7f3a" })
 		if got := loginAs(t, port); !strings.HasPrefix(got, "arn:aws:sts::123456789012:assumed-role/cross-db/rds-iam-proxy@") {
 			t.Fatalf("caller %s", got)
 		}
 	})
 	t.Run("wrong external ID", func(t *testing.T) {
-		port := startProxy(t, func(c *launch.Config) { c.Roles, c.ExternalID = []string{role}, "ext-0000" })
+		port := startProxy(t, func(c *launch.Config) { c.RoleARN, c.ExternalID = role, "ext-0000" })
 		e := connectErr(t, port)
 		wantAll(t, e.Message, "cannot assume role "+role, "as arn:aws:iam::"+otherAccount+":user/dev", "AccessDenied",
 			"trust policy of "+role, "--external-id", "sts:AssumeRole")
@@ -432,17 +433,17 @@ func TestRoleChain(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", akid)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
 
-	port := startProxy(t, func(c *launch.Config) { c.Roles, c.RoleSessionName = []string{hop, dbRole}, "two-hops" })
+	port := startProxy(t, func(c *launch.Config) { c.RoleARN, c.RoleSessionName = hop+","+dbRole, "two-hops" })
 	if got := loginAs(t, port); got != "arn:aws:sts::123456789012:assumed-role/chain-target/two-hops" {
 		t.Fatalf("caller %s", got)
 	}
 	t.Run("second role alone", func(t *testing.T) {
-		port := startProxy(t, func(c *launch.Config) { c.Roles = []string{dbRole} })
+		port := startProxy(t, func(c *launch.Config) { c.RoleARN = dbRole })
 		e := connectErr(t, port)
 		wantAll(t, e.Message, "cannot assume role "+dbRole, "arn:aws:iam::"+otherAccount+":user/chainer")
 	})
 	t.Run("role duration over the chaining limit", func(t *testing.T) {
-		port := startProxy(t, func(c *launch.Config) { c.Roles, c.RoleDuration = []string{hop, dbRole}, 2*time.Hour })
+		port := startProxy(t, func(c *launch.Config) { c.RoleARN, c.RoleDuration = hop+","+dbRole, proxyconfig.Duration(2*time.Hour) })
 		e := connectErr(t, port)
 		wantAll(t, e.Message, "cannot assume role "+dbRole, "1 hour session limit", "--role-duration")
 	})
@@ -532,7 +533,7 @@ func TestSTSEndpointAndRegion(t *testing.T) {
 	if err := w.aws.AWS.SetRoleTrust(dbRole, &emulator.Trust{AWS: []string{web}}); err != nil {
 		t.Fatal(err)
 	}
-	mod := func(c *launch.Config) { c.Roles = []string{dbRole} }
+	mod := func(c *launch.Config) { c.RoleARN = dbRole }
 
 	t.Run("without --sts-endpoint", func(t *testing.T) {
 		port := startProxy(t, mod, func(c *launch.Config) { c.CredentialRefresh.Timeout = 4 * time.Second })

@@ -466,7 +466,7 @@ func TestDoctorCrossAccount(t *testing.T) {
 	expectFailure(t, rep, validate.StepIAMAuth, "is visible to account 210987654321", "--role-arn")
 
 	o := doctorOptions()
-	o.Config.Roles = []string{roleARN}
+	o.Config.RoleARN = roleARN
 	rep = runDoctor(t, o)
 	if !rep.OK() {
 		t.Fatal("doctor fails with --role-arn in the DB's account")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
@@ -145,24 +146,16 @@ func logSink() io.Writer {
 
 // proxyConfig is the configuration a user would write for the emulated DB.
 func proxyConfig() launch.Config {
-	return launch.Config{
-		Engine:      "postgres",
-		Endpoint:    fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port()),
-		DialAddress: w.front.Addr(),
-		Listen:      "127.0.0.1:0",
-		CABundle:    w.caFile,
-	}
+	c := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port()))
+	c.DialAddress, c.Listen, c.CABundle = w.front.Addr(), "127.0.0.1:0", w.caFile
+	return c
 }
 
 // mysqlConfig is proxyConfig for the emulated MySQL instance.
 func mysqlConfig() launch.Config {
-	return launch.Config{
-		Engine:      "mysql",
-		Endpoint:    fmt.Sprintf("%s:%d", w.my.Endpoint(), w.my.Port()),
-		DialAddress: w.my.Addr(),
-		Listen:      "127.0.0.1:0",
-		CABundle:    w.caFile,
-	}
+	c := launch.NewConfig(config.MySQL, fmt.Sprintf("%s:%d", w.my.Endpoint(), w.my.Port()))
+	c.DialAddress, c.Listen, c.CABundle = w.my.Addr(), "127.0.0.1:0", w.caFile
+	return c
 }
 
 // startProxy starts a proxy with cfg (as edited by mods) and stops it when

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
 )
 
 // Bounds for the flood tests, generous on purpose: the proxy's default cap
@@ -156,7 +158,7 @@ func realLogin(t *testing.T, engine, port string) error {
 // The proxy dials the database as each client connects (to show it the
 // server's greeting), so without a cap they would use up the database's
 // max_connections (200 here) for everyone. With the default settings the
-// database sees at most max_unanswered_greetings (32) connections for
+// database sees at most max_unanswered_greetings (mysql.DefaultMaxUnansweredGreetings) connections for
 // them, an open session keeps working, new clients (go-sql-driver) log in,
 // and when the slow clients are gone the fds and goroutines are back at
 // their baseline. Budget: about 35 s.
@@ -203,10 +205,10 @@ func TestLimitsMySQLSlowClients(t *testing.T) {
 	t.Logf("flood: %s; baseline %v and %v database connections, peak %v", describe(flood), base, dbBase, peak)
 	// The cap, the open session, a new client's, and connections being
 	// abandoned or closing.
-	if limit := dbBase + 32 + 20; peak["database_connections"] > limit {
+	if limit := dbBase + mysql.DefaultMaxUnansweredGreetings + 20; peak["database_connections"] > limit {
 		t.Errorf("the database had %v connections during the flood, over %v: slow clients' upstream connections are not capped", peak["database_connections"], limit)
 	}
-	if limit := base["process_open_fds"] + defaultMaxHandshakes + 32 + floodFDSlack; peak["process_open_fds"] > limit {
+	if limit := base["process_open_fds"] + defaultMaxHandshakes + mysql.DefaultMaxUnansweredGreetings + floodFDSlack; peak["process_open_fds"] > limit {
 		t.Errorf("the proxy held %v fds during the flood, over %v: slow clients are not capped", peak["process_open_fds"], limit)
 	}
 	if evicted := s.metric(t, `rds_iam_proxy_connections_failed_total{engine="mysql",reason="evicted",upstream="my"}`); evicted < 1 {

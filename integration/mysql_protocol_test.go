@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
@@ -124,7 +125,7 @@ func TestMySQLDeprecateEOFFollowsTheClient(t *testing.T) {
 // the handshake get a clear ERR or a close, never a hang or a crash, and
 // the proxy keeps serving.
 func TestMySQLBadHandshakes(t *testing.T) {
-	port := startMySQLProxy(t, func(c *launch.Config) { c.HandshakeTimeout = 2 * time.Second })
+	port := startMySQLProxy(t, func(c *launch.Config) { c.HandshakeTimeout = config.Duration(2 * time.Second) })
 	errPacket := func(t *testing.T, c *rawConn) (uint16, string) {
 		t.Helper()
 		_, p, err := c.read()

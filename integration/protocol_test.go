@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
@@ -19,7 +20,7 @@ import (
 // expects a FATAL 08P01 (where an answer makes sense) and a closed socket,
 // never a hang; the proxy then still serves psql.
 func TestBadFirstPackets(t *testing.T) {
-	port := startProxy(t, func(c *launch.Config) { c.HandshakeTimeout = 2 * time.Second })
+	port := startProxy(t, func(c *launch.Config) { c.HandshakeTimeout = config.Duration(2 * time.Second) })
 	be32 := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 	startup := func(params ...string) []byte {
 		body := be32(196608)
@@ -104,7 +105,7 @@ func decodeError(t *testing.T, b []byte) *pgproto3.ErrorResponse {
 // TestSilentClientTimesOut: a client that connects and sends nothing is
 // closed after the handshake timeout.
 func TestSilentClientTimesOut(t *testing.T) {
-	port := startProxy(t, func(c *launch.Config) { c.HandshakeTimeout = 500 * time.Millisecond })
+	port := startProxy(t, func(c *launch.Config) { c.HandshakeTimeout = config.Duration(500 * time.Millisecond) })
 	c, err := net.Dial("tcp", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
@@ -162,7 +163,7 @@ func TestUpstreamTLSVerification(t *testing.T) {
 			c.CABundle = ""
 			c.CABundleURL = store.URL + "/global/global-bundle.pem"
 			c.CAHTTPClient = store.Client()
-			c.CACacheDir = t.TempDir()
+			c.CacheDir = t.TempDir()
 		}
 	}
 	today := time.Now().UTC().Format(time.DateOnly)
@@ -296,7 +297,7 @@ func TestUpstreamTLSRightCA(t *testing.T) {
 	defer store.Close()
 	cache := t.TempDir()
 	mod := func(c *launch.Config) {
-		c.CABundle, c.CABundleURL, c.CAHTTPClient, c.CACacheDir = "", store.URL+"/global/global-bundle.pem", store.Client(), cache
+		c.CABundle, c.CABundleURL, c.CAHTTPClient, c.CacheDir = "", store.URL+"/global/global-bundle.pem", store.Client(), cache
 	}
 	for i := range 2 {
 		port := startProxy(t, mod)
@@ -468,8 +469,8 @@ func TestCARotationWhileRunning(t *testing.T) {
 	}))
 	defer store.Close()
 	port := startProxy(t, func(c *launch.Config) {
-		c.CABundle, c.CABundleURL, c.CAHTTPClient, c.CACacheDir = "", store.URL+"/global/global-bundle.pem", store.Client(), t.TempDir()
-		c.CARefresh = 100 * time.Millisecond
+		c.CABundle, c.CABundleURL, c.CAHTTPClient, c.CacheDir = "", store.URL+"/global/global-bundle.pem", store.Client(), t.TempDir()
+		c.CARefresh = config.Duration(100 * time.Millisecond)
 	})
 	if msg := loginFails(t, port); !strings.Contains(msg, "(102 CAs, downloaded ") {
 		t.Fatalf("before the rotation: %s", msg)
@@ -518,7 +519,10 @@ func TestStalledTLSHandshake(t *testing.T) {
 			})
 		}
 	})
-	port := startProxy(t, func(c *launch.Config) { c.DialAddress = ln.Addr().String(); c.ConnectTimeout = time.Second })
+	port := startProxy(t, func(c *launch.Config) {
+		c.DialAddress = ln.Addr().String()
+		c.ConnectTimeout = config.Duration(time.Second)
+	})
 	for range 2 {
 		start := time.Now()
 		msg := loginFails(t, port)

@@ -212,7 +212,7 @@ func TestValidatePostgresRight(t *testing.T) {
 	allPass(t, pgAdminValidate(t, f.db, pgOptions(t, f, true)), "admin")
 
 	arn := iamRoleFor(t, f.user)
-	port := startProxy(t, func(c *launch.Config) { c.Roles = []string{arn} })
+	port := startProxy(t, func(c *launch.Config) { c.RoleARN = arn })
 	r := pgSelfValidate(t, port, pgOptions(t, f, false))
 	t.Logf("as the user:\n%s", reportText(r))
 	allPass(t, r, "as the user")
@@ -357,7 +357,7 @@ func TestValidatePostgresWrong(t *testing.T) {
 func TestValidatePostgresAsUser(t *testing.T) {
 	f := newPGFixture(t, uniqueName(t, "vu"))
 	arn := iamRoleFor(t, f.user)
-	port := startProxy(t, func(c *launch.Config) { c.Roles = []string{arn} })
+	port := startProxy(t, func(c *launch.Config) { c.RoleARN = arn })
 	pgExec(t, f.db, fmt.Sprintf("REVOKE INSERT ON app.t1 FROM %[1]s; REVOKE SELECT ON app.t1_id_seq FROM %[1]s", f.user))
 	r := pgSelfValidate(t, port, pgOptions(t, f, false))
 	want := map[string]string{
@@ -498,7 +498,7 @@ func mysqlIAMProxy(t *testing.T, user string) string {
 	w.my.SetIAMUser(user, true)
 	t.Cleanup(func() { w.my.SetIAMUser(user, false) })
 	arn := iamRoleFor(t, user)
-	return startMySQLProxy(t, func(c *launch.Config) { c.Roles = []string{arn} })
+	return startMySQLProxy(t, func(c *launch.Config) { c.RoleARN = arn })
 }
 
 // TestValidateMySQLRight: an account set up right passes, inspected by
@@ -731,7 +731,7 @@ func TestSetupSQLPostgres(t *testing.T) {
 		t.Fatalf("validate --admin-dsn --format json: exit %d\n%s\n%s", code, out, stderr)
 	}
 
-	port := startProxy(t, func(c *launch.Config) { c.Roles = []string{arn} })
+	port := startProxy(t, func(c *launch.Config) { c.RoleARN = arn })
 	ctx := testCtx(t, 30*time.Second)
 	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%s user=%s dbname=%s sslmode=disable", port, user, db))
 	if err != nil {

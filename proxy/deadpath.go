@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -24,13 +23,19 @@ import (
 // reading (a COPY behind a lock) is ever taken for dead. Idle sessions
 // cost nothing: the timer is armed by a write and not re-armed once a read
 // has followed it.
+//
+// It wraps the TCP connection rather than embedding it, so that no
+// method of the TCPConn (ReadFrom, WriteTo, net.Buffers' writev) can move
+// bytes past the watch; its times are monotonic offsets from born, so a
+// wall clock stepped back cannot switch the watch off.
 type watchedConn struct {
-	*net.TCPConn
+	tc         *net.TCPConn
+	born       time.Time
 	timeout    time.Duration
 	checkEvery time.Duration
 	state      func(*net.TCPConn) (outstanding bool, sinceAck time.Duration, err error) // tcpState; tests replace it
 
-	lastWrite, lastRead atomic.Int64 // unix nanoseconds
+	lastWrite, lastRead atomic.Int64 // nanoseconds since born
 	armed               atomic.Bool
 	dead                atomic.Bool
 
@@ -44,13 +49,13 @@ type watchedConn struct {
 }
 
 func newWatchedConn(c *net.TCPConn, timeout time.Duration) *watchedConn {
-	return &watchedConn{TCPConn: c, timeout: timeout, checkEvery: min(max(timeout/4, 250*time.Millisecond), 5*time.Second), state: tcpState}
+	return &watchedConn{tc: c, born: time.Now(), timeout: timeout, checkEvery: min(max(timeout/4, 250*time.Millisecond), 5*time.Second), state: tcpState}
 }
 
 // errDeadPath is what reads and writes return once the path is dead. It
 // wraps ETIMEDOUT, as the kernel's own give-up would.
 func (c *watchedConn) errDeadPath(op string) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(),
+	return &net.OpError{Op: op, Net: "tcp", Source: c.tc.LocalAddr(), Addr: c.tc.RemoteAddr(),
 		Err: os.NewSyscallError("no acknowledgment from the upstream for "+c.timeout.String(), syscall.ETIMEDOUT)}
 }
 
@@ -58,9 +63,9 @@ func (c *watchedConn) Read(b []byte) (int, error) {
 	if c.dead.Load() {
 		return 0, c.errDeadPath("read")
 	}
-	n, err := c.TCPConn.Read(b)
+	n, err := c.tc.Read(b)
 	if n > 0 {
-		c.lastRead.Store(time.Now().UnixNano())
+		c.lastRead.Store(int64(time.Since(c.born)))
 	}
 	if err != nil && c.dead.Load() {
 		return n, c.errDeadPath("read")
@@ -72,24 +77,22 @@ func (c *watchedConn) Write(b []byte) (int, error) {
 	if c.dead.Load() {
 		return 0, c.errDeadPath("write")
 	}
-	c.lastWrite.Store(time.Now().UnixNano())
+	c.lastWrite.Store(int64(time.Since(c.born)))
 	c.arm()
-	n, err := c.TCPConn.Write(b)
+	n, err := c.tc.Write(b)
 	if err != nil && c.dead.Load() {
 		return n, c.errDeadPath("write")
 	}
 	return n, err
 }
 
-// ReadFrom and WriteTo keep io.Copy going through Write and Read, which
-// the watch needs to see; the TCPConn's own would splice around them.
-func (c *watchedConn) ReadFrom(r io.Reader) (int64, error) {
-	return io.Copy(struct{ io.Writer }{c}, r)
-}
-
-func (c *watchedConn) WriteTo(w io.Writer) (int64, error) {
-	return io.Copy(w, struct{ io.Reader }{c})
-}
+// The rest of net.Conn, and the half-close the relay uses.
+func (c *watchedConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
+func (c *watchedConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }
+func (c *watchedConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadline(t) }
+func (c *watchedConn) SetReadDeadline(t time.Time) error  { return c.tc.SetReadDeadline(t) }
+func (c *watchedConn) SetWriteDeadline(t time.Time) error { return c.tc.SetWriteDeadline(t) }
+func (c *watchedConn) CloseWrite() error                  { return c.tc.CloseWrite() }
 
 func (c *watchedConn) Close() error {
 	c.mu.Lock()
@@ -98,7 +101,7 @@ func (c *watchedConn) Close() error {
 		c.timer.Stop()
 	}
 	c.mu.Unlock()
-	return c.TCPConn.Close()
+	return c.tc.Close()
 }
 
 // arm starts the checks unless they run already.
@@ -131,7 +134,7 @@ func (c *watchedConn) check() {
 		}
 		return
 	}
-	outstanding, sinceAck, err := c.state(c.TCPConn)
+	outstanding, sinceAck, err := c.state(c.tc)
 	if err != nil {
 		c.armed.Store(false) // closed under us
 		return
@@ -139,7 +142,7 @@ func (c *watchedConn) check() {
 	if c.deadNow(time.Now(), outstanding, sinceAck) {
 		c.dead.Store(true)
 		// Wake any read or write blocked on the socket; they see dead.
-		c.TCPConn.SetDeadline(time.Unix(1, 0))
+		c.tc.SetDeadline(time.Unix(1, 0))
 		c.armed.Store(false)
 		return
 	}

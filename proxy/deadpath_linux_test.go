@@ -156,7 +156,7 @@ func sockopt(t *testing.T, c net.Conn, level, name int) int {
 	t.Helper()
 	tc, ok := c.(*net.TCPConn)
 	if wc, isW := c.(*watchedConn); isW {
-		tc, ok = wc.TCPConn, true
+		tc, ok = wc.tc, true
 	}
 	if !ok {
 		t.Fatalf("%T is not TCP", c)
@@ -172,4 +172,38 @@ func sockopt(t *testing.T, c net.Conn, level, name int) int {
 		t.Fatal(gerr)
 	}
 	return v
+}
+
+// TestWatchSeesEveryWrite: no method of the wrapped TCP connection lets
+// bytes past the watch (net.Buffers uses writev when the writer offers
+// it; io.Copy uses ReadFrom and WriteTo).
+func TestWatchSeesEveryWrite(t *testing.T) {
+	ln := listen(t)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := DialUpstream(time.Minute)(context.Background(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	wc := c.(*watchedConn)
+	bufs := net.Buffers{[]byte("one"), []byte("two")}
+	if _, err := bufs.WriteTo(c); err != nil {
+		t.Fatal(err)
+	}
+	if wc.lastWrite.Load() == 0 {
+		t.Fatal("net.Buffers wrote past the watch")
+	}
+	wc.lastWrite.Store(0)
+	if _, err := io.Copy(c, strings.NewReader("three")); err != nil {
+		t.Fatal(err)
+	}
+	if wc.lastWrite.Load() == 0 {
+		t.Fatal("io.Copy wrote past the watch")
+	}
 }

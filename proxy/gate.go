@@ -10,9 +10,10 @@ import (
 
 // DefaultEvictGrace is how long a connection may stay silent in a full
 // gate before a newcomer may take its place. A real client sends its first
-// packet within milliseconds of connecting, or answers a greeting within
-// milliseconds of getting it; two seconds leaves room for a loaded machine
-// while keeping a flood of silent connections from holding every place.
+// packet within milliseconds of connecting; two seconds leaves room for a
+// loaded machine while keeping a flood of silent connections from holding
+// every place. (MySQL's gate for unanswered greetings waits longer: see
+// mysql.GreetingGrace.)
 const DefaultEvictGrace = 2 * time.Second
 
 // Gate caps how many connections are in one step of their login at once.

@@ -21,264 +21,282 @@ const relayBufSize = 16 << 10
 // as a TCPConn does), so the relay runs its own copy loop.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
 
-// DefaultLinger is how long the relay waits, after one side has finished
-// sending, for the other side to go quiet before closing it: in both
+// DefaultLinger is how long the relay waits, after the upstream has
+// finished, for the client to go quiet before closing it: in both
 // database protocols a session is over once either side closes, but the
 // last bytes (a FATAL message, the answer to a Terminate) must still get
 // through.
 const DefaultLinger = 5 * time.Second
 
-// Stats count the bytes each way; safe to read while the relay runs.
-// Observer, when set, hears every chunk as it goes (live metrics).
-// IdleTimeout, when positive, ends a session in which no byte has moved
-// either way for that long (Relay then returns ErrIdle). Farewell, when
-// set, tells the client why when the upstream breaks the session off.
-type Stats struct {
-	FromClient   atomic.Int64
-	FromUpstream atomic.Int64
-	Observer     Observer
-	IdleTimeout  time.Duration
-	Farewell     Farewell
-
-	last atomic.Int64 // unix nanoseconds of the last byte either way
-}
-
-// Farewell lets an engine end a session that the upstream broke off (a
-// reset, a dead network path, a close without the server's goodbye) with
-// an error in the client's protocol. Without it the client sees only a
-// closed socket ("server closed the connection unexpectedly", "Lost
-// connection to server") and nothing says why. It follows the bytes each
-// way, so that it speaks only where a message may start, never inside
-// one. FromUpstream and FromClient run on different goroutines.
-type Farewell interface {
-	FromUpstream(p []byte)
-	FromClient(p []byte)
-	// Message is what to send the client now that the upstream is gone
-	// because of err (io.EOF: it closed), or nil when nothing can be sent
-	// cleanly: in the middle of a message, or after the server's own
-	// goodbye.
-	Message(err error) []byte
-}
-
 // ErrIdle ends a session that was idle for its IdleTimeout.
 var ErrIdle = errors.New("idle timeout: no bytes either way")
 
-func (s *Stats) fromClient(p []byte) {
-	n := int64(len(p))
-	s.last.Store(time.Now().UnixNano())
-	s.FromClient.Add(n)
-	if s.Observer != nil {
-		s.Observer.BytesFromClient(n)
-	}
-	if s.Farewell != nil {
-		s.Farewell.FromClient(p)
-	}
+// RelayOptions say how Relay runs one session; the zero value is a plain
+// relay.
+type RelayOptions struct {
+	// Linger is how long each read of the client may wait once the
+	// upstream is over (rule 3 of Relay); 0: DefaultLinger.
+	Linger time.Duration
+	// IdleTimeout, when positive, ends a session in which no byte has
+	// moved either way for that long (rule 6).
+	IdleTimeout time.Duration
+	// Observer hears every chunk as it goes (live metrics).
+	Observer Observer
+	// Farewell, when set, tells the client why the upstream broke the
+	// session off (rule 7). It follows one session: never share one.
+	Farewell Farewell
 }
 
-func (s *Stats) fromUpstream(p []byte) {
-	n := int64(len(p))
-	s.last.Store(time.Now().UnixNano())
-	s.FromUpstream.Add(n)
-	if s.Observer != nil {
-		s.Observer.BytesFromUpstream(n)
-	}
-	if s.Farewell != nil {
-		s.Farewell.FromUpstream(p)
-	}
+// Counts are the bytes a relay delivered each way.
+type Counts struct {
+	FromClient, FromUpstream int64
 }
 
-// farewellWrite bounds the write of a farewell to a client that may have
-// stopped reading.
-const farewellWrite = 2 * time.Second
-
-// Relay copies bytes between client and upstream until both directions end
-// or ctx is done, then closes both. The two sides are not alike:
+// Relay copies a logged-in session's bytes between client and upstream
+// until it ends, and returns what it moved and why it ended. These are
+// its rules; the code below follows them one for one.
 //
-//   - When the client finishes sending (EOF), the upstream's write half is
-//     closed and the relay waits for the upstream to finish: a server owes
-//     the answers to what it was sent, and closes once it has given them.
-//   - When the upstream finishes, the session is over: the client's write
-//     half is closed and the client gets linger (per read) to go quiet.
-//     Bytes it still sends then have nowhere to go and are dropped.
-//   - When the upstream fails (a reset, a timeout, a write that cannot be
-//     delivered) or closes while the client still talks to it, the client
-//     is told why through stats.Farewell where its protocol allows, and
-//     then ended as if the upstream had finished.
+//  1. Two directions: "up" copies the client's bytes to the upstream on a
+//     new goroutine, "down" the upstream's to the client on the caller's.
+//     Each is the only reader of its source and the only writer of its
+//     destination: only down writes to the client (relayed bytes, then
+//     perhaps the farewell), only up to the upstream.
+//  2. The client finishes (EOF): up half-closes the upstream (or closes
+//     it, when it cannot be half-closed) and ends. down goes on with no
+//     time limit: a server owes the answers to what it was sent, and
+//     closes once it has given them.
+//  3. The upstream finishes (EOF) or fails (a read error): the session is
+//     over. down says goodbye to the client (rule 7), half-closes it (or
+//     closes it), and ends. From then on each read of the client's, and
+//     the write to the upstream in progress, may wait at most Linger, and
+//     what the client still sends is dropped: up ends without error when
+//     the client goes quiet, closes, or a write to the upstream fails.
+//  4. The upstream fails under a write of up's while it is not over: up
+//     records why and gives down a moment to read what the upstream sent
+//     before it failed (often its own FATAL); down then ends the client as
+//     in rule 3 with that error.
+//  5. The client fails (a read error other than EOF, a write error):
+//     both connections are closed at once; there is nobody to tell.
+//  6. ctx ends (a hard shutdown) or the session was idle for IdleTimeout:
+//     both connections are closed at once.
+//  7. The farewell (Farewell.Message, in the client's protocol) is sent
+//     only in rules 3 and 4, only to a client that has not finished as in
+//     rule 2, and never when the session ends by rule 6.
+//  8. An operation that fails with net.ErrClosed failed because one of
+//     these rules closed its connection: it ends its direction quietly.
+//  9. Relay returns once both directions have ended, with both
+//     connections closed. Its error is ctx's (rule 6), ErrIdle (rule 6),
+//     else down's error, else up's: nil for a session that ended cleanly.
 //
-// Any other error in either direction (the client's, or the context's)
-// closes both at once. The error returned is the first failure, so the
-// log says why a session ended.
-func Relay(ctx context.Context, client, upstream net.Conn, stats *Stats, linger time.Duration) error {
-	if linger <= 0 {
-		linger = DefaultLinger
+// A panic in a direction (a bug in an Observer or a Farewell) becomes its
+// error and closes both connections, as in rule 5.
+func Relay(ctx context.Context, client, upstream net.Conn, o RelayOptions) (Counts, error) {
+	if o.Linger <= 0 {
+		o.Linger = DefaultLinger
 	}
-	var upstreamDone, clientDone atomic.Bool
-	// lost is why writing to the upstream failed; the direction that
-	// reads the upstream (the only writer to the client) tells the client.
-	var lost atomic.Pointer[error]
-	errc := make(chan error, 2)
-	closeBoth := sync.OnceFunc(func() {
-		client.Close()
-		upstream.Close()
-	})
-	stop := context.AfterFunc(ctx, closeBoth)
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	s := &session{ctx: ctx, client: client, upstream: upstream, o: o}
+	defer s.closeBoth() // rule 9
+	if o.IdleTimeout > 0 {
+		s.idle = startIdleTimer(o.IdleTimeout, s.closeBoth) // rule 6
+		defer s.idle.stop()
+	}
+	stop := context.AfterFunc(ctx, s.closeBoth) // rule 6
 	defer stop()
-	var idled atomic.Bool
-	if stats.IdleTimeout > 0 {
-		// A timer that re-arms itself for the rest of the idle period
-		// after each activity, instead of read deadlines that would fight
-		// the linger logic below.
-		stats.last.Store(time.Now().UnixNano())
-		var timer *time.Timer
-		var mu sync.Mutex
-		check := func() {
-			left := time.Until(time.Unix(0, stats.last.Load()).Add(stats.IdleTimeout))
-			if left > 0 {
-				mu.Lock()
-				timer.Reset(left)
-				mu.Unlock()
-				return
-			}
-			idled.Store(true)
-			closeBoth()
-		}
-		mu.Lock()
-		timer = time.AfterFunc(stats.IdleTimeout, check)
-		mu.Unlock()
-		defer func() {
-			mu.Lock()
-			timer.Stop()
-			mu.Unlock()
-		}()
-	}
-	// endClient ends a session whose upstream is over (why: io.EOF, or
-	// how it failed): it says why, if the client still listens and the
-	// protocol allows, then ends the client as for an upstream EOF. The
-	// client direction is likely blocked in a read already: bound it now,
-	// not only from its next read. Only the direction that reads the
-	// upstream calls it, being the client's only writer.
-	var why error
-	endClient := sync.OnceFunc(func() {
-		upstreamDone.Store(true)
-		if stats.Farewell != nil && !clientDone.Load() && ctx.Err() == nil && !idled.Load() {
-			if msg := stats.Farewell.Message(why); msg != nil {
-				client.SetWriteDeadline(time.Now().Add(farewellWrite))
-				client.Write(msg)
-			}
-		}
-		if !CloseWrite(client) {
-			client.Close()
-		}
-		client.SetReadDeadline(time.Now().Add(linger))
-	})
-	// recovered turns a panic in a direction into its error, and ends
-	// both: one session's bug must not take the process down, nor leave
-	// the other direction blocked.
-	recovered := func(err *error) {
-		if r := recover(); r != nil {
-			*err = fmt.Errorf("relay panicked: %v", r)
-			closeBoth()
-		}
-	}
-	// One direction on a new goroutine, the other on the caller's: two
-	// goroutines per connection in all.
-	go func() {
-		err := func() (err error) {
-			defer recovered(&err)
-			var toUpstream bool
-			toUpstream, err = pipe(upstream, client, stats.fromClient, &upstreamDone, linger, func() {
-				clientDone.Store(true)
-				if !CloseWrite(upstream) {
-					upstream.Close() // the upstream must learn the client left
-				}
-			})
-			if err != nil && toUpstream {
-				// The upstream failed under a write: hand over to the
-				// other direction, which owns the client, by closing the
-				// upstream it is reading.
-				lost.CompareAndSwap(nil, &err)
-				upstream.Close()
-				return err
-			}
-			if err != nil {
-				closeBoth() // the other direction may be blocked reading an idle peer
-			}
-			return err
-		}()
-		errc <- err
-	}()
-	errc <- func() (err error) {
-		defer recovered(&err)
-		var toClient bool
-		toClient, err = pipe(client, upstream, stats.fromUpstream, nil, 0, func() { why = io.EOF; endClient() })
-		if p := lost.Load(); p != nil && err == nil {
-			err = *p // the other direction closed the upstream: say why
-		}
-		switch {
-		case err == nil:
-		case toClient:
-			closeBoth()
-		default: // the upstream failed
-			why = err
-			endClient()
-		}
-		return err
-	}()
 
-	var first error
-	for range 2 {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
+	upDone := make(chan error, 1)
+	go func() { upDone <- s.run(s.up) }()
+	downErr := s.run(s.down)
+	upErr := <-upDone
+
+	counts := Counts{FromClient: s.fromClient, FromUpstream: s.fromUpstream}
+	switch {
+	case ctx.Err() != nil:
+		return counts, ctx.Err()
+	case s.idle.fired():
+		return counts, ErrIdle
+	case downErr != nil:
+		return counts, downErr
 	}
-	closeBoth()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if idled.Load() {
-		return ErrIdle
-	}
-	return first
+	return counts, upErr
 }
 
-// pipe copies src to dst and calls atEOF when src ends. While peerDone is
-// set (the other side has finished), each read from src may wait at most
-// linger, and a quiet or failed src ends the copy without error: there is no
-// session left to report it to. atDst says whether an error came from
-// writing dst rather than reading src.
-func pipe(dst, src net.Conn, seen func([]byte), peerDone *atomic.Bool, linger time.Duration, atEOF func()) (atDst bool, err error) {
+// session is one Relay's state.
+type session struct {
+	ctx              context.Context
+	client, upstream net.Conn
+	o                RelayOptions
+	idle             *idleTimer // nil: no idle timeout
+
+	clientDone   atomic.Bool           // rule 2 happened: no farewell
+	upstreamDone atomic.Bool           // rule 3 happened: the client lingers
+	lost         atomic.Pointer[error] // rule 4: why a write to the upstream failed
+
+	// Each is written only by its direction, and read once both ended.
+	fromClient, fromUpstream int64
+}
+
+// run runs one direction with a pooled buffer, turning a panic into its
+// error: one session's bug must not take the process down, nor leave the
+// other direction blocked.
+func (s *session) run(direction func(buf []byte) error) (err error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	buf := *bp
-	over := func() bool { return peerDone != nil && peerDone.Load() }
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("relay panicked: %v", p)
+			s.closeBoth()
+		}
+	}()
+	return direction(*bp)
+}
+
+// up copies the client's bytes to the upstream.
+func (s *session) up(buf []byte) error {
 	for {
-		if over() {
-			src.SetReadDeadline(time.Now().Add(linger))
+		if s.upstreamDone.Load() {
+			s.client.SetReadDeadline(time.Now().Add(s.o.Linger)) // rule 3
 		}
-		n, rerr := src.Read(buf)
+		n, rerr := s.client.Read(buf)
 		if n > 0 {
-			w, werr := dst.Write(buf[:n])
+			s.toSendUp(buf[:n])
+			w, werr := s.upstream.Write(buf[:n])
 			if w > 0 {
-				seen(buf[:w])
+				s.sentUp(buf[:w])
 			}
-			if werr != nil {
-				if over() {
-					return false, nil // e.g. a Terminate after the server's FATAL
-				}
-				return true, werr
+			switch {
+			case werr == nil:
+			case s.upstreamDone.Load(), errors.Is(werr, net.ErrClosed):
+				return nil // rules 3 and 8
+			default:
+				s.upstreamFailed(werr) // rule 4
+				return werr
 			}
 		}
-		if rerr != nil {
-			switch {
-			case errors.Is(rerr, io.EOF):
-				atEOF()
-				return false, nil
-			case over() && (IsTimeout(rerr) || errors.Is(rerr, net.ErrClosed)):
-				return false, nil
-			case errors.Is(rerr, net.ErrClosed):
-				return false, nil // closed by us: the other direction failed or ctx ended
+		switch {
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF): // rule 2
+			s.clientDone.Store(true)
+			if !CloseWrite(s.upstream) {
+				s.upstream.Close()
 			}
-			return false, rerr
+			return nil
+		case errors.Is(rerr, net.ErrClosed):
+			return nil // rule 8
+		case s.upstreamDone.Load() && IsTimeout(rerr):
+			return nil // rule 3: the client went quiet
+		default: // rule 5
+			s.closeBoth()
+			return rerr
 		}
 	}
+}
+
+// down copies the upstream's bytes to the client.
+func (s *session) down(buf []byte) error {
+	for {
+		n, rerr := s.upstream.Read(buf)
+		if n > 0 {
+			w, werr := s.client.Write(buf[:n])
+			if w > 0 {
+				s.sentDown(buf[:w])
+			}
+			switch {
+			case werr == nil:
+			case errors.Is(werr, net.ErrClosed):
+				return nil // rule 8
+			default: // rule 5
+				s.closeBoth()
+				return werr
+			}
+		}
+		if rerr == nil {
+			continue
+		}
+		why := rerr
+		if p := s.lost.Load(); p != nil && (errors.Is(rerr, net.ErrClosed) || IsTimeout(rerr)) {
+			why = *p // rule 4
+		} else if errors.Is(rerr, net.ErrClosed) {
+			return nil // rule 8
+		}
+		s.endClient(why) // rule 3
+		if errors.Is(why, io.EOF) {
+			return nil
+		}
+		return why
+	}
+}
+
+// upstreamFailed hands a failed write to the upstream over to down, which
+// owns the client (rule 4): it records why, then bounds down's reads of
+// the upstream. Closing the upstream would be quicker, but it would throw
+// away what the server sent before it went (its own FATAL, the real
+// reason) that down has not read yet. (A function of its own, so that
+// taking err's address costs an allocation only when it happens, not per
+// chunk.)
+func (s *session) upstreamFailed(err error) {
+	s.lost.CompareAndSwap(nil, &err)
+	s.upstream.SetReadDeadline(time.Now().Add(lostDrain))
+}
+
+// lostDrain is how long down may still read from an upstream a write to
+// which failed: what the kernel holds arrives at once.
+const lostDrain = time.Second
+
+// endClient ends the client's side of a session whose upstream is over
+// (why: io.EOF, or how it failed): rules 3 and 7.
+func (s *session) endClient(why error) {
+	s.upstreamDone.Store(true)
+	if s.o.Farewell != nil && !s.clientDone.Load() && s.ctx.Err() == nil && !s.idle.fired() {
+		if msg := s.o.Farewell.Message(why); msg != nil {
+			s.client.SetWriteDeadline(time.Now().Add(farewellWrite))
+			s.client.Write(msg)
+		}
+	}
+	if !CloseWrite(s.client) {
+		s.client.Close()
+	}
+	// up may be blocked in a read already: bound it now, not only from
+	// its next read. It may also be blocked writing to an upstream that
+	// half-closed and stopped reading (a COPY into a server that said
+	// goodbye): what it still sends is dropped anyway.
+	s.client.SetReadDeadline(time.Now().Add(s.o.Linger))
+	s.upstream.SetWriteDeadline(time.Now().Add(s.o.Linger))
+}
+
+// toSendUp tells the farewell about a chunk of the client's before it
+// goes to the upstream: once it is written, the upstream's answer may be
+// relayed (and heard by the farewell) before this goroutine runs again,
+// and a farewell that heard the answer before the question would take a
+// result set for a command still waiting for its reply.
+func (s *session) toSendUp(p []byte) {
+	if s.o.Farewell != nil {
+		s.o.Farewell.FromClient(p)
+	}
+}
+
+// sentUp follows a chunk delivered to the upstream.
+func (s *session) sentUp(p []byte) {
+	s.fromClient += int64(len(p))
+	s.idle.touch()
+	s.o.Observer.BytesFromClient(int64(len(p)))
+}
+
+// sentDown follows a chunk delivered to the client.
+func (s *session) sentDown(p []byte) {
+	s.fromUpstream += int64(len(p))
+	s.idle.touch()
+	s.o.Observer.BytesFromUpstream(int64(len(p)))
+	if s.o.Farewell != nil {
+		s.o.Farewell.FromUpstream(p)
+	}
+}
+
+// closeBoth ends both connections at once (rules 5, 6 and 9). Closing a
+// connection twice is harmless, so it needs no guard.
+func (s *session) closeBoth() {
+	s.client.Close()
+	s.upstream.Close()
 }

@@ -6,14 +6,21 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
+// relayErr runs Relay and keeps only its error.
+func relayErr(ctx context.Context, client, upstream net.Conn, o RelayOptions) error {
+	_, err := Relay(ctx, client, upstream, o)
+	return err
+}
+
 // tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (a, b net.Conn) {
+func tcpPair(t testing.TB) (a, b net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,9 +46,13 @@ func tcpPair(t *testing.T) (a, b net.Conn) {
 func TestRelayBothWaysWithHalfClose(t *testing.T) {
 	client, proxyClientSide := tcpPair(t)
 	proxyUpstreamSide, server := tcpPair(t)
-	var stats Stats
+	var counts Counts
 	done := make(chan error, 1)
-	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &stats, time.Second) }()
+	go func() {
+		var err error
+		counts, err = Relay(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second})
+		done <- err
+	}()
 
 	req := bytes.Repeat([]byte("q"), 100_000)
 	go func() {
@@ -62,8 +73,8 @@ func TestRelayBothWaysWithHalfClose(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("relay: %v", err)
 	}
-	if stats.FromClient.Load() != int64(len(req)) || stats.FromUpstream.Load() != int64(len(answer)) {
-		t.Fatalf("stats %d/%d", stats.FromClient.Load(), stats.FromUpstream.Load())
+	if counts.FromClient != int64(len(req)) || counts.FromUpstream != int64(len(answer)) {
+		t.Fatalf("counts %d/%d", counts.FromClient, counts.FromUpstream)
 	}
 }
 
@@ -74,7 +85,7 @@ func TestRelayLingerEnds(t *testing.T) {
 	proxyUpstreamSide, server := tcpPair(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, 200*time.Millisecond)
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: 200 * time.Millisecond})
 	}()
 	server.Write([]byte("bye"))
 	server.Close()
@@ -98,7 +109,7 @@ func TestRelayStopsOnContext(t *testing.T) {
 	proxyUpstreamSide, _ := tcpPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Relay(ctx, proxyClientSide, proxyUpstreamSide, &Stats{}, 0) }()
+	go func() { done <- relayErr(ctx, proxyClientSide, proxyUpstreamSide, RelayOptions{}) }()
 	time.Sleep(50 * time.Millisecond)
 	cancel()
 	select {
@@ -119,7 +130,7 @@ func TestRelayWaitsForAnswersOwedToAHalfClosedClient(t *testing.T) {
 	proxyUpstreamSide, server := tcpPair(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, 100*time.Millisecond)
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: 100 * time.Millisecond})
 	}()
 	client.Write([]byte("query"))
 	client.(*net.TCPConn).CloseWrite()
@@ -146,7 +157,9 @@ func TestRelayWriteAfterUpstreamEndedIsNotAnError(t *testing.T) {
 	client, proxyClientSide := tcpPair(t)
 	proxyUpstreamSide, server := tcpPair(t)
 	done := make(chan error, 1)
-	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, time.Second) }()
+	go func() {
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second})
+	}()
 	server.Write([]byte("FATAL"))
 	server.Close()
 	buf := make([]byte, 5)
@@ -166,7 +179,9 @@ func TestRelayClientResetEndsSession(t *testing.T) {
 	client, proxyClientSide := tcpPair(t)
 	proxyUpstreamSide, server := tcpPair(t)
 	done := make(chan error, 1)
-	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{}, time.Second) }()
+	go func() {
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second})
+	}()
 	client.Write([]byte("query"))
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(server, buf); err != nil {
@@ -190,10 +205,11 @@ func TestRelayClientResetEndsSession(t *testing.T) {
 func TestRelayIdleTimeout(t *testing.T) {
 	client, proxyClientSide := tcpPair(t)
 	proxyUpstreamSide, server := tcpPair(t)
-	stats := Stats{IdleTimeout: 500 * time.Millisecond}
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &stats, 0) }()
+	go func() {
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: 500 * time.Millisecond})
+	}()
 
 	// Chatter for 4 idle periods, a byte each way every 50 ms.
 	go io.Copy(io.Discard, server)
@@ -245,7 +261,7 @@ func TestRelayFarewellOnUpstreamReset(t *testing.T) {
 	proxyUpstreamSide, server := tcpPair(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{Farewell: sayBye{}}, time.Second)
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second, Farewell: sayBye{}})
 	}()
 	server.Write([]byte("rows"))
 	buf := make([]byte, 4)
@@ -278,7 +294,7 @@ func TestRelayFarewellWhenWritingUpstreamFails(t *testing.T) {
 	proxyUpstreamSide, _ := tcpPair(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(context.Background(), proxyClientSide, failingWrites{proxyUpstreamSide}, &Stats{Farewell: sayBye{}}, time.Second)
+		done <- relayErr(context.Background(), proxyClientSide, failingWrites{proxyUpstreamSide}, RelayOptions{Linger: time.Second, Farewell: sayBye{}})
 	}()
 	client.Write([]byte("query"))
 	client.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -304,7 +320,7 @@ func TestRelayNoFarewellToAClientThatLeft(t *testing.T) {
 	proxyUpstreamSide, server := tcpPair(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(context.Background(), proxyClientSide, proxyUpstreamSide, &Stats{Farewell: sayBye{}}, time.Second)
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second, Farewell: sayBye{}})
 	}()
 	client.Write([]byte("X"))
 	client.(*net.TCPConn).CloseWrite()
@@ -319,4 +335,144 @@ func TestRelayNoFarewellToAClientThatLeft(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("relay: %v", err)
 	}
+}
+
+// panicky is an Observer with a bug: it panics on the first chunk from one
+// side.
+type panicky struct {
+	NopObserver
+	onClient bool
+}
+
+func (p panicky) BytesFromClient(int64) {
+	if p.onClient {
+		panic("observer bug")
+	}
+}
+
+func (p panicky) BytesFromUpstream(int64) {
+	if !p.onClient {
+		panic("observer bug")
+	}
+}
+
+// TestRelayPanicEndsOnlyTheSession: a bug in a hook, on either direction,
+// ends that session with an error and closes both sides; the process
+// (this test) goes on.
+func TestRelayPanicEndsOnlyTheSession(t *testing.T) {
+	for _, onClient := range []bool{true, false} {
+		client, proxyClientSide := tcpPair(t)
+		proxyUpstreamSide, server := tcpPair(t)
+		done := make(chan error, 1)
+		go func() {
+			done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Observer: panicky{onClient: onClient}})
+		}()
+		if onClient {
+			client.Write([]byte("q"))
+		} else {
+			server.Write([]byte("a"))
+		}
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "panicked") {
+				t.Fatalf("relay returned %v, want the panic as its error", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("relay still running after a panic")
+		}
+		for _, c := range []net.Conn{client, server} {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("a side was not closed after the panic: %v", err)
+			}
+		}
+	}
+}
+
+// TestRelayNoFarewellWhenIdle: a session ended for being idle is closed
+// without the farewell (that is for an upstream that broke off).
+func TestRelayNoFarewellWhenIdle(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, _ := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: 200 * time.Millisecond, Farewell: sayBye{}})
+	}()
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got, err := io.ReadAll(client); len(got) != 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Fatalf("client got %q, %v; want the end of the stream only", got, err)
+	}
+	if err := <-done; err != ErrIdle {
+		t.Fatalf("relay returned %v, want ErrIdle", err)
+	}
+}
+
+// TestRelayTwoGoroutinesPerSession: a running session costs at most two
+// goroutines (its caller's and one more), timers included.
+func TestRelayTwoGoroutinesPerSession(t *testing.T) {
+	const sessions = 20
+	before := runtime.NumGoroutine()
+	var clients []net.Conn
+	done := make(chan error, sessions)
+	for range sessions {
+		client, proxyClientSide := tcpPair(t)
+		proxyUpstreamSide, server := tcpPair(t)
+		clients = append(clients, client)
+		go func() {
+			done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}})
+		}()
+		// One round trip, so that the session is running.
+		client.Write([]byte("q"))
+		io.ReadFull(server, make([]byte, 1))
+		server.Write([]byte("a"))
+		io.ReadFull(client, make([]byte, 1))
+	}
+	if n := runtime.NumGoroutine() - before; n > 2*sessions {
+		t.Errorf("%d goroutines for %d sessions, want at most %d", n, sessions, 2*sessions)
+	}
+	for _, c := range clients {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+	for range sessions {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a session outlived its client's reset")
+		}
+	}
+}
+
+// TestRelayNoAllocationPerChunk: relaying a chunk each way, with every
+// hook the engines set, allocates nothing (a variable whose address
+// escapes in the copy loop would cost one allocation per chunk).
+func TestRelayNoAllocationPerChunk(t *testing.T) {
+	client, proxyClientSide := tcpPair(t)
+	proxyUpstreamSide, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}})
+	}()
+	req, buf := []byte("query"), make([]byte, 5)
+	roundTrip := func() {
+		if _, err := client.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(server, buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := server.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roundTrip() // the session is running
+	if n := testing.AllocsPerRun(200, roundTrip); n >= 0.5 {
+		t.Errorf("%.2f allocations per round trip (two chunks through the relay), want 0", n)
+	}
+	client.Close()
+	server.Close()
+	<-done
 }

@@ -227,7 +227,7 @@ func TestLoginDrainCutSurvivesFirstPacket(t *testing.T) {
 	l := s.BeginLogin(ctx, b)
 	defer l.End()
 	startDrain()
-	waitUntil(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.cut })
+	waitUntil(t, l.reads.Happened)
 	l.FirstPacket()
 	a.Write([]byte("x"))
 	b.SetWriteDeadline(time.Time{})

@@ -19,14 +19,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
@@ -81,40 +80,39 @@ type DoctorOptions struct {
 // how to fix it. AWS questions doctor may not ask (AccessDenied), or that
 // AWS throttles, are skipped as "could not check (...)", not failed.
 func Doctor(ctx context.Context, o DoctorOptions) *Report {
-	d := &doctor{o: o, cfg: o.Config, log: o.Logger, rep: &Report{}}
+	d := &doctor{o: o, log: o.Logger, rep: &Report{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
-	}
-	if d.cfg.Engine == "" {
-		d.cfg.Engine = "postgres"
 	}
 	if d.o.StepTimeout <= 0 {
 		d.o.StepTimeout = 30 * time.Second
 	}
-	if d.o.Database == "" && d.cfg.Engine == "postgres" {
-		d.o.Database = "postgres"
-	}
-	var err error
-	if d.host, d.port, err = launch.SplitEndpoint(d.cfg.Endpoint, d.cfg.Engine); err != nil {
+	// The upstream is resolved the proxy's way (launch), stage by stage,
+	// so that each stage's failure is reported as its step.
+	up, err := launch.Parse(o.Config)
+	if err != nil {
 		d.rep.Add(Check{Name: StepEndpoint, Status: Fail, Detail: err.Error(),
 			Fix: "pass --endpoint HOST:PORT, the RDS endpoint (aws rds describe-db-instances --query 'DBInstances[].Endpoint')"})
 		return d.rep
 	}
-	_, _, splitErr := net.SplitHostPort(d.cfg.Endpoint)
-	d.portGiven = splitErr == nil
+	d.up, d.cfg = up, up.Config
+	d.host, d.port = up.Endpoint.Host, up.Endpoint.Port
+	if d.o.Database == "" && d.cfg.Engine == config.Postgres {
+		d.o.Database = "postgres"
+	}
 	if d.o.DBUser == "" {
 		d.rep.Add(Check{Name: StepLogin, Status: Fail, Detail: "no database user", Fix: "pass --db-user USER"})
 		return d.rep
 	}
-	d.src, err = authtoken.New(ctx, d.cfg.TokenOptions(d.host, d.log))
-	if err != nil {
+	if err := up.Open(ctx, d.log); err != nil {
 		d.rep.Add(Check{Name: StepCredentials, Status: Fail, Detail: "cannot load the AWS configuration: " + err.Error(),
 			Fix: "check AWS_PROFILE / --profile and ~/.aws/config"})
 		return d.rep
 	}
-	defer d.src.Close()
-	d.awsCfg = d.src.AWSConfig()
-	d.region, d.regionNote, d.regionErr = authtoken.ResolveRegion(d.cfg.Region, d.host, d.src.ChainRegion())
+	defer up.Close()
+	d.awsCfg = up.Tokens.AWSConfig()
+	d.regionErr = up.FindRegion()
+	d.region, d.regionNote = up.Region, up.RegionSource
 
 	steps := []func(context.Context) Check{
 		d.credentials, d.callerIdentity, d.clock, d.endpoint, d.dns, d.tcp, d.tls,
@@ -144,18 +142,17 @@ func Doctor(ctx context.Context, o DoctorOptions) *Report {
 // doctor is one run's state: what each step learned for the next.
 type doctor struct {
 	o   DoctorOptions
-	cfg launch.Config
+	up  *launch.Upstream // resolved stage by stage, as the steps go
+	cfg launch.Config    // up.Config
 	log *slog.Logger
 	rep *Report
 
 	host       string
 	port       int
-	portGiven  bool
 	region     string
 	regionNote string
 	regionErr  error
 
-	src        *authtoken.Source
 	awsCfg     aws.Config
 	creds      aws.Credentials
 	callerARN  string
@@ -163,10 +160,9 @@ type doctor struct {
 	serverTime time.Time
 	clockErr   string // STS refused the signature's time
 
-	tlsUp   tlsca.Upstream
-	tlsConf *tls.Config
-	myErr   error // MySQL: the login run by the TLS step
-	myDone  bool
+	tlsUp  tlsca.Upstream
+	myErr  error // MySQL: the login run by the TLS step
+	myDone bool
 
 	db          *DBInfo // nil: the RDS API could not be asked
 	resourceID  string
@@ -208,8 +204,8 @@ func (d *doctor) credentials(ctx context.Context) Check {
 	d.creds = creds
 	c.Status = OK
 	c.Detail = "from " + creds.Source
-	if len(d.cfg.Roles) > 0 {
-		c.Detail += " (assumed " + strings.Join(d.cfg.Roles, " -> ") + ")"
+	if roles, _ := d.cfg.Roles(); len(roles) > 0 {
+		c.Detail += " (assumed " + strings.Join(roles, " -> ") + ")"
 	}
 	c.Detail += ", access key " + creds.AccessKeyID
 	if creds.CanExpire {
@@ -231,15 +227,7 @@ func isThrottle(code string) bool {
 
 func (d *doctor) callerIdentity(ctx context.Context) Check {
 	c := Check{Name: StepCallerID}
-	client := sts.NewFromConfig(d.awsCfg, func(o *sts.Options) {
-		if d.cfg.STSEndpoint != "" {
-			o.BaseEndpoint = aws.String(d.cfg.STSEndpoint)
-		}
-		if o.Region == "" {
-			o.Region = d.stsRegion()
-		}
-	})
-	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := d.up.STS().GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err == nil {
 		d.callerARN, d.account = aws.ToString(out.Arn), aws.ToString(out.Account)
 		if t, ok := awsmiddleware.GetServerTime(out.ResultMetadata); ok {
@@ -352,7 +340,7 @@ func (d *doctor) endpoint(ctx context.Context) Check {
 	}
 	kind, _ := EndpointKind(d.host)
 	c.Status, c.Detail = OK, fmt.Sprintf("%s, an RDS %s endpoint; tokens are signed for it in %s (%s)", hp, kind, d.region, d.regionNote)
-	if !d.portGiven {
+	if !d.up.Endpoint.PortGiven {
 		c.Status = Warn
 		c.Detail = fmt.Sprintf("--endpoint %s has no port: tokens name port %d, the %s default, and RDS rejects a token that names another port than the DB's; %s", d.host, d.port, d.cfg.Engine, c.Detail)
 		c.Fix = fmt.Sprintf("--endpoint %s:PORT with the DB's port (aws rds describe-db-instances --query 'DBInstances[].Endpoint.Port')", d.host)
@@ -360,12 +348,7 @@ func (d *doctor) endpoint(ctx context.Context) Check {
 	return c
 }
 
-func (d *doctor) dialAddr() string {
-	if d.cfg.DialAddress != "" {
-		return d.cfg.DialAddress
-	}
-	return net.JoinHostPort(d.host, strconv.Itoa(d.port))
-}
+func (d *doctor) dialAddr() string { return d.up.DialAddr() }
 
 func (d *doctor) dns(ctx context.Context) Check {
 	if d.cfg.DialAddress != "" {
@@ -392,44 +375,28 @@ func (d *doctor) tcp(ctx context.Context) Check {
 
 func (d *doctor) tls(ctx context.Context) Check {
 	c := Check{Name: StepTLS, Status: Fail}
-	mode, err := tlsca.ParseMode(d.cfg.TLSMode)
-	if err != nil {
+	if err := d.up.CheckTLS(); err != nil {
 		c.Detail = err.Error()
 		return c
 	}
-	u := tlsca.Upstream{Mode: mode, Host: d.host, ServerName: d.cfg.TLSServerName, DialAddress: d.cfg.DialAddress}
-	if err := u.Check(); err != nil {
+	if err := d.up.LoadTrust(ctx, d.log); err != nil {
 		c.Detail = err.Error()
-		return c
-	}
-	if mode != tlsca.Disable {
-		bundleRegion := d.cfg.CABundleRegion
-		if bundleRegion == "auto" {
-			bundleRegion = d.region
-		}
-		b, err := tlsca.Load(ctx, tlsca.Options{File: d.cfg.CABundle, URL: d.cfg.CABundleURL, Region: bundleRegion, DBRegion: d.region,
-			CacheDir: d.cfg.CACacheDir, HTTPClient: d.cfg.CAHTTPClient, Logger: d.log})
-		if err != nil {
+		if d.up.TLS.Mode != tlsca.Disable {
 			c.Detail = "cannot load the RDS CA bundle: " + err.Error()
 			c.Fix = "pass --ca-bundle FILE with the RDS bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), or let this machine reach truststore.pki.rds.amazonaws.com"
-			return c
 		}
-		u.Bundle = b
-	}
-	conf, err := u.Config()
-	if err != nil {
-		c.Detail = err.Error()
 		return c
 	}
-	d.tlsUp, d.tlsConf = u, conf
+	u, conf := d.up.Trust.Current()
+	d.tlsUp = u
 	if conf == nil {
 		return Check{Name: StepTLS, Status: Warn, Detail: "TLS is disabled (--tls-mode disable): the token crosses the network in plaintext; loopback only"}
 	}
-	if d.cfg.Engine == "mysql" {
+	if d.cfg.Engine == config.MySQL {
 		// MySQL starts TLS inside its login handshake, and a handshake
 		// broken off counts against the server's max_connect_errors: the
 		// login runs here and its TLS part is reported.
-		d.myErr, d.myDone = d.mysqlLogin(ctx), true
+		d.myErr, d.myDone = d.tokenLogin(ctx), true
 		var te *mywire.TLSError
 		switch {
 		case errors.As(d.myErr, &te):
@@ -441,6 +408,8 @@ func (d *doctor) tls(ctx context.Context) Check {
 		}
 		return Check{Name: StepTLS, Status: OK, Detail: fmt.Sprintf("%s's certificate verified against %s during the MySQL handshake", u.ExpectedName(), bundleName(u))}
 	}
+	// Postgres: the TLS handshake on its own, to show the certificate;
+	// the login step then logs in the proxy's way.
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", d.dialAddr())
 	if err != nil {
@@ -514,8 +483,7 @@ func (d *doctor) describeFix() string {
 
 func (d *doctor) iamAuth(ctx context.Context) Check {
 	c := Check{Name: StepIAMAuth, Status: Fail}
-	client := rds.NewFromConfig(d.awsCfg, func(o *rds.Options) { o.Region = d.region })
-	info, err := DescribeEndpoint(ctx, client, d.host)
+	info, err := DescribeEndpoint(ctx, d.up.RDS(), d.host)
 	if err != nil {
 		var cnc *CouldNotCheck
 		if errors.As(err, &cnc) {
@@ -649,59 +617,10 @@ func (d *doctor) policy(ctx context.Context) Check {
 	return c
 }
 
-// mysqlLogin logs in to MySQL with a fresh token.
-func (d *doctor) mysqlLogin(ctx context.Context) error {
-	token, err := d.src.Token(ctx, d.host, d.port, d.region, d.o.DBUser)
-	if err != nil {
-		return err
-	}
-	p, err := mysql.Dial(ctx, mysql.Upstream{Host: d.host, Port: d.port, DialAddress: d.cfg.DialAddress, TLS: d.tlsConf})
-	if err != nil {
-		return err
-	}
-	client := &mywire.HandshakeResponse{
-		Caps:      mywire.CapLongPassword | mywire.CapProtocol41 | mywire.CapSecureConnection | mywire.CapPluginAuth | mywire.CapPluginAuthLenenc | mywire.CapTransactions,
-		MaxPacket: 16 << 20,
-	}
-	s, err := p.Login(ctx, mywire.Login{User: d.o.DBUser, Database: d.o.Database, Password: token,
-		Plugin: mywire.PluginClearPassword, OnlyPlugin: true, Client: client})
-	if err != nil {
-		return err
-	}
-	s.Conn.Close()
-	return nil
-}
-
-func (d *doctor) pgLogin(ctx context.Context) error {
-	token, err := d.src.Token(ctx, d.host, d.port, d.region, d.o.DBUser)
-	if err != nil {
-		return err
-	}
-	pc, err := pgconn.ParseConfig("sslmode=disable")
-	if err != nil {
-		return fmt.Errorf("login configuration: %w", err)
-	}
-	pc.Host, pc.Port, pc.User, pc.Password, pc.Database = d.host, uint16(d.port), d.o.DBUser, token, d.o.Database
-	pc.TLSConfig, pc.Fallbacks = d.tlsConf, nil
-	pc.RuntimeParams = map[string]string{"application_name": "rds-iam-proxy doctor"}
-	addr := d.dialAddr()
-	// The endpoint name is for TLS and the token; what is dialed is addr.
-	pc.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
-	pc.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var dialer net.Dialer
-		return dialer.DialContext(ctx, "tcp", addr)
-	}
-	if d.tlsConf == nil {
-		// --tls-mode disable: the token goes in plaintext, so only to an
-		// address that is loopback when connected to.
-		plain := tlsca.PlaintextDialer(nil)
-		pc.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) { return plain(ctx, addr) }
-	}
-	conn, err := pgconn.ConnectConfig(ctx, pc)
-	if err != nil {
-		return err
-	}
-	return conn.Close(ctx)
+// tokenLogin logs in with a fresh token through the proxy's own upstream
+// login (see launch.Upstream.Login).
+func (d *doctor) tokenLogin(ctx context.Context) error {
+	return d.up.Login(ctx, launch.Login{User: d.o.DBUser, Database: d.o.Database, Application: "rds-iam-proxy doctor"})
 }
 
 // unverified lists what the steps before could not verify, as causes of a
@@ -731,14 +650,9 @@ func (d *doctor) unverified() string {
 
 func (d *doctor) login(ctx context.Context) Check {
 	c := Check{Name: StepLogin, Status: Fail}
-	var err error
-	if d.cfg.Engine == "mysql" {
-		err = d.myErr
-		if !d.myDone {
-			err = d.mysqlLogin(ctx)
-		}
-	} else {
-		err = d.pgLogin(ctx)
+	err := d.myErr
+	if !d.myDone {
+		err = d.tokenLogin(ctx)
 	}
 	target := fmt.Sprintf("%s@%s:%d", d.o.DBUser, d.host, d.port)
 	if err == nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
 )
 
@@ -159,7 +160,7 @@ func mysqlMissingAccount(ctx context.Context, q MySQLQuerier, r *Report, user, h
 		return
 	}
 	c := Check{Name: "user exists", Status: Fail, Detail: "no account " + acct}
-	if stmts, err := mysqlSetup(SetupOptions{Engine: "mysql", User: user, Host: host, Require: reqs}); err == nil {
+	if stmts, err := mysqlSetup(SetupOptions{Engine: config.MySQL, User: user, Host: host, Require: reqs}); err == nil {
 		c.Fix = strings.Join(stmts, " ")
 	}
 	r.Add(c)

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 )
 
 // Requirement is privileges the IAM user needs on some objects: on every
@@ -220,9 +222,9 @@ func expand(r Requirement, known []string, kind string) (Requirement, error) {
 // CheckRequirements refuses requirements the engine cannot check: unknown
 // privileges, and sequences outside Postgres. The command calls it before
 // connecting anywhere.
-func CheckRequirements(engine string, tables, sequences []Requirement) error {
+func CheckRequirements(engine config.Engine, tables, sequences []Requirement) error {
 	known := pgTablePrivileges
-	if engine == "mysql" {
+	if engine == config.MySQL {
 		known = mysqlPrivileges
 		if len(sequences) > 0 {
 			return errors.New("MySQL has no sequences: drop --require-sequences")

@@ -6,12 +6,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
 )
 
 // SetupOptions say which IAM user to create and what it may do.
 type SetupOptions struct {
-	Engine   string // "postgres" (default) or "mysql"
+	Engine   config.Engine // Postgres when unset
 	User     string
 	Database string // Postgres: granted CONNECT; MySQL: the default requirement's database
 	Host     string // MySQL account host; default "%"
@@ -32,7 +33,7 @@ func SetupSQL(o SetupOptions) (string, error) {
 	}
 	var b strings.Builder
 	switch o.Engine {
-	case "mysql":
+	case config.MySQL:
 		b.WriteString("-- Run as the master user. The account accepts only IAM tokens, over TLS.\n")
 	default:
 		db := o.Database
@@ -54,13 +55,13 @@ func SetupStatements(o SetupOptions) ([]string, error) {
 	if o.User == "" {
 		return nil, errors.New("no user to create")
 	}
-	switch o.Engine {
-	case "", "postgres":
+	switch o.Engine.OrDefault() {
+	case config.Postgres:
 		return postgresSetup(o)
-	case "mysql":
+	case config.MySQL:
 		return mysqlSetup(o)
 	}
-	return nil, fmt.Errorf("engine %q: supported engines: postgres, mysql", o.Engine)
+	return nil, fmt.Errorf("engine %q: supported engines: postgres, mysql", string(o.Engine))
 }
 
 func postgresSetup(o SetupOptions) ([]string, error) {

@@ -36,6 +36,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
@@ -82,9 +83,9 @@ func run(duration time.Duration, clients int) error {
 	front := stack.MyFront
 	fmt.Printf("MariaDB %s behind the emulated RDS for MySQL front; %d rows\n", stack.My.Version, rows)
 
-	r, err := launch.Start(ctx, launch.Config{
-		Engine: "mysql", Endpoint: stack.MySQLEndpoint(), DialAddress: front.Addr(), Listen: "127.0.0.1:0", CABundle: stack.CAFile,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pc := launch.NewConfig(config.MySQL, stack.MySQLEndpoint())
+	pc.DialAddress, pc.Listen, pc.CABundle = front.Addr(), "127.0.0.1:0", stack.CAFile
+	r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
 	}

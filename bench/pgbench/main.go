@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
 )
@@ -96,10 +97,9 @@ func run(duration, connDuration time.Duration, clients, scale int) error {
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
 	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	r, err := launch.Start(ctx, launch.Config{
-		Engine: "postgres", Endpoint: fmt.Sprintf("%s:%d", endpoint, pg.Port), DialAddress: pg.Addr(),
-		Listen: "127.0.0.1:0", CABundle: caFile,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pc := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", endpoint, pg.Port))
+	pc.DialAddress, pc.Listen, pc.CABundle = pg.Addr(), "127.0.0.1:0", caFile
+	r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
 	}

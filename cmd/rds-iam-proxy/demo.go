@@ -12,6 +12,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
@@ -53,7 +54,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
-	pg, my := *engine == "postgres" || *engine == "all", *engine == "mysql" || *engine == "all"
+	pg, my := *engine == config.Postgres.String() || *engine == "all", *engine == config.MySQL.String() || *engine == "all"
 	if !pg && !my {
 		fmt.Fprintf(stderr, "rds-iam-proxy demo: --engine %q: use postgres, mysql or all\n", *engine)
 		return 2
@@ -129,10 +130,10 @@ func (d *demo) start(ctx context.Context, pg, my bool) error {
 }
 
 // proxy starts one proxy as a user would configure it.
-func (d *demo) proxy(ctx context.Context, engine, endpoint, dial, listen string) (*launch.Running, error) {
-	r, err := launch.Start(ctx, launch.Config{
-		Engine: engine, Endpoint: endpoint, DialAddress: dial, Listen: listen, CABundle: d.stack.CAFile,
-	}, d.log.With("component", "proxy"))
+func (d *demo) proxy(ctx context.Context, engine config.Engine, endpoint, dial, listen string) (*launch.Running, error) {
+	c := launch.NewConfig(engine, endpoint)
+	c.DialAddress, c.Listen, c.CABundle = dial, listen, d.stack.CAFile
+	r, err := launch.Start(ctx, c, d.log.With("component", "proxy"))
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func (d *demo) proxy(ctx context.Context, engine, endpoint, dial, listen string)
 func (d *demo) startPostgres(ctx context.Context, listen string) (*launch.Running, error) {
 	s := d.stack
 	fmt.Fprintf(d.stdout, "PostgreSQL %s at %s behind the emulated RDS front; dbuser ARN %s\n", s.PG.Version, s.PG.Addr(), s.Front.UserARN("app_user"))
-	r, err := d.proxy(ctx, "postgres", s.Endpoint(), s.Front.Addr(), listen)
+	r, err := d.proxy(ctx, config.Postgres, s.Endpoint(), s.Front.Addr(), listen)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func (d *demo) startPostgres(ctx context.Context, listen string) (*launch.Runnin
 func (d *demo) startMySQL(ctx context.Context, listen string) (*launch.Running, error) {
 	s := d.stack
 	fmt.Fprintf(d.stdout, "MariaDB %s at %s behind the emulated RDS front; dbuser ARN %s\n", s.My.Version, s.My.Addr(), s.MyFront.UserARN("app_user"))
-	r, err := d.proxy(ctx, "mysql", s.MySQLEndpoint(), s.MyFront.Addr(), listen)
+	r, err := d.proxy(ctx, config.MySQL, s.MySQLEndpoint(), s.MyFront.Addr(), listen)
 	if err != nil {
 		return nil, err
 	}

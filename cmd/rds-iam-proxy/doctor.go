@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
 
@@ -20,16 +21,15 @@ bundle, IAM database authentication on the instance or cluster
 identity may not ask are reported as "could not check (...)", not as
 failures. Exit status 0 when nothing failed, 1 otherwise.`
 
-// cmdDoctor runs validate.Doctor with run's upstream flags.
+// cmdDoctor runs validate.Doctor with run's flags for one upstream.
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("doctor", doctorSynopsis, stderr)
-	var up upstreamFlags
-	up.register(fs)
+	flags := config.RegisterUpstream(fs, config.LoginKeys...)
 	var reqs reqFlags
 	reqs.register(fs)
 	dbName := fs.String("db-name", "", "database to log in to (default: postgres for PostgreSQL, none for MySQL)")
-	resourceID := fs.String("resource-id", "", "the DB's resource id (db-... of an instance, cluster-... of an Aurora cluster), for the policy check when rds:DescribeDBInstances is not allowed")
-	format := fs.String("format", "text", "output: text or json")
+	resourceID := fs.String("resource-id", "", resourceIDUsage)
+	format := fs.String("format", "text", formatUsage)
 	stepTimeout := fs.Duration("step-timeout", 30*time.Second, "limit for each step")
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
@@ -38,22 +38,26 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "rds-iam-proxy doctor: --format %q: use text or json\n", *format)
 		return 2
 	}
-	if up.dbUser == "" {
+	cfg, err := upstreamConfig(flags)
+	if err != nil {
+		return flagProblems("doctor", err, stderr)
+	}
+	if cfg.DBUser == "" {
 		fmt.Fprintln(stderr, "rds-iam-proxy doctor: pass --db-user, the database user to check")
 		return 2
 	}
-	tables, seqs, err := reqs.load(up.engine)
+	tables, seqs, err := reqs.load(cfg.Engine)
 	if err != nil {
 		fmt.Fprintln(stderr, "rds-iam-proxy doctor:", err)
 		return 2
 	}
 	rep := validate.Doctor(ctx, validate.DoctorOptions{
-		Config: up.config(), DBUser: up.dbUser, Database: *dbName, ResourceID: *resourceID, StepTimeout: *stepTimeout,
+		Config: cfg, DBUser: cfg.DBUser, Database: *dbName, ResourceID: *resourceID, StepTimeout: *stepTimeout,
 		// The last step: validate's database checks, as the user through
 		// the proxy (the token login before it has worked).
 		ValidateDB: func(ctx context.Context) *validate.Report {
-			o := validate.DBOptions{User: up.dbUser, Database: *dbName, Host: "%", Require: tables, RequireSequences: seqs}
-			return validateThroughProxy(ctx, up, o, stderr)
+			o := validate.DBOptions{User: cfg.DBUser, Database: *dbName, Host: "%", Require: tables, RequireSequences: seqs}
+			return validateThroughProxy(ctx, cfg, o, stderr)
 		},
 	})
 	if *format == "json" {

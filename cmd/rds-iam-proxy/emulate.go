@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 )
 
 // cmdEmulate serves emulated AWS (STS, IMDSv2) and an RDS IAM front for a
@@ -20,7 +21,7 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlagSet("emulate", "rds-iam-proxy emulate [--engine mysql] --backend HOST:PORT [flags]\n\nServes emulated STS and IMDSv2 and an RDS IAM front in front of a real PostgreSQL\nor MySQL/MariaDB server. The emulator logs in to the backend as the client's user.\nPostgreSQL: without a password (pg_hba \"host all all 127.0.0.1/32 trust\") or with\n--backend-password; IAM users must be members of rds_iam, as on RDS.\nMySQL: with --backend-password (mysql_native_password, or caching_sha2_password);\nthe --db-users are the IAM users, since MySQL has no AWSAuthenticationPlugin.", stderr)
 	var lf logFlags
 	lf.register(fs)
-	engine := fs.String("engine", "postgres", "postgres or mysql: the backend's engine")
+	engineName := fs.String("engine", "postgres", config.Usage("engine"))
 	backend := fs.String("backend", "", "HOST:PORT of the real database server")
 	backendPassword := fs.String("backend-password", "", "password the emulator uses to log in to the backend (default: none, trust)")
 	listenAWS := fs.String("listen-aws", "127.0.0.1:0", "address for emulated STS and IMDS")
@@ -41,8 +42,9 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *backend == "" {
 		return fail(fmt.Errorf("--backend HOST:PORT is required"))
 	}
-	if *engine != "postgres" && *engine != "mysql" {
-		return fail(fmt.Errorf("--engine %q: use postgres or mysql", *engine))
+	engine, err := config.ParseEngine(*engineName)
+	if err != nil {
+		return fail(fmt.Errorf("--engine %w", err))
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -59,22 +61,22 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			users = append(users, u)
 		}
 	}
-	if *myBackend != "" && *engine != "postgres" {
+	if *myBackend != "" && engine != config.Postgres {
 		return fail(fmt.Errorf("--mysql-backend adds a MySQL front beside --engine postgres; with --engine mysql use --backend"))
 	}
-	front, err := startFront(srv, *engine, *backend, *backendPassword, *listenPG, *listenMy, *endpoint, users, log)
+	front, err := startFront(srv, engine, *backend, *backendPassword, *listenPG, *listenMy, *endpoint, users, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer front.Close()
-	fronts := []frontRun{{front, *engine}}
+	fronts := []frontRun{{front, engine}}
 	if *myBackend != "" {
-		my, err := startFront(srv, "mysql", *myBackend, *myPassword, *listenPG, *listenMy, "", users, log)
+		my, err := startFront(srv, config.MySQL, *myBackend, *myPassword, *listenPG, *listenMy, "", users, log)
 		if err != nil {
 			return fail(fmt.Errorf("--mysql-backend: %w", err))
 		}
 		defer my.Close()
-		fronts = append(fronts, frontRun{my, "mysql"})
+		fronts = append(fronts, frontRun{my, config.MySQL})
 	}
 
 	var resources []string
@@ -132,7 +134,7 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // frontRun is a started front and its engine.
 type frontRun struct {
 	front
-	engine string
+	engine config.Engine
 }
 
 // advertised replaces the host of addr (HOST:PORT, or http://HOST:PORT) with
@@ -165,8 +167,8 @@ type front interface {
 	Close() error
 }
 
-func startFront(srv *emulator.Server, engine, backend, password, listenPG, listenMy, endpoint string, users []string, log *slog.Logger) (front, error) {
-	if engine == "mysql" {
+func startFront(srv *emulator.Server, engine config.Engine, backend, password, listenPG, listenMy, endpoint string, users []string, log *slog.Logger) (front, error) {
+	if engine == config.MySQL {
 		if password == "" {
 			return nil, fmt.Errorf("--backend-password is required for mysql: the emulator logs in to the backend as each IAM user with it")
 		}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
 // newFlagSet makes a subcommand's flag set.
@@ -29,6 +31,30 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return config.ParseArgs(fs, args, os.LookupEnv)
 }
 
+// upstreamConfig is the upstream a one-upstream command's flags describe,
+// as launch takes it.
+func upstreamConfig(f *config.UpstreamFlags) (launch.Config, error) {
+	u, err := f.Upstream()
+	return launch.Config{Upstream: u, Serving: config.DefaultServing()}, err
+}
+
+// flagProblems reports the problems config found in a command's flags:
+// exit status 2, as for any bad flag.
+func flagProblems(cmd string, err error, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "rds-iam-proxy %s: %s\n", cmd, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	return 2
+}
+
+// Help texts of the flags several commands have besides the settings',
+// one text per flag wherever it appears.
+const (
+	timeoutUsage     = "limit for the whole command: AWS calls, logins and checks"
+	formatUsage      = "output: text or json"
+	resourceIDUsage  = "the DB's resource id (db-... of an instance, cluster-... of an Aurora cluster), for the policy when rds:DescribeDBInstances/DescribeDBClusters may not be called"
+	accountHostUsage = "MySQL: the account's host part, as in 'user'@'host'"
+	databaseUsage    = "the application's database: validate checks it (logging in to it through the proxy); setup sql grants CONNECT on it (Postgres) or makes the default grant on it (MySQL)"
+)
+
 // exitForFlagError turns a flag error into an exit status: 0 for -h.
 func exitForFlagError(err error, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
@@ -45,8 +71,8 @@ type logFlags struct {
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&l.level, "log-level", "info", config.Usage("log_level"))
+	fs.StringVar(&l.format, "log-format", "text", config.Usage("log_format"))
 }
 
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
 
@@ -44,24 +45,27 @@ AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL, and the grants.`
 
 func cmdSetupSQL(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("setup sql", setupSQLSynopsis, stderr)
-	engine := fs.String("engine", "postgres", "database engine: postgres or mysql")
-	user := fs.String("db-user", "", "the IAM database user to create (required)")
-	database := fs.String("database", "", "Postgres: the database to grant CONNECT on; MySQL: the database of the default grant")
-	host := fs.String("host", "%", "MySQL: the account's host part")
+	flags := config.RegisterUpstream(fs, "engine", "db_user")
+	database := fs.String("database", "", databaseUsage)
+	host := fs.String("host", "%", accountHostUsage)
 	var reqs reqFlags
 	reqs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
+	u, err := flags.Upstream()
+	if err != nil {
+		return flagProblems("setup sql", err, stderr)
+	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy setup sql:", err); return 2 }
-	if *user == "" {
+	if u.DBUser == "" {
 		return fail(fmt.Errorf("--db-user is required"))
 	}
-	tables, seqs, err := reqs.load(*engine)
+	tables, seqs, err := reqs.load(u.Engine)
 	if err != nil {
 		return fail(err)
 	}
-	out, err := validate.SetupSQL(validate.SetupOptions{Engine: *engine, User: *user, Database: *database, Host: *host, Require: tables, RequireSequences: seqs})
+	out, err := validate.SetupSQL(validate.SetupOptions{Engine: u.Engine, User: u.DBUser, Database: *database, Host: *host, Require: tables, RequireSequences: seqs})
 	if err != nil {
 		return fail(err)
 	}

@@ -8,11 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
-	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
@@ -37,29 +33,27 @@ aws iam put-role-policy --policy-document file://...:
 func cmdSetupPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("setup policy", setupPolicySynopsis, stderr)
 	kind := fs.String("kind", "identity", "which policy: identity (rds-db:connect) or trust (who may assume the role)")
-	endpoint := fs.String("endpoint", "", "RDS endpoint HOST:PORT of the instance or cluster")
-	region := fs.String("region", "", "the DB's region (default: from the endpoint name, else AWS_REGION or the profile)")
-	users := fs.String("db-user", "", "database user(s), comma-separated, case-sensitive")
-	resourceID := fs.String("resource-id", "", "the DB's resource id (db-... or cluster-...), when rds:DescribeDBInstances may not be called")
+	flags := config.RegisterUpstream(fs, config.SigningKeys...)
+	resourceID := fs.String("resource-id", "", resourceIDUsage)
 	account := fs.String("account", "", "the DB's account id (default: from the RDS API, else the caller's account)")
-	profile := fs.String("profile", "", "AWS shared-config profile (default: AWS_PROFILE or default)")
 	trustPrincipal := fs.String("trust-principal", "", "--kind trust: the role/user ARN or account id in another account that may assume the role")
 	trustExternalID := fs.String("trust-external-id", "", "--kind trust: external ID the trust policy requires of --trust-principal")
 	oidcProvider := fs.String("oidc-provider", "", "--kind trust: the EKS cluster's IAM OIDC provider ARN (IRSA)")
 	serviceAccount := fs.String("service-account", "", "--kind trust: NAMESPACE/NAME of the service account (IRSA)")
 	podIdentity := fs.Bool("pod-identity", false, "--kind trust: a trust policy for EKS Pod Identity")
-	var creds credFlags
-	creds.register(fs)
-	timeout := fs.Duration("timeout", 30*time.Second, "limit for the AWS lookups")
+	timeout := fs.Duration("timeout", 30*time.Second, timeoutUsage)
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
+	}
+	cfg, err := upstreamConfig(flags)
+	if err != nil {
+		return flagProblems("setup policy", err, stderr)
 	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "rds-iam-proxy setup policy: "+format+"\n", a...)
 		return code
 	}
 	var doc []byte
-	var err error
 	switch *kind {
 	case "trust":
 		switch {
@@ -76,18 +70,16 @@ func cmdSetupPolicy(ctx context.Context, args []string, stdout, stderr io.Writer
 			return fail(2, "%v", err)
 		}
 	case "identity":
-		if *users == "" {
+		if cfg.DBUser == "" {
 			return fail(2, "pass --db-user USER[,USER]")
 		}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		cfg := launch.Config{Endpoint: *endpoint, Region: *region, Profile: *profile}
-		creds.apply(&cfg)
 		target, err := connectTarget(ctx, cfg, *resourceID, *account)
 		if err != nil {
 			return fail(1, "%v", err)
 		}
-		for _, u := range strings.Split(*users, ",") {
+		for _, u := range strings.Split(cfg.DBUser, ",") {
 			if u = strings.TrimSpace(u); u != "" {
 				target.Users = append(target.Users, u)
 			}
@@ -105,23 +97,18 @@ func cmdSetupPolicy(ctx context.Context, args []string, stdout, stderr io.Writer
 // connectTarget finds the region, account and resource id the policy
 // names: the flags, else the RDS API, else (the account) STS.
 func connectTarget(ctx context.Context, cfg launch.Config, resourceID, account string) (validate.ConnectTarget, error) {
-	host, _, err := launch.SplitEndpoint(cfg.Endpoint, "postgres")
+	up, err := launch.Parse(cfg)
 	if err != nil {
 		return validate.ConnectTarget{}, err
 	}
-	src, err := authtoken.New(ctx, cfg.TokenOptions(host, nil))
-	if err != nil {
+	if err := up.OpenSigner(ctx, nil); err != nil {
 		return validate.ConnectTarget{}, err
 	}
-	defer src.Close()
-	region, _, err := authtoken.ResolveRegion(cfg.Region, host, src.ChainRegion())
-	if err != nil {
-		return validate.ConnectTarget{}, err
-	}
+	defer up.Close()
+	host, region := up.Endpoint.Host, up.Region
 	t := validate.ConnectTarget{Region: region, Account: account, ResourceID: resourceID}
-	awsCfg := src.AWSConfig()
 	if t.ResourceID == "" {
-		info, err := validate.DescribeEndpoint(ctx, rds.NewFromConfig(awsCfg, func(o *rds.Options) { o.Region = region }), host)
+		info, err := validate.DescribeEndpoint(ctx, up.RDS(), host)
 		if err != nil {
 			var cnc *validate.CouldNotCheck
 			if errors.As(err, &cnc) {
@@ -135,18 +122,11 @@ func connectTarget(ctx context.Context, cfg launch.Config, resourceID, account s
 		}
 	}
 	if t.Account == "" {
-		out, err := sts.NewFromConfig(awsCfg, func(o *sts.Options) {
-			if cfg.STSEndpoint != "" {
-				o.BaseEndpoint = aws.String(cfg.STSEndpoint)
-			}
-			if o.Region == "" {
-				o.Region = region
-			}
-		}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		id, err := up.Tokens.Identity(ctx, region)
 		if err != nil {
 			return t, fmt.Errorf("cannot find the account (pass --account): %w", err)
 		}
-		t.Account = aws.ToString(out.Account)
+		t.Account = id.Account
 	}
 	return t, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
@@ -65,7 +66,7 @@ func (f *reqFlags) register(fs *flag.FlagSet) {
 
 // load parses the flags and the file, and refuses privileges the engine
 // does not know before anything connects.
-func (f *reqFlags) load(engine string) (tables, sequences []validate.Requirement, err error) {
+func (f *reqFlags) load(engine config.Engine) (tables, sequences []validate.Requirement, err error) {
 	if tables, err = validate.ParseRequirements(f.require); err != nil {
 		return nil, nil, err
 	}
@@ -87,15 +88,14 @@ func (f *reqFlags) load(engine string) (tables, sequences []validate.Requirement
 
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", validateSynopsis, stderr)
-	var up upstreamFlags
-	up.register(fs)
+	flags := config.RegisterUpstream(fs, config.LoginKeys...)
 	var reqs reqFlags
 	reqs.register(fs)
-	database := fs.String("database", "", "the database to check (and, through the proxy, to log in to)")
+	database := fs.String("database", "", databaseUsage)
 	adminDSN := fs.String("admin-dsn", "", "connect with this admin DSN instead of as --db-user through the proxy (libpq DSN for postgres, go-sql-driver DSN for mysql)")
-	host := fs.String("host", "%", "MySQL: the account's host part, as in 'user'@'host'")
-	format := fs.String("format", "text", "output: text or json")
-	timeout := fs.Duration("timeout", 60*time.Second, "limit for logging in and running the checks")
+	host := fs.String("host", "%", accountHostUsage)
+	format := fs.String("format", "text", formatUsage)
+	timeout := fs.Duration("timeout", 60*time.Second, timeoutUsage)
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
@@ -103,27 +103,28 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *format != "text" && *format != "json" {
 		return usageErr(fmt.Errorf("--format %q: use text or json", *format))
 	}
-	if up.engine != "postgres" && up.engine != "mysql" {
-		return usageErr(fmt.Errorf("--engine %q: supported engines: postgres, mysql", up.engine))
+	cfg, err := upstreamConfig(flags)
+	if err != nil {
+		return flagProblems("validate", err, stderr)
 	}
-	if *adminDSN == "" && up.endpoint == "" {
+	if *adminDSN == "" && cfg.Endpoint == "" {
 		return usageErr(errors.New("give --endpoint (log in as --db-user through the proxy) or --admin-dsn"))
 	}
-	if up.dbUser == "" {
+	if cfg.DBUser == "" {
 		return usageErr(errors.New("--db-user is required"))
 	}
-	tables, seqs, err := reqs.load(up.engine)
+	tables, seqs, err := reqs.load(cfg.Engine)
 	if err != nil {
 		return usageErr(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	o := validate.DBOptions{User: up.dbUser, Database: *database, Host: *host, Require: tables, RequireSequences: seqs, Admin: *adminDSN != ""}
+	o := validate.DBOptions{User: cfg.DBUser, Database: *database, Host: *host, Require: tables, RequireSequences: seqs, Admin: *adminDSN != ""}
 	var report *validate.Report
 	if o.Admin {
-		report = validateAdmin(ctx, up.engine, *adminDSN, o)
+		report = validateAdmin(ctx, cfg.Engine, *adminDSN, o)
 	} else {
-		report = validateThroughProxy(ctx, up, o, stderr)
+		report = validateThroughProxy(ctx, cfg, o, stderr)
 	}
 	write := report.WriteText
 	if *format == "json" {
@@ -147,8 +148,8 @@ func loginFailed(name string, err error, hint string) *validate.Report {
 	return r
 }
 
-func validateAdmin(ctx context.Context, engine, dsn string, o validate.DBOptions) *validate.Report {
-	if engine == "mysql" {
+func validateAdmin(ctx context.Context, engine config.Engine, dsn string, o validate.DBOptions) *validate.Report {
+	if engine == config.MySQL {
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {
 			return loginFailed("admin connection", fmt.Errorf("--admin-dsn: %w", err), "")
@@ -171,8 +172,7 @@ func validateAdmin(ctx context.Context, engine, dsn string, o validate.DBOptions
 // validateThroughProxy starts the proxy in-process on a loopback port and
 // logs in through it as the user, so the checks see exactly what the
 // application will: the IAM login itself, then the grants.
-func validateThroughProxy(ctx context.Context, up upstreamFlags, o validate.DBOptions, stderr io.Writer) *validate.Report {
-	cfg := up.config()
+func validateThroughProxy(ctx context.Context, cfg launch.Config, o validate.DBOptions, stderr io.Writer) *validate.Report {
 	cfg.Listen = "127.0.0.1:0"
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	run, err := launch.Start(ctx, cfg, log)
@@ -185,9 +185,9 @@ func validateThroughProxy(ctx context.Context, up upstreamFlags, o validate.DBOp
 		run.Shutdown(sctx)
 	}()
 	const hint = "; IAM login failed, so the database side cannot be checked as the user: run again with --admin-dsn to see which database step is wrong (and rds-iam-proxy whoami for the AWS side)"
-	if up.engine == "mysql" {
+	if cfg.Engine == config.MySQL {
 		c := mysql.NewConfig()
-		c.User, c.Net, c.Addr, c.DBName = up.dbUser, "tcp", "127.0.0.1:"+run.Port(), o.Database
+		c.User, c.Net, c.Addr, c.DBName = o.User, "tcp", "127.0.0.1:"+run.Port(), o.Database
 		c.Timeout = 30 * time.Second
 		db, err := openMySQL(c)
 		if err != nil {
@@ -197,9 +197,9 @@ func validateThroughProxy(ctx context.Context, up upstreamFlags, o validate.DBOp
 		if err := db.PingContext(ctx); err != nil {
 			return loginFailed("IAM login", err, hint)
 		}
-		return withLogin(validate.MySQL(ctx, db, o), up.dbUser)
+		return withLogin(validate.MySQL(ctx, db, o), o.User)
 	}
-	dsn := "host=127.0.0.1 port=" + run.Port() + " sslmode=disable connect_timeout=30 user=" + dsnQuote(up.dbUser)
+	dsn := "host=127.0.0.1 port=" + run.Port() + " sslmode=disable connect_timeout=30 user=" + dsnQuote(o.User)
 	if o.Database != "" {
 		dsn += " dbname=" + dsnQuote(o.Database)
 	}
@@ -208,7 +208,7 @@ func validateThroughProxy(ctx context.Context, up upstreamFlags, o validate.DBOp
 		return loginFailed("IAM login", err, hint)
 	}
 	defer closePG(conn)
-	return withLogin(validate.Postgres(ctx, conn, o), up.dbUser)
+	return withLogin(validate.Postgres(ctx, conn, o), o.User)
 }
 
 // withLogin puts the IAM login, which succeeded, first in the report.

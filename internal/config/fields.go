@@ -52,11 +52,14 @@ var (
 	defaultsFields = fieldsOf(reflect.TypeOf(Defaults{}))
 )
 
-// setFromString sets a string, int, bool or Duration field from text.
+// setFromString sets a string, Engine, int, bool or Duration field from
+// text.
 func setFromString(v reflect.Value, s string) error {
 	switch p := v.Addr().Interface().(type) {
 	case *string:
 		*p = s
+	case *Engine:
+		return p.Set(s)
 	case *Duration:
 		return p.Set(s)
 	case *int:
@@ -140,4 +143,16 @@ func lookup(fields []field, key string) (field, bool) {
 		}
 	}
 	return field{}, false
+}
+
+// Usage is the help text of a setting (key as in the file), for commands
+// that take the setting without the rest of the table (the demo's and the
+// emulator's log flags): one text wherever the flag appears.
+func Usage(key string) string {
+	for _, fields := range [][]field{settingsFields, upstreamFields} {
+		if f, ok := lookup(fields, key); ok {
+			return f.usage
+		}
+	}
+	panic(fmt.Sprintf("config: no setting %q", key))
 }

@@ -7,31 +7,33 @@ import (
 )
 
 // TestLoginLimitsSettings: the handshake cap, MySQL's cap on unanswered
-// greetings and the first-packet timeout have defaults, come from the
-// file, variables and flags, and reach launch with 0 meaning "no cap".
+// greetings and the first-packet timeout have defaults and come from the
+// file, variables and flags, with 0 meaning "no cap" (launch's tests check
+// that it serves them with those meanings).
 func TestLoginLimitsSettings(t *testing.T) {
 	s, err := load(t, twoUpstreams, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc := s.Launch(s.Upstreams[1])
-	if lc.MaxHandshakes != 1024 || lc.MaxUnansweredGreetings != 32 || lc.FirstPacketTimeout != 10*time.Second {
-		t.Errorf("defaults reach launch as %d, %d, %s; want 1024, 32, 10s", lc.MaxHandshakes, lc.MaxUnansweredGreetings, lc.FirstPacketTimeout)
+	if s.MaxHandshakes != 1024 || s.MaxUnanswered != 64 || time.Duration(s.FirstPacketTimeout) != 10*time.Second {
+		t.Errorf("defaults are %d, %d, %s; want 1024, 32, 10s", s.MaxHandshakes, s.MaxUnanswered, s.FirstPacketTimeout)
+	}
+	if s.Serving != DefaultServing() {
+		t.Errorf("serving settings without a file's, a variable's or a flag's: %+v, want DefaultServing's %+v", s.Serving, DefaultServing())
 	}
 	s, err = load(t, twoUpstreams+"max_handshakes: 0\nfirst_packet_timeout: 0s\n", map[string]string{"RDS_IAM_PROXY_MAX_UNANSWERED_GREETINGS": "0"}, "--handshake-timeout", "7s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc = s.Launch(s.Upstreams[1])
-	if lc.MaxHandshakes >= 0 || lc.MaxUnansweredGreetings >= 0 || lc.FirstPacketTimeout != 7*time.Second {
-		t.Errorf("0 settings reach launch as %d, %d, %s; want no caps (negative) and the handshake timeout", lc.MaxHandshakes, lc.MaxUnansweredGreetings, lc.FirstPacketTimeout)
+	if s.MaxHandshakes != 0 || s.MaxUnanswered != 0 || s.FirstPacketTimeout != 0 || time.Duration(s.HandshakeTimeout) != 7*time.Second {
+		t.Errorf("0 settings are %d, %d, %s (handshake %s); want no caps, and the first packet bounded by the handshake timeout", s.MaxHandshakes, s.MaxUnanswered, s.FirstPacketTimeout, s.HandshakeTimeout)
 	}
 	s, err = load(t, twoUpstreams, nil, "--max-handshakes", "50", "--first-packet-timeout", "2s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lc := s.Launch(s.Upstreams[0]); lc.MaxHandshakes != 50 || lc.FirstPacketTimeout != 2*time.Second {
-		t.Errorf("flags reach launch as %d, %s", lc.MaxHandshakes, lc.FirstPacketTimeout)
+	if s.MaxHandshakes != 50 || time.Duration(s.FirstPacketTimeout) != 2*time.Second {
+		t.Errorf("flags give %d, %s", s.MaxHandshakes, s.FirstPacketTimeout)
 	}
 	_, err = load(t, twoUpstreams, nil, "--max-handshakes", "-1", "--max-unanswered-greetings", "-2", "--first-packet-timeout", "-1s")
 	for _, want := range []string{"max_handshakes: -1", "max_unanswered_greetings: -2", "first_packet_timeout: -1s is negative"} {
@@ -79,17 +81,17 @@ func TestAllowLocalInfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Launch(s.Upstreams[1]).AllowLocalInfile {
+	if s.Upstreams[1].AllowLocalInfile {
 		t.Error("allowed by default")
 	}
 	file := strings.Replace(twoUpstreams, "    max_connections: 5\n", "    max_connections: 5\n    allow_local_infile: true\n", 1)
-	if s, err = load(t, file, nil); err != nil || !s.Launch(s.Upstreams[1]).AllowLocalInfile || s.Launch(s.Upstreams[0]).AllowLocalInfile {
+	if s, err = load(t, file, nil); err != nil || !s.Upstreams[1].AllowLocalInfile || s.Upstreams[0].AllowLocalInfile {
 		t.Errorf("file: %v", err)
 	}
-	if s, err = load(t, "", nil, "--endpoint", "b.x.us-east-1.rds.amazonaws.com:3306", "--engine", "mysql", "--allow-local-infile"); err != nil || !s.Launch(s.Upstreams[0]).AllowLocalInfile {
+	if s, err = load(t, "", nil, "--endpoint", "b.x.us-east-1.rds.amazonaws.com:3306", "--engine", "mysql", "--allow-local-infile"); err != nil || !s.Upstreams[0].AllowLocalInfile {
 		t.Errorf("--allow-local-infile: %v", err)
 	}
-	if s, err = load(t, "", nil, "--upstream", "engine=mysql,endpoint=b.x.us-east-1.rds.amazonaws.com:3306,allow_local_infile=true"); err != nil || !s.Launch(s.Upstreams[0]).AllowLocalInfile {
+	if s, err = load(t, "", nil, "--upstream", "engine=mysql,endpoint=b.x.us-east-1.rds.amazonaws.com:3306,allow_local_infile=true"); err != nil || !s.Upstreams[0].AllowLocalInfile {
 		t.Errorf("--upstream allow_local_infile=true: %v", err)
 	}
 	_, err = load(t, "", nil, "--endpoint", "a.x.us-east-1.rds.amazonaws.com:5432", "--allow-local-infile")

@@ -53,6 +53,8 @@ func bindFlag(fs *flag.FlagSet, f field, v reflect.Value) {
 	switch p := v.Addr().Interface().(type) {
 	case *string:
 		fs.StringVar(p, f.flagName(), *p, f.usage)
+	case *Engine:
+		fs.Var(p, f.flagName(), f.usage)
 	case *int:
 		fs.IntVar(p, f.flagName(), *p, f.usage)
 	case *bool:
@@ -170,7 +172,7 @@ func (f *Flags) Load() (*Settings, error) {
 	if len(errs) > 0 && len(s.Upstreams) == 0 {
 		return nil, errors.Join(errs...) // "no upstreams" would only repeat them
 	}
-	if err := s.resolve(); err != nil {
+	if err := s.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

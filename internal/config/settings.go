@@ -33,12 +33,14 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // Defaults are the upstream settings that may also be written once, at the
-// top level, for every upstream.
+// top level, for every upstream. Their usage texts are the help of every
+// command that takes the setting (run, token, whoami, doctor, validate,
+// setup), so that a flag means one thing wherever it appears.
 type Defaults struct {
 	Region          string   `yaml:"region" usage:"the DB's AWS region (default: from an RDS endpoint name, else AWS_REGION or the profile)"`
 	Profile         string   `yaml:"profile" usage:"AWS shared-config profile (default: AWS_PROFILE or default)"`
-	DBUser          string   `yaml:"db_user" usage:"log in upstream as this user whatever user the client names"`
-	TLSMode         string   `yaml:"tls_mode" usage:"upstream TLS: verify-full (default; the only mode for RDS names), verify-ca, or disable (loopback only)"`
+	DBUser          string   `yaml:"db_user" usage:"the database user, case-sensitive: run logs every client in as it whatever user the client names (default: the client's own); the other commands sign tokens for it and check it (setup policy: USER[,USER])"`
+	TLSMode         string   `yaml:"tls_mode" usage:"upstream TLS: verify-full (default; the only mode for RDS names), verify-ca, or disable (loopback only; plaintext)"`
 	TLSServerName   string   `yaml:"tls_server_name" usage:"the name the upstream certificate must carry, when it is not the endpoint's"`
 	CABundle        string   `yaml:"ca_bundle" usage:"PEM file of trusted CAs (default: download AWS's RDS bundle for the DB's partition and cache it)"`
 	CABundleURL     string   `yaml:"ca_bundle_url" usage:"download the CA bundle from this https URL instead"`
@@ -46,18 +48,18 @@ type Defaults struct {
 	CacheDir        string   `yaml:"cache_dir" usage:"where the downloaded CA bundle is cached (default: the user cache dir)"`
 	CARefresh       Duration `yaml:"ca_refresh" usage:"how often a running proxy reloads the CA bundle (0: a day; negative: never)"`
 	SocketMode      string   `yaml:"socket_mode" usage:"file mode of unix socket listeners, octal (default 0600)"`
-	RoleARN         string   `yaml:"role_arn" usage:"assume this role (a,b: a, then b with a's credentials) on top of the AWS credentials"`
-	ExternalID      string   `yaml:"external_id" usage:"external ID for the (last) role"`
-	RoleSessionName string   `yaml:"role_session_name" usage:"session name for assumed roles (default: one naming this host and user)"`
-	RoleDuration    Duration `yaml:"role_duration" usage:"how long assumed-role credentials last (default: the SDK's 15m)"`
-	STSEndpoint     string   `yaml:"sts_endpoint" usage:"STS endpoint URL (default: regional STS; AWS_ENDPOINT_URL_STS also works)"`
+	RoleARN         string   `yaml:"role_arn" usage:"assume this role with the AWS chain's credentials before signing; a comma-separated list is a chain (assume the first, then the next with its session), e.g. for another account"`
+	ExternalID      string   `yaml:"external_id" usage:"external ID to send with each role_arn AssumeRole, when the role's trust policy requires one"`
+	RoleSessionName string   `yaml:"role_session_name" usage:"session name for role_arn's sessions (default: rds-iam-proxy@HOST.USER, as CloudTrail shows it)"`
+	RoleDuration    Duration `yaml:"role_duration" usage:"session length to ask for role_arn (15m to 12h, at most 1h for a chained role; default 15m, as the AWS SDKs ask)"`
+	STSEndpoint     string   `yaml:"sts_endpoint" usage:"base URL for every STS call, e.g. a VPC endpoint (default: the regional STS endpoint, or AWS_ENDPOINT_URL_STS)"`
 }
 
 // Upstream is one RDS endpoint and where its clients connect.
 type Upstream struct {
 	Name           string `yaml:"name" usage:"label in logs and metrics (default: the endpoint's first label)"`
-	Engine         string `yaml:"engine" usage:"database engine: postgres or mysql"`
-	Endpoint       string `yaml:"endpoint" usage:"RDS endpoint HOST:PORT; tokens are signed and TLS verified for this name"`
+	Engine         Engine `yaml:"engine" usage:"database engine: postgres (default) or mysql"`
+	Endpoint       string `yaml:"endpoint" usage:"RDS endpoint HOST:PORT (the port defaults to the engine's); tokens are signed for this name and port, and TLS verifies the name"`
 	Listen         string `yaml:"listen" usage:"where clients connect: HOST:PORT or unix:PATH (default 127.0.0.1:6432 for postgres, 127.0.0.1:3307 for mysql)"`
 	DialAddress    string `yaml:"dial_address" usage:"connect to this HOST:PORT instead of the endpoint (SSH/SSM tunnel, emulator)"`
 	MaxConnections int    `yaml:"max_connections" usage:"cap on this upstream's client connections (0: none)"`
@@ -70,27 +72,48 @@ type Upstream struct {
 	origin string
 }
 
+// Serving are the settings every upstream's proxy serves its clients
+// with: listen policy, caps on logins, timeouts. They are set once for
+// the process; launch takes them as they are, with the meanings written
+// here (a cap of 0 is no cap).
+type Serving struct {
+	AllowNonLoopback   bool     `yaml:"allow_non_loopback" usage:"allow listen addresses other machines can reach (anyone who reaches a listener logs in as the database user), and a non-loopback admin address"`
+	MaxHandshakes      int      `yaml:"max_handshakes" usage:"cap per upstream on connections still logging in, counted at accept (0: none); when full a newcomer takes the place of the oldest that has sent nothing for 2s, else gets \"too many connections\""`
+	MaxUnanswered      int      `yaml:"max_unanswered_greetings" usage:"MySQL: cap per upstream on database connections held for clients that have not answered the greeting yet (the proxy dials the database as a client connects), so silent clients cannot use up its max_connections (0: none)"`
+	HandshakeTimeout   Duration `yaml:"handshake_timeout" usage:"limit for a client's whole login"`
+	FirstPacketTimeout Duration `yaml:"first_packet_timeout" usage:"limit for a client's first packet after connecting (Postgres: its startup message; MySQL: its answer to the greeting); 0: handshake_timeout"`
+	ConnectTimeout     Duration `yaml:"connect_timeout" usage:"limit for the upstream dial, TLS and login"`
+	IdleTimeout        Duration `yaml:"idle_timeout" usage:"close sessions in which no byte moved either way for this long (0: never)"`
+	KeepAlive          Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
+	UpstreamTCPTimeout Duration `yaml:"upstream_tcp_timeout" usage:"end a session, with an error to its client, when the network path to the upstream is dead this long: data sent unacknowledged, or keepalive probes unanswered (0: 30s; negative: off, the OS's limit of about 15 minutes)"`
+}
+
+// DefaultServing are the serving settings before any file, variable or
+// flag: what run serves with unless told, and what the demo, the
+// benchmarks and the tests start from.
+func DefaultServing() Serving {
+	return Serving{
+		HandshakeTimeout:   Duration(30 * time.Second),
+		ConnectTimeout:     Duration(15 * time.Second),
+		FirstPacketTimeout: Duration(10 * time.Second),
+		MaxHandshakes:      1024,
+		MaxUnanswered:      64,
+	}
+}
+
 // Settings are everything the run command serves.
 type Settings struct {
-	LogLevel              string   `yaml:"log_level" usage:"log level: debug, info, warn, error"`
-	LogFormat             string   `yaml:"log_format" usage:"log format: text or json"`
-	AdminAddress          string   `yaml:"admin_address" usage:"HTTP address for /startup, /liveness, /readiness and /metrics (off unless set; e.g. 127.0.0.1:9801)"`
-	ShutdownAddress       string   `yaml:"shutdown_address" usage:"where POST /quitquitquit (what rds-iam-proxy shutdown sends) is served: a loopback HOST:PORT (e.g. 127.0.0.1:9802) or unix:PATH, never beyond this machine and never on the admin port (off unless set)"`
-	ReadinessCheckBackend bool     `yaml:"readiness_check_backend" usage:"make /readiness also dial each upstream (off: readiness never depends on the database)"`
-	AllowNonLoopback      bool     `yaml:"allow_non_loopback" usage:"allow listen addresses other machines can reach (anyone who reaches a listener logs in as the database user), and a non-loopback admin address"`
-	AdminAllowNonLoopback bool     `yaml:"admin_allow_non_loopback" usage:"allow a non-loopback admin address only (Kubernetes probes come to the pod's IP; the database listeners stay on loopback)"`
-	MaxConnections        int      `yaml:"max_connections" usage:"cap on client connections over all upstreams (0: none); over it clients get their protocol's \"too many connections\""`
-	MaxHandshakes         int      `yaml:"max_handshakes" usage:"cap per upstream on connections still logging in, counted at accept (0: none); when full a newcomer takes the place of the oldest that has sent nothing for 2s, else gets \"too many connections\""`
-	MaxUnanswered         int      `yaml:"max_unanswered_greetings" usage:"MySQL: cap per upstream on database connections held for clients that have not answered the greeting yet (the proxy dials the database as a client connects), so silent clients cannot use up its max_connections (0: none)"`
-	HandshakeTimeout      Duration `yaml:"handshake_timeout" usage:"limit for a client's whole login"`
-	FirstPacketTimeout    Duration `yaml:"first_packet_timeout" usage:"limit for a client's first packet after connecting (Postgres: its startup message; MySQL: its answer to the greeting); 0: handshake_timeout"`
-	ConnectTimeout        Duration `yaml:"connect_timeout" usage:"limit for the upstream dial, TLS and login"`
-	IdleTimeout           Duration `yaml:"idle_timeout" usage:"close sessions in which no byte moved either way for this long (0: never)"`
-	KeepAlive             Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
-	UpstreamTCPTimeout    Duration `yaml:"upstream_tcp_timeout" usage:"end a session, with an error to its client, when the network path to the upstream is dead this long: data sent unacknowledged, or keepalive probes unanswered (0: 30s; negative: off, the OS's limit of about 15 minutes)"`
+	LogLevel              string `yaml:"log_level" usage:"log level: debug, info, warn, error"`
+	LogFormat             string `yaml:"log_format" usage:"log format: text or json"`
+	AdminAddress          string `yaml:"admin_address" usage:"HTTP address for /startup, /liveness, /readiness and /metrics (off unless set; e.g. 127.0.0.1:9801)"`
+	ShutdownAddress       string `yaml:"shutdown_address" usage:"where POST /quitquitquit (what rds-iam-proxy shutdown sends) is served: a loopback HOST:PORT (e.g. 127.0.0.1:9802) or unix:PATH, never beyond this machine and never on the admin port (off unless set)"`
+	ReadinessCheckBackend bool   `yaml:"readiness_check_backend" usage:"make /readiness also dial each upstream (off: readiness never depends on the database)"`
+	AdminAllowNonLoopback bool   `yaml:"admin_allow_non_loopback" usage:"allow a non-loopback admin address only (Kubernetes probes come to the pod's IP; the database listeners stay on loopback)"`
+	MaxConnections        int    `yaml:"max_connections" usage:"cap on client connections over all upstreams (0: none); over it clients get their protocol's \"too many connections\""`
+	Serving               `yaml:",inline"`
 	MinShutdownDelay      Duration `yaml:"min_shutdown_delay" usage:"on SIGTERM/SIGINT, keep accepting this long (readiness fails at once) so load balancers and apps move away"`
 	MaxShutdownDelay      Duration `yaml:"max_shutdown_delay" usage:"then, how long open connections may finish before they are cut (a second signal exits at once)"`
-	ExitCode              int      `yaml:"exit_code" usage:"exit status after a signal when every connection finished (connections cut: 1)"`
+	ExitCode              int      `yaml:"exit_code" usage:"exit status after a signal when every connection finished (connections cut: 3)"`
 	Defaults              `yaml:",inline"`
 	Upstreams             []Upstream `yaml:"upstreams"`
 
@@ -104,12 +127,7 @@ func defaults() Settings {
 	return Settings{
 		LogLevel:         "info",
 		LogFormat:        "text",
-		HandshakeTimeout: Duration(30 * time.Second),
-		ConnectTimeout:   Duration(15 * time.Second),
 		MaxShutdownDelay: Duration(30 * time.Second),
-
-		MaxHandshakes:      1024,
-		MaxUnanswered:      32,
-		FirstPacketTimeout: Duration(10 * time.Second),
+		Serving:          DefaultServing(),
 	}
 }

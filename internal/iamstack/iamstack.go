@@ -16,6 +16,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localmy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
@@ -231,5 +234,29 @@ func (s *Stack) Close() {
 	}
 	if s.Dir != "" {
 		os.RemoveAll(s.Dir)
+	}
+}
+
+// Signer adds an IAM user (name) that may rds-db:connect as users on every
+// front the stack started, and returns AWS load options that sign as that
+// user (whatever the chain would find) in the region of the emulated DBs,
+// against the emulator's APIs, with no shared config files. Unlike UseInProcess it changes nothing in the
+// process environment, so tests that use it may run beside others.
+func (s *Stack) Signer(name string, users ...string) []func(*config.LoadOptions) error {
+	var policy emulator.Policy
+	if s.Front != nil {
+		policy.Statements = append(policy.Statements, s.Front.ConnectPolicy(users...).Statements...)
+	}
+	if s.MyFront != nil {
+		policy.Statements = append(policy.Statements, s.MyFront.ConnectPolicy(users...).Statements...)
+	}
+	akid, secret := s.AWS.AWS.AddUser(name, policy)
+	none := filepath.Join(s.Dir, "no-aws-config")
+	return []func(*config.LoadOptions) error{
+		config.WithRegion(s.AWS.AWS.Region()),
+		config.WithBaseEndpoint(s.AWS.URL()), // STS, and the RDS and IAM APIs doctor asks
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(akid, secret, "")),
+		config.WithSharedConfigFiles([]string{none}),
+		config.WithSharedCredentialsFiles([]string{none}),
 	}
 }

@@ -8,69 +8,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 )
-
-// ListenSpec is where one upstream's clients connect: a TCP address, or a
-// unix socket ("unix:PATH").
-type ListenSpec struct {
-	Network string // "tcp" or "unix"
-	Address string // host:port, or the socket's path
-}
-
-func (l ListenSpec) String() string {
-	if l.Network == "unix" {
-		return "unix:" + l.Address
-	}
-	return l.Address
-}
-
-// ParseListen reads a listen value for engine, whose endpoint port is
-// port. "unix:DIR" for Postgres means the socket DIR/.s.PGSQL.PORT, the
-// name libpq looks for, so `psql -h DIR -p PORT` works; "unix:PATH" is
-// otherwise the socket file itself. Anything else is a TCP host:port.
-func ParseListen(value, engine string, port int) (ListenSpec, error) {
-	if path, ok := strings.CutPrefix(value, "unix:"); ok {
-		if path == "" || !filepath.IsAbs(path) {
-			return ListenSpec{}, fmt.Errorf("%q: a unix socket needs an absolute path (unix:/run/rds-iam-proxy)", value)
-		}
-		path = filepath.Clean(path)
-		if engine == "postgres" && !strings.HasPrefix(filepath.Base(path), ".s.PGSQL.") {
-			path = filepath.Join(path, ".s.PGSQL."+strconv.Itoa(port))
-		}
-		if len(path) > 107 {
-			return ListenSpec{}, fmt.Errorf("%q: the socket path is %d bytes, over the system's 107", value, len(path))
-		}
-		return ListenSpec{Network: "unix", Address: path}, nil
-	}
-	_, p, err := net.SplitHostPort(value)
-	if err != nil {
-		return ListenSpec{}, fmt.Errorf("%q: want HOST:PORT or unix:PATH", value)
-	}
-	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
-		return ListenSpec{}, fmt.Errorf("%q: invalid port", value)
-	}
-	return ListenSpec{Network: "tcp", Address: value}, nil
-}
-
-// Loopback says whether a TCP listen address can only be reached from this
-// machine. A name other than localhost counts as not loopback: what it
-// resolves to can change.
-func (l ListenSpec) Loopback() bool {
-	if l.Network == "unix" {
-		return true
-	}
-	host, _, _ := net.SplitHostPort(l.Address)
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 // ListenOptions tune the listeners.
 type ListenOptions struct {
@@ -85,7 +28,7 @@ type ListenOptions struct {
 // Listen opens l. A unix socket replaces a stale socket file that nobody
 // answers on (left by a crash), but never a live one or another kind of
 // file, and gets mode o.SocketMode; its directory is created if missing.
-func Listen(ctx context.Context, l ListenSpec, o ListenOptions) (net.Listener, error) {
+func Listen(ctx context.Context, l config.ListenSpec, o ListenOptions) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAlive: o.KeepAlive}
 	if l.Network != "unix" {
 		ln, err := lc.Listen(ctx, "tcp", l.Address)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
 )
 
@@ -20,18 +21,31 @@ import (
 // greeting also proves the server answers, and an ERR in its place (too
 // many connections, host blocked) fails the probe with the server's words.
 func (r *Running) Probe(ctx context.Context) error {
-	if r.engine == "mysql" {
-		p, err := mysql.Dial(ctx, r.upstream)
+	err := r.up.Probe(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case r.up.Config.Engine == config.MySQL:
+		return fmt.Errorf("%s (%s): %w", r.Name(), r.up.DialAddr(), err)
+	}
+	return fmt.Errorf("%s: %w", r.Name(), err)
+}
+
+// Probe checks that the upstream can be reached, as Running.Probe
+// describes, without signing a token or logging in.
+func (u *Upstream) Probe(ctx context.Context) error {
+	if u.Config.Engine == config.MySQL {
+		p, err := mysql.Dial(ctx, u.MySQLUpstream())
 		if err != nil {
-			return fmt.Errorf("%s (%s): %w", r.name, r.dialAddr, err)
+			return err
 		}
 		p.Abandon()
 		return nil
 	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", r.dialAddr)
+	c, err := d.DialContext(ctx, "tcp", u.DialAddr())
 	if err != nil {
-		return fmt.Errorf("%s: %w", r.name, err)
+		return err
 	}
 	return c.Close()
 }

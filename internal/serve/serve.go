@@ -113,10 +113,8 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 		}()
 	}
 	for _, u := range s.Upstreams {
-		lc := s.Launch(u)
-		lc.Shared = shared
-		lc.Observer = p.Metrics.Upstream(u.Name, u.Engine)
-		lc.AWSLoadOptions = o.AWSLoadOptions
+		lc := launch.Config{Upstream: u, Serving: s.Serving, Shared: shared,
+			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		r, err := launch.Start(sctx, lc, log)
 		cancel()
@@ -249,7 +247,7 @@ func probeAll(ctx context.Context, rs []*launch.Running) error {
 // loopback TCP address or a unix socket (mode 0600: only this user may
 // stop the proxy).
 func startShutdown(ctx context.Context, addr string, quit func(), log *slog.Logger) (*health.Server, error) {
-	spec, err := launch.ParseListen(addr, "", 0)
+	spec, err := cfgpkg.ParseListen(addr, "", 0)
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,14 @@
 package mysql
 
 import (
+	"context"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
@@ -77,5 +81,59 @@ func BenchmarkFarewellFromUpstream(b *testing.B) {
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
 		f.FromUpstream(chunk)
+	}
+}
+
+// slowAfterWrite deschedules the goroutine that wrote to the upstream
+// right after the write, as a loaded machine may: the server's answer is
+// relayed before that goroutine runs again.
+type slowAfterWrite struct{ net.Conn }
+
+func (c slowAfterWrite) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	time.Sleep(100 * time.Millisecond)
+	return n, err
+}
+
+func loopbackPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() { c, _ := ln.Accept(); ch <- c }()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-ch
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestFarewellNotInsideAResultSet: the farewell must hear the client's
+// command before the server's answer to it, however the two relay
+// goroutines are scheduled; otherwise a break at a packet boundary inside
+// the result set gets an ERR the client reads as packets out of order.
+func TestFarewellNotInsideAResultSet(t *testing.T) {
+	client, proxyClient := loopbackPair(t)
+	proxyUpstream, server := loopbackPair(t)
+	go proxy.Relay(context.Background(), proxyClient, slowAfterWrite{proxyUpstream}, proxy.RelayOptions{Farewell: newFarewell(), Linger: time.Second})
+	query := pkt(0, "\x03SELECT * FROM big")
+	client.Write(query)
+	if _, err := io.ReadFull(server, make([]byte, len(query))); err != nil {
+		t.Fatal(err)
+	}
+	start := append(pkt(1, "\x01"), pkt(2, "coldef")...) // the result set begins
+	server.Write(start)
+	time.Sleep(300 * time.Millisecond)
+	server.(*net.TCPConn).SetLinger(0)
+	server.Close() // a reset at a packet boundary inside the result set
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	all, _ := io.ReadAll(client)
+	if len(all) != len(start) {
+		t.Fatalf("the client got %d bytes, want the %d of the partial result set and nothing after: %q", len(all), len(start), all)
 	}
 }

@@ -22,7 +22,7 @@ type Config struct {
 	// greeting, so without a cap a flood of clients that connect and say
 	// nothing would use up the server's max_connections for everyone.
 	// Over it a client waits for a place (newest first), taking the place
-	// of one silent for proxy.DefaultEvictGrace since its greeting. 0
+	// of one silent for GreetingGrace since its greeting. 0
 	// means DefaultMaxUnansweredGreetings; negative, no cap.
 	MaxUnansweredGreetings int
 	// AllowLocalInfile lets clients use LOAD DATA LOCAL INFILE: the proxy
@@ -35,10 +35,20 @@ type Config struct {
 }
 
 // DefaultMaxUnansweredGreetings is Config.MaxUnansweredGreetings's
-// default: a small share of a small RDS instance's max_connections, and
-// room for hundreds of logins a second, since a real client answers a
-// greeting within a round trip.
-const DefaultMaxUnansweredGreetings = 32
+// default: less than a small RDS instance's max_connections (about 80 for
+// a db.t4g.micro), and room for a storm of real clients on a loaded
+// machine, where answering a greeting can take a second or more (with 32,
+// a 300-client storm under a CPU hog had clients evicted).
+const DefaultMaxUnansweredGreetings = 64
+
+// GreetingGrace is how long a client may leave the server's greeting
+// unanswered before a client waiting for a place may take its place.
+// Answering takes a client more work than speaking first does (read the
+// greeting, hash the scramble), and in a 300-client storm under a CPU hog
+// go-sql-driver clients were measured taking over two seconds: five
+// seconds leaves real clients that room, and still frees the places a
+// flood of silent ones holds.
+const GreetingGrace = 5 * time.Second
 
 // Proxy accepts MySQL clients in plaintext and logs them in upstream with
 // IAM tokens over verify-full TLS.
@@ -64,7 +74,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.MaxUnansweredGreetings = DefaultMaxUnansweredGreetings
 	}
 	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), obs: cfg.Observer,
-		greetings: proxy.NewGate(cfg.MaxUnansweredGreetings, proxy.DefaultEvictGrace)}
+		greetings: proxy.NewGate(cfg.MaxUnansweredGreetings, GreetingGrace)}
 	return p, nil
 }
 
@@ -182,7 +192,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, newFarewell(), conn, sess.Conn, start, p.cfg.IdleTimeout)
+	proxy.RelayAndLog(ctx, log, conn, sess.Conn, start, proxy.RelayOptions{IdleTimeout: p.cfg.IdleTimeout, Observer: p.obs, Farewell: newFarewell()})
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting
@@ -202,7 +212,7 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (_ *Pending, _ *proxy.Pass, took
 	}
 	max := p.greetings.Max()
 	place.OnEvict(func() {
-		l.Evict(fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d, --max-unanswered-greetings) and this one had not answered %s after getting it, so it was closed to make room. Fix: answer the greeting at once; if many real clients connect at the same moment, raise --max-unanswered-greetings", max, proxy.DefaultEvictGrace))
+		l.Evict(fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d, --max-unanswered-greetings) and this one had not answered %s after getting it, so it was closed to make room. Fix: answer the greeting at once; if many real clients connect at the same moment, raise --max-unanswered-greetings", max, GreetingGrace))
 	})
 	dctx, dcancel := context.WithTimeout(l.Ctx, p.cfg.ConnectTimeout)
 	defer dcancel()

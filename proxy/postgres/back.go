@@ -24,16 +24,12 @@ type Upstream struct {
 	// DialAddress, when set, is the host:port actually dialed (an SSH or SSM
 	// tunnel, a local emulator); the name checks still use Host.
 	DialAddress string
-	// TLS is the configuration for Host, from TLSSettings.Config(); nil
-	// means plaintext (--tls-mode disable to a loopback address, or a
-	// test's local server).
-	TLS *tls.Config
-	// TLSSettings are what TLS was built from: the bundle, mode and names.
-	// Failed handshakes are explained with them (tlsca.Upstream.Explain).
-	TLSSettings tlsca.Upstream
-	// Trust, when set, supplies the settings and the configuration for each
-	// new login instead of TLSSettings and TLS, so that a refreshed CA
-	// bundle applies without a restart.
+	// Trust supplies the TLS settings (mode, names, bundle: failed
+	// handshakes are explained with them) and the configuration for each
+	// new login, so that a refreshed CA bundle applies without a restart.
+	// A trust in mode disable is plaintext to a loopback address; no trust
+	// at all is plaintext too, which only tests against a local server use
+	// (the emulator logs in to its database with pgwire directly).
 	Trust *tlsca.Trust
 	// Dial, when set, opens the TCP connection to the dial address instead
 	// of a plain net.Dialer: an in-process tunnel, or a test that needs to
@@ -47,12 +43,13 @@ type Upstream struct {
 	TCPTimeout time.Duration
 }
 
-// CurrentTLS is the TLS settings and configuration for a new connection.
+// CurrentTLS is the TLS settings and configuration for a new connection
+// (no configuration: plaintext).
 func (u Upstream) CurrentTLS() (tlsca.Upstream, *tls.Config) {
 	if u.Trust != nil {
 		return u.Trust.Current()
 	}
-	return u.TLSSettings, u.TLS
+	return tlsca.Upstream{Host: u.Host}, nil
 }
 
 // Login is one upstream login.
@@ -96,14 +93,15 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	// Plaintext (--tls-mode disable): tlsca.Upstream.Check allowed only
 	// loopback names at start; here the address actually connected to must
 	// be loopback too, whatever the name resolves to now.
-	if ts, conf := u.CurrentTLS(); conf == nil && ts.Mode == tlsca.Disable {
+	ts, conf := u.CurrentTLS() // Login takes the trust's current one
+	if conf == nil && ts.Mode == tlsca.Disable {
 		if u.Dial == nil {
 			dial = tlsca.PlaintextDialer(nil)
 		} else {
 			dial = tlsca.CheckPlaintextDial(u.Dial)
 		}
 	}
-	cfg, err := pgwire.PinnedConfig(u.Host, u.Port, u.TLS, func(ctx context.Context) (net.Conn, error) { return dial(ctx, addr) })
+	cfg, err := pgwire.PinnedConfig(u.Host, u.Port, conf, func(ctx context.Context) (net.Conn, error) { return dial(ctx, addr) })
 	if err != nil {
 		return nil, fmt.Errorf("cannot prepare upstream logins (is a PG* variable in the proxy's environment invalid?): %w", err)
 	}
@@ -126,8 +124,6 @@ func (d *Dialer) Login(ctx context.Context, l Login) (*pgconn.HijackedConn, erro
 	cfg.Database = l.Database
 	cfg.Password = l.Password
 	cfg.RuntimeParams = l.Params
-	if d.up.Trust != nil {
-		_, cfg.TLSConfig = d.up.Trust.Current()
-	}
+	_, cfg.TLSConfig = d.up.CurrentTLS()
 	return pgwire.Connect(ctx, cfg, l.Check)
 }

@@ -64,9 +64,6 @@ func (p *Proxy) tlsSettings() tlsca.Upstream {
 	if ts.ServerName == "" && conf != nil && conf.ServerName != ts.Host {
 		ts.ServerName = conf.ServerName
 	}
-	if ts.Bundle == nil && p.cfg.CABundle != "" {
-		ts.Bundle = &tlsca.Bundle{Source: p.cfg.CABundle}
-	}
 	return ts
 }
 

@@ -1,13 +1,17 @@
 package postgres
 
 import (
+	"context"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
@@ -73,5 +77,54 @@ func BenchmarkFarewellFromUpstream(b *testing.B) {
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
 		f.FromUpstream(chunk)
+	}
+}
+
+// slowRead deschedules the goroutine reading the upstream for a moment
+// before each read, as a loaded machine does.
+type slowRead struct{ net.Conn }
+
+func (c slowRead) Read(b []byte) (int, error) {
+	time.Sleep(50 * time.Millisecond)
+	return c.Conn.Read(b)
+}
+
+func loopbackPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() { c, _ := ln.Accept(); ch <- c }()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-ch
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestServerFatalSurvivesAFailedWrite: the server sends its own FATAL and
+// closes (idle_session_timeout, pg_terminate_backend) just as the client
+// sends a query. The proxy's write of the query fails; the server's FATAL,
+// already in the proxy's socket, is still what the client reads.
+func TestServerFatalSurvivesAFailedWrite(t *testing.T) {
+	client, proxyClient := loopbackPair(t)
+	proxyUpstream, server := loopbackPair(t)
+	go proxy.Relay(context.Background(), proxyClient, slowRead{proxyUpstream}, proxy.RelayOptions{Farewell: &farewell{}, Linger: time.Second})
+	time.Sleep(10 * time.Millisecond) // the reader sleeps before its first read
+	server.Write(msg('E', "SFATAL\x00C57P05\x00Mterminating connection due to idle-session timeout\x00\x00"))
+	server.Close()
+	for range 5 { // the client's queries: a write meets the reset
+		client.Write(msg('Q', "select 1\x00"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	all, _ := io.ReadAll(client)
+	if !strings.Contains(string(all), "idle-session timeout") {
+		t.Fatalf("the server's own FATAL never reached the client; it got %q", all)
 	}
 }

@@ -83,7 +83,11 @@ func TestUpstreamLoginMessageBounded(t *testing.T) {
 	addr, done := hostileUpstream(t)
 	host, portText, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portText)
-	up := Upstream{Host: host, Port: port, TLSSettings: tlsca.Upstream{Host: host, Mode: tlsca.Disable}}
+	trust, err := tlsca.NewTrust(tlsca.Upstream{Host: host, Mode: tlsca.Disable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := Upstream{Host: host, Port: port, Trust: trust}
 	d, err := NewDialer(up)
 	if err != nil {
 		t.Fatal(err)

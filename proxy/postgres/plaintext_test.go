@@ -23,9 +23,13 @@ func TestPlaintextLoginOnlyToLoopback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	plain := tlsca.Upstream{Host: "127.0.0.1", Mode: tlsca.Disable}
+	trust, err := tlsca.NewTrust(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
 	login := Login{User: "app", Database: "app", Password: "token-that-must-not-travel"}
 
-	d, err := NewDialer(Upstream{Host: "127.0.0.1", Port: 5432, DialAddress: "192.0.2.10:5432", TLSSettings: plain})
+	d, err := NewDialer(Upstream{Host: "127.0.0.1", Port: 5432, DialAddress: "192.0.2.10:5432", Trust: trust})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +49,7 @@ func TestPlaintextLoginOnlyToLoopback(t *testing.T) {
 
 	client, server := net.Pipe()
 	defer server.Close()
-	d, err = NewDialer(Upstream{Host: "127.0.0.1", Port: 5432, TLSSettings: plain,
+	d, err = NewDialer(Upstream{Host: "127.0.0.1", Port: 5432, Trust: trust,
 		Dial: func(context.Context, string) (net.Conn, error) { return client, nil }})
 	if err != nil {
 		t.Fatal(err)

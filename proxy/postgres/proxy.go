@@ -21,9 +21,7 @@ type TokenSource = proxy.TokenSource
 
 // Config configures a Postgres proxy for one upstream.
 type Config struct {
-	Upstream Upstream // TLS must be set: IAM tokens only travel over TLS
-	// CABundle says where the trusted CAs came from, for error messages.
-	CABundle string
+	Upstream Upstream // Trust must be set: IAM tokens only travel over TLS
 	proxy.Settings
 }
 
@@ -39,13 +37,13 @@ type Proxy struct {
 
 // New checks cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Upstream.TLS == nil {
+	if ts, conf := cfg.Upstream.CurrentTLS(); conf == nil {
 		// Plaintext only as tlsca allows it: --tls-mode disable to a
 		// loopback address.
-		if cfg.Upstream.TLSSettings.Mode != tlsca.Disable {
+		if ts.Mode != tlsca.Disable {
 			return nil, errors.New("postgres proxy: upstream TLS configuration is required")
 		}
-		if err := cfg.Upstream.TLSSettings.Check(); err != nil {
+		if err := ts.Check(); err != nil {
 			return nil, fmt.Errorf("postgres proxy: %w", err)
 		}
 	}
@@ -140,7 +138,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
 
 	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, p.obs, &farewell{}, conn, up.Conn, start, p.cfg.IdleTimeout)
+	proxy.RelayAndLog(ctx, log, conn, up.Conn, start, proxy.RelayOptions{IdleTimeout: p.cfg.IdleTimeout, Observer: p.obs, Farewell: &farewell{}})
 }
 
 // refuseReadTimeout bounds reading the opening of a client refused at

@@ -10,16 +10,14 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 )
 
-// resolve fills each upstream from the defaults and checks everything,
+// check fills each upstream from the defaults and checks everything,
 // returning every problem at once.
-func (s *Settings) resolve() error {
+func (s *Settings) check() error {
 	var errs []error
 	bad := func(where, key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s%s: %s", where, key, fmt.Sprintf(format, args...)))
@@ -46,7 +44,7 @@ func (s *Settings) resolve() error {
 		bad("", "exit_code", "%d: use 0 to 125", s.ExitCode)
 	}
 	if s.AdminAddress != "" {
-		spec, err := launch.ParseListen(s.AdminAddress, "", 0)
+		spec, err := ParseListen(s.AdminAddress, "", 0)
 		switch {
 		case err != nil || spec.Network != "tcp":
 			bad("", "admin_address", "%q: want HOST:PORT, e.g. 127.0.0.1:9801", s.AdminAddress)
@@ -55,7 +53,7 @@ func (s *Settings) resolve() error {
 		}
 	}
 	if s.ShutdownAddress != "" {
-		spec, err := launch.ParseListen(s.ShutdownAddress, "", 0)
+		spec, err := ParseListen(s.ShutdownAddress, "", 0)
 		switch {
 		case err != nil:
 			bad("", "shutdown_address", "%s", err)
@@ -75,29 +73,18 @@ func (s *Settings) resolve() error {
 		u := &s.Upstreams[i]
 		where := u.origin + ": "
 		u.inherit(s.Defaults, s.override)
-		if u.Engine == "" {
-			u.Engine = "postgres"
-		}
-		if u.Engine != "postgres" && u.Engine != "mysql" {
-			bad(where, "engine", "%q: use postgres or mysql", u.Engine)
+		ep, ok := u.check(func(key, format string, args ...any) { bad(where, key, format, args...) })
+		if !ok {
 			continue
-		}
-		host, port, err := launch.SplitEndpoint(u.Endpoint, u.Engine)
-		if err != nil {
-			bad(where, "endpoint", "%s", strings.TrimPrefix(err.Error(), "--endpoint "))
-			continue
-		}
-		if u.Name == "" {
-			u.Name, _, _ = strings.Cut(host, ".")
 		}
 		if prev, ok := names[u.Name]; ok {
 			bad(where, "name", "%q is also the name of %s; names label logs and metrics, so give each upstream its own", u.Name, prev)
 		}
 		names[u.Name] = u.origin
 		if u.Listen == "" {
-			u.Listen = launch.DefaultListen(u.Engine)
+			u.Listen = u.Engine.DefaultListen()
 		}
-		spec, err := launch.ParseListen(u.Listen, u.Engine, port)
+		spec, err := ParseListen(u.Listen, u.Engine, ep.Port)
 		switch {
 		case err != nil:
 			bad(where, "listen", "%s", err)
@@ -125,42 +112,65 @@ func (s *Settings) resolve() error {
 				}
 			}
 		}
-		if u.DialAddress != "" {
-			if _, _, err := net.SplitHostPort(u.DialAddress); err != nil {
-				bad(where, "dial_address", "%q: want HOST:PORT", u.DialAddress)
-			}
-		}
 		if u.MaxConnections < 0 {
 			bad(where, "max_connections", "%d: use 0 (no cap) or more", u.MaxConnections)
 		}
-		if _, err := tlsca.ParseMode(u.TLSMode); err != nil {
-			bad(where, "tls_mode", "%s", err)
-		}
-		if _, err := u.socketMode(); err != nil {
+		if _, err := u.SocketFileMode(); err != nil {
 			bad(where, "socket_mode", "%s", err)
 		}
-		if u.CABundle != "" && (u.CABundleURL != "" || u.CABundleRegion != "") {
-			bad(where, "ca_bundle", "names a file: drop ca_bundle_url and ca_bundle_region, which choose what to download")
-		}
-		if u.CABundleURL != "" && u.CABundleRegion != "" {
-			bad(where, "ca_bundle_url", "and ca_bundle_region both choose what to download: keep one")
-		}
-		if u.AllowLocalInfile && u.Engine != "mysql" {
+		if u.AllowLocalInfile && u.Engine != MySQL {
 			bad(where, "allow_local_infile", "is for mysql upstreams (LOAD DATA LOCAL INFILE); this one is %s", u.Engine)
-		}
-		if u.Engine == "mysql" && u.TLSMode == "disable" {
-			bad(where, "tls_mode", "disable is not possible for mysql: the IAM token goes in clear inside TLS (mysql_clear_password)")
-		}
-		if u.RoleDuration < 0 {
-			bad(where, "role_duration", "%s is negative", u.RoleDuration)
-		}
-		if u.RoleARN != "" {
-			if _, err := authtoken.ParseRoleARNs(u.RoleARN); err != nil {
-				bad(where, "role_arn", "%s", err)
-			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// check fills what u leaves to defaults (the engine, the name) and checks
+// the settings every command that reaches the upstream shares: engine,
+// endpoint, dial address, TLS, CA bundle and roles. Each problem goes to
+// bad with its key. It returns the parsed endpoint, and false when the
+// engine or the endpoint is unusable (the checks that need them are
+// skipped).
+func (u *Upstream) check(bad func(key, format string, args ...any)) (Endpoint, bool) {
+	u.Engine = u.Engine.OrDefault()
+	if err := u.Engine.Check(); err != nil {
+		bad("engine", "%s", err)
+		return Endpoint{}, false
+	}
+	ep, err := ParseEndpoint(u.Endpoint, u.Engine)
+	if err != nil {
+		bad("endpoint", "%s", strings.TrimPrefix(err.Error(), "--endpoint "))
+		return Endpoint{}, false
+	}
+	if u.Name == "" {
+		u.Name, _, _ = strings.Cut(ep.Host, ".")
+	}
+	if u.DialAddress != "" {
+		if _, _, err := net.SplitHostPort(u.DialAddress); err != nil {
+			bad("dial_address", "%q: want HOST:PORT", u.DialAddress)
+		}
+	}
+	if _, err := tlsca.ParseMode(u.TLSMode); err != nil {
+		bad("tls_mode", "%s", err)
+	}
+	if u.CABundle != "" && (u.CABundleURL != "" || u.CABundleRegion != "") {
+		bad("ca_bundle", "names a file: drop ca_bundle_url and ca_bundle_region, which choose what to download")
+	}
+	if u.CABundleURL != "" && u.CABundleRegion != "" {
+		bad("ca_bundle_url", "and ca_bundle_region both choose what to download: keep one")
+	}
+	if u.Engine == MySQL && u.TLSMode == "disable" {
+		bad("tls_mode", "disable is not possible for mysql: the IAM token goes in clear inside TLS (mysql_clear_password)")
+	}
+	if u.RoleDuration < 0 {
+		bad("role_duration", "%s is negative", u.RoleDuration)
+	}
+	if u.RoleARN != "" {
+		if _, err := authtoken.ParseRoleARNs(u.RoleARN); err != nil {
+			bad("role_arn", "%s", err)
+		}
+	}
+	return ep, true
 }
 
 // canonicalTCP makes equal listen addresses compare equal
@@ -192,8 +202,8 @@ func (u *Upstream) inherit(d Defaults, override []field) {
 	}
 }
 
-// socketMode parses socket_mode (octal).
-func (u *Upstream) socketMode() (fs.FileMode, error) {
+// SocketFileMode is socket_mode, parsed (octal); 0 when unset.
+func (u Upstream) SocketFileMode() (fs.FileMode, error) {
 	if u.SocketMode == "" {
 		return 0, nil
 	}
@@ -204,50 +214,15 @@ func (u *Upstream) socketMode() (fs.FileMode, error) {
 	return fs.FileMode(m), nil
 }
 
+// Roles are role_arn's roles in the order they are assumed; none when it
+// is unset.
+func (u Upstream) Roles() ([]string, error) {
+	if u.RoleARN == "" {
+		return nil, nil
+	}
+	return authtoken.ParseRoleARNs(u.RoleARN)
+}
+
 // Origin says where the upstream was written ("cfg.yaml: upstreams[1]",
 // "--upstream #2", "--endpoint").
-func (u *Upstream) Origin() string { return u.origin }
-
-// Launch is the upstream as internal/launch starts it, with the settings
-// every upstream shares.
-func (s *Settings) Launch(u Upstream) launch.Config {
-	mode, _ := u.socketMode()
-	var roles []string
-	if u.RoleARN != "" {
-		roles, _ = authtoken.ParseRoleARNs(u.RoleARN) // checked by resolve
-	}
-	lc := launch.Config{
-		Roles: roles, ExternalID: u.ExternalID, RoleSessionName: u.RoleSessionName,
-		RoleDuration: time.Duration(u.RoleDuration), STSEndpoint: u.STSEndpoint,
-		Name: u.Name, Engine: u.Engine, Endpoint: u.Endpoint, DialAddress: u.DialAddress, Listen: u.Listen,
-		Region: u.Region, DBUser: u.DBUser, Profile: u.Profile,
-		CABundle: u.CABundle, CACacheDir: u.CacheDir, CABundleURL: u.CABundleURL, CABundleRegion: u.CABundleRegion,
-		TLSMode: u.TLSMode, TLSServerName: u.TLSServerName, CARefresh: time.Duration(u.CARefresh),
-		MaxConnections:   u.MaxConnections,
-		HandshakeTimeout: time.Duration(s.HandshakeTimeout), ConnectTimeout: time.Duration(s.ConnectTimeout),
-		IdleTimeout: time.Duration(s.IdleTimeout), UpstreamTCPTimeout: time.Duration(s.UpstreamTCPTimeout),
-		AllowNonLoopback: s.AllowNonLoopback, SocketMode: mode, KeepAlive: time.Duration(s.KeepAlive),
-	}
-	lc.MaxHandshakes, lc.MaxUnansweredGreetings = noneIfZero(s.MaxHandshakes), noneIfZero(s.MaxUnanswered)
-	lc.FirstPacketTimeout = firstPacket(s.FirstPacketTimeout, s.HandshakeTimeout)
-	lc.AllowLocalInfile = u.AllowLocalInfile
-	return lc
-}
-
-// noneIfZero maps a cap where 0 means none (the settings) to launch's,
-// where 0 means the default and a negative number none.
-func noneIfZero(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
-
-// firstPacket is the first-packet timeout to launch with: 0 means the
-// handshake timeout.
-func firstPacket(first, handshake Duration) time.Duration {
-	if first == 0 {
-		return time.Duration(handshake)
-	}
-	return time.Duration(first)
-}
+func (u Upstream) Origin() string { return u.origin }
