@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,12 +48,19 @@ type relayedSession struct {
 
 func startRelay(t *testing.T, ctx context.Context) *relayedSession {
 	t.Helper()
+	return startRelayWith(t, ctx, func(c net.Conn) net.Conn { return c })
+}
+
+// startRelayWith is startRelay with the front's end of the backend
+// connection wrapped (to shape how the relay reads it).
+func startRelayWith(t *testing.T, ctx context.Context, wrap func(net.Conn) net.Conn) *relayedSession {
+	t.Helper()
 	client, frontClient := tcpPair(t)
 	frontBackend, backend := tcpPair(t)
 	s := &relayedSession{client: client, backend: backend, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		relay(ctx, frontClient, frontBackend, testLinger)
+		relay(ctx, frontClient, wrap(frontBackend), testLinger)
 	}()
 	for _, c := range []net.Conn{client, backend} {
 		c.SetDeadline(time.Now().Add(20 * time.Second))
@@ -105,6 +113,58 @@ func TestRelayBackendFinishesFirst(t *testing.T) {
 	if took := time.Since(start); took < testLinger/2 {
 		t.Errorf("the relay ended %s after the backend, before the client's linger", took)
 	}
+}
+
+// TestRelayBackendHalfClosedNotReading: the backend says goodbye (FIN)
+// and stops reading while the client still streams (a COPY FROM STDIN
+// into a server that ended the session). The relay's write to the backend
+// blocks with the windows full; the session must still end.
+func TestRelayBackendHalfClosedNotReading(t *testing.T) {
+	s := startRelay(t, context.Background())
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := s.client.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	s.backend.(*net.TCPConn).CloseWrite() // FIN; it never reads again
+	s.ended(t, testLinger+15*time.Second)
+}
+
+// slowRead deschedules the relay's reads of the backend for a moment
+// before each, as a loaded machine does. It has CloseWrite but not the
+// TCP connection's WriteTo, which would read around the pause.
+type slowRead struct{ net.Conn }
+
+func (c slowRead) Read(b []byte) (int, error) {
+	time.Sleep(50 * time.Millisecond)
+	return c.Conn.Read(b)
+}
+
+func (c slowRead) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// TestRelayBackendFatalSurvivesAFailedWrite: the backend sends its own
+// FATAL and closes (idle_session_timeout, pg_terminate_backend) just as
+// the client sends a query. The relay's write of the query fails; the
+// backend's FATAL, already in the relay's socket, is still what the
+// client reads.
+func TestRelayBackendFatalSurvivesAFailedWrite(t *testing.T) {
+	s := startRelayWith(t, context.Background(), func(c net.Conn) net.Conn { return slowRead{c} })
+	time.Sleep(10 * time.Millisecond) // the relay sleeps before its first read
+	s.backend.Write([]byte("FATAL: terminating connection due to idle-session timeout"))
+	s.backend.Close()
+	for range 5 { // the client's queries: a write meets the reset
+		s.client.Write([]byte("select 1"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	got, _ := io.ReadAll(s.client)
+	if !strings.Contains(string(got), "idle-session timeout") {
+		t.Fatalf("the backend's own FATAL never reached the client; it got %q", got)
+	}
+	s.ended(t, testLinger+5*time.Second)
 }
 
 // TestRelayEndsWithTheContext: cancelling the context (the front's Close)
