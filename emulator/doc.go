@@ -64,6 +64,14 @@
 // to three quarters. Users, roles, policies and grants that tests create
 // through the API are not bounded. In all, about 50 MB at most.
 //
+// # Independence from the proxy
+//
+// The fronts speak PostgreSQL and MySQL through the codecs in wire/pgwire
+// and wire/mywire, with an accept loop, relay and backend logins of their
+// own; nothing here imports the proxy. A test that runs the proxy against
+// the emulator therefore checks the proxy against a second implementation
+// that shares only the wire format with it, not its connection handling.
+//
 // # Certificates
 //
 // [CA] makes a throwaway certificate authority at start, so a database front

@@ -7,15 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
-
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
 // instance is what every emulated RDS front shares: its identity (endpoint
 // name, port, resource id, and so its dbuser ARNs), its TLS certificate,
-// and its listener and accept loop. The engine fronts embed it and add
-// their protocol.
+// and its listener and accept loop (accept.go). The engine fronts embed it
+// and add their protocol.
 type instance struct {
 	aws        *AWS
 	endpoint   string
@@ -26,9 +23,9 @@ type instance struct {
 
 	db        *dbRecord // what the RDS API says about this front
 	ln        net.Listener
-	srv       *proxy.Server
-	cancel    context.CancelFunc
-	done      chan struct{}
+	cancel    context.CancelFunc // ends the accept loop and cuts open connections
+	done      chan struct{}      // closed when the accept loop has ended
+	conns     sync.WaitGroup     // open connections
 	closeOnce sync.Once
 }
 
@@ -69,19 +66,6 @@ func (a *AWS) newInstance(ca *CA, o instanceOptions) (*instance, error) {
 		log: log.With("emulator", o.kind, "endpoint", o.endpoint),
 		db:  a.registerDB(o.kind, o.endpoint, o.port, o.resourceID),
 	}, nil
-}
-
-// serve runs the accept loop, handing connections to h.
-func (i *instance) serve(h proxy.Handler) {
-	ctx, cancel := context.WithCancel(context.Background())
-	i.cancel = cancel
-	i.srv = proxy.NewServer(h, i.log)
-	go func() {
-		defer close(i.done)
-		if err := i.srv.Serve(ctx, i.ln); err != nil {
-			i.log.Error("accept loop ended", "err", err)
-		}
-	}()
 }
 
 // Addr is where the front listens (the dial address for clients).
@@ -157,19 +141,19 @@ func (i *instance) verifyToken(token, user string) (*Caller, error) {
 	})
 }
 
-// Close stops accepting and cuts open connections.
+// Close stops accepting, cuts open connections and waits for their
+// handlers to return.
 func (i *instance) Close() error {
 	i.closeOnce.Do(func() {
 		i.aws.unregisterDB(i.db)
-		if i.cancel == nil {
-			i.ln.Close()
-			return
+		if i.cancel != nil {
+			i.cancel()
 		}
-		i.cancel()
-		<-i.done
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		i.srv.Shutdown(ctx)
+		i.ln.Close()
+		if i.cancel != nil {
+			<-i.done
+		}
+		i.conns.Wait()
 	})
 	return nil
 }

@@ -11,8 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // MySQLOptions configure an emulated RDS for MySQL instance in front of a
@@ -96,7 +95,7 @@ func (a *AWS) StartMySQL(ca *CA, o MySQLOptions) (*MySQL, error) {
 	for _, u := range o.IAMUsers {
 		m.iamUsers[u] = true
 	}
-	m.serve(m)
+	m.serve(m.serveConn)
 	return m, nil
 }
 
@@ -113,43 +112,56 @@ func (m *MySQL) isIAMUser(user string) bool {
 	return m.iamUsers[user] || m.iamUsers["*"]
 }
 
-// ServeConn serves one client: it implements proxy.Handler.
-func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
-	defer c.Close()
+// abandonUser is the user an abandoned backend login names (see
+// mywire.Pending.Abandon); no such user exists.
+const abandonUser = "rds-iam-emulator-abandoned"
+
+// dialBackend connects to the real server and reads its greeting.
+func (m *MySQL) dialBackend(ctx context.Context) (*mywire.Pending, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", m.opts.Backend)
+	if err != nil {
+		return nil, err
+	}
+	return mywire.ReadGreeting(ctx, c)
+}
+
+// serveConn serves one client.
+func (m *MySQL) serveConn(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	log := m.log.With("client", c.RemoteAddr().String())
 
-	pending, err := mysql.Dial(hctx, mysql.Upstream{Host: "backend", DialAddress: m.opts.Backend, TLS: m.opts.BackendTLS})
+	pending, err := m.dialBackend(hctx)
 	if err != nil {
 		log.Error("backend unreachable", "err", err)
-		mysql.WriteServerError(c, 0, mysql.ErUpstreamConnect, "the database system is not reachable")
+		mywire.WriteServerError(c, 0, mywire.ErUpstreamConnect, "the database system is not reachable")
 		return
 	}
 	loggedIn := false
 	defer func() {
 		if !loggedIn {
-			pending.Abandon()
+			pending.Abandon(abandonUser)
 		}
 	}()
-	scramble, err := mysql.NewScramble()
+	scramble, err := mywire.NewScramble()
 	if err != nil {
 		log.Error("no scramble", "err", err)
 		return
 	}
-	greeting := mysql.ClientGreeting(pending.Greeting, scramble, mysql.PluginNativePassword, true)
+	greeting := mywire.Mirror(pending.Greeting, scramble, mywire.PluginNativePassword, true)
 	if m.opts.MySQL8 {
-		greeting.ServerVersion, greeting.AuthPlugin, greeting.Charset = "8.0.39", mysql.PluginCachingSHA2, 255
-		greeting.Caps |= mysql.CapLongPassword
+		greeting.ServerVersion, greeting.AuthPlugin, greeting.Charset = "8.0.39", mywire.PluginCachingSHA2, 255
+		greeting.Caps |= mywire.CapLongPassword
 		greeting.ExtCaps = 0
 	}
-	hello, err := mysql.Greet(c, greeting, mysql.FrontOptions{TLS: m.tls})
+	hello, err := mywire.Greet(c, greeting, mywire.GreetOptions{TLS: m.tls})
 	if err != nil {
 		log.Info("handshake failed", "err", err)
-		var me *mysql.Error
-		if errors.As(err, &me) {
-			mysql.WriteServerError(hello.Conn, me.Seq, me.Code, me.Message)
+		var pe *mywire.ProtocolError
+		if errors.As(err, &pe) {
+			mywire.WriteServerError(hello.Conn, pe.Seq, pe.Code, pe.Message)
 		}
 		return
 	}
@@ -163,22 +175,22 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 	if !hello.TLS {
 		// RDS runs with require_secure_transport for IAM users' sake.
 		log.Warn("login refused: not over TLS")
-		mysql.WriteServerError(conn, seq, mysql.ErSecureTransportReqd, "Connections using insecure transport are prohibited while --require_secure_transport=ON.")
+		mywire.WriteServerError(conn, seq, mywire.ErSecureTransportReqd, "Connections using insecure transport are prohibited while --require_secure_transport=ON.")
 		return
 	}
 	if !m.isIAMUser(user) {
 		log.Warn("login refused: not an IAM user of this instance (not IDENTIFIED WITH AWSAuthenticationPlugin)")
-		mysql.WriteServerError(conn, seq, mysql.ErAccessDenied, denied)
+		mywire.WriteServerError(conn, seq, mywire.ErAccessDenied, denied)
 		return
 	}
 	if !m.IAMAuthEnabled() {
 		log.Warn("login refused: IAM database authentication is not enabled on this instance")
-		mysql.WriteServerError(conn, seq, mysql.ErPluginNotLoaded, "Plugin 'AWSAuthenticationPlugin' is not loaded")
+		mywire.WriteServerError(conn, seq, mywire.ErPluginNotLoaded, "Plugin 'AWSAuthenticationPlugin' is not loaded")
 		return
 	}
 	token := resp.AuthData
-	if resp.AuthPlugin != mysql.PluginClearPassword || m.opts.AlwaysSwitch {
-		token, seq, err = mysql.AuthSwitch(conn, seq, mysql.PluginClearPassword, nil)
+	if resp.AuthPlugin != mywire.PluginClearPassword || m.opts.AlwaysSwitch {
+		token, seq, err = mywire.AuthSwitch(conn, seq, mywire.PluginClearPassword, nil)
 		if err != nil {
 			log.Info("no password after the auth switch", "err", err)
 			return
@@ -188,31 +200,31 @@ func (m *MySQL) ServeConn(ctx context.Context, c net.Conn) {
 	caller, err := m.verifyToken(string(token), user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())
-		mysql.WriteServerError(conn, seq, mysql.ErAccessDenied, denied)
+		mywire.WriteServerError(conn, seq, mywire.ErAccessDenied, denied)
 		return
 	}
 	log = log.With("caller", caller.ARN)
 
-	sess, err := pending.Login(hctx, mysql.Login{User: user, Database: resp.Database, Password: m.opts.BackendPassword,
-		Plugin: mysql.PluginNativePassword, Client: resp, LocalInfile: true})
+	sess, err := pending.Login(hctx, m.opts.BackendTLS, mywire.Login{User: user, Database: resp.Database, Password: m.opts.BackendPassword,
+		Plugin: mywire.PluginNativePassword, Client: resp, LocalInfile: true})
 	loggedIn = true // Login owns the connection now
 	if err != nil {
-		var se *mysql.ServerError
+		var se *mywire.ServerError
 		if errors.As(err, &se) {
 			log.Warn("backend refused the login", "err", err)
-			mysql.WriteServerError(conn, seq, se.Code, se.Message)
+			mywire.WriteServerError(conn, seq, se.Code, se.Message)
 			return
 		}
 		log.Error("backend login failed", "err", err)
-		mysql.WriteServerError(conn, seq, mysql.ErUpstreamConnect, "Lost connection to the database during login")
+		mywire.WriteServerError(conn, seq, mywire.ErUpstreamConnect, "Lost connection to the database during login")
 		return
 	}
 	defer sess.Conn.Close()
-	if err := mysql.WritePacket(conn, seq, sess.OK); err != nil {
+	if err := mywire.WritePacket(conn, seq, sess.OK); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
 	sess.Conn.SetDeadline(time.Time{})
 	log.Info("IAM login accepted")
-	proxy.Relay(ctx, conn, sess.Conn, proxy.RelayOptions{})
+	relay(ctx, conn, sess.Conn, relayLinger)
 }

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // PostgresOptions configure an emulated RDS for PostgreSQL instance in front
@@ -48,8 +48,8 @@ type PostgresOptions struct {
 // Postgres is a running emulated RDS for PostgreSQL front.
 type Postgres struct {
 	*instance
-	opts   PostgresOptions
-	dialer *postgres.Dialer
+	opts    PostgresOptions
+	backend *pgconn.Config // logins to Backend, copied per client
 }
 
 // StartPostgres starts an RDS IAM front for PostgreSQL. Like RDS with IAM
@@ -71,7 +71,7 @@ func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
 	if o.ResourceID == "" {
 		o.ResourceID = "db-EMULATEDPOSTGRES0001"
 	}
-	dialer, err := postgres.NewDialer(postgres.Upstream{Host: "backend", Port: 5432, DialAddress: o.Backend})
+	backend, err := backendConfig(o.Backend)
 	if err != nil {
 		return nil, err
 	}
@@ -80,25 +80,44 @@ func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{instance: inst, opts: o, dialer: dialer}
-	p.serve(p)
+	p := &Postgres{instance: inst, opts: o, backend: backend}
+	p.serve(p.serveConn)
 	return p, nil
 }
 
-// ServeConn serves one client: it implements proxy.Handler.
-func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
-	defer c.Close()
+// backendConfig prepares plaintext logins to the real server at addr, as
+// the proxy's own logins are prepared: nothing in the environment (PG*
+// variables) changes them.
+func backendConfig(addr string) (*pgconn.Config, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: PostgresOptions.Backend %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: PostgresOptions.Backend %q: the port is not a number", addr)
+	}
+	var d net.Dialer
+	cfg, err := pgwire.PinnedConfig(host, port, nil, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) })
+	if err != nil {
+		return nil, fmt.Errorf("emulator: prepare backend logins: %w", err)
+	}
+	return cfg, nil
+}
+
+// serveConn serves one client.
+func (p *Postgres) serveConn(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	log := p.log.With("client", c.RemoteAddr().String())
 
-	hello, err := postgres.ReadHello(c, postgres.FrontOptions{TLS: p.tls, RequireTLS: true})
+	hello, err := pgwire.ReadHello(c, pgwire.HelloOptions{TLS: p.tls, RequireTLS: true})
 	if err != nil {
 		log.Info("handshake failed", "err", err)
-		var pe *postgres.Error
+		var pe *pgwire.ProtocolError
 		if errors.As(err, &pe) {
-			postgres.WriteServerError(c, "FATAL", pe.Code, pe.Message)
+			pgwire.WriteServerError(c, "FATAL", pe.Code, pe.Message)
 		}
 		return
 	}
@@ -108,7 +127,7 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		// goes to the real server with the same key.
 		conn.Close()
 		_, onTLS := conn.(*tls.Conn)
-		if err := postgres.SendCancel(hctx, p.opts.Backend, nil, *hello.Cancel); err != nil {
+		if err := pgwire.SendCancel(hctx, p.opts.Backend, nil, *hello.Cancel); err != nil {
 			log.Warn("cancel not delivered", "err", err)
 			return
 		}
@@ -118,21 +137,20 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 	st := hello.Startup
 	user := st.User()
 	log = log.With("user", user)
-	if err := postgres.WriteNegotiation(conn, st); err != nil {
+	if err := pgwire.WriteNegotiation(conn, st); err != nil {
 		return
 	}
 	// RDS picks the authentication method from pg_hba before asking for a
 	// password: only rds_iam members go to PAM (the token); anyone else gets
 	// password authentication, which a token never passes. So the backend
 	// login (which checks membership) comes first, the token check second.
-	hc, loginErr := p.dialer.Login(hctx, postgres.Login{
-		User: user, Database: st.Database(), Password: p.opts.BackendPassword, Params: st.RuntimeParams(),
-		Check: checkRDSIAM,
-	})
+	login := p.backend.Copy()
+	login.User, login.Database, login.Password, login.RuntimeParams = user, st.Database(), p.opts.BackendPassword, st.RuntimeParams()
+	hc, loginErr := pgwire.Connect(hctx, login, checkRDSIAM)
 	if loginErr == nil {
 		defer hc.Conn.Close()
 	}
-	token, err := postgres.RequestPassword(conn)
+	token, err := pgwire.RequestPassword(conn)
 	if err != nil {
 		log.Info("no password", "err", err)
 		return
@@ -145,25 +163,25 @@ func (p *Postgres) ServeConn(ctx context.Context, c net.Conn) {
 		// Without IAM auth, RDS's pg_hba has no pam line for rds_iam: the
 		// token is checked as a password, which it never is.
 		log.Warn("login refused: IAM database authentication is not enabled on this instance")
-		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
+		pgwire.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
 		return
 	}
 	caller, err := p.verifyToken(token, user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())
-		postgres.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
+		pgwire.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
 		return
 	}
 	log = log.With("caller", caller.ARN)
 
-	greeting := &postgres.Greeting{Params: hc.ParameterStatuses, TxStatus: hc.TxStatus,
-		Key: postgres.CancelKey{PID: hc.PID, Secret: hc.SecretKey}}
-	if err := postgres.WriteGreeting(conn, greeting); err != nil {
+	greeting := &pgwire.Greeting{Params: hc.ParameterStatuses, TxStatus: hc.TxStatus,
+		Key: pgwire.CancelKey{PID: hc.PID, Secret: hc.SecretKey}}
+	if err := pgwire.WriteGreeting(conn, greeting); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
 	log.Info("IAM login accepted")
-	proxy.Relay(ctx, conn, hc.Conn, proxy.RelayOptions{})
+	relay(ctx, conn, hc.Conn, relayLinger)
 }
 
 // errNotIAMUser means the user exists upstream but is not in rds_iam.
@@ -193,12 +211,12 @@ func (p *Postgres) loginFailed(log *slog.Logger, c net.Conn, user string, err er
 	case errors.Is(err, errNotIAMUser),
 		errors.As(err, &pgErr) && pgErr.Code == "28000" && strings.Contains(pgErr.Message, "does not exist"):
 		log.Warn("login refused: user is not an IAM user (not in rds_iam, or unknown)", "err", err)
-		postgres.WriteServerError(c, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
+		pgwire.WriteServerError(c, "FATAL", "28P01", fmt.Sprintf("password authentication failed for user %q", user))
 	case errors.As(err, &pgErr):
 		log.Warn("backend refused the login", "err", err)
-		postgres.WriteServerError(c, pgErr.Severity, pgErr.Code, pgErr.Message)
+		pgwire.WriteServerError(c, pgErr.Severity, pgErr.Code, pgErr.Message)
 	default:
 		log.Error("backend unreachable", "err", err)
-		postgres.WriteServerError(c, "FATAL", "08006", "the database system is not reachable")
+		pgwire.WriteServerError(c, "FATAL", "08006", "the database system is not reachable")
 	}
 }

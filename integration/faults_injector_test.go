@@ -138,8 +138,10 @@ func (e *linkEnd) Write(p []byte) (int, error) {
 		if keep > 0 {
 			e.c.Write(p[:keep])
 		}
-		e.l.reset()
+		// Counted before the reset: the client's error follows the reset
+		// at once, and the test reads the count as soon as it has it.
 		in.resets.Add(1)
+		e.l.reset()
 		return len(p), net.ErrClosed
 	}
 	return e.c.Write(p)
@@ -186,8 +188,8 @@ func (in *injector) resetAfter(n int64) {
 // resetAll resets every open link now.
 func (in *injector) resetAll() {
 	for _, l := range in.open() {
-		l.reset()
 		in.resets.Add(1)
+		l.reset()
 	}
 }
 

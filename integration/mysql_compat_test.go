@@ -8,7 +8,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // TestMySQLClientPluginMismatch: a client whose default auth plugin is not
@@ -38,8 +38,8 @@ func TestMySQL8ShapedUpstream(t *testing.T) {
 	port := startMySQLProxy(t, func(c *launch.Config) { c.DialAddress = front.Addr() })
 
 	c := dialRaw(t, port)
-	g := c.login(mysql.CapProtocol41 | mysql.CapSecureConnection | mysql.CapPluginAuth | mysql.CapDeprecateEOF)
-	if g.ServerVersion != "8.0.39" || g.Caps&mysql.CapLongPassword == 0 || g.ExtCaps != 0 {
+	g := c.login(mywire.CapProtocol41 | mywire.CapSecureConnection | mywire.CapPluginAuth | mywire.CapDeprecateEOF)
+	if g.ServerVersion != "8.0.39" || g.Caps&mywire.CapLongPassword == 0 || g.ExtCaps != 0 {
 		t.Fatalf("greeting %q caps %x ext %x; want MySQL 8's", g.ServerVersion, g.Caps, g.ExtCaps)
 	}
 	out, stderr, err := mysqlCLI(t, port, iamUser, "-e", "SELECT CURRENT_USER(); SELECT name FROM items WHERE id = 2")
@@ -68,7 +68,7 @@ func TestMySQLUpstreamRefusesAtGreeting(t *testing.T) {
 			if err != nil {
 				return
 			}
-			mysql.WriteServerError(c, 0, 1040, "Too many connections")
+			mywire.WriteServerError(c, 0, 1040, "Too many connections")
 			c.Close()
 		}
 	}()

@@ -11,7 +11,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	proxymysql "github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // TestMySQLLocalInfile: LOAD DATA LOCAL INFILE, with which a server can
@@ -41,7 +41,7 @@ func TestMySQLLocalInfile(t *testing.T) {
 	greetingCaps := func(port string) uint32 {
 		c := dialRaw(t, port)
 		defer c.Close()
-		g, err := proxymysql.ParseGreeting(c.mustRead())
+		g, err := mywire.ParseGreeting(c.mustRead())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestMySQLLocalInfile(t *testing.T) {
 
 	t.Run("refused by default", func(t *testing.T) {
 		port := startMySQLProxy(t)
-		if greetingCaps(port)&proxymysql.CapLocalFiles != 0 {
+		if greetingCaps(port)&mywire.CapLocalFiles != 0 {
 			t.Error("the greeting offers CLIENT_LOCAL_FILES")
 		}
 		_, stderr, err := mysqlCLI(t, port, iamUser, "--local-infile=1", "-e", load)
@@ -81,7 +81,7 @@ func TestMySQLLocalInfile(t *testing.T) {
 
 	t.Run("allowed", func(t *testing.T) {
 		port := startMySQLProxy(t, func(c *launch.Config) { c.AllowLocalInfile = true })
-		if greetingCaps(port)&proxymysql.CapLocalFiles == 0 {
+		if greetingCaps(port)&mywire.CapLocalFiles == 0 {
 			t.Error("the greeting does not offer CLIENT_LOCAL_FILES with allow_local_infile")
 		}
 		if _, stderr, err := mysqlCLI(t, port, iamUser, "--local-infile=1", "-e", load); err != nil {

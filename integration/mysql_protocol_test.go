@@ -11,7 +11,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // rawConn is a hand-driven MySQL client, for what drivers never send.
@@ -60,14 +60,14 @@ func (c *rawConn) write(seq byte, payload []byte) {
 }
 
 // login answers the greeting with caps (∩ the server's) and reads the OK.
-func (c *rawConn) login(caps uint32) *mysql.Greeting {
+func (c *rawConn) login(caps uint32) *mywire.Greeting {
 	c.t.Helper()
-	g, err := mysql.ParseGreeting(c.mustRead())
+	g, err := mywire.ParseGreeting(c.mustRead())
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	resp := &mysql.HandshakeResponse{Caps: (caps | mysql.CapLongPassword) & g.Caps, Charset: 45, User: iamUser,
-		Database: appDB, AuthPlugin: mysql.PluginNativePassword}
+	resp := &mywire.HandshakeResponse{Caps: (caps | mywire.CapLongPassword) & g.Caps, Charset: 45, User: iamUser,
+		Database: appDB, AuthPlugin: mywire.PluginNativePassword}
 	b, err := resp.Marshal()
 	if err != nil {
 		c.t.Fatal(err)
@@ -86,12 +86,12 @@ func (c *rawConn) login(caps uint32) *mysql.Greeting {
 // header) at the end. The upstream session framing follows the client.
 func TestMySQLDeprecateEOFFollowsTheClient(t *testing.T) {
 	port := startMySQLProxy(t)
-	base := mysql.CapProtocol41 | mysql.CapSecureConnection | mysql.CapPluginAuth | mysql.CapLongFlag |
-		mysql.CapTransactions | mysql.CapConnectWithDB
+	base := mywire.CapProtocol41 | mywire.CapSecureConnection | mywire.CapPluginAuth | mywire.CapLongFlag |
+		mywire.CapTransactions | mywire.CapConnectWithDB
 	for _, deprecate := range []bool{false, true} {
 		caps := base
 		if deprecate {
-			caps |= mysql.CapDeprecateEOF
+			caps |= mywire.CapDeprecateEOF
 		}
 		c := dialRaw(t, port)
 		c.login(caps)
@@ -157,28 +157,28 @@ func TestMySQLBadHandshakes(t *testing.T) {
 		code uint16
 		want string
 	}{
-		{"garbage", func(c *rawConn) { c.write(1, []byte("hello, this is not MySQL at all")) }, mysql.ErHandshake, "malformed handshake response"},
+		{"garbage", func(c *rawConn) { c.write(1, []byte("hello, this is not MySQL at all")) }, mywire.ErHandshake, "malformed handshake response"},
 		{"truncated frame", func(c *rawConn) {
 			c.Write([]byte{100, 0, 0, 1, 'a', 'b', 'c'})
 			c.Conn.(*net.TCPConn).CloseWrite()
-		}, mysql.ErNetReadError, "ended early"},
-		{"oversized frame", func(c *rawConn) { c.Write([]byte{0xff, 0xff, 0xff, 1}) }, mysql.ErNetPacketTooLarge, "over the limit"},
+		}, mywire.ErNetReadError, "ended early"},
+		{"oversized frame", func(c *rawConn) { c.Write([]byte{0xff, 0xff, 0xff, 1}) }, mywire.ErNetPacketTooLarge, "over the limit"},
 		{"auth data longer than the packet", func(c *rawConn) {
-			p := binary.LittleEndian.AppendUint32(nil, mysql.CapProtocol41|mysql.CapSecureConnection|mysql.CapPluginAuthLenenc|mysql.CapPluginAuth)
+			p := binary.LittleEndian.AppendUint32(nil, mywire.CapProtocol41|mywire.CapSecureConnection|mywire.CapPluginAuthLenenc|mywire.CapPluginAuth)
 			p = append(p, make([]byte, 28)...)
 			p = append(p, "app_user\x00"...)
 			p = append(p, 0xfd, 0xff, 0xff, 0x7f) // 8 MB of auth data, announced
 			c.write(1, p)
-		}, mysql.ErHandshake, "packet ends early"},
+		}, mywire.ErHandshake, "packet ends early"},
 		{"string without its NUL", func(c *rawConn) {
-			p := binary.LittleEndian.AppendUint32(nil, mysql.CapProtocol41)
+			p := binary.LittleEndian.AppendUint32(nil, mywire.CapProtocol41)
 			p = append(p, make([]byte, 28)...)
 			p = append(p, "app_user-and-no-terminator"...)
 			c.write(1, p)
-		}, mysql.ErHandshake, "NUL"},
+		}, mywire.ErHandshake, "NUL"},
 		{"pre-4.1 client", func(c *rawConn) {
 			c.write(1, append(make([]byte, 32), "app_user\x00\x00"...))
-		}, mysql.ErHandshake, "pre-4.1 protocol"},
+		}, mywire.ErHandshake, "pre-4.1 protocol"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,10 +195,10 @@ func TestMySQLBadHandshakes(t *testing.T) {
 	t.Run("TLS request without TLS offered", func(t *testing.T) {
 		c := dialRaw(t, port)
 		c.mustRead()
-		ssl := binary.LittleEndian.AppendUint32(nil, mysql.CapProtocol41|mysql.CapSSL)
+		ssl := binary.LittleEndian.AppendUint32(nil, mywire.CapProtocol41|mywire.CapSSL)
 		c.write(1, append(ssl, make([]byte, 28)...))
 		code, msg := errPacket(t, c)
-		if code != mysql.ErHandshake || !strings.Contains(msg, "--ssl-mode=DISABLED") {
+		if code != mywire.ErHandshake || !strings.Contains(msg, "--ssl-mode=DISABLED") {
 			t.Fatalf("ERR %d %q", code, msg)
 		}
 		closed(t, c)
@@ -222,7 +222,7 @@ func TestMySQLBadHandshakes(t *testing.T) {
 func checkGreetingConnectionID(t *testing.T, port string) {
 	t.Helper()
 	raw := dialRaw(t, port)
-	g := raw.login(mysql.CapProtocol41 | mysql.CapSecureConnection | mysql.CapPluginAuth | mysql.CapDeprecateEOF)
+	g := raw.login(mywire.CapProtocol41 | mywire.CapSecureConnection | mywire.CapPluginAuth | mywire.CapDeprecateEOF)
 	raw.write(0, append([]byte{0x03}, "SELECT CONNECTION_ID()"...))
 	raw.mustRead() // column count
 	raw.mustRead() // column definition

@@ -51,12 +51,15 @@ func ExplainLoginFailure(err error, t Target) (Explanation, bool) {
 		}
 		return Explanation{ReasonUpstreamDial, fmt.Sprintf("cannot resolve %s: %s. Fix: check the endpoint name and this machine's DNS (inside the VPC); to connect through a tunnel set --dial-address", dnsErr.Name, dnsErr.Err)}, true
 	}
+	// A reset is checked before the dial: a connect that fails with
+	// ECONNRESET reached the upstream, which accepted and reset at once
+	// (before the dialer saw the connect complete), as any later reset.
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return Explanation{ReasonUpstream, fmt.Sprintf("the upstream %s at %s reset the connection during the login. Fix: check that the DB is up (a reboot or failover resets connections) and that nothing on the way (a firewall, NAT, the tunnel) cuts connections; then connect again", t.Host, t.DialAddr)}, true
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return Explanation{ReasonUpstreamDial, fmt.Sprintf("cannot reach the upstream %s at %s: %s. Fix: check that the DB is running and reachable from here (security groups, VPC, tunnel)", t.Host, t.DialAddr, opErr.Err)}, true
-	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return Explanation{ReasonUpstream, fmt.Sprintf("the upstream %s at %s reset the connection during the login. Fix: check that the DB is up (a reboot or failover resets connections) and that nothing on the way (a firewall, NAT, the tunnel) cuts connections; then connect again", t.Host, t.DialAddr)}, true
 	}
 	if errors.Is(err, context.DeadlineExceeded) || IsTimeout(err) {
 		return Explanation{ReasonTimeout, fmt.Sprintf("the upstream %s at %s did not complete the login in time. Fix: check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded", t.Host, t.DialAddr)}, true

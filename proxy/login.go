@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/conncut"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/conncut"
 )
 
 // Login is one client connection's login in progress, as both engines run

@@ -26,8 +26,8 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // Names of doctor's steps, in the order they run.
@@ -397,7 +397,7 @@ func (d *doctor) tls(ctx context.Context) Check {
 		// broken off counts against the server's max_connect_errors: the
 		// login runs here and its TLS part is reported.
 		d.myErr, d.myDone = d.tokenLogin(ctx), true
-		var te *mysql.TLSError
+		var te *mywire.TLSError
 		switch {
 		case errors.As(d.myErr, &te):
 			return d.tlsFailure(te.Err)
@@ -669,8 +669,8 @@ func (d *doctor) login(ctx context.Context) Check {
 		return c
 	}
 	var pgErr *pgconn.PgError
-	var myErr *mysql.ServerError
-	var plugin *mysql.UnsupportedPluginError
+	var myErr *mywire.ServerError
+	var plugin *mywire.UnsupportedPluginError
 	switch {
 	case errors.As(err, &pgErr):
 		return d.explainPG(c, target, pgErr)
@@ -715,12 +715,12 @@ func (d *doctor) explainPG(c Check, target string, e *pgconn.PgError) Check {
 	return c
 }
 
-func (d *doctor) explainMySQL(c Check, target string, e *mysql.ServerError) Check {
+func (d *doctor) explainMySQL(c Check, target string, e *mywire.ServerError) Check {
 	switch {
-	case e.Code == mysql.ErPluginNotLoaded:
+	case e.Code == mywire.ErPluginNotLoaded:
 		c.Detail = fmt.Sprintf("IAM database authentication is not enabled on the DB: the server says %q", e.Message)
 		c.Fix = d.modifyCommand()
-	case e.Code == mysql.ErAccessDenied:
+	case e.Code == mywire.ErAccessDenied:
 		c.Detail = fmt.Sprintf("the server refused %s (%s): %q is not an IAM user (CREATE USER ... IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', which switches the login to the cleartext plugin), or RDS rejected the token; also check: %s", target, e.Message, d.o.DBUser, d.unverified())
 		c.Fix = fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL; (or ALTER USER for an existing user); RDS writes why it rejected a token to the DB's iam-db-auth-error log: %s", d.o.DBUser, d.authLogCommand())
 	case e.Code == 1049: // ER_BAD_DB_ERROR

@@ -11,6 +11,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // PostgresUpstream is the upstream as the Postgres engine dials it.
@@ -40,7 +41,7 @@ type Login struct {
 // MySQL: the greeting, TLS inside the handshake, mysql_clear_password),
 // then ends the session politely. doctor logs in this way, so that a
 // login doctor passes is a login the proxy makes. The error is the
-// engine's own (a *pgconn.PgError, a *mysql.ServerError, a TLS
+// engine's own (a *pgconn.PgError, a *mywire.ServerError, a TLS
 // verification error, ...), for the caller to explain.
 func (u *Upstream) Login(ctx context.Context, l Login) error {
 	if u.Tokens == nil || u.Trust == nil {
@@ -82,8 +83,8 @@ func (u *Upstream) postgresLogin(ctx context.Context, l Login, token string) err
 // checkClientCaps are the capabilities of the client the check's MySQL
 // login stands for: the 4.1 protocol with pluggable auth and lenenc auth
 // data (a token is longer than 250 bytes), nothing that changes framing.
-const checkClientCaps = mysql.CapLongPassword | mysql.CapProtocol41 | mysql.CapSecureConnection |
-	mysql.CapPluginAuth | mysql.CapPluginAuthLenenc | mysql.CapTransactions
+const checkClientCaps = mywire.CapLongPassword | mywire.CapProtocol41 | mywire.CapSecureConnection |
+	mywire.CapPluginAuth | mywire.CapPluginAuthLenenc | mywire.CapTransactions
 
 // comQuit is MySQL's COM_QUIT in a packet of its own (sequence 0).
 var comQuit = []byte{1, 0, 0, 0, 0x01}
@@ -93,9 +94,9 @@ func (u *Upstream) mysqlLogin(ctx context.Context, l Login, token string) error 
 	if err != nil {
 		return err
 	}
-	s, err := p.Login(ctx, mysql.Login{User: l.User, Database: l.Database, Password: token,
-		Plugin: mysql.PluginClearPassword, OnlyPlugin: true,
-		Client: &mysql.HandshakeResponse{Caps: checkClientCaps, MaxPacket: 16 << 20}})
+	s, err := p.Login(ctx, mywire.Login{User: l.User, Database: l.Database, Password: token,
+		Plugin: mywire.PluginClearPassword, OnlyPlugin: true,
+		Client: &mywire.HandshakeResponse{Caps: checkClientCaps, MaxPacket: 16 << 20}})
 	if err != nil {
 		return err
 	}

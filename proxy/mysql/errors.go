@@ -4,11 +4,20 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // Error is a failure before the relay, as the client will see it: an ERR
 // packet whose message starts "rds-iam-proxy: " and names the cause and
 // the fix. It never holds a token or a secret.
+//
+// Code is always a server's error number (mywire.Er*): MariaDB's client
+// library takes a client-range number (2000-2999, such as 2003 "can't
+// connect") in an ERR packet for a malformed packet and hides the
+// message, so upstream failures use mywire.ErUpstreamConnect (1429, with
+// SQLSTATE 08S01: a communication failure, which pools treat as
+// transient) and a text that names the cause.
 type Error struct {
 	Code    uint16
 	Message string
@@ -37,7 +46,7 @@ const maxMessage = 511
 
 // writeError sends e as an ERR packet, its text fitted to maxMessage.
 func writeError(w io.Writer, e *Error) error {
-	return writePacket(w, e.Seq, marshalErr(e.Code, sqlState(e.Code), fitMessage("rds-iam-proxy: "+e.Message, maxMessage), e.Greeted))
+	return mywire.WritePacket(w, e.Seq, mywire.MarshalErr(e.Code, fitMessage("rds-iam-proxy: "+e.Message, maxMessage), e.Greeted))
 }
 
 // fitMessage shortens msg to limit bytes, keeping its "Fix: ..." part

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // framer follows MySQL packet framing (a 3-byte length, a sequence id,
@@ -96,7 +98,7 @@ func (f *farewell) Message(err error) []byte {
 		return nil
 	}
 	var b bytes.Buffer
-	if writeError(&b, &Error{Code: ErUpstreamConnect, Message: proxy.LostUpstream(err), Seq: f.seq + 1, Greeted: true}) != nil {
+	if writeError(&b, &Error{Code: mywire.ErUpstreamConnect, Message: proxy.LostUpstream(err), Seq: f.seq + 1, Greeted: true}) != nil {
 		return nil
 	}
 	return b.Bytes()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // pkt is one packet: 3-byte length, sequence id, payload.
@@ -56,12 +57,12 @@ func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
 			if got == nil {
 				continue
 			}
-			seq, p, err := readPacket(strings.NewReader(string(got)), resultLimit)
+			seq, p, err := mywire.ReadPacket(strings.NewReader(string(got)), mywire.ResultLimit)
 			if err != nil || seq != tc.seq || len(p) < 9 || p[0] != 0xff {
 				t.Fatalf("%s: seq %d payload %q, %v; want an ERR with seq %d", tc.name, seq, p, err, tc.seq)
 			}
-			e := parseErrPacket(p)
-			if e.Code != ErUpstreamConnect || e.State != "08S01" || !strings.Contains(e.Message, "rds-iam-proxy: the upstream closed the connection") || !strings.Contains(e.Message, "Fix: ") {
+			e := mywire.ParseErr(p)
+			if e.Code != mywire.ErUpstreamConnect || e.State != "08S01" || !strings.Contains(e.Message, "rds-iam-proxy: the upstream closed the connection") || !strings.Contains(e.Message, "Fix: ") {
 				t.Fatalf("%s: %+v", tc.name, e)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // Config configures a MySQL proxy for one upstream.
@@ -90,7 +92,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 
 	release, refused := proxy.TakeAll(p.cfg.Limits...)
 	if refused != "" {
-		p.fail(l, log, client, &Error{Code: ErConCount, Reason: proxy.ReasonLimit, Message: refused}, 0, false)
+		p.fail(l, log, client, &Error{Code: mywire.ErConCount, Reason: proxy.ReasonLimit, Message: refused}, 0, false)
 		return
 	}
 	defer release()
@@ -120,27 +122,27 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		drop()
 		p.fail(l, log, conn, err, seq, greeted)
 	}
-	scramble, err := NewScramble()
+	scramble, err := mywire.NewScramble()
 	if err != nil {
-		fail(client, &Error{Code: ErHandshake, Reason: proxy.ReasonProtocol, Err: err,
+		fail(client, &Error{Code: mywire.ErHandshake, Reason: proxy.ReasonProtocol, Err: err,
 			Message: "cannot make a scramble (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, 0, false)
 		return
 	}
-	greeting := ClientGreeting(pending.Greeting, scramble, PluginNativePassword, false)
+	greeting := mywire.Mirror(pending.Greeting, scramble, mywire.PluginNativePassword, false)
 	if !p.cfg.AllowLocalInfile {
-		greeting.Caps &^= CapLocalFiles
+		greeting.Caps &^= mywire.CapLocalFiles
 	}
-	hello, err := Greet(client, greeting, FrontOptions{Greeted: place.Expose})
+	hello, err := mywire.Greet(client, greeting, mywire.GreetOptions{Greeted: place.Expose})
 	if err != nil {
-		fail(hello.Conn, err, 1, true)
+		fail(hello.Conn, clientError(err), 1, true)
 		return
 	}
 	l.FirstPacket()
 	place.Leave()
 	conn, resp := hello.Conn, hello.Response
-	seq, err := settleClientAuth(hello, PluginNativePassword, scramble)
+	seq, err := settleClientAuth(hello, mywire.PluginNativePassword, scramble)
 	if err != nil {
-		fail(conn, err, 1, true)
+		fail(conn, clientError(err), 1, true)
 		return
 	}
 	user := resp.User
@@ -149,7 +151,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	log = log.With("user", user, "database", resp.Database, "connection_id", pending.Greeting.ConnectionID)
 	if user == "" {
-		fail(conn, &Error{Code: ErAccessDenied, Reason: proxy.ReasonProtocol,
+		fail(conn, &Error{Code: mywire.ErAccessDenied, Reason: proxy.ReasonProtocol,
 			Message: "no user name. Fix: pass the database user (mysql -u USER), or start the proxy with --db-user"}, seq, true)
 		return
 	}
@@ -163,7 +165,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	lctx, lcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
 	loginStart := time.Now()
-	sess, err := pending.Login(lctx, Login{User: user, Database: resp.Database, Password: tok, Plugin: PluginClearPassword,
+	sess, err := pending.Login(lctx, mywire.Login{User: user, Database: resp.Database, Password: tok, Plugin: mywire.PluginClearPassword,
 		OnlyPlugin: true, Client: resp, LocalInfile: p.cfg.AllowLocalInfile})
 	lcancel()
 	upstreamTime += time.Since(loginStart)
@@ -181,7 +183,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 		p.fail(l, log, conn, ctx.Err(), seq, true)
 		return
 	}
-	if err := writePacket(conn, seq, sess.OK); err != nil {
+	if err := mywire.WritePacket(conn, seq, sess.OK); err != nil {
 		p.obs.Refused(proxy.ReasonClientGone)
 		log.Info("client went away during login", "err", err)
 		return
@@ -205,7 +207,7 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (_ *Pending, _ *proxy.Pass, took
 		if l.Evicted() != "" || l.Drain.Err() != nil || l.Ctx.Err() != nil {
 			return nil, nil, 0, err
 		}
-		return nil, nil, 0, &Error{Code: ErConCount, Reason: proxy.ReasonLimit, Err: err,
+		return nil, nil, 0, &Error{Code: mywire.ErConCount, Reason: proxy.ReasonLimit, Err: err,
 			Message: fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d upstream connections waiting for an answer, --max-unanswered-greetings), and no place freed within %s. Fix: connect again in a moment; if many real clients connect at the same moment, raise --max-unanswered-greetings", p.greetings.Max(), p.cfg.FirstPacketTimeout)}
 	}
 	max := p.greetings.Max()
@@ -242,7 +244,7 @@ func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal
 	}
 	log.Debug("connection refused at accept: too many connections logging in")
 	client.SetWriteDeadline(time.Now().Add(time.Second))
-	if writeError(client, &Error{Code: ErConCount, Reason: proxy.ReasonHandshakeLimit, Message: r.Message}) == nil {
+	if writeError(client, &Error{Code: mywire.ErConCount, Reason: proxy.ReasonHandshakeLimit, Message: r.Message}) == nil {
 		proxy.LingerClose(client)
 	}
 }
@@ -258,7 +260,7 @@ func (p *Proxy) fail(l *proxy.Login, log *slog.Logger, client net.Conn, err erro
 		// Evictions come in floods: the gates log summaries.
 		p.obs.Refused(proxy.ReasonEvicted)
 		log.Debug("connection evicted", "cause", err)
-		me = &Error{Code: ErConCount, Reason: proxy.ReasonEvicted, Message: why, Seq: seq, Greeted: greeted}
+		me = &Error{Code: mywire.ErConCount, Reason: proxy.ReasonEvicted, Message: why, Seq: seq, Greeted: greeted}
 		client.SetWriteDeadline(time.Now().Add(time.Second))
 		if writeError(client, me) == nil {
 			proxy.LingerClose(client)
@@ -271,7 +273,7 @@ func (p *Proxy) fail(l *proxy.Login, log *slog.Logger, client net.Conn, err erro
 			p.obs.Refused(reason)
 			return
 		}
-		me = &Error{Code: ErServerShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
+		me = &Error{Code: mywire.ErServerShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
 	}
 	if !me.Greeted {
 		me.Seq, me.Greeted = seq, greeted

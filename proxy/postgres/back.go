@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // Upstream says where and how to log in upstream.
@@ -28,8 +28,8 @@ type Upstream struct {
 	// handshakes are explained with them) and the configuration for each
 	// new login, so that a refreshed CA bundle applies without a restart.
 	// A trust in mode disable is plaintext to a loopback address; no trust
-	// at all is plaintext too, which only the emulator's own hop to its
-	// local database uses.
+	// at all is plaintext too, which only tests against a local server use
+	// (the emulator logs in to its database with pgwire directly).
 	Trust *tlsca.Trust
 	// Dial, when set, opens the TCP connection to the dial address instead
 	// of a plain net.Dialer: an in-process tunnel, or a test that needs to
@@ -42,13 +42,6 @@ type Upstream struct {
 	// Dial.
 	TCPTimeout time.Duration
 }
-
-// maxLoginMessage bounds each message the upstream sends during the login
-// (pgconn's default is about 1 GiB). Login messages are small: an
-// authentication request, parameter statuses, a notice or an error. A
-// server that announces more is broken or hostile, and the login fails
-// instead of the proxy allocating what it announced.
-const maxLoginMessage = 1 << 20
 
 // CurrentTLS is the TLS settings and configuration for a new connection
 // (no configuration: plaintext).
@@ -66,7 +59,7 @@ type Login struct {
 	Password string
 	Params   map[string]string // runtime parameters from the client
 	// Check, when set, runs on the logged-in connection before it is
-	// handed over; an error closes it (the emulator checks rds_iam here).
+	// handed over; an error closes it.
 	Check func(ctx context.Context, c *pgconn.PgConn) error
 }
 
@@ -88,44 +81,10 @@ func NewDialer(u Upstream) (*Dialer, error) {
 // Upstream is what d dials.
 func (d *Dialer) Upstream() Upstream { return d.up }
 
-// pinnedDSN sets every keyword a PG* environment variable could set, so
-// that the proxy's own environment (PGREQUIREAUTH, PGCHANNELBINDING,
-// PGSSLCERTMODE, PGCONNECT_TIMEOUT, PGPASSFILE, ...) never changes how it
-// logs in upstream; the values that matter are replaced per upstream and per
-// connection anyway. PGSERVICE cannot be pinned: pgconn always reads the
-// named service, whose settings then sit below these; only a service that
-// does not exist makes the proxy refuse to start, with a message that says
-// so.
-const pinnedDSN = "host=pinned port=5432 user=pinned password=pinned dbname=pinned passfile='' " +
-	"connect_timeout=0 sslmode=disable sslkey='' sslcert='' sslcertmode=disable sslrootcert='' sslpassword='' " +
-	"sslnegotiation=postgres target_session_attrs=any options='' application_name='' " +
-	"min_protocol_version=3.0 max_protocol_version=3.0 channel_binding=prefer require_auth=''"
-
 // baseConfig builds the pgconn configuration shared by every connection to
-// u. pgconn insists on configs made by ParseConfig; pinnedDSN keeps the
-// environment out, and every hook is set explicitly below.
+// u: pinned against the environment (pgwire.PinnedConfig), dialing the
+// tunnel when there is one, else the endpoint.
 func baseConfig(u Upstream) (*pgconn.Config, error) {
-	cfg, err := pgconn.ParseConfig(pinnedDSN)
-	if err != nil {
-		return nil, fmt.Errorf("cannot prepare upstream logins (is a PG* variable in the proxy's environment invalid?): %w", err)
-	}
-	cfg.Host = u.Host
-	cfg.Port = uint16(u.Port)
-	_, cfg.TLSConfig = u.CurrentTLS() // Login takes the trust's current one
-	cfg.Fallbacks = nil
-	cfg.ValidateConnect = nil
-	cfg.AfterConnect = nil
-	cfg.AfterNetConnect = nil
-	cfg.OAuthTokenProvider = nil
-	cfg.OnNotice = nil
-	cfg.OnNotification = nil
-	cfg.KerberosSrvName = ""
-	cfg.KerberosSpn = ""
-	cfg.ConnectTimeout = 0 // the caller's context bounds the login
-	cfg.MaxProtocolMessageBodyLen = maxLoginMessage
-	cfg.RuntimeParams = map[string]string{}
-	// Dial the tunnel when there is one, else the endpoint; never resolve
-	// the name through pgconn (with a tunnel it may not resolve here).
 	addr := u.DialAddr()
 	dial := u.Dial
 	if dial == nil {
@@ -134,15 +93,18 @@ func baseConfig(u Upstream) (*pgconn.Config, error) {
 	// Plaintext (--tls-mode disable): tlsca.Upstream.Check allowed only
 	// loopback names at start; here the address actually connected to must
 	// be loopback too, whatever the name resolves to now.
-	if ts, conf := u.CurrentTLS(); conf == nil && ts.Mode == tlsca.Disable {
+	ts, conf := u.CurrentTLS() // Login takes the trust's current one
+	if conf == nil && ts.Mode == tlsca.Disable {
 		if u.Dial == nil {
 			dial = tlsca.PlaintextDialer(nil)
 		} else {
 			dial = tlsca.CheckPlaintextDial(u.Dial)
 		}
 	}
-	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-	cfg.DialFunc = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, addr) }
+	cfg, err := pgwire.PinnedConfig(u.Host, u.Port, conf, func(ctx context.Context) (net.Conn, error) { return dial(ctx, addr) })
+	if err != nil {
+		return nil, fmt.Errorf("cannot prepare upstream logins (is a PG* variable in the proxy's environment invalid?): %w", err)
+	}
 	return cfg, nil
 }
 
@@ -162,50 +124,6 @@ func (d *Dialer) Login(ctx context.Context, l Login) (*pgconn.HijackedConn, erro
 	cfg.Database = l.Database
 	cfg.Password = l.Password
 	cfg.RuntimeParams = l.Params
-	if d.up.Trust != nil {
-		_, cfg.TLSConfig = d.up.Trust.Current()
-	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		// The error carries the config, password (the token) included:
-		// drop it so no later formatting can reveal it.
-		var ce *pgconn.ConnectError
-		if errors.As(err, &ce) && ce.Config != nil {
-			ce.Config.Password = ""
-		}
-		return nil, err
-	}
-	if l.Check != nil {
-		if err := l.Check(ctx, conn); err != nil {
-			conn.Close(ctx)
-			return nil, err
-		}
-	}
-	// pgconn may still have a read in flight on the connection: around each
-	// write that could block (the startup message, the password) it arms a
-	// 15 ms timer that starts a background reader, and stopping that reader
-	// does not interrupt the read it is in. On a loaded machine the write
-	// is slow, the reader takes the login's answer and goes back to read
-	// again; after a bare Hijack that read would take the server's first
-	// reply away from the relay, and the session would hang. SyncConn waits
-	// for the reader to stop (pinging the server when it must) and leaves
-	// nothing buffered; pgconn's doc for Hijack says to call it right
-	// before.
-	if err := conn.SyncConn(ctx); err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("settle the upstream connection before relaying: %w", err)
-	}
-	hc, err := conn.Hijack()
-	if err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("hijack upstream connection: %w", err)
-	}
-	hc.Config.Password = ""
-	// SyncConn left the read buffer empty; this only guards that contract,
-	// since anything buffered here would be lost to the relay.
-	if n := hc.Frontend.ReadBufferLen(); n != 0 {
-		hc.Conn.Close()
-		return nil, fmt.Errorf("the upstream sent %d bytes after ReadyForQuery before any query; not relaying a session that may be out of step", n)
-	}
-	return hc, nil
+	_, cfg.TLSConfig = d.up.CurrentTLS()
+	return pgwire.Connect(ctx, cfg, l.Check)
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 func TestCancelMap(t *testing.T) {
 	m := newCancelMap()
 	up := Upstream{Host: "db", Port: 5432}
-	upKey := CancelKey{PID: 4242, Secret: []byte{1, 2, 3, 4, 5, 6, 7, 8}}
+	upKey := pgwire.CancelKey{PID: 4242, Secret: []byte{1, 2, 3, 4, 5, 6, 7, 8}}
 	k, forget, err := m.register(up, upKey)
 	if err != nil {
 		t.Fatal(err)
@@ -24,11 +26,11 @@ func TestCancelMap(t *testing.T) {
 	if !ok || got.key.PID != 4242 || !bytes.Equal(got.key.Secret, upKey.Secret) || got.upstream.Host != "db" {
 		t.Fatalf("lookup %+v %v", got, ok)
 	}
-	wrong := CancelKey{PID: k.PID, Secret: []byte{k.Secret[0] ^ 1, k.Secret[1], k.Secret[2], k.Secret[3]}}
+	wrong := pgwire.CancelKey{PID: k.PID, Secret: []byte{k.Secret[0] ^ 1, k.Secret[1], k.Secret[2], k.Secret[3]}}
 	if _, ok := m.lookup(wrong); ok {
 		t.Fatal("wrong secret accepted")
 	}
-	if _, ok := m.lookup(CancelKey{PID: k.PID, Secret: nil}); ok {
+	if _, ok := m.lookup(pgwire.CancelKey{PID: k.PID, Secret: nil}); ok {
 		t.Fatal("empty secret accepted")
 	}
 	forget()

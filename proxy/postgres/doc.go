@@ -1,13 +1,13 @@
-// Package postgres speaks the PostgreSQL wire protocol at both ends of a
-// proxied connection.
+// Package postgres is the PostgreSQL engine of the proxy: what differs
+// from MySQL between accepting a client and relaying its bytes.
 //
-// The front (client side) reads the client's first packets itself, with
-// exact reads, so no client byte is swallowed by a read-ahead buffer before a
-// TLS switch or the raw relay. The back (upstream side) uses pgx's pgconn to
-// do TLS and authentication, then hijacks the connection so that after the
-// handshake bytes flow unchanged. In between the proxy answers the client with
-// what the upstream said, except the cancel key, which is its own.
-//
-// The same pieces serve the emulator's RDS front (package emulator), which
-// differs only in taking TLS from its client and checking a token.
+// The client's side of the handshake is read and answered with
+// wire/pgwire, which knows the protocol and no policy; this package
+// decides what to say (the proxy's words for a refused client, the
+// explanation of a failed login) and what to do (cancel keys of its own,
+// the upstream login). The upstream login uses pgx's pgconn for TLS and
+// authentication, then takes over the raw connection (pgwire.Connect), so
+// that after the handshake bytes flow unchanged. In between the proxy
+// answers the client with what the upstream said, except the cancel key,
+// which is its own.
 package postgres

@@ -16,6 +16,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // explain turns a failed login into what the client is told: the cause in
@@ -29,27 +30,27 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	}
 	t := proxy.Target{Host: up.Host, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", User: user, TLS: p.tlsSettings()}
 	if x, ok := proxy.ExplainLoginFailure(err, t); ok {
-		code := CodeConnectionFailure
+		code := pgwire.CodeConnectionFailure
 		if x.Reason == proxy.ReasonCredentials {
-			code = CodeInvalidAuthorization
+			code = pgwire.CodeInvalidAuthorization
 		}
 		return &Error{Code: code, Reason: x.Reason, Err: err, Message: x.Message}
 	}
 	var tooBig *pgproto3.ExceededMaxBodyLenErr
 	if errors.As(err, &tooBig) {
-		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
+		return &Error{Code: pgwire.CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
 			Message: fmt.Sprintf("the upstream %s at %s announced a %d-byte message during the login, more than the %d bytes a login message may have; it does not behave like PostgreSQL. Fix: check that --endpoint and --dial-address reach the database itself and nothing in between rewrites the connection",
 				up.Host, up.DialAddr(), tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)}
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
+		return &Error{Code: pgwire.CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
 			Message: fmt.Sprintf("the upstream %s at %s closed the connection during the login. Fix: check that the DB is up and accepts connections (a restart, max_connections); check that --endpoint and --dial-address reach a PostgreSQL server; then connect again", up.Host, up.DialAddr())}
 	}
 	if strings.Contains(err.Error(), "server refused TLS") {
-		return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstreamTLS, Err: err,
+		return &Error{Code: pgwire.CodeConnectionFailure, Reason: proxy.ReasonUpstreamTLS, Err: err,
 			Message: fmt.Sprintf("the upstream %s refused TLS; IAM tokens are only sent over TLS. Fix: point --endpoint at an RDS or Aurora endpoint", up.Host)}
 	}
-	return &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
+	return &Error{Code: pgwire.CodeConnectionFailure, Reason: proxy.ReasonUpstream, Err: err,
 		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
 }
 
@@ -78,7 +79,7 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 		}
 		cancel()
 		arn := authtoken.DBUserARN(p.cfg.Region, account, "*", user)
-		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
+		return &Error{Code: pgwire.CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (PAM authentication failed): check that %s is a member of rds_iam, that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
 				user, user, who, arn, p.cfg.Region)}
 	case e.Code == "57P03" || e.Code == "57P01" || e.Code == "57P02" || e.Code == "08006":
@@ -88,7 +89,7 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 		return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
 			Message: fmt.Sprintf("the upstream %s is not accepting connections now (%s). Fix: connect again in a few seconds: it is starting, shutting down, restarting or failing over; if it lasts, check the DB's status and events", p.cfg.Upstream.Host, e.Message)}
 	case strings.Contains(e.Message, "password authentication failed"):
-		return &Error{Code: CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
+		return &Error{Code: pgwire.CodeInvalidPassword, Reason: proxy.ReasonUpstreamAuth, Err: e,
 			Message: fmt.Sprintf("upstream did not accept an IAM token for user %q (%s): the user is not set up for IAM authentication. Fix: GRANT rds_iam TO %s", user, e.Message, sqlquote.PGRole(user))}
 	}
 	return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e, Detail: e.Detail, Hint: e.Hint,

@@ -5,11 +5,8 @@ import (
 	"encoding/binary"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
-
-// CodeConnectionLost is the SQLSTATE of a session the upstream broke off
-// (connection_failure); drivers and pools treat class 08 as "reconnect".
-const CodeConnectionLost = "08006"
 
 // farewell follows the framing of what the upstream sends (a type byte,
 // then a 4-byte length that counts itself) so that a session the upstream
@@ -61,7 +58,7 @@ func (f *farewell) Message(err error) []byte {
 		return nil
 	}
 	var b bytes.Buffer
-	if writeError(&b, &Error{Code: CodeConnectionLost, Message: proxy.LostUpstream(err)}) != nil {
+	if writeError(&b, &Error{Code: pgwire.CodeConnectionLost, Message: proxy.LostUpstream(err)}) != nil {
 		return nil
 	}
 	return b.Bytes()

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // msg is one wire message: type, length, body.
@@ -56,7 +57,7 @@ func TestFarewellSpeaksOnlyBetweenMessages(t *testing.T) {
 			fe := pgproto3.NewFrontend(strings.NewReader(string(got)), io.Discard)
 			m, err := fe.Receive()
 			er, ok := m.(*pgproto3.ErrorResponse)
-			if err != nil || !ok || er.Severity != "FATAL" || er.Code != CodeConnectionLost ||
+			if err != nil || !ok || er.Severity != "FATAL" || er.Code != pgwire.CodeConnectionLost ||
 				!strings.Contains(er.Message, "rds-iam-proxy: the upstream reset the connection") || !strings.Contains(er.Message, "Fix: ") {
 				t.Fatalf("%s: %#v, %v", tc.name, m, err)
 			}

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // hugeParameterStatus is the length a hostile upstream announces: just
@@ -108,7 +110,7 @@ func TestUpstreamLoginMessageBounded(t *testing.T) {
 	}
 	t.Logf("login failed after %v, %d bytes allocated meanwhile", took, alloc)
 	var tooBig *pgproto3.ExceededMaxBodyLenErr
-	if !errors.As(err, &tooBig) || tooBig.MaxExpectedBodyLen != maxLoginMessage || tooBig.ActualBodyLen != hugeParameterStatus {
+	if !errors.As(err, &tooBig) || tooBig.MaxExpectedBodyLen != pgwire.MaxLoginMessage || tooBig.ActualBodyLen != hugeParameterStatus {
 		t.Fatalf("login: %v (after %v); want the message bound exceeded", err, took)
 	}
 	if took > 10*time.Second {
@@ -127,7 +129,7 @@ func TestUpstreamLoginMessageBounded(t *testing.T) {
 			t.Errorf("client message %q lacks %q", e.Message, want)
 		}
 	}
-	if e.Code != CodeConnectionFailure {
+	if e.Code != pgwire.CodeConnectionFailure {
 		t.Errorf("SQLSTATE %s", e.Code)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
 // TokenSource builds IAM tokens and says whose credentials sign them.
@@ -66,9 +67,9 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	hctx, start := l.Ctx, l.Start
 	log := p.log.With("client", client.RemoteAddr().String())
 
-	hello, err := ReadHello(client, FrontOptions{})
+	hello, err := pgwire.ReadHello(client, pgwire.HelloOptions{})
 	if err != nil {
-		p.fail(l, log, client, err)
+		p.fail(l, log, client, clientError(err))
 		return
 	}
 	l.FirstPacket()
@@ -81,7 +82,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	release, refused := proxy.TakeAll(p.cfg.Limits...)
 	if refused != "" {
-		p.fail(l, log, conn, &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonLimit, Message: refused})
+		p.fail(l, log, conn, &Error{Code: pgwire.CodeTooManyConnections, Reason: proxy.ReasonLimit, Message: refused})
 		return
 	}
 	defer release()
@@ -92,7 +93,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	}
 	log = log.With("user", user, "database", st.Database())
 	if isReplication(st.Params["replication"]) {
-		p.fail(l, log, conn, &Error{Code: CodeFeatureNotSupported, Reason: proxy.ReasonProtocol,
+		p.fail(l, log, conn, &Error{Code: pgwire.CodeFeatureNotSupported, Reason: proxy.ReasonProtocol,
 			Message: "replication connections cannot use IAM authentication on RDS: use a password user for replication"})
 		return
 	}
@@ -120,15 +121,15 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
 	// could be another instance.
 	target := p.cfg.Upstream
 	target.DialAddress = up.Conn.RemoteAddr().String()
-	key, forget, err := p.cancels.register(target, CancelKey{PID: up.PID, Secret: up.SecretKey})
+	key, forget, err := p.cancels.register(target, pgwire.CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
-		p.fail(l, log, conn, &Error{Code: CodeConnectionFailure, Reason: proxy.ReasonProtocol, Err: err,
+		p.fail(l, log, conn, &Error{Code: pgwire.CodeConnectionFailure, Reason: proxy.ReasonProtocol, Err: err,
 			Message: "cannot make a cancel key for this session (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"})
 		return
 	}
 	defer forget()
-	greeting := &Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: Negotiation(st)}
-	if err := WriteGreeting(conn, greeting); err != nil {
+	greeting := &pgwire.Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: pgwire.Negotiation(st)}
+	if err := pgwire.WriteGreeting(conn, greeting); err != nil {
 		p.obs.Refused(proxy.ReasonClientGone)
 		log.Info("client went away during login", "err", err)
 		return
@@ -161,7 +162,7 @@ func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal
 		return
 	}
 	client.SetDeadline(time.Now().Add(refuseReadTimeout))
-	hello, err := ReadHello(client, FrontOptions{})
+	hello, err := pgwire.ReadHello(client, pgwire.HelloOptions{})
 	if err == nil && hello.Cancel != nil {
 		p.obs.Refused(proxy.ReasonCancelRequest)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -176,7 +177,7 @@ func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal
 	}
 	log.Debug("connection refused at accept: too many connections logging in", "user", hello.Startup.User())
 	client.SetWriteDeadline(time.Now().Add(refuseReadTimeout))
-	if writeError(hello.Conn, &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonHandshakeLimit, Message: r.Message}) == nil {
+	if writeError(hello.Conn, &Error{Code: pgwire.CodeTooManyConnections, Reason: proxy.ReasonHandshakeLimit, Message: r.Message}) == nil {
 		proxy.LingerClose(hello.Conn)
 	}
 }
@@ -196,7 +197,7 @@ func isReplication(v string) bool {
 }
 
 // login builds a token for user and logs in upstream with it.
-func (p *Proxy) login(ctx context.Context, user string, st *Startup) (*pgconn.HijackedConn, error) {
+func (p *Proxy) login(ctx context.Context, user string, st *pgwire.Startup) (*pgconn.HijackedConn, error) {
 	tok, err := p.cfg.Tokens.Token(ctx, p.cfg.Upstream.Host, p.cfg.Upstream.Port, p.cfg.Region, user)
 	if err != nil {
 		return nil, err
@@ -209,7 +210,7 @@ func (p *Proxy) login(ctx context.Context, user string, st *Startup) (*pgconn.Hi
 // forwardCancel sends a client's CancelRequest to the upstream backend its
 // key maps to. The client's socket is closed first, as PostgreSQL does; an
 // unknown key is dropped silently, also as PostgreSQL does.
-func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.Conn, k CancelKey) {
+func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.Conn, k pgwire.CancelKey) {
 	client.Close()
 	t, ok := p.cancels.lookup(k)
 	if !ok {
@@ -217,7 +218,7 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 		return
 	}
 	_, tlsConf := t.upstream.CurrentTLS()
-	if err := SendCancel(ctx, t.upstream.DialAddr(), tlsConf, t.key); err != nil {
+	if err := pgwire.SendCancel(ctx, t.upstream.DialAddr(), tlsConf, t.key); err != nil {
 		log.Warn("cancel request not delivered", "err", err)
 		return
 	}
@@ -231,7 +232,7 @@ func (p *Proxy) fail(l *proxy.Login, log *slog.Logger, client net.Conn, err erro
 		// Evictions come in floods: the server logs a summary.
 		p.obs.Refused(proxy.ReasonEvicted)
 		log.Debug("connection evicted", "cause", err)
-		pe = &Error{Code: CodeTooManyConnections, Reason: proxy.ReasonEvicted, Message: why}
+		pe = &Error{Code: pgwire.CodeTooManyConnections, Reason: proxy.ReasonEvicted, Message: why}
 		client.SetWriteDeadline(time.Now().Add(time.Second))
 		if writeError(client, pe) == nil {
 			proxy.LingerClose(client)
@@ -244,7 +245,7 @@ func (p *Proxy) fail(l *proxy.Login, log *slog.Logger, client net.Conn, err erro
 			p.obs.Refused(reason)
 			return
 		}
-		pe = &Error{Code: CodeAdminShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
+		pe = &Error{Code: pgwire.CodeAdminShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
 	}
 	attrs := []any{"reason", pe.Reason, "code", pe.Code, "message", pe.Message}
 	if pe.Err != nil {

@@ -1,11 +1,10 @@
-package mysql
+package mywire
 
 import (
 	"bytes"
 	"errors"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func sampleGreeting() *Greeting {
@@ -43,22 +42,22 @@ func TestGreetingRoundTrip(t *testing.T) {
 }
 
 func TestGreetingThatIsAnError(t *testing.T) {
-	_, err := ParseGreeting(marshalErr(1040, "", "Too many connections", false))
+	_, err := ParseGreeting(MarshalErr(1040, "Too many connections", false))
 	var se *ServerError
 	if !errors.As(err, &se) || se.Code != 1040 || se.Message != "Too many connections" {
 		t.Fatalf("got %v; want the server's 1040", err)
 	}
 }
 
-func TestClientGreetingCaps(t *testing.T) {
-	g := ClientGreeting(sampleGreeting(), bytes.Repeat([]byte{7}, 20), PluginNativePassword, false)
+func TestMirrorCaps(t *testing.T) {
+	g := Mirror(sampleGreeting(), bytes.Repeat([]byte{7}, 20), PluginNativePassword, false)
 	if g.Caps&(CapCompress|CapZstd|CapSSL) != 0 {
 		t.Fatalf("caps %x offer compression or TLS to the client", g.Caps)
 	}
 	if g.Caps&CapDeprecateEOF == 0 || g.ExtCaps != sampleGreeting().ExtCaps || g.ConnectionID != 4711 {
 		t.Fatalf("greeting not mirrored: %+v", g)
 	}
-	if g := ClientGreeting(sampleGreeting(), g.Scramble, PluginNativePassword, true); g.Caps&CapSSL == 0 {
+	if g := Mirror(sampleGreeting(), g.Scramble, PluginNativePassword, true); g.Caps&CapSSL == 0 {
 		t.Fatal("TLS not offered with a TLS front")
 	}
 }
@@ -111,7 +110,7 @@ func TestResponseRoundTrip(t *testing.T) {
 	if !responsesEqual(r, back) {
 		t.Fatalf("round trip changed the response:\n got %+v\nwant %+v", back, r)
 	}
-	if ssl := r.MarshalSSLRequest(); len(ssl) != sslRequestLen || !isSSLRequest(ssl) || !bytes.Equal(ssl, b[:sslRequestLen]) {
+	if ssl := r.MarshalSSLRequest(); len(ssl) != sslRequestLen || !IsSSLRequest(ssl) || !bytes.Equal(ssl, b[:sslRequestLen]) {
 		t.Fatalf("SSLRequest %x is not the response's head", ssl)
 	}
 	// Without the lenenc flag, long auth data cannot be sent.
@@ -141,30 +140,14 @@ func TestLenenc(t *testing.T) {
 }
 
 func TestReadPacketLimits(t *testing.T) {
-	if _, _, err := readPacket(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0}), 100); !errors.As(err, new(*PacketTooLargeError)) {
+	if _, _, err := ReadPacket(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0}), 100); !errors.As(err, new(*PacketTooLargeError)) {
 		t.Fatalf("oversized frame: %v", err)
 	}
-	if _, _, err := readPacket(bytes.NewReader([]byte{10, 0, 0, 0, 1, 2}), 100); err == nil {
+	if _, _, err := ReadPacket(bytes.NewReader([]byte{10, 0, 0, 0, 1, 2}), 100); err == nil {
 		t.Fatal("truncated frame accepted")
 	}
-	seq, p, err := readPacket(bytes.NewReader([]byte{2, 0, 0, 7, 1, 2}), 100)
+	seq, p, err := ReadPacket(bytes.NewReader([]byte{2, 0, 0, 7, 1, 2}), 100)
 	if err != nil || seq != 7 || !bytes.Equal(p, []byte{1, 2}) {
 		t.Fatalf("frame: %d %v %v", seq, p, err)
-	}
-}
-
-func TestFitMessage(t *testing.T) {
-	short := "rds-iam-proxy: all good"
-	if got := fitMessage(short, 511); got != short {
-		t.Fatalf("short message changed: %q", got)
-	}
-	long := "rds-iam-proxy: TLS verification failed: " + strings.Repeat("détail ", 100) + "Fix: --endpoint must be the RDS endpoint name"
-	got := fitMessage(long, 511)
-	if len(got) > 511 || !strings.HasSuffix(got, "Fix: --endpoint must be the RDS endpoint name") || !strings.HasPrefix(got, "rds-iam-proxy: TLS verification failed") || !utf8.ValidString(got) {
-		t.Fatalf("fitted message (%d bytes) lost its fix or its start: %q", len(got), got)
-	}
-	noFix := strings.Repeat("é", 400)
-	if got := fitMessage(noFix, 511); len(got) > 511 || !utf8.ValidString(got) {
-		t.Fatalf("message without a fix: %d bytes, valid %v", len(got), utf8.ValidString(got))
 	}
 }

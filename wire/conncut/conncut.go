@@ -8,8 +8,11 @@
 // past deadline on a connection that has moved on. That is how a drain
 // that starts just as a login finishes could kill the new session at its
 // first read, and how a login step's cut could land in the next step. The
-// proxy's client logins (proxy.Login) and its MySQL upstream logins both
-// use this package, so the race is solved once, in one place.
+// proxy's client logins (proxy.Login) and the MySQL client login
+// (wire/mywire) both use this package, so the race is solved once, in one
+// place. It is no codec, but it lives under wire/ because wire packages
+// import no project package except each other, and the proxy may import
+// wire packages: here both can use it.
 //
 // The rule that makes it correct: every deadline change a Cut makes
 // happens under its mutex, and stopped is final. A cut that has started

@@ -1,4 +1,4 @@
-package mysql
+package mywire
 
 import (
 	"crypto/rand"
@@ -23,7 +23,7 @@ type Greeting struct {
 // packet instead: that comes back as a *ServerError.
 func ParseGreeting(p []byte) (*Greeting, error) {
 	if len(p) > 0 && p[0] == 0xff {
-		return nil, parseErrPacket(p)
+		return nil, ParseErr(p)
 	}
 	r := &reader{b: p}
 	if v := r.byte1(); r.err == nil && v != 10 {
@@ -113,4 +113,17 @@ func NewScramble() ([]byte, error) {
 		s[i] = s[i]%127 + 1
 	}
 	return s, nil
+}
+
+// Mirror is the greeting a relaying front shows a client for the server's
+// greeting: the same version, connection id (so KILL QUERY <id> hits the
+// right session), charset, status and capabilities (without compression,
+// multi-factor auth, and TLS unless offerTLS), with the front's own
+// scramble and plugin.
+func Mirror(server *Greeting, scramble []byte, plugin string, offerTLS bool) *Greeting {
+	g := *server
+	g.Caps = clientGreetingCaps(server.Caps, offerTLS)
+	g.Scramble = scramble
+	g.AuthPlugin = plugin
+	return &g
 }

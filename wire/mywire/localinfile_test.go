@@ -1,4 +1,4 @@
-package mysql
+package mywire
 
 import (
 	"context"
@@ -13,16 +13,16 @@ func TestLoginLocalFiles(t *testing.T) {
 	both := CapProtocol41 | CapSecureConnection | CapPluginAuth | CapLongPassword | CapLocalFiles
 	for _, allow := range []bool{false, true} {
 		proxySide, server := net.Pipe()
-		p := &Pending{conn: proxySide, Greeting: &Greeting{Caps: both, Scramble: make([]byte, 20), Charset: 33}}
+		p := &Pending{Conn: proxySide, Greeting: &Greeting{Caps: both, Scramble: make([]byte, 20), Charset: 33}}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			p.Login(ctx, Login{User: "u", Password: "x", Plugin: PluginNativePassword,
+			p.Login(ctx, nil, Login{User: "u", Password: "x", Plugin: PluginNativePassword,
 				Client: &HandshakeResponse{Caps: both, Charset: 33}, LocalInfile: allow})
 		}()
 		server.SetDeadline(time.Now().Add(5 * time.Second))
-		_, payload, err := readPacket(server, responseLimit)
+		_, payload, err := ReadPacket(server, ResponseLimit)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package postgres
+package pgwire
 
 import (
 	"bytes"
@@ -38,16 +38,16 @@ func TestReadOpening(t *testing.T) {
 			func(o *opening) bool {
 				return o.startup.Minor == 2 && o.startup.Database() == "u" && len(o.startup.ProtocolOptions) == 1 && o.startup.Params["_pq_.x"] == ""
 			}, ""},
-		{"ssl", packet(codeSSL), func(o *opening) bool { return o.code == codeSSL }, ""},
-		{"gss", packet(codeGSSENC), func(o *opening) bool { return o.code == codeGSSENC }, ""},
-		{"cancel", packet(codeCancel, 0, 0, 0, 7, 1, 2, 3, 4), func(o *opening) bool {
+		{"ssl", packet(CodeSSLRequest), func(o *opening) bool { return o.code == CodeSSLRequest }, ""},
+		{"gss", packet(CodeGSSENCRequest), func(o *opening) bool { return o.code == CodeGSSENCRequest }, ""},
+		{"cancel", packet(CodeCancelRequest, 0, 0, 0, 7, 1, 2, 3, 4), func(o *opening) bool {
 			return o.cancel.PID == 7 && bytes.Equal(o.cancel.Secret, []byte{1, 2, 3, 4})
 		}, ""},
-		{"cancel 3.2 long key", packet(codeCancel, append([]byte{0, 0, 0, 7}, bytes.Repeat([]byte{9}, 32)...)...), func(o *opening) bool {
+		{"cancel 3.2 long key", packet(CodeCancelRequest, append([]byte{0, 0, 0, 7}, bytes.Repeat([]byte{9}, 32)...)...), func(o *opening) bool {
 			return len(o.cancel.Secret) == 32
 		}, ""},
-		{"cancel too short", packet(codeCancel, 0, 0), nil, "invalid cancel request"},
-		{"ssl with body", packet(codeSSL, 1), nil, "invalid length 9"},
+		{"cancel too short", packet(CodeCancelRequest, 0, 0), nil, "invalid cancel request"},
+		{"ssl with body", packet(CodeSSLRequest, 1), nil, "invalid length 9"},
 		{"huge", []byte{0, 1, 0, 0}, nil, "invalid startup packet length 65536"},
 		{"tiny", []byte{0, 0, 0, 7}, nil, "invalid startup packet length 7"},
 		{"tls", []byte{0x16, 3, 1, 0}, nil, "started TLS directly"},
@@ -81,7 +81,7 @@ func TestReadOpening(t *testing.T) {
 // TestReadOpeningIsExact: bytes after the packet stay unread (a TLS
 // ClientHello after an SSLRequest must reach the TLS layer).
 func TestReadOpeningIsExact(t *testing.T) {
-	r := bytes.NewReader(append(packet(codeSSL), "NEXT"...))
+	r := bytes.NewReader(append(packet(CodeSSLRequest), "NEXT"...))
 	if _, err := readOpening(r); err != nil {
 		t.Fatal(err)
 	}
@@ -90,18 +90,35 @@ func TestReadOpeningIsExact(t *testing.T) {
 	}
 }
 
-func TestProtocolErrorsAreClientErrors(t *testing.T) {
-	_, err := readOpening(bytes.NewReader([]byte("GET / HTTP/1.1\r\n")))
-	var pe *Error
-	if !errors.As(err, &pe) || pe.Code != CodeProtocolViolation {
-		t.Fatalf("error %v, want an 08P01 *Error", err)
+// TestOpeningErrorsCarryTheServersCode: each way a client breaks the
+// opening comes back as a *ProtocolError with the SQLSTATE PostgreSQL
+// answers it with, and the two a caller may word its own way (direct TLS,
+// another protocol version) can be told apart.
+func TestOpeningErrorsCarryTheServersCode(t *testing.T) {
+	cases := []struct {
+		name string
+		in   []byte
+		code string
+		is   func(error) bool
+	}{
+		{"not postgres", []byte("GET / HTTP/1.1\r\n"), CodeProtocolViolation, nil},
+		{"direct TLS", []byte{0x16, 3, 1, 0}, CodeProtocolViolation, func(err error) bool { return errors.Is(err, ErrDirectTLS) }},
+		{"protocol 2", packet(2 << 16), CodeFeatureNotSupported, func(err error) bool {
+			var v *VersionError
+			return errors.As(err, &v) && v.Major == 2 && v.Minor == 0
+		}},
+		{"no user", packet(3<<16, params("database", "d")...), CodeInvalidAuthorization, nil},
 	}
-	var buf bytes.Buffer
-	if err := writeError(&buf, pe); err != nil {
-		t.Fatal(err)
-	}
-	if b := buf.Bytes(); b[0] != 'E' || !bytes.Contains(b, []byte("rds-iam-proxy: invalid startup packet length")) || !bytes.Contains(b, []byte("SFATAL")) {
-		t.Fatalf("ErrorResponse %q", b)
+	for _, c := range cases {
+		_, err := readOpening(bytes.NewReader(c.in))
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Code != c.code {
+			t.Errorf("%s: %v, want a *ProtocolError with code %s", c.name, err, c.code)
+			continue
+		}
+		if c.is != nil && !c.is(err) {
+			t.Errorf("%s: %v does not carry its specific cause", c.name, err)
+		}
 	}
 }
 
@@ -109,8 +126,8 @@ func TestProtocolErrorsAreClientErrors(t *testing.T) {
 // and never reads more than the packet's bounded length.
 func FuzzReadOpening(f *testing.F) {
 	f.Add(packet(3<<16, params("user", "u")...))
-	f.Add(packet(codeCancel, 0, 0, 0, 1, 2, 3, 4, 5))
-	f.Add(packet(codeSSL))
+	f.Add(packet(CodeCancelRequest, 0, 0, 0, 1, 2, 3, 4, 5))
+	f.Add(packet(CodeSSLRequest))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
@@ -122,13 +139,4 @@ func FuzzReadOpening(f *testing.F) {
 			t.Fatal("startup without user accepted")
 		}
 	})
-}
-
-func TestIsReplication(t *testing.T) {
-	for v, want := range map[string]bool{"": false, "0": false, "f": false, "fal": false, "FALSE": false, "n": false, "no": false, "of": false, "off": false,
-		"o": true, "on": true, "true": true, "1": true, "yes": true, "database": true} {
-		if got := isReplication(v); got != want {
-			t.Errorf("isReplication(%q) = %v, want %v", v, got, want)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package mysql
+package mywire
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ func FuzzParseGreeting(f *testing.F) {
 	mysql8.ServerVersion = "8.0.39"
 	mysql8.AuthPlugin = PluginCachingSHA2
 	f.Add(mysql8.Marshal())
-	f.Add(marshalErr(1040, "", "Too many connections", false))
+	f.Add(MarshalErr(1040, "Too many connections", false))
 	f.Add([]byte{10, 0})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		g, err := ParseGreeting(p)

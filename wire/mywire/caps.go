@@ -1,4 +1,4 @@
-package mysql
+package mywire
 
 // Capability flags (the low 32 bits of the MySQL and MariaDB handshake).
 const (
@@ -33,21 +33,22 @@ const (
 	CapMultiFactorAuth  uint32 = 1 << 28 // MySQL 8.0.27+: AuthNextFactor packets during login
 )
 
-// handshakeOnly are the flags that shape only the login itself. The proxy
-// sets them toward the upstream as its own login needs, whatever the client
-// chose; every other flag is the client's choice intersected with the
-// server's, because after the login the client and the server must agree
-// on how each command and result is framed.
+// handshakeOnly are the flags that shape only the login itself. A login
+// that relays a client's session afterwards sets them toward the server as
+// its own login needs, whatever the client chose; every other flag is the
+// client's choice intersected with the server's, because after the login
+// the client and the server must agree on how each command and result is
+// framed.
 const handshakeOnly = CapSSL | CapSecureConnection | CapPluginAuth | CapPluginAuthLenenc |
 	CapConnectAttrs | CapConnectWithDB | CapCompress | CapZstd | CapMultiFactorAuth
 
-// clientGreetingCaps are the capabilities offered to a client: the
-// server's, without compression (the relay does not decompress; a
-// compressed session could not be followed) and without TLS unless the
-// proxy's own listener offers it.
+// clientGreetingCaps are the capabilities a relaying front offers a
+// client: the server's, without compression (a relay does not decompress;
+// a compressed session could not be followed) and without TLS unless the
+// front itself offers it.
 //
-// Multi-factor auth is never offered either way: the proxy's login is one
-// factor (the token), and the client's is none.
+// Multi-factor auth is never offered either way: the front's login to the
+// server is one factor, and the client's is none.
 func clientGreetingCaps(server uint32, frontTLS bool) uint32 {
 	caps := server &^ (CapCompress | CapZstd | CapSSL | CapMultiFactorAuth)
 	if frontTLS {
@@ -56,9 +57,9 @@ func clientGreetingCaps(server uint32, frontTLS bool) uint32 {
 	return caps
 }
 
-// upstreamCaps are the capabilities sent upstream for a client: exactly
-// client ∩ server for everything that frames commands and results, plus
-// what the login itself needs.
+// upstreamCaps are the capabilities sent to the server for a client's
+// session: exactly client ∩ server for everything that frames commands and
+// results, plus what the login itself needs.
 func upstreamCaps(client, server uint32, db string, attrs bool, tls bool) uint32 {
 	caps := client & server &^ handshakeOnly
 	caps |= CapProtocol41 | CapSecureConnection | CapPluginAuth

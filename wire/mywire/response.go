@@ -1,4 +1,4 @@
-package mysql
+package mywire
 
 import (
 	"errors"
@@ -25,9 +25,9 @@ type HandshakeResponse struct {
 	Attrs []byte
 }
 
-// isSSLRequest tells an SSLRequest from a full response, which is always
+// IsSSLRequest tells an SSLRequest from a full response, which is always
 // longer (it holds at least the user's NUL and the auth data's length).
-func isSSLRequest(p []byte) bool { return len(p) == sslRequestLen }
+func IsSSLRequest(p []byte) bool { return len(p) == sslRequestLen }
 
 // ParseResponse decodes a HandshakeResponse41 payload.
 func ParseResponse(p []byte) (*HandshakeResponse, error) {

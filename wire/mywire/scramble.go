@@ -1,4 +1,4 @@
-package mysql
+package mywire
 
 import (
 	"crypto/sha1"
