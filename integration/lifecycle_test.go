@@ -127,6 +127,7 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { w.pg.ExecIn(context.Background(), appDB, "DELETE FROM items WHERE name = 'drain'") })
 	if err := conn.Exec(ctx, "BEGIN; INSERT INTO items (name) VALUES ('drain')").Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,6 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "1" {
 		t.Fatalf("the transaction in flight did not commit: %v %q", err, out)
 	}
-	psql(t, w.pg.ConnString("postgres", appDB), "-c", "DELETE FROM items WHERE name = 'drain'")
 }
 
 // TestBinaryDrainDeadline: a client still in its handshake when the drain

@@ -64,7 +64,9 @@ func TestPgxExtendedProtocol(t *testing.T) {
 		}
 	}
 
-	// A transaction that commits.
+	// A transaction that commits (its row is deleted at the end, whatever
+	// happens).
+	t.Cleanup(func() { w.pg.ExecIn(context.Background(), appDB, "DELETE FROM items WHERE name = 'pgx-tx'") })
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +81,6 @@ func TestPgxExtendedProtocol(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM items WHERE name = 'pgx-tx'").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("committed row count = %d, %v", n, err)
 	}
-	conn.Exec(ctx, "DELETE FROM items WHERE name = 'pgx-tx'")
 
 	// A server error keeps its SQLSTATE and the session survives.
 	_, err = conn.Exec(ctx, "INSERT INTO no_such_table VALUES (1)")
