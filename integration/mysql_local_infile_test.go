@@ -19,6 +19,7 @@ import (
 // clear error, for the mysql client (--local-infile=1) and for
 // go-sql-driver (AllowAllFiles), and works with allow_local_infile.
 func TestMySQLLocalInfile(t *testing.T) {
+	w.enter(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := w.My.ExecIn(ctx, appDB, "CREATE TABLE infile_rows (name VARCHAR(100) NOT NULL)", "GRANT ALL ON appdb.infile_rows TO 'app_user'@'%'"); err != nil {

@@ -29,6 +29,7 @@ func connectPgx(t *testing.T, port, user string, extra string) *pgx.Conn {
 }
 
 func TestPgxExtendedProtocol(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx := context.Background()
 	conn := connectPgx(t, port, iamUser, "application_name=pgx-it search_path=public options='-c statement_timeout=4321'")
@@ -94,6 +95,7 @@ func TestPgxExtendedProtocol(t *testing.T) {
 }
 
 func TestListenNotify(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -117,6 +119,7 @@ func TestListenNotify(t *testing.T) {
 // TestCopy50MB sends 50 MB in with COPY FROM STDIN and reads it back with
 // COPY TO STDOUT, comparing checksums.
 func TestCopy50MB(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

@@ -25,6 +25,7 @@ func psql(t *testing.T, conninfo string, args ...string) (stdout, stderr string,
 }
 
 func TestPsqlQueriesThroughProxy(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	out, errOut, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user, session_user, current_database()")
 	if err != nil {
@@ -61,6 +62,7 @@ SELECT count(*) FROM items WHERE name = 'from-psql';
 }
 
 func TestPsqlCopyOutAndIn(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	t.Cleanup(func() { w.pg.ExecIn(context.Background(), appDB, "DROP TABLE IF EXISTS psql_copy, psql_copy2") })
 	// 200,000 rows out through \copy, then back in, through psql.
