@@ -43,7 +43,7 @@ import (
 // each difference from the world it entered. It also fails the test when
 // the world it enters is not the one the test before it left (something
 // that test started went on changing it).
-func (wd *world) enter(t *testing.T) {
+func (wd *world) enter(t tester) {
 	t.Helper()
 	wd.stateMu.Lock()
 	last, lastTest := wd.state, wd.stateAfter
@@ -66,8 +66,18 @@ func (wd *world) enter(t *testing.T) {
 	})
 }
 
+// tester is what enter needs of a test: a *testing.T, or a recorder in
+// the test of enter itself.
+type tester interface {
+	Helper()
+	Name() string
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // readState reads the world's state, failing the test if it cannot.
-func (wd *world) readState(t *testing.T) worldState {
+func (wd *world) readState(t tester) worldState {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
 	defer cancel()
@@ -84,8 +94,14 @@ func (wd *world) readState(t *testing.T) worldState {
 // t.Parallel panics after it.
 func serial(t *testing.T) {
 	t.Helper()
-	t.Setenv("RDS_IAM_PROXY_TEST_CHANGES_THE_WORLD", "1")
+	t.Setenv(serialMark, "1")
 }
+
+// serialMark is the variable serial sets. It is no part of the world's
+// state (t.Setenv takes it away when the test ends, before enter looks),
+// so a snapshot leaves it out; a test that enters a recorded test of its
+// own would otherwise see its own mark.
+const serialMark = "RDS_IAM_PROXY_TEST_CHANGES_THE_WORLD"
 
 // undoAtEnd registers undo to run when t ends and returns it, to run
 // earlier if the test wants (a failure case showing the proxy recovers);
@@ -220,4 +236,57 @@ func unsetEnv(t *testing.T, name string) {
 	if err := os.Unsetenv(name); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestEnterFailsTheTestThatLeftAChange: enter fails a test that ends
+// with the world changed, naming the change, and the next test if the
+// world changes between the two.
+func TestEnterFailsTheTestThatLeftAChange(t *testing.T) {
+	w.enter(t)
+	left := &recordingT{T: t}
+	w.enter(left)
+	undo := w.setClockOffset(t, 5*time.Minute)
+	left.end()
+	want := "this test left the shared world changed, so the tests after it would run in another world:\n  emulator: clock offset 5m0s, was 0s\nFix: "
+	if len(left.errors) != 1 || !strings.HasPrefix(left.errors[0], want) {
+		t.Errorf("a test that left the clock moved: errors %q, want one starting %q", left.errors, want)
+	}
+
+	undo() // after the test above ended: the next one sees it
+	next := &recordingT{T: t}
+	w.enter(next)
+	want = "the world changed after " + t.Name() + " ended, before this test began (did something it started go on?):\n  emulator: clock offset 0s, was 5m0s"
+	if len(next.errors) != 1 || next.errors[0] != want {
+		t.Errorf("a test entering a world changed since the last one ended: errors %q, want %q", next.errors, want)
+	}
+	next.end()
+	if len(next.errors) != 1 {
+		t.Errorf("a test that changed nothing: errors %q", next.errors[1:])
+	}
+}
+
+// recordingT is a test whose failures are recorded, not reported, and
+// whose cleanups run when end is called.
+type recordingT struct {
+	*testing.T
+	errors   []string
+	cleanups []func()
+}
+
+func (r *recordingT) Errorf(format string, args ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, args...))
+}
+
+func (r *recordingT) Fatalf(format string, args ...any) {
+	r.T.Fatalf("the recorded test failed for good: "+format, args...)
+}
+
+func (r *recordingT) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+
+// end runs the cleanups, last first, as a test's end does.
+func (r *recordingT) end() {
+	for i := len(r.cleanups) - 1; i >= 0; i-- {
+		r.cleanups[i]()
+	}
+	r.cleanups = nil
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -72,8 +73,9 @@ var myStateQueries = []struct{ what, sql string }{
 func (wd *world) snapshot(ctx context.Context) (worldState, error) {
 	s := worldState{aws: wd.aws.AWS.State(), myIAMUsers: wd.my.IAMUsers(), env: map[string]string{}}
 	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		s.env[k] = v
+		if k, v, _ := strings.Cut(kv, "="); k != serialMark {
+			s.env[k] = v
+		}
 	}
 	var err error
 	if s.cwd, err = os.Getwd(); err != nil {
@@ -170,17 +172,16 @@ func (s worldState) changesFrom(was worldState) []string {
 		fb, inB := b.Faults[e]
 		switch {
 		case !inA:
-			add("emulator: fault on %s left injected (%+v)", e, fb)
+			add("emulator: fault on %s left injected (%s)", e, faultText(fb))
 		case !inB:
-			add("emulator: fault on %s cleared (was %+v)", e, fa)
+			add("emulator: fault on %s cleared (was %s)", e, faultText(fa))
 		case fa != fb:
-			add("emulator: fault on %s is %+v, was %+v", e, fb, fa)
+			add("emulator: fault on %s is %s, was %s", e, faultText(fb), faultText(fa))
 		}
 	}
 	if a.InstanceProfile != b.InstanceProfile {
 		add("emulator: instance profile %q, was %q", b.InstanceProfile, a.InstanceProfile)
-	}
-	if a.InstanceCredentials != b.InstanceCredentials {
+	} else if a.InstanceCredentials != b.InstanceCredentials {
 		add("emulator: instance metadata would next hand out credentials lasting %v, was %v (rotate them)", b.InstanceCredentials, a.InstanceCredentials)
 	}
 	if a.ContainerRole != b.ContainerRole || a.ContainerTokenDigest != b.ContainerTokenDigest {
@@ -214,8 +215,18 @@ func (s worldState) changesFrom(was worldState) []string {
 	if missing := lacking(b.SSOGrants, a.SSOGrants); len(missing) > 0 {
 		add("emulator: SSO grants %v are gone", missing)
 	}
-	if !slices.Equal(a.DBs, b.DBs) {
-		add("emulator: the RDS API lists %+v, was %+v (a front left open, or an IAM auth switch or cluster left changed)", b.DBs, a.DBs)
+	dbsA, dbsB := dbsByAddress(a.DBs), dbsByAddress(b.DBs)
+	for _, addr := range unionKeys(dbsA, dbsB) {
+		da, inA := dbsA[addr]
+		db, inB := dbsB[addr]
+		switch {
+		case !inA:
+			add("emulator: DB %s left listed (a front left open): %+v", addr, db)
+		case !inB:
+			add("emulator: DB %s is gone (a front of the world closed)", addr)
+		case da != db:
+			add("emulator: DB %s is %+v, was %+v (an IAM auth switch or cluster left changed)", addr, db, da)
+		}
 	}
 	if !slices.Equal(was.myIAMUsers, s.myIAMUsers) {
 		add("emulator: the MySQL front's IAM users are %v, were %v", s.myIAMUsers, was.myIAMUsers)
@@ -284,6 +295,19 @@ func unionKeys[V any](a, b map[string]V) []string {
 	return keys
 }
 
+func faultText(f emulator.Fault) string {
+	return fmt.Sprintf("status %d %s, delay %v, times %d", f.Status, f.Code, f.Delay, f.Times)
+}
+
+// dbsByAddress keys DBs by endpoint:port (two fronts never share one).
+func dbsByAddress(dbs []emulator.DBState) map[string]emulator.DBState {
+	m := make(map[string]emulator.DBState, len(dbs))
+	for _, d := range dbs {
+		m[fmt.Sprintf("%s:%d", d.Endpoint, d.Port)] = d
+	}
+	return m
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"
@@ -293,3 +317,77 @@ func orNone(s string) string {
 
 // snapshotTimeout bounds one reading of the world's state.
 const snapshotTimeout = 30 * time.Second
+
+// TestWorldStateSeesEveryChange: each kind of change a test can make to
+// the shared world shows in changesFrom, named; a principal the test adds
+// for itself does not; and when the test ends the helpers and cleanups
+// have undone it all (w.enter checks that).
+func TestWorldStateSeesEveryChange(t *testing.T) {
+	w.enter(t)
+	before := w.readState(t)
+	ctx := testCtx(t, time.Minute)
+
+	w.setClockOffset(t, 20*time.Minute)
+	w.setSessionDuration(t, 20*time.Second)
+	w.injectFault(t, emulator.FaultSTS, emulator.Throttling())
+	w.setInstanceProfile(t, "")
+	w.aws.AWS.AddRole("state-pod", emulator.Policy{})
+	w.setContainerCredentials(t, "state-pod", "state-token")
+	w.setRolePolicy(t, "app", emulator.Policy{})
+	w.setIAMAuth(t, w.front, false)
+	w.setMySQLIAMUser(t, "state_user", true)
+	w.aws.AWS.AddUser("state-own-user", emulator.Policy{})
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Chdir(t.TempDir())
+	front, err := w.aws.AWS.StartPostgres(w.aws.CA, emulator.PostgresOptions{
+		Endpoint: "state.c0ffee123456.us-east-1.rds.amazonaws.com", ResourceID: "db-STATE0001", Backend: w.pg.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Close() })
+	t.Cleanup(func() { w.pg.Exec(context.Background(), "DROP ROLE IF EXISTS state_role") })
+	if err := w.pg.Exec(ctx, "CREATE ROLE state_role"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.pg.ExecIn(context.Background(), appDB, "DELETE FROM items WHERE name = 'state-row'") })
+	if err := w.pg.ExecIn(ctx, appDB, "INSERT INTO items (name) VALUES ('state-row')"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.My.ExecIn(context.Background(), appDB, "DELETE FROM items WHERE name = 'state-row'")
+		w.My.Exec(context.Background(), "DROP USER IF EXISTS 'state_user'@'%'")
+	})
+	if err := w.My.ExecIn(ctx, appDB, "INSERT INTO items (name) VALUES ('state-row')", "CREATE USER 'state_user'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+
+	changes := strings.Join(w.readState(t).changesFrom(before), "\n")
+	t.Logf("changes:\n%s", changes)
+	for _, want := range []string{
+		"emulator: clock offset 20m0s, was 0s",
+		"emulator: session duration 20s, was 1h0m0s",
+		"emulator: fault on sts left injected",
+		`emulator: instance profile "", was "app"`,
+		`emulator: container credentials for role "state-pod"`,
+		"emulator: role arn:aws:iam::123456789012:role/app has another policy",
+		"emulator: DB emulated-pg.c0ffee123456.us-east-1.rds.amazonaws.com:5432 is {", "IAMAuth:false",
+		"emulator: DB state.c0ffee123456.us-east-1.rds.amazonaws.com:5432 left listed (a front left open)",
+		"emulator: the MySQL front's IAM users are [app_user state_user unlisted_user]",
+		"environment: AWS_REGION left changed",
+		"working directory ",
+		"postgres roles: state_role super=f login=f",
+		"postgres appdb items: ", "state-row was added",
+		"mariadb users: state_user % ",
+		"mariadb appdb items: ",
+	} {
+		if !strings.Contains(changes, want) {
+			t.Errorf("the changes do not say %q", want)
+		}
+	}
+	if strings.Contains(changes, "state-own-user") || strings.Contains(changes, "state-pod:") {
+		t.Error("a principal the test added for itself counts as a change")
+	}
+	if strings.Contains(changes, "state-token") {
+		t.Error("the changes show the container credentials' token")
+	}
+}
