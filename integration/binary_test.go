@@ -54,6 +54,7 @@ func freePort(t *testing.T) string {
 // TestBinaryRun runs the binary as a user would (flags, the AWS chain from
 // the environment) and uses it with psql.
 func TestBinaryRun(t *testing.T) {
+	w.enter(t)
 	cmd, port, logs := startBinary(t)
 	out, stderr, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user")
 	if err != nil || strings.TrimSpace(out) != iamUser {
@@ -73,6 +74,7 @@ func TestBinaryRun(t *testing.T) {
 // for the same credentials is accepted too, so the emulator's check is not
 // merely agreeing with our own code.
 func TestTokenCommand(t *testing.T) {
+	w.enter(t)
 	bin := proxyBinary(t)
 	akid, secret := w.aws.AWS.AddUser("token-cli", appPolicy())
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+akid, "AWS_SECRET_ACCESS_KEY="+secret)
@@ -115,6 +117,7 @@ func TestTokenCommand(t *testing.T) {
 // TestDemoCheck runs the README's demo command for each engine and both:
 // each proxy's query must go through.
 func TestDemoCheck(t *testing.T) {
+	w.enter(t)
 	bin := proxyBinary(t)
 	for _, engine := range []string{"postgres", "mysql", "all"} {
 		t.Run(engine, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 // TestCancelWithPgconn cancels pg_sleep(30) with a CancelRequest sent to the
 // proxy on a new connection, with the key the proxy gave the client.
 func TestCancelWithPgconn(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -81,6 +82,7 @@ func TestCancelWithPgconn(t *testing.T) {
 // TestCancelWithPsqlCtrlC is psql's Ctrl-C: SIGINT makes psql send a
 // CancelRequest through the proxy.
 func TestCancelWithPsqlCtrlC(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

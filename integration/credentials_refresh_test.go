@@ -17,12 +17,8 @@ const pace = 200 * time.Millisecond
 // by IMDS ahead of expiry, as EC2 does; the proxy refreshes in the
 // background, new connections move to the new keys, and none fails.
 func TestIMDSRotation(t *testing.T) {
-	w.aws.AWS.SetSessionDuration(20 * time.Second)
-	w.aws.AWS.RotateInstanceCredentials()
-	t.Cleanup(func() {
-		w.aws.AWS.SetSessionDuration(0)
-		w.aws.AWS.RotateInstanceCredentials()
-	})
+	w.enter(t)
+	w.setSessionDuration(t, 20*time.Second)
 	r := startProxyRunning(t, func(c *launch.Config) {
 		c.CredentialRefresh = authtoken.Refresh{MinInterval: time.Second, Margin: 3 * time.Second}
 	})
@@ -64,6 +60,7 @@ func TestIMDSRotation(t *testing.T) {
 // expired the client gets a clear error; when STS is back the next
 // connection works, without a restart.
 func TestSTSOutage(t *testing.T) {
+	w.enter(t)
 	cases := []struct {
 		name  string
 		fault emulator.Fault
@@ -78,11 +75,7 @@ func TestSTSOutage(t *testing.T) {
 			dir := onlySource(t)
 			role := irsaRole(t, "outage-db")
 			tokenFile := useIRSA(t, dir, role, "system:serviceaccount:prod:app")
-			w.aws.AWS.SetSessionDuration(15 * time.Second)
-			t.Cleanup(func() {
-				w.aws.AWS.ClearFault()
-				w.aws.AWS.SetSessionDuration(0)
-			})
+			w.setSessionDuration(t, 15*time.Second)
 			r := startProxyRunning(t, func(c *launch.Config) {
 				c.CredentialRefresh = authtoken.Refresh{MinInterval: 500 * time.Millisecond, MaxBackoff: 2 * time.Second,
 					Timeout: 3 * time.Second, Margin: 2 * time.Second}
@@ -95,7 +88,7 @@ func TestSTSOutage(t *testing.T) {
 				t.Fatal("no expiry for session credentials")
 			}
 
-			w.aws.AWS.InjectFault(emulator.FaultSTS, tc.fault)
+			stsBack := w.injectFault(t, emulator.FaultSTS, tc.fault)
 			// Valid credentials keep serving (up to the margin before
 			// expiry, where a connection tries a refresh itself).
 			n := 0
@@ -134,7 +127,7 @@ func TestSTSOutage(t *testing.T) {
 
 			// STS is back: the same proxy recovers (within the refresh
 			// rate limit and backoff).
-			w.aws.AWS.ClearFault()
+			stsBack()
 			recoverBy := time.Now().Add(30 * time.Second)
 			for {
 				mark = logMark()

@@ -124,6 +124,7 @@ func writeFile(t *testing.T, path, text string, mode os.FileMode) string {
 }
 
 func TestSourceStaticEnvKeys(t *testing.T) {
+	w.enter(t)
 	onlySource(t)
 	akid, secret := newUser(t, "env-user")
 	t.Setenv("AWS_ACCESS_KEY_ID", akid)
@@ -138,6 +139,7 @@ func TestSourceStaticEnvKeys(t *testing.T) {
 // whose keys are in AWS_SHARED_CREDENTIALS_FILE, over a default profile
 // that would fail.
 func TestSourceProfile(t *testing.T) {
+	w.enter(t)
 	dir := onlySource(t)
 	akid, secret := newUser(t, "profile-user")
 	t.Setenv("AWS_CONFIG_FILE", writeFile(t, filepath.Join(dir, "config"), "[default]\ncredential_process = /bin/false\n\n[profile dev]\nregion = us-east-1\n", 0o600))
@@ -153,6 +155,7 @@ func TestSourceProfile(t *testing.T) {
 // assumed with a source_profile's keys, and that role's trust allows only
 // that user.
 func TestSourceProfileRoleChain(t *testing.T) {
+	w.enter(t)
 	dir := onlySource(t)
 	akid, secret := w.aws.AWS.AddUser("chain-base", emulator.Policy{})
 	role := w.aws.AWS.AddRole("chain-db", appPolicy())
@@ -187,6 +190,7 @@ func TestSourceProfileRoleChain(t *testing.T) {
 // TestSourceCredentialProcess: a profile's credential_process prints the
 // credentials JSON.
 func TestSourceCredentialProcess(t *testing.T) {
+	w.enter(t)
 	dir := onlySource(t)
 	akid, secret := newUser(t, "process-user")
 	script := writeFile(t, filepath.Join(dir, "creds.sh"), fmt.Sprintf("#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"%s\", \"SecretAccessKey\": \"%s\"}'\n", akid, secret), 0o700)
@@ -237,6 +241,7 @@ func useIRSA(t *testing.T, dir, role, subject string) string {
 // subject); a token for another service account fails with an error that
 // names the token file and the role.
 func TestSourceIRSA(t *testing.T) {
+	w.enter(t)
 	dir := onlySource(t)
 	role := irsaRole(t, "irsa-db")
 	useIRSA(t, dir, role, "system:serviceaccount:prod:app")
@@ -269,13 +274,11 @@ func TestSourceIRSA(t *testing.T) {
 // and the token in AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, which the
 // endpoint checks.
 func TestSourcePodIdentity(t *testing.T) {
+	w.enter(t)
 	dir := onlySource(t)
 	w.aws.AWS.AddRole("pod-db", appPolicy())
 	const token = "eks-pod-identity-authorization-token-value"
-	if err := w.aws.AWS.SetContainerCredentials("pod-db", token); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.aws.AWS.SetContainerCredentials("", "") })
+	w.setContainerCredentials(t, "pod-db", token)
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", emulator.ContainerCredentialsURL(w.aws.URL()))
 	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", writeFile(t, filepath.Join(dir, "eks-pod-identity-token"), token, 0o600))
 	port := startProxy(t)
@@ -300,12 +303,10 @@ func TestSourcePodIdentity(t *testing.T) {
 // SDK's: choosing the source, building the URL, the request and parsing
 // the answer; the test checks the URL the SDK asked for.
 func TestSourceECSRelativeURI(t *testing.T) {
+	w.enter(t)
 	onlySource(t)
 	w.aws.AWS.AddRole("ecs-task", appPolicy())
-	if err := w.aws.AWS.SetContainerCredentials("ecs-task", ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.aws.AWS.SetContainerCredentials("", "") })
+	w.setContainerCredentials(t, "ecs-task", "")
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", emulator.ContainerRelativeURI)
 
 	var mu sync.Mutex
@@ -347,6 +348,7 @@ func (r recordingClient) Do(req *http.Request) (*http.Response, error) {
 // in the SDK; the emulator refuses any request without a session token,
 // and none came.
 func TestSourceIMDSv2(t *testing.T) {
+	w.enter(t)
 	if os.Getenv("AWS_EC2_METADATA_V1_DISABLED") != "true" {
 		t.Fatal("the world should run with AWS_EC2_METADATA_V1_DISABLED=true")
 	}
@@ -381,6 +383,7 @@ func crossAccount(t *testing.T, user string) (role string) {
 // account), with the wrong external ID the client is told the role, the
 // caller and the fix.
 func TestCrossAccountAssumeRole(t *testing.T) {
+	w.enter(t)
 	onlySource(t)
 	role := crossAccount(t, "dev")
 	t.Run("accepted", func(t *testing.T) {
@@ -419,6 +422,7 @@ func TestCrossAccountAssumeRole(t *testing.T) {
 // TestRoleChain: --role-arn a,b: a hop role in the user's account, then the
 // DB account's role, which trusts only the hop role.
 func TestRoleChain(t *testing.T) {
+	w.enter(t)
 	onlySource(t)
 	dbRole := w.aws.AWS.AddRole("chain-target", appPolicy())
 	hop := w.aws.AWS.AddRoleInAccount(otherAccount, "hop", emulator.Policy{Statements: []emulator.Statement{
@@ -452,6 +456,7 @@ func TestRoleChain(t *testing.T) {
 // TestWhoami: the whoami command shows the identity, its source and expiry,
 // for a role chain too.
 func TestWhoami(t *testing.T) {
+	w.enter(t)
 	onlySource(t)
 	role := crossAccount(t, "whoami-dev")
 	bin := proxyBinary(t)
@@ -516,6 +521,7 @@ func startProxyRunning(t *testing.T, mods ...func(*launch.Config)) *launch.Runni
 // the proxy's own AssumeRole to the emulator, signed for the region in the
 // endpoint name.
 func TestSTSEndpointAndRegion(t *testing.T) {
+	w.enter(t)
 	dir := onlySource(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -524,8 +530,7 @@ func TestSTSEndpointAndRegion(t *testing.T) {
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
 	t.Setenv("AWS_ENDPOINT_URL_STS", dead)
-	t.Setenv("AWS_REGION", "")
-	os.Unsetenv("AWS_REGION")
+	unsetEnv(t, "AWS_REGION")
 
 	web := irsaRole(t, "endpoint-web")
 	useIRSA(t, dir, web, "system:serviceaccount:prod:app")
@@ -552,6 +557,7 @@ func TestSTSEndpointAndRegion(t *testing.T) {
 // access token `aws sso login` caches in ~/.aws/sso/cache; the SDK trades
 // it for role credentials at the portal (AWS_ENDPOINT_URL_SSO).
 func TestSourceSSO(t *testing.T) {
+	w.enter(t)
 	dir := onlySource(t)
 	w.aws.AWS.AddRole("sso-db", appPolicy())
 	const startURL = "https://emulated.awsapps.com/start"

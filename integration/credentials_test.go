@@ -34,6 +34,7 @@ func connectAndQuery(t *testing.T, port, user string) string {
 // TestCredentialsCached: instance-profile credentials are fetched once for
 // many connections (one token per connection, one credentials fetch).
 func TestCredentialsCached(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	before := imdsFetches()
 	for range 3 {
@@ -51,6 +52,7 @@ func TestCredentialsCached(t *testing.T) {
 // never waits for STS while they are valid (the background refresh, proven
 // in credentials_refresh_test.go, renews them ahead of expiry).
 func TestCredentialsRefreshedAheadOfExpiry(t *testing.T) {
+	w.enter(t)
 	tokenFile := t.TempDir() + "/token"
 	if err := os.WriteFile(tokenFile, []byte(jwt(t, "system:serviceaccount:default:app")), 0o600); err != nil {
 		t.Fatal(err)
@@ -59,10 +61,9 @@ func TestCredentialsRefreshedAheadOfExpiry(t *testing.T) {
 	t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")
 	t.Setenv("AWS_ROLE_SESSION_NAME", "integration")
 	assumed := func() int { return strings.Count(w.logs.String(), `msg="sts role assumed with web identity"`) }
-	t.Cleanup(func() { w.aws.AWS.SetSessionDuration(0) })
 
 	for _, session := range []time.Duration{time.Hour, 3 * time.Minute} {
-		w.aws.AWS.SetSessionDuration(session)
+		w.setSessionDuration(t, session)
 		r := startProxyRunning(t)
 		before := assumed()
 		for range 3 {
@@ -82,6 +83,7 @@ func TestCredentialsRefreshedAheadOfExpiry(t *testing.T) {
 // TestPinnedDBUser: --db-user logs every client in as that user, whatever
 // user the client names.
 func TestPinnedDBUser(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t, func(c *launch.Config) { c.DBUser = iamUser })
 	if got := connectAndQuery(t, port, "someone_else"); got != iamUser {
 		t.Fatalf("current_user %q, want the pinned %s", got, iamUser)

@@ -40,14 +40,7 @@ var apiStatement = emulator.Statement{Effect: "Allow",
 // setRolePolicy gives the instance-profile role p until the test ends.
 func setRolePolicy(t *testing.T, p emulator.Policy) {
 	t.Helper()
-	if err := w.aws.AWS.SetRolePolicy("app", p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := w.aws.AWS.SetRolePolicy("app", basePolicy()); err != nil {
-			t.Error(err)
-		}
-	})
+	w.setRolePolicy(t, "app", p)
 }
 
 // grantAPI lets the role describe DBs and simulate its policy, on top of
@@ -140,6 +133,7 @@ var allSteps = []string{validate.StepCredentials, validate.StepCallerID, validat
 	validate.StepDNS, validate.StepTCP, validate.StepTLS, validate.StepIAMAuth, validate.StepPolicy, validate.StepLogin, validate.StepDatabase}
 
 func TestDoctorHealthy(t *testing.T) {
+	w.enter(t)
 	grantAPI(t)
 	for _, tc := range []struct {
 		name string
@@ -176,6 +170,7 @@ func TestDoctorHealthy(t *testing.T) {
 // Without permission to ask the RDS API or the simulator, those steps say
 // so and are not failures; the login still proves the setup.
 func TestDoctorAWSChecksDenied(t *testing.T) {
+	w.enter(t)
 	rep := runDoctor(t, doctorOptions())
 	if !rep.OK() {
 		t.Fatal("denied AWS checks made doctor fail")
@@ -193,10 +188,8 @@ func TestDoctorAWSChecksDenied(t *testing.T) {
 }
 
 func TestDoctorNoCredentials(t *testing.T) {
-	if err := w.aws.AWS.SetInstanceProfile(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.aws.AWS.SetInstanceProfile("app") })
+	w.enter(t)
+	w.setInstanceProfile(t, "")
 	rep := runDoctor(t, doctorOptions())
 	expectFailure(t, rep, validate.StepCredentials, "no usable AWS credentials", "instance profile")
 }
@@ -204,9 +197,9 @@ func TestDoctorNoCredentials(t *testing.T) {
 // Expired session keys still sign tokens (offline); GetCallerIdentity is
 // where they are caught.
 func TestDoctorExpiredCredentials(t *testing.T) {
+	w.enter(t)
 	akid, secret := w.aws.AWS.AddUser("doctor-assumer", emulator.Policy{})
-	w.aws.AWS.SetSessionDuration(time.Second)
-	defer w.aws.AWS.SetSessionDuration(0)
+	w.setSessionDuration(t, time.Second)
 	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(akid, secret, "")))
 	if err != nil {
@@ -226,24 +219,24 @@ func TestDoctorExpiredCredentials(t *testing.T) {
 }
 
 func TestDoctorClockSkew(t *testing.T) {
-	w.aws.AWS.SetClockOffset(20 * time.Minute)
-	t.Cleanup(func() { w.aws.AWS.SetClockOffset(0) })
+	w.enter(t)
+	w.setClockOffset(t, 20*time.Minute)
 	rep := runDoctor(t, doctorOptions())
 	expectFailure(t, rep, validate.StepClock, "clock", "timedatectl set-ntp true")
 }
 
 func TestDoctorSTSThrottled(t *testing.T) {
-	w.aws.AWS.InjectFault(emulator.FaultSTS, emulator.Throttling())
-	t.Cleanup(func() { w.aws.AWS.ClearFault() })
+	w.enter(t)
+	w.injectFault(t, emulator.FaultSTS, emulator.Throttling())
 	rep := runDoctor(t, doctorOptions())
 	expectFailure(t, rep, validate.StepCallerID, "throttled", "Throttling")
 }
 
 // A throttled RDS API is a question not answered, not a failure.
 func TestDoctorRDSAPIThrottled(t *testing.T) {
+	w.enter(t)
 	grantAPI(t)
-	w.aws.AWS.InjectFault("rds:DescribeDBInstances", emulator.Throttling())
-	t.Cleanup(func() { w.aws.AWS.ClearFault() })
+	w.injectFault(t, "rds:DescribeDBInstances", emulator.Throttling())
 	rep := runDoctor(t, doctorOptions())
 	if !rep.OK() {
 		t.Fatal("a throttled DescribeDBInstances made doctor fail")
@@ -252,6 +245,7 @@ func TestDoctorRDSAPIThrottled(t *testing.T) {
 }
 
 func TestDoctorRegionMismatch(t *testing.T) {
+	w.enter(t)
 	o := doctorOptions()
 	o.Config.Region = "us-west-2"
 	rep := runDoctor(t, o)
@@ -259,6 +253,7 @@ func TestDoctorRegionMismatch(t *testing.T) {
 }
 
 func TestDoctorHostMismatch(t *testing.T) {
+	w.enter(t)
 	o := doctorOptions()
 	o.Config.Endpoint = "db.example.com:5432"
 	o.Config.TLSServerName = w.front.Endpoint()
@@ -267,6 +262,7 @@ func TestDoctorHostMismatch(t *testing.T) {
 }
 
 func TestDoctorEndpointNotRDSName(t *testing.T) {
+	w.enter(t)
 	for _, tc := range []struct{ endpoint, want string }{
 		{"127.0.0.1:5432", "is an IP address"},
 		{"db.internal.invalid:5432", "is not an RDS endpoint name"},
@@ -283,6 +279,7 @@ func TestDoctorEndpointNotRDSName(t *testing.T) {
 // An endpoint without its port: tokens name the engine's default, and
 // the DB listens elsewhere.
 func TestDoctorPortMissing(t *testing.T) {
+	w.enter(t)
 	front, err := w.aws.AWS.StartPostgres(w.aws.CA, emulator.PostgresOptions{
 		Endpoint: "portdb.c0ffee123456.us-east-1.rds.amazonaws.com", Port: 15432, ResourceID: "db-PORTDB0001", Backend: w.pg.Addr()})
 	if err != nil {
@@ -304,6 +301,7 @@ func TestDoctorPortMissing(t *testing.T) {
 }
 
 func TestDoctorDNS(t *testing.T) {
+	w.enter(t)
 	o := doctorOptions()
 	o.Config.Endpoint = "nosuchdb.c0ffee123456.us-east-1.rds.amazonaws.com:5432"
 	o.Config.DialAddress = ""
@@ -313,6 +311,7 @@ func TestDoctorDNS(t *testing.T) {
 }
 
 func TestDoctorTCP(t *testing.T) {
+	w.enter(t)
 	o := doctorOptions()
 	o.Config.DialAddress = closedAddr(t)
 	rep := runDoctor(t, o)
@@ -320,6 +319,7 @@ func TestDoctorTCP(t *testing.T) {
 }
 
 func TestDoctorTLSWrongBundle(t *testing.T) {
+	w.enter(t)
 	for _, tc := range []struct {
 		name string
 		o    validate.DoctorOptions
@@ -333,9 +333,9 @@ func TestDoctorTLSWrongBundle(t *testing.T) {
 }
 
 func TestDoctorIAMAuthNotEnabled(t *testing.T) {
+	w.enter(t)
 	grantAPI(t)
-	w.front.SetIAMAuth(false)
-	t.Cleanup(func() { w.front.SetIAMAuth(true) })
+	w.setIAMAuth(t, w.front, false)
 	rep := runDoctor(t, doctorOptions())
 	id, _, _ := strings.Cut(w.front.Endpoint(), ".")
 	expectFailure(t, rep, validate.StepIAMAuth, "IAM database authentication is not enabled on the instance "+id,
@@ -350,8 +350,8 @@ func TestDoctorIAMAuthNotEnabled(t *testing.T) {
 }
 
 func TestDoctorMySQLIAMAuthNotEnabled(t *testing.T) {
-	w.my.SetIAMAuth(false)
-	t.Cleanup(func() { w.my.SetIAMAuth(true) })
+	w.enter(t)
+	w.setIAMAuth(t, w.my, false)
 	rep := runDoctor(t, mysqlDoctorOptions())
 	expectFailure(t, rep, validate.StepLogin, "Plugin 'AWSAuthenticationPlugin' is not loaded", "modify-db-instance")
 }
@@ -359,6 +359,7 @@ func TestDoctorMySQLIAMAuthNotEnabled(t *testing.T) {
 // A MySQL user that is not IDENTIFIED WITH AWSAuthenticationPlugin is never
 // switched to the cleartext plugin: the server refuses it.
 func TestDoctorMySQLNotIAMUser(t *testing.T) {
+	w.enter(t)
 	grantAPI(t, emulator.Statement{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: []string{w.my.UserARN(plainUser)}})
 	o := mysqlDoctorOptions()
 	o.DBUser = plainUser
@@ -367,6 +368,7 @@ func TestDoctorMySQLNotIAMUser(t *testing.T) {
 }
 
 func TestDoctorPolicyMissing(t *testing.T) {
+	w.enter(t)
 	grantAPI(t)
 	o := doctorOptions()
 	o.DBUser = unlistedUser
@@ -384,6 +386,7 @@ func TestDoctorPolicyMissing(t *testing.T) {
 }
 
 func TestDoctorExplicitDeny(t *testing.T) {
+	w.enter(t)
 	grantAPI(t, emulator.Statement{Effect: "Deny", Action: []string{"rds-db:*"}, Resource: []string{"*"}})
 	rep := runDoctor(t, doctorOptions())
 	expectFailure(t, rep, validate.StepPolicy, "an explicit Deny in the policies of arn:aws:iam::123456789012:role/app refuses rds-db:connect", "SCPs")
@@ -392,6 +395,7 @@ func TestDoctorExplicitDeny(t *testing.T) {
 // The database checks run last, only after a token login worked, and
 // their checks join the report.
 func TestDoctorValidateDBHook(t *testing.T) {
+	w.enter(t)
 	ran := 0
 	o := doctorOptions()
 	o.ValidateDB = func(context.Context) *validate.Report {
@@ -410,6 +414,7 @@ func TestDoctorValidateDBHook(t *testing.T) {
 }
 
 func TestDoctorUserCaseMismatch(t *testing.T) {
+	w.enter(t)
 	grantAPI(t)
 	o := doctorOptions()
 	o.DBUser = "App_User"
@@ -418,6 +423,7 @@ func TestDoctorUserCaseMismatch(t *testing.T) {
 }
 
 func TestDoctorUnsupportedConditionKey(t *testing.T) {
+	w.enter(t)
 	setRolePolicy(t, emulator.Policy{Statements: []emulator.Statement{apiStatement, {
 		Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: []string{w.front.UserARN(iamUser)},
 		Condition: map[string]map[string][]string{"IpAddress": {"aws:SourceIp": {"10.0.0.0/8"}}},
@@ -429,6 +435,7 @@ func TestDoctorUnsupportedConditionKey(t *testing.T) {
 // An Aurora cluster endpoint: the policy must name the cluster's resource
 // id, not an instance's.
 func TestDoctorCluster(t *testing.T) {
+	w.enter(t)
 	front, err := w.aws.AWS.StartPostgres(w.aws.CA, emulator.PostgresOptions{
 		Endpoint: "aurora.cluster-c0ffee123456.us-east-1.rds.amazonaws.com", ResourceID: "db-AURORAMEMBER01", Backend: w.pg.Addr()})
 	if err != nil {
@@ -456,6 +463,7 @@ func TestDoctorCluster(t *testing.T) {
 // A signer in another account: the DB is not visible there, and the fix
 // is to assume a role in the DB's account, after which all is well.
 func TestDoctorCrossAccount(t *testing.T) {
+	w.enter(t)
 	grantAPI(t)
 	roleARN := fmt.Sprintf("arn:aws:iam::%s:role/app", w.aws.AWS.AccountID())
 	akid, secret := w.aws.AWS.AddUserInAccount("210987654321", "doctor-outsider", emulator.Policy{Statements: []emulator.Statement{
@@ -478,6 +486,7 @@ func TestDoctorCrossAccount(t *testing.T) {
 // The command: text by default, JSON with --format json, exit 1 on a
 // failure.
 func TestDoctorCommand(t *testing.T) {
+	w.enter(t)
 	bin := proxyBinary(t)
 	akid, secret := w.aws.AWS.AddUser("doctor-cli", emulator.Policy{Statements: append(basePolicy().Statements, apiStatement)})
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+akid, "AWS_SECRET_ACCESS_KEY="+secret)

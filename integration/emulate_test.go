@@ -17,6 +17,7 @@ import (
 // person would: export its AWS_* lines, run the proxy command it prints
 // (with a listen address added), connect with psql.
 func TestEmulateCommand(t *testing.T) {
+	w.enter(t)
 	port, logs := followEmulate(t, "--backend", w.pg.Addr(), "--db-users", iamUser)
 	out, stderr, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user")
 	if err != nil || strings.TrimSpace(out) != iamUser {
@@ -27,6 +28,7 @@ func TestEmulateCommand(t *testing.T) {
 // TestEmulateCommandMySQL is the same for a MySQL backend, where the
 // emulator logs in with a password it is given.
 func TestEmulateCommandMySQL(t *testing.T) {
+	w.enter(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.My.Exec(ctx, "CREATE USER 'emu_user'@'%' IDENTIFIED BY 'emu-pass'", "GRANT SELECT ON appdb.* TO 'emu_user'@'%'"); err != nil {

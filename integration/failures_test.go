@@ -18,6 +18,7 @@ import (
 // checks that psql prints the proxy's explanation (cause and fix), that the
 // SQLSTATE fits, and that the proxy keeps serving.
 func TestFailuresReachTheClient(t *testing.T) {
+	w.enter(t)
 	otherCAFile := otherCAFile(t)
 	closedPort := closedAddr(t)
 
@@ -37,8 +38,7 @@ func TestFailuresReachTheClient(t *testing.T) {
 		{
 			name: "expired token",
 			setup: func(t *testing.T) func() {
-				w.aws.AWS.SetClockOffset(20 * time.Minute)
-				return func() { w.aws.AWS.SetClockOffset(0) }
+				return w.setClockOffset(t, 20*time.Minute)
 			},
 			user: iamUser, code: "28P01", recovers: true,
 			want: []string{`rds-iam-proxy: upstream rejected the IAM token for user "app_user" (PAM authentication failed)`, "clock"},
@@ -59,8 +59,7 @@ func TestFailuresReachTheClient(t *testing.T) {
 			// endpoint name, and the message must still name the caller.
 			name: "policy denies",
 			setup: func(t *testing.T) func() {
-				t.Setenv("AWS_REGION", "")
-				os.Unsetenv("AWS_REGION")
+				unsetEnv(t, "AWS_REGION")
 				return func() {}
 			},
 			user: unlistedUser, code: "28P01", recovers: true,

@@ -25,6 +25,7 @@ import (
 // gone a new login works at once (measured, logged); goroutines and fds
 // return to their baseline.
 func TestFaultBlackHoleDuringLogin(t *testing.T) {
+	w.enter(t)
 	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		hole := e.inj(r).bothWays(t, "blackhole", "timeout", map[string]any{"timeout": 0})
@@ -83,6 +84,7 @@ func TestFaultBlackHoleDuringLogin(t *testing.T) {
 // nothing tells that apart from a long query, and only --idle-timeout
 // (off by default) or the client's own timeout ends such a session.
 func TestFaultBlackHoleInSession(t *testing.T) {
+	w.enter(t)
 	pgHole, myHole := newBlackhole(t, w.front.Addr()), newBlackhole(t, w.my.Addr())
 	r := startFaultRigVia(t, worldPG(pgHole.addr()), worldMy(myHole.addr()))
 	holes := map[string]*blackhole{"pg": pgHole, "my": myHole}

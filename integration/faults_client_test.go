@@ -25,6 +25,7 @@ import (
 // the result), other routes serve meanwhile, the next login works at once
 // (measured, logged), and goroutines and fds return to their baseline.
 func TestFaultClientVanishesMidResult(t *testing.T) {
+	w.enter(t)
 	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		for _, how := range []string{"close", "reset"} {

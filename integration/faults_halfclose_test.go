@@ -38,6 +38,7 @@ import (
 // works at once (measured, logged); goroutines and fds return to their
 // baseline.
 func TestFaultHalfCloseFromServer(t *testing.T) {
+	w.enter(t)
 	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)

@@ -21,6 +21,7 @@ import (
 // serve meanwhile; the next login on the same route works at once
 // (measured, logged); goroutines and fds return to their baseline.
 func TestFaultResetDuringLogin(t *testing.T) {
+	w.enter(t)
 	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)
@@ -56,6 +57,7 @@ func TestFaultResetDuringLogin(t *testing.T) {
 // ends. Other routes serve meanwhile; a new login on the route works at
 // once; goroutines and fds return to their baseline.
 func TestFaultResetDuringQuery(t *testing.T) {
+	w.enter(t)
 	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)
@@ -100,6 +102,7 @@ func TestFaultResetDuringQuery(t *testing.T) {
 // meanwhile; the next login on the route works at once; goroutines and
 // fds return to their baseline.
 func TestFaultResetMidResult(t *testing.T) {
+	w.enter(t)
 	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)

@@ -45,6 +45,7 @@ import (
 // works at once (the time from the server being ready, and the whole
 // outage, are logged); goroutines and fds return to their baseline.
 func TestFaultServerRestart(t *testing.T) {
+	w.enter(t)
 	var pg *privatePG
 	var my *privateMy
 	var wg sync.WaitGroup

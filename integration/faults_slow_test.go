@@ -20,6 +20,7 @@ import (
 // Once the toxic is gone a new login works at once (measured, logged),
 // and the proxy's goroutines and fds return to their baseline.
 func TestFaultLatencyAndBandwidth(t *testing.T) {
+	w.enter(t)
 	r := startFaultRig(t)
 	forEngine(t, r, func(t *testing.T, e engine) {
 		in := e.inj(r)

@@ -23,8 +23,9 @@ import (
 )
 
 // world is what every test shares: one PostgreSQL and one MariaDB, one
-// emulated AWS and an RDS front before each (the demo's stack). Tests run one at a time (they change the
-// process environment the AWS chain reads).
+// emulated AWS and an RDS front before each (the demo's stack), and the
+// process environment the AWS chain reads. Tests run one at a time, and
+// each leaves it as it found it: see world_changes_test.go.
 type world struct {
 	*iamstack.Stack
 	pg     *localpg.Server
@@ -33,9 +34,13 @@ type world struct {
 	my     *emulator.MySQL
 	caFile string
 	logs   *syncBuffer // everything the proxy and the emulator logged
+
+	stateMu    sync.Mutex
+	state      worldState // as the last test left it (at first, as TestMain made it)
+	stateAfter string     // the name of that test
 }
 
-var w *world // set once by TestMain, read-only after
+var w *world // set once by TestMain
 
 // Users the suite creates, as on RDS.
 const (
@@ -96,7 +101,28 @@ func runMain(m *testing.M) int {
 	}
 	stack.UseInProcess()
 	w = &world{Stack: stack, pg: stack.PG, aws: stack.AWS, front: stack.Front, my: stack.MyFront, caFile: stack.CAFile, logs: logs}
+	ctx, cancel = context.WithTimeout(context.Background(), snapshotTimeout)
+	baseline, err := w.snapshot(ctx)
+	cancel()
+	if err != nil {
+		stack.Close()
+		fmt.Fprintln(os.Stderr, "integration: cannot read the state of the test world:", err)
+		return 1
+	}
+	w.state, w.stateAfter = baseline, "TestMain"
 	code := m.Run()
+	// The tests each checked their own changes (world.enter); this is
+	// the whole run's, against the world as it started.
+	ctx, cancel = context.WithTimeout(context.Background(), snapshotTimeout)
+	end, err := w.snapshot(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration: cannot read the state of the test world:", err)
+		code = 1
+	} else if changes := end.changesFrom(baseline); len(changes) > 0 {
+		fmt.Fprintf(os.Stderr, "integration: the tests left the world changed:\n  %s\n", strings.Join(changes, "\n  "))
+		code = 1
+	}
 	stack.Close()
 	if leaked := w.leakedSecrets(); leaked != "" {
 		fmt.Fprintln(os.Stderr, "integration: a secret appeared in the logs:", leaked)

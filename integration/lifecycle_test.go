@@ -24,6 +24,7 @@ import (
 // own upstream logins. Each of these would break or bend every login if
 // pgconn read them.
 func TestPGEnvironmentDoesNotReachUpstreamLogins(t *testing.T) {
+	w.enter(t)
 	env := map[string]string{
 		"PGREQUIREAUTH": "scram-sha-256", "PGCHANNELBINDING": "require", "PGSSLCERTMODE": "require",
 		"PGCONNECT_TIMEOUT": "abc", "PGTARGETSESSIONATTRS": "bogus",
@@ -36,7 +37,7 @@ func TestPGEnvironmentDoesNotReachUpstreamLogins(t *testing.T) {
 	}
 	port := startProxy(t) // reads its configuration now
 	for k := range env {
-		os.Unsetenv(k) // the test's own client must not see them
+		unsetEnv(t, k) // the test's own client must not see them
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -57,6 +58,7 @@ func TestPGEnvironmentDoesNotReachUpstreamLogins(t *testing.T) {
 // TestMaxConnections: over the cap a client gets 53300 with the proxy's
 // explanation; when a slot frees the next client connects.
 func TestMaxConnections(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t, func(c *launch.Config) { c.MaxConnections = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -120,6 +122,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, limit time.Duration) (exitCode int, t
 // TestBinaryDrainsOnSIGTERM: a session open at SIGTERM goes on working (a
 // transaction in flight commits); once it ends the proxy exits 0.
 func TestBinaryDrainsOnSIGTERM(t *testing.T) {
+	w.enter(t)
 	cmd, port, logs := startBinary(t, "--max-shutdown-delay", "20s")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -127,6 +130,7 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { w.pg.ExecIn(context.Background(), appDB, "DELETE FROM items WHERE name = 'drain'") })
 	if err := conn.Exec(ctx, "BEGIN; INSERT INTO items (name) VALUES ('drain')").Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +154,6 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "1" {
 		t.Fatalf("the transaction in flight did not commit: %v %q", err, out)
 	}
-	psql(t, w.pg.ConnString("postgres", appDB), "-c", "DELETE FROM items WHERE name = 'drain'")
 }
 
 // TestBinaryDrainDeadline: a client still in its handshake when the drain
@@ -158,6 +161,7 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 // down (57P01) and does not hold the drain; a logged-in session still open
 // at --max-shutdown-delay is cut, and the exit status (3) says so.
 func TestBinaryDrainDeadline(t *testing.T) {
+	w.enter(t)
 	cmd, port, logs := startBinary(t, "--max-shutdown-delay", "1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -33,6 +33,7 @@ var afterSlack = map[string]float64{"process_open_fds": 8, "go_goroutines": 12}
 // clients are gone the fds and goroutines are back at their baseline.
 // Budget: about 30 s.
 func TestLimitsPostgresSlowClients(t *testing.T) {
+	w.enter(t)
 	pgPort := freePort(t)
 	s := startSidecar(t, upstreamsYAML("", pgUpstream("pg", "127.0.0.1:"+pgPort)), "--log-level", "info")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -101,6 +102,7 @@ func TestLimitsPostgresSlowClients(t *testing.T) {
 // to the baseline while the clients still hold their sockets. Budget:
 // about 15 s per engine.
 func TestLimitsLengthHeaderOnly(t *testing.T) {
+	w.enter(t)
 	for _, engine := range []string{"postgres", "mysql"} {
 		t.Run(engine, func(t *testing.T) {
 			port := freePort(t)
@@ -163,6 +165,7 @@ func realLogin(t *testing.T, engine, port string) error {
 // and when the slow clients are gone the fds and goroutines are back at
 // their baseline. Budget: about 35 s.
 func TestLimitsMySQLSlowClients(t *testing.T) {
+	w.enter(t)
 	myPort := freePort(t)
 	s := startSidecar(t, upstreamsYAML("", myUpstream("my", "127.0.0.1:"+myPort)), "--log-level", "info")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -18,6 +18,7 @@ import (
 // results and KILL QUERY of a SLEEP(), all at once. The same checks as
 // TestMixedPostgres.
 func TestMixedMySQL(t *testing.T) {
+	w.enter(t)
 	port := freePort(t)
 	s := startSidecar(t, upstreamsYAML("", myUpstream("my", "127.0.0.1:"+port)))
 	o := mixedOptions()

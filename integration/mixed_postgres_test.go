@@ -36,6 +36,7 @@ func mixedOptions() mixload.Options {
 // wrong session, and the proxy must count exactly the connections made and
 // come back to its goroutine and fd baseline.
 func TestMixedPostgres(t *testing.T) {
+	w.enter(t)
 	port := freePort(t)
 	s := startSidecar(t, upstreamsYAML("", pgUpstream("pg", "127.0.0.1:"+port)))
 	o := mixedOptions()
@@ -87,6 +88,7 @@ func mixedCheck(t *testing.T, ctx context.Context, s *sidecar, upstream string, 
 // sessions' bytes would. The run must fail on a wrong answer, naming the
 // session.
 func TestMixedCatchesCrossedReplies(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	hop := mixedRewriter(t, "127.0.0.1:"+port, []byte("_l0"), []byte("_l1"))
 	o := mixload.Options{Duration: 3 * time.Second, LongSessions: 2, ShortWorkers: 1, Listeners: 1,

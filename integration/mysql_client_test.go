@@ -36,6 +36,7 @@ func mysqlCLIStdin(t *testing.T, port, user, input string, args ...string) (stdo
 }
 
 func TestMySQLClientQueries(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	out, stderr, err := mysqlCLI(t, port, iamUser, "-e", "SELECT CURRENT_USER(), DATABASE(); SHOW STATUS LIKE 'Ssl_cipher'")
 	if err != nil {

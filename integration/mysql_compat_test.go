@@ -16,6 +16,7 @@ import (
 // mysql_native_password) is switched to its own plugin, as servers do,
 // and logs in; clients refuse an OK to an answer they took as provisional.
 func TestMySQLClientPluginMismatch(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	for _, plugin := range []string{"mysql_native_password", "caching_sha2_password", "client_ed25519", "sha256_password"} {
 		out, stderr, err := mysqlCLI(t, port, iamUser, "--default-auth="+plugin, "-e", "SELECT CURRENT_USER()")
@@ -30,6 +31,7 @@ func TestMySQLClientPluginMismatch(t *testing.T) {
 // answers the proxy's mysql_clear_password login with an AuthSwitchRequest
 // anyway. The client sees that greeting and logs in; queries work.
 func TestMySQL8ShapedUpstream(t *testing.T) {
+	w.enter(t)
 	front, err := w.StartMySQLFront(emulator.MySQLOptions{IAMUsers: []string{iamUser}, MySQL8: true, AlwaysSwitch: true, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +59,7 @@ func TestMySQL8ShapedUpstream(t *testing.T) {
 // connection with an ERR instead of a greeting (too many connections, host
 // blocked) has its number and text reach the client.
 func TestMySQLUpstreamRefusesAtGreeting(t *testing.T) {
+	w.enter(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +87,7 @@ func TestMySQLUpstreamRefusesAtGreeting(t *testing.T) {
 // handshake with a failed login, not a cut connection, which MySQL would
 // count towards blocking the proxy's host (max_connect_errors).
 func TestMySQLAbandonedLoginEndsCleanly(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	c := dialRaw(t, port)
 	c.mustRead()

@@ -42,6 +42,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // TestMySQLIdentityAndTLS: the session upstream is the IAM user's, over
 // TLS, in the database the client named.
 func TestMySQLIdentityAndTLS(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	db := mysqlDB(t, port, iamUser)
 	ctx := testCtx(t, 30*time.Second)
@@ -65,6 +66,7 @@ func TestMySQLIdentityAndTLS(t *testing.T) {
 // rolled-back and a committed transaction, a server error relayed with its
 // number, and the session usable after it.
 func TestMySQLPreparedAndTransactions(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	db := mysqlDB(t, port, iamUser)
 	ctx := testCtx(t, 60*time.Second)
@@ -126,6 +128,7 @@ func TestMySQLPreparedAndTransactions(t *testing.T) {
 // multi-results reach the server from the client's capabilities, and
 // client-side interpolation works.
 func TestMySQLMultiStatementsAndInterpolation(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	db := mysqlDB(t, port, iamUser, func(c *mysql.Config) { c.MultiStatements = true; c.InterpolateParams = true })
 	ctx := testCtx(t, 30*time.Second)
@@ -176,6 +179,7 @@ func TestMySQLMultiStatementsAndInterpolation(t *testing.T) {
 // over 16 MB are split by the driver and by the server, and the relay
 // passes their continuation frames through.
 func TestMySQLLargeRow(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	db := mysqlDB(t, port, iamUser)
 	ctx := testCtx(t, 120*time.Second)
@@ -208,6 +212,7 @@ func TestMySQLLargeRow(t *testing.T) {
 // KILL QUERY from a second connection through the proxy stops a running
 // statement at once.
 func TestMySQLKillQuery(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 
 	// The id in the greeting is the upstream session's.

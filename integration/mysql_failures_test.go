@@ -17,6 +17,7 @@ import (
 // packet (cause and fix), that the error number fits, and that the proxy
 // keeps serving.
 func TestMySQLFailuresReachTheClient(t *testing.T) {
+	w.enter(t)
 	otherCAFile := otherCAFile(t)
 	closedPort := closedAddr(t)
 
@@ -32,8 +33,7 @@ func TestMySQLFailuresReachTheClient(t *testing.T) {
 		{
 			name: "expired token",
 			setup: func(t *testing.T) func() {
-				w.aws.AWS.SetClockOffset(20 * time.Minute)
-				return func() { w.aws.AWS.SetClockOffset(0) }
+				return w.setClockOffset(t, 20*time.Minute)
 			},
 			user: iamUser, code: 1045, recovers: true,
 			want: []string{`rds-iam-proxy: upstream rejected the IAM token for user "app_user" (Access denied for user 'app_user'`, "clock"},

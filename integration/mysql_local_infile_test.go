@@ -19,12 +19,16 @@ import (
 // clear error, for the mysql client (--local-infile=1) and for
 // go-sql-driver (AllowAllFiles), and works with allow_local_infile.
 func TestMySQLLocalInfile(t *testing.T) {
+	w.enter(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := w.My.ExecIn(ctx, appDB, "CREATE TABLE infile_rows (name VARCHAR(100) NOT NULL)", "GRANT ALL ON appdb.infile_rows TO 'app_user'@'%'"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.My.ExecIn(context.Background(), appDB, "DROP TABLE infile_rows") })
+	// MariaDB keeps a table's grants after DROP TABLE: revoke them first.
+	t.Cleanup(func() {
+		w.My.ExecIn(context.Background(), appDB, "REVOKE ALL ON appdb.infile_rows FROM 'app_user'@'%'", "DROP TABLE infile_rows")
+	})
 	file := filepath.Join(t.TempDir(), "rows.csv")
 	if err := os.WriteFile(file, []byte("from-a-file\n"), 0o644); err != nil {
 		t.Fatal(err)

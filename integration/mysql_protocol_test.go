@@ -85,6 +85,7 @@ func (c *rawConn) login(caps uint32) *mywire.Greeting {
 // the rows; one with it gets none after the columns and an OK (0xFE
 // header) at the end. The upstream session framing follows the client.
 func TestMySQLDeprecateEOFFollowsTheClient(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t)
 	base := mywire.CapProtocol41 | mywire.CapSecureConnection | mywire.CapPluginAuth | mywire.CapLongFlag |
 		mywire.CapTransactions | mywire.CapConnectWithDB
@@ -125,6 +126,7 @@ func TestMySQLDeprecateEOFFollowsTheClient(t *testing.T) {
 // the handshake get a clear ERR or a close, never a hang or a crash, and
 // the proxy keeps serving.
 func TestMySQLBadHandshakes(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t, func(c *launch.Config) { c.HandshakeTimeout = config.Duration(2 * time.Second) })
 	errPacket := func(t *testing.T, c *rawConn) (uint16, string) {
 		t.Helper()

@@ -12,6 +12,7 @@ import (
 // the proxy's text, not a silent close; once a slot frees the next
 // connects.
 func TestMySQLMaxConnections(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t, func(c *launch.Config) { c.MaxConnections = 1 })
 	ctx := testCtx(t, 30*time.Second)
 	db := mysqlDB(t, port, iamUser)
@@ -34,6 +35,7 @@ func TestMySQLMaxConnections(t *testing.T) {
 // TestMySQLPinnedUserAndAttributes: --db-user replaces the client's user
 // upstream; the client's connection attributes reach the server.
 func TestMySQLPinnedUserAndAttributes(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t, func(c *launch.Config) { c.DBUser = iamUser })
 	db := mysqlDB(t, port, "whoever")
 	ctx := testCtx(t, 30*time.Second)

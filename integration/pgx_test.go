@@ -29,6 +29,7 @@ func connectPgx(t *testing.T, port, user string, extra string) *pgx.Conn {
 }
 
 func TestPgxExtendedProtocol(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx := context.Background()
 	conn := connectPgx(t, port, iamUser, "application_name=pgx-it search_path=public options='-c statement_timeout=4321'")
@@ -64,7 +65,9 @@ func TestPgxExtendedProtocol(t *testing.T) {
 		}
 	}
 
-	// A transaction that commits.
+	// A transaction that commits (its row is deleted at the end, whatever
+	// happens).
+	t.Cleanup(func() { w.pg.ExecIn(context.Background(), appDB, "DELETE FROM items WHERE name = 'pgx-tx'") })
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +82,6 @@ func TestPgxExtendedProtocol(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM items WHERE name = 'pgx-tx'").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("committed row count = %d, %v", n, err)
 	}
-	conn.Exec(ctx, "DELETE FROM items WHERE name = 'pgx-tx'")
 
 	// A server error keeps its SQLSTATE and the session survives.
 	_, err = conn.Exec(ctx, "INSERT INTO no_such_table VALUES (1)")
@@ -93,6 +95,7 @@ func TestPgxExtendedProtocol(t *testing.T) {
 }
 
 func TestListenNotify(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -116,6 +119,7 @@ func TestListenNotify(t *testing.T) {
 // TestCopy50MB sends 50 MB in with COPY FROM STDIN and reads it back with
 // COPY TO STDOUT, comparing checksums.
 func TestCopy50MB(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

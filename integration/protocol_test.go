@@ -20,6 +20,7 @@ import (
 // expects a FATAL 08P01 (where an answer makes sense) and a closed socket,
 // never a hang; the proxy then still serves psql.
 func TestBadFirstPackets(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t, func(c *launch.Config) { c.HandshakeTimeout = config.Duration(2 * time.Second) })
 	be32 := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 	startup := func(params ...string) []byte {
@@ -105,6 +106,7 @@ func decodeError(t *testing.T, b []byte) *pgproto3.ErrorResponse {
 // TestSilentClientTimesOut: a client that connects and sends nothing is
 // closed after the handshake timeout.
 func TestSilentClientTimesOut(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t, func(c *launch.Config) { c.HandshakeTimeout = config.Duration(500 * time.Millisecond) })
 	c, err := net.Dial("tcp", "127.0.0.1:"+port)
 	if err != nil {
@@ -127,6 +129,7 @@ func TestSilentClientTimesOut(t *testing.T) {
 // unsupported), AuthenticationOk, parameters, the proxy's key, and a usable
 // session.
 func TestEncryptionRequestsAndNewerProtocol(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	c, err := net.Dial("tcp", "127.0.0.1:"+port)
 	if err != nil {

@@ -25,6 +25,7 @@ func psql(t *testing.T, conninfo string, args ...string) (stdout, stderr string,
 }
 
 func TestPsqlQueriesThroughProxy(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
 	out, errOut, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user, session_user, current_database()")
 	if err != nil {
@@ -61,7 +62,9 @@ SELECT count(*) FROM items WHERE name = 'from-psql';
 }
 
 func TestPsqlCopyOutAndIn(t *testing.T) {
+	w.enter(t)
 	port := startProxy(t)
+	t.Cleanup(func() { w.pg.ExecIn(context.Background(), appDB, "DROP TABLE IF EXISTS psql_copy, psql_copy2") })
 	// 200,000 rows out through \copy, then back in, through psql.
 	_, errOut, err := psql(t, dsn(port, iamUser), "-c",
 		"CREATE TABLE psql_copy AS SELECT g AS n, md5(g::text) AS h FROM generate_series(1, 200000) g")
@@ -82,5 +85,4 @@ func TestPsqlCopyOutAndIn(t *testing.T) {
 	if got := strings.TrimSpace(out); got != "200000|20000100000" {
 		t.Fatalf("copied rows: %q, want 200000|20000100000", got)
 	}
-	psql(t, dsn(port, iamUser), "-c", "DROP TABLE psql_copy, psql_copy2")
 }

@@ -56,6 +56,7 @@ func nonLoopbackIP(t *testing.T) string {
 // Istio makes every inbound request look like); the proxy keeps serving.
 // `rds-iam-proxy shutdown` reaches it on its own unix socket and drains.
 func TestQuitNotOnTheAdminPort(t *testing.T) {
+	w.enter(t)
 	dir, err := os.MkdirTemp("", "riap-quit-") // short: unix socket paths are limited
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +107,7 @@ func TestQuitNotOnTheAdminPort(t *testing.T) {
 // address other machines could reach, whatever else is allowed, and says
 // why before it starts anything.
 func TestQuitListenerRefusesNonLoopback(t *testing.T) {
+	w.enter(t)
 	for _, addr := range []string{"0.0.0.0:" + freePort(t), net.JoinHostPort(nonLoopbackIP(t), freePort(t))} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, proxyBinary(t), "--endpoint", w.Endpoint(), "--dial-address", w.front.Addr(),

@@ -73,6 +73,7 @@ func (f *fromOtherHost) Addr() string { return f.ln.Addr().String() }
 // in. With the old bare TCP dial the host was blocked (ERROR 1129) after
 // the fourth probe.
 func TestReadinessBackendCheckDoesNotBlockMySQLHost(t *testing.T) {
+	w.enter(t)
 	const name = "mariadb-private.backend.invalid"
 	certPEM, keyPEM, err := w.aws.CA.ServerCertPEM(name)
 	if err != nil {

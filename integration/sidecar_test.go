@@ -138,6 +138,7 @@ func myUpstream(name, listen string) string {
 // Postgres and MySQL, each on TCP and on a unix socket, to real clients at
 // the same time.
 func TestSidecarTwoEnginesFromOneFile(t *testing.T) {
+	w.enter(t)
 	dir, err := os.MkdirTemp("", "riap-") // short: unix socket paths are limited
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +230,7 @@ func TestSidecarTwoEnginesFromOneFile(t *testing.T) {
 // connection limit fails readiness and refuses the next client with its
 // protocol's error until a slot frees.
 func TestSidecarHealthMetricsAndLimit(t *testing.T) {
+	w.enter(t)
 	pgPort, myPort := freePort(t), freePort(t)
 	s := startSidecar(t, upstreamsYAML("max_connections: 1", pgUpstream("pg", "127.0.0.1:"+pgPort), myUpstream("my", "127.0.0.1:"+myPort)))
 	for _, p := range []string{"/startup", "/liveness", "/readiness"} {
@@ -299,6 +301,7 @@ func TestSidecarHealthMetricsAndLimit(t *testing.T) {
 // still served for --min-shutdown-delay, then refused; a transaction in
 // flight commits; the process exits with --exit-code once it is done.
 func TestSidecarDrain(t *testing.T) {
+	w.enter(t)
 	pgPort := freePort(t)
 	s := startSidecar(t, upstreamsYAML("exit_code: 0\nmin_shutdown_delay: 4s\nmax_shutdown_delay: 30s", pgUpstream("pg", "127.0.0.1:"+pgPort)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -361,6 +364,7 @@ func TestSidecarDrain(t *testing.T) {
 // drains like a signal; an idle session still open at
 // --max-shutdown-delay is cut and the exit status (3) says so.
 func TestSidecarQuitQuitQuit(t *testing.T) {
+	w.enter(t)
 	pgPort, quitAddr := freePort(t), "127.0.0.1:"+freePort(t)
 	s := startSidecar(t, upstreamsYAML("max_shutdown_delay: 1s\nshutdown_address: "+quitAddr, pgUpstream("pg", "127.0.0.1:"+pgPort)))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

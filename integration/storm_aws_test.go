@@ -43,7 +43,7 @@ const credentialsMargin = 10 * time.Second
 type faultedProxy struct {
 	name     string
 	p        *stormProxy
-	inject   func()
+	inject   func() (clear func()) // starts the fault, returns what ends it
 	clear    func()
 	cause    []string // what a Postgres client's error says, beyond the expiry
 	fix      string   // the fix every client's error ends with (MySQL's ERR text is cut to 511 bytes, keeping it)
@@ -74,14 +74,9 @@ type faultedProxy struct {
 //
 // Budget: about 50-60 s.
 func TestStormAWSCredentialOutages(t *testing.T) {
+	w.enter(t)
 	set := stormTargets(t, 6*waveClients)
-	w.aws.AWS.SetSessionDuration(outageCredentials)
-	w.aws.AWS.RotateInstanceCredentials()
-	t.Cleanup(func() {
-		w.aws.AWS.ClearFault()
-		w.aws.AWS.SetSessionDuration(0)
-		w.aws.AWS.RotateInstanceCredentials()
-	})
+	w.setSessionDuration(t, outageCredentials)
 
 	// IMDS first: useIRSA below sets the web identity variables in this
 	// process's environment, which every proxy started later inherits.
@@ -98,19 +93,17 @@ func TestStormAWSCredentialOutages(t *testing.T) {
 
 	proxies := []*faultedProxy{
 		{name: "STS throttled", p: startStormProxy(t, set, irsa),
-			inject: func() { w.aws.AWS.InjectFault("sts:AssumeRoleWithWebIdentity", emulator.Throttling()) },
-			clear:  func() { w.aws.AWS.ClearFault("sts:AssumeRoleWithWebIdentity") },
+			inject: func() func() { return w.injectFault(t, "sts:AssumeRoleWithWebIdentity", emulator.Throttling()) },
 			cause:  []string{"WebIdentityCredentials", "Throttling: Rate exceeded", "STS is throttling requests"},
 			fix:    "Fix: find what else calls STS with these credentials at a high rate"},
 		{name: "STS down", p: startStormProxy(t, set, append(irsa, "AWS_ENDPOINT_URL_STS="+sts.url())),
-			inject: func() { sts.setDown(true) }, clear: func() { sts.setDown(false) },
+			inject: func() func() { sts.setDown(true); return func() { sts.setDown(false) } },
 			// The SDK's words for a transport failure, whichever it was
 			// (reset at connect, broken pipe on a kept-alive connection).
 			cause: []string{"WebIdentityCredentials", "request send failed"},
 			fix:   "Fix: STS could not be reached"},
 		{name: "IMDS 401", p: imds,
-			inject: func() { w.aws.AWS.InjectFault(emulator.FaultIMDS, emulator.Fault{Status: 401}) },
-			clear:  func() { w.aws.AWS.ClearFault(emulator.FaultIMDS) },
+			inject: func() func() { return w.injectFault(t, emulator.FaultIMDS, emulator.Fault{Status: 401}) },
 			cause:  []string{"EC2RoleProvider", "StatusCode: 401"},
 			fix:    "Fix: give the proxy AWS credentials"},
 	}
@@ -139,7 +132,7 @@ func TestStormAWSCredentialOutages(t *testing.T) {
 	t.Logf("credentials expire between %s and %s from now", time.Until(first).Round(time.Second), time.Until(last).Round(time.Second))
 
 	for _, fp := range proxies {
-		fp.inject()
+		fp.clear = fp.inject()
 	}
 	faultAt := time.Now()
 
@@ -511,6 +504,7 @@ func (s *stsSwitch) serve() {
 //
 // Budget: about 15-25 s.
 func TestStormCABundleRotation(t *testing.T) {
+	w.enter(t)
 	set := stormTargets(t, 300)
 	ca := func(name string) []byte {
 		c, err := emulator.NewCA(name)

@@ -33,6 +33,7 @@ const (
 // Budget: about 60-90 s on 2 vCPUs (4 kinds x 4 rounds of 300 clients,
 // 3 through the proxy and 1 directly).
 func TestStorm(t *testing.T) {
+	w.enter(t)
 	set := stormTargets(t, stormClients)
 	p := startStormProxy(t, set, nil)
 

@@ -146,6 +146,7 @@ func readFixture(t *testing.T, path string) []byte {
 // proxy keeps running, and once the upstream serves a good certificate
 // (a forwarder switches to a good front) the same proxy logs in.
 func TestUpstreamTLSVerification(t *testing.T) {
+	w.enter(t)
 	endpoint := w.front.Endpoint()
 	emuCA := w.aws.CA.CertPEM()
 	global := readFixture(t, globalBundleFixture)
@@ -288,6 +289,7 @@ func logHas(t *testing.T, s string) bool {
 // local HTTPS trust store, verifies the server; a second proxy starting
 // later uses the cached copy without a request.
 func TestUpstreamTLSRightCA(t *testing.T) {
+	w.enter(t)
 	body := append(readFixture(t, globalBundleFixture), w.aws.CA.CertPEM()...)
 	var requests atomic.Int32
 	store := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -322,6 +324,7 @@ func TestUpstreamTLSRightCA(t *testing.T) {
 // --tls-server-name makes verify-full check that name, while the token is
 // still signed for the endpoint.
 func TestTLSServerName(t *testing.T) {
+	w.enter(t)
 	const certName = "another-db.c0ffee123456.us-east-1.rds.amazonaws.com"
 	cert, err := w.aws.CA.ServerCert(certName)
 	if err != nil {
@@ -338,6 +341,7 @@ func TestTLSServerName(t *testing.T) {
 // a certificate for another name from a trusted CA, and still refuses one
 // from an untrusted CA. For RDS names it is refused at start.
 func TestVerifyCA(t *testing.T) {
+	w.enter(t)
 	const endpoint = "pg.internal.example"
 	cert, err := w.aws.CA.ServerCert("some-other-name.internal.example")
 	if err != nil {
@@ -382,6 +386,7 @@ func TestVerifyCA(t *testing.T) {
 // loopback it works, with a loud warning, against a plain PostgreSQL (the
 // emulated RDS front, like RDS, only speaks TLS).
 func TestTLSModeDisable(t *testing.T) {
+	w.enter(t)
 	for name, c := range map[string]struct {
 		endpoint, dial, want string
 	}{
@@ -438,6 +443,7 @@ func startProxyErr(t *testing.T, mods ...func(*launch.Config)) (string, error) {
 // TestBinaryRefusesPlaintextToRemote: the command line refuses
 // --tls-mode disable for a non-loopback upstream before doing anything.
 func TestBinaryRefusesPlaintextToRemote(t *testing.T) {
+	w.enter(t)
 	cmd := exec.Command(proxyBinary(t), "--endpoint", "pg.internal.example:5432", "--region", "us-east-1",
 		"--tls-mode", "disable", "--listen", "127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
@@ -455,6 +461,7 @@ func TestBinaryRefusesPlaintextToRemote(t *testing.T) {
 // that CA, the proxy's periodic refresh (a conditional GET) picks it up and
 // new logins work, without a restart.
 func TestCARotationWhileRunning(t *testing.T) {
+	w.enter(t)
 	global := readFixture(t, globalBundleFixture)
 	var served atomic.Value
 	served.Store(global)
@@ -496,6 +503,7 @@ func TestCARotationWhileRunning(t *testing.T) {
 // never answers the ClientHello is given up on after --connect-timeout,
 // the client is told so, and the proxy keeps serving.
 func TestStalledTLSHandshake(t *testing.T) {
+	w.enter(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -208,6 +208,7 @@ func pgSelfValidate(t *testing.T, port string, o validate.DBOptions) *validate.R
 // TestValidatePostgresRight: a role set up right passes every check, both
 // inspected by an admin and checking itself through the proxy.
 func TestValidatePostgresRight(t *testing.T) {
+	w.enter(t)
 	f := newPGFixture(t, uniqueName(t, "vu"))
 	allPass(t, pgAdminValidate(t, f.db, pgOptions(t, f, true)), "admin")
 
@@ -225,6 +226,7 @@ func TestValidatePostgresRight(t *testing.T) {
 // (or warns) the right check with the exact fix; running the printed fixes
 // as the admin makes validate pass.
 func TestValidatePostgresWrong(t *testing.T) {
+	w.enter(t)
 	cases := []struct {
 		name   string
 		break_ string // SQL run as the admin in the database; %[1]s is the role, %[2]s the database
@@ -355,6 +357,7 @@ func TestValidatePostgresWrong(t *testing.T) {
 // missing privilege fails with its fix; the admin runs it and the user's
 // own check passes.
 func TestValidatePostgresAsUser(t *testing.T) {
+	w.enter(t)
 	f := newPGFixture(t, uniqueName(t, "vu"))
 	arn := iamRoleFor(t, f.user)
 	port := startProxy(t, func(c *launch.Config) { c.RoleARN = arn })
@@ -495,8 +498,7 @@ func mySelfValidate(t *testing.T, port string, o validate.DBOptions) *validate.R
 // proxy whose role may connect as it.
 func mysqlIAMProxy(t *testing.T, user string) string {
 	t.Helper()
-	w.my.SetIAMUser(user, true)
-	t.Cleanup(func() { w.my.SetIAMUser(user, false) })
+	w.setMySQLIAMUser(t, user, true)
 	arn := iamRoleFor(t, user)
 	return startMySQLProxy(t, func(c *launch.Config) { c.RoleARN = arn })
 }
@@ -505,6 +507,7 @@ func mysqlIAMProxy(t *testing.T, user string) string {
 // root (reading mysql.user, i.e. mysql.global_priv) and as itself through
 // the proxy.
 func TestValidateMySQLRight(t *testing.T) {
+	w.enter(t)
 	f := newMyFixture(t, uniqueName(t, "vu"), true)
 	allPass(t, myAdminValidate(t, myOptions(t, f, true)), "admin")
 	port := mysqlIAMProxy(t, f.user)
@@ -519,6 +522,7 @@ func TestValidateMySQLRight(t *testing.T) {
 // TestValidateMySQLWrong: each wrong setup fails the right check with the
 // exact fix, and the fix makes validate pass.
 func TestValidateMySQLWrong(t *testing.T) {
+	w.enter(t)
 	cases := []struct {
 		name   string
 		break_ string // %[1]s user, %[2]s database
@@ -608,6 +612,7 @@ func TestValidateMySQLWrong(t *testing.T) {
 // TestValidateMySQLAsUser: as the user through the proxy, a missing grant
 // fails with its fix, and after the admin runs it the user's check passes.
 func TestValidateMySQLAsUser(t *testing.T) {
+	w.enter(t)
 	f := newMyFixture(t, uniqueName(t, "vu"), false)
 	port := mysqlIAMProxy(t, f.user)
 	myExec(t, fmt.Sprintf("REVOKE INSERT ON `%s`.* FROM '%s'@'%%'", f.db, f.user))
@@ -700,6 +705,7 @@ func myUpstreamArgs(arn string) []string {
 // `validate` both through the proxy and with --admin-dsn; a table created
 // afterwards is readable thanks to the default privileges.
 func TestSetupSQLPostgres(t *testing.T) {
+	w.enter(t)
 	user := uniqueName(t, "vsetup")
 	dropRoleAtEnd(t, user)
 	db := newPGDatabase(t)
@@ -756,6 +762,7 @@ func TestSetupSQLPostgres(t *testing.T) {
 // proxy and passes validate through the proxy; with the plugin name
 // written where validate reads it, it passes --admin-dsn too.
 func TestSetupSQLMySQL(t *testing.T) {
+	w.enter(t)
 	db := newMyDatabase(t)
 	user := uniqueName(t, "vsetup")
 	dropAccountAtEnd(t, user)
@@ -767,8 +774,7 @@ func TestSetupSQLMySQL(t *testing.T) {
 	for _, stmt := range splitStatements(forMariaDB(t, out)) {
 		myExec(t, stmt)
 	}
-	w.my.SetIAMUser(user, true)
-	t.Cleanup(func() { w.my.SetIAMUser(user, false) })
+	w.setMySQLIAMUser(t, user, true)
 	arn := iamRoleFor(t, user)
 	args := append(append([]string{"validate", "--db-user", user, "--database", db}, myUpstreamArgs(arn)...), reqArgs...)
 	out, stderr, code = runCLI(t, args...)
@@ -786,6 +792,7 @@ func TestSetupSQLMySQL(t *testing.T) {
 // TestValidateLoginFails: when the IAM login itself fails, validate says
 // so, points at --admin-dsn, and exits 1.
 func TestValidateLoginFails(t *testing.T) {
+	w.enter(t)
 	arn := iamRoleFor(t, plainUser)
 	out, stderr, code := runCLI(t, append([]string{"validate", "--db-user", plainUser, "--database", appDB}, pgUpstreamArgs(arn)...)...)
 	if code != 1 || !strings.Contains(out, "fail  IAM login") || !strings.Contains(out, "--admin-dsn") {
