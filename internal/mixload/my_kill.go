@@ -48,11 +48,9 @@ func (m *MySQL) killOnce(ctx context.Context, v, k *mySession, i int) error {
 			}
 			return v.conn.QueryRowContext(ctx, "SELECT SLEEP(?)", sleepSeconds).Scan(&slept)
 		},
-		sleeping: func(ctx context.Context) (bool, error) {
-			var n int
-			err := k.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND STATE = 'User sleep'", v.id).Scan(&n)
-			return n == 1, err
-		},
+		watcher:     k,
+		sleepingSQL: "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND STATE = 'User sleep'",
+		victimID:    v.id,
 		stop: func(ctx context.Context) error {
 			if _, err := k.conn.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", v.id)); err != nil {
 				return fmt.Errorf("KILL QUERY: %w", err)
@@ -81,18 +79,14 @@ func (m *MySQL) killConnection(ctx context.Context, k *mySession, i int) error {
 	if err := t.identity(ctx); err != nil {
 		return err
 	}
-	return r.endSession(ctx, t.id, "KILL CONNECTION",
+	return r.endSession(ctx, k, t.id, "KILL CONNECTION",
 		func(ctx context.Context) error {
 			if _, err := k.conn.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", t.id)); err != nil {
 				return fmt.Errorf("KILL CONNECTION: %w", err)
 			}
 			return nil
 		},
-		func(ctx context.Context) (int, error) {
-			var n int
-			err := k.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", t.id).Scan(&n)
-			return n, err
-		},
+		"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
 		func(ctx context.Context) error {
 			var one int
 			err := t.conn.QueryRowContext(ctx, "SELECT 1").Scan(&one)

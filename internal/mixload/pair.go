@@ -92,10 +92,13 @@ type interruption struct {
 	wrongOp string // the operation, in a wrong answer: "kill"
 	// sleep is the victim's statement, run on a goroutine of its own.
 	sleep func(ctx context.Context) error
-	// sleeping says whether the watcher sees the statement in the sleep
-	// itself, not merely running: a stop that lands while the server
-	// still reads the statement is rightly ignored.
-	sleeping func(ctx context.Context) (bool, error)
+	// watcher runs sleepingSQL, with the victim's backend id, to count
+	// the victim's statements in the sleep itself, not merely running: a
+	// stop that lands while the server still reads the statement is
+	// rightly ignored.
+	watcher     querier
+	sleepingSQL string
+	victimID    int64
 	// stop sends the cancel or the KILL.
 	stop func(ctx context.Context) error
 	// stopped says whether err is the error a stopped statement ends with.
@@ -116,11 +119,11 @@ func (r *run) interrupt(ctx context.Context, v *sessionCore, in interruption) er
 	}
 	running := false
 	for start := time.Now(); time.Since(start) < 15*time.Second; {
-		n, err := in.sleeping(ctx)
-		if err != nil {
+		var n int
+		if err := in.watcher.queryRow(ctx, in.sleepingSQL, in.victimID).Scan(&n); err != nil {
 			return abandon(fmt.Errorf("watch %s: %w", in.where, err))
 		}
-		if n {
+		if n == 1 {
 			running = true
 			break
 		}
@@ -155,20 +158,20 @@ func (r *run) interrupt(ctx context.Context, v *sessionCore, in interruption) er
 	}
 }
 
-// endSession has the watcher end a third session, whose backend is tID,
-// as an administrator (or a failover) would, with end; once count says
-// the backend is gone from the server, next must see the session's next
-// query fail at once, not hang. what names end in failures
-// ("KILL CONNECTION").
-func (r *run) endSession(ctx context.Context, tID int64, what string,
-	end func(ctx context.Context) error, count func(ctx context.Context) (int, error), next func(ctx context.Context) error) error {
+// endSession has watcher w end a third session, whose backend is tID, as
+// an administrator (or a failover) would, with end; once w, running
+// countSQL with tID, sees the backend gone from the server, next must see
+// the session's next query fail at once, not hang. what names end in
+// failures ("KILL CONNECTION").
+func (r *run) endSession(ctx context.Context, w querier, tID int64, what string,
+	end func(ctx context.Context) error, countSQL string, next func(ctx context.Context) error) error {
 	if err := end(ctx); err != nil {
 		return err
 	}
 	r.st.terminated.Add(1)
 	for start := time.Now(); ; {
-		n, err := count(ctx)
-		if err != nil {
+		var n int
+		if err := w.queryRow(ctx, countSQL, tID).Scan(&n); err != nil {
 			return fmt.Errorf("watch backend %d after %s: %w", tID, what, err)
 		}
 		if n == 0 {

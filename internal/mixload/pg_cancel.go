@@ -56,11 +56,9 @@ func (p *Postgres) cancelOnce(ctx context.Context, v, w *pgSession, i int) error
 			_, err := v.conn.PgConn().Exec(ctx, fmt.Sprintf("SELECT pg_sleep(%d)", sleepSeconds)).ReadAll()
 			return err
 		},
-		sleeping: func(ctx context.Context) (bool, error) {
-			var n int
-			err := w.conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'", v.pid).Scan(&n)
-			return n == 1, err
-		},
+		watcher:     w,
+		sleepingSQL: "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'",
+		victimID:    int64(v.pid),
 		stop: func(ctx context.Context) error {
 			r.st.connects.Add(1) // a CancelRequest comes on a connection of its own
 			if err := v.conn.PgConn().CancelRequest(ctx); err != nil {
@@ -122,7 +120,7 @@ func (p *Postgres) terminateOnce(ctx context.Context, w *pgSession, i int) error
 	if err := t.identity(ctx); err != nil {
 		return err
 	}
-	return r.endSession(ctx, int64(t.pid), "pg_terminate_backend",
+	return r.endSession(ctx, w, int64(t.pid), "pg_terminate_backend",
 		func(ctx context.Context) error {
 			var ok bool
 			if err := w.conn.QueryRow(ctx, "SELECT pg_terminate_backend($1)", t.pid).Scan(&ok); err != nil {
@@ -133,11 +131,7 @@ func (p *Postgres) terminateOnce(ctx context.Context, w *pgSession, i int) error
 			}
 			return nil
 		},
-		func(ctx context.Context) (int, error) {
-			var n int
-			err := w.conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", t.pid).Scan(&n)
-			return n, err
-		},
+		"SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
 		func(ctx context.Context) error {
 			_, err := t.conn.Exec(ctx, "SELECT 1")
 			var pgErr *pgconn.PgError
