@@ -2,8 +2,6 @@ package mixload
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -60,11 +58,6 @@ func (s *pgSession) identity(ctx context.Context) error {
 		return fmt.Errorf("identity: %w", err)
 	}
 	return s.checkIdentity(tag, nonce, int64(pid), int64(s.pid), "backend pid")
-}
-
-func md5hex(b []byte) string {
-	sum := md5.Sum(b)
-	return hex.EncodeToString(sum[:])
 }
 
 func (s *pgSession) queryRow(ctx context.Context, sql string, args ...any) rowScanner {

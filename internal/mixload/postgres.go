@@ -2,7 +2,6 @@ package mixload
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -150,9 +149,6 @@ func (p *Postgres) verify(rep *Report) {
 	rep.info("cancel requests with unknown keys (ignored)", "%d", st.bogusCancels.Load())
 	rep.CancelRequests = st.cancelsSent.Load() + st.bogusCancels.Load()
 }
-
-// errWrong ends a session after a wrong answer (already recorded).
-var errWrong = errors.New("wrong answer")
 
 // pgLit is a string literal for the simple protocol
 // (standard_conforming_strings is on: only quotes need doubling).

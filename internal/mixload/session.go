@@ -2,8 +2,14 @@ package mixload
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 )
+
+// errWrong ends a session after a wrong answer (already recorded).
+var errWrong = errors.New("wrong answer")
 
 // sessionCore is what a session of either engine keeps besides its
 // connection: the run, its tag, the row numbers it has used, the counter
@@ -101,4 +107,10 @@ func (s *sessionCore) checkIdentity(tag string, nonce, id, wantID int64, idName 
 	}
 	s.r.st.identity.Add(1)
 	return nil
+}
+
+// md5hex is MD5 in hex, as the servers' md5() returns it.
+func md5hex(b []byte) string {
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
 }
