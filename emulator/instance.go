@@ -36,10 +36,23 @@ type instanceOptions struct {
 	cert                         *tls.Certificate // nil: issued by the CA for endpoint
 	log                          *slog.Logger
 	kind                         string // log label: "rds-postgres", "rds-mysql"
+	// The engine's defaults for an empty endpoint (its first label: the
+	// rest names the account and region), port and resource id.
+	defaultName, defaultResourceID string
+	defaultPort                    int
 }
 
 // newInstance prepares an instance; serve starts it.
 func (a *AWS) newInstance(ca *CA, o instanceOptions) (*instance, error) {
+	if o.endpoint == "" {
+		o.endpoint = o.defaultName + ".c0ffee123456." + a.Region() + ".rds.amazonaws.com"
+	}
+	if o.port == 0 {
+		o.port = o.defaultPort
+	}
+	if o.resourceID == "" {
+		o.resourceID = o.defaultResourceID
+	}
 	var cert tls.Certificate
 	if o.cert != nil {
 		cert = *o.cert

@@ -77,17 +77,9 @@ func (a *AWS) StartMySQL(ca *CA, o MySQLOptions) (*MySQL, error) {
 	if o.Backend == "" {
 		return nil, errors.New("emulator: MySQLOptions.Backend is required")
 	}
-	if o.Endpoint == "" {
-		o.Endpoint = "emulated-mysql.c0ffee123456." + a.Region() + ".rds.amazonaws.com"
-	}
-	if o.Port == 0 {
-		o.Port = 3306
-	}
-	if o.ResourceID == "" {
-		o.ResourceID = "db-EMULATEDMYSQL000001"
-	}
 	inst, err := a.newInstance(ca, instanceOptions{endpoint: o.Endpoint, port: o.Port, resourceID: o.ResourceID,
-		listen: o.Listen, cert: o.Certificate, log: o.Logger, kind: "rds-mysql"})
+		listen: o.Listen, cert: o.Certificate, log: o.Logger, kind: "rds-mysql",
+		defaultName: "emulated-mysql", defaultPort: 3306, defaultResourceID: "db-EMULATEDMYSQL000001"})
 	if err != nil {
 		return nil, err
 	}

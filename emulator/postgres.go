@@ -62,21 +62,13 @@ func (a *AWS) StartPostgres(ca *CA, o PostgresOptions) (*Postgres, error) {
 	if o.Backend == "" {
 		return nil, errors.New("emulator: PostgresOptions.Backend is required")
 	}
-	if o.Endpoint == "" {
-		o.Endpoint = "emulated-pg.c0ffee123456." + a.Region() + ".rds.amazonaws.com"
-	}
-	if o.Port == 0 {
-		o.Port = 5432
-	}
-	if o.ResourceID == "" {
-		o.ResourceID = "db-EMULATEDPOSTGRES0001"
-	}
 	backend, err := backendConfig(o.Backend)
 	if err != nil {
 		return nil, err
 	}
 	inst, err := a.newInstance(ca, instanceOptions{endpoint: o.Endpoint, port: o.Port, resourceID: o.ResourceID,
-		listen: o.Listen, cert: o.Certificate, log: o.Logger, kind: "rds-postgres"})
+		listen: o.Listen, cert: o.Certificate, log: o.Logger, kind: "rds-postgres",
+		defaultName: "emulated-pg", defaultPort: 5432, defaultResourceID: "db-EMULATEDPOSTGRES0001"})
 	if err != nil {
 		return nil, err
 	}

@@ -101,14 +101,8 @@ func serverVersion(ctx context.Context, mariadbd string) (string, error) {
 }
 
 func parseVersion(s string) (string, error) {
-	fields := strings.Fields(s)
-	for i, f := range fields {
-		if f == "Ver" && i+1 < len(fields) {
-			v, _, _ := strings.Cut(fields[i+1], "-")
-			if v != "" {
-				return v, nil
-			}
-		}
+	if v, _, _ := strings.Cut(localsrv.WordAfter(s, "Ver"), "-"); v != "" {
+		return v, nil
 	}
 	return "", errors.New("localmy: unexpected `mariadbd --version` output: " + strings.TrimSpace(s))
 }

@@ -3,10 +3,13 @@ package localmy
 import (
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
 )
 
 // Options configures Start. The zero value gives a non-TLS server on a
@@ -43,7 +46,7 @@ type Options struct {
 
 // TLSFiles are PEM-encoded server credentials. CAPEM is optional; when set
 // it becomes ssl_ca, so the server can verify client certificates.
-type TLSFiles struct{ CertPEM, KeyPEM, CAPEM []byte }
+type TLSFiles = localsrv.TLSFiles
 
 // defaultSettings trade durability and memory for start-up speed (the
 // data is thrown away; the server starts in about 0.1s after a 0.5s
@@ -109,13 +112,10 @@ func normName(k string) string {
 // validate rejects options that would otherwise fail deep inside MariaDB
 // with a less helpful message, before anything is created.
 func (o *Options) validate() error {
-	if o.Port < 0 || o.Port > 65535 {
-		return fmt.Errorf("localmy: Options.Port %d out of range", o.Port)
+	if err := localsrv.CheckOptions(o.Port, o.TLS, o.Settings); err != nil {
+		return fmt.Errorf("localmy: %w", err)
 	}
-	if o.TLS != nil && (len(o.TLS.CertPEM) == 0 || len(o.TLS.KeyPEM) == 0) {
-		return fmt.Errorf("localmy: Options.TLS needs both CertPEM and KeyPEM")
-	}
-	for k, v := range o.Settings {
+	for k := range o.Settings {
 		if !settingName.MatchString(k) {
 			return fmt.Errorf("localmy: invalid setting name %q", k)
 		}
@@ -126,9 +126,6 @@ func (o *Options) validate() error {
 		}
 		if by, ok := reservedSettings["skip_"+n]; ok {
 			return fmt.Errorf("localmy: setting %q is controlled by %s", k, by)
-		}
-		if strings.ContainsAny(v, "\n\r\x00") {
-			return fmt.Errorf("localmy: setting %q: value contains a line break or NUL", k)
 		}
 	}
 	return nil
@@ -176,14 +173,9 @@ func serverConfig(o *Options, p paths) string {
 			settings["ssl_ca"] = p.ca
 		}
 	}
-	keys := make([]string, 0, len(settings))
-	for k := range settings {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
 	b.WriteString("# Written by rds-iam-proxy internal/localmy.\n[mariadbd]\n")
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		if v := settings[k]; v == "" {
 			b.WriteString(k + "\n")
 		} else {

@@ -1,41 +1,26 @@
 package localmy
 
 import (
-	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
 )
 
 func TestStartRejectsBadOptionsBeforeDoingAnything(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		o    Options
-		want string
-	}{
-		{"reserved port", Options{Settings: map[string]string{"port": "5"}}, "Options.Port"},
-		{"reserved ssl", Options{Settings: map[string]string{"SSL-Cert": "x"}}, "Options.TLS"},
-		{"skip ssl", Options{Settings: map[string]string{"skip-ssl": ""}}, "Options.TLS"},
-		{"loose datadir", Options{Settings: map[string]string{"loose-datadir": "/x"}}, "Options.Dir"},
-		{"grant tables", Options{Settings: map[string]string{"skip_grant_tables": ""}}, "Exec needs real accounts"},
-		{"networking", Options{Settings: map[string]string{"skip-networking": ""}}, "Options.Port"},
-		{"bad name", Options{Settings: map[string]string{"a = 1\nb": "2"}}, "invalid setting name"},
-		{"newline value", Options{Settings: map[string]string{"max_connections": "1\nport=5"}}, "line break"},
-		{"tls without key", Options{TLS: &TLSFiles{CertPEM: []byte("x")}}, "KeyPEM"},
-		{"port range", Options{Port: 70000}, "out of range"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv, err := Start(context.Background(), tc.o)
-			if err == nil {
-				_ = srv.Stop()
-				t.Fatal("Start succeeded")
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not mention %q", err, tc.want)
-			}
-		})
-	}
+	srvtest.RejectsBadOptions(t, Start, []srvtest.BadOption[Options]{
+		{Name: "reserved port", O: Options{Settings: map[string]string{"port": "5"}}, Want: "Options.Port"},
+		{Name: "reserved ssl", O: Options{Settings: map[string]string{"SSL-Cert": "x"}}, Want: "Options.TLS"},
+		{Name: "skip ssl", O: Options{Settings: map[string]string{"skip-ssl": ""}}, Want: "Options.TLS"},
+		{Name: "loose datadir", O: Options{Settings: map[string]string{"loose-datadir": "/x"}}, Want: "Options.Dir"},
+		{Name: "grant tables", O: Options{Settings: map[string]string{"skip_grant_tables": ""}}, Want: "Exec needs real accounts"},
+		{Name: "networking", O: Options{Settings: map[string]string{"skip-networking": ""}}, Want: "Options.Port"},
+		{Name: "bad name", O: Options{Settings: map[string]string{"a = 1\nb": "2"}}, Want: "invalid setting name"},
+		{Name: "newline value", O: Options{Settings: map[string]string{"max_connections": "1\nport=5"}}, Want: "line break"},
+		{Name: "tls without key", O: Options{TLS: &TLSFiles{CertPEM: []byte("x")}}, Want: "KeyPEM"},
+		{Name: "port range", O: Options{Port: 70000}, Want: "out of range"},
+	})
 }
 
 func TestServerConfig(t *testing.T) {
@@ -84,29 +69,13 @@ func TestConfValue(t *testing.T) {
 	}
 }
 
-// fakeExe writes an executable file: a real-looking binary (ELF magic) or
-// a "#!" script.
-func fakeExe(t *testing.T, path string, script bool) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	content := "\x7fELF fake"
-	if script {
-		content = "#!/bin/sh\nexit 1\n"
-	}
-	if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestFindBinOffPath(t *testing.T) {
 	root := t.TempDir()
 	sbin, bin := filepath.Join(root, "sbin"), filepath.Join(root, "bin")
-	fakeExe(t, filepath.Join(sbin, serverProg), false)
-	fakeExe(t, filepath.Join(bin, installProg), true) // a script, as on Debian
+	srvtest.FakeExe(t, filepath.Join(sbin, serverProg), false)
+	srvtest.FakeExe(t, filepath.Join(bin, installProg), true) // a script, as on Debian
 	wrappers := filepath.Join(root, "wrappers")
-	fakeExe(t, filepath.Join(wrappers, serverProg), true) // a wrapper script is not the server
+	srvtest.FakeExe(t, filepath.Join(wrappers, serverProg), true) // a wrapper script is not the server
 
 	f := binFinder{path: "relative:" + wrappers + ":" + bin, dirs: []string{sbin}}
 	if got, err := f.find(serverProg); err != nil || got != filepath.Join(sbin, serverProg) {

@@ -1,10 +1,8 @@
 package localmy
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,23 +65,4 @@ func queryOne(t *testing.T, db *sql.DB, query string, args ...any) string {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return s.String
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's output goroutine and
-// the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

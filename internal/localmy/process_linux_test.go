@@ -1,17 +1,13 @@
 package localmy
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
 )
 
 // helperEnv makes the test binary act as a program that starts a server
@@ -19,32 +15,19 @@ import (
 const helperEnv = "LOCALMY_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "1" {
-		os.Exit(helperMain())
-	}
-	os.Exit(m.Run())
-}
-
-func helperMain() int {
-	srv, err := Start(context.Background(), Options{})
-	if err != nil {
-		fmt.Println("ERROR", err)
-		return 1
-	}
-	fmt.Printf("SERVER %d %s\n", srv.proc.Pid(), srv.p.base)
-	time.Sleep(time.Hour) // until killed
-	return 0
+	srvtest.Main(m, helperEnv, func() (int, string, error) {
+		srv, err := Start(context.Background(), Options{})
+		if err != nil {
+			return 0, "", err
+		}
+		return srv.proc.Pid(), srv.p.base, nil
+	})
 }
 
 // alive reports whether pid is a live process (a zombie counts as dead).
 func alive(pid int) bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
+	_, ok := srvtest.ProcStat(pid)
+	return ok
 }
 
 // TestServerDiesWithParent kills a process that started a server without
@@ -52,35 +35,7 @@ func alive(pid int) bool {
 func TestServerDiesWithParent(t *testing.T) {
 	t.Parallel()
 	requireServer(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		lines <- line
-	}()
-	var line string
-	select {
-	case line = <-lines:
-	case <-time.After(time.Minute):
-		t.Fatal("helper did not start a server within a minute")
-	}
-	var pid int
-	var base string
-	if _, err := fmt.Sscanf(line, "SERVER %d %s", &pid, &base); err != nil {
-		t.Fatalf("helper said %q: %v", line, err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	cmd, pid, base := srvtest.StartHelper(t, helperEnv)
 	if !alive(pid) {
 		t.Fatalf("mariadbd %d not running", pid)
 	}

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -42,8 +40,7 @@ type Server struct {
 	admin      *sql.DB // root over the socket; opened once ready
 	p          paths
 	removeBase bool
-	stopOnce   sync.Once
-	stopErr    error
+	life       localsrv.Life
 
 	// What run needs again to Resume after Halt.
 	opts     Options
@@ -51,8 +48,6 @@ type Server struct {
 	as       localsrv.Account
 	userArgs []string
 	timeout  time.Duration
-	mu       sync.Mutex // Halt and Resume
-	halted   bool
 }
 
 // Start creates a fresh data directory with mariadb-install-db and runs
@@ -64,10 +59,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	timeout := o.StartTimeout
-	if timeout <= 0 {
-		timeout = localsrv.DefaultStartTimeout
-	}
+	timeout := localsrv.StartTimeout(o.StartTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -88,13 +80,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("localmy: %w", err)
 	}
-	if made {
-		defer func() {
-			if err != nil {
-				_ = os.RemoveAll(base)
-			}
-		}()
-	}
+	defer localsrv.RemoveOnError(made, base, &err)
 	p := layout(base, o.TLS)
 	s := &Server{
 		Host:       "127.0.0.1",
@@ -103,6 +89,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		Version:    version,
 		p:          p,
 		removeBase: made,
+		life:       localsrv.Life{Pkg: "localmy", Prog: "mariadbd"},
 	}
 	if n := len(p.socket); n > localsrv.MaxSocketPath {
 		return nil, fmt.Errorf("localmy: socket path %s is %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", p.socket, n, localsrv.MaxSocketPath)
@@ -114,26 +101,13 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		return nil, err
 	}
 
-	attempts := 1
-	if o.Port == 0 {
-		attempts = localsrv.BindAttempts
+	err = localsrv.Bind(o.Port,
+		func(port int) error { return s.run(ctx, &o, mariadbd, as, userArgs, port, timeout) },
+		func() bool { return bindFailed(s.log.String()) })
+	if err != nil {
+		return nil, startError(err, s.log.String())
 	}
-	for attempt := 1; ; attempt++ {
-		port := o.Port
-		if port == 0 {
-			if port, err = localsrv.FreePort(); err != nil {
-				return nil, fmt.Errorf("localmy: %w", err)
-			}
-		}
-		err = s.run(ctx, &o, mariadbd, as, userArgs, port, timeout)
-		if err == nil {
-			s.opts, s.mariadbd, s.as, s.userArgs, s.timeout = o, mariadbd, as, userArgs, timeout
-			break
-		}
-		if attempt >= attempts || !bindFailed(s.log.String()) {
-			return nil, startError(err, s.log.String())
-		}
-	}
+	s.opts, s.mariadbd, s.as, s.userArgs, s.timeout = o, mariadbd, as, userArgs, timeout
 	// Anonymous accounts (''@localhost, ''@host), created by the install
 	// with root's "normal" authentication, would shadow tests' own users
 	// on the socket: MySQL picks the most specific host first.
@@ -210,24 +184,13 @@ func prepareFiles(o *Options, p paths, as localsrv.Account) error {
 	if err := as.MkOwnedDir(p.sockDir, 0o755); err != nil {
 		return fmt.Errorf("localmy: %w", err)
 	}
-	type ownedFile struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}
-	// my.cnf must not be world-writable, or mariadbd ignores it; the key
-	// must not be readable by others.
-	files := []ownedFile{{p.conf, []byte(serverConfig(o, p)), 0o644}}
+	// my.cnf must not be world-writable, or mariadbd ignores it.
+	files := []localsrv.OwnedFile{{Path: p.conf, Data: []byte(serverConfig(o, p)), Mode: 0o644}}
 	if o.TLS != nil {
-		files = append(files, ownedFile{p.cert, o.TLS.CertPEM, 0o644}, ownedFile{p.key, o.TLS.KeyPEM, 0o600})
-		if p.ca != "" {
-			files = append(files, ownedFile{p.ca, o.TLS.CAPEM, 0o644})
-		}
+		files = append(files, o.TLS.Files(p.cert, p.key, p.ca)...)
 	}
-	for _, f := range files {
-		if err := as.WriteOwnedFile(f.path, f.data, f.mode); err != nil {
-			return fmt.Errorf("localmy: %w", err)
-		}
+	if err := as.WriteOwnedFiles(files); err != nil {
+		return fmt.Errorf("localmy: %w", err)
 	}
 	return nil
 }
@@ -250,22 +213,15 @@ func (s *Server) install(ctx context.Context, installDB, mariadbd string, as loc
 		args = append(args, "--basedir="+basedir)
 	}
 	args = append(args, userArgs...)
-	cmd := exec.Command(installDB, args...)
-	cmd.Dir = s.p.base // the script (as another user) must be able to enter its cwd
-	cmd.Env = childEnv(as.Home)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = localsrv.WaitDelay
-	c, err := localsrv.StartChild(cmd)
+	// The script (as another user) must be able to enter its cwd.
+	c, err := as.Start(s.p.base, childEnv(as.Home), out, installDB, args...)
 	if err != nil {
 		return fmt.Errorf("localmy: start %s: %w", installDB, err)
 	}
-	select {
-	case <-c.Done():
-	case <-ctx.Done():
-		c.Kill() // the whole group: the script and its bootstrap mariadbd
+	// Kill: the whole group, the script and its bootstrap mariadbd.
+	if err := c.Finish(ctx, c.Kill); err != nil {
 		return fmt.Errorf("localmy: %s interrupted (start timeout %v): %w\n--- server log (tail, from %s) ---\n%s",
-			installProg, timeout, ctx.Err(), installProg, installTail(out.String()))
+			installProg, timeout, err, installProg, installTail(out.String()))
 	}
 	if err := c.Err(); err != nil {
 		return fmt.Errorf("localmy: %s %s: %w\n--- server log (tail, from %s) ---\n%s",
@@ -295,14 +251,7 @@ func installTail(out string) string {
 func (s *Server) run(ctx context.Context, o *Options, mariadbd string, as localsrv.Account, userArgs []string, port int, timeout time.Duration) error {
 	s.log = &localsrv.LogRing{}
 	args := append([]string{"--defaults-file=" + s.p.conf, "--port=" + strconv.Itoa(port)}, userArgs...)
-	cmd := exec.Command(mariadbd, args...)
-	cmd.Dir = s.p.base
-	cmd.Env = childEnv(as.Home)
-	w := localsrv.Tee(s.log, o.Log)
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = localsrv.WaitDelay
-	c, err := localsrv.StartChild(cmd)
+	c, err := as.Start(s.p.base, childEnv(as.Home), localsrv.Tee(s.log, o.Log), mariadbd, args...)
 	if err != nil {
 		return fmt.Errorf("start mariadbd: %w", err)
 	}
@@ -332,28 +281,15 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("readiness connector: %w", err)
 	}
-	delay := 5 * time.Millisecond
-	var lastErr error
-	for {
+	return s.proc.AwaitReady(ctx, "mariadbd", timeout, 5*time.Millisecond, 100*time.Millisecond, func() (bool, error) {
 		c, err := conn.Connect(ctx)
 		if err == nil {
 			_ = c.Close()
-			return nil
+			return true, nil
 		}
 		var myErr *mysql.MySQLError
-		if errors.As(err, &myErr) {
-			return nil
-		}
-		lastErr = err
-		select {
-		case <-s.proc.Done():
-			return fmt.Errorf("mariadbd exited during startup: %w", s.proc.Err())
-		case <-ctx.Done():
-			return fmt.Errorf("mariadbd not ready (start timeout %v): %w (last attempt: %w)", timeout, ctx.Err(), lastErr)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 100*time.Millisecond)
-	}
+		return errors.As(err, &myErr), err
+	})
 }
 
 // shutdown stops a server that failed during Start: straight SIGKILL,
@@ -386,21 +322,14 @@ func (s *Server) Stop() error {
 	if s == nil {
 		return nil
 	}
-	s.stopOnce.Do(func() { s.stopErr = s.stop() })
-	return s.stopErr
+	return s.life.Stop(s.stop)
 }
 
 func (s *Server) stop() error {
-	var errs []error
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
-	s.mu.Lock()
-	halted := s.halted
-	s.mu.Unlock()
-	if gone, werr := s.proc.Exited(); gone && !halted {
-		errs = append(errs, fmt.Errorf("localmy: mariadbd had exited before Stop (%v):\n%s", werr, localsrv.Tail(s.log.String(), 20)))
-	}
+	errs := []error{s.life.Crashed(s.proc, s.log)}
 	if err := s.proc.Stop(localsrv.SigTerm(), localsrv.StopGrace, nil); err != nil {
 		errs = append(errs, fmt.Errorf("localmy: mariadbd (pid %d) %w", s.proc.Pid(), err))
 	}
@@ -417,35 +346,24 @@ func (s *Server) stop() error {
 // closed), keeping its data and port for Resume. Tests use it for a real
 // restart under open connections.
 func (s *Server) Halt() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.halted {
-		return nil
-	}
-	s.halted = true
-	_ = s.admin.Close()
-	if err := s.proc.Stop(localsrv.SigTerm(), localsrv.StopGrace, nil); err != nil {
-		return fmt.Errorf("localmy: halt mariadbd (pid %d): %w", s.proc.Pid(), err)
-	}
-	return nil
+	return s.life.Halt(s.proc, func() error {
+		_ = s.admin.Close()
+		return s.proc.Stop(localsrv.SigTerm(), localsrv.StopGrace, nil)
+	})
 }
 
 // Resume starts a halted server again on the same data directory and port
 // and waits until it accepts connections (Options.StartTimeout bounds
 // it, as for Start).
 func (s *Server) Resume(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.halted {
-		return errors.New("localmy: Resume of a server that is not halted")
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := s.run(ctx, &s.opts, s.mariadbd, s.as, s.userArgs, s.Port, s.timeout); err != nil {
-		return startError(err, s.log.String())
-	}
-	s.halted = false
-	return nil
+	return s.life.Resume(func() error {
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		if err := s.run(ctx, &s.opts, s.mariadbd, s.as, s.userArgs, s.Port, s.timeout); err != nil {
+			return startError(err, s.log.String())
+		}
+		return nil
+	})
 }
 
 // Addr is the TCP address, "127.0.0.1:PORT".

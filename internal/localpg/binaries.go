@@ -140,11 +140,8 @@ func serverVersion(ctx context.Context, binDir string) (string, error) {
 }
 
 func parseVersion(s string) (string, error) {
-	fields := strings.Fields(s)
-	for i, f := range fields {
-		if f == "(PostgreSQL)" && i+1 < len(fields) {
-			return fields[i+1], nil
-		}
+	if v := localsrv.WordAfter(s, "(PostgreSQL)"); v != "" {
+		return v, nil
 	}
 	return "", errors.New("localpg: unexpected `postgres --version` output: " + strings.TrimSpace(s))
 }

@@ -5,23 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// fakeExe writes an executable file: a real-looking binary (ELF magic) or,
-// with script set, a "#!" wrapper like Debian's pg_wrapper.
-func fakeExe(t *testing.T, path string, script bool) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	content := "\x7fELF fake"
-	if script {
-		content = "#!/usr/bin/perl\nexit 1\n"
-	}
-	if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
+)
 
 func TestFindBinDirNothingFound(t *testing.T) {
 	root := t.TempDir()
@@ -30,8 +16,8 @@ func TestFindBinDirNothingFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A wrapper script on PATH must not count as a server.
-	fakeExe(t, filepath.Join(emptyPath, "postgres"), true)
-	fakeExe(t, filepath.Join(emptyPath, "initdb"), true)
+	srvtest.FakeExe(t, filepath.Join(emptyPath, "postgres"), true)
+	srvtest.FakeExe(t, filepath.Join(emptyPath, "initdb"), true)
 
 	f := binFinder{roots: []string{filepath.Join(root, "lib", "*", "bin")}, path: emptyPath}
 	dir, err := f.find()
@@ -55,11 +41,11 @@ func TestFindBinDirPrefersHighestCompleteVersion(t *testing.T) {
 	root := t.TempDir()
 	lib := filepath.Join(root, "lib")
 	for _, v := range []string{"9.6", "10", "15"} {
-		fakeExe(t, filepath.Join(lib, v, "bin", "initdb"), false)
-		fakeExe(t, filepath.Join(lib, v, "bin", "postgres"), false)
+		srvtest.FakeExe(t, filepath.Join(lib, v, "bin", "initdb"), false)
+		srvtest.FakeExe(t, filepath.Join(lib, v, "bin", "postgres"), false)
 	}
 	// 16 is incomplete (client-only install): must be passed over.
-	fakeExe(t, filepath.Join(lib, "16", "bin", "initdb"), false)
+	srvtest.FakeExe(t, filepath.Join(lib, "16", "bin", "initdb"), false)
 
 	f := binFinder{roots: []string{filepath.Join(lib, "*", "bin")}}
 	dir, err := f.find()
@@ -74,10 +60,10 @@ func TestFindBinDirPrefersHighestCompleteVersion(t *testing.T) {
 func TestFindBinDirFromPathFollowsSymlinks(t *testing.T) {
 	root := t.TempDir()
 	real := filepath.Join(root, "real", "bin")
-	fakeExe(t, filepath.Join(real, "initdb"), false)
-	fakeExe(t, filepath.Join(real, "postgres"), false)
+	srvtest.FakeExe(t, filepath.Join(real, "initdb"), false)
+	srvtest.FakeExe(t, filepath.Join(real, "postgres"), false)
 	wrappers := filepath.Join(root, "wrappers")
-	fakeExe(t, filepath.Join(wrappers, "postgres"), true)
+	srvtest.FakeExe(t, filepath.Join(wrappers, "postgres"), true)
 	links := filepath.Join(root, "links")
 	if err := os.Mkdir(links, 0o755); err != nil {
 		t.Fatal(err)

@@ -3,10 +3,11 @@ package localpg
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ type Options struct {
 
 // TLSFiles are PEM-encoded server credentials. CAPEM is optional; when set
 // it becomes ssl_ca_file, so the server can verify client certificates.
-type TLSFiles struct{ CertPEM, KeyPEM, CAPEM []byte }
+type TLSFiles = localsrv.TLSFiles
 
 // defaultHBA trusts everything local: the servers are throwaway, bound to
 // loopback, and tests connect as arbitrary roles without passwords.
@@ -107,21 +108,15 @@ var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
 // validate rejects options that would otherwise fail deep inside
 // PostgreSQL with a less helpful message, before anything is created.
 func (o *Options) validate() error {
-	if o.Port < 0 || o.Port > 65535 {
-		return fmt.Errorf("localpg: Options.Port %d out of range", o.Port)
+	if err := localsrv.CheckOptions(o.Port, o.TLS, o.Settings); err != nil {
+		return fmt.Errorf("localpg: %w", err)
 	}
-	if o.TLS != nil && (len(o.TLS.CertPEM) == 0 || len(o.TLS.KeyPEM) == 0) {
-		return fmt.Errorf("localpg: Options.TLS needs both CertPEM and KeyPEM")
-	}
-	for k, v := range o.Settings {
+	for k := range o.Settings {
 		if !settingName.MatchString(k) {
 			return fmt.Errorf("localpg: invalid setting name %q", k)
 		}
 		if by, ok := reservedSettings[strings.ToLower(k)]; ok {
 			return fmt.Errorf("localpg: setting %q is controlled by %s", k, by)
-		}
-		if strings.ContainsAny(v, "\n\r\x00") {
-			return fmt.Errorf("localpg: setting %q: value contains a line break or NUL", k)
 		}
 	}
 	for _, line := range o.HBA {
@@ -157,14 +152,9 @@ func serverConfig(o *Options, socketDir string) string {
 	} else {
 		settings["ssl"] = "off"
 	}
-	keys := make([]string, 0, len(settings))
-	for k := range settings {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
 	b.WriteString("\n# Added by rds-iam-proxy internal/localpg.\n")
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, confValue(settings[k]))
 	}
 	return b.String()
@@ -189,24 +179,12 @@ func writeConfig(o *Options, dataDir, socketDir string, as localsrv.Account) err
 	}
 
 	hba := hbaLines(o.HBA)
-	type confFile struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}
-	files := []confFile{{"pg_hba.conf", []byte(strings.Join(hba, "\n") + "\n"), 0o600}}
+	files := []localsrv.OwnedFile{{Path: filepath.Join(dataDir, "pg_hba.conf"), Data: []byte(strings.Join(hba, "\n") + "\n"), Mode: 0o600}}
 	if o.TLS != nil {
-		files = append(files,
-			confFile{"server.crt", o.TLS.CertPEM, 0o644},
-			confFile{"server.key", o.TLS.KeyPEM, 0o600})
-		if len(o.TLS.CAPEM) > 0 {
-			files = append(files, confFile{"root.crt", o.TLS.CAPEM, 0o644})
-		}
+		files = append(files, o.TLS.Files(filepath.Join(dataDir, "server.crt"), filepath.Join(dataDir, "server.key"), filepath.Join(dataDir, "root.crt"))...)
 	}
-	for _, file := range files {
-		if err := as.WriteOwnedFile(filepath.Join(dataDir, file.name), file.data, file.mode); err != nil {
-			return fmt.Errorf("localpg: %w", err)
-		}
+	if err := as.WriteOwnedFiles(files); err != nil {
+		return fmt.Errorf("localpg: %w", err)
 	}
 	return nil
 }

@@ -1,36 +1,22 @@
 package localpg
 
 import (
-	"context"
 	"strings"
 	"testing"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
 )
 
 func TestStartRejectsBadOptionsBeforeDoingAnything(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		o    Options
-		want string
-	}{
-		{"reserved port", Options{Settings: map[string]string{"port": "5"}}, "Options.Port"},
-		{"reserved ssl", Options{Settings: map[string]string{"SSL_Cert_File": "x"}}, "Options.TLS"},
-		{"bad name", Options{Settings: map[string]string{"a = 1\nb": "2"}}, "invalid setting name"},
-		{"newline value", Options{Settings: map[string]string{"work_mem": "1\nport=5"}}, "line break"},
-		{"hba newline", Options{HBA: []string{"local all all trust\nhost all all 0.0.0.0/0 trust"}}, "one line per entry"},
-		{"tls without key", Options{TLS: &TLSFiles{CertPEM: []byte("x")}}, "KeyPEM"},
-		{"port range", Options{Port: 70000}, "out of range"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv, err := Start(context.Background(), tc.o)
-			if err == nil {
-				_ = srv.Stop()
-				t.Fatal("Start succeeded")
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not mention %q", err, tc.want)
-			}
-		})
-	}
+	srvtest.RejectsBadOptions(t, Start, []srvtest.BadOption[Options]{
+		{Name: "reserved port", O: Options{Settings: map[string]string{"port": "5"}}, Want: "Options.Port"},
+		{Name: "reserved ssl", O: Options{Settings: map[string]string{"SSL_Cert_File": "x"}}, Want: "Options.TLS"},
+		{Name: "bad name", O: Options{Settings: map[string]string{"a = 1\nb": "2"}}, Want: "invalid setting name"},
+		{Name: "newline value", O: Options{Settings: map[string]string{"work_mem": "1\nport=5"}}, Want: "line break"},
+		{Name: "hba newline", O: Options{HBA: []string{"local all all trust\nhost all all 0.0.0.0/0 trust"}}, Want: "one line per entry"},
+		{Name: "tls without key", O: Options{TLS: &TLSFiles{CertPEM: []byte("x")}}, Want: "KeyPEM"},
+		{Name: "port range", O: Options{Port: 70000}, Want: "out of range"},
+	})
 }
 
 func TestServerConfig(t *testing.T) {

@@ -1,9 +1,7 @@
 package localpg
 
 import (
-	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,23 +56,4 @@ func queryOne(t *testing.T, dsn, sql string) string {
 		t.Fatalf("%s: no rows", sql)
 	}
 	return string(results[0].Rows[0][0])
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's output goroutine and
-// the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

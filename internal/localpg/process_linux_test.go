@@ -1,16 +1,15 @@
 package localpg
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
 )
 
 // helperEnv makes the test binary act as a program that starts a server
@@ -18,38 +17,13 @@ import (
 const helperEnv = "LOCALPG_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "1" {
-		os.Exit(helperMain())
-	}
-	os.Exit(m.Run())
-}
-
-func helperMain() int {
-	srv, err := Start(context.Background(), Options{})
-	if err != nil {
-		fmt.Println("ERROR", err)
-		return 1
-	}
-	fmt.Printf("SERVER %d %s\n", srv.proc.Pid(), filepath.Dir(srv.DataDir))
-	time.Sleep(time.Hour) // until killed
-	return 0
-}
-
-// procStat returns the state and parent pid of a process, ok=false if it
-// is gone or a zombie (a killed, not yet reaped process is dead for us).
-func procStat(pid int) (ppid int, ok bool) {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the ")" that ends the command name: state ppid ...
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 || fields[0] == "Z" || fields[0] == "X" {
-		return 0, false
-	}
-	ppid, _ = strconv.Atoi(fields[1])
-	return ppid, true
+	srvtest.Main(m, helperEnv, func() (int, string, error) {
+		srv, err := Start(context.Background(), Options{})
+		if err != nil {
+			return 0, "", err
+		}
+		return srv.proc.Pid(), filepath.Dir(srv.DataDir), nil
+	})
 }
 
 // serverProcs lists the postmaster and its children. The children are
@@ -67,7 +41,7 @@ func serverProcs(t *testing.T, postmaster int) []int {
 		if err != nil {
 			continue
 		}
-		if ppid, ok := procStat(pid); ok && (pid == postmaster || ppid == postmaster) {
+		if ppid, ok := srvtest.ProcStat(pid); ok && (pid == postmaster || ppid == postmaster) {
 			procs = append(procs, pid)
 		}
 	}
@@ -81,7 +55,7 @@ func waitGone(t *testing.T, pids []int, within time.Duration) {
 	for {
 		var alive []int
 		for _, pid := range pids {
-			if _, ok := procStat(pid); ok {
+			if _, ok := srvtest.ProcStat(pid); ok {
 				alive = append(alive, pid)
 			}
 		}
@@ -144,35 +118,7 @@ func TestStopReportsCrashedServer(t *testing.T) {
 func TestServerDiesWithParent(t *testing.T) {
 	t.Parallel()
 	requireServer(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		lines <- line
-	}()
-	var line string
-	select {
-	case line = <-lines:
-	case <-time.After(time.Minute):
-		t.Fatal("helper did not start a server within a minute")
-	}
-	var pid int
-	var base string
-	if _, err := fmt.Sscanf(line, "SERVER %d %s", &pid, &base); err != nil {
-		t.Fatalf("helper said %q: %v", line, err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	cmd, pid, base := srvtest.StartHelper(t, helperEnv)
 
 	procs := serverProcs(t, pid)
 	if len(procs) < 2 {

@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
 )
-
-const ()
 
 // Server is a running PostgreSQL started by Start. Stop it when done.
 type Server struct {
@@ -32,15 +28,12 @@ type Server struct {
 	log        *localsrv.LogRing
 	baseDir    string
 	removeBase bool
-	stopOnce   sync.Once
-	stopErr    error
+	life       localsrv.Life
 
 	// What run needs again to Resume after Halt.
 	opts    Options
 	as      localsrv.Account
 	timeout time.Duration
-	mu      sync.Mutex // Halt and Resume
-	halted  bool
 }
 
 // Start creates a fresh cluster with initdb and runs postgres on it until
@@ -51,10 +44,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	timeout := o.StartTimeout
-	if timeout <= 0 {
-		timeout = localsrv.DefaultStartTimeout
-	}
+	timeout := localsrv.StartTimeout(o.StartTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -74,13 +64,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("localpg: %w", err)
 	}
-	if made {
-		defer func() {
-			if err != nil {
-				_ = os.RemoveAll(base)
-			}
-		}()
-	}
+	defer localsrv.RemoveOnError(made, base, &err)
 	s := &Server{
 		Host:       "127.0.0.1",
 		SocketDir:  filepath.Join(base, "sock"),
@@ -89,6 +73,7 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		Version:    version,
 		baseDir:    base,
 		removeBase: made,
+		life:       localsrv.Life{Pkg: "localpg", Prog: "postgres"},
 	}
 	if n := len(filepath.Join(s.SocketDir, ".s.PGSQL.65535.lock")); n > localsrv.MaxSocketPath {
 		return nil, fmt.Errorf("localpg: socket path in %s would be %d bytes, over the %d-byte unix socket limit; use a shorter Options.Dir", s.SocketDir, n, localsrv.MaxSocketPath)
@@ -110,26 +95,14 @@ func Start(ctx context.Context, o Options) (srv *Server, err error) {
 		return nil, err
 	}
 
-	attempts := 1
-	if o.Port == 0 {
-		attempts = localsrv.BindAttempts
+	err = localsrv.Bind(o.Port,
+		func(port int) error { return s.run(ctx, &o, as, port, timeout) },
+		func() bool { return bindFailed(s.log.String()) })
+	if err != nil {
+		return nil, startError(err, s.log.String(), initdbOut)
 	}
-	for attempt := 1; ; attempt++ {
-		port := o.Port
-		if port == 0 {
-			if port, err = localsrv.FreePort(); err != nil {
-				return nil, fmt.Errorf("localpg: %w", err)
-			}
-		}
-		err = s.run(ctx, &o, as, port, timeout)
-		if err == nil {
-			s.opts, s.as, s.timeout = o, as, timeout
-			return s, nil
-		}
-		if attempt >= attempts || !bindFailed(s.log.String()) {
-			return nil, startError(err, s.log.String(), initdbOut)
-		}
-	}
+	s.opts, s.as, s.timeout = o, as, timeout
+	return s, nil
 }
 
 // initdb creates the cluster. --no-sync and trust auth keep it to about a
@@ -141,21 +114,13 @@ func (s *Server) initdb(ctx context.Context, as localsrv.Account, timeout time.D
 	if major, _, _ := strings.Cut(s.Version, "."); atoiOr0(major) >= 13 {
 		args = append(args, "--no-instructions") // PG 13+: drop the pg_ctl advice from error tails
 	}
-	cmd := exec.Command(filepath.Join(s.BinDir, "initdb"), args...)
-	cmd.Dir = s.baseDir // initdb (as another user) must be able to enter its cwd
-	cmd.Env = childEnv(as.Home)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = localsrv.WaitDelay
-	c, err := localsrv.StartChild(cmd)
+	// initdb (as another user) must be able to enter its cwd.
+	c, err := as.Start(s.baseDir, childEnv(as.Home), out, filepath.Join(s.BinDir, "initdb"), args...)
 	if err != nil {
 		return "", fmt.Errorf("localpg: start initdb: %w", err)
 	}
-	select {
-	case <-c.Done():
-	case <-ctx.Done():
-		abort(c)
-		return out.String(), fmt.Errorf("localpg: initdb interrupted (start timeout %v): %w\n--- initdb output ---\n%s", timeout, ctx.Err(), localsrv.Tail(out.String(), 30))
+	if err := c.Finish(ctx, func() { abort(c) }); err != nil {
+		return out.String(), fmt.Errorf("localpg: initdb interrupted (start timeout %v): %w\n--- initdb output ---\n%s", timeout, err, localsrv.Tail(out.String(), 30))
 	}
 	if c.Err() != nil {
 		return out.String(), fmt.Errorf("localpg: initdb %s: %w\n--- initdb output ---\n%s", s.DataDir, c.Err(), localsrv.Tail(out.String(), 30))
@@ -167,14 +132,8 @@ func (s *Server) initdb(ctx context.Context, as localsrv.Account, timeout time.D
 // failure the process is gone when run returns.
 func (s *Server) run(ctx context.Context, o *Options, as localsrv.Account, port int, timeout time.Duration) error {
 	s.log = &localsrv.LogRing{}
-	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"), "-D", s.DataDir, "-p", strconv.Itoa(port))
-	cmd.Dir = s.baseDir
-	cmd.Env = childEnv(as.Home)
-	w := localsrv.Tee(s.log, o.Log)
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = as.SysProcAttr()
-	cmd.WaitDelay = localsrv.WaitDelay
-	c, err := localsrv.StartChild(cmd)
+	c, err := as.Start(s.baseDir, childEnv(as.Home), localsrv.Tee(s.log, o.Log),
+		filepath.Join(s.BinDir, "postgres"), "-D", s.DataDir, "-p", strconv.Itoa(port))
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
@@ -196,30 +155,17 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("parse readiness DSN: %w", err)
 	}
-	delay := 10 * time.Millisecond
-	var lastErr error
-	for {
+	return s.proc.AwaitReady(ctx, "postgres", timeout, 10*time.Millisecond, 200*time.Millisecond, func() (bool, error) {
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		conn, err := pgconn.ConnectConfig(actx, cfg)
 		cancel()
 		if err == nil {
 			_ = conn.Close(ctx)
-			return nil
+			return true, nil
 		}
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code != "57P03" { // 57P03: cannot_connect_now
-			return nil
-		}
-		lastErr = err
-		select {
-		case <-s.proc.Done():
-			return fmt.Errorf("postgres exited during startup: %w", s.proc.Err())
-		case <-ctx.Done():
-			return fmt.Errorf("postgres not ready (start timeout %v): %w (last attempt: %w)", timeout, ctx.Err(), lastErr)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 200*time.Millisecond)
-	}
+		return errors.As(err, &pgErr) && pgErr.Code != "57P03", err // 57P03: cannot_connect_now
+	})
 }
 
 func atoiOr0(s string) int {
@@ -247,18 +193,11 @@ func (s *Server) Stop() error {
 	if s == nil {
 		return nil
 	}
-	s.stopOnce.Do(func() { s.stopErr = s.stop() })
-	return s.stopErr
+	return s.life.Stop(s.stop)
 }
 
 func (s *Server) stop() error {
-	var errs []error
-	s.mu.Lock()
-	halted := s.halted
-	s.mu.Unlock()
-	if gone, werr := s.proc.Exited(); gone && !halted {
-		errs = append(errs, fmt.Errorf("localpg: postgres had exited before Stop (%v):\n%s", werr, localsrv.Tail(s.log.String(), 20)))
-	}
+	errs := []error{s.life.Crashed(s.proc, s.log)}
 	if err := stopChild(s.proc, localsrv.StopGrace); err != nil {
 		errs = append(errs, fmt.Errorf("localpg: postgres (pid %d) %w", s.proc.Pid(), err))
 	}
@@ -278,34 +217,21 @@ func (s *Server) stop() error {
 // sent "terminating connection due to administrator command" and closed.
 // Tests use it for a real restart under open connections.
 func (s *Server) Halt() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.halted {
-		return nil
-	}
-	s.halted = true
-	if err := stopChild(s.proc, localsrv.StopGrace); err != nil {
-		return fmt.Errorf("localpg: halt postgres (pid %d): %w", s.proc.Pid(), err)
-	}
-	return nil
+	return s.life.Halt(s.proc, func() error { return stopChild(s.proc, localsrv.StopGrace) })
 }
 
 // Resume starts a halted server again on the same data directory and port
 // and waits until it accepts connections (Options.StartTimeout bounds
 // it, as for Start).
 func (s *Server) Resume(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.halted {
-		return errors.New("localpg: Resume of a server that is not halted")
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := s.run(ctx, &s.opts, s.as, s.Port, s.timeout); err != nil {
-		return startError(err, s.log.String(), "")
-	}
-	s.halted = false
-	return nil
+	return s.life.Resume(func() error {
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		if err := s.run(ctx, &s.opts, s.as, s.Port, s.timeout); err != nil {
+			return startError(err, s.log.String(), "")
+		}
+		return nil
+	})
 }
 
 // Addr is the TCP address, "127.0.0.1:PORT".

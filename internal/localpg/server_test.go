@@ -3,7 +3,6 @@ package localpg
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
 )
 
 func TestStartPlainServer(t *testing.T) {
@@ -57,7 +58,7 @@ func TestStartInGivenDirWithSettingsAndLog(t *testing.T) {
 	// A t.TempDir is 0700 root-owned when tests run as root: Start must make
 	// it traversable for the postgres user.
 	dir := t.TempDir()
-	var log syncBuffer
+	var log srvtest.SyncBuffer
 	srv := startServer(t, Options{Dir: dir, Log: &log, Settings: map[string]string{"max_connections": "50"}})
 
 	if srv.DataDir != filepath.Join(dir, "data") || srv.SocketDir != filepath.Join(dir, "sock") {
@@ -81,72 +82,32 @@ func TestStartInGivenDirWithSettingsAndLog(t *testing.T) {
 // TMPDIR at an empty dir to see that the temp dir Start made is removed.
 func TestStartFailureIsExplainedAndCleanedUp(t *testing.T) {
 	requireServer(t)
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	srv, err := Start(context.Background(), Options{Settings: map[string]string{"shared_buffers": "bogus"}})
-	if err == nil {
-		_ = srv.Stop()
-		t.Fatal("Start succeeded with a bad setting")
-	}
+	noTempLeft := srvtest.NoTempLeft(t)
+	err := srvtest.MustFail(t, "with a bad setting", 0, func() (srvtest.Server, error) {
+		return Start(context.Background(), Options{Settings: map[string]string{"shared_buffers": "bogus"}})
+	})
 	for _, want := range []string{"--- server log", `"shared_buffers"`, "--- initdb output", "exited during startup"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
 	}
-	entries, _ := os.ReadDir(tmp)
-	if len(entries) != 0 {
-		t.Errorf("failed Start left %v in TMPDIR", entries)
-	}
+	noTempLeft()
 }
 
-// TestStartTimeoutCleansUp cuts Start short during initdb: the error must
-// say so and nothing may be left behind. Not parallel (TMPDIR).
+// TestStartTimeoutCleansUp is not parallel (TMPDIR).
 func TestStartTimeoutCleansUp(t *testing.T) {
 	requireServer(t)
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	begin := time.Now()
-	// initdb alone takes far longer than 20 ms; a start this fast would be
-	// a bug in how the timeout is applied.
-	srv, err := Start(context.Background(), Options{StartTimeout: 20 * time.Millisecond})
-	if err == nil {
-		_ = srv.Stop()
-		t.Fatal("Start finished within its 20 ms timeout: the timeout is not applied")
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("error = %v, want it to wrap context.DeadlineExceeded", err)
-	}
-	if d := time.Since(begin); d > 5*time.Second {
-		t.Errorf("Start returned %v after its 20 ms timeout", d)
-	}
-	entries, _ := os.ReadDir(tmp)
-	if len(entries) != 0 {
-		t.Errorf("timed-out Start left %v in TMPDIR", entries)
-	}
+	srvtest.StartTimeoutCleansUp(t, func(timeout time.Duration) (srvtest.Server, error) {
+		return Start(context.Background(), Options{StartTimeout: timeout})
+	})
 }
 
 func TestStartOnTakenPortFailsFast(t *testing.T) {
 	t.Parallel()
 	requireServer(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-
-	begin := time.Now()
-	srv, err := Start(context.Background(), Options{Port: port})
-	if err == nil {
-		_ = srv.Stop()
-		t.Fatal("Start succeeded on a taken port")
-	}
-	if !strings.Contains(err.Error(), "could not bind") {
-		t.Errorf("error does not explain the bind failure:\n%v", err)
-	}
-	if d := time.Since(begin); d > 15*time.Second {
-		t.Errorf("took %v to report a taken port", d)
-	}
+	srvtest.TakenPortFailsFast(t, func(port int) (srvtest.Server, error) {
+		return Start(context.Background(), Options{Port: port})
+	}, func(msg string) bool { return strings.Contains(msg, "could not bind") })
 }
 
 func TestStopNilServer(t *testing.T) {

@@ -43,3 +43,15 @@ func VersionOutput(ctx context.Context, env []string, bin string, args ...string
 	}
 	return out.String(), nil
 }
+
+// WordAfter is the word that follows marker in a version command's output
+// ("15.18" after "(PostgreSQL)"), or "" when there is none.
+func WordAfter(out, marker string) string {
+	fields := strings.Fields(out)
+	for i, f := range fields {
+		if f == marker && i+1 < len(fields) {
+			return fields[i+1]
+		}
+	}
+	return ""
+}

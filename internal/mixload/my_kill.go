@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -24,110 +23,45 @@ const (
 // the same connection.
 func (m *MySQL) killPair(a *actor) {
 	r := m.r
-	ctx, cancel := r.opCtx()
-	victim, err := m.connect(ctx, r.id+"_kv")
-	var killer *mySession
-	if err == nil {
-		killer, err = m.connect(ctx, r.id+"_kk")
-		if err != nil {
-			victim.close()
-		}
-	}
-	cancel()
-	if err != nil {
-		if !errors.Is(err, errWrong) {
-			r.fail("kill pair", "connect", err)
-		}
-		return
-	}
-	defer victim.close()
-	defer killer.close()
-	for i := 0; !r.stopping(); i++ {
-		a.doing("KILL QUERY a SLEEP()")
-		ctx, cancel := r.opCtx()
-		err := m.killOnce(ctx, victim, killer, i)
-		if err == nil {
-			err = victim.identity(ctx)
-		}
-		if err == nil {
-			err = killer.identity(ctx)
-		}
-		if err == nil && i%4 == 3 {
-			a.doing("KILL CONNECTION a third session")
-			err = m.killConnection(ctx, killer, i)
-		}
-		cancel()
-		r.st.ops.Add(1)
-		if err != nil {
-			if !errors.Is(err, errWrong) {
-				r.fail("kill pair", "kill", err)
+	runPair(r, a, pair[*mySession]{
+		name: "kill pair", failOp: "kill", doing: "KILL QUERY a SLEEP()",
+		tags:  [2]string{r.id + "_kv", r.id + "_kk"},
+		round: m.killOnce,
+		extra: func(ctx context.Context, a *actor, k *mySession, i int) error {
+			if i%4 != 3 {
+				return nil
 			}
-			return
-		}
-		pause(r, time.Duration(100+victim.rng.IntN(400))*time.Millisecond)
-	}
+			a.doing("KILL CONNECTION a third session")
+			return m.killConnection(ctx, k, i)
+		},
+	}, m.connect)
 }
 
 func (m *MySQL) killOnce(ctx context.Context, v, k *mySession, i int) error {
-	r := m.r
-	vctx, vcancel := context.WithCancel(ctx)
-	defer vcancel()
-	done := make(chan error, 1)
-	go func() {
-		var slept int64
-		// Both protocols: a text query and a prepared statement.
-		if i%2 == 0 {
-			done <- v.conn.QueryRowContext(vctx, fmt.Sprintf("SELECT SLEEP(%d)", sleepSeconds)).Scan(&slept)
-			return
-		}
-		done <- v.conn.QueryRowContext(vctx, "SELECT SLEEP(?)", sleepSeconds).Scan(&slept)
-	}()
-	abandon := func(err error) error {
-		vcancel() // the driver closes the victim's connection: it is lost anyway
-		<-done
-		return err
-	}
-	running := false
-	for start := time.Now(); time.Since(start) < 15*time.Second; {
-		var n int
-		err := k.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND STATE = 'User sleep'", v.id).Scan(&n)
-		if err != nil {
-			return abandon(fmt.Errorf("watch the processlist: %w", err))
-		}
-		if n == 1 {
-			running = true
-			break
-		}
-		select {
-		case err := <-done:
-			return fmt.Errorf("SLEEP ended before it was killed: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if !running {
-		return abandon(errors.New("SLEEP did not show up in the processlist within 15s"))
-	}
-	r.st.cancelsSent.Add(1)
-	sent := time.Now()
-	if _, err := k.conn.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", v.id)); err != nil {
-		return abandon(fmt.Errorf("KILL QUERY: %w", err))
-	}
-	select {
-	case err := <-done:
-		var me *mysql.MySQLError
-		switch {
-		case errors.As(err, &me) && me.Number == erQueryInterrupted:
-			r.st.cancelled.Add(1)
+	return m.r.interrupt(ctx, v.core(), interruption{
+		stmt: "SLEEP", where: "the processlist", done: "killed", by: "KILL QUERY", wrongOp: "kill",
+		sleep: func(ctx context.Context) error {
+			var slept int64
+			// Both protocols: a text query and a prepared statement.
+			if i%2 == 0 {
+				return v.conn.QueryRowContext(ctx, fmt.Sprintf("SELECT SLEEP(%d)", sleepSeconds)).Scan(&slept)
+			}
+			return v.conn.QueryRowContext(ctx, "SELECT SLEEP(?)", sleepSeconds).Scan(&slept)
+		},
+		watcher:     k,
+		sleepingSQL: "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND STATE = 'User sleep'",
+		victimID:    v.id,
+		stop: func(ctx context.Context) error {
+			if _, err := k.conn.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", v.id)); err != nil {
+				return fmt.Errorf("KILL QUERY: %w", err)
+			}
 			return nil
-		case err == nil:
-			r.st.cancelMissed.Add(1)
-			return v.wrong("kill", "SLEEP(%d) finished %s after KILL QUERY", sleepSeconds, time.Since(sent).Round(time.Millisecond))
-		default:
-			return fmt.Errorf("killed SLEEP: %w", err)
-		}
-	case <-ctx.Done():
-		return abandon(fmt.Errorf("killed SLEEP: no answer: %w", ctx.Err()))
-	}
+		},
+		stopped: func(err error) bool {
+			var me *mysql.MySQLError
+			return errors.As(err, &me) && me.Number == erQueryInterrupted
+		},
+	})
 }
 
 // killConnection opens a third session and has the killer end it with
@@ -140,40 +74,29 @@ func (m *MySQL) killConnection(ctx context.Context, k *mySession, i int) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		r.live.close(t.id, t.tag)
-		t.shut() // its connection is dead: an error closing it says nothing
-		r.st.closed.Add(1)
-	}()
+	// Its connection is dead: an error closing it says nothing.
+	defer r.release(t.tag, t.id, func() error { t.shut(); return nil })
 	if err := t.identity(ctx); err != nil {
 		return err
 	}
-	if _, err := k.conn.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", t.id)); err != nil {
-		return fmt.Errorf("KILL CONNECTION: %w", err)
-	}
-	r.st.terminated.Add(1)
-	for start := time.Now(); ; {
-		var n int
-		if err := k.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", t.id).Scan(&n); err != nil {
-			return fmt.Errorf("watch the killed connection: %w", err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Since(start) > 15*time.Second {
-			return fmt.Errorf("connection %d still there 15s after KILL CONNECTION", t.id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	var one int
-	err = t.conn.QueryRowContext(ctx, "SELECT 1").Scan(&one)
-	// MariaDB closes an idle killed connection without a word: the driver
-	// sees EOF, as it does without a proxy. A server that says why first
-	// sends 1927.
-	var me *mysql.MySQLError
-	if !errors.Is(err, mysql.ErrInvalidConn) && !errors.Is(err, driver.ErrBadConn) && !(errors.As(err, &me) && me.Number == erConnectionKilled) {
-		return t.wrong("query after KILL CONNECTION", "%v, want the closed connection (invalid connection) or error %d", err, erConnectionKilled)
-	}
-	r.st.terminatedSeen.Add(1)
-	return nil
+	return r.endSession(ctx, k, t.id, "KILL CONNECTION",
+		func(ctx context.Context) error {
+			if _, err := k.conn.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", t.id)); err != nil {
+				return fmt.Errorf("KILL CONNECTION: %w", err)
+			}
+			return nil
+		},
+		"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+		func(ctx context.Context) error {
+			var one int
+			err := t.conn.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+			// MariaDB closes an idle killed connection without a word:
+			// the driver sees EOF, as it does without a proxy. A server
+			// that says why first sends 1927.
+			var me *mysql.MySQLError
+			if !errors.Is(err, mysql.ErrInvalidConn) && !errors.Is(err, driver.ErrBadConn) && !(errors.As(err, &me) && me.Number == erConnectionKilled) {
+				return t.wrong("query after KILL CONNECTION", "%v, want the closed connection (invalid connection) or error %d", err, erConnectionKilled)
+			}
+			return nil
+		})
 }

@@ -1,92 +1,30 @@
 package mixload
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
-type myOp struct {
-	name   string
-	weight int
-	run    func(s *mySession, ctx context.Context) error
-}
-
-var myLongOps = []myOp{
+// myLongOps are the kinds of work a MySQL long session does.
+var myLongOps = []longOp[*mySession]{
 	{"insert and commit", 5, (*mySession).insertCommit},
 	{"insert and roll back", 2, (*mySession).insertRollback},
 	{"bulk insert and read back", 2, (*mySession).bulk},
-	{"large value up", 1, (*mySession).largeUp},
-	{"large value down", 1, (*mySession).largeDown},
-	{"many rows", 1, (*mySession).manyRows},
+	{"large value up", 1, largeUp[*mySession]},
+	{"large value down", 1, largeDown[*mySession]},
+	{"many rows", 1, manyRows[*mySession]},
 	{"multi-statement query", 3, (*mySession).multiStatement},
-	{"idle", 1, (*mySession).idle},
-}
-
-func pickMy(s *mySession) myOp {
-	total := 0
-	for _, op := range myLongOps {
-		total += op.weight
-	}
-	n := s.rng.IntN(total)
-	for _, op := range myLongOps {
-		if n < op.weight {
-			return op
-		}
-		n -= op.weight
-	}
-	return myLongOps[0]
+	{"idle", 1, idle[*mySession]},
 }
 
 // long is a session held for the whole run, busy all the time.
-func (m *MySQL) long(a *actor, i int) {
-	r := m.r
-	tag := fmt.Sprintf("%s_l%d", r.id, i)
-	ctx, cancel := r.opCtx()
-	s, err := m.connect(ctx, tag)
-	cancel()
-	if err != nil {
-		if !errors.Is(err, errWrong) {
-			r.fail(tag, "connect", err)
-		}
-		return
-	}
-	defer s.close()
-	for n := 0; !r.stopping(); n++ {
-		// Every kind of work once first (each session from another
-		// start), then at random: a slow run still covers them all.
-		op := pickMy(s)
-		if n < len(myLongOps) {
-			op = myLongOps[(n+i)%len(myLongOps)]
-		}
-		if b, ok := r.ledger.oldest(tag, int64(r.opts.KeepRows)); ok {
-			op = myOp{name: "trim", run: func(s *mySession, ctx context.Context) error { return s.trim(ctx, b) }}
-		}
-		a.doing(op.name)
-		ctx, cancel := r.opCtx()
-		err := op.run(s, ctx)
-		if err == nil {
-			err = s.identity(ctx)
-		}
-		cancel()
-		r.st.ops.Add(1)
-		if err != nil {
-			if !errors.Is(err, errWrong) {
-				r.fail(tag, op.name, err)
-			}
-			return
-		}
-	}
-}
+func (m *MySQL) long(a *actor, i int) { runLong(m.r, a, i, myLongOps, m.connect) }
 
 // insertCommit inserts a few rows with a prepared statement in a
 // transaction, reads them back inside it, and commits.
 func (s *mySession) insertCommit(ctx context.Context) error {
-	n := 1 + s.rng.IntN(8)
-	first := s.nextSeq(n)
+	n, first := s.fewRows(8)
 	tx, err := s.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -119,8 +57,7 @@ func (s *mySession) insertCommit(ctx context.Context) error {
 // insertRollback inserts rows in a transaction, sees them inside it, rolls
 // back, and requires them gone.
 func (s *mySession) insertRollback(ctx context.Context) error {
-	n := 1 + s.rng.IntN(8)
-	first := s.nextSeq(n)
+	n, first := s.fewRows(8)
 	tx, err := s.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -270,125 +207,5 @@ func (s *mySession) multiStatement(ctx context.Context) error {
 	return nil
 }
 
-// largeUp stores a value of several MB (go-sql-driver sends it with
-// COM_STMT_SEND_LONG_DATA), checks it on the server and back, deletes it.
-func (s *mySession) largeUp(ctx context.Context) error {
-	seq := s.nextSeq(1)
-	v := largeValue(s.tag, seq, s.m.r.opts.LargeValue)
-	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (session, seq, v) VALUES (?, ?, ?)", s.m.blobs), s.tag, seq, v)
-	if err != nil {
-		return fmt.Errorf("insert a large value: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return s.wrong("insert a large value", "%d rows affected", n)
-	}
-	where := fmt.Sprintf(" FROM %s WHERE session = ? AND seq = ?", s.m.blobs)
-	var sum string
-	var length int
-	if err := s.conn.QueryRowContext(ctx, "SELECT MD5(v), LENGTH(v)"+where, s.tag, seq).Scan(&sum, &length); err != nil {
-		return fmt.Errorf("md5 of the large value: %w", err)
-	}
-	if sum != md5hex(v) || length != len(v) {
-		return s.wrong("md5 of the large value", "server has (%s, %d), sent (%s, %d)", sum, length, md5hex(v), len(v))
-	}
-	var back []byte
-	if err := s.conn.QueryRowContext(ctx, "SELECT v"+where, s.tag, seq).Scan(&back); err != nil {
-		return fmt.Errorf("read the large value back: %w", err)
-	}
-	if !bytes.Equal(back, v) {
-		return s.wrong("read the large value back", "%s", firstDiff(back, v))
-	}
-	if res, err = s.conn.ExecContext(ctx, "DELETE"+where, s.tag, seq); err != nil {
-		return fmt.Errorf("delete the large value: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return s.wrong("delete the large value", "%d rows affected", n)
-	}
-	s.m.r.st.largeUp.Add(1)
-	s.m.r.st.largeBytes.Add(2 * int64(len(v)))
-	return nil
-}
-
-// largeDown has the server make a value of several MB that names the
-// session.
-func (s *mySession) largeDown(ctx context.Context) error {
-	seq := s.nextSeq(1)
-	unit := repeatUnit(s.tag, seq)
-	count := s.m.r.opts.LargeValue / len(unit)
-	var tag string
-	var got []byte
-	if err := s.conn.QueryRowContext(ctx, "SELECT ?, REPEAT(?, ?)", s.tag, unit, count).Scan(&tag, &got); err != nil {
-		return fmt.Errorf("large value down: %w", err)
-	}
-	if want := strings.Repeat(unit, count); tag != s.tag || string(got) != want {
-		return s.wrong("large value down", "tag %q, %s", tag, firstDiff(got, []byte(want)))
-	}
-	s.m.r.st.largeDown.Add(1)
-	s.m.r.st.largeBytes.Add(int64(len(got)))
-	return nil
-}
-
 // digits is a ten-row derived table; five of them make up to 100,000 rows.
 const digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)"
-
-// manyRows reads a result of many rows, each naming the session.
-func (s *mySession) manyRows(ctx context.Context) error {
-	n := s.m.r.opts.ManyRows
-	q := fmt.Sprintf("SELECT ?, n, MD5(CONCAT(?, ':', n)) FROM (SELECT a.d + 10*b.d + 100*c.d + 1000*e.d + 10000*f.d + 1 AS n FROM %[1]s a, %[1]s b, %[1]s c, %[1]s e, %[1]s f) g WHERE n <= ? ORDER BY n", digits)
-	rows, err := s.conn.QueryContext(ctx, q, s.tag, s.tag, n)
-	if err != nil {
-		return fmt.Errorf("many rows: %w", err)
-	}
-	defer rows.Close()
-	i := 0
-	var tag, sum string
-	var g int
-	for rows.Next() {
-		i++
-		if err := rows.Scan(&tag, &g, &sum); err != nil {
-			return fmt.Errorf("many rows: %w", err)
-		}
-		if tag != s.tag || g != i || sum != md5hex(fmt.Appendf(nil, "%s:%d", s.tag, i)) {
-			return s.wrong("many rows", "row %d is (%q, %d, %s)", i, tag, g, sum)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("many rows: %w", err)
-	}
-	if i != n {
-		return s.wrong("many rows", "%d rows, want %d", i, n)
-	}
-	s.m.r.st.manyResults.Add(1)
-	s.m.r.st.manyRows.Add(int64(n))
-	return nil
-}
-
-// idle leaves the session idle for a while, as an application's pooled
-// connection is between requests.
-func (s *mySession) idle(ctx context.Context) error {
-	pause(s.m.r, time.Duration(200+s.rng.IntN(1500))*time.Millisecond)
-	return nil
-}
-
-// trim deletes the session's oldest batch in a transaction; the server
-// must delete exactly the rows the ledger holds for it.
-func (s *mySession) trim(ctx context.Context, b batch) error {
-	tx, err := s.conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE session = ? AND seq BETWEEN ? AND ?", s.m.rows), s.tag, b.first, b.last)
-	if err != nil {
-		return fmt.Errorf("delete old rows: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != b.rows {
-		return s.wrong("delete old rows", "deleted %d rows of seq %d..%d, the ledger has %d", n, b.first, b.last, b.rows)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit the delete: %w", err)
-	}
-	s.m.r.ledger.remove(s.tag, b)
-	s.m.r.st.trims.Add(1)
-	return nil
-}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -14,14 +13,11 @@ import (
 // mySession is one go-sql-driver connection of the run, pinned (a sql.Conn
 // of its own pool), tagged and tied to the connection id it first saw.
 type mySession struct {
-	m     *MySQL
-	tag   string
-	db    *sql.DB
-	conn  *sql.Conn
-	id    int64 // CONNECTION_ID(): the upstream's, which the proxy mirrors
-	nonce int64
-	seq   int
-	rng   *rand.Rand
+	sessionCore
+	m    *MySQL
+	db   *sql.DB
+	conn *sql.Conn
+	id   int64 // CONNECTION_ID(): the upstream's, which the proxy mirrors
 }
 
 // connect opens a session and registers its connection id.
@@ -38,23 +34,16 @@ func (m *MySQL) connect(ctx context.Context, tag string) (*mySession, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	s := &mySession{m: m, tag: tag, db: db, conn: conn, rng: rand.New(rand.NewPCG(m.r.opts.Seed, uint64(len(tag))<<32|uint64(hashTag(tag))))}
+	s := &mySession{sessionCore: newSessionCore(m.r, tag), m: m, db: db, conn: conn}
 	var got string
 	if err := conn.QueryRowContext(ctx, "SELECT ?, CONNECTION_ID()", tag).Scan(&got, &s.id); err != nil {
 		s.shut()
 		return nil, fmt.Errorf("first query: %w", err)
 	}
-	if got != tag {
+	if err := m.r.admit(tag, got, s.id); err != nil {
 		s.shut()
-		m.r.wrongAnswer(tag, "first query", "tag %q", got)
-		return nil, errWrong
+		return nil, err
 	}
-	if err := m.r.live.open(s.id, tag); err != nil {
-		s.shut()
-		m.r.wrongAnswer(tag, "first query", "%v", err)
-		return nil, errWrong
-	}
-	m.r.st.opened.Add(1)
 	return s, nil
 }
 
@@ -67,18 +56,7 @@ func (s *mySession) shut() error {
 	return err
 }
 
-func (s *mySession) close() {
-	s.m.r.live.close(s.id, s.tag)
-	if err := s.shut(); err != nil {
-		s.m.r.fail(s.tag, "close", err)
-	}
-	s.m.r.st.closed.Add(1)
-}
-
-func (s *mySession) wrong(op, format string, args ...any) error {
-	s.m.r.wrongAnswer(s.tag, op, format, args...)
-	return errWrong
-}
+func (s *mySession) close() { s.r.release(s.tag, s.id, s.shut) }
 
 // identity asks for the tag, a fresh counter and CONNECTION_ID(), over the
 // binary protocol (a prepared statement) and the text protocol in turn.
@@ -95,20 +73,7 @@ func (s *mySession) identity(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	if tag != s.tag || nonce != s.nonce {
-		return s.wrong("identity", "got (%q, %d), want (%q, %d)", tag, nonce, s.tag, s.nonce)
-	}
-	if id != s.id {
-		return s.wrong("identity", "CONNECTION_ID() %d, the session began on %d", id, s.id)
-	}
-	s.m.r.st.identity.Add(1)
-	return nil
-}
-
-func (s *mySession) nextSeq(n int) int {
-	first := s.seq + 1
-	s.seq += n
-	return first
+	return s.checkIdentity(tag, nonce, id, s.id, "CONNECTION_ID()")
 }
 
 // myLit is a MySQL string literal for the names and tags the run makes
@@ -151,4 +116,58 @@ func (s *mySession) checkRows(ctx context.Context, q interface {
 		return 0, s.wrong("read rows back", "%d rows, want %d", want-first, last-first+1)
 	}
 	return bytesDown, nil
+}
+
+func (s *mySession) queryRow(ctx context.Context, sql string, args ...any) rowScanner {
+	return s.conn.QueryRowContext(ctx, sql, args...)
+}
+
+func (s *mySession) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	res, err := s.conn.ExecContext(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (s *mySession) query(ctx context.Context, sql string, args ...any) (resultRows, error) {
+	rows, err := s.conn.QueryContext(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (s *mySession) inTx(ctx context.Context, f func(tx execer) error) error {
+	tx, err := s.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(sqlTx{tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (s *mySession) stmts() *statements { return &s.m.sql }
+
+// sqlRows are database/sql's rows as resultRows; Close drops its error,
+// as the deferred Close it stands for always did.
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }
+
+// sqlTx is a database/sql transaction as an execer.
+type sqlTx struct{ tx *sql.Tx }
+
+func (t sqlTx) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

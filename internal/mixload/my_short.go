@@ -1,44 +1,19 @@
 package mixload
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os/exec"
-	"strings"
 )
 
 // shortWorker opens short sessions one after another until the run's time
 // is up, rotating through the clients.
 func (m *MySQL) shortWorker(a *actor, w int) {
-	r := m.r
-	for n := 0; !r.stopping(); n++ {
-		tag := fmt.Sprintf("%s_s%d_%d", r.id, w, n)
-		ctx, cancel := r.opCtx()
-		var err error
-		switch {
-		case r.opts.CLI != "" && n%r.opts.CLIEvery == r.opts.CLIEvery-1:
-			a.doing("short session (mariadb client)")
-			err = m.shortCLI(ctx, tag)
-		case n%2 == 0:
-			a.doing("short session (prepared statements)")
-			err = m.shortPrepared(ctx, tag)
-		default:
-			a.doing("short session (multi-statement text query)")
-			err = m.shortText(ctx, tag)
-		}
-		cancel()
-		r.st.ops.Add(1)
-		if err != nil {
-			if !errors.Is(err, errWrong) {
-				r.fail(tag, "short session", err)
-			}
-			return
-		}
-		r.st.shortSessions.Add(1)
-	}
+	m.r.shortWorker(a, w,
+		shortKind{"short session (mariadb client)", m.shortCLI},
+		shortKind{"short session (prepared statements)", m.shortPrepared},
+		shortKind{"short session (multi-statement text query)", m.shortText})
 }
 
 // shortPrepared: connect, identity, a few autocommitted prepared INSERTs,
@@ -49,8 +24,7 @@ func (m *MySQL) shortPrepared(ctx context.Context, tag string) error {
 		return err
 	}
 	defer s.close()
-	n := 1 + s.rng.IntN(3)
-	first := s.nextSeq(n)
+	n, first := s.fewRows(3)
 	sql := fmt.Sprintf("INSERT INTO %s (session, seq, payload) VALUES (?, ?, ?)", m.rows)
 	for seq := first; seq < first+n; seq++ {
 		if _, err := s.conn.ExecContext(ctx, sql, tag, seq, payload(tag, seq, true)); err != nil {
@@ -117,23 +91,5 @@ func (m *MySQL) shortCLI(ctx context.Context, tag string) error {
 	}
 	args = append(args, m.cfg.DBName, "-e", fmt.Sprintf("SELECT %[2]s, CONNECTION_ID(); INSERT INTO %[1]s (session, seq, payload) VALUES (%[2]s, 1, %[3]s); SELECT COUNT(*), MD5(MAX(payload)) FROM %[1]s WHERE session = %[2]s",
 		m.rows, myLit(tag), myHex(pl)))
-	cmd := exec.CommandContext(ctx, r.opts.CLI, args...)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	r.st.connects.Add(1)
-	r.st.opened.Add(1)
-	err := cmd.Run()
-	r.st.closed.Add(1)
-	if err != nil {
-		return fmt.Errorf("mariadb client: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	r.ledger.commit(tag, newBatch(tag, 1, 1, true))
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], tag+"\t") || lines[1] != "1\t"+md5hex(pl) {
-		r.wrongAnswer(tag, "mariadb client", "output %q", out.String())
-		return errWrong
-	}
-	r.st.cliSessions.Add(1)
-	r.st.identity.Add(1)
-	return nil
+	return r.cliSession(exec.CommandContext(ctx, r.opts.CLI, args...), "mariadb client", tag, "\t", true)
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -24,131 +23,54 @@ import (
 // a key nobody holds is sent too: it must cancel nothing.
 func (p *Postgres) cancelPair(a *actor) {
 	r := p.r
-	ctx, cancel := r.opCtx()
-	victim, err := p.connect(ctx, r.id+"_cv")
-	var watcher *pgSession
-	if err == nil {
-		watcher, err = p.connect(ctx, r.id+"_cw")
-		if err != nil {
-			victim.close()
-		}
-	}
-	cancel()
-	if err != nil {
-		if !errors.Is(err, errWrong) {
-			r.fail("cancel pair", "connect", err)
-		}
-		return
-	}
-	defer victim.close()
-	defer watcher.close()
-	for i := 0; !r.stopping(); i++ {
-		a.doing("cancel a pg_sleep")
-		ctx, cancel := r.opCtx()
-		err := p.cancelOnce(ctx, victim, watcher, i)
-		if err == nil {
-			err = victim.identity(ctx)
-		}
-		if err == nil {
-			err = watcher.identity(ctx)
-		}
-		if err == nil && i%3 == 2 {
-			a.doing("bogus cancel request")
-			err = p.bogusCancel(ctx)
-		}
-		if err == nil && i%4 == 3 {
-			a.doing("pg_terminate_backend a third session")
-			err = p.terminateOnce(ctx, watcher, i)
-		}
-		cancel()
-		r.st.ops.Add(1)
-		if err != nil {
-			if !errors.Is(err, errWrong) {
-				r.fail("cancel pair", "cancel", err)
+	runPair(r, a, pair[*pgSession]{
+		name: "cancel pair", failOp: "cancel", doing: "cancel a pg_sleep",
+		tags:  [2]string{r.id + "_cv", r.id + "_cw"},
+		round: p.cancelOnce,
+		extra: func(ctx context.Context, a *actor, w *pgSession, i int) error {
+			if i%3 == 2 {
+				a.doing("bogus cancel request")
+				if err := p.bogusCancel(ctx); err != nil {
+					return err
+				}
 			}
-			return
-		}
-		pause(r, time.Duration(100+victim.rng.IntN(400))*time.Millisecond)
-	}
+			if i%4 == 3 {
+				a.doing("pg_terminate_backend a third session")
+				return p.terminateOnce(ctx, w, i)
+			}
+			return nil
+		},
+	}, p.connect)
 }
-
-// pause sleeps unless the run ends first.
-func pause(r *run, d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-r.stop:
-	}
-}
-
-// sleepSeconds is how long a statement to cancel would run: long enough
-// that one that finishes by itself is a cancel that went astray.
-const sleepSeconds = 20
 
 func (p *Postgres) cancelOnce(ctx context.Context, v, w *pgSession, i int) error {
 	r := p.r
-	vctx, vcancel := context.WithCancel(ctx)
-	defer vcancel()
-	done := make(chan error, 1)
-	go func() {
-		// Both protocols: a prepared statement, and a simple Query.
-		if i%2 == 0 {
-			_, err := v.conn.Exec(vctx, "SELECT pg_sleep($1::float8)", float64(sleepSeconds))
-			done <- err
-			return
-		}
-		_, err := v.conn.PgConn().Exec(vctx, fmt.Sprintf("SELECT pg_sleep(%d)", sleepSeconds)).ReadAll()
-		done <- err
-	}()
-	abandon := func(err error) error {
-		vcancel()
-		<-done
-		return err
-	}
-	running := false
-	for start := time.Now(); time.Since(start) < 15*time.Second; {
-		var n int
-		// In the sleep itself, not merely active: a cancel that lands
-		// while the backend reads the rest of the statement's messages is
-		// rightly ignored by the server.
-		err := w.conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'", v.pid).Scan(&n)
-		if err != nil {
-			return abandon(fmt.Errorf("watch pg_stat_activity: %w", err))
-		}
-		if n == 1 {
-			running = true
-			break
-		}
-		select {
-		case err := <-done:
-			return fmt.Errorf("pg_sleep ended before it was cancelled: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if !running {
-		return abandon(errors.New("pg_sleep did not show up sleeping in pg_stat_activity within 15s"))
-	}
-	r.st.connects.Add(1)
-	r.st.cancelsSent.Add(1)
-	sent := time.Now()
-	if err := v.conn.PgConn().CancelRequest(ctx); err != nil {
-		return abandon(fmt.Errorf("send CancelRequest: %w", err))
-	}
-	select {
-	case err := <-done:
-		var pgErr *pgconn.PgError
-		switch {
-		case errors.As(err, &pgErr) && pgErr.Code == "57014" && pgErr.Message == "canceling statement due to user request":
-			r.st.cancelled.Add(1)
+	return r.interrupt(ctx, v.core(), interruption{
+		stmt: "pg_sleep", where: "pg_stat_activity", done: "cancelled", by: "its CancelRequest", wrongOp: "cancel",
+		sleep: func(ctx context.Context) error {
+			// Both protocols: a prepared statement, and a simple Query.
+			if i%2 == 0 {
+				_, err := v.conn.Exec(ctx, "SELECT pg_sleep($1::float8)", float64(sleepSeconds))
+				return err
+			}
+			_, err := v.conn.PgConn().Exec(ctx, fmt.Sprintf("SELECT pg_sleep(%d)", sleepSeconds)).ReadAll()
+			return err
+		},
+		watcher:     w,
+		sleepingSQL: "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'",
+		victimID:    int64(v.pid),
+		stop: func(ctx context.Context) error {
+			r.st.connects.Add(1) // a CancelRequest comes on a connection of its own
+			if err := v.conn.PgConn().CancelRequest(ctx); err != nil {
+				return fmt.Errorf("send CancelRequest: %w", err)
+			}
 			return nil
-		case err == nil:
-			r.st.cancelMissed.Add(1)
-			return v.wrong("cancel", "pg_sleep(%d) finished %s after its CancelRequest", sleepSeconds, time.Since(sent).Round(time.Millisecond))
-		default:
-			return fmt.Errorf("cancelled pg_sleep: %w", err)
-		}
-	case <-ctx.Done():
-		return abandon(fmt.Errorf("cancelled pg_sleep: no answer: %w", ctx.Err()))
-	}
+		},
+		stopped: func(err error) bool {
+			var pgErr *pgconn.PgError
+			return errors.As(err, &pgErr) && pgErr.Code == "57014" && pgErr.Message == "canceling statement due to user request"
+		},
+	})
 }
 
 // bogusCancel sends a CancelRequest with a random key to the proxy, as a
@@ -198,32 +120,24 @@ func (p *Postgres) terminateOnce(ctx context.Context, w *pgSession, i int) error
 	if err := t.identity(ctx); err != nil {
 		return err
 	}
-	var ok bool
-	if err := w.conn.QueryRow(ctx, "SELECT pg_terminate_backend($1)", t.pid).Scan(&ok); err != nil {
-		return fmt.Errorf("pg_terminate_backend: %w", err)
-	}
-	if !ok {
-		return w.wrong("pg_terminate_backend", "backend %d of open session %s not found", t.pid, t.tag)
-	}
-	r.st.terminated.Add(1)
-	for start := time.Now(); ; {
-		var n int
-		if err := w.conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", t.pid).Scan(&n); err != nil {
-			return fmt.Errorf("watch the terminated backend: %w", err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Since(start) > 15*time.Second {
-			return fmt.Errorf("backend %d still there 15s after pg_terminate_backend", t.pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	_, err = t.conn.Exec(ctx, "SELECT 1")
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "57P01" {
-		return t.wrong("query after pg_terminate_backend", "%v, want FATAL 57P01 (terminating connection due to administrator command)", err)
-	}
-	r.st.terminatedSeen.Add(1)
-	return nil
+	return r.endSession(ctx, w, int64(t.pid), "pg_terminate_backend",
+		func(ctx context.Context) error {
+			var ok bool
+			if err := w.conn.QueryRow(ctx, "SELECT pg_terminate_backend($1)", t.pid).Scan(&ok); err != nil {
+				return fmt.Errorf("pg_terminate_backend: %w", err)
+			}
+			if !ok {
+				return w.wrong("pg_terminate_backend", "backend %d of open session %s not found", t.pid, t.tag)
+			}
+			return nil
+		},
+		"SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+		func(ctx context.Context) error {
+			_, err := t.conn.Exec(ctx, "SELECT 1")
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "57P01" {
+				return t.wrong("query after pg_terminate_backend", "%v, want FATAL 57P01 (terminating connection due to administrator command)", err)
+			}
+			return nil
+		})
 }

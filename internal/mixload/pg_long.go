@@ -3,97 +3,34 @@ package mixload
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// pgOp is one kind of work a long session does; weight is how often.
-type pgOp struct {
-	name   string
-	weight int
-	run    func(s *pgSession, ctx context.Context) error
-}
-
-var pgLongOps = []pgOp{
+// pgLongOps are the kinds of work a Postgres long session does.
+var pgLongOps = []longOp[*pgSession]{
 	{"insert and commit", 5, (*pgSession).insertCommit},
 	{"insert and roll back", 2, (*pgSession).insertRollback},
 	{"COPY in and out", 2, (*pgSession).copyInOut},
-	{"large value up", 1, (*pgSession).largeUp},
-	{"large value down", 1, (*pgSession).largeDown},
-	{"many rows", 1, (*pgSession).manyRows},
+	{"large value up", 1, largeUp[*pgSession]},
+	{"large value down", 1, largeDown[*pgSession]},
+	{"many rows", 1, manyRows[*pgSession]},
 	{"notify", 3, (*pgSession).notifyOne},
 	{"multi-statement query", 2, (*pgSession).multiStatement},
 	{"pipelined batch", 2, (*pgSession).pipeline},
-	{"idle", 1, (*pgSession).idle},
-}
-
-func pickPG(s *pgSession) pgOp {
-	total := 0
-	for _, op := range pgLongOps {
-		total += op.weight
-	}
-	n := s.rng.IntN(total)
-	for _, op := range pgLongOps {
-		if n < op.weight {
-			return op
-		}
-		n -= op.weight
-	}
-	return pgLongOps[0]
+	{"idle", 1, idle[*pgSession]},
 }
 
 // long is a session held for the whole run, busy all the time.
-func (p *Postgres) long(a *actor, i int) {
-	r := p.r
-	tag := fmt.Sprintf("%s_l%d", r.id, i)
-	ctx, cancel := r.opCtx()
-	s, err := p.connect(ctx, tag)
-	cancel()
-	if err != nil {
-		if !errors.Is(err, errWrong) {
-			r.fail(tag, "connect", err)
-		}
-		return
-	}
-	defer s.close()
-	for n := 0; !r.stopping(); n++ {
-		// Every kind of work once first (each session from another
-		// start), then at random: a slow run still covers them all.
-		op := pickPG(s)
-		if n < len(pgLongOps) {
-			op = pgLongOps[(n+i)%len(pgLongOps)]
-		}
-		if b, ok := r.ledger.oldest(tag, int64(r.opts.KeepRows)); ok {
-			op = pgOp{name: "trim", run: func(s *pgSession, ctx context.Context) error { return s.trim(ctx, b) }}
-		}
-		a.doing(op.name)
-		ctx, cancel := r.opCtx()
-		err := op.run(s, ctx)
-		if err == nil {
-			err = s.identity(ctx)
-		}
-		cancel()
-		r.st.ops.Add(1)
-		if err != nil {
-			if !errors.Is(err, errWrong) {
-				r.fail(tag, op.name, err)
-			}
-			return
-		}
-	}
-}
+func (p *Postgres) long(a *actor, i int) { runLong(p.r, a, i, pgLongOps, p.connect) }
 
 const pgInsert = "INSERT INTO %s (session, seq, payload) VALUES ($1, $2, $3) RETURNING session, seq, md5(payload)"
 
 // insertCommit inserts a few rows in a transaction, perhaps with a
 // notification, and commits.
 func (s *pgSession) insertCommit(ctx context.Context) error {
-	n := 1 + s.rng.IntN(8)
-	first := s.nextSeq(n)
+	n, first := s.fewRows(8)
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
 		return err
@@ -131,8 +68,7 @@ func (s *pgSession) insertCommit(ctx context.Context) error {
 // insertRollback inserts rows and a notification in a transaction, sees
 // them inside it, rolls back, and requires them gone.
 func (s *pgSession) insertRollback(ctx context.Context) error {
-	n := 1 + s.rng.IntN(8)
-	first := s.nextSeq(n)
+	n, first := s.fewRows(8)
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
 		return err
@@ -209,94 +145,6 @@ func (s *pgSession) copyInOut(ctx context.Context) error {
 	return nil
 }
 
-// largeUp stores a value of several MB, checks it on the server (md5,
-// length) and back on the client, then deletes it.
-func (s *pgSession) largeUp(ctx context.Context) error {
-	seq := s.nextSeq(1)
-	v := largeValue(s.tag, seq, s.p.r.opts.LargeValue)
-	ct, err := s.conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (session, seq, v) VALUES ($1, $2, $3)", s.p.blobs), s.tag, seq, v)
-	if err != nil {
-		return fmt.Errorf("insert a large value: %w", err)
-	}
-	if ct.RowsAffected() != 1 {
-		return s.wrong("insert a large value", "%q", ct)
-	}
-	var sum string
-	var length int
-	where := fmt.Sprintf(" FROM %s WHERE session = $1 AND seq = $2", s.p.blobs)
-	if err := s.conn.QueryRow(ctx, "SELECT md5(v), length(v)"+where, s.tag, seq).Scan(&sum, &length); err != nil {
-		return fmt.Errorf("md5 of the large value: %w", err)
-	}
-	if sum != md5hex(v) || length != len(v) {
-		return s.wrong("md5 of the large value", "server has (%s, %d), sent (%s, %d)", sum, length, md5hex(v), len(v))
-	}
-	var back []byte
-	if err := s.conn.QueryRow(ctx, "SELECT v"+where, s.tag, seq).Scan(&back); err != nil {
-		return fmt.Errorf("read the large value back: %w", err)
-	}
-	if !bytes.Equal(back, v) {
-		return s.wrong("read the large value back", "%s", firstDiff(back, v))
-	}
-	if ct, err = s.conn.Exec(ctx, "DELETE"+where, s.tag, seq); err != nil {
-		return fmt.Errorf("delete the large value: %w", err)
-	}
-	if ct.RowsAffected() != 1 {
-		return s.wrong("delete the large value", "%q", ct)
-	}
-	s.p.r.st.largeUp.Add(1)
-	s.p.r.st.largeBytes.Add(2 * int64(len(v)))
-	return nil
-}
-
-// largeDown has the server make a value of several MB that names the
-// session.
-func (s *pgSession) largeDown(ctx context.Context) error {
-	seq := s.nextSeq(1)
-	unit := repeatUnit(s.tag, seq)
-	count := s.p.r.opts.LargeValue / len(unit)
-	var tag, got string
-	if err := s.conn.QueryRow(ctx, "SELECT $1::text, repeat($2::text, $3::int)", s.tag, unit, count).Scan(&tag, &got); err != nil {
-		return fmt.Errorf("large value down: %w", err)
-	}
-	if want := strings.Repeat(unit, count); tag != s.tag || got != want {
-		return s.wrong("large value down", "tag %q, %s", tag, firstDiff([]byte(got), []byte(want)))
-	}
-	s.p.r.st.largeDown.Add(1)
-	s.p.r.st.largeBytes.Add(int64(len(got)))
-	return nil
-}
-
-// manyRows reads a result of many rows, each naming the session.
-func (s *pgSession) manyRows(ctx context.Context) error {
-	n := s.p.r.opts.ManyRows
-	rows, err := s.conn.Query(ctx, "SELECT $1::text, g, md5($1::text || ':' || g) FROM generate_series(1, $2::int) g", s.tag, n)
-	if err != nil {
-		return fmt.Errorf("many rows: %w", err)
-	}
-	defer rows.Close()
-	i := 0
-	var tag, sum string
-	var g int
-	for rows.Next() {
-		i++
-		if err := rows.Scan(&tag, &g, &sum); err != nil {
-			return fmt.Errorf("many rows: %w", err)
-		}
-		if tag != s.tag || g != i || sum != md5hex(fmt.Appendf(nil, "%s:%d", s.tag, i)) {
-			return s.wrong("many rows", "row %d is (%q, %d, %s)", i, tag, g, sum)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("many rows: %w", err)
-	}
-	if i != n {
-		return s.wrong("many rows", "%d rows, want %d", i, n)
-	}
-	s.p.r.st.manyResults.Add(1)
-	s.p.r.st.manyRows.Add(int64(n))
-	return nil
-}
-
 // notifyOne sends a notification outside any transaction.
 func (s *pgSession) notifyOne(ctx context.Context) error {
 	note := s.p.notes.next(s.tag)
@@ -370,56 +218,4 @@ func (s *pgSession) pipeline(ctx context.Context) error {
 	s.p.r.ledger.commit(s.tag, newBatch(s.tag, first, first+n-1, false))
 	s.p.r.st.pipelines.Add(1)
 	return nil
-}
-
-// idle leaves the session idle for a while, as an application's pooled
-// connection is between requests.
-func (s *pgSession) idle(ctx context.Context) error {
-	pause(s.p.r, time.Duration(200+s.rng.IntN(1500))*time.Millisecond)
-	return nil
-}
-
-// trim deletes the session's oldest batch in a transaction; the server
-// must delete exactly the rows the ledger holds for it.
-func (s *pgSession) trim(ctx context.Context, b batch) error {
-	tx, err := s.conn.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx)
-	ct, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE session = $1 AND seq BETWEEN $2 AND $3", s.p.rows), s.tag, b.first, b.last)
-	if err != nil {
-		return fmt.Errorf("delete old rows: %w", err)
-	}
-	if ct.RowsAffected() != b.rows {
-		return s.wrong("delete old rows", "deleted %d rows of seq %d..%d, the ledger has %d", ct.RowsAffected(), b.first, b.last, b.rows)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit the delete: %w", err)
-	}
-	s.p.r.ledger.remove(s.tag, b)
-	s.p.r.st.trims.Add(1)
-	return nil
-}
-
-// firstDiff describes where got first differs from want.
-func firstDiff(got, want []byte) string {
-	n := min(len(got), len(want))
-	i := 0
-	for i < n && got[i] == want[i] {
-		i++
-	}
-	if i == n && len(got) == len(want) {
-		return "equal"
-	}
-	from := max(0, i-20)
-	return fmt.Sprintf("%d bytes, want %d; first difference at byte %d: got %q, want %q",
-		len(got), len(want), i, clip(got[from:], 60), clip(want[from:], 60))
-}
-
-func clip(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
-	}
-	return b
 }

@@ -1,12 +1,9 @@
 package mixload
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -14,32 +11,10 @@ import (
 // shortWorker opens short sessions one after another until the run's time
 // is up, rotating through the clients.
 func (p *Postgres) shortWorker(a *actor, w int) {
-	r := p.r
-	for n := 0; !r.stopping(); n++ {
-		tag := fmt.Sprintf("%s_s%d_%d", r.id, w, n)
-		ctx, cancel := r.opCtx()
-		var err error
-		switch {
-		case r.opts.CLI != "" && n%r.opts.CLIEvery == r.opts.CLIEvery-1:
-			a.doing("short session (psql)")
-			err = p.shortPsql(ctx, tag)
-		case n%2 == 0:
-			a.doing("short session (pgx)")
-			err = p.shortPgx(ctx, tag)
-		default:
-			a.doing("short session (pgconn, simple protocol)")
-			err = p.shortPgconn(ctx, tag)
-		}
-		cancel()
-		r.st.ops.Add(1)
-		if err != nil {
-			if !errors.Is(err, errWrong) {
-				r.fail(tag, "short session", err)
-			}
-			return
-		}
-		r.st.shortSessions.Add(1)
-	}
+	p.r.shortWorker(a, w,
+		shortKind{"short session (psql)", p.shortPsql},
+		shortKind{"short session (pgx)", p.shortPgx},
+		shortKind{"short session (pgconn, simple protocol)", p.shortPgconn})
 }
 
 // shortPgx: connect, check identity, insert a few rows with a prepared
@@ -152,22 +127,5 @@ func (p *Postgres) shortPsql(ctx context.Context, tag string) error {
 		"-c", fmt.Sprintf("INSERT INTO %s (session, seq, payload) VALUES (%s, 1, %s)", p.rows, pgLit(tag), pgLit(string(pl))),
 		"-c", fmt.Sprintf("SELECT count(*), md5(string_agg(payload, '')) FROM %s WHERE session = %s", p.rows, pgLit(tag)))
 	cmd.Env = append(cmd.Environ(), "PGAPPNAME=mixload-psql", "PGCONNECT_TIMEOUT=20")
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	r.st.connects.Add(1)
-	r.st.opened.Add(1)
-	err := cmd.Run()
-	r.st.closed.Add(1)
-	if err != nil {
-		return fmt.Errorf("psql: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	r.ledger.commit(tag, newBatch(tag, 1, 1, false))
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], tag+"|") || lines[1] != "1|"+md5hex(pl) {
-		r.wrongAnswer(tag, "psql", "output %q", out.String())
-		return errWrong
-	}
-	r.st.cliSessions.Add(1)
-	r.st.identity.Add(1)
-	return nil
+	return r.cliSession(cmd, "psql", tag, "|", false)
 }

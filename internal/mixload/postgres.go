@@ -2,10 +2,8 @@ package mixload
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -21,6 +19,7 @@ type Postgres struct {
 	blobs  string
 	notify string // the LISTEN/NOTIFY channel
 	notes  *notifications
+	sql    statements
 }
 
 // NewPostgres prepares a run against the server (or proxy) that
@@ -36,30 +35,33 @@ func NewPostgres(ctx context.Context, connString string, o Options) (*Postgres, 
 	r.ctx = ctx
 	p := &Postgres{r: r, cfg: cfg, conn: connString,
 		rows: r.id + "_rows", blobs: r.id + "_blobs", notify: r.id + "_events", notes: newNotifications()}
-	s, err := p.connect(ctx, r.id+"_setup")
-	if err != nil {
-		return nil, fmt.Errorf("mixload: connect: %w", err)
-	}
-	defer s.close()
-	var enc, scs string
-	if err := s.conn.QueryRow(ctx, "SELECT current_setting('server_encoding'), current_setting('standard_conforming_strings')").Scan(&enc, &scs); err != nil {
-		return nil, fmt.Errorf("mixload: server settings: %w", err)
-	}
-	if enc != "UTF8" || scs != "on" {
-		return nil, fmt.Errorf("mixload: the server has server_encoding %s and standard_conforming_strings %s; the workload needs UTF8 and on", enc, scs)
+	p.sql = statements{
+		insertBlob: fmt.Sprintf("INSERT INTO %s (session, seq, v) VALUES ($1, $2, $3)", p.blobs),
+		blobWhere:  fmt.Sprintf(" FROM %s WHERE session = $1 AND seq = $2", p.blobs),
+		repeat:     "SELECT $1::text, repeat($2::text, $3::int)",
+		manyRows:   "SELECT $1::text, g, md5($2::text || ':' || g) FROM generate_series(1, $3::int) g",
+		trim:       fmt.Sprintf("DELETE FROM %s WHERE session = $1 AND seq BETWEEN $2 AND $3", p.rows),
 	}
 	// No unique key on purpose: a row relayed twice must show up as two
 	// rows, not as an error that hides what happened.
 	// EXTERNAL storage: the large values are random and would not compress.
-	for _, sql := range []string{
+	err = createTables(ctx, r, p.connect, func(ctx context.Context, s *pgSession) error {
+		var enc, scs string
+		if err := s.conn.QueryRow(ctx, "SELECT current_setting('server_encoding'), current_setting('standard_conforming_strings')").Scan(&enc, &scs); err != nil {
+			return fmt.Errorf("mixload: server settings: %w", err)
+		}
+		if enc != "UTF8" || scs != "on" {
+			return fmt.Errorf("mixload: the server has server_encoding %s and standard_conforming_strings %s; the workload needs UTF8 and on", enc, scs)
+		}
+		return nil
+	},
 		fmt.Sprintf("CREATE TABLE %s (session text NOT NULL, seq integer NOT NULL, payload text NOT NULL)", p.rows),
 		fmt.Sprintf("CREATE INDEX ON %s (session, seq)", p.rows),
 		fmt.Sprintf("CREATE TABLE %s (session text NOT NULL, seq integer NOT NULL, v bytea NOT NULL)", p.blobs),
 		fmt.Sprintf("ALTER TABLE %s ALTER COLUMN v SET STORAGE EXTERNAL", p.blobs),
-	} {
-		if _, err := s.conn.Exec(ctx, sql); err != nil {
-			return nil, fmt.Errorf("mixload: set up tables: %w", err)
-		}
+	)
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -70,74 +72,43 @@ func NewPostgres(ctx context.Context, connString string, o Options) (*Postgres, 
 func (p *Postgres) Run(ctx context.Context) *Report {
 	r := p.r
 	o := r.opts
-	start := time.Now()
-	// ctx ending stops new work early, as the duration's end does; what
-	// is in flight still finishes (or is reported hung) under the run's
-	// own limit, so the checks run either way.
-	hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Duration+3*o.OpTimeout+time.Minute)
-	defer cancel()
-	r.ctx = hard
-	setupConnects := r.st.connects.Load() // made before the caller's baseline
-	rep := &Report{Title: fmt.Sprintf("mixload postgres: %d long sessions, %d short-session workers, %d listeners, a cancel pair",
-		o.LongSessions, o.ShortWorkers, o.Listeners)}
-
-	// Listeners first: a notification sent before a LISTEN would be
-	// rightly missed, and counted as lost.
-	var listeners []*actor
-	ready := make(chan bool, o.Listeners)
-	for i := range o.Listeners {
-		l := p.notes.addListener(fmt.Sprintf("listener %d", i))
-		listeners = append(listeners, r.spawn(l.name, func(a *actor) { p.listen(a, i, l, ready) }))
-	}
-	for range o.Listeners {
-		if !<-ready {
-			r.problem("a listener could not start; notifications are not checked")
-		}
-	}
-	var workers []*actor
-	for i := range o.LongSessions {
-		workers = append(workers, r.spawn(fmt.Sprintf("long session %d", i), func(a *actor) { p.long(a, i) }))
-	}
-	for i := range o.ShortWorkers {
-		workers = append(workers, r.spawn(fmt.Sprintf("short-session worker %d", i), func(a *actor) { p.shortWorker(a, i) }))
-	}
-	workers = append(workers, r.spawn("cancel pair", p.cancelPair))
-
-	select {
-	case <-time.After(o.Duration):
-	case <-ctx.Done():
-	}
-	close(r.stop)
-	r.log.Info("mixload: time is up; waiting for sessions to finish", "engine", "postgres")
-	r.await(workers, 2*o.OpTimeout)
-	// Every sender is done: a last notification, committed after all of
-	// theirs, reaches each listener after all of theirs.
-	p.sendEnd()
-	r.await(listeners, o.OpTimeout)
-	if r.st.hung.Load() > 0 {
-		cancel() // cut what hangs, so that the checks below can run
-		r.await(append(workers, listeners...), 30*time.Second)
-	}
-
-	p.verify(rep)
-	rep.Connections = r.st.connects.Load() - setupConnects
-	rep.info("connections made (after setup)", "%d", rep.Connections)
-	r.finish(rep, start)
-	return rep
+	return r.runWorkload(ctx, workload{
+		engine: "postgres",
+		title: fmt.Sprintf("mixload postgres: %d long sessions, %d short-session workers, %d listeners, a cancel pair",
+			o.LongSessions, o.ShortWorkers, o.Listeners),
+		pairName: "cancel pair",
+		// Listeners first: a notification sent before a LISTEN would be
+		// rightly missed, and counted as lost.
+		helpers: func() []*actor {
+			var listeners []*actor
+			ready := make(chan bool, o.Listeners)
+			for i := range o.Listeners {
+				l := p.notes.addListener(fmt.Sprintf("listener %d", i))
+				listeners = append(listeners, r.spawn(l.name, func(a *actor) { p.listen(a, i, l, ready) }))
+			}
+			for range o.Listeners {
+				if !<-ready {
+					r.problem("a listener could not start; notifications are not checked")
+				}
+			}
+			return listeners
+		},
+		// Every sender is done: a last notification, committed after all
+		// of theirs, reaches each listener after all of theirs.
+		drain: func(listeners []*actor) {
+			p.sendEnd()
+			r.await(listeners, o.OpTimeout)
+		},
+		long:        p.long,
+		shortWorker: p.shortWorker,
+		pair:        p.cancelPair,
+		verify:      p.verify,
+	})
 }
 
 // Cleanup drops the run's tables.
 func (p *Postgres) Cleanup(ctx context.Context) error {
-	s, err := p.connect(ctx, p.r.id+"_cleanup")
-	if err != nil {
-		return fmt.Errorf("mixload: cleanup: %w", err)
-	}
-	defer s.close()
-	_, err = s.conn.Exec(ctx, fmt.Sprintf("DROP TABLE %s, %s", p.rows, p.blobs))
-	if err != nil {
-		return fmt.Errorf("mixload: cleanup: %w", err)
-	}
-	return nil
+	return dropTables(ctx, p.r, p.connect, p.rows, p.blobs)
 }
 
 // sendEnd sends the end marker every listener waits for.
@@ -155,64 +126,29 @@ func (p *Postgres) sendEnd() {
 	}
 }
 
+// pgSumSQL is the table's checksum: the sum of rowHash over its rows.
+const pgSumSQL = `SELECT count(*), coalesce(sum(('x' || substr(md5(session || ':' || seq || ':' || payload), 1, 15))::bit(60)::bigint), 0)::text FROM %s`
+
 // verify compares the tables, notifications and cancels with what the run
 // did, and fills rep.
 func (p *Postgres) verify(rep *Report) {
-	r := p.r
-	st := &r.st
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.OpTimeout)
-	defer cancel()
-	wantRows, wantSum := r.ledger.totals()
-	var gotRows, dups, blobsLeft int64
-	var gotSum string
-	s, err := p.connect(ctx, r.id+"_verify")
-	if err == nil {
-		err = s.conn.QueryRow(ctx, fmt.Sprintf(
-			`SELECT count(*), coalesce(sum(('x' || substr(md5(session || ':' || seq || ':' || payload), 1, 15))::bit(60)::bigint), 0)::text FROM %s`,
-			p.rows)).Scan(&gotRows, &gotSum)
-		if err == nil {
-			err = s.conn.QueryRow(ctx, fmt.Sprintf(
-				`SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY session, seq HAVING count(*) > 1) d`, p.rows)).Scan(&dups)
-		}
-		if err == nil {
-			err = s.conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s`, p.blobs)).Scan(&blobsLeft)
-		}
-		s.close()
-	}
-	if err != nil {
-		r.fail("verify", "read the tables", err)
-		gotRows, gotSum = -1, "unread"
-	}
-
-	r.sessionChecks(rep)
-	rep.equal("rows in the table = rows committed", gotRows, wantRows)
-	rep.equal("(session, seq) keys present twice", dups, 0)
-	rep.equalStr("checksum of the table = of the rows committed", gotSum, wantSum.String())
-	rep.info("rows rolled back", "%d", st.rolledBack.Load())
-	rep.equal("rolled-back rows visible afterwards", st.rolledBackSeen.Load(), 0)
-	rep.atLeast("COPY FROM STDIN + TO STDOUT batches, byte-equal", st.bulkBatches.Load(), 1)
-	rep.info("COPY bytes in / out", "%s / %s", mib(st.bulkBytesUp.Load()), mib(st.bulkBytesDown.Load()))
-	rep.atLeast("large values up (bytea) and back", st.largeUp.Load(), 1)
-	rep.atLeast("large values generated down", st.largeDown.Load(), 1)
-	rep.info("large-value bytes", "%s", mib(st.largeBytes.Load()))
-	rep.equal("large values left behind", blobsLeft, 0)
-	rep.atLeast("many-row results", st.manyResults.Load(), 1)
-	rep.info("rows in many-row results", "%d", st.manyRows.Load())
-	rep.atLeast("multi-statement simple queries", st.multiStmt.Load(), 1)
+	st := &p.r.st
+	p.r.workChecks(rep, readTables(p.r, p.connect, pgSumSQL, p.rows, p.blobs), checkWords{
+		bulk:           "COPY FROM STDIN + TO STDOUT batches, byte-equal",
+		bulkBytes:      "COPY bytes in / out",
+		largeUp:        "large values up (bytea) and back",
+		multiStmt:      "multi-statement simple queries",
+		cancels:        "cancels sent",
+		cancelled:      "statements cancelled (57014) = cancels sent",
+		cancelMissed:   "cancelled statements that finished anyway",
+		terminated:     "sessions ended by pg_terminate_backend",
+		terminatedSeen: "of them, the next query got FATAL 57P01",
+	})
 	rep.atLeast("pipelined batches of prepared INSERTs", st.pipelines.Load(), 1)
-	rep.info("batches deleted to bound the table", "%d", st.trims.Load())
 	p.notes.check(rep)
-	rep.atLeast("cancels sent", st.cancelsSent.Load(), 1)
-	rep.equal("statements cancelled (57014) = cancels sent", st.cancelled.Load(), st.cancelsSent.Load())
-	rep.equal("cancelled statements that finished anyway", st.cancelMissed.Load(), 0)
 	rep.info("cancel requests with unknown keys (ignored)", "%d", st.bogusCancels.Load())
-	rep.atLeast("sessions ended by pg_terminate_backend", st.terminated.Load(), 1)
-	rep.equal("of them, the next query got FATAL 57P01", st.terminatedSeen.Load(), st.terminated.Load())
 	rep.CancelRequests = st.cancelsSent.Load() + st.bogusCancels.Load()
 }
-
-// errWrong ends a session after a wrong answer (already recorded).
-var errWrong = errors.New("wrong answer")
 
 // pgLit is a string literal for the simple protocol
 // (standard_conforming_strings is on: only quotes need doubling).
