@@ -158,6 +158,16 @@ func TestFailuresReachTheClient(t *testing.T) {
 	}
 }
 
+// shown is a Postgres error as psql shows it: the message, and the
+// proxy's fix on a line of its own ("HINT:  ..."), which pgconn keeps in
+// PgError.Hint.
+func shown(e *pgconn.PgError) string {
+	if e.Hint == "" {
+		return e.Message
+	}
+	return e.Message + "\nHINT:  " + e.Hint
+}
+
 // connectCode tries a pgconn login through the proxy and returns the
 // SQLSTATE of the error ("" if it connected).
 func connectCode(t *testing.T, port, user string) string {
