@@ -44,8 +44,9 @@ type Login struct {
 	obs      Observer
 	pass     *Pass
 	limits   []*Limit
-	release  func()    // gives back what Admit took
-	deadline time.Time // the handshake deadline
+	release  func()        // gives back what Admit took
+	deadline time.Time     // the handshake deadline
+	first    time.Duration // the first-packet timeout
 	upstream time.Duration
 	settings *Settings
 	engine   Engine
@@ -60,9 +61,10 @@ func (s *Settings) BeginLogin(ctx context.Context, client net.Conn) *Login {
 	s.Observer.Accepted()
 	l := &Login{Start: time.Now(), Client: client, obs: s.Observer, Drain: HandshakeContext(ctx), pass: passFrom(ctx), limits: s.Limits, Log: s.Logger}
 	l.deadline = l.Start.Add(s.HandshakeTimeout)
+	l.first = min(s.FirstPacketTimeout, s.HandshakeTimeout)
 	l.Ctx, l.cancel = context.WithTimeout(ctx, s.HandshakeTimeout)
 	client.SetDeadline(l.deadline)
-	client.SetReadDeadline(l.Start.Add(min(s.FirstPacketTimeout, s.HandshakeTimeout)))
+	client.SetReadDeadline(l.Start.Add(l.first))
 	l.reads = conncut.Reads(l.Drain, client)
 	if l.pass != nil {
 		max, grace := l.pass.g.max, l.pass.g.grace
@@ -111,6 +113,41 @@ func (l *Login) Evicted() *failure.Failure {
 	defer l.mu.Unlock()
 	return l.evicted
 }
+
+// Waiting records that the client waits on the proxy, not the other way
+// round: MySQL's login waits for a place among the unanswered greetings
+// and dials the upstream before the client is greeted. Until Greeted, the
+// client's first-packet clock does not run and the handshake cap cannot
+// evict it (it is not silent: it has not been asked anything yet).
+func (l *Login) Waiting() {
+	l.pass.Shield()
+	l.reads.Set(l.deadline)
+}
+
+// Greeted records that the server spoke first and the client has been
+// greeted (MySQL): its first-packet clock starts now, and the handshake
+// cap may evict it once it has been silent for the grace.
+func (l *Login) Greeted() {
+	first := time.Now().Add(l.first)
+	if first.After(l.deadline) {
+		first = l.deadline
+	}
+	l.reads.Set(first)
+	if l.pass == nil {
+		return
+	}
+	max, grace := l.pass.g.max, l.pass.g.grace
+	l.pass.OnEvict(func() {
+		l.Evict(failure.New(failure.Evicted,
+			fmt.Sprintf("too many connections are logging in at once (the proxy's limit of %d, --max-handshakes) and this one had not answered the server's greeting %s after getting it, so it was closed to make room", max, grace),
+			"answer the greeting at once; if many real clients connect at the same moment, raise --max-handshakes"))
+	})
+	l.pass.Expose()
+}
+
+// FirstPacketTimeout is how long the client may take to send its first
+// packet.
+func (l *Login) FirstPacketTimeout() time.Duration { return l.first }
 
 // FirstPacket records that the client's first packet has arrived: the
 // login can no longer be evicted, and reads get the rest of the handshake

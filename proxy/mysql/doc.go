@@ -8,7 +8,9 @@
 // decides what to say and do: a failure rendered as one ERR text of at
 // most 511 bytes keeping cause and fix, the explanation of its server's
 // errors, which capabilities a client is offered, and the cap on upstream
-// connections held for clients that have not answered.
+// connections held for clients that have not answered. The client's
+// first-packet clock starts when the greeting goes out: the wait for a
+// place and for the upstream's greeting is the proxy's, not the client's.
 //
 // The shape of a login, in order:
 //  1. dial the upstream and read its greeting (Dial);

@@ -140,6 +140,9 @@ func (h *handshake) Close() {
 // client's answer, which names the user. It implements proxy.Engine.
 func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 	h := &handshake{p: p, conn: l.Client}
+	// Until the greeting goes out the client waits on the proxy (a place,
+	// the dial): its first-packet clock has not started.
+	l.Waiting()
 	if f := l.Admit(); f != nil {
 		return h, f
 	}
@@ -160,9 +163,19 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 	if !p.cfg.AllowLocalInfile {
 		greeting.Caps &^= mywire.CapLocalFiles
 	}
-	hello, err := mywire.Greet(l.Client, greeting, mywire.GreetOptions{Greeted: place.Expose})
+	hello, err := mywire.Greet(l.Client, greeting, mywire.GreetOptions{Greeted: func() {
+		place.Expose()
+		l.Greeted()
+	}})
 	h.conn, h.pos = hello.Conn, position{seq: 1, greeted: true}
 	if err != nil {
+		if proxy.IsTimeout(err) && l.Evicted() == nil && l.Drain.Err() == nil && l.Ctx.Err() == nil {
+			// Silent past the first-packet timeout: a client that is
+			// still there is told why it is closed.
+			return h, &failure.Failure{Reason: failure.Timeout, Code: failure.Code{Errno: mywire.ErHandshake}, Err: err,
+				Cause: fmt.Sprintf("the client did not answer the server's greeting within %s (the proxy's first-packet timeout)", l.FirstPacketTimeout()),
+				Fix:   "answer the greeting at once after connecting; if clients are slow to answer (a loaded machine), raise --first-packet-timeout"}
+		}
 		return h, h.clientError(err)
 	}
 	l.FirstPacket()
@@ -226,6 +239,14 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	if err != nil {
 		if l.Evicted() != nil || l.Drain.Err() != nil || l.Ctx.Err() != nil {
 			return nil, nil, err
+		}
+		if p.greetings.Exposed() == 0 {
+			// No place is held for a silent client: they all wait for
+			// the upstream's greeting, which is what is slow.
+			up := p.cfg.Upstream
+			return nil, nil, failure.Wrap(failure.Timeout, err,
+				fmt.Sprintf("the upstream %s at %s is slow to answer: all %d upstream connections the proxy may hold for logins (--max-unanswered-greetings) are still waiting for the server's greeting, and none freed within %s", up.Host, up.DialAddr(), p.greetings.Max(), p.cfg.FirstPacketTimeout),
+				"check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded; then connect again")
 		}
 		return nil, nil, failure.Wrap(failure.Limit, err,
 			fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d upstream connections waiting for an answer, --max-unanswered-greetings), and no place freed within %s", p.greetings.Max(), p.cfg.FirstPacketTimeout),
