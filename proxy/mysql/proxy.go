@@ -169,9 +169,10 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 	}})
 	h.conn, h.pos = hello.Conn, position{seq: 1, greeted: true}
 	if err != nil {
-		if proxy.IsTimeout(err) && l.Evicted() == nil && l.Drain.Err() == nil && l.Ctx.Err() == nil {
-			// Silent past the first-packet timeout: a client that is
-			// still there is told why it is closed.
+		if proxy.IsTimeout(err) && l.Evicted() == nil && l.Drain.Err() == nil {
+			// Silent past the first-packet timeout (or the handshake
+			// timeout, when it comes first): a client that is still
+			// there is told why it is closed.
 			return h, &failure.Failure{Reason: failure.Timeout, Code: failure.Code{Errno: mywire.ErHandshake}, Err: err,
 				Cause: fmt.Sprintf("the client did not answer the server's greeting within %s (the proxy's first-packet timeout)", l.FirstPacketTimeout()),
 				Fix:   "answer the greeting at once after connecting; if clients are slow to answer (a loaded machine), raise --first-packet-timeout"}
