@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"log/slog"
 	"net"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
@@ -34,6 +35,11 @@ type Engine interface {
 	// this engine knows (its server's errors, its protocol's), or nil. It
 	// runs after ExplainLoginFailure.
 	Explain(ctx context.Context, user string, err error) *failure.Failure
+	// Refusing reads what the protocol needs before a client refused at
+	// accept can be told why (Postgres: the opening, to answer an
+	// SSLRequest; a cancel request is forwarded and Handled). The
+	// client's deadline is already set.
+	Refusing(ctx context.Context, c net.Conn, log *slog.Logger) (Handshake, error)
 }
 
 // Handshake is one client's handshake with an engine, after Open.

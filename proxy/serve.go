@@ -150,3 +150,36 @@ func tell(h Handshake, f *failure.Failure, d time.Duration) {
 		LingerClose(c)
 	}
 }
+
+// refuseTimeout bounds reading a refused client's opening and telling it
+// why: long enough for any real client's startup message, short enough
+// that a flood of silent ones costs little.
+const refuseTimeout = time.Second
+
+// Refuse turns away a client the server's handshake cap has no place for
+// (see Server.LimitHandshakes), counted and told through e like any
+// refusal; r.Drop closes it at once. It closes client.
+func (s *Settings) Refuse(ctx context.Context, client net.Conn, r Refusal, e Engine) {
+	defer client.Close()
+	s.Observer.Accepted()
+	defer s.Observer.Ended()
+	log := s.Logger.With("client", client.RemoteAddr().String())
+	if r.Drop {
+		s.Observer.Refused(failure.HandshakeLimit)
+		log.Debug("connection dropped: too many connections logging in, and too many being refused")
+		return
+	}
+	client.SetDeadline(time.Now().Add(refuseTimeout))
+	h, err := e.Refusing(ctx, client, log)
+	if handled, ok := errors.AsType[*Handled](err); ok {
+		s.Observer.Refused(handled.Reason)
+		return
+	}
+	s.Observer.Refused(failure.HandshakeLimit)
+	if err != nil {
+		log.Debug("connection refused at accept: too many connections logging in; it sent no opening in time", "err", err)
+		return
+	}
+	log.Debug("connection refused at accept: too many connections logging in")
+	tell(h, r.Failure, refuseTimeout)
+}

@@ -55,8 +55,6 @@ const GreetingGrace = 5 * time.Second
 // IAM tokens over verify-full TLS.
 type Proxy struct {
 	cfg       Config
-	log       *slog.Logger
-	obs       proxy.Observer
 	greetings *proxy.Gate
 }
 
@@ -75,7 +73,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.MaxUnansweredGreetings = DefaultMaxUnansweredGreetings
 	}
 	cfg.Logger = log.With("engine", "mysql", "upstream", cfg.Upstream.Host)
-	p := &Proxy{cfg: cfg, log: cfg.Logger, obs: cfg.Observer,
+	p := &Proxy{cfg: cfg,
 		greetings: proxy.NewGate(cfg.MaxUnansweredGreetings, GreetingGrace)}
 	return p, nil
 }
@@ -271,22 +269,15 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	return pending, place, nil
 }
 
-// RefuseConn turns away a client the handshake cap has no place for, as
-// a server turns one away over its max_connections: an ERR 1040 in place
-// of the greeting. It implements proxy.Refuser.
+// RefuseConn turns away a client the handshake cap has no place for
+// (see proxy.Settings.Refuse); it implements proxy.Refuser.
 func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal) {
-	defer client.Close()
-	p.obs.Accepted()
-	defer p.obs.Ended()
-	p.obs.Refused(failure.HandshakeLimit)
-	log := p.log.With("client", client.RemoteAddr().String())
-	if r.Drop {
-		log.Debug("connection dropped: too many connections logging in, and too many being refused")
-		return
-	}
-	log.Debug("connection refused at accept: too many connections logging in")
-	client.SetWriteDeadline(time.Now().Add(time.Second))
-	if writeFailure(client, r.Failure, position{}) == nil {
-		proxy.LingerClose(client)
-	}
+	p.cfg.Refuse(ctx, client, r, p)
+}
+
+// Refusing reads nothing: a client refused at accept is told as a server
+// tells one over its max_connections, with an ERR in place of the
+// greeting. It implements proxy.Engine.
+func (p *Proxy) Refusing(_ context.Context, c net.Conn, _ *slog.Logger) (proxy.Handshake, error) {
+	return &handshake{p: p, conn: c}, nil
 }

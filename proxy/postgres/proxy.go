@@ -32,8 +32,6 @@ type Proxy struct {
 	cfg     Config
 	dialer  *Dialer
 	cancels *cancelMap
-	log     *slog.Logger
-	obs     proxy.Observer
 }
 
 // New checks cfg and returns a Proxy.
@@ -57,7 +55,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	cfg.Logger = log.With("engine", "postgres", "upstream", cfg.Upstream.Host)
-	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: cfg.Logger, obs: cfg.Observer}
+	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap()}
 	return p, nil
 }
 
@@ -162,45 +160,30 @@ func (h *handshake) Finish(s proxy.Session) error {
 	return pgwire.WriteGreeting(h.conn, greeting)
 }
 
-// refuseReadTimeout bounds reading the opening of a client refused at
-// accept: long enough for any real client's startup message, short enough
-// that a flood of silent ones costs little.
-const refuseReadTimeout = time.Second
-
-// RefuseConn turns away a client the handshake cap has no place for; it
-// implements proxy.Refuser. The client's opening is read first, so that
-// its SSLRequest gets its one-byte answer and the ErrorResponse (53300)
-// comes where libpq and pgx read it. A cancel request is forwarded rather
-// than refused: it ends work.
+// RefuseConn turns away a client the handshake cap has no place for
+// (see proxy.Settings.Refuse); it implements proxy.Refuser.
 func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal) {
-	defer client.Close()
-	p.obs.Accepted()
-	defer p.obs.Ended()
-	log := p.log.With("client", client.RemoteAddr().String())
-	if r.Drop {
-		p.obs.Refused(failure.HandshakeLimit)
-		log.Debug("connection dropped: too many connections logging in, and too many being refused")
-		return
-	}
-	client.SetDeadline(time.Now().Add(refuseReadTimeout))
+	p.cfg.Refuse(ctx, client, r, p)
+}
+
+// Refusing reads the opening of a client refused at accept, so that its
+// SSLRequest gets its one-byte answer and the ErrorResponse (53300) comes
+// where libpq and pgx read it. A cancel request is forwarded rather than
+// refused: it ends work. It implements proxy.Engine.
+func (p *Proxy) Refusing(ctx context.Context, client net.Conn, log *slog.Logger) (proxy.Handshake, error) {
+	h := &handshake{p: p, conn: client}
 	hello, err := pgwire.ReadHello(client, pgwire.HelloOptions{})
-	if err == nil && hello.Cancel != nil {
-		p.obs.Refused(failure.CancelRequest)
+	if err != nil {
+		return h, err
+	}
+	h.conn = hello.Conn
+	if hello.Cancel != nil {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		p.forwardCancel(cctx, log, hello.Conn, *hello.Cancel)
-		return
+		return h, &proxy.Handled{Reason: failure.CancelRequest}
 	}
-	p.obs.Refused(failure.HandshakeLimit)
-	if err != nil {
-		log.Debug("connection refused at accept: too many connections logging in; it sent no startup message in time", "err", err)
-		return
-	}
-	log.Debug("connection refused at accept: too many connections logging in", "user", hello.Startup.User())
-	client.SetWriteDeadline(time.Now().Add(refuseReadTimeout))
-	if writeFailure(hello.Conn, r.Failure) == nil {
-		proxy.LingerClose(hello.Conn)
-	}
+	return h, nil
 }
 
 // isReplication reads the replication startup parameter as PostgreSQL
