@@ -3,6 +3,7 @@ package authtoken
 import (
 	"context"
 	"errors"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -60,7 +61,8 @@ func TestWebIdentitySendFailureIsTheNetwork(t *testing.T) {
 	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/token")
 	err := &smithy.OperationError{ServiceID: "STS", OperationName: "AssumeRoleWithWebIdentity",
 		Err: &smithyhttp.RequestSendError{Err: io.EOF}}
-	msg := describeWebIdentityFailure(err, true)
+	x, _ := describeWebIdentityFailure(err, true)
+	msg := failure.Join(x.cause, x.fix)
 	if !strings.Contains(msg, "Fix: STS could not be reached") || strings.Contains(msg, "token file exists") {
 		t.Fatalf("explained as %q", msg)
 	}

@@ -3,6 +3,7 @@ package authtoken
 import (
 	"context"
 	"errors"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -283,7 +284,8 @@ func (s *Source) refreshLoop() {
 			}
 		}
 		failures++
-		cause, _ := (&CredentialsError{Err: err, roles: s.roles, source: h.creds.Source}).cause()
+		x := (&CredentialsError{Err: err, roles: s.roles, source: h.creds.Source}).explain()
+		cause := failure.Join(x.cause, x.fix)
 		attrs := []any{"err", cause, "source", h.creds.Source, "failures", failures}
 		switch now := time.Now(); {
 		case h.valid(now):

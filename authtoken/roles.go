@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"os"
 	"os/user"
 	"regexp"
@@ -29,24 +30,37 @@ type RoleError struct {
 
 var callerInMessage = regexp.MustCompile(`User: (\S+) is not authorized`)
 
-func (e *RoleError) Error() string {
-	caller := e.Caller
-	if caller == "" {
-		caller = "the base credentials"
-		if e.Index > 0 {
-			caller = "the session of the previous role in --role-arn"
-		}
-	}
-	msg := fmt.Sprintf("cannot assume role %s as %s: %s", e.Role, caller, redactSecrets(e.Err.Error()))
+// Error is the cause and the fix in one sentence.
+func (e *RoleError) Error() string { return failure.Join(e.Cause(), e.Fix()) }
+
+// Cause names the role, the caller and what STS said.
+func (e *RoleError) Cause() string {
+	return fmt.Sprintf("cannot assume role %s as %s: %s", e.Role, e.caller(), redactSecrets(e.Err.Error()))
+}
+
+// Fix is the likely fix for the STS error code ("" if none is known).
+func (e *RoleError) Fix() string {
+	caller := e.caller()
 	switch e.Code {
 	case "AccessDenied":
-		msg += fmt.Sprintf(". Fix: the trust policy of %s must allow %s (and, if it requires one, the right --external-id), and %s must itself be allowed sts:AssumeRole on %s (always needed across accounts)", e.Role, caller, caller, e.Role)
+		return fmt.Sprintf("the trust policy of %s must allow %s (and, if it requires one, the right --external-id), and %s must itself be allowed sts:AssumeRole on %s (always needed across accounts)", e.Role, caller, caller, e.Role)
 	case "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch":
-		msg += ". Fix: the credentials used to assume the role are not valid; refresh them (aws sso login, a new session) and check `rds-iam-proxy whoami`"
+		return "the credentials used to assume the role are not valid; refresh them (aws sso login, a new session) and check `rds-iam-proxy whoami`"
 	case "ValidationError":
-		msg += ". Fix: check --role-arn, --role-session-name and --role-duration (at most 1h for a role assumed from another role's session)"
+		return "check --role-arn, --role-session-name and --role-duration (at most 1h for a role assumed from another role's session)"
 	}
-	return msg
+	return ""
+}
+
+// caller is who asked STS, as it named them, or who it must have been.
+func (e *RoleError) caller() string {
+	if e.Caller != "" {
+		return e.Caller
+	}
+	if e.Index > 0 {
+		return "the session of the previous role in --role-arn"
+	}
+	return "the base credentials"
 }
 
 func (e *RoleError) Unwrap() error { return e.Err }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"log/slog"
 	"net"
 	"os"
@@ -212,10 +213,10 @@ func New(ctx context.Context, o Options) (*Source, error) {
 // AWS_DEFAULT_REGION, the profile), else Options.Region, or "".
 func (s *Source) ChainRegion() string { return s.cfg.Region }
 
-// CredentialsError means no usable credentials could be had. Its text
-// names where credentials were looked for (or the role that could not be
-// assumed) so a person knows where to look, and is safe to show: see
-// describeCredentialsFailure.
+// CredentialsError means no usable credentials could be had. Cause names
+// where credentials were looked for (or the role that could not be
+// assumed) so a person knows where to look, and Fix what to do when it can
+// be told; both are safe to show: see describeCredentialsFailure.
 type CredentialsError struct {
 	Err       error
 	roles     []string
@@ -223,7 +224,11 @@ type CredentialsError struct {
 	source    string    // the provider of the last credentials held
 }
 
-func (e *CredentialsError) Error() string {
+// Error is the cause and the fix in one sentence.
+func (e *CredentialsError) Error() string { return failure.Join(e.Cause(), e.Fix()) }
+
+// Cause says why no credentials could be had, without the advice.
+func (e *CredentialsError) Cause() string {
 	var prefix string
 	if !e.expiredAt.IsZero() {
 		at := e.expiredAt.UTC().Format(time.RFC3339)
@@ -234,64 +239,81 @@ func (e *CredentialsError) Error() string {
 			prefix = fmt.Sprintf("the AWS credentials (from %s) expired at %s and refreshing them failed: ", e.source, at)
 		}
 	}
-	if c, ok := e.cause(); ok || prefix != "" {
-		return prefix + c
+	if x := e.explain(); x.specific || prefix != "" {
+		return prefix + x.cause
 	}
 	return "no usable AWS credentials (looked in: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, AWS_PROFILE and ~/.aws/config (source_profile, role_arn, credential_process, SSO), container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI), EC2 instance profile (IMDSv2)): " + describeCredentialsFailure(e.Err)
 }
+
+// Fix says what to do, or "" when the failure says nothing more specific
+// than that the chain found no credentials (the caller knows the general
+// advice).
+func (e *CredentialsError) Fix() string { return e.explain().fix }
+
 func (e *CredentialsError) Unwrap() error { return e.Err }
 
-// cause describes the failure itself; ok is false when nothing more
-// specific than "the chain found nothing" can be said.
-func (e *CredentialsError) cause() (string, bool) {
+// explanation is a credentials failure told apart: cause and fix, and
+// whether anything more specific than "the chain found nothing" was said.
+type explanation struct {
+	cause, fix string
+	specific   bool
+}
+
+// explain describes the failure itself.
+func (e *CredentialsError) explain() explanation {
 	fromWeb := e.source == stscreds.WebIdentityProviderName
 	var te *timeoutError
 	if errors.As(e.Err, &te) {
-		first, _ := describeErr(te.err, fromWeb)
-		before, _ := describeErr(te.before, fromWeb)
-		return first + "; the failure before it: " + before, true
+		first, before := describeErr(te.err, fromWeb), describeErr(te.before, fromWeb)
+		// The failure before the timeout is the likely reason: its fix
+		// comes first.
+		fix := before.fix
+		if fix == "" {
+			fix = first.fix
+		}
+		return explanation{cause: first.cause + "; the failure before it: " + before.cause, fix: fix, specific: true}
 	}
 	return describeErr(e.Err, fromWeb)
 }
 
 // describeErr says what failed: a role of the chain, web identity, or
-// the chain in general (ok false).
-func describeErr(err error, fromWeb bool) (string, bool) {
+// the chain in general (not specific).
+func describeErr(err error, fromWeb bool) explanation {
 	var re *RoleError
 	if errors.As(err, &re) {
-		return re.Error(), true
+		return explanation{re.Cause(), re.Fix(), true}
 	}
-	if wi := describeWebIdentityFailure(err, fromWeb); wi != "" {
-		return wi, true
+	if wi, ok := describeWebIdentityFailure(err, fromWeb); ok {
+		return wi
 	}
-	if cc := describeContainerFailure(err); cc != "" {
-		return cc, true
+	if cc, ok := describeContainerFailure(err); ok {
+		return cc
 	}
-	return describeCredentialsFailure(err), false
+	return explanation{cause: describeCredentialsFailure(err)}
 }
 
 // describeContainerFailure explains a failure of container credentials
-// (ECS task role, EKS Pod Identity), or returns "".
-func describeContainerFailure(err error) string {
+// (ECS task role, EKS Pod Identity); ok is false for anything else.
+func describeContainerFailure(err error) (_ explanation, ok bool) {
 	full, rel := os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"), os.Getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 	if full == "" && rel == "" || !strings.Contains(err.Error(), "failed to load credentials") {
-		return ""
+		return explanation{}, false
 	}
 	where := full
 	if where == "" {
 		where = "http://169.254.170.2" + rel
 	}
-	msg := "container credentials from " + where
+	x := explanation{cause: "container credentials from " + where, specific: true}
 	if f := os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); f != "" {
-		msg += " (authorization token file " + f + ")"
+		x.cause += " (authorization token file " + f + ")"
 	}
-	msg += " failed: " + describeCredentialsFailure(err)
+	x.cause += " failed: " + describeCredentialsFailure(err)
 	if strings.Contains(err.Error(), "AccessDenied") || strings.Contains(err.Error(), "401") {
-		msg += ". Fix: the agent refused the authorization token: check the pod's projected token (EKS Pod Identity) or AWS_CONTAINER_AUTHORIZATION_TOKEN, and the role association"
+		x.fix = "the agent refused the authorization token: check the pod's projected token (EKS Pod Identity) or AWS_CONTAINER_AUTHORIZATION_TOKEN, and the role association"
 	} else {
-		msg += ". Fix: check that the ECS agent or EKS Pod Identity agent is running and reachable, and that the task or pod has a role"
+		x.fix = "check that the ECS agent or EKS Pod Identity agent is running and reachable, and that the task or pod has a role"
 	}
-	return msg
+	return x, true
 }
 
 // timeoutError is a fetch that ran out of time, with the failure before it
@@ -304,33 +326,33 @@ func (e *timeoutError) Error() string {
 func (e *timeoutError) Unwrap() []error { return []error{e.err, e.before} }
 
 // describeWebIdentityFailure explains a failed AssumeRoleWithWebIdentity
-// (IRSA) with the token file and role, or returns "".
-func describeWebIdentityFailure(err error, fromWebIdentity bool) string {
+// (IRSA) with the token file and role; ok is false for anything else.
+func describeWebIdentityFailure(err error, fromWebIdentity bool) (_ explanation, ok bool) {
 	var op *smithy.OperationError
 	file, role := os.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), os.Getenv("AWS_ROLE_ARN")
 	isWeb := fromWebIdentity || errors.As(err, &op) && op.OperationName == "AssumeRoleWithWebIdentity"
 	if !isWeb && !(file != "" && strings.Contains(err.Error(), file)) {
-		return ""
+		return explanation{}, false
 	}
-	msg := fmt.Sprintf("web identity (IRSA) with token file %s for role %s failed: %s", orUnset(file), orUnset(role), describeCredentialsFailure(err))
+	x := explanation{cause: fmt.Sprintf("web identity (IRSA) with token file %s for role %s failed: %s", orUnset(file), orUnset(role), describeCredentialsFailure(err)), specific: true}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "AccessDenied":
-			msg += ". Fix: the role's trust policy must allow sts:AssumeRoleWithWebIdentity for the token's issuer (the cluster's OIDC provider), audience (sts.amazonaws.com) and subject (system:serviceaccount:NAMESPACE:SERVICEACCOUNT)"
+			x.fix = "the role's trust policy must allow sts:AssumeRoleWithWebIdentity for the token's issuer (the cluster's OIDC provider), audience (sts.amazonaws.com) and subject (system:serviceaccount:NAMESPACE:SERVICEACCOUNT)"
 		case "InvalidIdentityToken", "ExpiredTokenException":
-			msg += ". Fix: the token file must hold a current token from an OIDC provider registered in IAM (check the service account annotation and the projected token volume)"
+			x.fix = "the token file must hold a current token from an OIDC provider registered in IAM (check the service account annotation and the projected token volume)"
 		default:
-			msg += ". " + stsTrouble(api.ErrorCode())
+			x = x.withSTSTrouble(api.ErrorCode())
 		}
 	} else if errors.Is(err, context.DeadlineExceeded) {
-		msg += ". " + stsTrouble("")
+		x = x.withSTSTrouble("")
 	} else if _, isNet := errors.AsType[*net.OpError](err); isNet || isSendFailure(err) {
-		msg += ". Fix: STS could not be reached; check the network path to STS (VPC endpoint, HTTP proxy, --sts-endpoint, AWS_ENDPOINT_URL_STS)"
+		x.fix = "STS could not be reached; check the network path to STS (VPC endpoint, HTTP proxy, --sts-endpoint, AWS_ENDPOINT_URL_STS)"
 	} else {
-		msg += ". Fix: check that the token file exists and is readable (the projected service account token volume)"
+		x.fix = "check that the token file exists and is readable (the projected service account token volume)"
 	}
-	return msg
+	return x, true
 }
 
 // isSendFailure reports a request that never got an answer: the
@@ -341,15 +363,20 @@ func isSendFailure(err error) bool {
 	return ok
 }
 
-// stsTrouble is the advice for STS being unavailable, by error code.
-func stsTrouble(code string) string {
+// withSTSTrouble adds what STS being unavailable means, by error code, to
+// the cause, and its advice as the fix.
+func (x explanation) withSTSTrouble(code string) explanation {
+	var cause string
 	switch code {
 	case "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException":
-		return "STS is throttling requests; the proxy retries with backoff and keeps using valid credentials meanwhile. Fix: find what else calls STS with these credentials at a high rate"
+		cause, x.fix = "STS is throttling requests; the proxy retries with backoff and keeps using valid credentials meanwhile", "find what else calls STS with these credentials at a high rate"
 	case "":
-		return "STS did not answer in time. Fix: check the network path to STS (VPC endpoint, HTTP proxy, --sts-endpoint)"
+		cause, x.fix = "STS did not answer in time", "check the network path to STS (VPC endpoint, HTTP proxy, --sts-endpoint)"
+	default:
+		cause, x.fix = "STS failed ("+code+"); the proxy retries with backoff", "if it lasts, check the AWS Health Dashboard and the network path to STS"
 	}
-	return "STS failed (" + code + "); the proxy retries with backoff. Fix: if it lasts, check the AWS Health Dashboard and the network path to STS"
+	x.cause += ". " + cause
+	return x
 }
 
 func orUnset(s string) string {

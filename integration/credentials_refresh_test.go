@@ -119,7 +119,7 @@ func TestSTSOutage(t *testing.T) {
 			// Expired: a clear error.
 			time.Sleep(time.Until(expires) + 100*time.Millisecond)
 			e := connectErr(t, r.Port())
-			wantAll(t, e.Message, "the AWS credentials (from WebIdentityCredentials) expired at "+expires.UTC().Format(time.RFC3339),
+			wantAll(t, shown(e), "the AWS credentials (from WebIdentityCredentials) expired at "+expires.UTC().Format(time.RFC3339),
 				"refreshing them failed", "web identity (IRSA) with token file "+tokenFile, tc.want)
 			if e.Code != "28000" {
 				t.Errorf("SQLSTATE %s, want 28000", e.Code)

@@ -93,10 +93,10 @@ func connectErr(t *testing.T, port string) *pgconn.PgError {
 	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Message, "rds-iam-proxy: ") {
 		t.Fatalf("error %v is not the proxy's", err)
 	}
-	if leaked := secretIn(pgErr.Message); leaked != "" {
+	if leaked := secretIn(shown(pgErr)); leaked != "" {
 		t.Fatalf("the client's error holds %s", leaked)
 	}
-	t.Logf("client sees: %s", pgErr.Message)
+	t.Logf("client sees: %s", shown(pgErr))
 	return pgErr
 }
 
@@ -254,7 +254,7 @@ func TestSourceIRSA(t *testing.T) {
 		file := useIRSA(t, t.TempDir(), role, "system:serviceaccount:dev:app")
 		port := startProxy(t)
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "web identity (IRSA) with token file "+file, "for role "+role, "AccessDenied", "trust policy")
+		wantAll(t, shown(e), "web identity (IRSA) with token file "+file, "for role "+role, "AccessDenied", "trust policy")
 	})
 
 	// STS verifies the token's signature: prod:app's claims under another
@@ -266,7 +266,7 @@ func TestSourceIRSA(t *testing.T) {
 		writeFile(t, file, claims[0]+"."+claims[1]+"."+signature, 0o600)
 		port := startProxy(t)
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "web identity (IRSA) with token file "+file, "for role "+role, "InvalidIdentityToken", "OIDC provider registered in IAM")
+		wantAll(t, shown(e), "web identity (IRSA) with token file "+file, "for role "+role, "InvalidIdentityToken", "OIDC provider registered in IAM")
 	})
 }
 
@@ -290,7 +290,7 @@ func TestSourcePodIdentity(t *testing.T) {
 		t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", writeFile(t, filepath.Join(t.TempDir(), "token"), "not-the-token", 0o600))
 		port := startProxy(t)
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "container credentials from "+emulator.ContainerCredentialsURL(w.aws.URL()), "authorization token file", "AccessDeniedException", "refused the authorization token")
+		wantAll(t, shown(e), "container credentials from "+emulator.ContainerCredentialsURL(w.aws.URL()), "authorization token file", "AccessDeniedException", "refused the authorization token")
 	})
 }
 
@@ -403,7 +403,7 @@ func TestCrossAccountAssumeRole(t *testing.T) {
 	t.Run("wrong external ID", func(t *testing.T) {
 		port := startProxy(t, func(c *launch.Config) { c.RoleARN, c.ExternalID = role, "ext-0000" })
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "cannot assume role "+role, "as arn:aws:iam::"+otherAccount+":user/dev", "AccessDenied",
+		wantAll(t, shown(e), "cannot assume role "+role, "as arn:aws:iam::"+otherAccount+":user/dev", "AccessDenied",
 			"trust policy of "+role, "--external-id", "sts:AssumeRole")
 		if e.Code != "28000" {
 			t.Errorf("SQLSTATE %s, want 28000", e.Code)
@@ -412,7 +412,7 @@ func TestCrossAccountAssumeRole(t *testing.T) {
 	t.Run("no role", func(t *testing.T) {
 		port := startProxy(t)
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "PAM authentication failed")
+		wantAll(t, shown(e), "PAM authentication failed")
 		if !strings.Contains(w.logs.String(), "is in account "+otherAccount+" but the DB is in account 123456789012") {
 			t.Error("the emulator did not refuse the other account's caller")
 		}
@@ -444,12 +444,12 @@ func TestRoleChain(t *testing.T) {
 	t.Run("second role alone", func(t *testing.T) {
 		port := startProxy(t, func(c *launch.Config) { c.RoleARN = dbRole })
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "cannot assume role "+dbRole, "arn:aws:iam::"+otherAccount+":user/chainer")
+		wantAll(t, shown(e), "cannot assume role "+dbRole, "arn:aws:iam::"+otherAccount+":user/chainer")
 	})
 	t.Run("role duration over the chaining limit", func(t *testing.T) {
 		port := startProxy(t, func(c *launch.Config) { c.RoleARN, c.RoleDuration = hop+","+dbRole, proxyconfig.Duration(2*time.Hour) })
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "cannot assume role "+dbRole, "1 hour session limit", "--role-duration")
+		wantAll(t, shown(e), "cannot assume role "+dbRole, "1 hour session limit", "--role-duration")
 	})
 }
 
@@ -543,7 +543,7 @@ func TestSTSEndpointAndRegion(t *testing.T) {
 	t.Run("without --sts-endpoint", func(t *testing.T) {
 		port := startProxy(t, mod, func(c *launch.Config) { c.CredentialRefresh.Timeout = 4 * time.Second })
 		e := connectErr(t, port)
-		wantAll(t, e.Message, "web identity (IRSA)", "connection refused")
+		wantAll(t, shown(e), "web identity (IRSA)", "connection refused")
 	})
 	t.Run("with --sts-endpoint", func(t *testing.T) {
 		port := startProxy(t, mod, func(c *launch.Config) { c.STSEndpoint = w.aws.URL() })

@@ -140,6 +140,9 @@ func wantClientError(t *testing.T, e engine, stderr string, parts ...string) {
 		t.Fatalf("%s did not print the proxy's error (%q):\n%s", e.name, prefix, stderr)
 	}
 	for _, p := range parts {
+		if fix, ok := strings.CutPrefix(p, "Fix: "); ok && e.name == "pg" {
+			p = "HINT:  " + fix // psql prints the fix as the HINT
+		}
 		if !strings.Contains(stderr, p) {
 			t.Errorf("the client's error lacks %q:\n%s", p, stderr)
 		}

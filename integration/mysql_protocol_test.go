@@ -209,6 +209,11 @@ func TestMySQLBadHandshakes(t *testing.T) {
 		c := dialRaw(t, port)
 		c.mustRead()
 		start := time.Now()
+		// Told why before the close: it did not answer within the
+		// first-packet timeout (here the handshake timeout, 2s).
+		if code, msg := errPacket(t, c); code != mywire.ErHandshake || !strings.Contains(msg, "did not answer the server's greeting within 2s") {
+			t.Fatalf("a silent client was sent ERR %d %q", code, msg)
+		}
 		closed(t, c)
 		if took := time.Since(start); took > 10*time.Second {
 			t.Fatalf("a silent client was dropped after %v; the handshake timeout is 2s", took)

@@ -209,6 +209,8 @@ func requireExplainedOutage(t *testing.T, fp *faultedProxy, r *loadgen.Result) {
 	t.Helper()
 	wants := []string{"expired at", fp.fix}
 	if r.Storm.Kind.Engine() == "postgres" {
+		// Postgres clients get the fix as the HINT.
+		wants = []string{"expired at", "HINT:  " + strings.TrimPrefix(fp.fix, "Fix: ")}
 		wants = append(wants, fp.cause...)
 	}
 	var slowest time.Duration
@@ -256,6 +258,9 @@ func logWave(t *testing.T, phase string, rs []*loadgen.Result) {
 // fixOf is the start of an error's "Fix: ..." part, to find it in a log
 // (where quotes are escaped and no SQLSTATE follows).
 func fixOf(text string) string {
+	if i := strings.LastIndex(text, "HINT:  "); i >= 0 {
+		text = "Fix: " + text[i+len("HINT:  "):] // the log joins cause and fix
+	}
 	fix := text[max(strings.LastIndex(text, "Fix: "), 0):]
 	return fix[:min(len(fix), 60)]
 }

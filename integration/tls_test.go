@@ -114,7 +114,7 @@ func loginFails(t *testing.T, port string) string {
 	if !errors.As(err, &pgErr) || pgErr.Severity != "FATAL" || pgErr.Code != "08001" || !strings.HasPrefix(pgErr.Message, "rds-iam-proxy: ") {
 		t.Fatalf("error %v, want the proxy's FATAL 08001", err)
 	}
-	return pgErr.Message
+	return shown(pgErr)
 }
 
 // writeBundle writes the concatenation of PEM parts to a file.
@@ -207,7 +207,7 @@ func TestUpstreamTLSVerification(t *testing.T) {
 			// The emulator's CA is not among AWS's 102.
 			name: "wrong CA", bundle: download(global),
 			want: []string{"TLS verification of " + endpoint + " failed: certificate signed by unknown authority: the server's CA 'rds-iam-proxy emulator root CA' is not in the bundle ",
-				"(102 CAs, downloaded " + today + ")", "the server presented a certificate for '" + endpoint + "'", "Fix: "},
+				"(102 CAs, downloaded " + today + ")", "the server presented a certificate for '" + endpoint + "'", "HINT:  "},
 		},
 		{
 			name: "server cert from another CA", cert: &fromOtherCA, bundle: download(append(append([]byte{}, global...), emuCA...)),

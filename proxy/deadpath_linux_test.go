@@ -135,7 +135,7 @@ func TestWatchDeclaresDeadPath(t *testing.T) {
 	if _, err := c.Write([]byte("more")); !isDeadPath(err) {
 		t.Fatalf("write after a dead path: %v", err)
 	}
-	if msg := LostUpstream(err); !strings.Contains(msg, "looks dead") {
+	if msg := LostUpstream(err).Text(); !strings.Contains(msg, "looks dead") {
 		t.Fatalf("explained as %q", msg)
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"net"
 	"os"
 	"strings"
@@ -17,12 +18,12 @@ func TestExplainResetAtConnect(t *testing.T) {
 	dial := func(errno syscall.Errno) error {
 		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
 	}
-	x, ok := ExplainLoginFailure(dial(syscall.ECONNRESET), target)
-	if !ok || x.Reason != ReasonUpstream || !strings.Contains(x.Message, "reset the connection during the login") {
+	x := ExplainLoginFailure(dial(syscall.ECONNRESET), target)
+	if x == nil || x.Reason != failure.Upstream || !strings.Contains(x.Text(), "reset the connection during the login") {
 		t.Errorf("reset at connect explained as %+v", x)
 	}
-	x, ok = ExplainLoginFailure(dial(syscall.ECONNREFUSED), target)
-	if !ok || x.Reason != ReasonUpstreamDial || !strings.Contains(x.Message, "cannot reach the upstream db.example at 127.0.0.1:5432") {
+	x = ExplainLoginFailure(dial(syscall.ECONNREFUSED), target)
+	if x == nil || x.Reason != failure.UpstreamDial || !strings.Contains(x.Text(), "cannot reach the upstream db.example at 127.0.0.1:5432") {
 		t.Errorf("refused connect explained as %+v", x)
 	}
 }

@@ -84,6 +84,24 @@ func (g *Gate) Counts() (evicted, refused int64) {
 	return g.evicted.Load(), g.refused.Load()
 }
 
+// Exposed is how many holders are waiting on their client (exposed, not
+// evicted): with none, every place is held by a login still waiting on
+// something else (MySQL: the upstream's greeting).
+func (g *Gate) Exposed() int {
+	if g == nil {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for e := g.holders.Front(); e != nil; e = e.Next() {
+		if p := e.Value.(*Pass); !p.since.IsZero() && !p.evicted {
+			n++
+		}
+	}
+	return n
+}
+
 // Pass is one holder's place in a gate.
 type Pass struct {
 	g    *Gate

@@ -1,6 +1,10 @@
 package proxy
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
+)
 
 // Limit caps how many client connections are served at once: one
 // upstream's (--max-connections in its config), or all upstreams' together.
@@ -38,9 +42,9 @@ func (l *Limit) Max() int {
 }
 
 // TakeAll reserves a slot in every limit without waiting. When one is full
-// it gives back what it took and returns that limit's message for the
+// it gives back what it took and returns that limit's failure for the
 // client; otherwise release frees the slots.
-func TakeAll(limits ...*Limit) (release func(), refused string) {
+func TakeAll(limits ...*Limit) (release func(), refused *failure.Failure) {
 	var taken []*Limit
 	release = func() {
 		for _, l := range taken {
@@ -59,13 +63,14 @@ func TakeAll(limits ...*Limit) (release func(), refused string) {
 			return nil, l.message()
 		}
 	}
-	return release, ""
+	return release, nil
 }
 
-func (l *Limit) message() string {
+func (l *Limit) message() *failure.Failure {
 	what := "the proxy's limit"
 	if l.scope != "" {
 		what = "the proxy's limit for " + l.scope
 	}
-	return fmt.Sprintf("too many connections: %s of %d is reached. Fix: close idle connections or raise --max-connections", what, l.max)
+	return failure.New(failure.Limit, fmt.Sprintf("too many connections: %s of %d is reached", what, l.max),
+		"close idle connections or raise --max-connections")
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"io"
 	"syscall"
 )
@@ -10,7 +11,7 @@ import (
 // upstream broke it off with err (io.EOF: the upstream closed without the
 // server's goodbye), and what to do. The engines send it in their
 // protocol's error (see Farewell).
-func LostUpstream(err error) string {
+func LostUpstream(err error) *failure.Failure {
 	var cause string
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -27,7 +28,7 @@ func LostUpstream(err error) string {
 	default:
 		cause = "the connection to the upstream failed in the middle of the session (" + err.Error() + ")"
 	}
-	return cause + ". Fix: connect again; if it keeps happening, check the DB's events and log (a restart or failover) and the network path to it"
+	return failure.Wrap(failure.Upstream, err, cause, "connect again; if it keeps happening, check the DB's events and log (a restart or failover) and the network path to it")
 }
 
 // errnoText is the system's words for err's errno ("connection timed

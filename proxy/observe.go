@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
+)
 
 // Observer hears what happens to one upstream's client connections, for
 // metrics. Every engine reports the same events, so the numbers mean the
@@ -9,11 +13,11 @@ import "time"
 type Observer interface {
 	// Accepted: a client connected. Every Accepted is followed by one Ended.
 	Accepted()
-	// Refused: the connection ended before the relay, with a Reason* label
+	// Refused: the connection ended before the relay, with a failure.Reason label
 	// (the client was told why, or had gone; or it was a Postgres cancel
-	// request, ReasonCancelRequest). Every Accepted is followed by exactly
+	// request, failure.CancelRequest). Every Accepted is followed by exactly
 	// one of Refused or LoggedIn.
-	Refused(reason string)
+	Refused(reason failure.Reason)
 	// LoggedIn: the client is logged in upstream. handshake is from accept
 	// to the relay; upstream is the part spent on the upstream (dial, TLS,
 	// login).
@@ -28,7 +32,7 @@ type Observer interface {
 type NopObserver struct{}
 
 func (NopObserver) Accepted()                   {}
-func (NopObserver) Refused(string)              {}
+func (NopObserver) Refused(failure.Reason)      {}
 func (NopObserver) LoggedIn(_, _ time.Duration) {}
 func (NopObserver) Ended()                      {}
 func (NopObserver) BytesFromClient(n int64)     {}

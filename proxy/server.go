@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -27,8 +28,8 @@ type Refuser interface {
 
 // Refusal says why a connection is turned away at accept.
 type Refusal struct {
-	// Message names the cause and the fix, for the client.
-	Message string
+	// Failure names the cause and the fix, for the client.
+	Failure *failure.Failure
 	// Drop: too many refusals are in flight already to spend time on this
 	// one; close it at once (it is still counted and logged).
 	Drop bool
@@ -187,7 +188,7 @@ func (s *Server) refuse(c net.Conn) {
 		s.wg.Done()
 		return
 	}
-	refusal := Refusal{Message: HandshakeLimitMessage(s.handshakes.Max())}
+	refusal := Refusal{Failure: HandshakeLimit(s.handshakes.Max())}
 	select {
 	case s.refusing <- struct{}{}:
 	default:

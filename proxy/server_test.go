@@ -36,8 +36,8 @@ func (h *gateHandler) ServeConn(ctx context.Context, c net.Conn) {
 	defer l.End()
 	h.admitted <- l
 	if _, err := c.Read(make([]byte, 1)); err != nil {
-		if why := l.Evicted(); why != "" {
-			h.ended <- "evicted: " + why
+		if why := l.Evicted(); why != nil {
+			h.ended <- "evicted: " + why.Text()
 			return
 		}
 		h.ended <- err.Error()
@@ -110,7 +110,7 @@ func TestServerHandshakeCapCountsAtAccept(t *testing.T) {
 	dialT(t, addr)
 	select {
 	case r := <-h.refusals:
-		if r.Drop || !strings.Contains(r.Message, "--max-handshakes") || !strings.Contains(r.Message, "limit of 2") {
+		if r.Drop || !strings.Contains(r.Failure.Text(), "--max-handshakes") || !strings.Contains(r.Failure.Text(), "limit of 2") {
 			t.Fatalf("refusal %+v", r)
 		}
 	case <-time.After(5 * time.Second):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"net"
 	"net/netip"
 	"syscall"
@@ -24,13 +25,21 @@ type PlaintextRefusedError struct {
 	Name string
 }
 
-func (e *PlaintextRefusedError) Error() string {
+// Error is the cause and the fix in one sentence.
+func (e *PlaintextRefusedError) Error() string { return failure.Join(e.Cause(), e.Fix()) }
+
+// Cause says what was refused and why.
+func (e *PlaintextRefusedError) Cause() string {
 	what := e.Dialed
 	if e.Name != "" && e.Name != e.Dialed {
 		what = fmt.Sprintf("%s (%s resolved to it)", e.Dialed, e.Name)
 	}
-	return fmt.Sprintf("--tls-mode disable: refused to connect to %s: it is not a loopback address, and without TLS the IAM token would cross the network in plaintext. "+
-		"Fix: dial 127.0.0.1 or ::1 (a local server, or the local end of a tunnel) with --dial-address, or use TLS (--tls-mode verify-full)", what)
+	return fmt.Sprintf("--tls-mode disable: refused to connect to %s: it is not a loopback address, and without TLS the IAM token would cross the network in plaintext", what)
+}
+
+// Fix says how to connect instead.
+func (e *PlaintextRefusedError) Fix() string {
+	return "dial 127.0.0.1 or ::1 (a local server, or the local end of a tunnel) with --dial-address, or use TLS (--tls-mode verify-full)"
 }
 
 // isLoopbackAddr reports whether addr (host:port) is a literal loopback IP.

@@ -128,8 +128,8 @@ func TestPlaintextDialerChecksTheAddressDialed(t *testing.T) {
 				t.Errorf("%s: %q lacks %q", name, err, w)
 			}
 		}
-		if msg, ok := (Upstream{Host: "db.localhost", Mode: Disable}).Explain(err, time.Now()); !ok || msg != r.Error() {
-			t.Errorf("%s: Explain = %q, %v", name, msg, ok)
+		if f, ok := (Upstream{Host: "db.localhost", Mode: Disable}).Explain(err, time.Now()); !ok || f.Text() != r.Error() {
+			t.Errorf("%s: Explain = %v, %v", name, f, ok)
 		}
 	}
 	refused("remote literal", PlaintextDialer(nil), "192.0.2.10:5432", "192.0.2.10:5432")

@@ -257,9 +257,9 @@ func TestVerifyCA(t *testing.T) {
 	if !errors.As(err, &cve) {
 		t.Fatalf("verify-ca with a foreign CA: %v, want a verification error", err)
 	}
-	msg, ok := u.Explain(err, time.Now())
-	if !ok || !strings.Contains(msg, "the server's CA 'some other CA' is not in the bundle b.pem (1 CA") {
-		t.Fatalf("message %q", msg)
+	f, ok := u.Explain(err, time.Now())
+	if !ok || !strings.Contains(f.Text(), "the server's CA 'some other CA' is not in the bundle b.pem (1 CA") {
+		t.Fatalf("message %q", f.Text())
 	}
 	expiredPEM, expired := ca.leafValid(t, "x", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 	_ = expiredPEM
@@ -309,11 +309,12 @@ func TestExplain(t *testing.T) {
 			t.Errorf("%s: handshake succeeded", name)
 			continue
 		}
-		msg, ok := u.Explain(err, time.Now())
+		f, ok := u.Explain(err, time.Now())
 		if !ok {
 			t.Errorf("%s: %v not explained", name, err)
 			continue
 		}
+		msg := f.Text()
 		for _, want := range c.want {
 			if !strings.Contains(msg, want) {
 				t.Errorf("%s: message lacks %q:\n%s", name, want, msg)

@@ -26,6 +26,8 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
@@ -172,15 +174,23 @@ type doctor struct {
 	iamVerified bool
 }
 
-// splitFix splits "cause. Fix: what to do" into its parts.
-func splitFix(msg string) (detail, fix string) {
-	if i := strings.Index(msg, " Fix: "); i >= 0 {
-		return strings.TrimSuffix(msg[:i], "."), msg[i+len(" Fix: "):]
+// explained is an error that says its cause and its fix apart
+// (authtoken's CredentialsError and RoleError, tlsca's
+// PlaintextRefusedError).
+type explained interface {
+	error
+	Cause() string
+	Fix() string
+}
+
+// causeAndFix is what err says of its cause and fix, when it says them
+// apart; ok is false for any other error.
+func causeAndFix(err error) (cause, fix string, ok bool) {
+	x, ok := errors.AsType[explained](err)
+	if !ok {
+		return "", "", false
 	}
-	if i := strings.Index(msg, ". Fix: "); i >= 0 {
-		return msg[:i], msg[i+len(". Fix: "):]
-	}
-	return msg, ""
+	return x.Cause(), x.Fix(), true
 }
 
 func (d *doctor) stsRegion() string {
@@ -195,7 +205,10 @@ func (d *doctor) credentials(ctx context.Context) Check {
 	creds, err := d.awsCfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		c.Status = Fail
-		c.Detail, c.Fix = splitFix(err.Error())
+		c.Detail = err.Error()
+		if cause, fix, ok := causeAndFix(err); ok {
+			c.Detail, c.Fix = cause, fix
+		}
 		if c.Fix == "" {
 			c.Fix = "give the proxy AWS credentials: AWS_PROFILE (aws sso login for SSO profiles), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance profile, IRSA or EKS Pod Identity; rds-iam-proxy whoami shows what the chain finds"
 		}
@@ -401,7 +414,7 @@ func (d *doctor) tls(ctx context.Context) Check {
 		switch {
 		case errors.As(d.myErr, &te):
 			return d.tlsFailure(te.Err)
-		case d.myErr != nil && strings.Contains(d.myErr.Error(), "does not offer TLS"):
+		case errors.Is(d.myErr, mywire.ErrNoTLS):
 			c.Detail = fmt.Sprintf("the server at %s does not offer TLS; RDS always does, and tokens are only sent over TLS", d.dialAddr())
 			c.Fix = "point --endpoint/--dial-address at the RDS endpoint, not another server"
 			return c
@@ -464,8 +477,8 @@ func bundleName(u tlsca.Upstream) string {
 
 func (d *doctor) tlsFailure(err error) Check {
 	c := Check{Name: StepTLS, Status: Fail}
-	if msg, ok := d.tlsUp.Explain(err, time.Now()); ok {
-		c.Detail, c.Fix = splitFix(msg)
+	if f, ok := d.tlsUp.Explain(err, time.Now()); ok {
+		c.Detail, c.Fix = f.Cause, f.Fix
 		return c
 	}
 	c.Detail = fmt.Sprintf("TLS with %s failed: %v", d.dialAddr(), err)
@@ -663,9 +676,8 @@ func (d *doctor) login(ctx context.Context) Check {
 		c.Fix = "open fewer new connections: pool them (one proxy serves many clients over few upstream logins), add backoff and retry on this error"
 		return c
 	}
-	var ce *authtoken.CredentialsError
-	if errors.As(err, &ce) {
-		c.Detail, c.Fix = splitFix(ce.Error())
+	if ce, ok := errors.AsType[*authtoken.CredentialsError](err); ok {
+		c.Detail, c.Fix = ce.Cause(), ce.Fix()
 		return c
 	}
 	var pgErr *pgconn.PgError
@@ -676,13 +688,13 @@ func (d *doctor) login(ctx context.Context) Check {
 		return d.explainPG(c, target, pgErr)
 	case errors.As(err, &plugin):
 		c.Detail = fmt.Sprintf("the server asked %s for the auth plugin %q instead of mysql_clear_password: %q is not an IAM user", target, plugin.Plugin, d.o.DBUser)
-		c.Fix = fmt.Sprintf("ALTER USER '%s'@'%%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL; clients that log in without the proxy must enable the cleartext plugin (mysql --enable-cleartext-plugin, go-sql-driver allowCleartextPasswords=true)", d.o.DBUser)
+		c.Fix = mysql.IAMUserFix(d.o.DBUser) + " REQUIRE SSL; clients that log in without the proxy must enable the cleartext plugin (mysql --enable-cleartext-plugin, go-sql-driver allowCleartextPasswords=true)"
 		return c
 	case errors.As(err, &myErr):
 		return d.explainMySQL(c, target, myErr)
 	}
-	if msg, ok := d.tlsUp.Explain(err, time.Now()); ok {
-		c.Detail, c.Fix = splitFix(msg)
+	if f, ok := d.tlsUp.Explain(err, time.Now()); ok {
+		c.Detail, c.Fix = f.Cause, f.Fix
 		return c
 	}
 	c.Detail = fmt.Sprintf("cannot log in as %s: %v", target, err)
@@ -691,17 +703,17 @@ func (d *doctor) login(ctx context.Context) Check {
 
 func (d *doctor) explainPG(c Check, target string, e *pgconn.PgError) Check {
 	msg := e.Message
-	switch {
-	case strings.Contains(msg, "PAM authentication failed"):
+	switch refusal := postgres.Classify(e); {
+	case refusal == postgres.TokenRejected:
 		c.Detail = fmt.Sprintf("RDS rejected the token for %s (%s); what is left to check: %s", target, msg, d.unverified())
 		c.Fix = "fix the first cause above that applies; RDS writes the real reason (expired or mis-signed token, wrong region or host, too many competing requests) to the DB's iam-db-auth-error log: " + d.authLogCommand()
-	case strings.Contains(msg, "password authentication failed"):
+	case refusal == postgres.NotIAMUser:
 		if d.iamVerified {
 			c.Detail = fmt.Sprintf("the server checked the token as a password for %s (%s): %q is not a member of rds_iam, or does not exist (names are case-sensitive)", target, msg, d.o.DBUser)
 		} else {
 			c.Detail = fmt.Sprintf("the server checked the token as a password for %s (%s): IAM database authentication is not enabled on the DB, or %q is not a member of rds_iam (or does not exist; names are case-sensitive)", target, msg, d.o.DBUser)
 		}
-		c.Fix = fmt.Sprintf("as the master user: GRANT rds_iam TO %s; (CREATE USER %s first if it does not exist)", sqlquote.PGIdent(d.o.DBUser), sqlquote.PGIdent(d.o.DBUser))
+		c.Fix = fmt.Sprintf("as the master user: %s; (CREATE USER %s first if it does not exist)", postgres.GrantFix(d.o.DBUser), sqlquote.PGRole(d.o.DBUser))
 		if !d.iamVerified {
 			c.Fix += "; and " + d.modifyCommand()
 		}
@@ -722,7 +734,7 @@ func (d *doctor) explainMySQL(c Check, target string, e *mywire.ServerError) Che
 		c.Fix = d.modifyCommand()
 	case e.Code == mywire.ErAccessDenied:
 		c.Detail = fmt.Sprintf("the server refused %s (%s): %q is not an IAM user (CREATE USER ... IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', which switches the login to the cleartext plugin), or RDS rejected the token; also check: %s", target, e.Message, d.o.DBUser, d.unverified())
-		c.Fix = fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL; (or ALTER USER for an existing user); RDS writes why it rejected a token to the DB's iam-db-auth-error log: %s", d.o.DBUser, d.authLogCommand())
+		c.Fix = fmt.Sprintf("CREATE USER %s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL; (or ALTER USER for an existing user); RDS writes why it rejected a token to the DB's iam-db-auth-error log: %s", sqlquote.MySQLAccount(d.o.DBUser, "%"), d.authLogCommand())
 	case e.Code == 1049: // ER_BAD_DB_ERROR
 		c.Status = Warn
 		c.Detail = fmt.Sprintf("the token was accepted for %s, but the login stopped: %s", target, e.Message)

@@ -2,8 +2,12 @@ package validate
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 )
 
 func TestConnectPolicyJSON(t *testing.T) {
@@ -96,12 +100,16 @@ func TestPolicySourceARN(t *testing.T) {
 	}
 }
 
-func TestSplitFix(t *testing.T) {
-	d, f := splitFix("cannot resolve x: no such host. Fix: check DNS")
-	if d != "cannot resolve x: no such host" || f != "check DNS" {
-		t.Errorf("%q / %q", d, f)
+// TestCauseAndFix: doctor takes the cause and the fix of an error that
+// says them apart, as they are, from anywhere in its chain; any other
+// error says neither.
+func TestCauseAndFix(t *testing.T) {
+	role := &authtoken.RoleError{Role: "arn:aws:iam::1:role/r", Code: "AccessDenied", Err: errors.New("not authorized")}
+	d, f, ok := causeAndFix(fmt.Errorf("retrieve: %w", role))
+	if !ok || d != role.Cause() || f != role.Fix() || !strings.Contains(d, "cannot assume role arn:aws:iam::1:role/r") || !strings.Contains(f, "trust policy") {
+		t.Errorf("%q / %q / %v", d, f, ok)
 	}
-	if d, f := splitFix("no fix here"); d != "no fix here" || f != "" {
-		t.Errorf("%q / %q", d, f)
+	if d, f, ok := causeAndFix(errors.New("no fix here")); ok || d != "" || f != "" {
+		t.Errorf("%q / %q / %v", d, f, ok)
 	}
 }

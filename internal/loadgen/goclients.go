@@ -62,7 +62,7 @@ func pgxClient(t Target) (clientFunc, error) {
 		start := time.Now()
 		c, err := pgconn.ConnectConfig(ctx, cfg.Copy())
 		if err != nil {
-			return 0, "", err
+			return 0, "", withHint(err)
 		}
 		connect := time.Since(start)
 		defer c.Close(ctx)
@@ -140,4 +140,14 @@ func caPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("loadgen: no certificate in %s", file)
 	}
 	return pool, nil
+}
+
+// withHint adds a server's HINT to its error's text as libpq and psql
+// print it ("HINT:  ..." on a line of its own): the proxy says its fix
+// there, and pgconn's error text leaves it out.
+func withHint(err error) error {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Hint != "" {
+		return fmt.Errorf("%w\nHINT:  %s", err, pe.Hint)
+	}
+	return err
 }

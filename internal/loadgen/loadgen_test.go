@@ -53,6 +53,7 @@ func TestExplained(t *testing.T) {
 	}{
 		{`failed to connect to ...: server error: FATAL: rds-iam-proxy: too many connections: the proxy's limit of 5 is reached. Fix: close idle connections or raise --max-connections (SQLSTATE 53300)`, true},
 		{`OperationalError: (1045, 'rds-iam-proxy: cannot sign an IAM token ... [...] Fix: STS could not be reached')`, true},
+		{"failed to connect to ...: server error: FATAL: rds-iam-proxy: too many connections: the proxy's limit of 5 is reached (SQLSTATE 53300)\nHINT:  close idle connections or raise --max-connections", true},
 		{`read tcp 127.0.0.1:5->127.0.0.1:6: read: connection reset by peer`, false},
 		{`OperationalError: (2013, 'Lost connection to server during query')`, false},
 		{`rds-iam-proxy: upstream refused the login: Lost connection to the database during login`, false},

@@ -68,15 +68,16 @@ func (c *Client) classify(err error, timedOut bool, limit time.Duration) {
 }
 
 // Explained reports whether an error text is one the proxy explains: its
-// own message, which names the cause and ends with "Fix: ...". Such an error
+// own message, which names the cause and the fix. Such an error
 // is a refusal a person can act on (a limit reached, credentials expired
 // while AWS is down); anything else (a reset, a timeout, a server error
 // the proxy passed on without a word) is an error nobody can explain.
 func Explained(text string) bool {
-	// Postgres clients show "rds-iam-proxy: CAUSE. Fix: ..."; MySQL clients
-	// show the ERR packet's text, which the proxy fits in 511 bytes keeping
-	// its "Fix:" part.
-	return strings.Contains(text, "Fix: ")
+	// Postgres clients show "rds-iam-proxy: CAUSE" and the fix on a line
+	// "HINT:  ..." (libpq; loadgen's pgx client adds it the same way);
+	// MySQL clients show the ERR packet's text, which the proxy fits in
+	// 511 bytes keeping its "Fix:" part.
+	return strings.Contains(text, "Fix: ") || strings.Contains(text, "\nHINT:  ")
 }
 
 // Result is a storm's outcome.

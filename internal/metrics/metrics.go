@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"net/http"
 	"time"
 
@@ -30,10 +31,10 @@ var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 // knownReasons are pre-created for every upstream so that their failure
 // counters exist at 0 from the start: rate() and alerts on a series that
 // appears only at its first failure miss that failure.
-var knownReasons = []string{
-	proxy.ReasonProtocol, proxy.ReasonCredentials, proxy.ReasonLimit, proxy.ReasonShutdown,
-	proxy.ReasonUpstreamAuth, proxy.ReasonUpstreamTLS, proxy.ReasonUpstreamDial, proxy.ReasonUpstream,
-	proxy.ReasonTimeout, proxy.ReasonClientGone, proxy.ReasonHandshakeLimit, proxy.ReasonEvicted,
+var knownReasons = []failure.Reason{
+	failure.Protocol, failure.Credentials, failure.Limit, failure.Shutdown,
+	failure.UpstreamAuth, failure.UpstreamTLS, failure.UpstreamDial, failure.Upstream,
+	failure.Timeout, failure.ClientGone, failure.HandshakeLimit, failure.Evicted,
 }
 
 // Metrics is the proxy's set of metrics and the registry serving them. Safe
@@ -122,14 +123,14 @@ func (m *Metrics) Upstream(name, engine string) proxy.Observer {
 		open:         m.open.WithLabelValues(name, engine),
 		total:        m.total.WithLabelValues(name, engine),
 		failedVec:    m.failed.MustCurryWith(prometheus.Labels{"upstream": name, "engine": engine}),
-		failed:       make(map[string]prometheus.Counter, len(knownReasons)),
+		failed:       make(map[failure.Reason]prometheus.Counter, len(knownReasons)),
 		handshake:    m.handshake.WithLabelValues(name, engine),
 		login:        m.login.WithLabelValues(name, engine),
 		fromClient:   m.bytes.WithLabelValues(name, engine, "from_client"),
 		fromUpstream: m.bytes.WithLabelValues(name, engine, "from_upstream"),
 	}
 	for _, r := range knownReasons {
-		o.failed[r] = o.failedVec.WithLabelValues(r)
+		o.failed[r] = o.failedVec.WithLabelValues(string(r))
 	}
 	return o
 }
@@ -141,7 +142,7 @@ type observer struct {
 	failedVec *prometheus.CounterVec
 	// failed is filled before the observer is shared and only read after,
 	// so lookups need no lock.
-	failed       map[string]prometheus.Counter
+	failed       map[failure.Reason]prometheus.Counter
 	handshake    prometheus.Observer
 	login        prometheus.Observer
 	fromClient   prometheus.Counter
@@ -153,14 +154,14 @@ func (o *observer) Accepted() {
 	o.open.Inc()
 }
 
-func (o *observer) Refused(reason string) {
+func (o *observer) Refused(reason failure.Reason) {
 	if c, ok := o.failed[reason]; ok {
 		c.Inc()
 		return
 	}
-	// A reason added to proxy after this list: still counted, via the
+	// A reason added to failure after this list: still counted, via the
 	// vector's own lookup.
-	o.failedVec.WithLabelValues(reason).Inc()
+	o.failedVec.WithLabelValues(string(reason)).Inc()
 }
 
 func (o *observer) LoggedIn(handshake, upstream time.Duration) {

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/metrics"
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
 
 // scrape fetches /metrics over real HTTP, as Prometheus would, and parses
@@ -95,13 +95,13 @@ func TestObserverEventsReachTheScrape(t *testing.T) {
 	pg.Ended()
 
 	pg.Accepted()
-	pg.Refused(proxy.ReasonCredentials)
+	pg.Refused(failure.Credentials)
 	pg.Ended()
 
 	pg.Accepted()
 
 	my.Accepted()
-	my.Refused(proxy.ReasonUpstreamTLS)
+	my.Refused(failure.UpstreamTLS)
 	my.Refused("some_future_reason")
 	my.Ended()
 
@@ -114,13 +114,13 @@ func TestObserverEventsReachTheScrape(t *testing.T) {
 	}{
 		{"rds_iam_proxy_connections_total", orders, 3},
 		{"rds_iam_proxy_connections_open", orders, 1},
-		{"rds_iam_proxy_connections_failed_total", with(orders, "reason", proxy.ReasonCredentials), 1},
-		{"rds_iam_proxy_connections_failed_total", with(orders, "reason", proxy.ReasonUpstreamDial), 0}, // pre-created at 0
+		{"rds_iam_proxy_connections_failed_total", with(orders, "reason", string(failure.Credentials)), 1},
+		{"rds_iam_proxy_connections_failed_total", with(orders, "reason", string(failure.UpstreamDial)), 0}, // pre-created at 0
 		{"rds_iam_proxy_bytes_total", with(orders, "direction", "from_client"), 123},
 		{"rds_iam_proxy_bytes_total", with(orders, "direction", "from_upstream"), 4096},
 		{"rds_iam_proxy_connections_total", map[string]string{"upstream": "users", "engine": "mysql"}, 1},
 		{"rds_iam_proxy_connections_open", map[string]string{"upstream": "users"}, 0},
-		{"rds_iam_proxy_connections_failed_total", map[string]string{"upstream": "users", "reason": proxy.ReasonUpstreamTLS}, 1},
+		{"rds_iam_proxy_connections_failed_total", map[string]string{"upstream": "users", "reason": string(failure.UpstreamTLS)}, 1},
 		{"rds_iam_proxy_connections_failed_total", map[string]string{"upstream": "users", "reason": "some_future_reason"}, 1},
 	}
 	for _, c := range checks {
@@ -238,7 +238,7 @@ func TestByteCallbacksDoNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		o.BytesFromClient(512)
 		o.BytesFromUpstream(8192)
-		o.Refused(proxy.ReasonTimeout)
+		o.Refused(failure.Timeout)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per callback round, want 0", allocs)

@@ -3,7 +3,7 @@ package mysql
 import (
 	"errors"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
@@ -40,19 +40,21 @@ func settleClientAuth(h *mywire.Hello, offered string, scramble []byte) (byte, e
 	return next, err
 }
 
-// clientError turns a client's broken handshake into what it is told: the
-// ERR a server would answer, in the proxy's words where the proxy has
-// more to say than the protocol. Anything else (a client gone, a timeout)
-// is returned as is: nobody is listening for an answer.
-func clientError(err error) error {
+// clientError turns a client's broken handshake into what it is told:
+// the ERR a server would answer, at the position the codec names, in the
+// proxy's words where the proxy has more to say than the protocol.
+// Anything else (a client gone, a timeout) gives nil: nobody is listening
+// for an answer.
+func clientError(err error) (*failure.Failure, position) {
 	var pe *mywire.ProtocolError
 	if !errors.As(err, &pe) {
-		return err
+		return nil, position{}
 	}
-	e := &Error{Code: pe.Code, Seq: pe.Seq, Greeted: true, Reason: proxy.ReasonProtocol, Message: pe.Message, Err: pe.Err}
+	f := &failure.Failure{Reason: failure.Protocol, Code: failure.Code{Errno: pe.Code}, Cause: pe.Message, Err: pe.Err}
 	if errors.Is(err, mywire.ErrTLSNotOffered) {
-		e.Err = nil
-		e.Message = "the client asked for TLS, which this listener does not offer. Fix: connect with TLS off (MySQL's client: --ssl-mode=DISABLED; MariaDB's: --skip-ssl; go-sql-driver: tls=false); the proxy's own hop to RDS is always TLS"
+		f.Err = nil
+		f.Cause = "the client asked for TLS, which this listener does not offer"
+		f.Fix = "connect with TLS off (MySQL's client: --ssl-mode=DISABLED; MariaDB's: --skip-ssl; go-sql-driver: tls=false); the proxy's own hop to RDS is always TLS"
 	}
-	return e
+	return f, position{seq: pe.Seq, greeted: true}
 }

@@ -2,11 +2,15 @@
 // MariaDB clients in plaintext and logs them in upstream with IAM tokens
 // over verify-full TLS, then relays raw bytes.
 //
-// The handshake's bytes are wire/mywire's, which knows the protocol and no
-// policy; this package decides what to say and do: the proxy's words for a
-// refused client, the explanation of a failed login, which capabilities a
-// client is offered, and the cap on upstream connections held for clients
-// that have not answered.
+// It is a proxy.Engine: the core (proxy.Serve) drives each connection,
+// and this package holds what is MySQL's. The handshake's bytes are
+// wire/mywire's, which knows the protocol and no policy; this package
+// decides what to say and do: a failure rendered as one ERR text of at
+// most 511 bytes keeping cause and fix, the explanation of its server's
+// errors, which capabilities a client is offered, and the cap on upstream
+// connections held for clients that have not answered. The client's
+// first-packet clock starts when the greeting goes out: the wait for a
+// place and for the upstream's greeting is the proxy's, not the client's.
 //
 // The shape of a login, in order:
 //  1. dial the upstream and read its greeting (Dial);

@@ -5,26 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/sqlquote"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
-// explain turns a failed login into what the client is told: the cause in
-// words a person can act on, and the fix. The log gets the same text plus
-// the underlying error; neither ever holds the token.
-func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
+// Explain turns a failed login into what the client is told, for the
+// errors only a MySQL upstream gives: its server's errors, no TLS, a TLS
+// failure tlsca did not explain, a user that is not an IAM user, a broken
+// login exchange. It implements proxy.Engine; the core has explained the
+// rest (credentials, TLS verification, the network) before.
+func (p *Proxy) Explain(ctx context.Context, user string, err error) *failure.Failure {
 	up := p.cfg.Upstream
-	tlsUp, _ := up.currentTLS()
-	t := proxy.Target{Host: up.Host, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", User: user, TLS: tlsUp}
-	if x, ok := proxy.ExplainLoginFailure(err, t); ok {
-		return &Error{Code: codeFor(x.Reason), Reason: x.Reason, Message: x.Message, Err: err}
-	}
 	var se *mywire.ServerError
 	if errors.As(err, &se) {
 		return p.explainServerError(ctx, user, se)
@@ -32,61 +29,64 @@ func (p *Proxy) explain(ctx context.Context, user string, err error) *Error {
 	var tlsErr *mywire.TLSError
 	switch {
 	case errors.Is(err, mywire.ErrNoTLS):
-		return &Error{Code: mywire.ErUpstreamConnect, Reason: proxy.ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("the upstream %s does not offer TLS; IAM tokens are only sent over TLS. Fix: point --endpoint at an RDS or Aurora MySQL endpoint", up.Host)}
+		return failure.Wrap(failure.UpstreamTLS, err, fmt.Sprintf("the upstream %s does not offer TLS; IAM tokens are only sent over TLS", up.Host),
+			"point --endpoint at an RDS or Aurora MySQL endpoint")
 	case errors.As(err, &tlsErr):
-		return &Error{Code: mywire.ErUpstreamConnect, Reason: proxy.ReasonUpstreamTLS, Err: err,
-			Message: fmt.Sprintf("TLS with the upstream %s at %s failed: %s", up.Host, up.DialAddr(), tlsErr.Err)}
+		return failure.Wrap(failure.UpstreamTLS, err, fmt.Sprintf("TLS with the upstream %s at %s failed: %s", up.Host, up.DialAddr(), tlsErr.Err), "")
 	}
 	var plugin *mywire.UnsupportedPluginError
 	if errors.As(err, &plugin) {
-		return &Error{Code: mywire.ErNotSupportedAuth, Reason: proxy.ReasonUpstreamAuth, Err: err,
-			Message: fmt.Sprintf("user %q is not an IAM user: the upstream asked for the auth plugin %q instead of mysql_clear_password. Fix: ALTER USER %s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'", user, plugin.Plugin, sqlquote.MySQLString(user))}
+		return &failure.Failure{Reason: failure.UpstreamAuth, Code: failure.Code{Errno: mywire.ErNotSupportedAuth}, Err: err,
+			Cause: fmt.Sprintf("user %q is not an IAM user: the upstream asked for the auth plugin %q instead of mysql_clear_password", user, plugin.Plugin),
+			Fix:   IAMUserFix(user)}
 	}
 	var pe *mywire.ServerProtocolError
 	if errors.As(err, &pe) {
-		return &Error{Code: mywire.ErUpstreamConnect, Reason: proxy.ReasonUpstream, Err: err,
-			Message: fmt.Sprintf("lost the upstream %s at %s during the login (%s). Fix: check that it is a MySQL endpoint and that the DB is healthy; if this client or the AWS credentials took over 10 s, the server's connect_timeout ended the wait", up.Host, up.DialAddr(), pe.Step)}
+		return failure.Wrap(failure.Upstream, err, fmt.Sprintf("lost the upstream %s at %s during the login (%s)", up.Host, up.DialAddr(), pe.Step),
+			"check that it is a MySQL endpoint and that the DB is healthy; if this client or the AWS credentials took over 10 s, the server's connect_timeout ended the wait")
 	}
-	return &Error{Code: mywire.ErUpstreamConnect, Reason: proxy.ReasonUpstream, Err: err,
-		Message: fmt.Sprintf("cannot log in to the upstream %s: %s", up.Host, err)}
+	return nil
 }
 
-// codeFor maps a shared failure reason to the MySQL error a client expects.
-func codeFor(reason string) uint16 {
-	if reason == proxy.ReasonCredentials {
-		return mywire.ErAccessDenied
-	}
-	return mywire.ErUpstreamConnect
+// IAMUserFix makes an existing user an IAM user. doctor says the same.
+func IAMUserFix(user string) string {
+	return "ALTER USER " + sqlquote.MySQLAccount(user, "%") + " IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
 }
 
 // explainServerError explains an ERR the upstream sent during the login.
-func (p *Proxy) explainServerError(ctx context.Context, user string, e *mywire.ServerError) *Error {
+// It is the one place a MySQL server's words are read: error numbers,
+// and the plugin name in "Plugin ... is not loaded".
+func (p *Proxy) explainServerError(ctx context.Context, user string, e *mywire.ServerError) *failure.Failure {
 	switch e.Code {
 	case mywire.ErAccessDenied:
-		who := "the proxy's AWS identity"
-		account := ""
-		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if id, err := p.cfg.Tokens.Identity(ictx, p.cfg.Region); err == nil {
-			who, account = id.ARN, id.Account
-		}
-		cancel()
-		arn := authtoken.DBUserARN(p.cfg.Region, account, "*", user)
-		return &Error{Code: mywire.ErAccessDenied, Reason: proxy.ReasonUpstreamAuth, Err: e,
-			Message: fmt.Sprintf("upstream rejected the IAM token for user %q (%s). Fix: check that the user was created IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
-				user, e.Message, who, arn, p.cfg.Region)}
+		return &failure.Failure{Reason: failure.UpstreamAuth, Code: failure.Code{Errno: mywire.ErAccessDenied}, Err: e,
+			Cause: fmt.Sprintf("upstream rejected the IAM token for user %q (%s)", user, e.Message),
+			Fix:   TokenRejectedFix(user, proxy.Signer(ctx, p.cfg.Tokens, p.cfg.Region), p.cfg.Region)}
 	case mywire.ErServerShutdown, mywire.ErUpstreamConnect:
 		// "Server shutdown in progress", or a server that cannot be
 		// reached behind the endpoint: the DB is restarting or failing
 		// over.
-		return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
-			Message: fmt.Sprintf("the upstream %s is not accepting connections now (%s). Fix: connect again in a few seconds: it is starting, shutting down, restarting or failing over; if it lasts, check the DB's status and events", p.cfg.Upstream.Host, e.Message)}
+		return &failure.Failure{Reason: failure.Upstream, Code: failure.Code{Errno: e.Code}, Err: e,
+			Cause: fmt.Sprintf("the upstream %s is not accepting connections now (%s)", p.cfg.Upstream.Host, e.Message),
+			Fix:   proxy.NotAcceptingFix}
 	case mywire.ErPluginNotLoaded:
 		if strings.Contains(e.Message, "AWSAuthenticationPlugin") {
-			return &Error{Code: mywire.ErPluginNotLoaded, Reason: proxy.ReasonUpstreamAuth, Err: e,
-				Message: fmt.Sprintf("IAM database authentication is not enabled on %s (%s). Fix: aws rds modify-db-instance --db-instance-identifier ID --enable-iam-database-authentication --apply-immediately (for Aurora: modify-db-cluster)", p.cfg.Upstream.Host, e.Message)}
+			return &failure.Failure{Reason: failure.UpstreamAuth, Code: failure.Code{Errno: mywire.ErPluginNotLoaded}, Err: e,
+				Cause: fmt.Sprintf("IAM database authentication is not enabled on %s (%s)", p.cfg.Upstream.Host, e.Message),
+				Fix:   "aws rds modify-db-instance --db-instance-identifier ID --enable-iam-database-authentication --apply-immediately (for Aurora: modify-db-cluster)"}
 		}
 	}
-	return &Error{Code: e.Code, Reason: proxy.ReasonUpstream, Err: e,
-		Message: "upstream refused the login: " + e.Message}
+	return &failure.Failure{Reason: failure.Upstream, Code: failure.Code{Errno: e.Code}, Err: e, Cause: "upstream refused the login: " + e.Message}
+}
+
+// TokenRejectedFix is what to check when RDS rejects a token for user,
+// signed by signer (its ARN and account, when known) in region. doctor
+// says the same.
+func TokenRejectedFix(user string, signer authtoken.Identity, region string) string {
+	who := signer.ARN
+	if who == "" {
+		who = "the proxy's AWS identity"
+	}
+	return fmt.Sprintf("check that the user was created IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', that %s may rds-db:connect on %s, that IAM authentication is enabled on the DB, that %s is the DB's region, and that this machine's clock is right",
+		who, authtoken.DBUserARN(region, signer.Account, "*", user), region)
 }

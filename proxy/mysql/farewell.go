@@ -98,7 +98,9 @@ func (f *farewell) Message(err error) []byte {
 		return nil
 	}
 	var b bytes.Buffer
-	if writeError(&b, &Error{Code: mywire.ErUpstreamConnect, Message: proxy.LostUpstream(err), Seq: f.seq + 1, Greeted: true}) != nil {
+	lost := proxy.LostUpstream(err)
+	lost.Code.Errno = mywire.ErUpstreamConnect
+	if writeFailure(&b, lost, position{seq: f.seq + 1, greeted: true}) != nil {
 		return nil
 	}
 	return b.Bytes()

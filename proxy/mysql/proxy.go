@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
@@ -54,8 +55,6 @@ const GreetingGrace = 5 * time.Second
 // IAM tokens over verify-full TLS.
 type Proxy struct {
 	cfg       Config
-	log       *slog.Logger
-	obs       proxy.Observer
 	greetings *proxy.Gate
 }
 
@@ -73,7 +72,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxUnansweredGreetings == 0 {
 		cfg.MaxUnansweredGreetings = DefaultMaxUnansweredGreetings
 	}
-	p := &Proxy{cfg: cfg, log: log.With("engine", "mysql", "upstream", cfg.Upstream.Host), obs: cfg.Observer,
+	cfg.Logger = log.With("engine", "mysql", "upstream", cfg.Upstream.Host)
+	p := &Proxy{cfg: cfg,
 		greetings: proxy.NewGate(cfg.MaxUnansweredGreetings, GreetingGrace)}
 	return p, nil
 }
@@ -84,208 +84,200 @@ func (p *Proxy) Greetings() *proxy.Gate { return p.greetings }
 
 // ServeConn serves one client connection; it implements proxy.Handler.
 func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
-	defer client.Close()
-	l := p.cfg.BeginLogin(ctx, client)
-	defer l.End()
-	hctx, start := l.Ctx, l.Start
-	log := p.log.With("client", client.RemoteAddr().String())
+	p.cfg.Serve(ctx, client, p)
+}
 
-	release, refused := proxy.TakeAll(p.cfg.Limits...)
-	if refused != "" {
-		p.fail(l, log, client, &Error{Code: mywire.ErConCount, Reason: proxy.ReasonLimit, Message: refused}, 0, false)
-		return
+// Target is the upstream; it implements proxy.Engine.
+func (p *Proxy) Target() proxy.Target {
+	up := p.cfg.Upstream
+	tlsUp, _ := up.currentTLS()
+	return proxy.Target{Host: up.Host, Port: up.Port, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", TLS: tlsUp}
+}
+
+// handshake is one MySQL client's login: the upstream dialed for its
+// greeting, the greeting mirrored to the client, its answer read, then the
+// upstream login and its OK passed on. It implements proxy.Handshake.
+type handshake struct {
+	p       *Proxy
+	conn    net.Conn // the client
+	pos     position // where an ERR goes now
+	pending *Pending // the upstream, until it logs in
+	place   *proxy.Pass
+	resp    *mywire.HandshakeResponse
+	who     proxy.Who
+}
+
+// session is an upstream login: the connection and the server's OK.
+type session struct{ s *mywire.Session }
+
+func (s *session) Upstream() net.Conn       { return s.s.Conn }
+func (s *session) Farewell() proxy.Farewell { return newFarewell() }
+func (h *handshake) Who() proxy.Who         { return h.who }
+func (h *handshake) Client() net.Conn       { return h.conn }
+
+// Fail tells the client f, after dropping the upstream connection held
+// for it: a slow client does not hold one while it lingers.
+func (h *handshake) Fail(f *failure.Failure) error {
+	h.Close()
+	return writeFailure(h.conn, f, h.pos)
+}
+
+// Close ends an upstream connection that will not log in with a failed
+// login rather than a broken handshake (see Pending.Abandon), then frees
+// its place among the unanswered greetings.
+func (h *handshake) Close() {
+	if h.pending != nil {
+		h.pending.Abandon()
+		h.pending = nil
 	}
-	defer release()
+	h.place.Leave()
+}
 
+// Open takes the connection limits, dials the upstream for its greeting,
+// mirrors it to the client with the proxy's own scramble and reads the
+// client's answer, which names the user. It implements proxy.Engine.
+func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
+	h := &handshake{p: p, conn: l.Client}
+	// Until the greeting goes out the client waits on the proxy (a place,
+	// the dial): its first-packet clock has not started.
+	l.Waiting()
+	if f := l.Admit(); f != nil {
+		return h, f
+	}
 	// The upstream's greeting comes first: the client must see the
 	// server's version, capabilities and connection id. The connection
 	// dialed for it takes a place among the unanswered greetings until
 	// the client answers.
-	pending, place, upstreamTime, err := p.dialForGreeting(l)
+	pending, place, err := p.dialForGreeting(l)
 	if err != nil {
-		p.fail(l, log, client, err, 0, false)
-		return
+		return h, err
 	}
-	// Whatever ends this login early, the upstream sees a failed login
-	// rather than a broken handshake (see Pending.Abandon), and then the
-	// place is free: drop runs before the client is told, so a slow
-	// client does not hold an upstream connection while it lingers.
-	drop := func() {
-		if pending != nil {
-			pending.Abandon()
-			pending = nil
-		}
-		place.Leave()
-	}
-	defer drop()
-	fail := func(conn net.Conn, err error, seq byte, greeted bool) {
-		drop()
-		p.fail(l, log, conn, err, seq, greeted)
-	}
+	h.pending, h.place = pending, place
 	scramble, err := mywire.NewScramble()
 	if err != nil {
-		fail(client, &Error{Code: mywire.ErHandshake, Reason: proxy.ReasonProtocol, Err: err,
-			Message: "cannot make a scramble (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"}, 0, false)
-		return
+		return h, failure.Wrap(failure.Protocol, err, "cannot make a scramble (the system's random source failed)", "connect again; if it persists, see the proxy's log")
 	}
 	greeting := mywire.Mirror(pending.Greeting, scramble, mywire.PluginNativePassword, false)
 	if !p.cfg.AllowLocalInfile {
 		greeting.Caps &^= mywire.CapLocalFiles
 	}
-	hello, err := mywire.Greet(client, greeting, mywire.GreetOptions{Greeted: place.Expose})
+	hello, err := mywire.Greet(l.Client, greeting, mywire.GreetOptions{Greeted: func() {
+		place.Expose()
+		l.Greeted()
+	}})
+	h.conn, h.pos = hello.Conn, position{seq: 1, greeted: true}
 	if err != nil {
-		fail(hello.Conn, clientError(err), 1, true)
-		return
+		if proxy.IsTimeout(err) && l.Evicted() == nil && l.Drain.Err() == nil {
+			// Silent past the first-packet timeout (or the handshake
+			// timeout, when it comes first): a client that is still
+			// there is told why it is closed.
+			return h, &failure.Failure{Reason: failure.Timeout, Code: failure.Code{Errno: mywire.ErHandshake}, Err: err,
+				Cause: fmt.Sprintf("the client did not answer the server's greeting within %s (the proxy's first-packet timeout)", l.FirstPacketTimeout()),
+				Fix:   "answer the greeting at once after connecting; if clients are slow to answer (a loaded machine), raise --first-packet-timeout"}
+		}
+		return h, h.clientError(err)
 	}
 	l.FirstPacket()
 	place.Leave()
-	conn, resp := hello.Conn, hello.Response
+	h.resp = hello.Response
 	seq, err := settleClientAuth(hello, mywire.PluginNativePassword, scramble)
+	h.pos.seq = seq
 	if err != nil {
-		fail(conn, clientError(err), 1, true)
-		return
+		h.pos.seq = 1
+		return h, h.clientError(err)
 	}
-	user := resp.User
+	user := h.resp.User
 	if p.cfg.DBUser != "" {
 		user = p.cfg.DBUser
 	}
-	log = log.With("user", user, "database", resp.Database, "connection_id", pending.Greeting.ConnectionID)
+	h.who = proxy.Who{User: user, Database: h.resp.Database, Attrs: []any{"connection_id", pending.Greeting.ConnectionID}}
 	if user == "" {
-		fail(conn, &Error{Code: mywire.ErAccessDenied, Reason: proxy.ReasonProtocol,
-			Message: "no user name. Fix: pass the database user (mysql -u USER), or start the proxy with --db-user"}, seq, true)
-		return
+		return h, failure.New(failure.Protocol, "no user name", "pass the database user (mysql -u USER), or start the proxy with --db-user")
 	}
+	return h, nil
+}
 
-	tokStart := time.Now()
-	tok, err := p.cfg.Tokens.Token(hctx, p.cfg.Upstream.Host, p.cfg.Upstream.Port, p.cfg.Region, user)
-	upstreamTime += time.Since(tokStart) // as for Postgres: token, dial, TLS, login
-	if err != nil {
-		fail(conn, p.explain(hctx, user, err), seq, true)
-		return
+// clientError turns a client's broken handshake into what it is told
+// (see clientError), at the position the codec names.
+func (h *handshake) clientError(err error) error {
+	f, pos := clientError(err)
+	if f == nil {
+		return err
 	}
-	lctx, lcancel := context.WithTimeout(hctx, p.cfg.ConnectTimeout)
-	loginStart := time.Now()
-	sess, err := pending.Login(lctx, mywire.Login{User: user, Database: resp.Database, Password: tok, Plugin: mywire.PluginClearPassword,
-		OnlyPlugin: true, Client: resp, LocalInfile: p.cfg.AllowLocalInfile})
-	lcancel()
-	upstreamTime += time.Since(loginStart)
-	pending = nil // Login closed it on failure, and owns it on success
-	if err != nil {
-		if ctx.Err() != nil {
-			p.fail(l, log, conn, err, seq, true)
-			return
-		}
-		p.fail(l, log, conn, p.explain(hctx, user, err), seq, true)
-		return
-	}
-	defer sess.Conn.Close()
-	if ctx.Err() != nil {
-		p.fail(l, log, conn, ctx.Err(), seq, true)
-		return
-	}
-	if err := mywire.WritePacket(conn, seq, sess.OK); err != nil {
-		p.obs.Refused(proxy.ReasonClientGone)
-		log.Info("client went away during login", "err", err)
-		return
-	}
-	l.Relaying(conn, sess.Conn)
-	log.Debug("connected", "handshake", time.Since(start))
+	h.pos = pos
+	return f
+}
 
-	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, conn, sess.Conn, start, proxy.RelayOptions{IdleTimeout: p.cfg.IdleTimeout, Observer: p.obs, Farewell: newFarewell()})
+// Login upgrades the upstream to TLS and logs in as user with token over
+// mysql_clear_password, with the client's capabilities where they change
+// framing.
+func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Session, error) {
+	pending := h.pending
+	h.pending = nil // Login closes it on failure, and owns it on success
+	s, err := pending.Login(ctx, mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
+		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile})
+	if err != nil {
+		return nil, err
+	}
+	return &session{s}, nil
+}
+
+// Finish passes the server's OK on with the client's sequence id.
+func (h *handshake) Finish(s proxy.Session) error {
+	return mywire.WritePacket(h.conn, h.pos.seq, s.(*session).s.OK)
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting
 // at most until the client's first-packet deadline, then dials the
 // upstream and reads its greeting. An evicted place ends the login (see
-// Login.Evict). On error nothing is held. took is the dial's time.
-func (p *Proxy) dialForGreeting(l *proxy.Login) (_ *Pending, _ *proxy.Pass, took time.Duration, _ error) {
+// Login.Evict). On error nothing is held.
+func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	wctx, cancel := context.WithDeadline(l.Ctx, l.Start.Add(p.cfg.FirstPacketTimeout))
 	place, err := p.greetings.Enter(wctx)
 	cancel()
 	if err != nil {
-		if l.Evicted() != "" || l.Drain.Err() != nil || l.Ctx.Err() != nil {
-			return nil, nil, 0, err
+		if l.Evicted() != nil || l.Drain.Err() != nil || l.Ctx.Err() != nil {
+			return nil, nil, err
 		}
-		return nil, nil, 0, &Error{Code: mywire.ErConCount, Reason: proxy.ReasonLimit, Err: err,
-			Message: fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d upstream connections waiting for an answer, --max-unanswered-greetings), and no place freed within %s. Fix: connect again in a moment; if many real clients connect at the same moment, raise --max-unanswered-greetings", p.greetings.Max(), p.cfg.FirstPacketTimeout)}
+		if p.greetings.Exposed() == 0 {
+			// No place is held for a silent client: they all wait for
+			// the upstream's greeting, which is what is slow.
+			up := p.cfg.Upstream
+			return nil, nil, failure.Wrap(failure.Timeout, err,
+				fmt.Sprintf("the upstream %s at %s is slow to answer: all %d upstream connections the proxy may hold for logins (--max-unanswered-greetings) are still waiting for the server's greeting, and none freed within %s", up.Host, up.DialAddr(), p.greetings.Max(), p.cfg.FirstPacketTimeout),
+				"check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded; then connect again")
+		}
+		return nil, nil, failure.Wrap(failure.Limit, err,
+			fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d upstream connections waiting for an answer, --max-unanswered-greetings), and no place freed within %s", p.greetings.Max(), p.cfg.FirstPacketTimeout),
+			"connect again in a moment; if many real clients connect at the same moment, raise --max-unanswered-greetings")
 	}
 	max := p.greetings.Max()
 	place.OnEvict(func() {
-		l.Evict(fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d, --max-unanswered-greetings) and this one had not answered %s after getting it, so it was closed to make room. Fix: answer the greeting at once; if many real clients connect at the same moment, raise --max-unanswered-greetings", max, GreetingGrace))
+		l.Evict(failure.New(failure.Evicted,
+			fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d, --max-unanswered-greetings) and this one had not answered %s after getting it, so it was closed to make room", max, GreetingGrace),
+			"answer the greeting at once; if many real clients connect at the same moment, raise --max-unanswered-greetings"))
 	})
 	dctx, dcancel := context.WithTimeout(l.Ctx, p.cfg.ConnectTimeout)
 	defer dcancel()
 	dialStart := time.Now()
 	pending, err := Dial(dctx, p.cfg.Upstream)
-	took = time.Since(dialStart)
+	l.AddUpstream(time.Since(dialStart))
 	if err != nil {
 		place.Leave()
-		if l.Evicted() != "" {
-			return nil, nil, took, err
-		}
-		return nil, nil, took, p.explain(l.Ctx, "", err)
+		return nil, nil, l.Explain("", err)
 	}
-	return pending, place, took, nil
+	return pending, place, nil
 }
 
-// RefuseConn turns away a client the handshake cap has no place for, as
-// a server turns one away over its max_connections: an ERR 1040 in place
-// of the greeting. It implements proxy.Refuser.
+// RefuseConn turns away a client the handshake cap has no place for
+// (see proxy.Settings.Refuse); it implements proxy.Refuser.
 func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal) {
-	defer client.Close()
-	p.obs.Accepted()
-	defer p.obs.Ended()
-	p.obs.Refused(proxy.ReasonHandshakeLimit)
-	log := p.log.With("client", client.RemoteAddr().String())
-	if r.Drop {
-		log.Debug("connection dropped: too many connections logging in, and too many being refused")
-		return
-	}
-	log.Debug("connection refused at accept: too many connections logging in")
-	client.SetWriteDeadline(time.Now().Add(time.Second))
-	if writeError(client, &Error{Code: mywire.ErConCount, Reason: proxy.ReasonHandshakeLimit, Message: r.Message}) == nil {
-		proxy.LingerClose(client)
-	}
+	p.cfg.Refuse(ctx, client, r, p)
 }
 
-// fail tells the client why its connection cannot go on, and logs it.
-//
-// seq and greeted say where the login is: an ERR before the greeting goes
-// out with sequence id 0 and no SQLSTATE, after it with the next id.
-// Errors from Greet carry their own position.
-func (p *Proxy) fail(l *proxy.Login, log *slog.Logger, client net.Conn, err error, seq byte, greeted bool) {
-	var me *Error
-	if why := l.Evicted(); why != "" {
-		// Evictions come in floods: the gates log summaries.
-		p.obs.Refused(proxy.ReasonEvicted)
-		log.Debug("connection evicted", "cause", err)
-		me = &Error{Code: mywire.ErConCount, Reason: proxy.ReasonEvicted, Message: why, Seq: seq, Greeted: greeted}
-		client.SetWriteDeadline(time.Now().Add(time.Second))
-		if writeError(client, me) == nil {
-			proxy.LingerClose(client)
-		}
-		return
-	}
-	if !errors.As(err, &me) {
-		shutdown, reason := proxy.Unexplained(l.Drain, log, err, l.Start)
-		if !shutdown {
-			p.obs.Refused(reason)
-			return
-		}
-		me = &Error{Code: mywire.ErServerShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
-	}
-	if !me.Greeted {
-		me.Seq, me.Greeted = seq, greeted
-	}
-	attrs := []any{"reason", me.Reason, "code", me.Code, "message", me.Message}
-	if me.Err != nil {
-		attrs = append(attrs, "cause", me.Err.Error())
-	}
-	p.obs.Refused(me.Reason)
-	log.Warn("connection refused", attrs...)
-	client.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if writeError(client, me) == nil {
-		proxy.LingerClose(client)
-	}
+// Refusing reads nothing: a client refused at accept is told as a server
+// tells one over its max_connections, with an ERR in place of the
+// greeting. It implements proxy.Engine.
+func (p *Proxy) Refusing(_ context.Context, c net.Conn, _ *slog.Logger) (proxy.Handshake, error) {
+	return &handshake{p: p, conn: c}, nil
 }

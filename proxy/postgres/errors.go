@@ -7,29 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
-
-// Error is a failure before the relay starts, as the client will see it.
-// Message names the cause and the fix; it never holds a token or a secret.
-type Error struct {
-	Code    string // SQLSTATE (pgwire.Code*)
-	Message string // sent after "rds-iam-proxy: "
-	Detail  string // optional
-	Hint    string // optional
-	Reason  string // log label
-	Err     error  // underlying cause, for the log only
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Message + ": " + e.Err.Error()
-	}
-	return e.Message
-}
-
-func (e *Error) Unwrap() error { return e.Err }
 
 // clientError turns what went wrong reading a client's opening into what
 // the client is told: a protocol violation gets the code a server would
@@ -41,21 +21,46 @@ func clientError(err error) error {
 	if !errors.As(err, &pe) {
 		return err
 	}
-	msg := pe.Message
+	f := &failure.Failure{Reason: failure.Protocol, Code: failure.Code{SQLState: pe.Code}, Cause: pe.Message}
 	var version *pgwire.VersionError
 	switch {
 	case errors.Is(err, pgwire.ErrDirectTLS):
-		msg = "the client started TLS directly (sslnegotiation=direct); rds-iam-proxy accepts plaintext on its local listener: connect with sslmode=disable or prefer"
+		f.Cause = "the client started TLS directly (sslnegotiation=direct); rds-iam-proxy accepts plaintext on its local listener"
+		f.Fix = "connect with sslmode=disable or prefer"
 	case errors.As(err, &version):
-		msg = fmt.Sprintf("unsupported frontend protocol %d.%d: rds-iam-proxy speaks protocol 3", version.Major, version.Minor)
+		f.Cause = fmt.Sprintf("unsupported frontend protocol %d.%d: rds-iam-proxy speaks protocol 3", version.Major, version.Minor)
 	}
-	return &Error{Code: pe.Code, Reason: proxy.ReasonProtocol, Message: msg}
+	return f
 }
 
-// writeError sends e as a FATAL ErrorResponse.
-func writeError(w io.Writer, e *Error) error {
+// sqlState is the SQLSTATE f goes out with: the server's own when it
+// carries one, else the one a server would use for its reason.
+func sqlState(f *failure.Failure) string {
+	if f.Code.SQLState != "" {
+		return f.Code.SQLState
+	}
+	switch f.Reason {
+	case failure.Limit, failure.HandshakeLimit, failure.Evicted:
+		return pgwire.CodeTooManyConnections
+	case failure.Credentials:
+		return pgwire.CodeInvalidAuthorization
+	case failure.UpstreamAuth:
+		return pgwire.CodeInvalidPassword
+	case failure.Shutdown:
+		return pgwire.CodeAdminShutdown
+	case failure.Protocol:
+		return pgwire.CodeProtocolViolation
+	}
+	return pgwire.CodeConnectionFailure
+}
+
+// writeFailure sends f as a FATAL ErrorResponse: the cause as the message
+// (after "rds-iam-proxy: ") and the fix as the HINT, which psql prints on
+// its own line ("HINT:  ...") and drivers keep apart (pgconn's
+// PgError.Hint).
+func writeFailure(w io.Writer, f *failure.Failure) error {
 	return pgwire.WriteError(w, &pgproto3.ErrorResponse{
-		Severity: "FATAL", Code: e.Code,
-		Message: "rds-iam-proxy: " + e.Message, Detail: e.Detail, Hint: e.Hint,
+		Severity: "FATAL", Code: sqlState(f),
+		Message: "rds-iam-proxy: " + f.Cause, Hint: f.Fix,
 	})
 }

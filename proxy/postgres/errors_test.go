@@ -2,12 +2,11 @@ package postgres
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
 
@@ -20,7 +19,7 @@ func TestProtocolErrorsAreClientErrors(t *testing.T) {
 	}{
 		{"not postgres", "GET / HTTP/1.1\r\n", pgwire.CodeProtocolViolation, "rds-iam-proxy: invalid startup packet length"},
 		{"direct TLS", "\x16\x03\x01\x00", pgwire.CodeProtocolViolation,
-			"rds-iam-proxy: the client started TLS directly (sslnegotiation=direct); rds-iam-proxy accepts plaintext on its local listener: connect with sslmode=disable or prefer\x00"},
+			"rds-iam-proxy: the client started TLS directly (sslnegotiation=direct); rds-iam-proxy accepts plaintext on its local listener\x00Hconnect with sslmode=disable or prefer\x00"},
 		{"protocol 2", "\x00\x00\x00\x08\x00\x02\x00\x00", pgwire.CodeFeatureNotSupported,
 			"rds-iam-proxy: unsupported frontend protocol 2.0: rds-iam-proxy speaks protocol 3\x00"},
 	}
@@ -33,12 +32,12 @@ func TestProtocolErrorsAreClientErrors(t *testing.T) {
 		}()
 		_, err := pgwire.ReadHello(server, pgwire.HelloOptions{})
 		server.Close()
-		var pe *Error
-		if !errors.As(clientError(err), &pe) || pe.Code != c.code || pe.Reason != proxy.ReasonProtocol {
-			t.Fatalf("%s: %v, want an %s *Error", c.name, err, c.code)
+		pe, ok := failure.As(clientError(err))
+		if !ok || sqlState(pe) != c.code || pe.Reason != failure.Protocol {
+			t.Fatalf("%s: %v, want an %s failure", c.name, err, c.code)
 		}
 		var buf bytes.Buffer
-		if err := writeError(&buf, pe); err != nil {
+		if err := writeFailure(&buf, pe); err != nil {
 			t.Fatal(err)
 		}
 		if b := buf.Bytes(); b[0] != 'E' || !bytes.Contains(b, []byte(c.text)) || !bytes.Contains(b, []byte("SFATAL")) {

@@ -58,7 +58,9 @@ func (f *farewell) Message(err error) []byte {
 		return nil
 	}
 	var b bytes.Buffer
-	if writeError(&b, &Error{Code: pgwire.CodeConnectionLost, Message: proxy.LostUpstream(err)}) != nil {
+	lost := proxy.LostUpstream(err)
+	lost.Code.SQLState = pgwire.CodeConnectionLost
+	if writeFailure(&b, lost) != nil {
 		return nil
 	}
 	return b.Bytes()

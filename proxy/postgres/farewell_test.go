@@ -58,7 +58,7 @@ func TestFarewellSpeaksOnlyBetweenMessages(t *testing.T) {
 			m, err := fe.Receive()
 			er, ok := m.(*pgproto3.ErrorResponse)
 			if err != nil || !ok || er.Severity != "FATAL" || er.Code != pgwire.CodeConnectionLost ||
-				!strings.Contains(er.Message, "rds-iam-proxy: the upstream reset the connection") || !strings.Contains(er.Message, "Fix: ") {
+				!strings.Contains(er.Message, "rds-iam-proxy: the upstream reset the connection") || !strings.Contains(er.Hint, "connect again") {
 				t.Fatalf("%s: %#v, %v", tc.name, m, err)
 			}
 		}

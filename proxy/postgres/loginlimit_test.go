@@ -123,13 +123,13 @@ func TestUpstreamLoginMessageBounded(t *testing.T) {
 		t.Error("the proxy kept the hostile upstream's connection open")
 	}
 
-	e := (&Proxy{cfg: Config{Upstream: up}}).explain(ctx, "app", err)
+	e := (&Proxy{cfg: Config{Upstream: up}}).Explain(ctx, "app", err)
 	for _, want := range []string{"announced a " + strconv.Itoa(hugeParameterStatus) + "-byte message during the login", "more than the 1048576 bytes", "Fix:"} {
-		if !strings.Contains(e.Message, want) {
-			t.Errorf("client message %q lacks %q", e.Message, want)
+		if !strings.Contains(e.Text(), want) {
+			t.Errorf("client message %q lacks %q", e.Text(), want)
 		}
 	}
-	if e.Code != pgwire.CodeConnectionFailure {
-		t.Errorf("SQLSTATE %s", e.Code)
+	if sqlState(e) != pgwire.CodeConnectionFailure {
+		t.Errorf("SQLSTATE %s", sqlState(e))
 	}
 }

@@ -42,8 +42,8 @@ func TestPlaintextLoginOnlyToLoopback(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("refusal took %v", took)
 	}
-	x, ok := proxy.ExplainLoginFailure(err, proxy.Target{Host: "127.0.0.1", DialAddr: "192.0.2.10:5432", Tunnel: true, User: "app", TLS: plain})
-	if !ok || !strings.Contains(x.Message, "refused to connect to 192.0.2.10:5432") || !strings.Contains(x.Message, "Fix:") {
+	x := proxy.ExplainLoginFailure(err, proxy.Target{Host: "127.0.0.1", DialAddr: "192.0.2.10:5432", Tunnel: true, User: "app", TLS: plain})
+	if x == nil || !strings.Contains(x.Text(), "refused to connect to 192.0.2.10:5432") || !strings.Contains(x.Text(), "Fix:") {
 		t.Errorf("explained as %+v", x)
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
@@ -31,8 +32,6 @@ type Proxy struct {
 	cfg     Config
 	dialer  *Dialer
 	cancels *cancelMap
-	log     *slog.Logger
-	obs     proxy.Observer
 }
 
 // New checks cfg and returns a Proxy.
@@ -55,131 +54,136 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), log: log.With("engine", "postgres", "upstream", cfg.Upstream.Host), obs: cfg.Observer}
+	cfg.Logger = log.With("engine", "postgres", "upstream", cfg.Upstream.Host)
+	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap()}
 	return p, nil
 }
 
 // ServeConn serves one client connection; it implements proxy.Handler.
 func (p *Proxy) ServeConn(ctx context.Context, client net.Conn) {
-	defer client.Close()
-	l := p.cfg.BeginLogin(ctx, client)
-	defer l.End()
-	hctx, start := l.Ctx, l.Start
-	log := p.log.With("client", client.RemoteAddr().String())
+	p.cfg.Serve(ctx, client, p)
+}
 
-	hello, err := pgwire.ReadHello(client, pgwire.HelloOptions{})
+// Target is the upstream; it implements proxy.Engine.
+func (p *Proxy) Target() proxy.Target {
+	up := p.cfg.Upstream
+	return proxy.Target{Host: up.Host, Port: up.Port, DialAddr: up.DialAddr(), Tunnel: up.DialAddress != "", TLS: p.tlsSettings()}
+}
+
+// handshake is one Postgres client's login: its opening read, then the
+// upstream session's greeting written with a cancel key of the proxy's.
+// It implements proxy.Handshake.
+type handshake struct {
+	p       *Proxy
+	conn    net.Conn // the client, as the opening left it
+	startup *pgwire.Startup
+	who     proxy.Who
+	forget  func() // drops the session's cancel key
+}
+
+// session is an upstream login taken over from pgconn: the connection and
+// what the server said at login, from which the client is greeted.
+type session struct{ hc *pgconn.HijackedConn }
+
+func (s *session) Upstream() net.Conn              { return s.hc.Conn }
+func (s *session) Farewell() proxy.Farewell        { return &farewell{} }
+func (h *handshake) Who() proxy.Who                { return h.who }
+func (h *handshake) Client() net.Conn              { return h.conn }
+func (h *handshake) Fail(f *failure.Failure) error { return writeFailure(h.conn, f) }
+
+func (h *handshake) Close() {
+	if h.forget != nil {
+		h.forget()
+	}
+}
+
+// Open reads the client's opening (answering an SSLRequest with N): a
+// cancel request is forwarded and ends there, uncounted against the
+// limits since it ends work; a startup message names the user. It
+// implements proxy.Engine.
+func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
+	h := &handshake{p: p, conn: l.Client}
+	hello, err := pgwire.ReadHello(l.Client, pgwire.HelloOptions{})
 	if err != nil {
-		p.fail(l, log, client, clientError(err))
-		return
+		return h, clientError(err)
 	}
 	l.FirstPacket()
-	conn := hello.Conn
+	h.conn = hello.Conn
 	if hello.Cancel != nil {
-		// Cancels are not counted against the cap: they end work.
-		p.obs.Refused(proxy.ReasonCancelRequest)
-		p.forwardCancel(hctx, log, conn, *hello.Cancel)
-		return
+		p.forwardCancel(l.Ctx, l.Log, h.conn, *hello.Cancel)
+		return h, &proxy.Handled{Reason: failure.CancelRequest}
 	}
-	release, refused := proxy.TakeAll(p.cfg.Limits...)
-	if refused != "" {
-		p.fail(l, log, conn, &Error{Code: pgwire.CodeTooManyConnections, Reason: proxy.ReasonLimit, Message: refused})
-		return
+	if f := l.Admit(); f != nil {
+		return h, f
 	}
-	defer release()
 	st := hello.Startup
+	h.startup = st
 	user := st.User()
 	if p.cfg.DBUser != "" {
 		user = p.cfg.DBUser
 	}
-	log = log.With("user", user, "database", st.Database())
+	h.who = proxy.Who{User: user, Database: st.Database()}
 	if isReplication(st.Params["replication"]) {
-		p.fail(l, log, conn, &Error{Code: pgwire.CodeFeatureNotSupported, Reason: proxy.ReasonProtocol,
-			Message: "replication connections cannot use IAM authentication on RDS: use a password user for replication"})
-		return
+		return h, &failure.Failure{Reason: failure.Protocol, Code: failure.Code{SQLState: pgwire.CodeFeatureNotSupported},
+			Cause: "replication connections cannot use IAM authentication on RDS", Fix: "use a password user for replication"}
 	}
+	return h, nil
+}
 
-	loginStart := time.Now()
-	up, err := p.login(hctx, user, st)
-	upstreamTime := time.Since(loginStart) // token, dial, TLS, login
+// Login logs in upstream as user with token, passing on the client's
+// database and runtime parameters.
+func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Session, error) {
+	st := h.startup
+	hc, err := h.p.dialer.Login(ctx, Login{User: user, Database: st.Database(), Password: token, Params: st.RuntimeParams()})
 	if err != nil {
-		if ctx.Err() != nil || l.Evicted() != "" {
-			p.fail(l, log, conn, err) // cut by shutdown or evicted: say so
-			return
-		}
-		p.fail(l, log, conn, p.explain(hctx, user, err))
-		return
+		return nil, err
 	}
-	defer up.Conn.Close()
-	if ctx.Err() != nil {
-		// The drain deadline passed during the login: a greeting now would
-		// be followed by a dead socket.
-		p.fail(l, log, conn, ctx.Err())
-		return
-	}
+	return &session{hc}, nil
+}
+
+// Finish greets the client with the session's parameters and a cancel
+// key of the proxy's own, which maps to the session's backend.
+func (h *handshake) Finish(s proxy.Session) error {
+	up := s.(*session).hc
 	// Cancels go to the address this session is on, not to a fresh lookup
 	// of the endpoint name: behind a reader endpoint's round-robin DNS that
 	// could be another instance.
-	target := p.cfg.Upstream
+	target := h.p.cfg.Upstream
 	target.DialAddress = up.Conn.RemoteAddr().String()
-	key, forget, err := p.cancels.register(target, pgwire.CancelKey{PID: up.PID, Secret: up.SecretKey})
+	key, forget, err := h.p.cancels.register(target, pgwire.CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
-		p.fail(l, log, conn, &Error{Code: pgwire.CodeConnectionFailure, Reason: proxy.ReasonProtocol, Err: err,
-			Message: "cannot make a cancel key for this session (the system's random source failed). Fix: connect again; if it persists, see the proxy's log"})
-		return
+		return &failure.Failure{Reason: failure.Protocol, Code: failure.Code{SQLState: pgwire.CodeConnectionFailure}, Err: err,
+			Cause: "cannot make a cancel key for this session (the system's random source failed)", Fix: "connect again; if it persists, see the proxy's log"}
 	}
-	defer forget()
-	greeting := &pgwire.Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: pgwire.Negotiation(st)}
-	if err := pgwire.WriteGreeting(conn, greeting); err != nil {
-		p.obs.Refused(proxy.ReasonClientGone)
-		log.Info("client went away during login", "err", err)
-		return
-	}
-	l.Relaying(conn, up.Conn)
-	log.Debug("connected", "upstream_pid", up.PID, "upstream_addr", target.DialAddress, "handshake", time.Since(start))
-
-	p.obs.LoggedIn(time.Since(start), upstreamTime)
-	proxy.RelayAndLog(ctx, log, conn, up.Conn, start, proxy.RelayOptions{IdleTimeout: p.cfg.IdleTimeout, Observer: p.obs, Farewell: &farewell{}})
+	h.forget = forget
+	greeting := &pgwire.Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: pgwire.Negotiation(h.startup)}
+	return pgwire.WriteGreeting(h.conn, greeting)
 }
 
-// refuseReadTimeout bounds reading the opening of a client refused at
-// accept: long enough for any real client's startup message, short enough
-// that a flood of silent ones costs little.
-const refuseReadTimeout = time.Second
-
-// RefuseConn turns away a client the handshake cap has no place for; it
-// implements proxy.Refuser. The client's opening is read first, so that
-// its SSLRequest gets its one-byte answer and the ErrorResponse (53300)
-// comes where libpq and pgx read it. A cancel request is forwarded rather
-// than refused: it ends work.
+// RefuseConn turns away a client the handshake cap has no place for
+// (see proxy.Settings.Refuse); it implements proxy.Refuser.
 func (p *Proxy) RefuseConn(ctx context.Context, client net.Conn, r proxy.Refusal) {
-	defer client.Close()
-	p.obs.Accepted()
-	defer p.obs.Ended()
-	log := p.log.With("client", client.RemoteAddr().String())
-	if r.Drop {
-		p.obs.Refused(proxy.ReasonHandshakeLimit)
-		log.Debug("connection dropped: too many connections logging in, and too many being refused")
-		return
-	}
-	client.SetDeadline(time.Now().Add(refuseReadTimeout))
+	p.cfg.Refuse(ctx, client, r, p)
+}
+
+// Refusing reads the opening of a client refused at accept, so that its
+// SSLRequest gets its one-byte answer and the ErrorResponse (53300) comes
+// where libpq and pgx read it. A cancel request is forwarded rather than
+// refused: it ends work. It implements proxy.Engine.
+func (p *Proxy) Refusing(ctx context.Context, client net.Conn, log *slog.Logger) (proxy.Handshake, error) {
+	h := &handshake{p: p, conn: client}
 	hello, err := pgwire.ReadHello(client, pgwire.HelloOptions{})
-	if err == nil && hello.Cancel != nil {
-		p.obs.Refused(proxy.ReasonCancelRequest)
+	if err != nil {
+		return h, err
+	}
+	h.conn = hello.Conn
+	if hello.Cancel != nil {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		p.forwardCancel(cctx, log, hello.Conn, *hello.Cancel)
-		return
+		return h, &proxy.Handled{Reason: failure.CancelRequest}
 	}
-	p.obs.Refused(proxy.ReasonHandshakeLimit)
-	if err != nil {
-		log.Debug("connection refused at accept: too many connections logging in; it sent no startup message in time", "err", err)
-		return
-	}
-	log.Debug("connection refused at accept: too many connections logging in", "user", hello.Startup.User())
-	client.SetWriteDeadline(time.Now().Add(refuseReadTimeout))
-	if writeError(hello.Conn, &Error{Code: pgwire.CodeTooManyConnections, Reason: proxy.ReasonHandshakeLimit, Message: r.Message}) == nil {
-		proxy.LingerClose(hello.Conn)
-	}
+	return h, nil
 }
 
 // isReplication reads the replication startup parameter as PostgreSQL
@@ -194,17 +198,6 @@ func isReplication(v string) bool {
 		return false
 	}
 	return true
-}
-
-// login builds a token for user and logs in upstream with it.
-func (p *Proxy) login(ctx context.Context, user string, st *pgwire.Startup) (*pgconn.HijackedConn, error) {
-	tok, err := p.cfg.Tokens.Token(ctx, p.cfg.Upstream.Host, p.cfg.Upstream.Port, p.cfg.Region, user)
-	if err != nil {
-		return nil, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
-	defer cancel()
-	return p.dialer.Login(cctx, Login{User: user, Database: st.Database(), Password: tok, Params: st.RuntimeParams()})
 }
 
 // forwardCancel sends a client's CancelRequest to the upstream backend its
@@ -223,38 +216,4 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 		return
 	}
 	log.Info("cancel request forwarded", "upstream_pid", t.key.PID, "upstream_addr", t.upstream.DialAddr())
-}
-
-// fail tells the client why its connection cannot go on, and logs it.
-func (p *Proxy) fail(l *proxy.Login, log *slog.Logger, client net.Conn, err error) {
-	var pe *Error
-	if why := l.Evicted(); why != "" {
-		// Evictions come in floods: the server logs a summary.
-		p.obs.Refused(proxy.ReasonEvicted)
-		log.Debug("connection evicted", "cause", err)
-		pe = &Error{Code: pgwire.CodeTooManyConnections, Reason: proxy.ReasonEvicted, Message: why}
-		client.SetWriteDeadline(time.Now().Add(time.Second))
-		if writeError(client, pe) == nil {
-			proxy.LingerClose(client)
-		}
-		return
-	}
-	if !errors.As(err, &pe) {
-		shutdown, reason := proxy.Unexplained(l.Drain, log, err, l.Start)
-		if !shutdown {
-			p.obs.Refused(reason)
-			return
-		}
-		pe = &Error{Code: pgwire.CodeAdminShutdown, Reason: proxy.ReasonShutdown, Err: err, Message: proxy.ShutdownMessage}
-	}
-	attrs := []any{"reason", pe.Reason, "code", pe.Code, "message", pe.Message}
-	if pe.Err != nil {
-		attrs = append(attrs, "cause", pe.Err.Error())
-	}
-	p.obs.Refused(pe.Reason)
-	log.Warn("connection refused", attrs...)
-	client.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if writeError(client, pe) == nil {
-		proxy.LingerClose(client)
-	}
 }

@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
+)
+
+// Serve drives one client connection through e, the same way for every
+// engine: admit (counted, deadlines, the handshake cap; e calls Admit for
+// the connection limits) -> e reads the client's handshake and says who it
+// is -> a token -> e logs in upstream -> e finishes the client's
+// handshake -> relay -> one log line and metrics. Every refusal on the way
+// goes through refuse. It closes client.
+func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
+	defer client.Close()
+	l := s.BeginLogin(ctx, client)
+	defer l.End()
+	l.settings, l.engine, l.target = s, e, e.Target()
+	l.Log = l.Log.With("client", client.RemoteAddr().String())
+	h, err := e.Open(l)
+	if err != nil {
+		defer h.Close() // Open returns a Handshake even on error
+		var handled *Handled
+		if errors.As(err, &handled) {
+			s.Observer.Refused(handled.Reason)
+			return
+		}
+		l.refuse(h, err)
+		return
+	}
+	defer h.Close()
+	who := h.Who()
+	l.Log = l.Log.With(append([]any{"user", who.User, "database", who.Database}, who.Attrs...)...)
+
+	loginStart := time.Now()
+	sess, err := s.login(l, h, who.User)
+	l.upstream += time.Since(loginStart) // token, dial, TLS, login
+	if err != nil {
+		if ctx.Err() == nil && l.Evicted() == nil {
+			err = s.explain(l.Ctx, e, who.User, err)
+		} // else cut by shutdown or evicted: the sink says so
+		l.refuse(h, err)
+		return
+	}
+	defer sess.Upstream().Close()
+	if ctx.Err() != nil {
+		// The drain deadline passed during the login: a greeting now would
+		// be followed by a dead socket.
+		l.refuse(h, ctx.Err())
+		return
+	}
+	if err := h.Finish(sess); err != nil {
+		if _, ok := failure.As(err); ok {
+			l.refuse(h, err)
+			return
+		}
+		s.Observer.Refused(failure.ClientGone)
+		l.Log.Info("client went away during login", "err", err)
+		return
+	}
+	conn := h.Client()
+	l.Relaying(conn, sess.Upstream())
+	l.Log.Debug("connected", "upstream_addr", sess.Upstream().RemoteAddr().String(), "handshake", time.Since(l.Start))
+	s.Observer.LoggedIn(time.Since(l.Start), l.upstream)
+	RelayAndLog(ctx, l.Log, conn, sess.Upstream(), l.Start, RelayOptions{IdleTimeout: s.IdleTimeout, Observer: s.Observer, Farewell: sess.Farewell()})
+}
+
+// login builds a token for user and has h log in with it, within the
+// connect timeout.
+func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
+	t := l.target
+	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.Region, user)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
+	defer cancel()
+	return h.Login(cctx, user, tok)
+}
+
+// explain turns a failed login into what the client is told: the
+// engine-independent failures first, then the engine's own, else the error
+// as it is.
+func (s *Settings) explain(ctx context.Context, e Engine, user string, err error) *failure.Failure {
+	if f, ok := failure.As(err); ok {
+		return f
+	}
+	t := e.Target()
+	t.User = user
+	if f := ExplainLoginFailure(err, t); f != nil {
+		return f
+	}
+	if f := e.Explain(ctx, user, err); f != nil {
+		return f
+	}
+	return failure.Wrap(failure.Upstream, err, fmt.Sprintf("cannot log in to the upstream %s: %s", t.Host, err), "")
+}
+
+// Explain explains a failure of the upstream that happens inside an
+// engine's Open (MySQL dials for the server's greeting there) as a failed
+// login is explained.
+func (l *Login) Explain(user string, err error) error {
+	if l.Evicted() != nil {
+		return err
+	}
+	return l.settings.explain(l.Ctx, l.engine, user, err)
+}
+
+// refuse is the one sink for a connection that ends before the relay: it
+// counts it, logs it, and has the engine tell the client in its protocol.
+// An eviction is told as such whatever err is; an error that is not a
+// failure is a client gone or too slow (only logged), or, during a
+// shutdown, told that the proxy is shutting down.
+func (l *Login) refuse(h Handshake, err error) {
+	if why := l.Evicted(); why != nil {
+		// Evictions come in floods: the gates log summaries.
+		l.obs.Refused(failure.Evicted)
+		l.Log.Debug("connection evicted", "cause", err)
+		tell(h, why, time.Second)
+		return
+	}
+	f, ok := failure.As(err)
+	if !ok {
+		shutdown, reason := Unexplained(l.Drain, l.Log, err, l.Start)
+		if !shutdown {
+			l.obs.Refused(reason)
+			return
+		}
+		f = ShutdownFailure(err)
+	}
+	attrs := []any{"reason", f.Reason, "message", f.Text()}
+	if f.Err != nil {
+		attrs = append(attrs, "cause", f.Err.Error())
+	}
+	l.obs.Refused(f.Reason)
+	l.Log.Warn("connection refused", attrs...)
+	tell(h, f, 5*time.Second)
+}
+
+// tell writes f to the client within d, then lingers so that it arrives.
+func tell(h Handshake, f *failure.Failure, d time.Duration) {
+	c := h.Client()
+	c.SetWriteDeadline(time.Now().Add(d))
+	if h.Fail(f) == nil {
+		LingerClose(c)
+	}
+}
+
+// refuseTimeout bounds reading a refused client's opening and telling it
+// why: long enough for any real client's startup message, short enough
+// that a flood of silent ones costs little.
+const refuseTimeout = time.Second
+
+// Refuse turns away a client the server's handshake cap has no place for
+// (see Server.LimitHandshakes), counted and told through e like any
+// refusal; r.Drop closes it at once. It closes client.
+func (s *Settings) Refuse(ctx context.Context, client net.Conn, r Refusal, e Engine) {
+	defer client.Close()
+	s.Observer.Accepted()
+	defer s.Observer.Ended()
+	log := s.Logger.With("client", client.RemoteAddr().String())
+	if r.Drop {
+		s.Observer.Refused(failure.HandshakeLimit)
+		log.Debug("connection dropped: too many connections logging in, and too many being refused")
+		return
+	}
+	client.SetDeadline(time.Now().Add(refuseTimeout))
+	h, err := e.Refusing(ctx, client, log)
+	if handled, ok := errors.AsType[*Handled](err); ok {
+		s.Observer.Refused(handled.Reason)
+		return
+	}
+	s.Observer.Refused(failure.HandshakeLimit)
+	if err != nil {
+		log.Debug("connection refused at accept: too many connections logging in; it sent no opening in time", "err", err)
+		return
+	}
+	log.Debug("connection refused at accept: too many connections logging in")
+	tell(h, r.Failure, refuseTimeout)
+}
