@@ -80,6 +80,7 @@ func mysqlPing(t *testing.T, port string) error {
 // silent), and the client whose dial was held still logs in once the
 // greeting comes. Budget: about 5 s.
 func TestMySQLClockStartsAtTheGreeting(t *testing.T) {
+	w.enter(t)
 	held := newHeldForwarder(t, w.my.Addr())
 	port := startMySQLProxy(t, func(c *launch.Config) {
 		c.DialAddress = held.addr()
@@ -113,6 +114,7 @@ func TestMySQLClockStartsAtTheGreeting(t *testing.T) {
 // greeting) is not silent: it is not evicted, and the newcomer is refused
 // instead. Budget: about 5 s.
 func TestMySQLWaitingClientIsNotEvicted(t *testing.T) {
+	w.enter(t)
 	held := newHeldForwarder(t, w.my.Addr())
 	port := startMySQLProxy(t, func(c *launch.Config) {
 		c.DialAddress = held.addr()
@@ -138,6 +140,7 @@ func TestMySQLWaitingClientIsNotEvicted(t *testing.T) {
 // cause and the fix, no sooner than the timeout after its greeting.
 // Budget: about 3 s.
 func TestMySQLSilentClientIsTold(t *testing.T) {
+	w.enter(t)
 	port := startMySQLProxy(t, func(c *launch.Config) { c.FirstPacketTimeout = config.Duration(time.Second) })
 	c, err := net.Dial("tcp", "127.0.0.1:"+port)
 	if err != nil {
