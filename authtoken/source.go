@@ -59,6 +59,9 @@ type Options struct {
 	// LoadOptions are passed to config.LoadDefaultConfig after ours, for
 	// programs that embed the proxy (the demo points IMDS at the emulator).
 	LoadOptions []func(*config.LoadOptions) error
+	// MFA configures MFA codes (mfa.go); a profile with role_arn and
+	// mfa_serial uses it without settings.
+	MFA MFA
 }
 
 // Source builds RDS IAM tokens from the AWS credential chain, optionally
@@ -94,6 +97,8 @@ type Source struct {
 	mu       sync.Mutex
 	identity *Identity
 	idKey    string // access key id the cached identity belongs to
+
+	mfa *mfaSession // nil unless MFA is configured (mfa.go)
 }
 
 // Identity is who the credentials belong to, for error messages.
@@ -146,6 +151,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		opts = append(opts, config.WithDefaultRegion(o.Region))
 	}
 	opts = append(opts, o.LoadOptions...)
+	opts = append(opts, config.WithAssumeRoleCredentialOptions(func(ao *stscreds.AssumeRoleOptions) { setMFATokenProvider(ao, o.MFA) }))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
@@ -162,6 +168,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 				}
 			}),
 			config.WithAssumeRoleCredentialOptions(func(ao *stscreds.AssumeRoleOptions) {
+				setMFATokenProvider(ao, o.MFA)
 				if c, ok := ao.Client.(*sts.Client); ok {
 					so := c.Options()
 					override(&so)
@@ -194,6 +201,12 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	base := cfg.Credentials
 	if base == nil {
 		base = aws.AnonymousCredentials{}
+	}
+	if p := detectMFAProfile(ctx, o.Profile); p != nil || o.MFA.Serial != "" {
+		if s.mfa, err = newMFASession(ctx, o, p, opts, cfg, log); err != nil {
+			return nil, err
+		}
+		base = s.mfa
 	}
 	s.provider = base
 	if len(o.Roles) > 0 {
@@ -260,6 +273,9 @@ func describeErr(err error, fromWeb bool) (string, bool) {
 	var re *RoleError
 	if errors.As(err, &re) {
 		return re.Error(), true
+	}
+	if me, ok := errors.AsType[*MFAError](err); ok {
+		return me.Error(), true
 	}
 	if wi := describeWebIdentityFailure(err, fromWeb); wi != "" {
 		return wi, true

@@ -44,6 +44,9 @@ type Options struct {
 	// command restores default signal handling so a second signal exits
 	// at once).
 	OnDrain func()
+	// MFAPrompt asks for an MFA code on the terminal; nil when there is
+	// none.
+	MFAPrompt func(ctx context.Context, serial string) (string, error)
 }
 
 // Process is a running proxy, as Options.Started sees it.
@@ -114,7 +117,7 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 	}
 	for _, u := range s.Upstreams {
 		lc := launch.Config{Upstream: u, Serving: s.Serving, Shared: shared,
-			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions}
+			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions, MFAPrompt: o.MFAPrompt}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		r, err := launch.Start(sctx, lc, log)
 		cancel()
