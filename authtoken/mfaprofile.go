@@ -100,6 +100,8 @@ type mfaSession struct {
 	sts      func(aws.CredentialsProvider) *sts.Client
 	log      *slog.Logger
 	tick     time.Duration // how often watchMFA looks
+	margin   time.Duration // sessions with less left are not used
+	cacheMin time.Duration // a cached session with less left is renewed when it can be
 
 	mu      sync.Mutex
 	gst     *aws.Credentials // the GetSessionToken session, nil if none
@@ -113,7 +115,14 @@ type mfaSession struct {
 // with o.MFA.Serial on top of cfg's credentials). opts are the Source's
 // load options, for the source profile's configuration.
 func newMFASession(ctx context.Context, o Options, p *mfaProfile, opts []func(*config.LoadOptions) error, cfg aws.Config, log *slog.Logger) (*mfaSession, error) {
-	m := &mfaSession{opts: o.MFA, cacheDir: o.MFA.CacheDir, log: log, tick: 10 * time.Second}
+	window := o.Refresh.Window
+	if window == 0 {
+		window = o.ExpiryWindow
+	}
+	// The CLI's 15 minutes, or more: a cached session the Source would
+	// refresh at once must not be taken again and again.
+	m := &mfaSession{opts: o.MFA, cacheDir: o.MFA.CacheDir, log: log, tick: 10 * time.Second,
+		margin: time.Minute, cacheMin: max(cacheFreshEnough, window+time.Minute)}
 	if m.cacheDir == "" {
 		m.cacheDir = DefaultCLICacheDir()
 	}
@@ -174,7 +183,7 @@ func (m *mfaSession) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	m.mu.Lock()
 	gst, held := m.gst, m.role1
 	m.mu.Unlock()
-	gstOK := gst != nil && gst.Expires.After(now.Add(time.Minute))
+	gstOK := gst != nil && gst.Expires.After(now.Add(m.margin))
 	if m.role.RoleARN == "" {
 		if gstOK {
 			return *gst, nil
@@ -187,7 +196,7 @@ func (m *mfaSession) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		left := cached.Credentials.Expires.Sub(now)
 		// Fresh by the CLI's measure, or the best there is when no
 		// session can renew it.
-		if left > cacheFreshEnough || !gstOK && left > time.Minute {
+		if left > m.cacheMin || !gstOK && left > m.margin {
 			m.mu.Lock()
 			m.present, m.from = true, "AWS CLI cache"
 			if !gstOK {
@@ -206,7 +215,7 @@ func (m *mfaSession) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		}
 		return c, nil
 	}
-	if held != nil && held.Expires.After(now.Add(time.Minute)) {
+	if held != nil && held.Expires.After(now.Add(m.margin)) {
 		return *held, nil
 	}
 	return aws.Credentials{}, m.needCode(gst)
