@@ -109,6 +109,7 @@ type mfaSession struct {
 	ends    time.Time        // when a new code is needed
 	present bool
 	from    string
+	lastKey string // access key id of the last role session assumed here
 }
 
 // newMFASession sets up the MFA path for profile p (nil: GetSessionToken
@@ -198,7 +199,13 @@ func (m *mfaSession) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		// session can renew it.
 		if left > m.cacheMin || !gstOK && left > m.margin {
 			m.mu.Lock()
-			m.present, m.from = true, "AWS CLI cache"
+			if cached.Credentials.AccessKeyID == m.lastKey {
+				// What this proxy wrote: its own session.
+				cached.Credentials.Source = "AssumeRole (MFA)"
+			} else {
+				m.from = "AWS CLI cache"
+			}
+			m.present = true
 			if !gstOK {
 				m.ends = cached.Credentials.Expires
 			}
@@ -322,7 +329,7 @@ func (m *mfaSession) assume(ctx context.Context, creds aws.CredentialsProvider, 
 		}
 	}
 	m.mu.Lock()
-	m.present = true
+	m.present, m.lastKey = true, cr.Credentials.AccessKeyID
 	m.mu.Unlock()
 	return cr.Credentials, nil
 }

@@ -26,9 +26,15 @@ type mfaSetup struct {
 
 func newMFASetup(t *testing.T, name string) *mfaSetup {
 	t.Helper()
+	return newMFASetupWith(t, name, emulator.Policy{})
+}
+
+// newMFASetupWith is newMFASetup with a policy for the user.
+func newMFASetupWith(t *testing.T, name string, userPolicy emulator.Policy) *mfaSetup {
+	t.Helper()
 	a := w.aws.AWS
 	s := &mfaSetup{home: t.TempDir()}
-	s.akid, s.sk = a.AddUser(name, emulator.Policy{})
+	s.akid, s.sk = a.AddUser(name, userPolicy)
 	s.serial, s.secret = a.AddMFADevice(name)
 	s.roleARN = a.AddRole(name+"-db", appPolicy())
 	if err := a.SetRoleTrust(s.roleARN, &emulator.Trust{AWS: []string{"arn:aws:iam::" + a.AccountID() + ":user/" + name},
@@ -316,5 +322,75 @@ func TestMFATrustRequiresMFA(t *testing.T) {
 	}
 	if got := w.aws.AWS.STSCalls("GetSessionTokenMFA") - before; got != 1 {
 		t.Errorf("GetSessionToken with MFA called %d times, want 1", got)
+	}
+}
+
+// TestMFAGetSessionTokenUser: an IAM user whose policy denies everything
+// without MFA (AWS's documented BoolIfExists pattern) is refused with its
+// long-term keys, and logs in with --mfa-serial and a code: the
+// GetSessionToken session signs the tokens.
+func TestMFAGetSessionTokenUser(t *testing.T) {
+	p := appPolicy()
+	p.Statements = append(p.Statements, emulator.Statement{Effect: "Deny", Action: []string{"*"}, Resource: []string{"*"},
+		Condition: map[string]map[string][]string{"BoolIfExists": {"aws:MultiFactorAuthPresent": {"false"}}}})
+	s := newMFASetupWith(t, "mfa-user", p)
+	env := append(append([]string(nil), s.env...), "AWS_PROFILE=dev")
+	run := func(extra ...string) (string, *syncBuffer) {
+		port := freePort(t)
+		logs := &syncBuffer{}
+		cmd := s.proxyCmd(t, port, logs, extra...)
+		cmd.Env = env
+		noTerminal(cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		waitFor(t, 15*time.Second, func() bool { return strings.Contains(logs.String(), "proxy ready") })
+		return port, logs
+	}
+	port, logs := run()
+	if _, stderr, err := psql(t, dsn(port, iamUser), "-c", "SELECT 1"); err == nil {
+		t.Fatalf("long-term keys logged in although the policy requires MFA\n%s\n%s", stderr, logs)
+	}
+	port, logs = run("--mfa-serial", s.serial, "--mfa-code", s.code(), "--mfa-duration", "1h")
+	if out, stderr, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user"); err != nil || strings.TrimSpace(out) != iamUser {
+		t.Fatalf("with GetSessionToken and MFA: %v %q\n%s\n%s", err, out, stderr, logs)
+	}
+}
+
+// TestMFAWhoami: whoami says whether the credentials carry MFA, and names
+// the key's account with GetAccessKeyInfo when GetCallerIdentity is
+// refused.
+func TestMFAWhoami(t *testing.T) {
+	s := newMFASetup(t, "mfa-who")
+	whoami := func(profile string, extra ...string) (string, string, error) {
+		cmd := exec.Command(proxyBinary(t), append([]string{"whoami", "--endpoint", fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port())}, extra...)...)
+		cmd.Env = append(append([]string(nil), s.env...), "AWS_PROFILE="+profile)
+		noTerminal(cmd)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		w.logs.Write([]byte(out.String() + errb.String()))
+		return out.String(), errb.String(), err
+	}
+	out, stderr, err := whoami("db", "--mfa-code", s.code())
+	if err != nil || !strings.Contains(out, "MFA:          yes (device "+s.serial+", from code") || !strings.Contains(out, ":assumed-role/mfa-who-db/") {
+		t.Fatalf("whoami with an MFA profile: %v\n%s%s", err, out, stderr)
+	}
+	out, stderr, err = whoami("db")
+	if err != nil || !strings.Contains(out, "MFA:          yes (device "+s.serial+", from AWS CLI cache") {
+		t.Fatalf("whoami again, from the cache: %v\n%s%s", err, out, stderr)
+	}
+	out, stderr, err = whoami("dev")
+	if err != nil || !strings.Contains(out, "MFA:          no (long-term keys") {
+		t.Fatalf("whoami with long-term keys: %v\n%s%s", err, out, stderr)
+	}
+	w.aws.AWS.InjectFault("sts:GetCallerIdentity", emulator.Fault{Status: 403, Code: "AccessDenied",
+		Message: "User: arn:aws:iam::" + w.aws.AWS.AccountID() + ":user/mfa-who is not authorized to perform: sts:GetCallerIdentity"})
+	t.Cleanup(func() { w.aws.AWS.ClearFault("sts:GetCallerIdentity") })
+	out, stderr, err = whoami("dev")
+	if err == nil || !strings.Contains(out, "Account:      "+w.aws.AWS.AccountID()+" (from sts:GetAccessKeyInfo") ||
+		!strings.Contains(out, "AccessKeyId:  "+s.akid) || !strings.Contains(stderr, "GetCallerIdentity") {
+		t.Fatalf("whoami with GetCallerIdentity refused: %v\n%s%s", err, out, stderr)
 	}
 }
