@@ -2,6 +2,7 @@ package authtoken
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,9 +100,9 @@ func (w *mfaProfileWorld) mfaCalls() int {
 // the STS calls are counted to show what a running session costs.
 func TestMFARenewsWithoutCode(t *testing.T) {
 	w := newMFAProfileWorld(t)
-	// Refresh every ~2 s: the role's 15-minute sessions are always inside
+	// Refresh every second or so: the role's 15-minute sessions are always inside
 	// the window; the cache (never fresh enough then) is passed over.
-	src := w.source(t, Refresh{Window: 15*time.Minute - time.Second, MinInterval: 2 * time.Second, Jitter: 0.0001})
+	src := w.source(t, Refresh{Window: 15*time.Minute - time.Second, MinInterval: time.Second, Jitter: 0.0001})
 	if err := src.Prepare(t.Context()); err != nil {
 		t.Fatalf("Prepare with a code: %v", err)
 	}
@@ -182,5 +183,44 @@ func TestMFASessionEnds(t *testing.T) {
 		if len(s) >= 8 && strings.Contains(w.log.String()+err.Error(), s) {
 			t.Errorf("a secret (%d chars) in the log or the error", len(s))
 		}
+	}
+}
+
+// TestMFAPromptsAgain: with a terminal, the last 5 minutes of the MFA
+// session bring one prompt; the code typed renews the session.
+func TestMFAPromptsAgain(t *testing.T) {
+	w := newMFAProfileWorld(t)
+	w.aws.SetClockOffset(-(15*time.Minute - 4*time.Second))
+	src := w.source(t, Refresh{MinInterval: 500 * time.Millisecond})
+	src.mfa.margin = time.Second
+	src.mfa.tick = 100 * time.Millisecond
+	src.mfa.opts.Duration = 15 * time.Minute
+	asked := make(chan string, 4)
+	src.mfa.opts.Prompt = func(ctx context.Context, serial string) (string, error) {
+		asked <- serial
+		// The next step's code: the first was spent at Prepare.
+		return emulator.TOTP(w.secret, w.aws.Now().Add(30*time.Second)), nil
+	}
+	if err := src.Prepare(t.Context()); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	first := src.MFAState().Ends
+	select {
+	case serial := <-asked:
+		if serial != w.serial {
+			t.Errorf("asked for %s, want %s", serial, w.serial)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no prompt in the last 5 minutes of the MFA session")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !src.MFAState().Ends.After(first) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session was not renewed by the code typed:\n%s", w.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(w.log.String(), "MFA session renewed") {
+		t.Errorf("log lacks the renewal:\n%s", w.log.String())
 	}
 }
