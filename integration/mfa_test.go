@@ -76,23 +76,9 @@ func (s *mfaSetup) cacheFile() string {
 	return filepath.Join(s.home, ".aws", "cli", "cache", s.cacheKey()+".json")
 }
 
-// code is the device's current code. Codes work once per 30-second
-// step: nextCode waits for a step no earlier code of this test used.
+// code is the device's current code (each works once: a test spends at
+// most one real code per device).
 func (s *mfaSetup) code() string { return emulator.TOTP(s.secret, w.aws.AWS.Now()) }
-
-func (s *mfaSetup) nextCode(t *testing.T, used string) string {
-	t.Helper()
-	deadline := time.Now().Add(40 * time.Second)
-	for {
-		if c := s.code(); c != used {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the TOTP code did not change in 40 s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
 
 // proxyCmd is the binary with AWS_PROFILE=db, as a person runs it.
 func (s *mfaSetup) proxyCmd(t *testing.T, port string, logs *syncBuffer, extra ...string) *exec.Cmd {
