@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -242,5 +244,52 @@ func TestConditionOperators(t *testing.T) {
 		if got, why := p.Allows("rds-db:connect", "arn:x", mfaKeys(nil, c.who, now)); got != c.want {
 			t.Errorf("%s: allowed %v (%s), want %v", c.name, got, why, c.want)
 		}
+	}
+}
+
+// TestSimulateWithMFAContext: SimulatePrincipalPolicy honours
+// ContextEntries, so a caller (doctor) can flip aws:MultiFactorAuthPresent
+// and see whether the decision depends on MFA; GetSessionToken credentials
+// reach IAM only with MFA.
+func TestSimulateWithMFAContext(t *testing.T) {
+	isolateAWSEnv(t)
+	w := newWorld(t)
+	p := Policy{Statements: []Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: []string{"*"},
+		Condition: map[string]map[string][]string{"Bool": {"aws:MultiFactorAuthPresent": {"true"}}}}}}
+	w.aws.AddUser("needs-mfa", p)
+	akid, secret := w.aws.AddUser("admin", Policy{Statements: []Statement{{Effect: "Allow", Action: []string{"iam:SimulatePrincipalPolicy"}, Resource: []string{"*"}}}})
+	_, ic := w.apiClients(t, static(akid, secret, ""))
+	decide := func(present string) (string, []string) {
+		in := &iam.SimulatePrincipalPolicyInput{PolicySourceArn: aws.String(w.aws.iamARN("user", "needs-mfa")), ActionNames: []string{"rds-db:connect"}}
+		if present != "" {
+			in.ContextEntries = []iamtypes.ContextEntry{{ContextKeyName: aws.String("aws:MultiFactorAuthPresent"),
+				ContextKeyType: iamtypes.ContextKeyTypeEnumBoolean, ContextKeyValues: []string{present}}}
+		}
+		out, err := ic.SimulatePrincipalPolicy(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := out.EvaluationResults[0]
+		return string(r.EvalDecision), r.MissingContextValues
+	}
+	if d, missing := decide(""); d != "implicitDeny" || len(missing) != 1 || missing[0] != "aws:MultiFactorAuthPresent" {
+		t.Errorf("no context: %s, missing %v", d, missing)
+	}
+	if d, _ := decide("true"); d != "allowed" {
+		t.Errorf("MFA present: %s, want allowed", d)
+	}
+	if d, _ := decide("false"); d != "implicitDeny" {
+		t.Errorf("MFA absent: %s, want implicitDeny", d)
+	}
+
+	out, err := w.stsClient(t, static(akid, secret, "")).GetSessionToken(t.Context(), &sts.GetSessionTokenInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := out.Credentials
+	_, sic := w.apiClients(t, static(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken)))
+	if _, err := sic.SimulatePrincipalPolicy(t.Context(), &iam.SimulatePrincipalPolicyInput{
+		PolicySourceArn: aws.String(w.aws.iamARN("user", "needs-mfa")), ActionNames: []string{"rds-db:connect"}}); apiErrorCode(err) != "InvalidClientTokenId" {
+		t.Errorf("IAM with GetSessionToken credentials without MFA: %v, want InvalidClientTokenId", err)
 	}
 }

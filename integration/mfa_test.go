@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -99,9 +100,12 @@ func (s *mfaSetup) mfaCalls() int {
 	return w.aws.AWS.STSCalls("AssumeRoleMFA") + w.aws.AWS.STSCalls("GetSessionTokenMFA")
 }
 
-// awsCLI runs the real AWS CLI with the setup's HOME and files.
-func (s *mfaSetup) awsCLI(args ...string) *exec.Cmd {
-	cmd := exec.Command("aws", args...)
+// awsCLI runs the real AWS CLI with the setup's HOME and files, killed
+// if it takes over a minute.
+func (s *mfaSetup) awsCLI(t *testing.T, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, "aws", args...)
 	cmd.Env = s.env
 	return cmd
 }
@@ -207,7 +211,7 @@ func TestMFAProfileInTerminal(t *testing.T) {
 	// The real aws uses that session: no terminal, no prompt, no new MFA
 	// call to STS.
 	before := s.mfaCalls()
-	cli := s.awsCLI("sts", "get-caller-identity", "--profile", "db", "--output", "text", "--query", "Arn")
+	cli := s.awsCLI(t, "sts", "get-caller-identity", "--profile", "db", "--output", "text", "--query", "Arn")
 	noTerminal(cli)
 	out, err := cli.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), ":assumed-role/mfa-pty-db/") {
@@ -241,7 +245,7 @@ func TestMFAProfileInTerminal(t *testing.T) {
 // CLI itself).
 func TestMFACacheFromAWSCLI(t *testing.T) {
 	s := newMFASetup(t, "mfa-cli")
-	cli := s.awsCLI("sts", "get-caller-identity", "--profile", "db", "--output", "text", "--query", "Arn")
+	cli := s.awsCLI(t, "sts", "get-caller-identity", "--profile", "db", "--output", "text", "--query", "Arn")
 	cliOut := &syncBuffer{}
 	cli.Stdout, cli.Stderr = cliOut, cliOut
 	term := startInPty(t, cli)
