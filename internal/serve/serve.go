@@ -136,7 +136,8 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 		p.Metrics.AddCredentials(u.Name, func() metrics.CredentialStats {
 			st := r.Tokens().Stats()
 			exp, _ := r.Tokens().Expiry()
-			return metrics.CredentialStats{Refreshes: int64(st.Refreshes), RefreshFailures: int64(st.RefreshFailures), TokensBuilt: int64(st.TokensBuilt), Expiry: exp}
+			return metrics.CredentialStats{Refreshes: int64(st.Refreshes), RefreshFailures: int64(st.RefreshFailures), TokensBuilt: int64(st.TokensBuilt), Expiry: exp,
+				MFAExpiry: r.Tokens().MFAState().Ends}
 		})
 		p.Metrics.AddCABundle(u.Name, func() (time.Time, int) {
 			if b := r.CABundle(); b != nil {
