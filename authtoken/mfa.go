@@ -172,8 +172,16 @@ func (s *Source) Prepare(ctx context.Context) error {
 	if _, err := s.current(ctx); err != nil {
 		return err
 	}
-	s.wg.Add(1)
-	go s.watchMFA(m)
+	m.mu.Lock()
+	watch := !m.watched
+	m.watched = true
+	m.mu.Unlock()
+	if watch {
+		// One watcher per MFA session: upstreams sharing it warn and
+		// ask once.
+		s.wg.Add(1)
+		go s.watchMFA(m)
+	}
 	return nil
 }
 

@@ -110,6 +110,47 @@ type mfaSession struct {
 	present bool
 	from    string
 	lastKey string // access key id of the last role session assumed here
+	watched bool   // a Source watches the session's end (one, if shared)
+}
+
+// MFASessions lets the Sources of one process share their MFA sessions:
+// upstreams with the same profile, device and STS settings then need one
+// code, not one each (a code works once, so a second GetSessionToken with
+// it would be refused). Safe for concurrent use; the zero value is not
+// usable, call NewMFASessions.
+type MFASessions struct {
+	mu sync.Mutex
+	m  map[string]*mfaSession
+}
+
+// NewMFASessions makes an empty set of shared MFA sessions.
+func NewMFASessions() *MFASessions { return &MFASessions{m: map[string]*mfaSession{}} }
+
+// sharedMFASession returns the session of o and p in o.MFASessions, making
+// it with mk when there is none yet.
+func sharedMFASession(o Options, p *mfaProfile, mk func() (*mfaSession, error)) (*mfaSession, error) {
+	if o.MFASessions == nil {
+		return mk()
+	}
+	var args AssumeArgs
+	var profile string
+	if p != nil {
+		args, profile = p.args, p.name
+	}
+	key := fmt.Sprintf("%q|%q|%+v|%q|%q|%q|%s|%s|%q", o.Profile, profile, args, o.MFA.Serial, o.STSEndpoint, o.Region,
+		o.MFA.Duration, o.RoleSessionName, o.MFA.CacheDir)
+	sh := o.MFASessions
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m, ok := sh.m[key]; ok {
+		return m, nil
+	}
+	m, err := mk()
+	if err != nil {
+		return nil, err
+	}
+	sh.m[key] = m
+	return m, nil
 }
 
 // newMFASession sets up the MFA path for profile p (nil: GetSessionToken

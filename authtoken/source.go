@@ -62,6 +62,9 @@ type Options struct {
 	// MFA configures MFA codes (mfa.go); a profile with role_arn and
 	// mfa_serial uses it without settings.
 	MFA MFA
+	// MFASessions, when set, shares MFA sessions between the Sources of
+	// one process (several upstreams, one code).
+	MFASessions *MFASessions
 }
 
 // Source builds RDS IAM tokens from the AWS credential chain, optionally
@@ -203,7 +206,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		base = aws.AnonymousCredentials{}
 	}
 	if p := detectMFAProfile(ctx, o.Profile); p != nil || o.MFA.Serial != "" {
-		if s.mfa, err = newMFASession(ctx, o, p, opts, cfg, log); err != nil {
+		if s.mfa, err = sharedMFASession(o, p, func() (*mfaSession, error) { return newMFASession(ctx, o, p, opts, cfg, log) }); err != nil {
 			return nil, err
 		}
 		base = s.mfa

@@ -384,3 +384,42 @@ func TestMFAWhoami(t *testing.T) {
 		t.Fatalf("whoami with GetCallerIdentity refused: %v\n%s%s", err, out, stderr)
 	}
 }
+
+// TestMFATwoUpstreamsOneCode: upstreams of one process share the MFA
+// session, so one code serves them all (a second GetSessionToken with the
+// same code would be refused).
+func TestMFATwoUpstreamsOneCode(t *testing.T) {
+	p := appPolicy()
+	p.Statements = append(p.Statements, emulator.Statement{Effect: "Deny", Action: []string{"*"}, Resource: []string{"*"},
+		Condition: map[string]map[string][]string{"BoolIfExists": {"aws:MultiFactorAuthPresent": {"false"}}}})
+	s := newMFASetupWith(t, "mfa-two", p)
+	before := w.aws.AWS.STSCalls("GetSessionTokenMFA")
+	ports := []string{freePort(t), freePort(t)}
+	var args []string
+	for i, port := range ports {
+		args = append(args, "--upstream", fmt.Sprintf("name=u%d,endpoint=%s:%d,listen=127.0.0.1:%s,dial_address=%s",
+			i, w.front.Endpoint(), w.front.Port(), port, w.front.Addr()))
+	}
+	args = append(args, "--mfa-serial", s.serial, "--mfa-code", s.code())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, proxyBinary(t), args...)
+	cmd.Env = append(append([]string(nil), s.env...), "AWS_PROFILE=dev")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	t.Cleanup(func() { w.logs.Write([]byte(logs.String())) })
+	noTerminal(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitFor(t, 15*time.Second, func() bool { return strings.Count(logs.String(), "proxy ready") == 2 })
+	for _, port := range ports {
+		if out, stderr, err := psql(t, dsn(port, iamUser), "-c", "SELECT current_user"); err != nil || strings.TrimSpace(out) != iamUser {
+			t.Fatalf("upstream on %s: %v %q\n%s\n%s", port, err, out, stderr, logs)
+		}
+	}
+	if got := w.aws.AWS.STSCalls("GetSessionTokenMFA") - before; got != 1 {
+		t.Errorf("GetSessionToken with MFA called %d times for two upstreams, want 1", got)
+	}
+}

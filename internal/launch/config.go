@@ -43,6 +43,9 @@ type Config struct {
 	// terminal); nil: no terminal, so a code must come from mfa_code or
 	// the AWS CLI cache.
 	MFAPrompt func(ctx context.Context, serial string) (string, error)
+	// MFASessions shares MFA sessions between the upstreams of one
+	// process, so one code serves them all; nil: none shared.
+	MFASessions *authtoken.MFASessions
 }
 
 // NewConfig is a Config for the engine's upstream at endpoint with the

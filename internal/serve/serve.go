@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	cfgpkg "github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/health"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
@@ -115,9 +116,11 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 			q.Close(cctx)
 		}()
 	}
+	mfa := authtoken.NewMFASessions() // one MFA code for all upstreams
 	for _, u := range s.Upstreams {
 		lc := launch.Config{Upstream: u, Serving: s.Serving, Shared: shared,
-			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions, MFAPrompt: o.MFAPrompt}
+			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions,
+			MFAPrompt: o.MFAPrompt, MFASessions: mfa}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		r, err := launch.Start(sctx, lc, log)
 		cancel()
