@@ -43,7 +43,8 @@ func (e *RoleError) Fix() string {
 	caller := e.caller()
 	switch e.Code {
 	case "AccessDenied":
-		return fmt.Sprintf("the trust policy of %s must allow %s (and, if it requires one, the right --external-id), and %s must itself be allowed sts:AssumeRole on %s (always needed across accounts)", e.Role, caller, caller, e.Role)
+		return fmt.Sprintf("the trust policy of %s must allow %s (and, if it requires one, the right --external-id), and %s must itself be allowed sts:AssumeRole on %s (always needed across accounts)", e.Role, caller, caller, e.Role) +
+			"; if the trust policy requires MFA (aws:MultiFactorAuthPresent, aws:MultiFactorAuthAge), pass --mfa-serial with a code (--mfa-code, or type it in a terminal), or use a profile with mfa_serial"
 	case "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch":
 		return "the credentials used to assume the role are not valid; refresh them (aws sso login, a new session) and check `rds-iam-proxy whoami`"
 	case "ValidationError":

@@ -60,6 +60,12 @@ type Options struct {
 	// LoadOptions are passed to config.LoadDefaultConfig after ours, for
 	// programs that embed the proxy (the demo points IMDS at the emulator).
 	LoadOptions []func(*config.LoadOptions) error
+	// MFA configures MFA codes (mfa.go); a profile with role_arn and
+	// mfa_serial uses it without settings.
+	MFA MFA
+	// MFASessions, when set, shares MFA sessions between the Sources of
+	// one process (several upstreams, one code).
+	MFASessions *MFASessions
 }
 
 // Source builds RDS IAM tokens from the AWS credential chain, optionally
@@ -95,6 +101,8 @@ type Source struct {
 	mu       sync.Mutex
 	identity *Identity
 	idKey    string // access key id the cached identity belongs to
+
+	mfa *mfaSession // nil unless MFA is configured (mfa.go)
 }
 
 // Identity is who the credentials belong to, for error messages.
@@ -147,6 +155,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		opts = append(opts, config.WithDefaultRegion(o.Region))
 	}
 	opts = append(opts, o.LoadOptions...)
+	opts = append(opts, config.WithAssumeRoleCredentialOptions(func(ao *stscreds.AssumeRoleOptions) { setMFATokenProvider(ao, o.MFA) }))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
@@ -163,6 +172,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 				}
 			}),
 			config.WithAssumeRoleCredentialOptions(func(ao *stscreds.AssumeRoleOptions) {
+				setMFATokenProvider(ao, o.MFA)
 				if c, ok := ao.Client.(*sts.Client); ok {
 					so := c.Options()
 					override(&so)
@@ -195,6 +205,12 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	base := cfg.Credentials
 	if base == nil {
 		base = aws.AnonymousCredentials{}
+	}
+	if p := detectMFAProfile(ctx, o.Profile); p != nil || o.MFA.Serial != "" {
+		if s.mfa, err = sharedMFASession(o, p, func() (*mfaSession, error) { return newMFASession(ctx, o, p, opts, cfg, log) }); err != nil {
+			return nil, err
+		}
+		base = s.mfa
 	}
 	s.provider = base
 	if len(o.Roles) > 0 {
@@ -282,6 +298,9 @@ func describeErr(err error, fromWeb bool) explanation {
 	var re *RoleError
 	if errors.As(err, &re) {
 		return explanation{re.Cause(), re.Fix(), true}
+	}
+	if me, ok := errors.AsType[*MFAError](err); ok {
+		return explanation{me.Cause(), me.Fix(), true}
 	}
 	if wi, ok := describeWebIdentityFailure(err, fromWeb); ok {
 		return wi

@@ -72,6 +72,8 @@ type AWS struct {
 	seen            *boundedStore[struct{}]  // secrets issued or presented (SeenSecrets)
 	oidc            map[string]*OIDCProvider // by issuer, without https://
 	dbs             []*dbRecord              // emulated instances and clusters, for the RDS API
+	mfaDevices      map[string]*mfaDevice    // by serial
+	calls           map[string]int           // successful STS actions, for STSCalls
 }
 
 type iamUser struct {
@@ -92,11 +94,15 @@ type userKey struct {
 	user       *iamUser
 }
 
-// session is a set of temporary credentials issued for a role.
+// session is a set of temporary credentials issued for a role, or (user
+// set, role nil) for an IAM user by GetSessionToken.
 type session struct {
 	accessKeyID, secret, token string
 	role                       *iamRole
-	name                       string // role session name
+	user                       *iamUser
+	mfa                        bool      // issued with MFA, or from a session that was
+	mfaAt                      time.Time // when the MFA code was checked
+	name                       string    // role session name
 	issued, expires            time.Time
 	externalID                 string
 	issuedTo                   string // who asked: caller ARN, "web identity", "instance profile"
@@ -112,6 +118,7 @@ type assumeRequest struct {
 	service     string // a service principal: "ec2.amazonaws.com", "pods.eks.amazonaws.com"
 	externalID  string
 	webIdentity webIdentityClaims
+	keys        map[string]string // condition keys of the request (MFA)
 }
 
 // principal is who signed a request, with what an authorization decision
@@ -126,7 +133,9 @@ type principal struct {
 	account      string // the principal's account
 	policy       Policy
 	session      bool
-	roleARN      string // sessions only
+	roleARN      string    // sessions only
+	mfa          bool      // temporary credentials obtained with MFA
+	mfaAt        time.Time // when the code was checked (aws:MultiFactorAuthAge)
 }
 
 // credential is what the emulator knows about one access key id.
@@ -407,7 +416,25 @@ func (a *AWS) lookupCredential(accessKeyID string) (credential, bool) {
 }
 
 func (a *AWS) sessionPrincipalLocked(s *session) principal {
+	if s.user != nil {
+		// GetSessionToken: the user, with temporary credentials.
+		return principal{
+			arn:          s.user.arn,
+			userID:       s.user.id,
+			principalARN: s.user.arn,
+			kind:         "User",
+			userName:     s.user.name,
+			accessKeyID:  s.accessKeyID,
+			account:      s.user.account,
+			policy:       s.user.policy,
+			session:      true,
+			mfa:          s.mfa,
+			mfaAt:        s.mfaAt,
+		}
+	}
 	return principal{
+		mfa:          s.mfa,
+		mfaAt:        s.mfaAt,
 		arn:          "arn:aws:sts::" + s.role.account + ":assumed-role/" + s.role.name + "/" + s.name,
 		userID:       s.role.id + ":" + s.name,
 		principalARN: s.role.arn,
@@ -469,7 +496,7 @@ func (a *AWS) checkTrust(req assumeRequest) error {
 		}
 	}
 	if req.action == "sts:AssumeRole" && req.caller.account != "" && req.caller.account != role.account {
-		if ok, why := req.caller.policy.Allows("sts:AssumeRole", req.roleARN, nil); !ok {
+		if ok, why := req.caller.policy.Allows("sts:AssumeRole", req.roleARN, req.keys); !ok {
 			return fmt.Errorf("cross-account: the identity policy of %s does not allow sts:AssumeRole on %s (%s)", req.caller.arn, req.roleARN, why)
 		}
 	}

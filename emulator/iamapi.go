@@ -46,11 +46,12 @@ func (a *AWS) simulatePrincipalPolicy(who principal, params url.Values, reqID st
 	if len(resources) == 0 {
 		resources = []string{"*"}
 	}
+	ctx := contextEntries(params)
 	resp := &simulateResponse{Xmlns: iamNamespace}
 	resp.ResponseMetadata.RequestID = reqID
 	for _, act := range actions {
 		for _, res := range resources {
-			ok, why := policy.Allows(act, res, nil)
+			ok, why := policy.Allows(act, res, ctx)
 			decision := "allowed"
 			switch {
 			case ok:
@@ -61,7 +62,7 @@ func (a *AWS) simulatePrincipalPolicy(who principal, params url.Values, reqID st
 			}
 			er := evaluationResult{Action: act, Resource: res, Decision: decision}
 			if !ok {
-				er.Missing = policy.missingContextKeys(act, res)
+				er.Missing = policy.missingContextKeys(act, res, ctx)
 			}
 			resp.Result.Results = append(resp.Result.Results, er)
 			log.Info("iam policy simulated", "caller", who.arn, "source", source, "action", act, "resource", res, "decision", decision, "why", why)
@@ -73,7 +74,7 @@ func (a *AWS) simulatePrincipalPolicy(who principal, params url.Values, reqID st
 // missingContextKeys lists the condition keys of the statements that match
 // action and resource, which a request for action never supplies (no keys
 // are supplied by the simulator, and RDS supplies no network keys).
-func (p Policy) missingContextKeys(action, resource string) []string {
+func (p Policy) missingContextKeys(action, resource string, supplied map[string]string) []string {
 	var keys []string
 	for _, s := range p.Statements {
 		if !slices.ContainsFunc(s.Action, func(pat string) bool {
@@ -83,6 +84,9 @@ func (p Policy) missingContextKeys(action, resource string) []string {
 		}
 		for _, kv := range s.Condition {
 			for k := range kv {
+				if _, given := supplied[k]; given {
+					continue
+				}
 				if !slices.Contains(keys, k) {
 					keys = append(keys, k)
 				}
@@ -91,6 +95,25 @@ func (p Policy) missingContextKeys(action, resource string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// contextEntries reads SimulatePrincipalPolicy's ContextEntries (the
+// condition keys a caller asks the simulation to assume, e.g.
+// aws:MultiFactorAuthPresent=true); a key with several values takes the
+// first.
+func contextEntries(params url.Values) map[string]string {
+	var out map[string]string
+	for i := 1; ; i++ {
+		p := fmt.Sprintf("ContextEntries.member.%d.", i)
+		name := params.Get(p + "ContextKeyName")
+		if name == "" {
+			return out
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = params.Get(p + "ContextKeyValues.member.1")
+	}
 }
 
 // memberList reads a query-protocol list: NAME.member.1, NAME.member.2, ...

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -24,8 +25,10 @@ import (
 //
 // Keys under one operator, and operators, must all hold (AND); the values of
 // one key are alternatives (OR). Supported operators are StringEquals,
-// StringNotEquals, StringLike and StringNotLike; a statement with any other
-// operator does not match. Condition key names are case-insensitive, values
+// StringNotEquals, StringLike, StringNotLike, Bool, Null, NumericEquals,
+// NumericNotEquals, NumericLessThan(Equals) and NumericGreaterThan(Equals),
+// each also with IfExists (true when the key is absent); a statement with
+// any other operator does not match. Condition key names are case-insensitive, values
 // case-sensitive. As on AWS, a missing key makes StringEquals and StringLike
 // false and StringNotEquals and StringNotLike true.
 //
@@ -114,25 +117,73 @@ func (s Statement) conditionsHold(action string, keys map[string]string) bool {
 				return false
 			}
 			v, present := keys[lk]
-			var ok bool
-			switch op {
-			case "StringEquals":
-				ok = present && slices.Contains(values, v)
-			case "StringNotEquals":
-				ok = !present || !slices.Contains(values, v)
-			case "StringLike":
-				ok = present && slices.ContainsFunc(values, func(pat string) bool { return wildcardMatch(pat, v) })
-			case "StringNotLike":
-				ok = !present || !slices.ContainsFunc(values, func(pat string) bool { return wildcardMatch(pat, v) })
-			default:
-				ok = false
-			}
-			if !ok {
+			if !conditionHolds(op, v, present, values) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// conditionHolds evaluates one condition operator for one key: v is the
+// request's value, present whether the request supplies the key at all.
+// Any operator may end in IfExists, which makes it true when the key is
+// absent. An unknown operator is false.
+func conditionHolds(op, v string, present bool, values []string) bool {
+	if base, ok := strings.CutSuffix(op, "IfExists"); ok && op != "Null" {
+		if !present {
+			return true
+		}
+		op = base
+	}
+	anyValue := func(f func(string) bool) bool { return slices.ContainsFunc(values, f) }
+	switch op {
+	case "StringEquals":
+		return present && slices.Contains(values, v)
+	case "StringNotEquals":
+		return !present || !slices.Contains(values, v)
+	case "StringLike":
+		return present && anyValue(func(pat string) bool { return wildcardMatch(pat, v) })
+	case "StringNotLike":
+		return !present || !anyValue(func(pat string) bool { return wildcardMatch(pat, v) })
+	case "Bool":
+		return present && anyValue(func(want string) bool { return strings.EqualFold(want, v) })
+	case "Null":
+		// "true": the key must be absent; "false": present.
+		return anyValue(func(want string) bool { return strings.EqualFold(want, strconv.FormatBool(!present)) })
+	case "NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals",
+		"NumericGreaterThan", "NumericGreaterThanEquals":
+		if !present {
+			return op == "NumericNotEquals"
+		}
+		got, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false
+		}
+		hit := anyValue(func(want string) bool {
+			w, err := strconv.ParseFloat(want, 64)
+			if err != nil {
+				return false
+			}
+			switch op {
+			case "NumericEquals", "NumericNotEquals":
+				return got == w
+			case "NumericLessThan":
+				return got < w
+			case "NumericLessThanEquals":
+				return got <= w
+			case "NumericGreaterThan":
+				return got > w
+			default:
+				return got >= w
+			}
+		})
+		if op == "NumericNotEquals" {
+			return !hit
+		}
+		return hit
+	}
+	return false
 }
 
 // wildcardMatch reports whether s matches pattern, where * matches any run of
@@ -174,17 +225,24 @@ func (p Policy) clone() Policy {
 			Action:   slices.Clone(s.Action),
 			Resource: slices.Clone(s.Resource),
 		}
-		if s.Condition != nil {
-			c.Condition = make(map[string]map[string][]string, len(s.Condition))
-			for op, kv := range s.Condition {
-				m := maps.Clone(kv)
-				for k, v := range m {
-					m[k] = slices.Clone(v)
-				}
-				c.Condition[op] = m
-			}
-		}
+		c.Condition = cloneCondition(s.Condition)
 		out.Statements[i] = c
+	}
+	return out
+}
+
+// cloneCondition deep-copies a condition block; nil stays nil.
+func cloneCondition(cond map[string]map[string][]string) map[string]map[string][]string {
+	if cond == nil {
+		return nil
+	}
+	out := make(map[string]map[string][]string, len(cond))
+	for op, kv := range cond {
+		m := maps.Clone(kv)
+		for k, v := range m {
+			m[k] = slices.Clone(v)
+		}
+		out[op] = m
 	}
 	return out
 }
@@ -208,6 +266,10 @@ type Trust struct {
 	// WebIdentity lists the OIDC providers whose tokens may
 	// sts:AssumeRoleWithWebIdentity.
 	WebIdentity []WebIdentityTrust
+	// Condition applies to sts:AssumeRole by AWS principals, as a
+	// statement's Condition does (operator -> key -> values); the request
+	// supplies aws:MultiFactorAuthPresent and aws:MultiFactorAuthAge.
+	Condition map[string]map[string][]string
 }
 
 // WebIdentityTrust allows tokens of one OIDC provider.
@@ -224,7 +286,7 @@ type WebIdentityTrust struct {
 
 func (t Trust) clone() Trust {
 	return Trust{AWS: slices.Clone(t.AWS), Services: slices.Clone(t.Services), ExternalID: t.ExternalID,
-		WebIdentity: slices.Clone(t.WebIdentity)}
+		WebIdentity: slices.Clone(t.WebIdentity), Condition: cloneCondition(t.Condition)}
 }
 
 // allows evaluates the trust policy for req; the error says why not, for
@@ -263,13 +325,22 @@ func (t Trust) allows(req assumeRequest) error {
 		case p == "*", p == who.arn, p == who.principalARN:
 			trusted = true
 		case p == "arn:aws:iam::"+who.account+":root":
-			if ok, _ := who.policy.Allows("sts:AssumeRole", req.roleARN, nil); ok {
+			if ok, _ := who.policy.Allows("sts:AssumeRole", req.roleARN, req.keys); ok {
 				trusted = true
 			}
 		}
 	}
 	if !trusted {
 		return fmt.Errorf("principal %s is not trusted", who.arn)
+	}
+	if len(t.Condition) > 0 {
+		keys := make(map[string]string, len(req.keys))
+		for k, v := range req.keys {
+			keys[strings.ToLower(k)] = v
+		}
+		if !(Statement{Condition: t.Condition}).conditionsHold(req.action, keys) {
+			return fmt.Errorf("the trust policy's condition %v does not hold for %s (request keys %v)", t.Condition, who.arn, req.keys)
+		}
 	}
 	if t.ExternalID != "" {
 		switch req.externalID {

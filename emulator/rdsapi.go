@@ -117,7 +117,13 @@ func (a *AWS) serveQueryAPI(w http.ResponseWriter, r *http.Request, service, ver
 	if serr == nil {
 		var who principal
 		if who, serr = a.authenticateFor(r, body, service); serr == nil {
-			resp, serr = fn(who, params, reqID, log)
+			if service == "iam" && who.session && who.kind == "User" && !who.mfa {
+				// GetSessionToken credentials reach IAM only with MFA.
+				serr = newSTSError(http.StatusForbidden, "InvalidClientTokenId",
+					"The security token included in the request is invalid", "GetSessionToken credentials without MFA call IAM")
+			} else {
+				resp, serr = fn(who, params, reqID, log)
+			}
 		}
 	}
 	if serr != nil {
@@ -136,7 +142,7 @@ func (a *AWS) serveQueryAPI(w http.ResponseWriter, r *http.Request, service, ver
 // identity policy, as AWS does for a caller of the same account; the
 // denial is worded as AWS words it.
 func (a *AWS) authorize(who principal, action, resource string) *stsError {
-	if ok, why := who.policy.Allows(action, resource, nil); !ok {
+	if ok, why := who.policy.Allows(action, resource, mfaKeys(nil, who, a.Now())); !ok {
 		kind := "no identity-based policy allows the " + action + " action"
 		if strings.HasPrefix(why, "explicit Deny") {
 			kind = "of an explicit deny in an identity-based policy"

@@ -246,6 +246,7 @@ func (a *AWS) verifyRDSToken(token string, want TokenTarget) (tokenCheck, *Token
 	if who.userName != "" {
 		ctx["aws:username"] = who.userName
 	}
+	ctx = mfaKeys(ctx, who, now)
 	if who.account != a.accountID {
 		return reject("%s is in account %s but the DB is in account %s: rds-db:connect is only granted to principals of the DB's account (assume a role there)", who.arn, who.account, a.accountID)
 	}

@@ -132,6 +132,10 @@ func (a *AWS) serveSTS(w http.ResponseWriter, r *http.Request) {
 			resp, serr = a.assumeRole(r, body, params, log)
 		case "AssumeRoleWithWebIdentity":
 			resp, serr = a.assumeRoleWithWebIdentity(params, log)
+		case "GetSessionToken":
+			resp, serr = a.getSessionToken(r, body, params)
+		case "GetAccessKeyInfo":
+			resp, serr = a.getAccessKeyInfo(r, body, params)
 		default:
 			serr = newSTSError(http.StatusBadRequest, "InvalidAction",
 				fmt.Sprintf("Could not find operation %s for version %s", action, stsVersion), "")
@@ -434,8 +438,9 @@ func (a *AWS) assumeRole(r *http.Request, body []byte, params url.Values, log *s
 			return nil, validationError("externalId", `Member must satisfy regular expression pattern: [\w+=,.@:\/-]*`, externalID)
 		}
 	}
-	if who.session {
-		// Role chaining: AWS caps these sessions at one hour.
+	if who.session && who.kind == "AssumedRole" {
+		// Role chaining: AWS caps these sessions at one hour. (A
+		// GetSessionToken session assuming a role is not chaining.)
 		if params.Get("DurationSeconds") != "" && d > roleChainingMax {
 			return nil, newSTSError(http.StatusBadRequest, "ValidationError",
 				"The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.", "")
@@ -452,18 +457,41 @@ func (a *AWS) assumeRole(r *http.Request, body []byte, params url.Values, log *s
 		denied.reason = "no such role " + roleARN
 		return nil, denied
 	}
+	// MFA: a code checked now, or the MFA context of the calling session.
+	mfa, mfaAt := who.mfa, who.mfaAt
+	serial := params.Get("SerialNumber")
+	if serial != "" {
+		at, serr := a.checkMFA(who, serial, params.Get("TokenCode"))
+		if serr != nil {
+			return nil, serr
+		}
+		mfa, mfaAt = true, at
+	}
+	caller := who
+	caller.mfa, caller.mfaAt = mfa, mfaAt
+	if serial != "" {
+		// The code makes this request an MFA-authenticated one, even
+		// from long-term keys.
+		caller.session = true
+	}
 	if err := a.checkTrust(assumeRequest{action: "sts:AssumeRole", roleARN: role.arn, roleName: role.name,
-		callerARN: who.arn, caller: who, externalID: externalID}); err != nil {
+		callerARN: who.arn, caller: caller, externalID: externalID, keys: mfaKeys(nil, caller, a.Now())}); err != nil {
 		denied.reason = err.Error()
 		return nil, denied
 	}
 
 	a.mu.Lock()
 	s := a.issueSessionLocked(role, sessionName, d, externalID, who.arn)
+	s.mfa, s.mfaAt = mfa, mfaAt
 	assumed := a.sessionPrincipalLocked(s)
 	a.mu.Unlock()
+	if serial != "" {
+		a.countCall("AssumeRoleMFA")
+	} else {
+		a.countCall("AssumeRole")
+	}
 	log.Info("sts role assumed", "caller", who.arn, "role", role.arn, "session", assumed.arn,
-		"access_key_id", s.accessKeyID, "external_id", externalID, "expires", s.expires.Format(time.RFC3339))
+		"access_key_id", s.accessKeyID, "external_id", externalID, "mfa", mfa, "expires", s.expires.Format(time.RFC3339))
 
 	resp := &assumeRoleResponse{Xmlns: stsNamespace}
 	resp.Result.AssumedRoleUser = assumedRoleUser{Arn: assumed.arn, AssumedRoleID: assumed.userID}
@@ -612,6 +640,10 @@ func setRequestID(resp any, id string) {
 	case *assumeRoleResponse:
 		v.ResponseMetadata.RequestID = id
 	case *assumeRoleWithWebIdentityResponse:
+		v.ResponseMetadata.RequestID = id
+	case *getSessionTokenResponse:
+		v.ResponseMetadata.RequestID = id
+	case *getAccessKeyInfoResponse:
 		v.ResponseMetadata.RequestID = id
 	}
 }

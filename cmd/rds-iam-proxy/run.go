@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/prompt"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/serve"
 )
 
@@ -29,11 +30,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rds-iam-proxy:", err)
 		return 2
 	}
-	return serve.Run(ctx, s, serve.Options{
+	o := serve.Options{
 		Log: log, Stderr: stderr,
 		// A second SIGINT/SIGTERM during the drain exits at once.
 		OnDrain: func() { signal.Reset(os.Interrupt, syscall.SIGTERM) },
-	})
+	}
+	if prompt.Available() {
+		// MFA codes are asked on the terminal, as the AWS CLI asks them.
+		o.MFAPrompt = prompt.MFACode
+	}
+	return serve.Run(ctx, s, o)
 }
 
 const runSynopsis = `rds-iam-proxy [run] --endpoint HOST:PORT [flags]

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/prompt"
 )
 
 // cmdWhoami shows which identity the proxy would sign tokens as: it
@@ -26,6 +28,10 @@ func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return flagProblems("whoami", err, stderr)
 	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy whoami:", err); return 1 }
+	if prompt.Available() {
+		// A profile with mfa_serial asks for its code here, as aws does.
+		cfg.MFAPrompt = prompt.MFACode
+	}
 	up, err := launch.ParseIdentity(cfg)
 	if err != nil {
 		return fail(err)
@@ -36,8 +42,18 @@ func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(err)
 	}
 	defer up.Close()
+	if err := up.Tokens.Prepare(ctx); err != nil {
+		return fail(err)
+	}
 	id, err := up.Tokens.WhoAmI(ctx, up.Region)
 	if err != nil {
+		// Without GetCallerIdentity, the key's account is still worth
+		// saying: GetAccessKeyInfo.
+		if akid, account, kerr := up.Tokens.AccessKeyAccount(ctx, up.Region); kerr == nil {
+			fmt.Fprintf(stdout, "Account:      %s (from sts:GetAccessKeyInfo; sts:GetCallerIdentity failed)\n", account)
+			fmt.Fprintf(stdout, "AccessKeyId:  %s\n", akid)
+			fmt.Fprintf(stdout, "MFA:          %s\n", mfaLine(up.Tokens.MFAState(), id))
+		}
 		return fail(err)
 	}
 	source := id.Source
@@ -54,6 +70,26 @@ func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	} else {
 		fmt.Fprintf(stdout, "Expires:      never (long-term keys)\n")
 	}
+	fmt.Fprintf(stdout, "MFA:          %s\n", mfaLine(up.Tokens.MFAState(), id))
 	fmt.Fprintf(stdout, "Region:       %s (%s)\n", up.Region, up.RegionSource)
 	return 0
+}
+
+// mfaLine says whether the credentials carry MFA: known when the proxy did
+// the MFA step itself; long-term keys never do; otherwise unknown (the
+// credentials came from elsewhere, e.g. SSO or a role's session).
+func mfaLine(st authtoken.MFAState, id authtoken.WhoAmI) string {
+	switch {
+	case st.Configured && st.Present:
+		line := "yes (device " + st.Serial + ", from " + st.From
+		if !st.Ends.IsZero() {
+			line += "; a new code is needed after " + st.Ends.UTC().Format(time.RFC3339)
+		}
+		return line + ")"
+	case st.Configured:
+		return "no (device " + st.Serial + " configured, no MFA session yet)"
+	case id.AccessKeyID != "" && !id.CanExpire:
+		return "no (long-term keys carry no MFA)"
+	}
+	return "unknown (the credentials came from elsewhere; the proxy did not do MFA itself)"
 }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/tlsca"
@@ -161,6 +162,12 @@ func (u *Upstream) check(bad func(key, format string, args ...any)) (Endpoint, b
 	}
 	if u.Engine == MySQL && u.TLSMode == "disable" {
 		bad("tls_mode", "disable is not possible for mysql: the IAM token goes in clear inside TLS (mysql_clear_password)")
+	}
+	if d := time.Duration(u.MFADuration); d != 0 && (d < 15*time.Minute || d > 36*time.Hour) {
+		bad("mfa_duration", "%s is outside STS's 15m to 36h", d)
+	}
+	if u.MFACode != "" && (len(u.MFACode) != 6 || strings.Trim(u.MFACode, "0123456789") != "") {
+		bad("mfa_code", "an MFA code is six digits")
 	}
 	if u.RoleDuration < 0 {
 		bad("role_duration", "%s is negative", u.RoleDuration)

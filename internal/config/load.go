@@ -204,6 +204,15 @@ func loadFile(path string, s *Settings) error {
 	for i := range s.Upstreams {
 		s.Upstreams[i].origin = fmt.Sprintf("%s: upstreams[%d]", path, i)
 	}
+	// An MFA code works once and for 30 seconds: in a file it is stale by
+	// the next start, and a secret at rest for nothing.
+	codeInFile := s.MFACode != ""
+	for _, u := range s.Upstreams {
+		codeInFile = codeInFile || u.MFACode != ""
+	}
+	if codeInFile {
+		return fmt.Errorf("config %s: mfa_code does not belong in a file (a code works once, for 30 seconds); pass it with --mfa-code or RDS_IAM_PROXY_MFA_CODE, or type it when asked", path)
+	}
 	return nil
 }
 

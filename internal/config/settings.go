@@ -53,6 +53,9 @@ type Defaults struct {
 	RoleSessionName string   `yaml:"role_session_name" usage:"session name for role_arn's sessions (default: rds-iam-proxy@HOST.USER, as CloudTrail shows it)"`
 	RoleDuration    Duration `yaml:"role_duration" usage:"session length to ask for role_arn (15m to 12h, at most 1h for a chained role; default 15m, as the AWS SDKs ask)"`
 	STSEndpoint     string   `yaml:"sts_endpoint" usage:"base URL for every STS call, e.g. a VPC endpoint (default: the regional STS endpoint, or AWS_ENDPOINT_URL_STS)"`
+	MFASerial       string   `yaml:"mfa_serial" usage:"MFA device (arn:aws:iam::ACCOUNT:mfa/NAME) for sts:GetSessionToken with the IAM user's keys; its session signs tokens and assumes role_arn (a profile's own mfa_serial needs no flag)"`
+	MFACode         string   `yaml:"mfa_code" usage:"a current MFA code, for starting without a terminal (each code works once, so a flag or variable only, never the file)"`
+	MFADuration     Duration `yaml:"mfa_duration" usage:"length of the MFA (GetSessionToken) session: 15m to 36h, at most 1h for the account root (default 12h)"`
 }
 
 // Upstream is one RDS endpoint and where its clients connect.

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"context"
 	"net/http"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -38,6 +39,13 @@ type Config struct {
 	CAHTTPClient *http.Client
 	// CredentialRefresh tunes the background credentials refresh.
 	CredentialRefresh authtoken.Refresh
+	// MFAPrompt asks a person for an MFA code (the run command's, on the
+	// terminal); nil: no terminal, so a code must come from mfa_code or
+	// the AWS CLI cache.
+	MFAPrompt func(ctx context.Context, serial string) (string, error)
+	// MFASessions shares MFA sessions between the upstreams of one
+	// process, so one code serves them all; nil: none shared.
+	MFASessions *authtoken.MFASessions
 }
 
 // NewConfig is a Config for the engine's upstream at endpoint with the

@@ -74,6 +74,11 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 		}
 	}()
 
+	// An MFA code is asked (or the AWS CLI cache read) before listening:
+	// without a terminal, a missing code fails the start, not the logins.
+	if err := up.Tokens.Prepare(ctx); err != nil {
+		return nil, err
+	}
 	h, err := newEngine(up, log)
 	if err != nil {
 		return nil, err

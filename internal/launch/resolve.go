@@ -176,7 +176,9 @@ func (u *Upstream) tokenOptions(log *slog.Logger) (authtoken.Options, error) {
 	}
 	return authtoken.Options{Profile: c.Profile, Region: fallback, STSEndpoint: c.STSEndpoint,
 		Roles: roles, ExternalID: c.ExternalID, RoleSessionName: c.RoleSessionName, RoleDuration: time.Duration(c.RoleDuration),
-		Refresh: c.CredentialRefresh, Logger: log, LoadOptions: c.AWSLoadOptions}, nil
+		Refresh: c.CredentialRefresh, Logger: log, LoadOptions: c.AWSLoadOptions,
+		MFA:         authtoken.MFA{Serial: c.MFASerial, Code: c.MFACode, Duration: time.Duration(c.MFADuration), Prompt: c.MFAPrompt},
+		MFASessions: c.MFASessions}, nil
 }
 
 // FindRegion settles the region tokens are signed for: the setting, else

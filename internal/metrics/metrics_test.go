@@ -171,7 +171,8 @@ func TestSameUpstreamSharesSeries(t *testing.T) {
 func TestCredentialAndCABundleCollectors(t *testing.T) {
 	m := metrics.New()
 	expiry := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
-	var stats = metrics.CredentialStats{Refreshes: 3, RefreshFailures: 1, TokensBuilt: 42, Expiry: expiry}
+	mfaEnds := expiry.Add(11 * time.Hour)
+	var stats = metrics.CredentialStats{Refreshes: 3, RefreshFailures: 1, TokensBuilt: 42, Expiry: expiry, MFAExpiry: mfaEnds}
 	m.AddCredentials("orders", func() metrics.CredentialStats { return stats })
 	m.AddCredentials("static", func() metrics.CredentialStats { return metrics.CredentialStats{TokensBuilt: 1} })
 	fetched := time.Now().Add(-2 * time.Hour)
@@ -189,6 +190,7 @@ func TestCredentialAndCABundleCollectors(t *testing.T) {
 		{"rds_iam_proxy_credential_refresh_failures_total", "orders", 1},
 		{"rds_iam_proxy_tokens_built_total", "orders", 42},
 		{"rds_iam_proxy_credentials_expiry_timestamp_seconds", "orders", float64(expiry.Unix())},
+		{"rds_iam_proxy_mfa_session_expiry_timestamp_seconds", "orders", float64(mfaEnds.Unix())},
 		{"rds_iam_proxy_tokens_built_total", "static", 1},
 		{"rds_iam_proxy_ca_bundle_certificates", "orders", 118},
 		{"rds_iam_proxy_ca_bundle_certificates", "unknown-age", 5},
@@ -196,6 +198,9 @@ func TestCredentialAndCABundleCollectors(t *testing.T) {
 		if got := value(t, fams, c.name, up(c.up)); got != c.want {
 			t.Errorf("%s{upstream=%q} = %v, want %v", c.name, c.up, got, c.want)
 		}
+	}
+	if find(fams, "rds_iam_proxy_mfa_session_expiry_timestamp_seconds", up("static")) != nil {
+		t.Error("an MFA expiry reported for an upstream without MFA")
 	}
 	if find(fams, "rds_iam_proxy_credentials_expiry_timestamp_seconds", up("static")) != nil {
 		t.Error("expiry reported for credentials without one")

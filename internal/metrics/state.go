@@ -19,6 +19,9 @@ type CredentialStats struct {
 	// when they do not expire (static keys), and the metric is then left
 	// out rather than reported as 1970.
 	Expiry time.Time
+	// MFAExpiry is when the MFA session ends (a new code is needed then);
+	// zero when the proxy does no MFA, and the metric is left out.
+	MFAExpiry time.Time
 }
 
 // AddCredentials reports an upstream's credentials on every scrape by
@@ -53,6 +56,8 @@ var (
 		"IAM auth tokens signed.", []string{"upstream"}, nil)
 	descExpiry = prometheus.NewDesc(namespace+"_credentials_expiry_timestamp_seconds",
 		"When the current AWS credentials expire, as a Unix time.", []string{"upstream"}, nil)
+	descMFAExpiry = prometheus.NewDesc(namespace+"_mfa_session_expiry_timestamp_seconds",
+		"When the MFA session ends and a new MFA code is needed, as a Unix time.", []string{"upstream"}, nil)
 	descBundleAge = prometheus.NewDesc(namespace+"_ca_bundle_age_seconds",
 		"Seconds since the RDS CA bundle in use was fetched or confirmed current.", []string{"upstream"}, nil)
 	descBundleCerts = prometheus.NewDesc(namespace+"_ca_bundle_certificates",
@@ -69,7 +74,7 @@ type stateCollector struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefreshes, descRefreshFailures, descTokens, descExpiry, descBundleAge, descBundleCerts} {
+	for _, d := range []*prometheus.Desc{descRefreshes, descRefreshFailures, descTokens, descExpiry, descMFAExpiry, descBundleAge, descBundleCerts} {
 		ch <- d
 	}
 }
@@ -95,6 +100,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTokens, prometheus.CounterValue, float64(s.TokensBuilt), name)
 		if !s.Expiry.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.GaugeValue, float64(s.Expiry.UnixNano())/1e9, name)
+		}
+		if !s.MFAExpiry.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descMFAExpiry, prometheus.GaugeValue, float64(s.MFAExpiry.UnixNano())/1e9, name)
 		}
 	}
 	now := c.now()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	cfgpkg "github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/health"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
@@ -44,6 +45,9 @@ type Options struct {
 	// command restores default signal handling so a second signal exits
 	// at once).
 	OnDrain func()
+	// MFAPrompt asks for an MFA code on the terminal; nil when there is
+	// none.
+	MFAPrompt func(ctx context.Context, serial string) (string, error)
 }
 
 // Process is a running proxy, as Options.Started sees it.
@@ -112,9 +116,11 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 			q.Close(cctx)
 		}()
 	}
+	mfa := authtoken.NewMFASessions() // one MFA code for all upstreams
 	for _, u := range s.Upstreams {
 		lc := launch.Config{Upstream: u, Serving: s.Serving, Shared: shared,
-			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions}
+			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions,
+			MFAPrompt: o.MFAPrompt, MFASessions: mfa}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		r, err := launch.Start(sctx, lc, log)
 		cancel()
@@ -133,7 +139,8 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 		p.Metrics.AddCredentials(u.Name, func() metrics.CredentialStats {
 			st := r.Tokens().Stats()
 			exp, _ := r.Tokens().Expiry()
-			return metrics.CredentialStats{Refreshes: int64(st.Refreshes), RefreshFailures: int64(st.RefreshFailures), TokensBuilt: int64(st.TokensBuilt), Expiry: exp}
+			return metrics.CredentialStats{Refreshes: int64(st.Refreshes), RefreshFailures: int64(st.RefreshFailures), TokensBuilt: int64(st.TokensBuilt), Expiry: exp,
+				MFAExpiry: r.Tokens().MFAState().Ends}
 		})
 		p.Metrics.AddCABundle(u.Name, func() (time.Time, int) {
 			if b := r.CABundle(); b != nil {
