@@ -114,6 +114,7 @@ func (s *mfaSetup) awsCLI(t *testing.T, args ...string) *exec.Cmd {
 // proxy exits before listening, naming the profile, the device and the
 // ways out.
 func TestMFASidecarFailsFast(t *testing.T) {
+	w.enter(t)
 	s := newMFASetup(t, "mfa-sidecar")
 	logs := &syncBuffer{}
 	cmd := s.proxyCmd(t, freePort(t), logs)
@@ -143,6 +144,7 @@ func TestMFASidecarFailsFast(t *testing.T) {
 // where the real `aws` uses it without a prompt, and a restart without a
 // terminal starts from it.
 func TestMFAProfileInTerminal(t *testing.T) {
+	w.enter(t)
 	s := newMFASetup(t, "mfa-pty")
 	prompt := "Enter MFA code for " + s.serial + ": "
 
@@ -244,6 +246,7 @@ func TestMFAProfileInTerminal(t *testing.T) {
 // `aws` wrote has the name CLICacheKey gives (the key proven against the
 // CLI itself).
 func TestMFACacheFromAWSCLI(t *testing.T) {
+	w.enter(t)
 	s := newMFASetup(t, "mfa-cli")
 	cli := s.awsCLI(t, "sts", "get-caller-identity", "--profile", "db", "--output", "text", "--query", "Arn")
 	cliOut := &syncBuffer{}
@@ -281,6 +284,7 @@ func TestMFACacheFromAWSCLI(t *testing.T) {
 // --mfa-serial with --mfa-code (GetSessionToken, then the role from its
 // session) logs in.
 func TestMFATrustRequiresMFA(t *testing.T) {
+	w.enter(t)
 	s := newMFASetup(t, "mfa-gst")
 	env := append(append([]string(nil), s.env...), "AWS_PROFILE=dev")
 
@@ -320,6 +324,7 @@ func TestMFATrustRequiresMFA(t *testing.T) {
 // long-term keys, and logs in with --mfa-serial and a code: the
 // GetSessionToken session signs the tokens.
 func TestMFAGetSessionTokenUser(t *testing.T) {
+	w.enter(t)
 	p := appPolicy()
 	p.Statements = append(p.Statements, emulator.Statement{Effect: "Deny", Action: []string{"*"}, Resource: []string{"*"},
 		Condition: map[string]map[string][]string{"BoolIfExists": {"aws:MultiFactorAuthPresent": {"false"}}}})
@@ -352,6 +357,7 @@ func TestMFAGetSessionTokenUser(t *testing.T) {
 // the key's account with GetAccessKeyInfo when GetCallerIdentity is
 // refused.
 func TestMFAWhoami(t *testing.T) {
+	w.enter(t)
 	s := newMFASetup(t, "mfa-who")
 	whoami := func(profile string, extra ...string) (string, string, error) {
 		cmd := exec.Command(proxyBinary(t), append([]string{"whoami", "--endpoint", fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port())}, extra...)...)
@@ -375,9 +381,8 @@ func TestMFAWhoami(t *testing.T) {
 	if err != nil || !strings.Contains(out, "MFA:          no (long-term keys") {
 		t.Fatalf("whoami with long-term keys: %v\n%s%s", err, out, stderr)
 	}
-	w.aws.AWS.InjectFault("sts:GetCallerIdentity", emulator.Fault{Status: 403, Code: "AccessDenied",
+	w.injectFault(t, "sts:GetCallerIdentity", emulator.Fault{Status: 403, Code: "AccessDenied",
 		Message: "User: arn:aws:iam::" + w.aws.AWS.AccountID() + ":user/mfa-who is not authorized to perform: sts:GetCallerIdentity"})
-	t.Cleanup(func() { w.aws.AWS.ClearFault("sts:GetCallerIdentity") })
 	out, stderr, err = whoami("dev")
 	if err == nil || !strings.Contains(out, "Account:      "+w.aws.AWS.AccountID()+" (from sts:GetAccessKeyInfo") ||
 		!strings.Contains(out, "AccessKeyId:  "+s.akid) || !strings.Contains(stderr, "GetCallerIdentity") {
@@ -389,6 +394,7 @@ func TestMFAWhoami(t *testing.T) {
 // session, so one code serves them all (a second GetSessionToken with the
 // same code would be refused).
 func TestMFATwoUpstreamsOneCode(t *testing.T) {
+	w.enter(t)
 	p := appPolicy()
 	p.Statements = append(p.Statements, emulator.Statement{Effect: "Deny", Action: []string{"*"}, Resource: []string{"*"},
 		Condition: map[string]map[string][]string{"BoolIfExists": {"aws:MultiFactorAuthPresent": {"false"}}}})
