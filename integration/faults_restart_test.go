@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localmy"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
 
 // TestFaultServerRestart restarts a real PostgreSQL and a real MariaDB

@@ -17,9 +17,9 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/iamstack"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
 
 // world is what every test shares: one PostgreSQL and one MariaDB, one

@@ -7,7 +7,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/mixload"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/mixload"
 )
 
 // TestMixedMySQL runs the mixed workload through the real binary against

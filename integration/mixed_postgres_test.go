@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/mixload"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/mixload"
 )
 
 // mixedDuration is how long each engine's mixed run keeps starting work in

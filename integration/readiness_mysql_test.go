@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localmy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
 )
 
 // fromOtherHost forwards connections to target from the source address

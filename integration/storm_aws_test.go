@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen/targets"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
 )
 
 // waveClients is how many clients of each engine a wave sends to each

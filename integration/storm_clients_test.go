@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
 )
 
 // Storm sizes for CI (the long form is `go run ./bench/storm`): per

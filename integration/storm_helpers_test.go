@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen/targets"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
 )
 
 // Storms run against the binary built with the race detector: a storm is

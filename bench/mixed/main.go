@@ -1,4 +1,4 @@
-// Command mixed runs the mixed workload of internal/mixload for as long as
+// Command mixed runs the mixed workload of internal/loadtest/mixload for as long as
 // asked, through the real rds-iam-proxy binary, for both engines at once,
 // and prints a table of what it checked and a PASS or FAIL line. It starts
 // its own throwaway PostgreSQL and MariaDB, the emulated AWS and RDS IAM
@@ -30,8 +30,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/mixload"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/mixload"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/iamstack"
 )
 
 // The IAM user and its grants, as on RDS (rds_iam exists there; here it is

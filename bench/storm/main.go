@@ -41,8 +41,8 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen/targets"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
 )
 
 func main() {

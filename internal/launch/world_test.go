@@ -11,7 +11,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/iamstack"
 )
 
 // The tests that log in stand on a throwaway PostgreSQL behind the

@@ -13,7 +13,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/iamstack"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/iamstack"
 )
 
 // The tests run the process the run command runs (Run) against a

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
 
 // slowWrites makes the first writes on a connection (the login's: the

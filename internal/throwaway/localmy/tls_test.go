@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv/srvtest"
 )
 
 func TestStartWithTLS(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 // Options configures Start. The zero value gives a non-TLS server on a
@@ -174,7 +174,7 @@ func serverConfig(o *Options, p paths) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("# Written by rds-iam-proxy internal/localmy.\n[mariadbd]\n")
+	b.WriteString("# Written by rds-iam-proxy internal/throwaway/localmy.\n[mariadbd]\n")
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		if v := settings[k]; v == "" {
 			b.WriteString(k + "\n")

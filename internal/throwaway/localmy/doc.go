@@ -1,6 +1,6 @@
 // Package localmy starts and stops a throwaway MariaDB server built from
 // the binaries installed on the machine (mariadb-install-db + mariadbd, no
-// mysqld_safe, no service manager, no Docker). It is internal/localpg's
+// mysqld_safe, no service manager, no Docker). It is internal/throwaway/localpg's
 // counterpart for the MySQL side of the proxy.
 //
 // It exists because the MySQL integration tests need a real server that

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 // Options configures Start. The zero value gives a trusting, non-TLS server
@@ -153,7 +153,7 @@ func serverConfig(o *Options, socketDir string) string {
 		settings["ssl"] = "off"
 	}
 	var b strings.Builder
-	b.WriteString("\n# Added by rds-iam-proxy internal/localpg.\n")
+	b.WriteString("\n# Added by rds-iam-proxy internal/throwaway/localpg.\n")
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, confValue(settings[k]))
 	}

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 // installHint is appended to every "binary not found" error: the fix on

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv/srvtest"
 )
 
 func TestStartRejectsBadOptionsBeforeDoingAnything(t *testing.T) {

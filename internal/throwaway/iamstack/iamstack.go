@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localmy"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
 
 // Options describe the database and who may connect.

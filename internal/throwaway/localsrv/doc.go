@@ -1,5 +1,5 @@
 // Package localsrv is the machinery shared by the throwaway database
-// servers of internal/localpg (PostgreSQL) and internal/localmy (MariaDB):
+// servers of internal/throwaway/localpg (PostgreSQL) and internal/throwaway/localmy (MariaDB):
 // running a server program as another OS user when we are root, tying its
 // life to ours (process group, parent-death signal), stopping it with a
 // signal and a deadline, keeping the tail of its output for error

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv/srvtest"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv/srvtest"
 )
 
 // helperEnv makes the test binary act as a program that starts a server

@@ -24,9 +24,9 @@ import (
 	"strings"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadgen"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localmy"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localpg"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
 
 // Who and where storms log in.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/localsrv"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 // serverUser picks the account for initdb/postgres: the "postgres" system
