@@ -66,24 +66,22 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	d := &demo{log: log, stdout: stdout}
 	defer d.close()
+	fail := commandFailure("demo", 1, stderr)
 	if err := d.start(ctx, pg, my); err != nil {
-		fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
-		return 1
+		return fail(err)
 	}
 	tries := []string{}
 	if pg {
 		r, err := d.startPostgres(ctx, *listen)
 		if err != nil {
-			fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
-			return 1
+			return fail(err)
 		}
 		tries = append(tries, fmt.Sprintf("psql -h 127.0.0.1 -p %s -U app_user appdb", r.Port()))
 	}
 	if my {
 		r, err := d.startMySQL(ctx, *listenMy)
 		if err != nil {
-			fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
-			return 1
+			return fail(err)
 		}
 		tries = append(tries, fmt.Sprintf("mysql -h 127.0.0.1 -P %s -u app_user appdb", r.Port()))
 	}
