@@ -2,10 +2,8 @@ package emulator
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -113,21 +111,14 @@ func (a *AWS) serveContainer(w http.ResponseWriter, r *http.Request) {
 		log.Info("container credentials issued", "role", role.arn, "access_key_id", s.accessKeyID, "expires", s.expires.Format(time.RFC3339))
 	}
 	log.Debug("container credentials served", "role", role.arn, "access_key_id", s.accessKeyID)
-	b, _ := json.Marshal(containerCredentials{
+	writeJSON(w, http.StatusOK, containerCredentials{
 		AccessKeyID: s.accessKeyID, SecretAccessKey: s.secret, Token: s.token,
 		Expiration: s.expires.UTC().Format(time.RFC3339), RoleArn: role.arn, AccountID: role.account,
 	})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
 }
 
 func containerError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]string{"code": code, "message": msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeJSON(w, status, map[string]string{"code": code, "message": msg})
 }
 
 // RotateInstanceCredentials makes instance metadata hand out new

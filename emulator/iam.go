@@ -377,6 +377,20 @@ func (a *AWS) roleByARNLocked(arn string) (*iamRole, bool) {
 	return r, ok
 }
 
+// roleOrDenied finds the role an assume call names, or answers with the
+// call's own denied error, as STS does not tell a missing role from a
+// refused one; the log keeps the real reason.
+func (a *AWS) roleOrDenied(arn string, denied *stsError) (*iamRole, *stsError) {
+	a.mu.Lock()
+	role, ok := a.roleByARNLocked(arn)
+	a.mu.Unlock()
+	if !ok {
+		denied.reason = "no such role " + arn
+		return nil, denied
+	}
+	return role, nil
+}
+
 // roleByName finds a role of the emulator's own account; the caller holds
 // a.mu.
 func (a *AWS) roleByNameLocked(name string) (*iamRole, bool) {

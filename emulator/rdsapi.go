@@ -158,13 +158,20 @@ func (a *AWS) rdsARN(kind, id string) string {
 	return "arn:aws:rds:" + a.region + ":" + a.accountID + ":" + kind + ":" + id
 }
 
+// authorizeDescribe checks that who may call action on the DB of this kind
+// ("db" or "cluster") named id, or on all of them when id is empty, as
+// RDS checks a Describe call against the ARN it names.
+func (a *AWS) authorizeDescribe(who principal, action, kind, id string) *stsError {
+	resource := a.rdsARN(kind, "*")
+	if id != "" {
+		resource = a.rdsARN(kind, id)
+	}
+	return a.authorize(who, action, resource)
+}
+
 func (a *AWS) describeDBInstances(who principal, params url.Values, reqID string, log *slog.Logger) (any, *stsError) {
 	id := params.Get("DBInstanceIdentifier")
-	resource := a.rdsARN("db", "*")
-	if id != "" {
-		resource = a.rdsARN("db", id)
-	}
-	if serr := a.authorize(who, "rds:DescribeDBInstances", resource); serr != nil {
+	if serr := a.authorizeDescribe(who, "rds:DescribeDBInstances", "db", id); serr != nil {
 		return nil, serr
 	}
 	resp := &describeDBInstancesResponse{Xmlns: rdsNamespace}
@@ -191,11 +198,7 @@ func (a *AWS) describeDBInstances(who principal, params url.Values, reqID string
 
 func (a *AWS) describeDBClusters(who principal, params url.Values, reqID string, log *slog.Logger) (any, *stsError) {
 	id := params.Get("DBClusterIdentifier")
-	resource := a.rdsARN("cluster", "*")
-	if id != "" {
-		resource = a.rdsARN("cluster", id)
-	}
-	if serr := a.authorize(who, "rds:DescribeDBClusters", resource); serr != nil {
+	if serr := a.authorizeDescribe(who, "rds:DescribeDBClusters", "cluster", id); serr != nil {
 		return nil, serr
 	}
 	resp := &describeDBClustersResponse{Xmlns: rdsNamespace}

@@ -2,10 +2,8 @@ package emulator
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -65,20 +63,13 @@ func (a *AWS) serveSSO(w http.ResponseWriter, r *http.Request) {
 	s := a.issueSessionLocked(role, "sso-user", a.sessionDuration, "", "sso")
 	a.mu.Unlock()
 	log.Info("sso role credentials issued", "role", role.arn, "access_key_id", s.accessKeyID, "expires", s.expires.Format(time.RFC3339))
-	b, _ := json.Marshal(map[string]any{"roleCredentials": map[string]any{
+	writeJSON(w, http.StatusOK, map[string]any{"roleCredentials": map[string]any{
 		"accessKeyId": s.accessKeyID, "secretAccessKey": s.secret, "sessionToken": s.token,
 		"expiration": s.expires.UnixMilli(),
 	}})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
 }
 
 func ssoError(w http.ResponseWriter, status int, typ, msg string) {
-	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Amzn-Errortype", typ)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeJSON(w, status, map[string]string{"__type": typ, "message": msg})
 }

@@ -450,12 +450,9 @@ func (a *AWS) assumeRole(r *http.Request, body []byte, params url.Values, log *s
 	denied := newSTSError(http.StatusForbidden, "AccessDenied",
 		fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", who.arn, roleARN), "")
 
-	a.mu.Lock()
-	role, ok := a.roleByARNLocked(roleARN)
-	a.mu.Unlock()
-	if !ok {
-		denied.reason = "no such role " + roleARN
-		return nil, denied
+	role, serr := a.roleOrDenied(roleARN, denied)
+	if serr != nil {
+		return nil, serr
 	}
 	// MFA: a code checked now, or the MFA context of the calling session.
 	mfa, mfaAt := who.mfa, who.mfaAt
@@ -527,12 +524,9 @@ func (a *AWS) assumeRoleWithWebIdentity(params url.Values, log *slog.Logger) (an
 	}
 	roleARN := params.Get("RoleArn")
 	denied := newSTSError(http.StatusForbidden, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", "")
-	a.mu.Lock()
-	role, ok := a.roleByARNLocked(roleARN)
-	a.mu.Unlock()
-	if !ok {
-		denied.reason = "no such role " + roleARN
-		return nil, denied
+	role, serr := a.roleOrDenied(roleARN, denied)
+	if serr != nil {
+		return nil, serr
 	}
 	if err := a.checkTrust(assumeRequest{action: "sts:AssumeRoleWithWebIdentity", roleARN: role.arn,
 		roleName: role.name, webIdentity: claims}); err != nil {

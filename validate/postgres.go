@@ -300,26 +300,18 @@ func pgObjectsCheck(ctx context.Context, q PGQuerier, r *Report, role pgRole, us
 		r.Add(failed(name, err))
 		return
 	}
-	missing := map[string][]string{} // object -> privileges
-	var objects, privs []string
-	for rows.Next() {
-		var obj, priv string
-		if err := rows.Scan(&obj, &priv); err != nil {
-			rows.Close()
-			r.Add(failed(name, err))
-			return
-		}
-		if _, seen := missing[obj]; !seen {
-			objects = append(objects, obj)
-		}
-		missing[obj] = append(missing[obj], priv)
-		if !slices.Contains(privs, priv) {
-			privs = append(privs, priv)
-		}
-	}
-	if err := rows.Err(); err != nil {
+	objects, missing, err := groupPrivileges(rows) // missing: object -> privileges
+	if err != nil {
 		r.Add(failed(name, err))
 		return
+	}
+	var privs []string
+	for _, obj := range objects {
+		for _, priv := range missing[obj] {
+			if !slices.Contains(privs, priv) {
+				privs = append(privs, priv)
+			}
+		}
 	}
 	if len(objects) == 0 {
 		detail := fmt.Sprintf("%s has %s on all %d %s in %s", user, strings.Join(req.Privileges, ", "), count, k.plural, req.Schema)
@@ -344,6 +336,25 @@ func pgObjectsCheck(ctx context.Context, q PGQuerier, r *Report, role pgRole, us
 		Fix:    pgGrant(req, ordered, k.grant, user)})
 }
 
+// groupPrivileges reads rows of (name, privilege) into each name's
+// privileges, the names in the order the rows first give them, for
+// messages and fixes that follow the catalog's order.
+func groupPrivileges(rows pgx.Rows) (names []string, privs map[string][]string, err error) {
+	defer rows.Close()
+	privs = map[string][]string{}
+	for rows.Next() {
+		var name, priv string
+		if err := rows.Scan(&name, &priv); err != nil {
+			return nil, nil, err
+		}
+		if _, seen := privs[name]; !seen {
+			names = append(names, name)
+		}
+		privs[name] = append(privs[name], priv)
+	}
+	return names, privs, rows.Err()
+}
+
 // pgDefaultsCheck warns when tables (or sequences) created later in the
 // schema will not carry req's privileges: the application works today and
 // breaks after the next migration.
@@ -357,21 +368,8 @@ func pgDefaultsCheck(ctx context.Context, q PGQuerier, r *Report, role pgRole, u
 		r.Add(failed(name, err))
 		return
 	}
-	byCreator := map[string][]string{}
-	var creators []string
-	for rows.Next() {
-		var creator, priv string
-		if err := rows.Scan(&creator, &priv); err != nil {
-			rows.Close()
-			r.Add(failed(name, err))
-			return
-		}
-		if _, seen := byCreator[creator]; !seen {
-			creators = append(creators, creator)
-		}
-		byCreator[creator] = append(byCreator[creator], priv)
-	}
-	if err := rows.Err(); err != nil {
+	creators, byCreator, err := groupPrivileges(rows)
+	if err != nil {
 		r.Add(failed(name, err))
 		return
 	}

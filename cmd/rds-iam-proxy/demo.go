@@ -66,24 +66,22 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	d := &demo{log: log, stdout: stdout}
 	defer d.close()
+	fail := commandFailure("demo", 1, stderr)
 	if err := d.start(ctx, pg, my); err != nil {
-		fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
-		return 1
+		return fail(err)
 	}
 	tries := []string{}
 	if pg {
 		r, err := d.startPostgres(ctx, *listen)
 		if err != nil {
-			fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
-			return 1
+			return fail(err)
 		}
 		tries = append(tries, fmt.Sprintf("psql -h 127.0.0.1 -p %s -U app_user appdb", r.Port()))
 	}
 	if my {
 		r, err := d.startMySQL(ctx, *listenMy)
 		if err != nil {
-			fmt.Fprintln(stderr, "rds-iam-proxy demo:", err)
-			return 1
+			return fail(err)
 		}
 		tries = append(tries, fmt.Sprintf("mysql -h 127.0.0.1 -P %s -u app_user appdb", r.Port()))
 	}
@@ -145,51 +143,67 @@ func (d *demo) proxy(ctx context.Context, engine config.Engine, endpoint, dial, 
 func (d *demo) startPostgres(ctx context.Context, listen string) (*launch.Running, error) {
 	s := d.stack
 	fmt.Fprintf(d.stdout, "PostgreSQL %s at %s behind the emulated RDS front; dbuser ARN %s\n", s.PG.Version, s.PG.Addr(), s.Front.UserARN("app_user"))
-	r, err := d.proxy(ctx, config.Postgres, s.Endpoint(), s.Front.Addr(), listen)
-	if err != nil {
-		return nil, err
-	}
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := pgconn.Connect(qctx, fmt.Sprintf("host=127.0.0.1 port=%s user=app_user dbname=appdb sslmode=disable application_name=rds-iam-proxy-demo", r.Port()))
-	if err != nil {
-		return nil, fmt.Errorf("query through the proxy: %w", err)
-	}
-	defer conn.Close(qctx)
-	res := conn.ExecParams(qctx, "SELECT current_user, message FROM greetings ORDER BY id LIMIT 1", nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		return nil, fmt.Errorf("query through the proxy: %w", res.Err)
-	}
-	if len(res.Rows) != 1 {
-		return nil, fmt.Errorf("query through the proxy: got %d rows, want 1", len(res.Rows))
-	}
-	fmt.Fprintf(d.stdout, "query through the proxy OK: current_user=%s message=%q\n", res.Rows[0][0], res.Rows[0][1])
-	return r, nil
+	return d.proxyAndGreet(ctx, config.Postgres, s.Endpoint(), s.Front.Addr(), listen, pgGreeting)
 }
 
 func (d *demo) startMySQL(ctx context.Context, listen string) (*launch.Running, error) {
 	s := d.stack
 	fmt.Fprintf(d.stdout, "MariaDB %s at %s behind the emulated RDS front; dbuser ARN %s\n", s.My.Version, s.My.Addr(), s.MyFront.UserARN("app_user"))
-	r, err := d.proxy(ctx, config.MySQL, s.MySQLEndpoint(), s.MyFront.Addr(), listen)
+	return d.proxyAndGreet(ctx, config.MySQL, s.MySQLEndpoint(), s.MyFront.Addr(), listen, myGreeting)
+}
+
+// greeting reads the demo's greeting as app_user through the proxy on
+// 127.0.0.1:port, with the engine's own client library.
+type greeting func(ctx context.Context, port string) (user, message string, err error)
+
+// proxyAndGreet starts a proxy and shows that it works: one query through
+// it, within 30 seconds.
+func (d *demo) proxyAndGreet(ctx context.Context, engine config.Engine, endpoint, dial, listen string, greet greeting) (*launch.Running, error) {
+	r, err := d.proxy(ctx, engine, endpoint, dial, listen)
 	if err != nil {
 		return nil, err
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = "app_user", "tcp", "127.0.0.1:"+r.Port(), "appdb"
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(connector)
-	defer db.Close()
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var user, message string
-	if err := db.QueryRowContext(qctx, "SELECT CURRENT_USER(), message FROM greetings ORDER BY id LIMIT 1").Scan(&user, &message); err != nil {
-		return nil, fmt.Errorf("query through the proxy: %w", err)
+	user, message, err := greet(qctx, r.Port())
+	if err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(d.stdout, "query through the proxy OK: current_user=%s message=%q\n", user, message)
 	return r, nil
+}
+
+// pgGreeting asks with pgconn, as libpq-based clients would connect.
+func pgGreeting(ctx context.Context, port string) (user, message string, err error) {
+	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%s user=app_user dbname=appdb sslmode=disable application_name=rds-iam-proxy-demo", port))
+	if err != nil {
+		return "", "", fmt.Errorf("query through the proxy: %w", err)
+	}
+	defer conn.Close(ctx)
+	res := conn.ExecParams(ctx, "SELECT current_user, message FROM greetings ORDER BY id LIMIT 1", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return "", "", fmt.Errorf("query through the proxy: %w", res.Err)
+	}
+	if len(res.Rows) != 1 {
+		return "", "", fmt.Errorf("query through the proxy: got %d rows, want 1", len(res.Rows))
+	}
+	return string(res.Rows[0][0]), string(res.Rows[0][1]), nil
+}
+
+// myGreeting asks with go-sql-driver/mysql, without TLS to the local proxy.
+func myGreeting(ctx context.Context, port string) (user, message string, err error) {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = "app_user", "tcp", "127.0.0.1:"+port, "appdb"
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return "", "", err
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	if err := db.QueryRowContext(ctx, "SELECT CURRENT_USER(), message FROM greetings ORDER BY id LIMIT 1").Scan(&user, &message); err != nil {
+		return "", "", fmt.Errorf("query through the proxy: %w", err)
+	}
+	return user, message, nil
 }
 
 func (d *demo) close() {

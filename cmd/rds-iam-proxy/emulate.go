@@ -38,7 +38,7 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy emulate:", err); return 1 }
+	fail := commandFailure("emulate", 1, stderr)
 	if *backend == "" {
 		return fail(fmt.Errorf("--backend HOST:PORT is required"))
 	}

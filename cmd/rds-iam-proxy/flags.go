@@ -38,6 +38,30 @@ func upstreamConfig(f *config.UpstreamFlags) (launch.Config, error) {
 	return launch.Config{Upstream: u, Serving: config.DefaultServing()}, err
 }
 
+// parseUpstreamFlags parses a one-upstream command's flags (as parseFlags)
+// and makes the upstream they describe (as upstreamConfig). When ok is
+// false the command ends with exit status code: 0 for -h, 2 for a bad flag,
+// the problems already told on stderr.
+func parseUpstreamFlags(cmd string, fs *flag.FlagSet, flags *config.UpstreamFlags, args []string, stderr io.Writer) (cfg launch.Config, code int, ok bool) {
+	if err := parseFlags(fs, args); err != nil {
+		return launch.Config{}, exitForFlagError(err, stderr), false
+	}
+	cfg, err := upstreamConfig(flags)
+	if err != nil {
+		return launch.Config{}, flagProblems(cmd, err, stderr), false
+	}
+	return cfg, 0, true
+}
+
+// commandFailure returns what a command calls when it gives up: it tells
+// err on stderr after the command's name and returns the exit status code.
+func commandFailure(cmd string, code int, stderr io.Writer) func(err error) int {
+	return func(err error) int {
+		fmt.Fprintf(stderr, "rds-iam-proxy %s: %v\n", cmd, err)
+		return code
+	}
+}
+
 // flagProblems reports the problems config found in a command's flags:
 // exit status 2, as for any bad flag.
 func flagProblems(cmd string, err error, stderr io.Writer) int {

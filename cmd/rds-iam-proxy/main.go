@@ -59,27 +59,23 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	// The subcommands, each in its own file with the same signature.
+	commands := map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+		"run":      cmdRun,
+		"token":    cmdToken,
+		"demo":     cmdDemo,
+		"whoami":   cmdWhoami,
+		"doctor":   cmdDoctor,
+		"emulate":  cmdEmulate,
+		"validate": cmdValidate,
+		"setup":    cmdSetup,
+		"wait":     cmdWait,
+		"shutdown": cmdShutdown,
+	}
+	if run, ok := commands[cmd]; ok {
+		return run(ctx, args, stdout, stderr)
+	}
 	switch cmd {
-	case "run":
-		return cmdRun(ctx, args, stdout, stderr)
-	case "token":
-		return cmdToken(ctx, args, stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, args, stdout, stderr)
-	case "whoami":
-		return cmdWhoami(ctx, args, stdout, stderr)
-	case "doctor":
-		return cmdDoctor(ctx, args, stdout, stderr)
-	case "emulate":
-		return cmdEmulate(ctx, args, stdout, stderr)
-	case "validate":
-		return cmdValidate(ctx, args, stdout, stderr)
-	case "setup":
-		return cmdSetup(ctx, args, stdout, stderr)
-	case "wait":
-		return cmdWait(ctx, args, stdout, stderr)
-	case "shutdown":
-		return cmdShutdown(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rds-iam-proxy", version)
 		return 0

@@ -57,7 +57,7 @@ func cmdSetupSQL(_ context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return flagProblems("setup sql", err, stderr)
 	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy setup sql:", err); return 2 }
+	fail := commandFailure("setup sql", 2, stderr)
 	if u.DBUser == "" {
 		return fail(fmt.Errorf("--db-user is required"))
 	}

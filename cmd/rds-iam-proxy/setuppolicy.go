@@ -42,18 +42,18 @@ func cmdSetupPolicy(ctx context.Context, args []string, stdout, stderr io.Writer
 	serviceAccount := fs.String("service-account", "", "--kind trust: NAMESPACE/NAME of the service account (IRSA)")
 	podIdentity := fs.Bool("pod-identity", false, "--kind trust: a trust policy for EKS Pod Identity")
 	timeout := fs.Duration("timeout", 30*time.Second, timeoutUsage)
-	if err := parseFlags(fs, args); err != nil {
-		return exitForFlagError(err, stderr)
-	}
-	cfg, err := upstreamConfig(flags)
-	if err != nil {
-		return flagProblems("setup policy", err, stderr)
+	cfg, code, ok := parseUpstreamFlags("setup policy", fs, flags, args, stderr)
+	if !ok {
+		return code
 	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "rds-iam-proxy setup policy: "+format+"\n", a...)
 		return code
 	}
-	var doc []byte
+	var (
+		doc []byte
+		err error
+	)
 	switch *kind {
 	case "trust":
 		switch {

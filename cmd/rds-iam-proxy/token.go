@@ -15,14 +15,11 @@ import (
 func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("token", "rds-iam-proxy token --endpoint HOST:PORT --db-user USER [--region REGION]\n\nPrints an IAM auth token (valid 15 minutes) to use as the password. It is a secret.", stderr)
 	flags := config.RegisterUpstream(fs, config.SigningKeys...)
-	if err := parseFlags(fs, args); err != nil {
-		return exitForFlagError(err, stderr)
+	cfg, code, ok := parseUpstreamFlags("token", fs, flags, args, stderr)
+	if !ok {
+		return code
 	}
-	cfg, err := upstreamConfig(flags)
-	if err != nil {
-		return flagProblems("token", err, stderr)
-	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy token:", err); return 1 }
+	fail := commandFailure("token", 1, stderr)
 	if cfg.DBUser == "" {
 		return fail(fmt.Errorf("--db-user is required"))
 	}

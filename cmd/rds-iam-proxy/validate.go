@@ -99,7 +99,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
-	usageErr := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy validate:", err); return 2 }
+	usageErr := commandFailure("validate", 2, stderr)
 	if *format != "text" && *format != "json" {
 		return usageErr(fmt.Errorf("--format %q: use text or json", *format))
 	}

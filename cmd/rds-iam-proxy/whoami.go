@@ -20,14 +20,11 @@ func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlagSet("whoami", "rds-iam-proxy whoami [--endpoint HOST:PORT] [--profile P] [--role-arn ARN[,ARN]] [flags]\n\nShows the AWS identity the proxy signs tokens as (account, ARN, where the\ncredentials came from, when they expire), checked with sts:GetCallerIdentity.\nIt takes run's flags for one upstream.", stderr)
 	flags := config.RegisterUpstream(fs, config.LoginKeys...)
 	timeout := fs.Duration("timeout", 30*time.Second, timeoutUsage)
-	if err := parseFlags(fs, args); err != nil {
-		return exitForFlagError(err, stderr)
+	cfg, code, ok := parseUpstreamFlags("whoami", fs, flags, args, stderr)
+	if !ok {
+		return code
 	}
-	cfg, err := upstreamConfig(flags)
-	if err != nil {
-		return flagProblems("whoami", err, stderr)
-	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "rds-iam-proxy whoami:", err); return 1 }
+	fail := commandFailure("whoami", 1, stderr)
 	if prompt.Available() {
 		// A profile with mfa_serial asks for its code here, as aws does.
 		cfg.MFAPrompt = prompt.MFACode

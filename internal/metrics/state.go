@@ -48,21 +48,27 @@ func (m *Metrics) AddCABundle(upstream string, f func() (fetched time.Time, cas 
 }
 
 var (
-	descRefreshes = prometheus.NewDesc(namespace+"_credential_refreshes_total",
-		"AWS credential retrievals that succeeded.", []string{"upstream"}, nil)
-	descRefreshFailures = prometheus.NewDesc(namespace+"_credential_refresh_failures_total",
-		"AWS credential retrievals that failed.", []string{"upstream"}, nil)
-	descTokens = prometheus.NewDesc(namespace+"_tokens_built_total",
-		"IAM auth tokens signed.", []string{"upstream"}, nil)
-	descExpiry = prometheus.NewDesc(namespace+"_credentials_expiry_timestamp_seconds",
-		"When the current AWS credentials expire, as a Unix time.", []string{"upstream"}, nil)
-	descMFAExpiry = prometheus.NewDesc(namespace+"_mfa_session_expiry_timestamp_seconds",
-		"When the MFA session ends and a new MFA code is needed, as a Unix time.", []string{"upstream"}, nil)
-	descBundleAge = prometheus.NewDesc(namespace+"_ca_bundle_age_seconds",
-		"Seconds since the RDS CA bundle in use was fetched or confirmed current.", []string{"upstream"}, nil)
-	descBundleCerts = prometheus.NewDesc(namespace+"_ca_bundle_certificates",
-		"CA certificates in the RDS CA bundle in use.", []string{"upstream"}, nil)
+	descRefreshes = upstreamDesc("_credential_refreshes_total",
+		"AWS credential retrievals that succeeded.")
+	descRefreshFailures = upstreamDesc("_credential_refresh_failures_total",
+		"AWS credential retrievals that failed.")
+	descTokens = upstreamDesc("_tokens_built_total",
+		"IAM auth tokens signed.")
+	descExpiry = upstreamDesc("_credentials_expiry_timestamp_seconds",
+		"When the current AWS credentials expire, as a Unix time.")
+	descMFAExpiry = upstreamDesc("_mfa_session_expiry_timestamp_seconds",
+		"When the MFA session ends and a new MFA code is needed, as a Unix time.")
+	descBundleAge = upstreamDesc("_ca_bundle_age_seconds",
+		"Seconds since the RDS CA bundle in use was fetched or confirmed current.")
+	descBundleCerts = upstreamDesc("_ca_bundle_certificates",
+		"CA certificates in the RDS CA bundle in use.")
 )
+
+// upstreamDesc describes a per-upstream metric: the name after the
+// namespace, one "upstream" label.
+func upstreamDesc(suffix, help string) *prometheus.Desc {
+	return prometheus.NewDesc(namespace+suffix, help, []string{"upstream"}, nil)
+}
 
 // stateCollector turns the registered callbacks into const metrics at
 // scrape time.

@@ -97,11 +97,7 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 			return ExitFailed
 		}
 		p.Admin = admin
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			admin.Close(cctx)
-		}()
+		defer closeListener(admin)
 	}
 	if s.ShutdownAddress != "" {
 		q, err := startShutdown(ctx, s.ShutdownAddress, quitOnce, log)
@@ -110,11 +106,7 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 			return ExitFailed
 		}
 		p.Shutdown = q
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			q.Close(cctx)
-		}()
+		defer closeListener(q)
 	}
 	mfa := authtoken.NewMFASessions() // one MFA code for all upstreams
 	for _, u := range s.Upstreams {
@@ -248,6 +240,14 @@ func probeAll(ctx context.Context, rs []*launch.Running) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// closeListener closes the admin or shutdown listener on the way out,
+// giving its requests in flight two seconds.
+func closeListener(s *health.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.Close(ctx)
 }
 
 // startShutdown serves POST /quitquitquit on its own local listener: a
