@@ -23,6 +23,7 @@ type mfaSetup struct {
 	secret                []byte
 	akid, sk              string
 	env                   []string
+	awsPath               string // an AWS CLI that reads AWS_ENDPOINT_URL_STS
 }
 
 func newMFASetup(t *testing.T, name string) *mfaSetup {
@@ -105,9 +106,42 @@ func (s *mfaSetup) mfaCalls() int {
 func (s *mfaSetup) awsCLI(t *testing.T, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, "aws", args...)
+	if s.awsPath == "" {
+		s.awsPath = awsCLIWithServiceEndpoints(t)
+	}
+	cmd := exec.CommandContext(ctx, s.awsPath, args...)
 	cmd.Env = s.env
 	return cmd
+}
+
+// awsCLIWithServiceEndpoints finds, on PATH, an AWS CLI that reads
+// AWS_ENDPOINT_URL_STS (v1.29+ or v2.13+), which is how the tests point it
+// at the emulator. An older one (Debian 12's awscli is 2.9.19) would ask
+// the real STS and fail for a reason that is not the proxy's.
+func awsCLIWithServiceEndpoints(t *testing.T) string {
+	t.Helper()
+	var seen []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		path := filepath.Join(dir, "aws")
+		if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		out, err := exec.Command(path, "--version").CombinedOutput()
+		if err != nil {
+			continue
+		}
+		version, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+		seen = append(seen, path+": "+version)
+		var major, minor int
+		if _, err := fmt.Sscanf(version, "aws-cli/%d.%d", &major, &minor); err != nil {
+			continue
+		}
+		if (major == 1 && minor >= 29) || (major == 2 && minor >= 13) || major > 2 {
+			return path
+		}
+	}
+	t.Fatalf("no AWS CLI on PATH reads AWS_ENDPOINT_URL_STS (v1.29+ or v2.13+ needed), found: %v", seen)
+	return ""
 }
 
 // TestMFASidecarFailsFast: no terminal, no code, no cached session: the
