@@ -4,6 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
@@ -103,4 +108,36 @@ func TestDoctorMFARoleTrust(t *testing.T) {
 	expectStatus(t, rep, validate.StepCredentials, validate.OK, "assumed "+s.roleARN, "MFA: yes (device "+s.serial)
 	expectStatus(t, rep, validate.StepCallerID, validate.OK, ":assumed-role/doctor-mfa-trust-db/")
 	expectStatus(t, rep, validate.StepLogin, validate.OK)
+}
+
+// TestDoctorMFAUnknown: session credentials from elsewhere (a role
+// assumed without MFA, handed over in AWS_SESSION_TOKEN): doctor cannot
+// tell whether they carry MFA, so the policy step warns that the policy
+// needs it, and the refused login names MFA among its causes.
+func TestDoctorMFAUnknown(t *testing.T) {
+	w.enter(t)
+	a := w.aws.AWS
+	akid, sk := a.AddUser("doctor-mfa-unknown", emulator.Policy{})
+	role := a.AddRole("doctor-mfa-unknown-db", emulator.Policy{Statements: []emulator.Statement{apiStatement,
+		{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: []string{w.front.UserARN(iamUser)},
+			Condition: map[string]map[string][]string{"Bool": {"aws:MultiFactorAuthPresent": {"true"}}}}}})
+	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(akid, sk, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(w.aws.URL()) }).AssumeRole(t.Context(),
+		&sts.AssumeRoleInput{RoleArn: aws.String(role), RoleSessionName: aws.String("no-mfa")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", aws.ToString(out.Credentials.AccessKeyId))
+	t.Setenv("AWS_SECRET_ACCESS_KEY", aws.ToString(out.Credentials.SecretAccessKey))
+	t.Setenv("AWS_SESSION_TOKEN", aws.ToString(out.Credentials.SessionToken))
+	unsetEnv(t, "AWS_PROFILE")
+
+	rep := runDoctor(t, doctorOptions())
+	expectStatus(t, rep, validate.StepCredentials, validate.OK, "MFA: unknown")
+	expectStatus(t, rep, validate.StepPolicy, validate.Warn, "only with MFA (aws:MultiFactorAuthPresent)", "MFA of these credentials: unknown", "--mfa-serial")
+	expectFailure(t, rep, validate.StepLogin, "PAM authentication failed", "credentials that carry MFA")
 }

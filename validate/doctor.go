@@ -235,8 +235,10 @@ func (d *doctor) credentials(ctx context.Context) Check {
 	c.Detail += ", access key " + creds.AccessKeyID
 	if creds.CanExpire {
 		c.Detail += fmt.Sprintf(", expire %s (in %s; refreshed ahead of expiry)", creds.Expires.UTC().Format(time.RFC3339), time.Until(creds.Expires).Round(time.Second))
-	} else {
+	} else if longTermKeys(creds.AccessKeyID, creds.CanExpire) {
 		c.Detail += ", long-term keys (never expire)"
+	} else {
+		c.Detail += ", temporary keys whose expiry was not given"
 	}
 	d.mfa = d.up.Tokens.MFAState()
 	c.Detail += "; MFA: " + MFALine(d.mfa, creds.AccessKeyID, creds.CanExpire)

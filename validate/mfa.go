@@ -23,9 +23,9 @@ import (
 // that flips to allowed is one that MFA decides.
 
 // MFALine says whether credentials carry MFA: known when the proxy did the
-// MFA step itself; long-term keys (an access key that never expires) never
-// do; otherwise unknown (SSO, a role's session, keys from elsewhere). It is
-// whoami's "MFA:" line and part of doctor's credentials step.
+// MFA step itself; long-term keys never do; otherwise unknown (SSO, a
+// role's session, keys from elsewhere). It is whoami's "MFA:" line and part
+// of doctor's credentials step.
 func MFALine(st authtoken.MFAState, accessKeyID string, canExpire bool) string {
 	switch {
 	case st.Configured && st.Present:
@@ -36,10 +36,18 @@ func MFALine(st authtoken.MFAState, accessKeyID string, canExpire bool) string {
 		return line + ")"
 	case st.Configured:
 		return "no (device " + st.Serial + " configured, no MFA session yet)"
-	case accessKeyID != "" && !canExpire:
+	case longTermKeys(accessKeyID, canExpire):
 		return "no (long-term keys carry no MFA)"
 	}
 	return "unknown (the credentials came from elsewhere; the proxy did not do MFA itself)"
+}
+
+// longTermKeys reports an IAM user's long-term access key: one that does
+// not expire and is not a temporary key. Session keys handed over in
+// AWS_SESSION_TOKEN do not say when they expire either, but their ids
+// start with ASIA (long-term ones with AKIA), as AWS documents.
+func longTermKeys(accessKeyID string, canExpire bool) bool {
+	return accessKeyID != "" && !canExpire && !strings.HasPrefix(accessKeyID, "ASIA")
 }
 
 // mfaCarried is what doctor knows of its credentials' MFA: yes, no, or
@@ -56,7 +64,7 @@ func (d *doctor) mfaCarried() mfaCarried {
 	switch {
 	case d.mfa.Configured && d.mfa.Present:
 		return mfaYes
-	case d.mfa.Configured, d.creds.AccessKeyID != "" && !d.creds.CanExpire:
+	case d.mfa.Configured, longTermKeys(d.creds.AccessKeyID, d.creds.CanExpire):
 		return mfaNo
 	}
 	return mfaUnknown
