@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/smithy-go"
@@ -213,12 +214,14 @@ type Simulation struct {
 }
 
 // SimulateConnect asks iam:SimulatePrincipalPolicy whether source's
-// policies allow rds-db:connect on the dbuser ARN. Errors are
-// *CouldNotCheck.
-func SimulateConnect(ctx context.Context, c *iam.Client, source, dbUserARN string) (Simulation, error) {
+// policies allow rds-db:connect on the dbuser ARN, with the condition keys
+// in entries supplied (the simulator supplies none of the caller's own,
+// such as aws:MultiFactorAuthPresent). Errors are *CouldNotCheck.
+func SimulateConnect(ctx context.Context, c *iam.Client, source, dbUserARN string, entries ...iamtypes.ContextEntry) (Simulation, error) {
 	const action = "iam:SimulatePrincipalPolicy"
 	out, err := c.SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{
-		PolicySourceArn: aws.String(source), ActionNames: []string{"rds-db:connect"}, ResourceArns: []string{dbUserARN}})
+		PolicySourceArn: aws.String(source), ActionNames: []string{"rds-db:connect"}, ResourceArns: []string{dbUserARN},
+		ContextEntries: entries})
 	if err != nil {
 		return Simulation{}, classify(err, action, source)
 	}

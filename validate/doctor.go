@@ -157,6 +157,9 @@ type doctor struct {
 
 	awsCfg     aws.Config
 	creds      aws.Credentials
+	mfa        authtoken.MFAState
+	mfaAt      time.Time // when this run did the MFA step with a code (zero: it did not)
+	mfaDoubt   string    // the policy needs MFA that these credentials may lack
 	callerARN  string
 	account    string
 	serverTime time.Time
@@ -202,7 +205,16 @@ func (d *doctor) stsRegion() string {
 
 func (d *doctor) credentials(ctx context.Context) Check {
 	c := Check{Name: StepCredentials}
-	creds, err := d.awsCfg.Credentials.Retrieve(ctx)
+	// The MFA step first, as run does before it listens: the AWS CLI
+	// cache, --mfa-code or the terminal's prompt.
+	err := d.up.Tokens.Prepare(ctx)
+	if st := d.up.Tokens.MFAState(); err == nil && st.Present && st.From == "code" {
+		d.mfaAt = time.Now()
+	}
+	var creds aws.Credentials
+	if err == nil {
+		creds, err = d.awsCfg.Credentials.Retrieve(ctx)
+	}
 	if err != nil {
 		c.Status = Fail
 		c.Detail = err.Error()
@@ -223,9 +235,13 @@ func (d *doctor) credentials(ctx context.Context) Check {
 	c.Detail += ", access key " + creds.AccessKeyID
 	if creds.CanExpire {
 		c.Detail += fmt.Sprintf(", expire %s (in %s; refreshed ahead of expiry)", creds.Expires.UTC().Format(time.RFC3339), time.Until(creds.Expires).Round(time.Second))
-	} else {
+	} else if longTermKeys(creds.AccessKeyID, creds.CanExpire) {
 		c.Detail += ", long-term keys (never expire)"
+	} else {
+		c.Detail += ", temporary keys whose expiry was not given"
 	}
+	d.mfa = d.up.Tokens.MFAState()
+	c.Detail += "; MFA: " + MFALine(d.mfa, creds.AccessKeyID, creds.CanExpire)
 	return c
 }
 
@@ -594,11 +610,21 @@ func (d *doctor) policy(ctx context.Context) Check {
 		c.Detail = err.Error()
 		return c
 	}
-	switch sim.Decision {
-	case "allowed":
+	if sim.Decision == "allowed" {
 		d.policyOK = true
 		return Check{Name: StepPolicy, Status: OK, Detail: fmt.Sprintf("%s may rds-db:connect on %s", source, arn)}
-	case "explicitDeny":
+	}
+	// Refused without the MFA keys, which the simulator never supplies:
+	// is MFA what the policy asks for?
+	if mc, ok := d.mfaPolicy(ctx, client, source, arn); ok {
+		d.policyOK = mc.Status != Fail
+		if mc.Status == Warn {
+			d.mfaDoubt = fmt.Sprintf("credentials that carry MFA, recent enough: %s allows rds-db:connect only with it (MFA of these credentials: %s)",
+				source, MFALine(d.mfa, d.creds.AccessKeyID, d.creds.CanExpire))
+		}
+		return mc
+	}
+	if sim.Decision == "explicitDeny" {
 		c.Detail = fmt.Sprintf("an explicit Deny in the policies of %s refuses rds-db:connect on %s (a Deny wins over every Allow)", source, arn)
 		c.Fix = "remove or narrow the Deny statement (check the role's policies, permission boundary and the account's SCPs)"
 		return c
@@ -653,6 +679,9 @@ func (d *doctor) unverified() string {
 			who = src
 		}
 		causes = append(causes, fmt.Sprintf("a policy of %s allowing rds-db:connect on %s (not checked)", who, arn))
+	}
+	if d.mfaDoubt != "" {
+		causes = append(causes, d.mfaDoubt)
 	}
 	causes = append(causes,
 		fmt.Sprintf("the token names %s:%d in %s: the DB's own endpoint name, port and region", d.host, d.port, d.region),

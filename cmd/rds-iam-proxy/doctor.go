@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/prompt"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
 
@@ -45,6 +46,11 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if cfg.DBUser == "" {
 		fmt.Fprintln(stderr, "rds-iam-proxy doctor: pass --db-user, the database user to check")
 		return 2
+	}
+	if prompt.Available() {
+		// A profile with mfa_serial, or --mfa-serial without --mfa-code,
+		// asks for its code here, as run does.
+		cfg.MFAPrompt = prompt.MFACode
 	}
 	tables, seqs, err := reqs.load(cfg.Engine)
 	if err != nil {

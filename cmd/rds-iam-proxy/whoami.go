@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/prompt"
+	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
 
 // cmdWhoami shows which identity the proxy would sign tokens as: it
@@ -49,7 +49,7 @@ func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if akid, account, kerr := up.Tokens.AccessKeyAccount(ctx, up.Region); kerr == nil {
 			fmt.Fprintf(stdout, "Account:      %s (from sts:GetAccessKeyInfo; sts:GetCallerIdentity failed)\n", account)
 			fmt.Fprintf(stdout, "AccessKeyId:  %s\n", akid)
-			fmt.Fprintf(stdout, "MFA:          %s\n", mfaLine(up.Tokens.MFAState(), id))
+			fmt.Fprintf(stdout, "MFA:          %s\n", validate.MFALine(up.Tokens.MFAState(), id.AccessKeyID, id.CanExpire))
 		}
 		return fail(err)
 	}
@@ -67,26 +67,7 @@ func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	} else {
 		fmt.Fprintf(stdout, "Expires:      never (long-term keys)\n")
 	}
-	fmt.Fprintf(stdout, "MFA:          %s\n", mfaLine(up.Tokens.MFAState(), id))
+	fmt.Fprintf(stdout, "MFA:          %s\n", validate.MFALine(up.Tokens.MFAState(), id.AccessKeyID, id.CanExpire))
 	fmt.Fprintf(stdout, "Region:       %s (%s)\n", up.Region, up.RegionSource)
 	return 0
-}
-
-// mfaLine says whether the credentials carry MFA: known when the proxy did
-// the MFA step itself; long-term keys never do; otherwise unknown (the
-// credentials came from elsewhere, e.g. SSO or a role's session).
-func mfaLine(st authtoken.MFAState, id authtoken.WhoAmI) string {
-	switch {
-	case st.Configured && st.Present:
-		line := "yes (device " + st.Serial + ", from " + st.From
-		if !st.Ends.IsZero() {
-			line += "; a new code is needed after " + st.Ends.UTC().Format(time.RFC3339)
-		}
-		return line + ")"
-	case st.Configured:
-		return "no (device " + st.Serial + " configured, no MFA session yet)"
-	case id.AccessKeyID != "" && !id.CanExpire:
-		return "no (long-term keys carry no MFA)"
-	}
-	return "unknown (the credentials came from elsewhere; the proxy did not do MFA itself)"
 }
