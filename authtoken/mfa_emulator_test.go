@@ -1,7 +1,6 @@
 package authtoken
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,29 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 )
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // mfaProfileWorld is an emulator with a user, an MFA device and a role
 // whose trust requires MFA, and [profile db] (role_arn, mfa_serial,
@@ -42,7 +25,7 @@ type mfaProfileWorld struct {
 	url, serial, role string
 	secret            []byte
 	cacheDir          string
-	log               *lockedLog
+	log               *syncbuf.Buffer
 }
 
 func newMFAProfileWorld(t *testing.T) *mfaProfileWorld {
@@ -76,7 +59,7 @@ func newMFAProfileWorld(t *testing.T) *mfaProfileWorld {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	return &mfaProfileWorld{aws: a, url: srv.URL, serial: serial, role: role, secret: secret,
-		cacheDir: filepath.Join(dir, "cache"), log: &lockedLog{}}
+		cacheDir: filepath.Join(dir, "cache"), log: &syncbuf.Buffer{}}
 }
 
 func (w *mfaProfileWorld) source(t *testing.T, r Refresh) *Source {

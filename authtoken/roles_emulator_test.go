@@ -6,9 +6,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 
 	. "github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
@@ -80,7 +81,7 @@ func TestRoleErrorNamesRoleCallerAndFix(t *testing.T) {
 // refresher recovers when STS does.
 func TestRefreshKeepsServing(t *testing.T) {
 	a, url, role := emulated(t)
-	logs := &lockedLog{}
+	logs := &syncbuf.Buffer{}
 	// stscreds asks for 15-minute sessions; a window just under that
 	// makes the first refresh come about 3 seconds after the fetch.
 	src, err := New(t.Context(), Options{Region: "us-east-1", STSEndpoint: url, Roles: []string{role}, ExternalID: "xid",
@@ -136,21 +137,4 @@ func TestRefreshKeepsServing(t *testing.T) {
 			t.Fatal("a secret is in the log")
 		}
 	}
-}
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
@@ -87,7 +88,7 @@ func TestComposePathWithoutDocker(t *testing.T) {
 		args = append(args, a)
 	}
 	bin := binary(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	emu := exec.CommandContext(ctx, bin, args...)
 	emu.Env = []string{"PATH=" + os.Getenv("PATH")}
 	emu.Stderr = &logs
@@ -148,7 +149,7 @@ func TestComposePathWithoutDocker(t *testing.T) {
 		}
 		proxyArgs = append(proxyArgs, "--upstream="+strings.Join(spec, ","))
 	}
-	var plogs syncBuffer
+	var plogs syncbuf.Buffer
 	p := exec.CommandContext(ctx, bin, proxyArgs...)
 	p.Env, p.Stderr = env, &plogs
 	if err := p.Start(); err != nil {

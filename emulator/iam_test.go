@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http/httptest"
@@ -9,9 +8,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -20,36 +20,18 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // world is one emulator behind an HTTP server, with its log captured.
 type world struct {
 	aws  *AWS
 	srv  *httptest.Server
-	logs *lockedBuffer
+	logs *syncbuf.Buffer
 }
 
 // newWorld starts an emulator and, when the test ends, checks that no secret
 // it issued or verified appears in its log.
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	a := NewAWS(Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(func() {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 )
 
 // TestEmulateCommand follows what `rds-iam-proxy emulate` prints, as a
@@ -44,7 +46,7 @@ func TestEmulateCommandMySQL(t *testing.T) {
 
 // followEmulate starts `emulate` with args, sets up the proxy the way its
 // output says and returns the proxy's port and log.
-func followEmulate(t *testing.T, args ...string) (port string, logs *syncBuffer) {
+func followEmulate(t *testing.T, args ...string) (port string, logs *syncbuf.Buffer) {
 	t.Helper()
 	bin := proxyBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -79,7 +81,7 @@ func followEmulate(t *testing.T, args ...string) (port string, logs *syncBuffer)
 	go io.Copy(io.Discard, stdout)
 
 	port = freePort(t)
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	proxyCmd := exec.CommandContext(ctx, bin, append(proxyArgs, "--listen", "127.0.0.1:"+port)...)
 	proxyCmd.Env = env
 	proxyCmd.Stderr = io.MultiWriter(logs, w.logs)

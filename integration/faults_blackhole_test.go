@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 )
 
 // TestFaultBlackHoleDuringLogin swallows everything between the proxy
@@ -154,8 +155,8 @@ func TestFaultBlackHoleInSession(t *testing.T) {
 type cliSession struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout syncbuf.Buffer
+	stderr syncbuf.Buffer
 	done   chan error
 }
 

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
@@ -33,7 +34,7 @@ type world struct {
 	front  *emulator.Postgres
 	my     *emulator.MySQL
 	caFile string
-	logs   *syncBuffer // everything the proxy and the emulator logged
+	logs   *syncbuf.Buffer // everything the proxy and the emulator logged
 
 	stateMu    sync.Mutex
 	state      worldState // as the last test left it (at first, as TestMain made it)
@@ -77,7 +78,7 @@ func runMain(m *testing.M) int {
 		fmt.Println("integration: skipped under -short")
 		return 0
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	stack, err := iamstack.Start(ctx, iamstack.Options{
@@ -220,24 +221,6 @@ func startProxyWith(t *testing.T, cfg launch.Config, mods ...func(*launch.Config
 // dsn is a libpq connection string to the proxy.
 func dsn(port, user string) string {
 	return fmt.Sprintf("host=127.0.0.1 port=%s user=%s dbname=%s sslmode=disable connect_timeout=20", port, user, appDB)
-}
-
-// syncBuffer is a goroutine-safe log capture.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // otherCAFile writes a CA that signed nothing the world serves: a bundle

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 )
 
 // TestPGEnvironmentDoesNotReachUpstreamLogins: PG* variables in the proxy's
@@ -79,10 +80,10 @@ func TestMaxConnections(t *testing.T) {
 
 // startBinary runs the built proxy against the emulated DB and waits until
 // it listens.
-func startBinary(t *testing.T, extra ...string) (cmd *exec.Cmd, port string, logs *syncBuffer) {
+func startBinary(t *testing.T, extra ...string) (cmd *exec.Cmd, port string, logs *syncbuf.Buffer) {
 	t.Helper()
 	port = freePort(t)
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	args := append([]string{
 		"--endpoint", fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port()),
 		"--dial-address", w.front.Addr(), "--listen", "127.0.0.1:" + port, "--log-level", "debug",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 )
 
 // mfaSetup is a person's laptop: an IAM user with long-term keys and an
@@ -83,7 +84,7 @@ func (s *mfaSetup) cacheFile() string {
 func (s *mfaSetup) code() string { return emulator.TOTP(s.secret, w.aws.AWS.Now()) }
 
 // proxyCmd is the binary with AWS_PROFILE=db, as a person runs it.
-func (s *mfaSetup) proxyCmd(t *testing.T, port string, logs *syncBuffer, extra ...string) *exec.Cmd {
+func (s *mfaSetup) proxyCmd(t *testing.T, port string, logs *syncbuf.Buffer, extra ...string) *exec.Cmd {
 	t.Helper()
 	args := append([]string{
 		"--endpoint", fmt.Sprintf("%s:%d", w.front.Endpoint(), w.front.Port()),
@@ -150,7 +151,7 @@ func awsCLIWithServiceEndpoints(t *testing.T) string {
 func TestMFASidecarFailsFast(t *testing.T) {
 	w.enter(t)
 	s := newMFASetup(t, "mfa-sidecar")
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := s.proxyCmd(t, freePort(t), logs)
 	noTerminal(cmd)
 	if err := cmd.Start(); err != nil {
@@ -183,7 +184,7 @@ func TestMFAProfileInTerminal(t *testing.T) {
 	prompt := "Enter MFA code for " + s.serial + ": "
 
 	// A wrong code.
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := s.proxyCmd(t, freePort(t), logs)
 	term := startInPty(t, cmd)
 	term.waitOutput(t, 15*time.Second, prompt)
@@ -206,7 +207,7 @@ func TestMFAProfileInTerminal(t *testing.T) {
 
 	// The right code: asked once, then psql works.
 	port := freePort(t)
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	cmd = s.proxyCmd(t, port, logs)
 	term = startInPty(t, cmd)
 	term.waitOutput(t, 15*time.Second, prompt)
@@ -259,7 +260,7 @@ func TestMFAProfileInTerminal(t *testing.T) {
 
 	// A restart without a terminal starts from the cache.
 	port = freePort(t)
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	cmd = s.proxyCmd(t, port, logs)
 	noTerminal(cmd)
 	if err := cmd.Start(); err != nil {
@@ -283,7 +284,7 @@ func TestMFACacheFromAWSCLI(t *testing.T) {
 	w.enter(t)
 	s := newMFASetup(t, "mfa-cli")
 	cli := s.awsCLI(t, "sts", "get-caller-identity", "--profile", "db", "--output", "text", "--query", "Arn")
-	cliOut := &syncBuffer{}
+	cliOut := &syncbuf.Buffer{}
 	cli.Stdout, cli.Stderr = cliOut, cliOut
 	term := startInPty(t, cli)
 	term.waitOutput(t, 30*time.Second, "Enter MFA code for "+s.serial+": ")
@@ -298,7 +299,7 @@ func TestMFACacheFromAWSCLI(t *testing.T) {
 	before := s.mfaCalls()
 
 	port := freePort(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := s.proxyCmd(t, port, logs)
 	noTerminal(cmd)
 	if err := cmd.Start(); err != nil {
@@ -322,9 +323,9 @@ func TestMFATrustRequiresMFA(t *testing.T) {
 	s := newMFASetup(t, "mfa-gst")
 	env := append(append([]string(nil), s.env...), "AWS_PROFILE=dev")
 
-	run := func(extra ...string) (string, *syncBuffer) {
+	run := func(extra ...string) (string, *syncbuf.Buffer) {
 		port := freePort(t)
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		cmd := s.proxyCmd(t, port, logs, append([]string{"--role-arn", s.roleARN}, extra...)...)
 		cmd.Env = env
 		noTerminal(cmd)
@@ -364,9 +365,9 @@ func TestMFAGetSessionTokenUser(t *testing.T) {
 		Condition: map[string]map[string][]string{"BoolIfExists": {"aws:MultiFactorAuthPresent": {"false"}}}})
 	s := newMFASetupWith(t, "mfa-user", p)
 	env := append(append([]string(nil), s.env...), "AWS_PROFILE=dev")
-	run := func(extra ...string) (string, *syncBuffer) {
+	run := func(extra ...string) (string, *syncbuf.Buffer) {
 		port := freePort(t)
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		cmd := s.proxyCmd(t, port, logs, extra...)
 		cmd.Env = env
 		noTerminal(cmd)
@@ -445,7 +446,7 @@ func TestMFATwoUpstreamsOneCode(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, proxyBinary(t), args...)
 	cmd.Env = append(append([]string(nil), s.env...), "AWS_PROFILE=dev")
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	t.Cleanup(func() { w.logs.Write([]byte(logs.String())) })
 	noTerminal(cmd)

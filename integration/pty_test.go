@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,7 +19,7 @@ import (
 // getpass) asks here; the test reads the master side and types into it.
 type pty struct {
 	master *os.File
-	out    *syncBuffer // everything the child wrote to the terminal
+	out    *syncbuf.Buffer // everything the child wrote to the terminal
 }
 
 // startInPty starts cmd in a new session with a new pseudo-terminal as its
@@ -49,7 +50,7 @@ func startInPty(t *testing.T, cmd *exec.Cmd) *pty {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	p := &pty{master: master, out: &syncBuffer{}}
+	p := &pty{master: master, out: &syncbuf.Buffer{}}
 	go func() {
 		buf := make([]byte, 4096)
 		for {

@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 )
 
 // sidecar is the built binary running with a config file, as in a pod.
 type sidecar struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	admin  string        // host:port of the admin port
 	exited chan struct{} // closed when the process has exited
 	code   int           // its exit status, once exited
@@ -59,7 +60,7 @@ func startSidecar(t *testing.T, config string, extra ...string) *sidecar {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &sidecar{logs: &syncBuffer{}, admin: "127.0.0.1:" + freePort(t), exited: make(chan struct{})}
+	s := &sidecar{logs: &syncbuf.Buffer{}, admin: "127.0.0.1:" + freePort(t), exited: make(chan struct{})}
 	args := append([]string{"--config", path, "--admin-address", s.admin, "--log-level", "debug"}, extra...)
 	for i, a := range extra {
 		if a == "--admin-address" && i+1 < len(extra) {

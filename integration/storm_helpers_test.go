@@ -16,6 +16,7 @@ import (
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 )
 
 // Storms run against the binary built with the race detector: a storm is
@@ -56,7 +57,7 @@ func stormTargets(t *testing.T, clients int) *targets.Set {
 // upstreams, with an admin port.
 type stormProxy struct {
 	cmd            *exec.Cmd
-	logs           *syncBuffer
+	logs           *syncbuf.Buffer
 	admin          string
 	pgPort, myPort int
 	exited         chan struct{}
@@ -73,7 +74,7 @@ func startStormProxy(t *testing.T, set *targets.Set, env []string, extra ...stri
 	}
 	pg, _ := strconv.Atoi(freePort(t))
 	my, _ := strconv.Atoi(freePort(t))
-	p := &stormProxy{logs: &syncBuffer{}, admin: "127.0.0.1:" + freePort(t), pgPort: pg, myPort: my, exited: make(chan struct{})}
+	p := &stormProxy{logs: &syncbuf.Buffer{}, admin: "127.0.0.1:" + freePort(t), pgPort: pg, myPort: my, exited: make(chan struct{})}
 	cfg := filepath.Join(t.TempDir(), "rds-iam-proxy.yaml")
 	yaml := set.ProxyConfig(fmt.Sprintf("127.0.0.1:%d", pg), fmt.Sprintf("127.0.0.1:%d", my), extra...)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {

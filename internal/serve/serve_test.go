@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -21,7 +21,7 @@ type running struct {
 	p      *Process
 	status chan int
 	stop   context.CancelFunc // a signal
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 }
 
 // run starts Run with s and waits until it serves.
@@ -29,7 +29,7 @@ func run(t *testing.T, ctx context.Context, args ...string) *running {
 	t.Helper()
 	s := settings(t, args...)
 	ctx, stop := context.WithCancel(ctx)
-	r := &running{status: make(chan int, 1), stop: stop, stderr: &syncBuffer{}}
+	r := &running{status: make(chan int, 1), stop: stop, stderr: &syncbuf.Buffer{}}
 	started := make(chan *Process, 1)
 	go func() {
 		r.status <- Run(ctx, s, Options{Stderr: r.stderr, AWSLoadOptions: world.signer, Started: func(p *Process) { started <- p }})
@@ -208,7 +208,7 @@ func TestRunReadinessChecksBackend(t *testing.T) {
 func TestRunStartupFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	s := settings(t, "--ca-bundle", "/nonexistent/bundle.pem")
 	if code := Run(ctx, s, Options{Stderr: &stderr, AWSLoadOptions: world.signer}); code != ExitFailed {
 		t.Errorf("exit %d with a missing bundle, want %d", code, ExitFailed)
@@ -222,27 +222,9 @@ func TestRunStartupFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	var stderr2 syncBuffer
+	var stderr2 syncbuf.Buffer
 	s = settings(t, "--admin-address", taken.Addr().String())
 	if code := Run(ctx, s, Options{Stderr: &stderr2, AWSLoadOptions: world.signer}); code != ExitFailed || !strings.Contains(stderr2.String(), "admin_address") {
 		t.Errorf("admin address taken: exit %d, stderr %q", code, stderr2.String())
 	}
-}
-
-// syncBuffer is a goroutine-safe stderr.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv/srvtest"
 )
 
@@ -112,7 +113,7 @@ func TestStartInGivenDirWithSettingsAndLog(t *testing.T) {
 	// A t.TempDir is 0700 root-owned when tests run as root: Start must make
 	// it traversable for the mysql user.
 	dir := t.TempDir()
-	var log srvtest.SyncBuffer
+	var log syncbuf.Buffer
 	srv := startServer(t, Options{Dir: dir, Log: &log, Settings: map[string]string{"max-connections": "50", "skip-log-bin": ""}})
 
 	if srv.DataDir != filepath.Join(dir, "data") || srv.Socket != filepath.Join(dir, "sock", "mariadbd.sock") {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv/srvtest"
 )
 
@@ -58,7 +59,7 @@ func TestStartInGivenDirWithSettingsAndLog(t *testing.T) {
 	// A t.TempDir is 0700 root-owned when tests run as root: Start must make
 	// it traversable for the postgres user.
 	dir := t.TempDir()
-	var log srvtest.SyncBuffer
+	var log syncbuf.Buffer
 	srv := startServer(t, Options{Dir: dir, Log: &log, Settings: map[string]string{"max_connections": "50"}})
 
 	if srv.DataDir != filepath.Join(dir, "data") || srv.SocketDir != filepath.Join(dir, "sock") {
