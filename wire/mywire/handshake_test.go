@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/wiretest"
+
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
@@ -35,44 +35,6 @@ func serverGreeting(t *testing.T) *mywire.Greeting {
 			mywire.CapPluginAuthLenenc | mywire.CapDeprecateEOF,
 		AuthPlugin: mywire.PluginNativePassword,
 	}
-}
-
-// serveOnce accepts one connection on a loopback listener and hands it to
-// serve; the result comes back on the channel.
-func serveOnce(t *testing.T, serve func(net.Conn) error) (addr string, done <-chan error) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			ch <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		ch <- serve(c)
-	}()
-	return ln.Addr().String(), ch
-}
-
-// serverTLS is a TLS server configuration for "localhost", from a
-// throwaway CA, and the pool that trusts it.
-func serverTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	ca, err := emulator.NewCA("mywire test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.ServerCert("localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}, ca.Pool()
 }
 
 // clearPasswordServer greets, switches the client to
@@ -110,7 +72,7 @@ func TestServerSideWithARealClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	g := mywire.Mirror(serverGreeting(t), serverGreeting(t).Scramble, mywire.PluginNativePassword, false)
-	addr, done := serveOnce(t, clearPasswordServer(t, g, mywire.GreetOptions{}, "app", "the-token"))
+	addr, done := wiretest.ServeOnce(t, clearPasswordServer(t, g, mywire.GreetOptions{}, "app", "the-token"))
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd, cfg.DBName = "tcp", addr, "app", "the-token", "appdb"
 	cfg.AllowCleartextPasswords = true
@@ -134,7 +96,7 @@ func TestServerSideWithARealClient(t *testing.T) {
 func TestClientLogin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srvTLS, pool := serverTLS(t)
+	srvTLS, pool := wiretest.ServerTLS(t, "mywire test CA")
 	clientTLS := &tls.Config{ServerName: "localhost", RootCAs: pool}
 	client := &mywire.HandshakeResponse{Caps: mywire.CapProtocol41 | mywire.CapSecureConnection | mywire.CapPluginAuth | mywire.CapPluginAuthLenenc | mywire.CapDeprecateEOF, MaxPacket: 16 << 20}
 	login := mywire.Login{User: "app", Database: "appdb", Password: "the-token", Plugin: mywire.PluginClearPassword, OnlyPlugin: true, Client: client}
@@ -151,7 +113,7 @@ func TestClientLogin(t *testing.T) {
 		return p
 	}
 
-	addr, done := serveOnce(t, clearPasswordServer(t, serverGreeting(t), mywire.GreetOptions{TLS: srvTLS}, "app", "the-token"))
+	addr, done := wiretest.ServeOnce(t, clearPasswordServer(t, serverGreeting(t), mywire.GreetOptions{TLS: srvTLS}, "app", "the-token"))
 	p := dial(addr)
 	if p.Greeting.ConnectionID != 77 {
 		t.Fatalf("greeting %+v", p.Greeting)
@@ -204,7 +166,7 @@ func TestClientLogin(t *testing.T) {
 		if tc.greet != nil {
 			tc.greet(g)
 		}
-		addr, done := serveOnce(t, func(c net.Conn) error {
+		addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
 			h, err := mywire.Greet(c, g, mywire.GreetOptions{TLS: srvTLS})
 			if err != nil || tc.serve == nil {
 				return nil // the client gives up before its answer
@@ -226,7 +188,7 @@ func TestClientLogin(t *testing.T) {
 func TestAbandonIsAFailedLogin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	addr, done := serveOnce(t, func(c net.Conn) error {
+	addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
 		h, err := mywire.Greet(c, serverGreeting(t), mywire.GreetOptions{})
 		if err != nil {
 			return err

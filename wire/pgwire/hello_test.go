@@ -4,56 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/wiretest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
 )
-
-// serveOnce accepts one connection on a loopback listener and hands it to
-// serve; the result comes back on the channel.
-func serveOnce(t *testing.T, serve func(net.Conn) error) (addr string, done <-chan error) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			ch <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		ch <- serve(c)
-	}()
-	return ln.Addr().String(), ch
-}
-
-// serverTLS is a TLS server configuration for "localhost", from a
-// throwaway CA, and the pool that trusts it.
-func serverTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	ca, err := emulator.NewCA("pgwire test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.ServerCert("localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}, ca.Pool()
-}
 
 // request is an opening packet with no body: SSLRequest, GSSENCRequest.
 func request(code uint32) []byte {
@@ -73,7 +35,7 @@ func startup(user string) []byte {
 // ReadyForQuery) is what was sent.
 func TestServerSideLogin(t *testing.T) {
 	key := pgwire.CancelKey{PID: 4242, Secret: []byte{1, 2, 3, 4}}
-	addr, done := serveOnce(t, func(c net.Conn) error {
+	addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
 		h, err := pgwire.ReadHello(c, pgwire.HelloOptions{})
 		if err != nil {
 			return err
@@ -120,10 +82,10 @@ func TestServerSideLogin(t *testing.T) {
 func TestRequireTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tlsConf, pool := serverTLS(t)
+	tlsConf, pool := wiretest.ServerTLS(t, "pgwire test CA")
 	o := pgwire.HelloOptions{TLS: tlsConf, RequireTLS: true}
 
-	addr, done := serveOnce(t, func(c net.Conn) error {
+	addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
 		_, err := pgwire.ReadHello(c, o)
 		var pe *pgwire.ProtocolError
 		if errors.As(err, &pe) {
@@ -142,7 +104,7 @@ func TestRequireTLS(t *testing.T) {
 	}
 
 	want := pgwire.CancelKey{PID: 7, Secret: []byte{9, 8, 7, 6}}
-	addr, done = serveOnce(t, func(c net.Conn) error {
+	addr, done = wiretest.ServeOnce(t, func(c net.Conn) error {
 		h, err := pgwire.ReadHello(c, o)
 		if err != nil {
 			return err
@@ -165,7 +127,7 @@ func TestRequireTLS(t *testing.T) {
 func TestSendCancelRefusesPlaintext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	addr, done := serveOnce(t, func(c net.Conn) error {
+	addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
 		h, err := pgwire.ReadHello(c, pgwire.HelloOptions{})
 		if err == nil && h.Cancel != nil {
 			return errors.New("the cancel key was sent in plaintext")
