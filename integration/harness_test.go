@@ -125,6 +125,10 @@ func runMain(m *testing.M) int {
 		code = 1
 	}
 	stack.Close()
+	if left := endLivingChildren(3 * time.Second); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "integration: processes the tests started outlived them (killed now):\n  %s\n", strings.Join(left, "\n  "))
+		code = 1
+	}
 	if leaked := w.leakedSecrets(); leaked != "" {
 		fmt.Fprintln(os.Stderr, "integration: a secret appeared in the logs:", leaked)
 		return 1

@@ -95,6 +95,14 @@ func (s *mfaSetup) proxyCmd(t *testing.T, port string, logs *syncbuf.Buffer, ext
 	cmd.Stdout = logs
 	cmd.Stderr = logs
 	t.Cleanup(func() { w.logs.Write([]byte(logs.String())) }) // the suite's leak check reads it
+	// Killed here, by this cmd's own variable: tests reuse theirs for a
+	// restart, and a kill registered on it would reach only the last one
+	// (the others outlived the suite).
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+	})
 	return cmd
 }
 
