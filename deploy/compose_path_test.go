@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
+
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
@@ -28,11 +30,7 @@ import (
 // emulator wrote to --env-out; then psql's and the mysql client's logins as
 // app_user, through one credential chain for both engines.
 func TestComposePathWithoutDocker(t *testing.T) {
-	if testing.Short() {
-		// As the rest of the repository: -short is "no servers needed";
-		// without -short a machine lacking the servers fails.
-		t.Skip("starts a real PostgreSQL and MariaDB; skipped with -short")
-	}
+	shortskip.Skip(t, "starts a real PostgreSQL and MariaDB")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var c compose

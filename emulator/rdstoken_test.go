@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
@@ -108,9 +110,7 @@ func TestVerifyRDSTokenAccepts(t *testing.T) {
 // The AWS CLI (botocore) is an independent implementation; its tokens use the
 // "/?" form.
 func TestVerifyRDSTokenFromAWSCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the AWS CLI; skipped with -short")
-	}
+	shortskip.Skip(t, "runs the AWS CLI")
 	awsCLI, err := exec.LookPath("aws")
 	if err != nil {
 		// scripts/test installs it; a missing CLI must not pass silently.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/syncbuf"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
@@ -75,6 +77,10 @@ func TestMain(m *testing.M) {
 func runMain(m *testing.M) int {
 	flag.Parse()
 	if testing.Short() {
+		if shortskip.InCI() {
+			fmt.Fprintln(os.Stderr, "integration: -short under CI=true would skip the whole suite: CI must run it (drop -short)")
+			return 1
+		}
 		fmt.Println("integration: skipped under -short")
 		return 0
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
+
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
@@ -41,9 +43,7 @@ func TestMain(m *testing.M) {
 // stack starts the world (or skips under -short, the one allowed skip).
 func stack(t *testing.T) *iamstack.Stack {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts PostgreSQL and the emulator")
-	}
+	shortskip.Skip(t, "starts PostgreSQL and the emulator")
 	world.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
@@ -39,9 +41,7 @@ func (c *slowWrites) Write(b []byte) (int, error) {
 // from the relay. Every write here is slow, so every login starts that
 // reader; the session handed over must still get every answer.
 func TestLoginHandsOverAQuietConnection(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a PostgreSQL server")
-	}
+	shortskip.Skip(t, "needs a PostgreSQL server")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	srv, err := localpg.Start(ctx, localpg.Options{HBA: []string{

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
+
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -14,9 +16,7 @@ import (
 // and everywhere else.
 func requireServer(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a real MariaDB server; skipped with -short")
-	}
+	shortskip.Skip(t, "starts a real MariaDB server")
 	for _, prog := range []string{serverProg, installProg} {
 		if _, err := FindBin(prog); err != nil {
 			t.Fatal(err)

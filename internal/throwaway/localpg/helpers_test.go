@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -12,9 +14,7 @@ import (
 // must fail loudly (with the install hint) rather than pass by skipping.
 func requireServer(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a real PostgreSQL server; skipped with -short")
-	}
+	shortskip.Skip(t, "starts a real PostgreSQL server")
 	if _, err := FindBinDir(); err != nil {
 		t.Fatal(err)
 	}
