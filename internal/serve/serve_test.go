@@ -32,7 +32,7 @@ func run(t *testing.T, ctx context.Context, args ...string) *running {
 	r := &running{status: make(chan int, 1), stop: stop, stderr: &syncbuf.Buffer{}}
 	started := make(chan *Process, 1)
 	go func() {
-		r.status <- Run(ctx, s, Options{Stderr: r.stderr, AWSLoadOptions: world.signer, Started: func(p *Process) { started <- p }})
+		r.status <- Run(ctx, s, Options{Stderr: r.stderr, AWSLoadOptions: world.Signer(), Started: func(p *Process) { started <- p }})
 	}()
 	select {
 	case r.p = <-started:
@@ -210,7 +210,7 @@ func TestRunStartupFailures(t *testing.T) {
 	defer cancel()
 	var stderr syncbuf.Buffer
 	s := settings(t, "--ca-bundle", "/nonexistent/bundle.pem")
-	if code := Run(ctx, s, Options{Stderr: &stderr, AWSLoadOptions: world.signer}); code != ExitFailed {
+	if code := Run(ctx, s, Options{Stderr: &stderr, AWSLoadOptions: world.Signer()}); code != ExitFailed {
 		t.Errorf("exit %d with a missing bundle, want %d", code, ExitFailed)
 	}
 	if want := "rds-iam-proxy: " + s.Upstreams[0].Name + " (--endpoint): "; !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "/nonexistent/bundle.pem") {
@@ -224,7 +224,7 @@ func TestRunStartupFailures(t *testing.T) {
 	defer taken.Close()
 	var stderr2 syncbuf.Buffer
 	s = settings(t, "--admin-address", taken.Addr().String())
-	if code := Run(ctx, s, Options{Stderr: &stderr2, AWSLoadOptions: world.signer}); code != ExitFailed || !strings.Contains(stderr2.String(), "admin_address") {
+	if code := Run(ctx, s, Options{Stderr: &stderr2, AWSLoadOptions: world.Signer()}); code != ExitFailed || !strings.Contains(stderr2.String(), "admin_address") {
 		t.Errorf("admin address taken: exit %d, stderr %q", code, stderr2.String())
 	}
 }

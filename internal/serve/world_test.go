@@ -1,18 +1,13 @@
 package serve
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
-
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/iamstack"
@@ -25,18 +20,17 @@ import (
 
 const iamUser = "app_user"
 
-var world struct {
-	once   sync.Once
-	stack  *iamstack.Stack
-	signer []func(*awsconfig.LoadOptions) error
-	err    error
+var world = iamstack.Lazy{
+	Options: iamstack.Options{
+		SetupSQL: []string{fmt.Sprintf("CREATE ROLE rds_iam; CREATE ROLE %[1]s WITH LOGIN; GRANT rds_iam TO %[1]s", iamUser)},
+		Role:     "serve-test", AllowUsers: []string{iamUser},
+	},
+	SignerName: "serve-test-signer", SignAs: iamUser,
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if world.stack != nil {
-		world.stack.Close()
-	}
+	world.Close()
 	os.Exit(code)
 }
 
@@ -44,21 +38,11 @@ func TestMain(m *testing.M) {
 func stack(t *testing.T) *iamstack.Stack {
 	t.Helper()
 	shortskip.Skip(t, "starts PostgreSQL and the emulator")
-	world.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		world.stack, world.err = iamstack.Start(ctx, iamstack.Options{
-			SetupSQL: []string{fmt.Sprintf("CREATE ROLE rds_iam; CREATE ROLE %[1]s WITH LOGIN; GRANT rds_iam TO %[1]s", iamUser)},
-			Role:     "serve-test", AllowUsers: []string{iamUser},
-		})
-		if world.err == nil {
-			world.signer = world.stack.Signer("serve-test-signer", iamUser)
-		}
-	})
-	if world.err != nil {
-		t.Fatalf("start the test world: %v", world.err)
+	s, err := world.Start()
+	if err != nil {
+		t.Fatalf("start the test world: %v", err)
 	}
-	return world.stack
+	return s
 }
 
 // settings are what run loads from args (after the emulated front's
