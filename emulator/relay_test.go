@@ -9,35 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
 )
 
 // testLinger is the linger the tests' relays use.
 const testLinger = 500 * time.Millisecond
-
-// tcpPair is two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (a, b net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	a, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = <-accepted
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
 
 // relayedSession is a relay between a client and a backend, each seen from the
 // far end: what the test writes on client, the backend reads, and back.
@@ -55,8 +32,8 @@ func startRelay(t *testing.T, ctx context.Context) *relayedSession {
 // connection wrapped (to shape how the relay reads it).
 func startRelayWith(t *testing.T, ctx context.Context, wrap func(net.Conn) net.Conn) *relayedSession {
 	t.Helper()
-	client, frontClient := tcpPair(t)
-	frontBackend, backend := tcpPair(t)
+	client, frontClient := netpair.TCP(t)
+	frontBackend, backend := netpair.TCP(t)
 	s := &relayedSession{client: client, backend: backend, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)

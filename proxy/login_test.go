@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
 )
 
 // heldCut is a client connection whose cuts (a read deadline in the past)
@@ -39,7 +41,7 @@ func (c *heldCut) SetReadDeadline(t time.Time) error {
 // cleared the deadlines. The interleaving is forced, not hoped for: the
 // cut goes on only once Relaying has returned or has waited a while.
 func TestLoginDrainAsRelayStartsKeepsSession(t *testing.T) {
-	peer, b := tcpPair(t)
+	peer, b := netpair.TCP(t)
 	client := &heldCut{Conn: b, started: make(chan struct{}), goOn: make(chan struct{}), finished: make(chan struct{})}
 	drain, startDrain := context.WithCancel(context.Background())
 	ctx := context.WithValue(context.Background(), drainKey{}, drain)

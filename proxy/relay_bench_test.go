@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
 )
 
 // benchRelay starts a relay between two loopback TCP pairs, as the engines
@@ -14,8 +16,8 @@ import (
 // to end.
 func benchRelay(b *testing.B) (client, server net.Conn, wait func()) {
 	b.Helper()
-	client, proxyClientSide := tcpPair(b)
-	proxyUpstreamSide, server := tcpPair(b)
+	client, proxyClientSide := netpair.TCP(b)
+	proxyUpstreamSide, server := netpair.TCP(b)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
 )
 
 // TestRelayUpstreamHalfClosedNotReading: the upstream says goodbye (FIN)
@@ -12,8 +14,8 @@ import (
 // into a server that ended the session). The proxy's write to the
 // upstream blocks with the windows full; the session must still end.
 func TestRelayUpstreamHalfClosedNotReading(t *testing.T) {
-	client, proxyClient := tcpPair(t)
-	proxyUpstream, server := tcpPair(t)
+	client, proxyClient := netpair.TCP(t)
+	proxyUpstream, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClient, proxyUpstream, RelayOptions{Linger: time.Second})

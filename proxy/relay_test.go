@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
 )
 
 // relayErr runs Relay and keeps only its error.
@@ -19,33 +21,11 @@ func relayErr(ctx context.Context, client, upstream net.Conn, o RelayOptions) er
 	return err
 }
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (a, b net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	a, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = <-ch
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestRelayBothWaysWithHalfClose: the client sends a request and closes
 // its write side; the server still answers in full; then both close.
 func TestRelayBothWaysWithHalfClose(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	var counts Counts
 	done := make(chan error, 1)
 	go func() {
@@ -81,8 +61,8 @@ func TestRelayBothWaysWithHalfClose(t *testing.T) {
 // TestRelayLingerEnds: after the upstream closes, a client that stays
 // silent is closed after the linger time, not kept forever.
 func TestRelayLingerEnds(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: 200 * time.Millisecond})
@@ -105,8 +85,8 @@ func TestRelayLingerEnds(t *testing.T) {
 
 // TestRelayStopsOnContext: cancelling ctx (a hard shutdown) closes both.
 func TestRelayStopsOnContext(t *testing.T) {
-	_, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, _ := tcpPair(t)
+	_, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, _ := netpair.TCP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- relayErr(ctx, proxyClientSide, proxyUpstreamSide, RelayOptions{}) }()
@@ -126,8 +106,8 @@ func TestRelayStopsOnContext(t *testing.T) {
 // request and half-closes still gets the answer, however long the server
 // takes (here longer than the linger).
 func TestRelayWaitsForAnswersOwedToAHalfClosedClient(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: 100 * time.Millisecond})
@@ -154,8 +134,8 @@ func TestRelayWaitsForAnswersOwedToAHalfClosedClient(t *testing.T) {
 // words and closed; the client's goodbye cannot be delivered, which is the
 // normal end of a session, not a failure.
 func TestRelayWriteAfterUpstreamEndedIsNotAnError(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second})
@@ -176,8 +156,8 @@ func TestRelayWriteAfterUpstreamEndedIsNotAnError(t *testing.T) {
 // (a crashed host, pgx cancelling with unread data) ends the session at
 // once even though the upstream is idle, so the backend is not held.
 func TestRelayClientResetEndsSession(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second})
@@ -203,8 +183,8 @@ func TestRelayClientResetEndsSession(t *testing.T) {
 // TestRelayIdleTimeout: a session with traffic outlives its idle timeout
 // many times over; once quiet for the timeout it ends with ErrIdle.
 func TestRelayIdleTimeout(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
@@ -257,8 +237,8 @@ func (sayBye) Message(err error) []byte {
 // ends the session at once, and the client reads the engine's farewell
 // after what the upstream had sent, then the end of the stream.
 func TestRelayFarewellOnUpstreamReset(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second, Farewell: sayBye{}})
@@ -290,8 +270,8 @@ func (failingWrites) Write([]byte) (int, error) { return 0, syscall.EPIPE }
 // the client's write, the other direction (the client's only writer)
 // tells the client, and the session ends.
 func TestRelayFarewellWhenWritingUpstreamFails(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, _ := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, _ := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, failingWrites{proxyUpstreamSide}, RelayOptions{Linger: time.Second, Farewell: sayBye{}})
@@ -316,8 +296,8 @@ func TestRelayFarewellWhenWritingUpstreamFails(t *testing.T) {
 // (Terminate, then FIN) is not told anything when the upstream then
 // closes: that is the normal end.
 func TestRelayNoFarewellToAClientThatLeft(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Linger: time.Second, Farewell: sayBye{}})
@@ -361,8 +341,8 @@ func (p panicky) BytesFromUpstream(int64) {
 // (this test) goes on.
 func TestRelayPanicEndsOnlyTheSession(t *testing.T) {
 	for _, onClient := range []bool{true, false} {
-		client, proxyClientSide := tcpPair(t)
-		proxyUpstreamSide, server := tcpPair(t)
+		client, proxyClientSide := netpair.TCP(t)
+		proxyUpstreamSide, server := netpair.TCP(t)
 		done := make(chan error, 1)
 		go func() {
 			done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{Observer: panicky{onClient: onClient}})
@@ -392,8 +372,8 @@ func TestRelayPanicEndsOnlyTheSession(t *testing.T) {
 // TestRelayNoFarewellWhenIdle: a session ended for being idle is closed
 // without the farewell (that is for an upstream that broke off).
 func TestRelayNoFarewellWhenIdle(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, _ := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, _ := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: 200 * time.Millisecond, Farewell: sayBye{}})
@@ -415,8 +395,8 @@ func TestRelayTwoGoroutinesPerSession(t *testing.T) {
 	var clients []net.Conn
 	done := make(chan error, sessions)
 	for range sessions {
-		client, proxyClientSide := tcpPair(t)
-		proxyUpstreamSide, server := tcpPair(t)
+		client, proxyClientSide := netpair.TCP(t)
+		proxyUpstreamSide, server := netpair.TCP(t)
 		clients = append(clients, client)
 		go func() {
 			done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}})
@@ -427,7 +407,7 @@ func TestRelayTwoGoroutinesPerSession(t *testing.T) {
 		server.Write([]byte("a"))
 		io.ReadFull(client, make([]byte, 1))
 	}
-	// tcpPair's accept goroutines end just after handing over their
+	// netpair.TCP's accept goroutines end just after handing over their
 	// connection, so one may still be counted for a moment: look again
 	// for up to a second before calling it a goroutine of the relay.
 	n := runtime.NumGoroutine() - before
@@ -455,8 +435,8 @@ func TestRelayTwoGoroutinesPerSession(t *testing.T) {
 // hook the engines set, allocates nothing (a variable whose address
 // escapes in the copy loop would cost one allocation per chunk).
 func TestRelayNoAllocationPerChunk(t *testing.T) {
-	client, proxyClientSide := tcpPair(t)
-	proxyUpstreamSide, server := tcpPair(t)
+	client, proxyClientSide := netpair.TCP(t)
+	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: time.Hour, Observer: NopObserver{}, Farewell: sayBye{}})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
 )
 
 // gateHandler logs in the way the engines do, as far as the handshake cap
@@ -220,7 +222,7 @@ func TestLoginFirstPacketTimeout(t *testing.T) {
 // TestLoginDrainCutSurvivesFirstPacket: the drain's cut of reads is not
 // undone when the first packet arrives just after it.
 func TestLoginDrainCutSurvivesFirstPacket(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := netpair.TCP(t)
 	drain, startDrain := context.WithCancel(context.Background())
 	ctx := context.WithValue(context.Background(), drainKey{}, drain)
 	s := Settings{HandshakeTimeout: 10 * time.Second, FirstPacketTimeout: 10 * time.Second, Observer: NopObserver{}}

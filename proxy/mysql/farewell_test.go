@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
@@ -95,31 +97,13 @@ func (c slowAfterWrite) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func loopbackPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() { c, _ := ln.Accept(); ch <- c }()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-ch
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestFarewellNotInsideAResultSet: the farewell must hear the client's
 // command before the server's answer to it, however the two relay
 // goroutines are scheduled; otherwise a break at a packet boundary inside
 // the result set gets an ERR the client reads as packets out of order.
 func TestFarewellNotInsideAResultSet(t *testing.T) {
-	client, proxyClient := loopbackPair(t)
-	proxyUpstream, server := loopbackPair(t)
+	client, proxyClient := netpair.TCP(t)
+	proxyUpstream, server := netpair.TCP(t)
 	go proxy.Relay(context.Background(), proxyClient, slowAfterWrite{proxyUpstream}, proxy.RelayOptions{Farewell: newFarewell(), Linger: time.Second})
 	query := pkt(0, "\x03SELECT * FROM big")
 	client.Write(query)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
@@ -89,31 +91,13 @@ func (c slowRead) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-func loopbackPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() { c, _ := ln.Accept(); ch <- c }()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-ch
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestServerFatalSurvivesAFailedWrite: the server sends its own FATAL and
 // closes (idle_session_timeout, pg_terminate_backend) just as the client
 // sends a query. The proxy's write of the query fails; the server's FATAL,
 // already in the proxy's socket, is still what the client reads.
 func TestServerFatalSurvivesAFailedWrite(t *testing.T) {
-	client, proxyClient := loopbackPair(t)
-	proxyUpstream, server := loopbackPair(t)
+	client, proxyClient := netpair.TCP(t)
+	proxyUpstream, server := netpair.TCP(t)
 	go proxy.Relay(context.Background(), proxyClient, slowRead{proxyUpstream}, proxy.RelayOptions{Farewell: &farewell{}, Linger: time.Second})
 	time.Sleep(10 * time.Millisecond) // the reader sleeps before its first read
 	server.Write(msg('E', "SFATAL\x00C57P05\x00Mterminating connection due to idle-session timeout\x00\x00"))

@@ -7,32 +7,9 @@ import (
 	"os"
 	"testing"
 	"time"
-)
 
-// pair returns the two ends of a loopback TCP connection.
-func pair(t *testing.T) (a, b net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	a, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = <-ch
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
+)
 
 // readOne reads one byte from c, bounded so that a hang fails the test.
 func readOne(t *testing.T, c net.Conn) error {
@@ -52,7 +29,7 @@ func readOne(t *testing.T, c net.Conn) error {
 }
 
 func TestReadsCutOnCancelWritesStillWork(t *testing.T) {
-	a, b := pair(t)
+	a, b := netpair.TCP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	k := Reads(ctx, b)
 	defer k.Stop()
@@ -72,7 +49,7 @@ func TestReadsCutOnCancelWritesStillWork(t *testing.T) {
 }
 
 func TestAllCutsWritesToo(t *testing.T) {
-	_, b := pair(t)
+	_, b := netpair.TCP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	k := All(ctx, b)
 	defer k.Stop()
@@ -86,7 +63,7 @@ func TestAllCutsWritesToo(t *testing.T) {
 // TestSetDoesNotUndoACut: a deadline moved after the cut (the client's
 // first packet arriving just after a drain began) stays in the past.
 func TestSetDoesNotUndoACut(t *testing.T) {
-	a, b := pair(t)
+	a, b := netpair.TCP(t)
 	k := Reads(context.Background(), b)
 	defer k.Stop()
 	k.Now()
@@ -100,7 +77,7 @@ func TestSetDoesNotUndoACut(t *testing.T) {
 // TestNoCutAfterStop: once Stop has returned, neither the context nor Now
 // touches the deadlines the caller sets.
 func TestNoCutAfterStop(t *testing.T) {
-	a, b := pair(t)
+	a, b := netpair.TCP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	k := Reads(ctx, b)
 	if k.Stop() {
@@ -138,7 +115,7 @@ func (c *heldConn) SetReadDeadline(t time.Time) error {
 // must stick: the cut may not land afterwards. The interleaving is forced:
 // the cut goes on only once Stop has returned or has waited a while.
 func TestStopWaitsForACutInProgress(t *testing.T) {
-	a, b := pair(t)
+	a, b := netpair.TCP(t)
 	c := &heldConn{Conn: b, started: make(chan struct{}), goOn: make(chan struct{}), finished: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	k := Reads(ctx, c)
