@@ -80,6 +80,10 @@ func Signer(ctx context.Context, tokens TokenSource, region string) authtoken.Id
 	return id
 }
 
+// UnexplainedFix is the fix for a login failure no explainer knows: where
+// to look next, rather than nothing.
+const UnexplainedFix = "see the proxy's log for the whole error; rds-iam-proxy doctor (with the same flags) checks this upstream step by step"
+
 // NotAcceptingFix is the fix for a server that says it is starting,
 // shutting down or cannot be reached behind its endpoint.
 const NotAcceptingFix = "connect again in a few seconds: it is starting, shutting down, restarting or failing over; if it lasts, check the DB's status and events"

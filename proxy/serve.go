@@ -98,7 +98,7 @@ func (s *Settings) explain(ctx context.Context, e Engine, user string, err error
 	if f := e.Explain(ctx, user, err); f != nil {
 		return f
 	}
-	return failure.Wrap(failure.Upstream, err, fmt.Sprintf("cannot log in to the upstream %s: %s", t.Host, err), "")
+	return failure.Wrap(failure.Upstream, err, fmt.Sprintf("cannot log in to the upstream %s: %s", t.Host, err), UnexplainedFix)
 }
 
 // Explain explains a failure of the upstream that happens inside an
@@ -163,12 +163,12 @@ func (s *Settings) Refuse(ctx context.Context, client net.Conn, r Refusal, e Eng
 	defer client.Close()
 	s.Observer.Accepted()
 	defer s.Observer.Ended()
-	log := s.Logger.With("client", client.RemoteAddr().String())
 	if r.Drop {
 		s.Observer.Refused(failure.HandshakeLimit)
-		log.Debug("connection dropped: too many connections logging in, and too many being refused")
+		s.Logger.Debug("connection dropped: too many connections logging in, and too many being refused", "client", client.RemoteAddr())
 		return
 	}
+	log := s.Logger.With("client", client.RemoteAddr().String())
 	client.SetDeadline(time.Now().Add(refuseTimeout))
 	h, err := e.Refusing(ctx, client, log)
 	if handled, ok := errors.AsType[*Handled](err); ok {

@@ -76,7 +76,7 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *mywire.S
 				Fix:   "aws rds modify-db-instance --db-instance-identifier ID --enable-iam-database-authentication --apply-immediately (for Aurora: modify-db-cluster)"}
 		}
 	}
-	return &failure.Failure{Reason: failure.Upstream, Code: failure.Code{Errno: e.Code}, Err: e, Cause: "upstream refused the login: " + e.Message}
+	return &failure.Failure{Reason: failure.Upstream, Code: failure.Code{Errno: e.Code}, Err: e, Cause: "upstream refused the login: " + e.Message, Fix: proxy.UnexplainedFix}
 }
 
 // TokenRejectedFix is what to check when RDS rejects a token for user,

@@ -115,11 +115,14 @@ func (s *session) Farewell() proxy.Farewell { return newFarewell() }
 func (h *handshake) Who() proxy.Who         { return h.who }
 func (h *handshake) Client() net.Conn       { return h.conn }
 
-// Fail tells the client f, after dropping the upstream connection held
-// for it: a slow client does not hold one while it lingers.
+// Fail tells the client f, then drops the upstream connection held for
+// it before the core lingers: a slow client does not hold one meanwhile.
 func (h *handshake) Fail(f *failure.Failure) error {
+	// The client hears first: ending the upstream login (Abandon) is a
+	// round trip to the server, which may be the slow part.
+	err := writeFailure(h.conn, f, h.pos)
 	h.Close()
-	return writeFailure(h.conn, f, h.pos)
+	return err
 }
 
 // Close ends an upstream connection that will not log in with a failed
@@ -236,7 +239,10 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	place, err := p.greetings.Enter(wctx)
 	cancel()
 	if err != nil {
-		if l.Evicted() != nil || l.Drain.Err() != nil || l.Ctx.Err() != nil {
+		// A client waiting for a place waits on the proxy, not the other way
+		// round: even when its handshake time ran out meanwhile, it is told
+		// why below. Only an eviction or a drain has its own words.
+		if l.Evicted() != nil || l.Drain.Err() != nil {
 			return nil, nil, err
 		}
 		if p.greetings.Exposed() == 0 {
