@@ -4,7 +4,8 @@ import "fmt"
 
 // DBUserARN is the resource an IAM policy must allow rds-db:connect on for
 // user. resourceID is the DbiResourceId (db-...), DbClusterResourceId
-// (cluster-...) or RDS Proxy id (prx-...); "*" when unknown.
+// (cluster-...) or RDS Proxy id (prx-...); "*" when unknown. The
+// partition comes from the region (see Partition).
 func DBUserARN(region, account, resourceID, user string) string {
 	if account == "" {
 		account = "ACCOUNT_ID"
@@ -12,5 +13,5 @@ func DBUserARN(region, account, resourceID, user string) string {
 	if resourceID == "" {
 		resourceID = "*"
 	}
-	return fmt.Sprintf("arn:aws:rds-db:%s:%s:dbuser:%s/%s", region, account, resourceID, user)
+	return fmt.Sprintf("arn:%s:rds-db:%s:%s:dbuser:%s/%s", Partition(region), region, account, resourceID, user)
 }

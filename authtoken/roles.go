@@ -209,7 +209,7 @@ func ParseRoleARNs(v string) ([]string, error) {
 			continue
 		}
 		if !strings.HasPrefix(part, "arn:") || !strings.Contains(part, ":role/") {
-			return nil, fmt.Errorf("--role-arn %q is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)", part)
+			return nil, fmt.Errorf("--role-arn %q is not a role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME, PARTITION being aws, aws-us-gov or aws-cn)", part)
 		}
 		out = append(out, part)
 	}

@@ -234,7 +234,7 @@ func (a *AWS) AddUser(name string, p Policy) (accessKeyID, secretKey string) {
 // account whose trust policy allows the user.
 func (a *AWS) AddUserInAccount(account, name string, p Policy) (accessKeyID, secretKey string) {
 	key := &userKey{id: "AKIA" + randomText(16), secret: randomSecret()}
-	arn := iamARNIn(account, "user", name)
+	arn := a.iamARNIn(account, "user", name)
 	a.mu.Lock()
 	u, ok := a.users[arn]
 	if !ok {
@@ -260,7 +260,7 @@ func (a *AWS) AddRole(name string, p Policy) (roleARN string) {
 
 // AddRoleInAccount is AddRole for another account.
 func (a *AWS) AddRoleInAccount(account, name string, p Policy) (roleARN string) {
-	arn := iamARNIn(account, "role", name)
+	arn := a.iamARNIn(account, "role", name)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r, ok := a.roles[arn]
@@ -365,10 +365,10 @@ func (a *AWS) rememberLocked(forget time.Time, secrets ...string) {
 	}
 }
 
-func (a *AWS) iamARN(kind, name string) string { return iamARNIn(a.accountID, kind, name) }
+func (a *AWS) iamARN(kind, name string) string { return a.iamARNIn(a.accountID, kind, name) }
 
-func iamARNIn(account, kind, name string) string {
-	return "arn:aws:iam::" + account + ":" + kind + "/" + name
+func (a *AWS) iamARNIn(account, kind, name string) string {
+	return "arn:" + a.Partition() + ":iam::" + account + ":" + kind + "/" + name
 }
 
 // roleByARN finds a role by its ARN; the caller holds a.mu.
@@ -449,7 +449,7 @@ func (a *AWS) sessionPrincipalLocked(s *session) principal {
 	return principal{
 		mfa:          s.mfa,
 		mfaAt:        s.mfaAt,
-		arn:          "arn:aws:sts::" + s.role.account + ":assumed-role/" + s.role.name + "/" + s.name,
+		arn:          "arn:" + a.Partition() + ":sts::" + s.role.account + ":assumed-role/" + s.role.name + "/" + s.name,
 		userID:       s.role.id + ":" + s.name,
 		principalARN: s.role.arn,
 		kind:         "AssumedRole",

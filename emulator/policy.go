@@ -324,7 +324,7 @@ func (t Trust) allows(req assumeRequest) error {
 		switch {
 		case p == "*", p == who.arn, p == who.principalARN:
 			trusted = true
-		case p == "arn:aws:iam::"+who.account+":root":
+		case p == "arn:"+arnPartition(who.arn)+":iam::"+who.account+":root":
 			if ok, _ := who.policy.Allows("sts:AssumeRole", req.roleARN, req.keys); ok {
 				trusted = true
 			}

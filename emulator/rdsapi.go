@@ -155,7 +155,7 @@ func (a *AWS) authorize(who principal, action, resource string) *stsError {
 }
 
 func (a *AWS) rdsARN(kind, id string) string {
-	return "arn:aws:rds:" + a.region + ":" + a.accountID + ":" + kind + ":" + id
+	return "arn:" + a.Partition() + ":rds:" + a.region + ":" + a.accountID + ":" + kind + ":" + id
 }
 
 // authorizeDescribe checks that who may call action on the DB of this kind

@@ -292,5 +292,5 @@ func presignRDSToken(hostport, akid string, q url.Values, cred credential, regio
 // its own copy of the format (rather than the proxy's authtoken.DBUserARN)
 // so that it checks the proxy instead of agreeing with it.
 func dbUserARN(region, account, resourceID, user string) string {
-	return fmt.Sprintf("arn:aws:rds-db:%s:%s:dbuser:%s/%s", region, account, resourceID, user)
+	return fmt.Sprintf("arn:%s:rds-db:%s:%s:dbuser:%s/%s", partitionOf(region), region, account, resourceID, user)
 }

@@ -23,7 +23,7 @@ type ssoGrant struct {
 func (a *AWS) AddSSOAccess(accessToken, account, roleName string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.roles[iamARNIn(account, "role", roleName)]; !ok {
+	if _, ok := a.roles[a.iamARNIn(account, "role", roleName)]; !ok {
 		return fmt.Errorf("emulator: no role %s in account %s", roleName, account)
 	}
 	a.ssoGrants = append(a.ssoGrants, ssoGrant{token: accessToken, account: account, role: roleName})
@@ -47,7 +47,7 @@ func (a *AWS) serveSSO(w http.ResponseWriter, r *http.Request) {
 			allowed = allowed || g.account == account && g.role == roleName
 		}
 	}
-	role, ok := a.roles[iamARNIn(account, "role", roleName)]
+	role, ok := a.roles[a.iamARNIn(account, "role", roleName)]
 	a.mu.Unlock()
 	switch {
 	case tok == "" || !known:

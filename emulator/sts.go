@@ -548,7 +548,7 @@ func (a *AWS) assumeRoleWithWebIdentity(params url.Values, log *slog.Logger) (an
 	resp.Result.AssumedRoleUser = assumedRoleUser{Arn: assumed.arn, AssumedRoleID: assumed.userID}
 	resp.Result.Credentials = stsCredentialsOf(s)
 	if iss := strings.TrimPrefix(claims.issuer, "https://"); iss != "" {
-		resp.Result.Provider = "arn:aws:iam::" + role.account + ":oidc-provider/" + iss
+		resp.Result.Provider = "arn:" + a.Partition() + ":iam::" + role.account + ":oidc-provider/" + iss
 	}
 	return resp, nil
 }

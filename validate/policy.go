@@ -89,12 +89,21 @@ func ConnectPolicyJSON(t ConnectTarget) ([]byte, error) {
 // that principal (a role or user ARN, or an account id for the whole
 // account) in another account may assume; with externalID when the trust
 // requires one. The principal also needs sts:AssumeRole on the role in
-// its own account's policy.
-func CrossAccountTrustJSON(principal, externalID string) ([]byte, error) {
+// its own account's policy. partition is the DB's (authtoken.Partition of
+// its region; "" when unknown): an account id becomes that partition's
+// root ARN, and an ARN of another partition is refused, since a role can
+// only be assumed from within its own partition.
+func CrossAccountTrustJSON(principal, externalID, partition string) ([]byte, error) {
 	switch {
 	case accountRE.MatchString(principal):
-		principal = "arn:aws:iam::" + principal + ":root"
-	case strings.HasPrefix(principal, "arn:aws") && strings.Contains(principal, ":iam::"):
+		if partition == "" {
+			partition = "aws"
+		}
+		principal = "arn:" + partition + ":iam::" + principal + ":root"
+	case authtoken.IsPartition(authtoken.ARNPartition(principal)) && strings.Contains(principal, ":iam::"):
+		if p := authtoken.ARNPartition(principal); partition != "" && p != partition {
+			return nil, fmt.Errorf("trusted principal %q is in partition %s, the DB's region is in %s: a role can only be assumed from its own partition (give a principal of arn:%s:iam::ACCOUNT)", principal, p, partition, partition)
+		}
 	default:
 		return nil, fmt.Errorf("trusted principal %q: give an IAM role or user ARN, or a 12-digit account id", principal)
 	}
@@ -111,7 +120,7 @@ func CrossAccountTrustJSON(principal, externalID string) ([]byte, error) {
 // serviceAccount is NAMESPACE/NAME.
 func IRSATrustJSON(providerARN, serviceAccount string) ([]byte, error) {
 	_, issuer, ok := strings.Cut(providerARN, ":oidc-provider/")
-	if !ok || issuer == "" || !strings.HasPrefix(providerARN, "arn:aws") {
+	if !ok || issuer == "" || !authtoken.IsPartition(authtoken.ARNPartition(providerARN)) {
 		return nil, fmt.Errorf("OIDC provider %q: give its ARN, arn:aws:iam::ACCOUNT:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID (aws eks describe-cluster --query cluster.identity.oidc.issuer)", providerARN)
 	}
 	ns, name, ok := strings.Cut(serviceAccount, "/")

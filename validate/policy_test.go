@@ -45,12 +45,34 @@ func TestConnectPolicyJSON(t *testing.T) {
 }
 
 func TestTrustPolicies(t *testing.T) {
-	js, err := CrossAccountTrustJSON("210987654321", "")
+	js, err := CrossAccountTrustJSON("210987654321", "", "")
 	if err != nil || !strings.Contains(string(js), `"AWS": "arn:aws:iam::210987654321:root"`) || strings.Contains(string(js), "Condition") {
 		t.Errorf("account trust = %s, %v", js, err)
 	}
-	if _, err := CrossAccountTrustJSON("someone", ""); err == nil {
+	if _, err := CrossAccountTrustJSON("someone", "", ""); err == nil {
 		t.Error("a bare name accepted as a principal")
+	}
+	// The partition of the DB's region names an account's root; a
+	// principal of another partition cannot assume the role at all.
+	for _, c := range []struct{ principal, partition, want string }{
+		{"210987654321", "aws-us-gov", `"AWS": "arn:aws-us-gov:iam::210987654321:root"`},
+		{"210987654321", "aws-cn", `"AWS": "arn:aws-cn:iam::210987654321:root"`},
+		{"arn:aws-us-gov:iam::210987654321:role/app", "aws-us-gov", `"AWS": "arn:aws-us-gov:iam::210987654321:role/app"`},
+		{"arn:aws-cn:iam::210987654321:role/app", "", `"AWS": "arn:aws-cn:iam::210987654321:role/app"`},
+	} {
+		js, err := CrossAccountTrustJSON(c.principal, "", c.partition)
+		if err != nil || !strings.Contains(string(js), c.want) {
+			t.Errorf("trust of %s in %s = %s, %v; want %s", c.principal, c.partition, js, err, c.want)
+		}
+	}
+	if _, err := CrossAccountTrustJSON("arn:aws:iam::210987654321:role/app", "", "aws-us-gov"); err == nil || !strings.Contains(err.Error(), "partition aws, the DB's region is in aws-us-gov") {
+		t.Errorf("a commercial principal for a GovCloud role: %v", err)
+	}
+	if _, err := CrossAccountTrustJSON("arn:aws-moon:iam::210987654321:role/app", "", ""); err == nil {
+		t.Error("an ARN of no partition accepted")
+	}
+	if _, err := IRSATrustJSON("arn:aws-us-gov:iam::123456789012:oidc-provider/oidc.eks.us-gov-west-1.amazonaws.com/id/X", "ns/sa"); err != nil {
+		t.Errorf("a GovCloud OIDC provider refused: %v", err)
 	}
 	if _, err := IRSATrustJSON("oidc.eks.us-east-1.amazonaws.com/id/X", "ns/sa"); err == nil {
 		t.Error("an issuer URL accepted as the provider ARN")

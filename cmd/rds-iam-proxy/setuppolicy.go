@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
@@ -20,7 +23,8 @@ Prints one IAM policy document (JSON) on stdout, ready for
 aws iam put-role-policy --policy-document file://...:
 
   --kind identity (default): allows rds-db:connect as each --db-user on the DB,
-    arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER. The resource id
+    arn:PARTITION:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER (PARTITION:
+    aws, aws-us-gov or aws-cn, from the region). The resource id
     (db-... of an instance, cluster-... of an Aurora cluster) is looked up
     with rds:DescribeDBInstances/DescribeDBClusters when permitted, else
     taken from --resource-id.
@@ -58,7 +62,7 @@ func cmdSetupPolicy(ctx context.Context, args []string, stdout, stderr io.Writer
 	case "trust":
 		switch {
 		case *trustPrincipal != "":
-			doc, err = validate.CrossAccountTrustJSON(*trustPrincipal, *trustExternalID)
+			doc, err = validate.CrossAccountTrustJSON(*trustPrincipal, *trustExternalID, trustPartition(cfg))
 		case *oidcProvider != "" || *serviceAccount != "":
 			doc, err = validate.IRSATrustJSON(*oidcProvider, *serviceAccount)
 		case *podIdentity:
@@ -129,4 +133,25 @@ func connectTarget(ctx context.Context, cfg launch.Config, resourceID, account s
 		t.Account = id.Account
 	}
 	return t, nil
+}
+
+// trustPartition is the partition a trust policy's principal must be in:
+// the DB's region's (--region, else the endpoint's name, else AWS_REGION);
+// "" when none is known, which keeps the commercial partition.
+func trustPartition(cfg launch.Config) string {
+	region := cfg.Region
+	if region == "" && cfg.Endpoint != "" {
+		host, _, err := net.SplitHostPort(cfg.Endpoint)
+		if err != nil {
+			host = cfg.Endpoint
+		}
+		region = authtoken.RegionFromEndpoint(host)
+	}
+	if region == "" {
+		region = os.Getenv("AWS_REGION")
+	}
+	if region == "" {
+		return ""
+	}
+	return authtoken.Partition(region)
 }

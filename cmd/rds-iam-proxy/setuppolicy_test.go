@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 )
@@ -17,18 +21,26 @@ import (
 // user whose policy is p.
 func setupPolicyWorld(t *testing.T, p emulator.Policy) (*emulator.Server, *emulator.Postgres, *emulator.Postgres) {
 	t.Helper()
-	srv, err := emulator.StartServer(emulator.Options{}, "")
+	return setupPolicyWorldIn(t, "us-east-1", "rds.amazonaws.com", p)
+}
+
+// setupPolicyWorldIn is setupPolicyWorld in region, whose RDS names end
+// in domain.
+func setupPolicyWorldIn(t *testing.T, region, domain string, p emulator.Policy) (*emulator.Server, *emulator.Postgres, *emulator.Postgres) {
+	t.Helper()
+	srv, err := emulator.StartServer(emulator.Options{Region: region}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	inst, err := srv.AWS.StartPostgres(srv.CA, emulator.PostgresOptions{Backend: "127.0.0.1:1", ResourceID: "db-SETUPPOLICY0001"})
+	inst, err := srv.AWS.StartPostgres(srv.CA, emulator.PostgresOptions{Backend: "127.0.0.1:1", ResourceID: "db-SETUPPOLICY0001",
+		Endpoint: "mydb.c0ffee123456." + region + "." + domain})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { inst.Close() })
 	clus, err := srv.AWS.StartPostgres(srv.CA, emulator.PostgresOptions{Backend: "127.0.0.1:1",
-		Endpoint: "aurora.cluster-c0ffee123456.us-east-1.rds.amazonaws.com", ResourceID: "db-MEMBER00001"})
+		Endpoint: "aurora.cluster-c0ffee123456." + region + "." + domain, ResourceID: "db-MEMBER00001"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +166,60 @@ func TestSetupPolicyTrust(t *testing.T) {
 	}
 	if code, _, _ := runSetupPolicy(t, "--kind", "trust", "--oidc-provider", provider, "--service-account", "reporting"); code != 2 {
 		t.Errorf("service account without namespace: exit %d, want 2", code)
+	}
+}
+
+// TestSetupPolicyPartitions: in GovCloud and China the printed policy names
+// the region's partition, and it is the policy that lets a token in: the
+// emulated account there (which keeps its own partition table) accepts a
+// token signed by a user holding exactly the printed policy, and refuses
+// one whose policy says arn:aws:.
+func TestSetupPolicyPartitions(t *testing.T) {
+	for _, c := range []struct{ region, domain, partition string }{
+		{"us-gov-west-1", "rds.amazonaws.com", "aws-us-gov"},
+		{"cn-north-1", "rds.amazonaws.com.cn", "aws-cn"},
+	} {
+		t.Run(c.partition, func(t *testing.T) {
+			srv, inst, _ := setupPolicyWorldIn(t, c.region, c.domain, emulator.Policy{Statements: []emulator.Statement{{Effect: "Allow",
+				Action: []string{"rds:DescribeDBInstances", "rds:DescribeDBClusters"}, Resource: []string{"*"}}}})
+			code, out, errOut := runSetupPolicy(t, "--endpoint", inst.Endpoint()+":5432", "--db-user", "app_user")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			d := parsePolicy(t, out)
+			want := "arn:" + c.partition + ":rds-db:" + c.region + ":123456789012:dbuser:db-SETUPPOLICY0001/app_user"
+			if len(d.Statement) != 1 || len(d.Statement[0].Resource) != 1 || d.Statement[0].Resource[0] != want {
+				t.Fatalf("policy = %s, want rds-db:connect on %s", out, want)
+			}
+			if got := inst.UserARN("app_user"); got != want {
+				t.Errorf("the emulated %s account names the user %s, the policy %s", c.region, got, want)
+			}
+			target := emulator.TokenTarget{Host: inst.Endpoint(), Port: 5432, Region: c.region, DBUser: "app_user", ResourceID: inst.ResourceID()}
+			for _, p := range []struct {
+				resource string
+				allowed  bool
+			}{{d.Statement[0].Resource[0], true}, {strings.Replace(want, "arn:"+c.partition+":", "arn:aws:", 1), false}} {
+				akid, secret := srv.AWS.AddUser("app-"+strconv.FormatBool(p.allowed), emulator.Policy{Statements: []emulator.Statement{{
+					Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: []string{p.resource}}}})
+				tok, err := auth.BuildAuthToken(t.Context(), inst.Endpoint()+":5432", c.region, "app_user",
+					credentials.NewStaticCredentialsProvider(akid, secret, ""))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = srv.AWS.VerifyRDSToken(tok, target)
+				if (err == nil) != p.allowed {
+					t.Errorf("a token under a policy on %s: err %v, want allowed=%v", p.resource, err, p.allowed)
+				}
+			}
+
+			// A trust policy for an account id names the region's root.
+			code, out, errOut = runSetupPolicy(t, "--kind", "trust", "--region", c.region, "--trust-principal", "210987654321")
+			if code != 0 {
+				t.Fatalf("trust: exit %d: %s", code, errOut)
+			}
+			if d := parsePolicy(t, out); d.Statement[0].Principal["AWS"] != "arn:"+c.partition+":iam::210987654321:root" {
+				t.Errorf("trust in %s = %s", c.region, out)
+			}
+		})
 	}
 }
