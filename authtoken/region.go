@@ -70,3 +70,21 @@ func ResolveRegion(explicit, endpointHost, chainRegion string) (region, note str
 	}
 	return "", "", fmt.Errorf("no AWS region: %q is not an RDS endpoint name and neither AWS_REGION nor the profile sets one; pass --region", endpointHost)
 }
+
+// GlobalClusterName is the global database named by an Aurora global
+// writer endpoint, NAME.global-XXXX.global.rds.amazonaws.com, or "" for
+// any other name. Such a name carries no region: tokens must be signed for
+// the region of whichever cluster is primary now, which only the RDS API
+// (DescribeGlobalClusters) tells.
+func GlobalClusterName(host string) string {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	rest, ok := strings.CutSuffix(h, ".global.rds.amazonaws.com")
+	if !ok {
+		return ""
+	}
+	name, suffix, ok := strings.Cut(rest, ".")
+	if !ok || name == "" || !strings.HasPrefix(suffix, "global-") || strings.Contains(suffix, ".") {
+		return ""
+	}
+	return name
+}

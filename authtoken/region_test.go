@@ -63,3 +63,23 @@ func TestDBUserARN(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestGlobalClusterName(t *testing.T) {
+	for host, want := range map[string]string{
+		"orders.global-abc123xyz.global.rds.amazonaws.com":  "orders",
+		"Orders.GLOBAL-abc123xyz.global.rds.amazonaws.com.": "orders",
+		"orders.cluster-abc.us-east-1.rds.amazonaws.com":    "",
+		"orders.global.rds.amazonaws.com":                   "",
+		"a.b.global-x.global.rds.amazonaws.com":             "",
+		"orders.abc.global.rds.amazonaws.com":               "",
+		"127.0.0.1":                                         "",
+	} {
+		if got := GlobalClusterName(host); got != want {
+			t.Errorf("GlobalClusterName(%q) = %q, want %q", host, got, want)
+		}
+	}
+	// A global name carries no region of its own.
+	if r := RegionFromEndpoint("orders.global-abc123xyz.global.rds.amazonaws.com"); r != "" {
+		t.Errorf("RegionFromEndpoint(global) = %q", r)
+	}
+}

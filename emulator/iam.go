@@ -72,6 +72,7 @@ type AWS struct {
 	seen            *boundedStore[struct{}]  // secrets issued or presented (SeenSecrets)
 	oidc            map[string]*OIDCProvider // by issuer, without https://
 	dbs             []*dbRecord              // emulated instances and clusters, for the RDS API
+	globals         []*GlobalCluster         // global databases, for the RDS API
 	mfaDevices      map[string]*mfaDevice    // by serial
 	calls           map[string]int           // successful STS actions, for STSCalls
 }

@@ -96,7 +96,7 @@ func (i *instance) ResourceID() string { return i.resourceID }
 // UserARN is the dbuser ARN of user on this instance, for policies: on
 // the cluster's resource id once the front is a cluster's (JoinCluster).
 func (i *instance) UserARN(user string) string {
-	return dbUserARN(i.aws.Region(), i.aws.AccountID(), i.tokenResourceID(), user)
+	return dbUserARN(i.tokenRegion(), i.aws.AccountID(), i.tokenResourceID(), user)
 }
 
 // SetIAMAuth turns IAM database authentication on or off for this
@@ -132,6 +132,9 @@ func (i *instance) JoinCluster(clusterID, clusterResourceID string) {
 func (i *instance) tokenResourceID() string {
 	i.aws.mu.Lock()
 	defer i.aws.mu.Unlock()
+	if g := i.db.global; g != nil {
+		return g.members[g.primary].ResourceID
+	}
 	if i.db.clusterResourceID != "" {
 		return i.db.clusterResourceID
 	}
@@ -150,7 +153,7 @@ func (i *instance) ConnectPolicy(users ...string) Policy {
 // verifyToken checks a token presented for user as this instance would.
 func (i *instance) verifyToken(token, user string) (*Caller, error) {
 	return i.aws.VerifyRDSToken(token, TokenTarget{
-		Host: i.endpoint, Port: i.port, Region: i.aws.Region(), DBUser: user, ResourceID: i.tokenResourceID(),
+		Host: i.endpoint, Port: i.port, Region: i.tokenRegion(), DBUser: user, ResourceID: i.tokenResourceID(),
 	})
 }
 

@@ -37,6 +37,7 @@ type dbRecord struct {
 	iamAuth           bool
 	clusterID         string // set by JoinCluster
 	clusterResourceID string
+	global            *GlobalCluster // set by ServeGlobal
 }
 
 // registerDB records a front for the RDS API, with IAM auth enabled.
@@ -82,8 +83,9 @@ func (a *AWS) serveAPI(w http.ResponseWriter, r *http.Request) bool {
 	switch signedService(r.Header.Get("Authorization")) {
 	case "rds":
 		a.serveQueryAPI(w, r, "rds", rdsAPIVersion, rdsNamespace, map[string]apiAction{
-			"DescribeDBInstances": a.describeDBInstances,
-			"DescribeDBClusters":  a.describeDBClusters,
+			"DescribeDBInstances":    a.describeDBInstances,
+			"DescribeDBClusters":     a.describeDBClusters,
+			"DescribeGlobalClusters": a.describeGlobalClusters,
 		})
 	case "iam":
 		a.serveQueryAPI(w, r, "iam", iamAPIVersion, iamNamespace, map[string]apiAction{

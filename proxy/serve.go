@@ -74,7 +74,7 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 // connect timeout.
 func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	t := l.target
-	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.Region, user)
+	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.SigningRegion(), user)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +96,9 @@ func (s *Settings) explain(ctx context.Context, e Engine, user string, err error
 		return f
 	}
 	if f := e.Explain(ctx, user, err); f != nil {
+		if f.Reason == failure.UpstreamAuth && s.Follow != nil {
+			s.Follow.Rejected()
+		}
 		return f
 	}
 	return failure.Wrap(failure.Upstream, err, fmt.Sprintf("cannot log in to the upstream %s: %s", t.Host, err), UnexplainedFix)

@@ -12,6 +12,10 @@ import (
 // metrics. Each engine's Config embeds them.
 type Settings struct {
 	Region string // the DB's region, for signing
+	// Follow, when set, is a region that can move (a global database's
+	// primary): it replaces Region at every login, and hears of every
+	// token the upstream refused so it can look again at once.
+	Follow RegionFollower
 	// DBUser, when set, is the upstream user for every client whatever
 	// user the client names.
 	DBUser string
@@ -73,3 +77,22 @@ func (s *Settings) Check(engine string) error {
 
 // DefaultFirstPacketTimeout is Settings.FirstPacketTimeout's default.
 const DefaultFirstPacketTimeout = 10 * time.Second
+
+// RegionFollower is a DB region that can change while the proxy runs.
+type RegionFollower interface {
+	// Region is the region to sign for now.
+	Region() string
+	// Rejected says the upstream refused a token signed for Region.
+	Rejected()
+}
+
+// SigningRegion is the region tokens are signed for now: Follow's, else
+// Region.
+func (s *Settings) SigningRegion() string {
+	if s.Follow != nil {
+		if r := s.Follow.Region(); r != "" {
+			return r
+		}
+	}
+	return s.Region
+}

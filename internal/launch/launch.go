@@ -105,6 +105,9 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if up.TLS.Mode != tlsca.Disable && refresh > 0 {
 		go up.Trust.KeepFresh(sctx, up.bundle, refresh)
 	}
+	if up.global != nil {
+		go up.global.run(sctx, log)
+	}
 	log.Info("proxy ready", readyAttrs(up, ln.Addr().String())...)
 	started = true
 	return r, nil
@@ -126,6 +129,9 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 		Region: up.Region, DBUser: c.DBUser, Tokens: up.Tokens, Limits: []*proxy.Limit{limit, c.Shared},
 		IdleTimeout: time.Duration(c.IdleTimeout), HandshakeTimeout: time.Duration(c.HandshakeTimeout), ConnectTimeout: time.Duration(c.ConnectTimeout),
 		FirstPacketTimeout: firstPacketTimeout(c.Serving), Logger: log, Observer: c.Observer,
+	}
+	if up.global != nil {
+		settings.Follow = up.global
 	}
 	var h proxy.Handler
 	var err error

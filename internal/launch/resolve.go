@@ -42,6 +42,7 @@ type Upstream struct {
 	Trust *tlsca.Trust
 
 	bundle tlsca.Options // how Trust's bundle was loaded, to refresh it
+	global *globalRegion // a global database's primary region, followed (global.go)
 }
 
 // Parse is the first stage: the engine (Postgres when unset), the
@@ -114,6 +115,7 @@ func (u *Upstream) OpenSigner(ctx context.Context, log *slog.Logger) error {
 		u.Close()
 		return err
 	}
+	u.findGlobalRegion(ctx, log)
 	return nil
 }
 
@@ -185,6 +187,9 @@ func (u *Upstream) tokenOptions(log *slog.Logger) (authtoken.Options, error) {
 // the endpoint name's, else the AWS configuration's. It needs Open.
 func (u *Upstream) FindRegion() error {
 	region, source, err := authtoken.ResolveRegion(u.Config.Region, u.Endpoint.Host, u.Tokens.ChainRegion())
+	if err != nil && authtoken.GlobalClusterName(u.Endpoint.Host) != "" {
+		return fmt.Errorf("no AWS region: %s is an Aurora global database endpoint, whose name carries none. Fix: set AWS_REGION (or the profile's region) to any region of the global database, so the proxy can look up its primary and follow it; or pass --region (not followed across switchovers)", u.Endpoint.Host)
+	}
 	if err != nil {
 		return err
 	}

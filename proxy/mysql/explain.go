@@ -61,7 +61,7 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *mywire.S
 	case mywire.ErAccessDenied:
 		return &failure.Failure{Reason: failure.UpstreamAuth, Code: failure.Code{Errno: mywire.ErAccessDenied}, Err: e,
 			Cause: fmt.Sprintf("upstream rejected the IAM token for user %q (%s)", user, e.Message),
-			Fix:   TokenRejectedFix(user, proxy.Signer(ctx, p.cfg.Tokens, p.cfg.Region), p.cfg.Region)}
+			Fix:   TokenRejectedFix(user, proxy.Signer(ctx, p.cfg.Tokens, p.cfg.SigningRegion()), p.cfg.SigningRegion())}
 	case mywire.ErServerShutdown, mywire.ErUpstreamConnect:
 		// "Server shutdown in progress", or a server that cannot be
 		// reached behind the endpoint: the DB is restarting or failing

@@ -95,7 +95,7 @@ func (p *Proxy) explainServerError(ctx context.Context, user string, e *pgconn.P
 	case TokenRejected:
 		return &failure.Failure{Reason: failure.UpstreamAuth, Err: e,
 			Cause: fmt.Sprintf("upstream rejected the IAM token for user %q (PAM authentication failed)", user),
-			Fix:   TokenRejectedFix(user, proxy.Signer(ctx, p.cfg.Tokens, p.cfg.Region), p.cfg.Region)}
+			Fix:   TokenRejectedFix(user, proxy.Signer(ctx, p.cfg.Tokens, p.cfg.SigningRegion()), p.cfg.SigningRegion())}
 	case NotAccepting:
 		return &failure.Failure{Reason: failure.Upstream, Code: failure.Code{SQLState: e.Code}, Err: e,
 			Cause: fmt.Sprintf("the upstream %s is not accepting connections now (%s)", p.cfg.Upstream.Host, e.Message),
