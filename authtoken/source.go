@@ -101,6 +101,7 @@ type Source struct {
 	mu       sync.Mutex
 	identity *Identity
 	idKey    string // access key id the cached identity belongs to
+	idCall   *idLookup
 
 	mfa *mfaSession // nil unless MFA is configured (mfa.go)
 }
@@ -454,7 +455,54 @@ func (s *Source) Identity(ctx context.Context, region string) (Identity, error) 
 		s.mu.Unlock()
 		return id, nil
 	}
+	// One lookup at a time per key, and a failure is remembered for a
+	// moment: a storm of refused logins, each explained with the signer's
+	// ARN, would otherwise be a storm of GetCallerIdentity calls against
+	// an STS that is failing already.
+	c := s.idCall
+	if c == nil || c.key != creds.AccessKeyID || c.finished() && time.Since(c.at) > identityFailureMemory {
+		c = &idLookup{key: creds.AccessKeyID, done: make(chan struct{})}
+		s.idCall = c
+		s.mu.Unlock()
+		c.id, c.err = s.lookupIdentity(ctx, creds, region)
+		c.at = time.Now()
+		close(c.done)
+		return c.id, c.err
+	}
 	s.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.id, c.err
+	case <-ctx.Done():
+		return Identity{}, fmt.Errorf("sts:GetCallerIdentity: %w", ctx.Err())
+	}
+}
+
+// identityFailureMemory is how long a failed identity lookup is answered
+// from memory.
+const identityFailureMemory = 10 * time.Second
+
+// idLookup is one GetCallerIdentity call, shared by those who ask while it
+// runs (and, when it failed, for identityFailureMemory after).
+type idLookup struct {
+	key  string
+	done chan struct{} // closed when id, err and at are set
+	id   Identity
+	err  error
+	at   time.Time
+}
+
+func (c *idLookup) finished() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// lookupIdentity asks STS and caches a success for key.
+func (s *Source) lookupIdentity(ctx context.Context, creds aws.Credentials, region string) (Identity, error) {
 	out, err := s.callerIdentity(ctx, creds, region)
 	if err != nil {
 		return Identity{}, err
