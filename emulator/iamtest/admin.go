@@ -25,10 +25,20 @@ type admin interface {
 }
 
 func connectAdmin(ctx context.Context, o Options) (admin, error) {
+	// Each branch returns a nil interface on error, never a nil pointer in
+	// one (Close checks for nil).
 	if o.Engine == MySQL {
-		return connectMySQL(ctx, o)
+		a, err := connectMySQL(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
-	return connectPostgres(ctx, o)
+	a, err := connectPostgres(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // pgAdmin holds one admin session for the Env's life: the user's
@@ -47,7 +57,7 @@ func connectPostgres(ctx context.Context, o Options) (*pgAdmin, error) {
 	}
 	// Keywords the environment cannot change (PGSSLMODE, PGPASSFILE...):
 	// the admin login is the test's, not the developer's.
-	cfg, err := pgconn.ParseConfig("host=pinned sslmode=prefer passfile='' service='' target_session_attrs=any")
+	cfg, err := pgconn.ParseConfig("host=pinned sslmode=prefer passfile='' target_session_attrs=any")
 	if err != nil {
 		return nil, fmt.Errorf("iamtest: %w", err)
 	}
