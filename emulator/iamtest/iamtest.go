@@ -84,10 +84,9 @@ type Env struct {
 	// more users and roles).
 	AWS *emulator.Server
 
-	front   interface{ Close() error }
-	admin   admin
-	dir     string
-	created bool // the user was created, so Close drops it
+	front interface{ Close() error }
+	user  *User
+	dir   string
 }
 
 // EndpointAddr is Endpoint:Port, the proxy's --endpoint.
@@ -130,15 +129,8 @@ func StartContext(ctx context.Context, o Options) (_ *Env, err error) {
 			e.Close()
 		}
 	}()
-	if e.admin, err = connectAdmin(ctx, o); err != nil {
+	if e.user, err = CreateUser(ctx, o, password); err != nil {
 		return nil, err
-	}
-	if err = e.admin.createUser(ctx, o.DBUser, password); err != nil {
-		return nil, err
-	}
-	e.created = true
-	if err = e.admin.run(ctx, o.Grants); err != nil {
-		return nil, fmt.Errorf("grants for %s: %w", o.DBUser, err)
 	}
 	if e.AWS, err = emulator.StartServer(emulator.Options{Region: o.Region, Logger: o.Logger}, ""); err != nil {
 		return nil, err
@@ -146,7 +138,7 @@ func StartContext(ctx context.Context, o Options) (_ *Env, err error) {
 	var policy emulator.Policy
 	if o.Engine == MySQL {
 		front, err := e.AWS.AWS.StartMySQL(e.AWS.CA, emulator.MySQLOptions{Backend: o.Addr, BackendPassword: password,
-			BackendTLS: e.admin.backendTLS(o.BackendTLS), IAMUsers: []string{o.DBUser}, Logger: o.Logger})
+			BackendTLS: e.user.BackendTLS, IAMUsers: []string{o.DBUser}, Logger: o.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -239,15 +231,12 @@ func (e *Env) Close() error {
 	if e.AWS != nil {
 		e.AWS.Close()
 	}
-	if e.admin != nil {
+	if e.user != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if e.created {
-			if err := e.admin.dropUser(ctx, e.DBUser); err != nil {
-				errs = append(errs, fmt.Errorf("drop %s: %w", e.DBUser, err))
-			}
+		if err := e.user.Drop(ctx); err != nil {
+			errs = append(errs, err)
 		}
-		e.admin.close(ctx)
 	}
 	if e.dir != "" {
 		os.RemoveAll(e.dir)
