@@ -2,11 +2,13 @@ package rdsiam_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/iamstack"
 )
 
@@ -23,6 +25,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Examples cannot skip, so the package does, as the integration
+		// suite: never in CI.
+		if shortskip.InCI() {
+			fmt.Fprintln(os.Stderr, "rdsiam tests: -short under CI=true would skip them: CI must run them (drop -short)")
+			os.Exit(1)
+		}
+		fmt.Println("rdsiam tests: skipped under -short (they start PostgreSQL, MariaDB and the emulator)")
+		os.Exit(0)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	s, err := iamstack.Start(ctx, iamstack.Options{
 		SetupSQL: []string{"CREATE ROLE rds_iam; CREATE ROLE app_user LOGIN; GRANT rds_iam TO app_user; CREATE ROLE plain_user LOGIN"},
