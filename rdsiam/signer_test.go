@@ -2,8 +2,11 @@ package rdsiam_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
 	"github.com/rds-iam-proxy/rds-iam-proxy/rdsiam"
 )
@@ -110,4 +114,43 @@ func closedAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// A CA bundle the endpoint's certificate does not chain to: both drivers'
+// TLS errors come out as the proxy's TLS failure, for PostgreSQL and
+// MySQL alike.
+func TestExplainUntrustedCertificate(t *testing.T) {
+	ca, err := emulator.NewCA("a CA that signed nothing here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(other, ca.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	pg := newSigner(t, rdsiam.Options{Endpoint: endpoint, DialAddress: dialAddress, CABundle: other, User: "app_user"})
+	cfg, _ := pgconn.ParseConfig("dbname=app")
+	if err := pg.ConfigurePgConn(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, pgErr := pgconn.ConnectConfig(ctx, cfg)
+
+	my := newSigner(t, rdsiam.Options{Engine: "mysql", Endpoint: myEndpoint, DialAddress: myDialAddress, CABundle: other, User: "app_user"})
+	connector, err := my.MySQLConnector(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	myErr := db.PingContext(ctx)
+
+	for name, got := range map[string]error{"postgres": pg.Explain(ctx, pgErr), "mysql": my.Explain(ctx, myErr)} {
+		var f *failure.Failure
+		if !errors.As(got, &f) || f.Reason != failure.UpstreamTLS || f.Fix == "" {
+			t.Errorf("%s: %v, want the proxy's TLS failure with a fix", name, got)
+		}
+	}
 }
