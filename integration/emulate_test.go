@@ -61,7 +61,7 @@ func followEmulate(t *testing.T, args ...string) (port string, logs *syncbuf.Buf
 	if err := emu.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { emu.Process.Kill(); emu.Wait() })
+	t.Cleanup(func() { interruptThenKill(emu, 10*time.Second) })
 
 	env := cleanEnv(t)
 	var proxyArgs []string

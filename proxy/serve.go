@@ -87,6 +87,13 @@ func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 // engine-independent failures first, then the engine's own, else the error
 // as it is.
 func (s *Settings) explain(ctx context.Context, e Engine, user string, err error) *failure.Failure {
+	return ExplainLogin(ctx, e, user, err)
+}
+
+// ExplainLogin is how every failed login is explained, by the proxy and by
+// rdsiam's Explain for a driver's own login: the engine-independent
+// failures first, then the engine's own, else the error as it is.
+func ExplainLogin(ctx context.Context, e Engine, user string, err error) *failure.Failure {
 	if f, ok := failure.As(err); ok {
 		return f
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,8 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	envOut := fs.String("env-out", "", "also write the AWS_* variables to this file as KEY=value lines (an env file for docker --env-file, systemd EnvironmentFile or `set -a; . FILE`)")
 	myBackend := fs.String("mysql-backend", "", "with --engine postgres: also serve an RDS for MySQL front (on --listen-mysql) for this HOST:PORT in the same emulated AWS, so one proxy can reach both with the same credentials")
 	myPassword := fs.String("mysql-backend-password", "", "the password for --mysql-backend (as --backend-password is for --backend)")
+	var newUser emulateUser
+	newUser.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return exitForFlagError(err, stderr)
 	}
@@ -50,6 +53,18 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(err)
 	}
+	password, created, err := newUser.start(ctx, engine, *backend, *backendPassword)
+	if err != nil {
+		return fail(err)
+	}
+	var backendTLS *tls.Config
+	if created != nil {
+		defer dropEmulatedUser(created, stderr)
+		backendTLS = created.BackendTLS
+		if *dbUsers == "*" {
+			*dbUsers = created.Name
+		}
+	}
 	srv, err := emulator.StartServer(emulator.Options{Region: *region, Logger: log}, *listenAWS)
 	if err != nil {
 		return fail(err)
@@ -64,14 +79,14 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *myBackend != "" && engine != config.Postgres {
 		return fail(fmt.Errorf("--mysql-backend adds a MySQL front beside --engine postgres; with --engine mysql use --backend"))
 	}
-	front, err := startFront(srv, engine, *backend, *backendPassword, *listenPG, *listenMy, *endpoint, users, log)
+	front, err := startFront(srv, engine, *backend, password, backendTLS, *listenPG, *listenMy, *endpoint, users, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer front.Close()
 	fronts := []frontRun{{front, engine}}
 	if *myBackend != "" {
-		my, err := startFront(srv, config.MySQL, *myBackend, *myPassword, *listenPG, *listenMy, "", users, log)
+		my, err := startFront(srv, config.MySQL, *myBackend, *myPassword, nil, *listenPG, *listenMy, "", users, log)
 		if err != nil {
 			return fail(fmt.Errorf("--mysql-backend: %w", err))
 		}
@@ -167,13 +182,13 @@ type front interface {
 	Close() error
 }
 
-func startFront(srv *emulator.Server, engine config.Engine, backend, password, listenPG, listenMy, endpoint string, users []string, log *slog.Logger) (front, error) {
+func startFront(srv *emulator.Server, engine config.Engine, backend, password string, backendTLS *tls.Config, listenPG, listenMy, endpoint string, users []string, log *slog.Logger) (front, error) {
 	if engine == config.MySQL {
 		if password == "" {
 			return nil, fmt.Errorf("--backend-password is required for mysql: the emulator logs in to the backend as each IAM user with it")
 		}
 		return srv.AWS.StartMySQL(srv.CA, emulator.MySQLOptions{
-			Backend: backend, BackendPassword: password, Listen: listenMy, Endpoint: endpoint, IAMUsers: users, Logger: log})
+			Backend: backend, BackendPassword: password, BackendTLS: backendTLS, Listen: listenMy, Endpoint: endpoint, IAMUsers: users, Logger: log})
 	}
 	return srv.AWS.StartPostgres(srv.CA, emulator.PostgresOptions{
 		Backend: backend, BackendPassword: password, Listen: listenPG, Endpoint: endpoint, Logger: log})

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator/iamtest"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
@@ -165,7 +166,7 @@ func (s *Stack) startMySQL(ctx context.Context, o MySQLOptions, log *slog.Logger
 		stmts = append(stmts, "CREATE DATABASE "+o.AppDB)
 	}
 	for _, u := range append(append([]string(nil), o.IAMUsers...), o.OtherUsers...) {
-		stmts = append(stmts, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s' REQUIRE SSL", u, password))
+		stmts = append(stmts, iamtest.MySQLUserSQL(u, password, true))
 	}
 	stmts = append(stmts, o.Grants...)
 	if err = s.My.Exec(ctx, stmts...); err != nil {
