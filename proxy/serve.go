@@ -87,7 +87,11 @@ func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 // engine-independent failures first, then the engine's own, else the error
 // as it is.
 func (s *Settings) explain(ctx context.Context, e Engine, user string, err error) *failure.Failure {
-	return ExplainLogin(ctx, e, user, err)
+	f := ExplainLogin(ctx, e, user, err)
+	if f.Reason == failure.UpstreamAuth && s.Follow != nil {
+		s.Follow.Rejected() // the region may have moved (a global database)
+	}
+	return f
 }
 
 // ExplainLogin is how every failed login is explained, by the proxy and by
@@ -103,9 +107,6 @@ func ExplainLogin(ctx context.Context, e Engine, user string, err error) *failur
 		return f
 	}
 	if f := e.Explain(ctx, user, err); f != nil {
-		if f.Reason == failure.UpstreamAuth && s.Follow != nil {
-			s.Follow.Rejected()
-		}
 		return f
 	}
 	return failure.Wrap(failure.Upstream, err, fmt.Sprintf("cannot log in to the upstream %s: %s", t.Host, err), UnexplainedFix)
