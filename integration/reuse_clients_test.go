@@ -379,3 +379,25 @@ func oneShortConnection(ctx context.Context, port, me string) (pid string, err e
 	}
 	return pid, c.Close(ctx)
 }
+
+// TestReuseShutdownClosesParked: the proxy's shutdown closes the sessions
+// it parked; none outlives it on the server.
+func TestReuseShutdownClosesParked(t *testing.T) {
+	w.enter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := admin(t, ctx)
+	var pid string
+	t.Cleanup(func() { // runs after the proxy's shutdown, registered below
+		if pid != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			waitGone(t, ctx, adm, pid)
+		}
+	})
+	port := startReuseProxy(t)
+	a := connectPG(t, ctx, dsn(port, iamUser))
+	pid = one(t, ctx, a, "SELECT pg_backend_pid()")
+	a.Close(ctx)
+	waitParked(t, ctx, adm, pid)
+}

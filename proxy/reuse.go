@@ -70,7 +70,7 @@ func (s *Settings) park(ctx context.Context, h Handshake, sess Session) {
 		return
 	}
 	r, ok := h.(Reuser)
-	if !ok || ctx.Err() != nil || !pk.Clean() {
+	if !ok || ctx.Err() != nil || !pk.Clean() || r.PoolKey() == "" {
 		pk.Discard()
 		return
 	}
