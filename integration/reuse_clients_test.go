@@ -401,3 +401,26 @@ func TestReuseShutdownClosesParked(t *testing.T) {
 	a.Close(ctx)
 	waitParked(t, ctx, adm, pid)
 }
+
+// TestReuseParkedSessionKilled: a parked session the server ended
+// meanwhile (pg_terminate_backend, idle_session_timeout, a restart) is
+// not handed over: the next client logs in anew and never sees an error.
+func TestReuseParkedSessionKilled(t *testing.T) {
+	w.enter(t)
+	port := startReuseProxy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := admin(t, ctx)
+	a := connectPG(t, ctx, dsn(port, iamUser))
+	pid := one(t, ctx, a, "SELECT pg_backend_pid()")
+	a.Close(ctx)
+	waitParked(t, ctx, adm, pid)
+	if got := one(t, ctx, adm, "SELECT pg_terminate_backend("+pid+")"); got != "t" {
+		t.Fatalf("pg_terminate_backend = %q", got)
+	}
+	waitGone(t, ctx, adm, pid)
+	b := connectPG(t, ctx, dsn(port, iamUser))
+	if got := one(t, ctx, b, "SELECT pg_backend_pid()"); got == pid {
+		t.Fatalf("B was handed the killed backend %s", pid)
+	}
+}
