@@ -68,11 +68,15 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 	l.Log.Debug("connected", "upstream_addr", sess.Upstream().RemoteAddr().String(), "handshake", time.Since(l.Start))
 	s.Observer.LoggedIn(time.Since(l.Start), l.upstream)
 	RelayAndLog(ctx, l.Log, conn, sess.Upstream(), l.Start, RelayOptions{IdleTimeout: s.IdleTimeout, Observer: s.Observer, Farewell: sess.Farewell()})
+	s.park(ctx, h, sess) // session reuse: a session left clean goes to the pool
 }
 
 // login builds a token for user and has h log in with it, within the
 // connect timeout.
 func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
+	if sess := s.reuse(l, h); sess != nil {
+		return sess, nil // a parked session: no token, no login
+	}
 	t := l.target
 	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.SigningRegion(), user)
 	if err != nil {

@@ -42,6 +42,10 @@ type Settings struct {
 	Logger         *slog.Logger
 	// Observer hears about connections (metrics); default none.
 	Observer Observer
+	// Pool, when set, turns on session reuse: sessions their clients
+	// left cleanly are reset and parked there for the next client with
+	// the same key (see Reuser); nil: every client logs in.
+	Pool *Pool
 }
 
 // Check fills the defaults and refuses settings an engine cannot serve

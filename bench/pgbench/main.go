@@ -37,8 +37,9 @@ func main() {
 	connDuration := flag.Duration("connect-duration", 10*time.Second, "length of each connection-rate run (each runs twice per side)")
 	clients := flag.Int("clients", 8, "pgbench clients for the throughput and connection runs")
 	scale := flag.Int("scale", 10, "pgbench scale factor")
+	reuse := flag.Bool("session-reuse", false, "run the proxy with session reuse on (session_reuse)")
 	flag.Parse()
-	if err := run(*duration, *connDuration, *clients, *scale); err != nil {
+	if err := run(*duration, *connDuration, *clients, *scale, *reuse); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -48,7 +49,7 @@ type result struct {
 	tps, latencyMS float64
 }
 
-func run(duration, connDuration time.Duration, clients, scale int) error {
+func run(duration, connDuration time.Duration, clients, scale int, reuse bool) error {
 	ctx := context.Background()
 	ca, err := emulator.NewCA("bench CA")
 	if err != nil {
@@ -99,6 +100,7 @@ func run(duration, connDuration time.Duration, clients, scale int) error {
 	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
 	pc := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", endpoint, pg.Port))
 	pc.DialAddress, pc.Listen, pc.CABundle = pg.Addr(), "127.0.0.1:0", caFile
+	pc.SessionReuse = reuse
 	r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err

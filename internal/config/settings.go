@@ -89,6 +89,7 @@ type Serving struct {
 	IdleTimeout        Duration `yaml:"idle_timeout" usage:"close sessions in which no byte moved either way for this long (0: never)"`
 	KeepAlive          Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
 	UpstreamTCPTimeout Duration `yaml:"upstream_tcp_timeout" usage:"end a session, with an error to its client, when the network path to the upstream is dead this long: data sent unacknowledged, or keepalive probes unanswered (0: 30s; negative: off, the OS's limit of about 15 minutes)"`
+	Reuse              `yaml:",inline"`
 }
 
 // DefaultServing are the serving settings before any file, variable or
@@ -101,6 +102,7 @@ func DefaultServing() Serving {
 		FirstPacketTimeout: Duration(10 * time.Second),
 		MaxHandshakes:      1024,
 		MaxUnanswered:      64,
+		Reuse:              DefaultReuse(),
 	}
 }
 

@@ -32,6 +32,7 @@ type Running struct {
 	cancel context.CancelFunc
 	done   chan error
 	log    *slog.Logger
+	pool   *proxy.Pool // session reuse; nil: off
 }
 
 // Start resolves the upstream, failing early on anything wrong with the
@@ -83,6 +84,11 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if !started {
+			h.pool.Close()
+		}
+	}()
 	ln, err := Listen(ctx, spec, ListenOptions{KeepAlive: time.Duration(c.KeepAlive), SocketMode: mode})
 	if err != nil {
 		return nil, err
@@ -96,7 +102,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	srv := proxy.NewServer(h.handler, log)
 	srv.LimitHandshakes(c.MaxHandshakes, 0)
 	sctx, cancel := context.WithCancel(context.Background())
-	r := &Running{up: up, limit: h.limit, ln: ln, srv: srv, cancel: cancel, done: make(chan error, 1), log: log}
+	r := &Running{up: up, limit: h.limit, ln: ln, srv: srv, cancel: cancel, done: make(chan error, 1), log: log, pool: h.pool}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	refresh := time.Duration(c.CARefresh)
 	if refresh == 0 {
@@ -118,6 +124,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 type engine struct {
 	handler proxy.Handler
 	limit   *proxy.Limit
+	pool    *proxy.Pool // session reuse; nil: off
 }
 
 // newEngine builds the engine for up's settings: the serving settings
@@ -133,6 +140,7 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 	if up.global != nil {
 		settings.Follow = up.global
 	}
+	settings.Pool = newPool(c, log)
 	var h proxy.Handler
 	var err error
 	switch c.Engine {
@@ -144,7 +152,7 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 	default:
 		err = fmt.Errorf("--engine %q: supported engines: postgres, mysql", string(c.Engine))
 	}
-	return engine{handler: h, limit: limit}, err
+	return engine{handler: h, limit: limit, pool: settings.Pool}, err
 }
 
 // firstPacketTimeout is the serving settings' first-packet timeout, where
@@ -214,6 +222,7 @@ func (r *Running) Shutdown(ctx context.Context) bool {
 	// by Close.
 	r.ln.Close()
 	defer r.up.Close()
+	defer r.pool.Close() // after the connections: the last sessions park, then close
 	return r.srv.Shutdown(ctx)
 }
 

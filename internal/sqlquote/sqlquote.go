@@ -57,3 +57,14 @@ func MySQLString(s string) string {
 
 // MySQLAccount is 'user'@'host'.
 func MySQLAccount(user, host string) string { return MySQLString(user) + "@" + MySQLString(host) }
+
+// PGString is a Postgres string literal that means the same whatever
+// standard_conforming_strings is: with a backslash in s it is an E'...'
+// literal with backslashes doubled, else a plain one.
+func PGString(s string) string {
+	q := strings.ReplaceAll(s, `'`, `''`)
+	if !strings.Contains(s, `\`) {
+		return "'" + q + "'"
+	}
+	return "E'" + strings.ReplaceAll(q, `\`, `\\`) + "'"
+}

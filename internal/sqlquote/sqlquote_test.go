@@ -22,3 +22,11 @@ func TestMySQL(t *testing.T) {
 		t.Errorf("MySQLAccount = %s", got)
 	}
 }
+
+func TestPGString(t *testing.T) {
+	for in, want := range map[string]string{"": "''", "app": "'app'", "o'b": "'o''b'", `a\'b`: `E'a\\''b'`} {
+		if got := PGString(in); got != want {
+			t.Errorf("PGString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

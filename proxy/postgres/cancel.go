@@ -25,6 +25,9 @@ type cancelTarget struct {
 type cancelMap struct {
 	mu sync.Mutex
 	m  map[uint32]cancelTarget
+	// inflight are the cancels being forwarded (session reuse waits for
+	// them before a session changes hands).
+	inflight inflight
 }
 
 func newCancelMap() *cancelMap { return &cancelMap{m: map[uint32]cancelTarget{}} }
@@ -62,11 +65,22 @@ func (c *cancelMap) register(u Upstream, upstreamKey pgwire.CancelKey) (pgwire.C
 // lookup finds the target of a client's key, comparing secrets in constant
 // time.
 func (c *cancelMap) lookup(k pgwire.CancelKey) (cancelTarget, bool) {
-	c.mu.Lock()
-	t, ok := c.m[k.PID]
-	c.mu.Unlock()
-	if !ok || subtle.ConstantTimeCompare(t.secret, k.Secret) != 1 {
-		return cancelTarget{}, false
+	t, ok, done := c.acquire(k)
+	if ok {
+		done()
 	}
-	return t, true
+	return t, ok
+}
+
+// acquire is lookup for a cancel about to be forwarded: it counts as in
+// flight to its backend until done runs. Found under the map's lock, it
+// cannot be missed by a forget followed by inflight.wait.
+func (c *cancelMap) acquire(k pgwire.CancelKey) (t cancelTarget, ok bool, done func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok = c.m[k.PID]
+	if !ok || subtle.ConstantTimeCompare(t.secret, k.Secret) != 1 {
+		return cancelTarget{}, false, nil
+	}
+	return t, true, c.inflight.start(backendRef{addr: t.upstream.DialAddr(), pid: t.key.PID})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"time"
@@ -81,12 +82,42 @@ type handshake struct {
 	forget  func() // drops the session's cancel key
 }
 
-// session is an upstream login taken over from pgconn: the connection and
-// what the server said at login, from which the client is greeted.
-type session struct{ hc *pgconn.HijackedConn }
+// session is an upstream login taken over from pgconn, or a parked one
+// taken over from the pool: the connection and what the server said at
+// login (and since), from which the client is greeted.
+type session struct {
+	raw    net.Conn
+	params map[string]string // ParameterStatus values, as the client is to see them
+	key    pgwire.CancelKey  // the upstream backend's
+	tx     byte              // ReadyForQuery status
+	born   time.Time
+	// park follows the client's use of the session when sessions are
+	// reused (nil: they are not); see reuse.go.
+	park *proxy.ParkConn
+	p    *Proxy
+}
 
-func (s *session) Upstream() net.Conn              { return s.hc.Conn }
-func (s *session) Farewell() proxy.Farewell        { return &farewell{} }
+func newSession(p *Proxy, hc *pgconn.HijackedConn) *session {
+	s := &session{raw: hc.Conn, params: maps.Clone(hc.ParameterStatuses), key: pgwire.CancelKey{PID: hc.PID, Secret: hc.SecretKey},
+		tx: hc.TxStatus, born: time.Now(), p: p}
+	if p.cfg.Pool != nil {
+		s.park = proxy.NewParkConn(s.raw, newTracker(s.tx))
+	}
+	return s
+}
+
+func (s *session) Upstream() net.Conn {
+	if s.park != nil {
+		return s.park
+	}
+	return s.raw
+}
+func (s *session) Farewell() proxy.Farewell {
+	if s.park != nil {
+		return &quitFarewell{farewell: &farewell{}, park: s.park}
+	}
+	return &farewell{}
+}
 func (h *handshake) Who() proxy.Who                { return h.who }
 func (h *handshake) Client() net.Conn              { return h.conn }
 func (h *handshake) Fail(f *failure.Failure) error { return writeFailure(h.conn, f) }
@@ -94,6 +125,7 @@ func (h *handshake) Fail(f *failure.Failure) error { return writeFailure(h.conn,
 func (h *handshake) Close() {
 	if h.forget != nil {
 		h.forget()
+		h.forget = nil // Close runs again after a session is parked
 	}
 }
 
@@ -138,25 +170,25 @@ func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Sessio
 	if err != nil {
 		return nil, err
 	}
-	return &session{hc}, nil
+	return newSession(h.p, hc), nil
 }
 
 // Finish greets the client with the session's parameters and a cancel
 // key of the proxy's own, which maps to the session's backend.
 func (h *handshake) Finish(s proxy.Session) error {
-	up := s.(*session).hc
+	up := s.(*session)
 	// Cancels go to the address this session is on, not to a fresh lookup
 	// of the endpoint name: behind a reader endpoint's round-robin DNS that
 	// could be another instance.
 	target := h.p.cfg.Upstream
-	target.DialAddress = up.Conn.RemoteAddr().String()
-	key, forget, err := h.p.cancels.register(target, pgwire.CancelKey{PID: up.PID, Secret: up.SecretKey})
+	target.DialAddress = up.raw.RemoteAddr().String()
+	key, forget, err := h.p.cancels.register(target, up.key)
 	if err != nil {
 		return &failure.Failure{Reason: failure.Protocol, Code: failure.Code{SQLState: pgwire.CodeConnectionFailure}, Err: err,
 			Cause: "cannot make a cancel key for this session (the system's random source failed)", Fix: "connect again; if it persists, see the proxy's log"}
 	}
 	h.forget = forget
-	greeting := &pgwire.Greeting{Params: up.ParameterStatuses, Key: key, TxStatus: up.TxStatus, Negotiate: pgwire.Negotiation(h.startup)}
+	greeting := &pgwire.Greeting{Params: up.params, Key: key, TxStatus: up.tx, Negotiate: pgwire.Negotiation(h.startup)}
 	return pgwire.WriteGreeting(h.conn, greeting)
 }
 
@@ -205,11 +237,12 @@ func isReplication(v string) bool {
 // unknown key is dropped silently, also as PostgreSQL does.
 func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.Conn, k pgwire.CancelKey) {
 	client.Close()
-	t, ok := p.cancels.lookup(k)
+	t, ok, done := p.cancels.acquire(k)
 	if !ok {
 		log.Info("cancel request with an unknown key ignored")
 		return
 	}
+	defer done()
 	_, tlsConf := t.upstream.CurrentTLS()
 	if err := pgwire.SendCancel(ctx, t.upstream.DialAddr(), tlsConf, t.key); err != nil {
 		log.Warn("cancel request not delivered", "err", err)

@@ -1,0 +1,336 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Pooled is an upstream session that can wait in a Pool between clients.
+type Pooled interface {
+	// Reset makes the session fit for another client (Postgres: DISCARD
+	// ALL); an error closes it. It runs on the pool's goroutine, under a
+	// deadline.
+	Reset(ctx context.Context) error
+	// Discard closes the session for good.
+	Discard()
+	// Born is when the session logged in, for the pool's lifetime.
+	Born() time.Time
+	// Hosts are the host:port names the session answers to (the endpoint
+	// signed for, the address connected to), for DropHost.
+	Hosts() []string
+}
+
+// PoolOptions are a Pool's limits; zero values take the defaults.
+type PoolOptions struct {
+	// IdleTimeout closes a session parked this long. Default 5m.
+	IdleTimeout time.Duration
+	// MaxLifetime closes a session this long after its login, at its
+	// next park or by the reaper. Default 1h.
+	MaxLifetime time.Duration
+	// MaxIdlePerKey caps the sessions parked for one key. Default 16.
+	MaxIdlePerKey int
+	// MaxIdle caps the sessions parked (and being reset) in all; a new
+	// one takes the place of the longest parked. Default 128.
+	MaxIdle int
+	// ResetTimeout bounds a session's reset. Default 5s.
+	ResetTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Pool holds upstream sessions their clients left cleanly, reset, for the
+// next client with the same key (see Settings.Serve): the key names
+// everything a session was logged in with that a reset cannot change
+// (host:port, user, database, startup parameters), so a session only ever
+// goes to a client that could have logged in to it itself. A session is
+// reset on a goroutine of its own before it is parked; a client that
+// finds none parked but one being reset for its key waits for that one
+// rather than logging in anew.
+type Pool struct {
+	o      PoolOptions
+	mu     sync.Mutex
+	keys   map[string]*poolKey
+	idle   int // parked, all keys
+	reset  int // being reset, all keys
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+type poolKey struct {
+	parked    []parked // oldest first
+	resetting int
+	waiters   int
+	ready     chan struct{} // closed and replaced when a reset ends
+}
+
+type parked struct {
+	s     Pooled
+	since time.Time
+}
+
+// NewPool starts a pool and its reaper; Close stops them.
+func NewPool(o PoolOptions) *Pool {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = time.Hour
+	}
+	if o.MaxIdlePerKey <= 0 {
+		o.MaxIdlePerKey = 16
+	}
+	if o.MaxIdle <= 0 {
+		o.MaxIdle = 128
+	}
+	if o.ResetTimeout <= 0 {
+		o.ResetTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool{o: o, keys: map[string]*poolKey{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go p.reaper()
+	return p
+}
+
+// Get takes a session parked for key, waiting up to wait for one being
+// reset for it when none is parked; nil: none, log in.
+func (p *Pool) Get(ctx context.Context, key string, wait time.Duration) Pooled {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	deadline := time.Now().Add(wait)
+	for !p.closed {
+		k := p.keys[key]
+		if k == nil {
+			return nil
+		}
+		if n := len(k.parked); n > 0 {
+			s := k.parked[n-1] // the most recently parked: the others may age out
+			k.parked = k.parked[:n-1]
+			p.idle--
+			p.gcKey(key, k)
+			if time.Since(s.s.Born()) >= p.o.MaxLifetime {
+				go s.s.Discard()
+				continue
+			}
+			return s.s
+		}
+		// Each reset in progress can serve one waiter; the others log in.
+		if k.resetting <= k.waiters || time.Now().After(deadline) {
+			return nil
+		}
+		k.waiters++
+		ready := k.ready
+		p.mu.Unlock()
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ready:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		p.mu.Lock()
+		k.waiters--
+		p.gcKey(key, k)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Put resets s on a goroutine of its own and parks it for key, or
+// discards it when the reset fails or the limits have no room.
+func (p *Pool) Put(key string, s Pooled) {
+	p.mu.Lock()
+	k := p.keys[key]
+	if k == nil {
+		k = &poolKey{ready: make(chan struct{})}
+		p.keys[key] = k
+	}
+	full := p.closed || len(k.parked)+k.resetting >= p.o.MaxIdlePerKey || time.Since(s.Born()) >= p.o.MaxLifetime
+	if !full && p.idle+p.reset >= p.o.MaxIdle {
+		full = !p.evictOldestLocked()
+	}
+	if full {
+		p.gcKey(key, k)
+		p.mu.Unlock()
+		s.Discard()
+		return
+	}
+	k.resetting++
+	p.reset++
+	p.mu.Unlock()
+	go p.resetAndPark(key, s)
+}
+
+func (p *Pool) resetAndPark(key string, s Pooled) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.o.ResetTimeout)
+	err := s.Reset(ctx)
+	cancel()
+	p.mu.Lock()
+	k := p.keys[key]
+	k.resetting--
+	p.reset--
+	ok := err == nil && !p.closed
+	if ok {
+		k.parked = append(k.parked, parked{s: s, since: time.Now()})
+		p.idle++
+	}
+	close(k.ready)
+	k.ready = make(chan struct{})
+	p.gcKey(key, k)
+	p.mu.Unlock()
+	if !ok {
+		if err != nil {
+			p.o.Logger.Info("session not reused: its reset failed", "err", err)
+		}
+		s.Discard()
+	}
+}
+
+// evictOldestLocked discards the session parked longest, over all keys,
+// to make room; false when none is parked.
+func (p *Pool) evictOldestLocked() bool {
+	var oldest *poolKey
+	var oldKey string
+	for key, k := range p.keys {
+		if len(k.parked) > 0 && (oldest == nil || k.parked[0].since.Before(oldest.parked[0].since)) {
+			oldest, oldKey = k, key
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	s := oldest.parked[0].s
+	oldest.parked = oldest.parked[1:]
+	p.idle--
+	p.gcKey(oldKey, oldest)
+	go s.Discard()
+	return true
+}
+
+// gcKey forgets a key with nothing parked, being reset or waited for.
+func (p *Pool) gcKey(key string, k *poolKey) {
+	if len(k.parked) == 0 && k.resetting == 0 && k.waiters == 0 && p.keys[key] == k {
+		delete(p.keys, key)
+	}
+}
+
+// DropHost discards every session parked for hostport (the endpoint a
+// session was signed for, or the address it is connected to): after a
+// failover the old writer's sessions must not go to new clients.
+// Sessions being reset for it are discarded when their reset ends only if
+// they are dropped again then; callers drop on each topology change.
+func (p *Pool) DropHost(hostport string) int {
+	var drop []Pooled
+	p.mu.Lock()
+	for key, k := range p.keys {
+		kept := k.parked[:0]
+		for _, s := range k.parked {
+			if hasHost(s.s, hostport) {
+				drop = append(drop, s.s)
+				continue
+			}
+			kept = append(kept, s)
+		}
+		p.idle -= len(k.parked) - len(kept)
+		k.parked = kept
+		p.gcKey(key, k)
+	}
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.Discard()
+	}
+	return len(drop)
+}
+
+func hasHost(s Pooled, hostport string) bool {
+	for _, h := range s.Hosts() {
+		if h == hostport {
+			return true
+		}
+	}
+	return false
+}
+
+// Idle is how many sessions are parked.
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idle
+}
+
+// Close discards every parked session and stops the reaper; sessions
+// being reset are discarded when their reset ends, and later Puts discard
+// theirs. It is safe to call more than once, and on a nil Pool.
+func (p *Pool) Close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	var drop []Pooled
+	for _, k := range p.keys {
+		for _, s := range k.parked {
+			drop = append(drop, s.s)
+		}
+		k.parked = nil
+		close(k.ready) // waiters give up
+		k.ready = make(chan struct{})
+	}
+	p.idle = 0
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	for _, s := range drop {
+		s.Discard()
+	}
+}
+
+// reaper discards sessions parked longer than the idle timeout or past
+// their lifetime, checking a tenth as often as the shorter of the two
+// (at least every second, at most every minute).
+func (p *Pool) reaper() {
+	defer close(p.done)
+	every := min(p.o.IdleTimeout, p.o.MaxLifetime) / 10
+	every = max(time.Second, min(every, time.Minute))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.reap(now)
+		}
+	}
+}
+
+func (p *Pool) reap(now time.Time) {
+	var drop []Pooled
+	p.mu.Lock()
+	for key, k := range p.keys {
+		kept := k.parked[:0]
+		for _, s := range k.parked {
+			if now.Sub(s.since) >= p.o.IdleTimeout || now.Sub(s.s.Born()) >= p.o.MaxLifetime {
+				drop = append(drop, s.s)
+				continue
+			}
+			kept = append(kept, s)
+		}
+		p.idle -= len(k.parked) - len(kept)
+		k.parked = kept
+		p.gcKey(key, k)
+	}
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.Discard()
+	}
+}

@@ -1,0 +1,108 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
+)
+
+// Session reuse (proxy.Pool) for Postgres: a session whose client left
+// cleanly (tracker) is reset with DISCARD ALL, after the cancels in
+// flight to its backend have been delivered, and parked under the key of
+// everything its login set; the next client with that key gets it with
+// its own application_name SET and a cancel key of its own.
+
+// PoolKey names the sessions this client may take over: the endpoint,
+// user and database, and every startup parameter but application_name
+// (RESET ALL returns each to its value at connection start, so only a
+// client that would have sent the same may have the session); "" when
+// sessions are not reused. It implements proxy.Reuser.
+func (h *handshake) PoolKey() string {
+	if h.p.cfg.Pool == nil || h.startup == nil {
+		return ""
+	}
+	up := h.p.cfg.Upstream
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q %q %q", net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), h.who.User, h.who.Database)
+	params := h.startup.RuntimeParams()
+	delete(params, "application_name")
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		fmt.Fprintf(&b, " %q=%q", name, params[name])
+	}
+	return b.String()
+}
+
+// Adopt readies a parked session for this client: its application_name
+// is SET (to the empty string when it sent none, so the last client's never shows),
+// which also proves the session is still alive. It implements
+// proxy.Reuser.
+func (h *handshake) Adopt(ctx context.Context, p proxy.Pooled) (proxy.Session, error) {
+	old := p.(*session)
+	changed, err := pgwire.SetParams(ctx, old.raw, map[string]string{"application_name": h.startup.Params["application_name"]})
+	if err != nil {
+		return nil, err
+	}
+	s := &session{raw: old.raw, params: maps.Clone(old.params), key: old.key, tx: 'I', born: old.born, p: h.p}
+	maps.Copy(s.params, changed)
+	s.park = proxy.NewParkConn(s.raw, newTracker(s.tx))
+	return s, nil
+}
+
+// Clean says whether the client left the session cleanly; it implements
+// proxy.Parkable.
+func (s *session) Clean() bool { return s.park != nil && s.park.Clean() }
+
+// Reset waits for the cancels in flight to the session's backend, then
+// runs DISCARD ALL and keeps the parameters the server reported. It
+// implements proxy.Pooled.
+func (s *session) Reset(ctx context.Context) error {
+	if err := s.p.cancels.inflight.wait(ctx, s.backend()); err != nil {
+		return fmt.Errorf("a cancel request to the session is still being delivered: %w", err)
+	}
+	changed, err := pgwire.Reset(ctx, s.raw, pgwire.ResetQuery)
+	if err != nil {
+		return err
+	}
+	maps.Copy(s.params, changed)
+	return nil
+}
+
+// Discard closes the session. It implements proxy.Pooled.
+func (s *session) Discard() { s.raw.Close() }
+
+// Born is when the session logged in. It implements proxy.Pooled.
+func (s *session) Born() time.Time { return s.born }
+
+// Hosts are the endpoint the session signed for and the address it is
+// connected to. It implements proxy.Pooled.
+func (s *session) Hosts() []string {
+	up := s.p.cfg.Upstream
+	return []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), s.raw.RemoteAddr().String()}
+}
+
+// backend is where the session's cancels go (see Finish).
+func (s *session) backend() backendRef {
+	return backendRef{addr: s.raw.RemoteAddr().String(), pid: s.key.PID}
+}
+
+// quitFarewell says nothing once the client has quit cleanly: the relay
+// then ends as if the server had closed, and no error is due.
+type quitFarewell struct {
+	*farewell
+	park *proxy.ParkConn
+}
+
+func (f *quitFarewell) Message(err error) []byte {
+	if f.park.Quit() {
+		return nil
+	}
+	return f.farewell.Message(err)
+}

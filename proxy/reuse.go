@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"context"
+	"time"
+)
+
+// Reuser is what a Handshake adds for session reuse (Settings.Pool): the
+// key of the parked sessions its client may take over, and how to hand
+// one over.
+type Reuser interface {
+	// PoolKey names the sessions this client may take over: everything
+	// its login would have set that a reset cannot change. "": none.
+	PoolKey() string
+	// Adopt readies a parked session for this client (Postgres: SET its
+	// application_name) and returns it as the client's Session, to
+	// Finish as if it had just logged in. An error discards it.
+	Adopt(ctx context.Context, p Pooled) (Session, error)
+}
+
+// Parkable is a Session that may be parked after its relay.
+type Parkable interface {
+	Session
+	Pooled
+	// Clean says whether the client left it cleanly (see Tracker).
+	Clean() bool
+}
+
+// reuseWait is how long a client waits for a session being reset for its
+// key rather than logging in: a reset is one round trip, a login several
+// and a token.
+const reuseWait = time.Second
+
+// reuse hands the client a parked session for its key, or nil (log in).
+// A session that cannot be adopted (it died while parked) is discarded
+// and the next one tried.
+func (s *Settings) reuse(l *Login, h Handshake) Session {
+	r, ok := h.(Reuser)
+	if s.Pool == nil || !ok {
+		return nil
+	}
+	key := r.PoolKey()
+	if key == "" {
+		return nil
+	}
+	for range 3 {
+		p := s.Pool.Get(l.Ctx, key, reuseWait)
+		if p == nil {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
+		sess, err := r.Adopt(ctx, p)
+		cancel()
+		if err == nil {
+			l.Log = l.Log.With("session_reused", true)
+			return sess
+		}
+		l.Log.Info("parked session not reused", "err", err)
+		p.Discard()
+	}
+	return nil
+}
+
+// park gives a session whose client left cleanly to the pool, after
+// forgetting what the client held on it (its cancel key: h.Close); any
+// other session is closed.
+func (s *Settings) park(ctx context.Context, h Handshake, sess Session) {
+	pk, ok := sess.(Parkable)
+	if s.Pool == nil || !ok {
+		return
+	}
+	r, ok := h.(Reuser)
+	if !ok || ctx.Err() != nil || !pk.Clean() || r.PoolKey() == "" {
+		pk.Discard()
+		return
+	}
+	h.Close()
+	s.Pool.Put(r.PoolKey(), pk)
+}
