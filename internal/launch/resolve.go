@@ -60,7 +60,7 @@ func ParseIdentity(c Config) (*Upstream, error) {
 func parse(c Config, endpoint bool) (*Upstream, error) {
 	c.Engine = c.Engine.OrDefault()
 	if err := c.Engine.Check(); err != nil {
-		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql", string(c.Engine))
+		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql, dsql", string(c.Engine))
 	}
 	if c.Name == "" {
 		c.Name = c.Engine.String()
