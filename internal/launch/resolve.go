@@ -210,7 +210,11 @@ func (u *Upstream) LoadTrust(ctx context.Context, log *slog.Logger) error {
 		}
 		u.bundle = tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: u.Region,
 			CacheDir: c.CacheDir, HTTPClient: c.CAHTTPClient, Logger: log}
-		bundle, err := tlsca.Load(ctx, u.bundle)
+		load := tlsca.Load
+		if u.systemRoots() {
+			load = systemBundle // DSQL: Amazon Root CA 1, never the RDS bundle
+		}
+		bundle, err := load(ctx, u.bundle)
 		if err != nil {
 			return err
 		}
