@@ -119,6 +119,9 @@ func (u *Upstream) OpenSigner(ctx context.Context, log *slog.Logger) error {
 
 // Token signs a fresh token for user, for the endpoint in the region.
 func (u *Upstream) Token(ctx context.Context, user string) (string, error) {
+	if u.Config.Engine == config.DSQL {
+		return u.dsqlToken(ctx, user)
+	}
 	return u.Tokens.Token(ctx, u.Endpoint.Host, u.Endpoint.Port, u.Region, user)
 }
 

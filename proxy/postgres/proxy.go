@@ -24,6 +24,9 @@ type TokenSource = proxy.TokenSource
 type Config struct {
 	Upstream Upstream // Trust must be set: IAM tokens only travel over TLS
 	proxy.Settings
+	// Variant makes the engine another database on the Postgres wire
+	// (Aurora DSQL: proxy/dsql); zero for PostgreSQL itself.
+	Variant Variant
 }
 
 // Proxy accepts Postgres clients in plaintext and logs them in upstream with
@@ -54,7 +57,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Logger = log.With("engine", "postgres", "upstream", cfg.Upstream.Host)
+	cfg.Logger = log.With("engine", cfg.Variant.name(), "upstream", cfg.Upstream.Host)
 	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap()}
 	return p, nil
 }
@@ -83,10 +86,13 @@ type handshake struct {
 
 // session is an upstream login taken over from pgconn: the connection and
 // what the server said at login, from which the client is greeted.
-type session struct{ hc *pgconn.HijackedConn }
+type session struct {
+	hc  *pgconn.HijackedConn
+	age *sessionAge // nil: the upstream sets no session age limit
+}
 
 func (s *session) Upstream() net.Conn              { return s.hc.Conn }
-func (s *session) Farewell() proxy.Farewell        { return &farewell{} }
+func (s *session) Farewell() proxy.Farewell        { return &farewell{age: s.age} }
 func (h *handshake) Who() proxy.Who                { return h.who }
 func (h *handshake) Client() net.Conn              { return h.conn }
 func (h *handshake) Fail(f *failure.Failure) error { return writeFailure(h.conn, f) }
@@ -134,11 +140,16 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 // database and runtime parameters.
 func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Session, error) {
 	st := h.startup
-	hc, err := h.p.dialer.Login(ctx, Login{User: user, Database: st.Database(), Password: token, Params: st.RuntimeParams()})
+	v := h.p.cfg.Variant
+	login := Login{User: user, Database: v.database(h.p.cfg.Logger, st.Database()), Password: token, Params: st.RuntimeParams()}
+	hc, err := h.p.dialer.Login(ctx, login)
+	if err != nil && v.Retry != nil && v.Retry(ctx, err) {
+		hc, err = h.p.dialer.Login(ctx, login)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &session{hc}, nil
+	return &session{hc: hc, age: v.sessionAge(h.p.cfg.Logger)}, nil
 }
 
 // Finish greets the client with the session's parameters and a cancel
