@@ -1,0 +1,265 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+)
+
+// Aurora DSQL through the proxy: the emulated DSQL front before the
+// world's PostgreSQL, with DSQL's roles (admin, and dsql_app mapped to
+// the signer with AWS IAM GRANT) made for the test. Budget: about 15 s
+// for the file on a quiet machine (the storm is most of it).
+
+const (
+	dsqlApp      = "dsql_app"      // mapped to the signer
+	dsqlUnmapped = "dsql_unmapped" // a role no principal is mapped to
+)
+
+// dsqlFront starts a DSQL front for the test and the roles it logs in as.
+func dsqlFront(t *testing.T, o emulator.DSQLOptions) *emulator.DSQL {
+	t.Helper()
+	w.addPGRoles(t, "admin", dsqlApp, dsqlUnmapped)
+	o.Backend = w.pg.Addr()
+	o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(w.logs, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "emulator", "test", t.Name())
+	d, err := w.aws.AWS.StartDSQL(w.aws.CA, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// dsqlSigner adds an IAM user of the test's own with policy p and returns
+// its ARN and AWS options that sign as it (nothing in the process
+// environment changes).
+func dsqlSigner(t *testing.T, name string, p emulator.Policy) (string, []func(*awsconfig.LoadOptions) error) {
+	t.Helper()
+	akid, secret := w.aws.AWS.AddUser(name, p)
+	none := filepath.Join(t.TempDir(), "none")
+	return fmt.Sprintf("arn:aws:iam::%s:user/%s", w.aws.AWS.AccountID(), name), []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRegion(w.aws.AWS.Region()),
+		awsconfig.WithBaseEndpoint(w.aws.URL()),
+		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(akid, secret, "")),
+		awsconfig.WithSharedConfigFiles([]string{none}),
+		awsconfig.WithSharedCredentialsFiles([]string{none}),
+	}
+}
+
+// bothActions allows DbConnectAdmin and DbConnect on d.
+func bothActions(d *emulator.DSQL) emulator.Policy {
+	p := d.ConnectPolicy(true)
+	p.Statements = append(p.Statements, d.ConnectPolicy(false).Statements...)
+	return p
+}
+
+// dsqlProxy starts a proxy for d as a user writes it (engine dsql, the
+// cluster's endpoint), dialing the front and trusting the emulator's CA.
+func dsqlProxy(t *testing.T, d *emulator.DSQL, signer []func(*awsconfig.LoadOptions) error, mods ...func(*launch.Config)) string {
+	t.Helper()
+	c := launch.NewConfig(config.DSQL, d.Endpoint()+":5432")
+	c.DialAddress, c.Listen, c.CABundle, c.AWSLoadOptions = d.Addr(), "127.0.0.1:0", w.caFile, signer
+	return startProxyWith(t, c, mods...)
+}
+
+// dsqlDSN is a libpq connection string to the proxy as role; db "" is
+// libpq's default (the role's name).
+func dsqlDSN(port, role, db string) string {
+	s := fmt.Sprintf("host=127.0.0.1 port=%s user=%s sslmode=disable connect_timeout=20", port, role)
+	if db != "" {
+		s += " dbname=" + db
+	}
+	return s
+}
+
+// TestDSQLClients: psql, pgx and psycopg2 log in through the proxy and
+// query; admin gets a DbConnectAdmin token and dsql_app a DbConnect one
+// (the front takes each action only for its role); every login lands in
+// the database postgres whatever the client named; --dsql-action admin
+// for another role is refused with the reason.
+func TestDSQLClients(t *testing.T) {
+	w.enter(t)
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlclientsit0000000000001"})
+	arn, signer := dsqlSigner(t, "dsql-clients", bothActions(d))
+	d.GrantIAM(dsqlApp, arn)
+	port := dsqlProxy(t, d, signer)
+
+	// The README's line: psql -h 127.0.0.1 -p PORT -U admin postgres; and
+	// with no database named (libpq asks for "admin").
+	for _, db := range []string{"postgres", ""} {
+		out, errOut, err := psql(t, dsqlDSN(port, "admin", db), "-c", "SELECT current_user, current_database()")
+		if err != nil || strings.TrimSpace(out) != "admin|postgres" {
+			t.Fatalf("psql as admin (dbname %q): %q %v\n%s", db, out, err, errOut)
+		}
+	}
+
+	ctx := testCtx(t, 30*time.Second)
+	c, err := pgconn.Connect(ctx, dsqlDSN(port, dsqlApp, "postgres"))
+	if err != nil {
+		t.Fatalf("pgx as %s: %v", dsqlApp, err)
+	}
+	res := c.ExecParams(ctx, "SELECT current_user || '@' || current_database()", nil, nil, nil, nil).Read()
+	c.Close(ctx)
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != dsqlApp+"@postgres" {
+		t.Fatalf("pgx query: %v %q", res.Err, res.Rows)
+	}
+
+	const script = `import sys, psycopg2
+c = psycopg2.connect(sys.argv[1])
+cur = c.cursor()
+cur.execute("SELECT current_user, current_database()")
+print("%s|%s" % cur.fetchone())
+c.close()`
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, dsqlDSN(port, dsqlApp, "appdb"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != dsqlApp+"|postgres" {
+		t.Fatalf("psycopg2 as %s (dbname appdb, forced to postgres): %v\n%s", dsqlApp, err, out)
+	}
+
+	logs := w.logs.String()
+	for _, want := range []string{"engine=dsql", "IAM login accepted"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+
+	// --dsql-action admin signs DbConnectAdmin for every role: DSQL takes
+	// it only for admin.
+	port = dsqlProxy(t, d, signer, func(c *launch.Config) { c.DSQLAction = "admin" })
+	_, errOut, err := psql(t, dsqlDSN(port, dsqlApp, "postgres"), "-c", "SELECT 1")
+	if err == nil || !strings.Contains(errOut, "dsql:DbConnectAdmin") || !strings.Contains(errOut, "only the role admin") {
+		t.Errorf("dsql_action admin as %s: %v\n%s", dsqlApp, err, errOut)
+	}
+}
+
+// TestDSQLRefusals: a signer without DbConnectAdmin logging in as admin
+// is told the action and the cluster's ARN; a role mapped to nobody is
+// told to map it with AWS IAM GRANT; both as psql shows them (HINT line).
+func TestDSQLRefusals(t *testing.T) {
+	w.enter(t)
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlrefusalsit000000000001"})
+	arn, signer := dsqlSigner(t, "dsql-connect-only", d.ConnectPolicy(false))
+	d.GrantIAM(dsqlApp, arn)
+	port := dsqlProxy(t, d, signer)
+
+	_, errOut, err := psql(t, dsqlDSN(port, "admin", "postgres"), "-c", "SELECT 1")
+	if err == nil {
+		t.Fatal("admin logged in without DbConnectAdmin")
+	}
+	for _, want := range []string{`rds-iam-proxy: Aurora DSQL rejected the IAM token for role "admin"`, "HINT:  allow dsql:DbConnectAdmin on " + d.ClusterARN(), arn} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("psql's error lacks %q:\n%s", want, errOut)
+		}
+	}
+
+	_, errOut, err = psql(t, dsqlDSN(port, dsqlUnmapped, "postgres"), "-c", "SELECT 1")
+	want := fmt.Sprintf("AWS IAM GRANT %s TO '%s'", dsqlUnmapped, arn)
+	if err == nil || !strings.Contains(errOut, want) || !strings.Contains(errOut, "dsql:DbConnect on "+d.ClusterARN()) {
+		t.Errorf("unmapped role: %v, want %q in:\n%s", err, want, errOut)
+	}
+	if out, errOut, err := psql(t, dsqlDSN(port, dsqlApp, "postgres"), "-c", "SELECT current_user"); err != nil || strings.TrimSpace(out) != dsqlApp {
+		t.Errorf("the mapped role, same proxy: %q %v\n%s", out, err, errOut)
+	}
+}
+
+// TestDSQLStorm: 300 clients at once against a cluster that takes 10
+// new connections a second after a burst of 50: each one logs in or is
+// told 53400 in its protocol, none hangs. DSQL's own rate is 100 a
+// second; 10 makes sure the storm goes over it on a machine too loaded
+// to open 300 logins within a few seconds (on 2 busy vCPUs they took 7 s,
+// under 100 a second).
+func TestDSQLStorm(t *testing.T) {
+	w.enter(t)
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlstormit000000000000001", Rate: 10, Burst: 50})
+	arn, signer := dsqlSigner(t, "dsql-storm", bothActions(d))
+	d.GrantIAM(dsqlApp, arn)
+	port := dsqlProxy(t, d, signer)
+
+	const n = 300
+	type outcome struct {
+		took time.Duration
+		err  error
+	}
+	results := make([]outcome, n)
+	ctx := testCtx(t, 60*time.Second)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			t0 := time.Now()
+			c, err := pgconn.Connect(cctx, dsqlDSN(port, dsqlApp, "postgres"))
+			results[i] = outcome{time.Since(t0), err}
+			if err == nil {
+				c.Close(cctx)
+			}
+		})
+	}
+	wg.Wait()
+	var in, rate int
+	var took []time.Duration
+	for i, r := range results {
+		took = append(took, r.took)
+		var pgErr *pgconn.PgError
+		switch {
+		case r.err == nil:
+			in++
+		case errors.As(r.err, &pgErr) && pgErr.Code == "53400" && strings.Contains(pgErr.Message, "rate"):
+			rate++
+		default:
+			t.Errorf("client %d: %v (want a login or 53400)", i, r.err)
+		}
+	}
+	slices.Sort(took)
+	t.Logf("storm of %d: %d in, %d told 53400 (the front refused %d connections, retries included); first answer p50 %s, p99 %s, max %s; all done in %s",
+		n, in, rate, d.RateRefusals(), took[n/2], took[n*99/100], took[n-1], time.Since(start))
+	if in < 50 {
+		t.Errorf("only %d logged in; the burst alone is 50", in)
+	}
+	if rate == 0 || d.RateRefusals() == 0 {
+		t.Errorf("no client was over the rate: the front's limit was not reached")
+	}
+}
+
+// TestDSQLSessionLimit: a session the cluster ends at its session
+// lifetime (shortened to 2 s) ends with FATAL 57P01 naming the limit,
+// with the pool advice as psql's HINT, and the proxy logs it.
+func TestDSQLSessionLimit(t *testing.T) {
+	w.enter(t)
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlageit00000000000000001", MaxSessionAge: 2 * time.Second})
+	_, signer := dsqlSigner(t, "dsql-age", bothActions(d))
+	port := dsqlProxy(t, d, signer, func(c *launch.Config) { c.DSQLSessionLimit = config.Duration(2 * time.Second) })
+
+	t0 := time.Now()
+	_, errOut, err := psql(t, dsqlDSN(port, "admin", "postgres"), "-c", "SELECT pg_sleep(20)")
+	if err == nil || time.Since(t0) > 15*time.Second {
+		t.Fatalf("the session outlived its limit: %v after %s\n%s", err, time.Since(t0), errOut)
+	}
+	for _, want := range []string{"FATAL:  rds-iam-proxy: Aurora DSQL ended this session at its session lifetime limit (2s)",
+		"HINT:  keep your pool's max connection lifetime under an hour: pgxpool MaxConnLifetime, HikariCP maxLifetime, SQLAlchemy pool_recycle"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("psql's error lacks %q:\n%s", want, errOut)
+		}
+	}
+	if !strings.Contains(w.logs.String(), "session ended by the upstream at its session age limit") {
+		t.Error("the proxy did not log the cut")
+	}
+}
