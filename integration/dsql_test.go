@@ -21,6 +21,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
 )
 
 // Aurora DSQL through the proxy: the emulated DSQL front before the
@@ -262,4 +263,40 @@ func TestDSQLSessionLimit(t *testing.T) {
 	if !strings.Contains(w.logs.String(), "session ended by the upstream at its session age limit") {
 		t.Error("the proxy did not log the cut")
 	}
+}
+
+// TestDSQLDoctor: doctor checks a DSQL upstream DSQL's way: the cluster
+// name, TLS against the given trust, the dsql action on the cluster ARN
+// (IAM's simulator), the login, and DSQL's notes; a signer without
+// DbConnectAdmin checking admin fails at the policy step with the fix.
+func TestDSQLDoctor(t *testing.T) {
+	w.enter(t)
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqldoctorit00000000000001"})
+	p := bothActions(d)
+	p.Statements = append(p.Statements, apiStatement)
+	arn, signer := dsqlSigner(t, "dsql-doctor", p)
+	d.GrantIAM(dsqlApp, arn)
+	cfg := launch.NewConfig(config.DSQL, d.Endpoint()+":5432")
+	cfg.DialAddress, cfg.CABundle, cfg.AWSLoadOptions = d.Addr(), w.caFile, signer
+	o := validate.DoctorOptions{Config: cfg, DBUser: dsqlApp, StepTimeout: 20 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(w.logs, logSink()), nil)).With("component", "doctor")}
+	rep := runDoctor(t, o)
+	if !rep.OK() {
+		t.Fatal("doctor failed a DSQL upstream that works")
+	}
+	for step, want := range map[string]string{
+		validate.StepEndpoint:   "Aurora DSQL cluster dsqldoctorit00000000000001; tokens are signed for dsql:DbConnect",
+		validate.StepDSQLPolicy: "may dsql:DbConnect on " + d.ClusterARN(),
+		validate.StepLogin:      "logged in as " + dsqlApp,
+		validate.StepDSQLNotes:  "retry the whole transaction",
+	} {
+		if c := check(t, rep, step); c.Status != validate.OK || !strings.Contains(c.Detail, want) {
+			t.Errorf("%s: %s %q, want %q", step, c.Status, c.Detail, want)
+		}
+	}
+
+	_, connectOnly := dsqlSigner(t, "dsql-doctor-connect", emulator.Policy{Statements: append(d.ConnectPolicy(false).Statements, apiStatement)})
+	o.Config.AWSLoadOptions, o.DBUser = connectOnly, "admin"
+	rep = runDoctor(t, o)
+	expectFailure(t, rep, validate.StepDSQLPolicy, "dsql:DbConnectAdmin on "+d.ClusterARN(), "setup policy --engine dsql")
 }

@@ -80,8 +80,8 @@ func TestMappedPrincipal(t *testing.T) {
 		"arn:aws:iam::123456789012:user/ops":                  "arn:aws:iam::123456789012:user/ops",
 		"":                                                    "arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME",
 	} {
-		if got := mappedPrincipal(in); got != want {
-			t.Errorf("mappedPrincipal(%q) = %q, want %q", in, got, want)
+		if got := MappedPrincipal(in); got != want {
+			t.Errorf("MappedPrincipal(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
