@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -167,13 +168,15 @@ func TestDSQLFrontRefusals(t *testing.T) {
 // the DSQL token: its tokens must pass the same check. The AWS CLI v1
 // has no dsql generate-* commands (v2 has), so the token comes from
 // botocore's dsql client (generate_db_connect_auth_token, botocore
-// 1.35.83 and later) in the python3 on PATH.
+// 1.35.83 and later): in the python3 on PATH, else in the venv
+// scripts/test makes where Debian's botocore is older.
 func TestDSQLTokenFromBotocore(t *testing.T) {
 	shortskip.Skip(t, "runs python3 with botocore")
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 with botocore (1.35.83 or later) is needed for this cross-check")
+	var pythons []string
+	if py, err := exec.LookPath("python3"); err == nil {
+		pythons = append(pythons, py)
 	}
+	pythons = append(pythons, "/opt/rds-iam-proxy-botocore/bin/python3")
 	w := newWorld(t)
 	d, _ := startDSQL(t, w, DSQLOptions{})
 	both := d.ConnectPolicy(true)
@@ -186,24 +189,32 @@ func TestDSQLTokenFromBotocore(t *testing.T) {
 c = botocore.session.get_session().create_client("dsql", region_name="us-east-1")
 print(c.generate_db_connect_admin_auth_token(sys.argv[1], "us-east-1"))
 print(c.generate_db_connect_auth_token(sys.argv[1], "us-east-1"))`
-	cmd := exec.CommandContext(t.Context(), py, "-c", script, dsqlHost)
-	cmd.Env = []string{
-		"PATH=" + filepath.Dir(py) + ":/usr/bin:/bin",
-		"HOME=" + dir,
-		"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials"),
-		"AWS_ACCESS_KEY_ID=" + ops.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + ops.SecretAccessKey,
-		"AWS_EC2_METADATA_DISABLED=true",
+	var out []byte
+	var tried []string
+	for _, py := range pythons {
+		cmd := exec.CommandContext(t.Context(), py, "-c", script, dsqlHost)
+		cmd.Env = []string{
+			"PATH=" + filepath.Dir(py) + ":/usr/bin:/bin",
+			"HOME=" + dir,
+			"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"),
+			"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials"),
+			"AWS_ACCESS_KEY_ID=" + ops.AccessKeyID,
+			"AWS_SECRET_ACCESS_KEY=" + ops.SecretAccessKey,
+			"AWS_EC2_METADATA_DISABLED=true",
+		}
+		if root := os.Getenv("PYENV_ROOT"); root != "" {
+			cmd.Env = append(cmd.Env, "PYENV_ROOT="+root)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		var err error
+		if out, err = cmd.Output(); err == nil {
+			break
+		}
+		tried = append(tried, fmt.Sprintf("%s: %v: %s", py, err, tail(stderr.String(), 300)))
 	}
-	if root := os.Getenv("PYENV_ROOT"); root != "" {
-		cmd.Env = append(cmd.Env, "PYENV_ROOT="+root)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("botocore's dsql tokens failed: %v: %s (needs botocore 1.35.83 or later: pip install -U botocore)", err, stderr.String())
+	if len(tried) == len(pythons) {
+		t.Fatalf("no python3 with botocore 1.35.83 or later (scripts/test makes one in /opt/rds-iam-proxy-botocore):\n%s", strings.Join(tried, "\n"))
 	}
 	toks := strings.Fields(string(out))
 	if len(toks) != 2 {
@@ -217,4 +228,12 @@ print(c.generate_db_connect_auth_token(sys.argv[1], "us-east-1"))`
 			t.Errorf("token from botocore for %s rejected: %v", role, err)
 		}
 	}
+}
+
+// tail is the end of s, at most n bytes.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
