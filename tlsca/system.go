@@ -3,6 +3,8 @@ package tlsca
 import (
 	"crypto/x509"
 	"fmt"
+	"regexp"
+	"strings"
 )
 
 // SystemSource names the system trust store in messages.
@@ -25,3 +27,12 @@ func SystemBundle() (*Bundle, error) {
 // systemUnknownCAFix is the fix for a certificate the system store does
 // not trust.
 const systemUnknownCAFix = "Aurora DSQL certificates chain to Amazon Root CA 1, which must be in this system's trust store (install or update the ca-certificates package); if something in between intercepts TLS on purpose, pass its CA with --ca-bundle; otherwise check that --endpoint/--dial-address reach the cluster itself"
+
+// dsqlNamePattern matches Aurora DSQL cluster endpoints: ID.dsql.REGION.on.aws.
+var dsqlNamePattern = regexp.MustCompile(`^[a-z0-9]+\.dsql\.[a-z0-9-]+\.on\.aws$`)
+
+// IsDSQLName reports whether host is an Aurora DSQL cluster endpoint
+// name, which like an RDS name is only reached with verify-full.
+func IsDSQLName(host string) bool {
+	return dsqlNamePattern.MatchString(strings.TrimSuffix(strings.ToLower(host), "."))
+}

@@ -43,3 +43,17 @@ func TestSystemBundle(t *testing.T) {
 		t.Errorf("explained as %+v", f)
 	}
 }
+
+// TestDSQLNamesOnlyVerifyFull: a DSQL cluster name, like an RDS name, is
+// refused any mode but verify-full.
+func TestDSQLNamesOnlyVerifyFull(t *testing.T) {
+	for _, m := range []Mode{VerifyCA, Disable} {
+		err := Upstream{Mode: m, Host: "abc123.dsql.us-east-1.on.aws", DialAddress: "127.0.0.1:5432"}.Check()
+		if err == nil || !strings.Contains(err.Error(), "only reached with verify-full") {
+			t.Errorf("%s: %v", m, err)
+		}
+	}
+	if IsDSQLName("abc.dsql.us-east-1.on.aws.evil.test") || !IsDSQLName("ABC.dsql.eu-west-2.on.aws.") {
+		t.Error("IsDSQLName")
+	}
+}
