@@ -180,18 +180,23 @@ func TestDSQLRefusals(t *testing.T) {
 	}
 }
 
-// TestDSQLStorm: 300 clients at once against a cluster that takes 10
-// new connections a second after a burst of 50: each one logs in or is
-// told 53400 in its protocol, none hangs. DSQL's own rate is 100 a
-// second; 10 makes sure the storm goes over it on a machine too loaded
-// to open 300 logins within a few seconds (on 2 busy vCPUs they took 7 s,
-// under 100 a second).
+// TestDSQLStorm: 300 clients at once against a cluster that takes 2 new
+// connections a second after a burst of 20: each one logs in or is told
+// 53400 in its protocol, none hangs (each is answered within the
+// generous bound below). DSQL's own rate is 100 a second (burst 1,000);
+// a front at 100/s is not reached on a loaded machine, whose emulated
+// front took 300 logins at under 100 a second (non-race: 7 s; under
+// -race beside other work: fewer than 12 a second), so the storm would
+// not test the limit at all. The proxy's timeouts are raised so that a
+// slow machine makes the storm slow, not failed.
 func TestDSQLStorm(t *testing.T) {
 	w.enter(t)
-	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlstormit000000000000001", Rate: 10, Burst: 50})
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlstormit000000000000001", Rate: 2, Burst: 20})
 	arn, signer := dsqlSigner(t, "dsql-storm", bothActions(d))
 	d.GrantIAM(dsqlApp, arn)
-	port := dsqlProxy(t, d, signer)
+	port := dsqlProxy(t, d, signer, func(c *launch.Config) {
+		c.ConnectTimeout, c.HandshakeTimeout = config.Duration(90*time.Second), config.Duration(100*time.Second)
+	})
 
 	const n = 300
 	type outcome struct {
@@ -199,15 +204,16 @@ func TestDSQLStorm(t *testing.T) {
 		err  error
 	}
 	results := make([]outcome, n)
-	ctx := testCtx(t, 60*time.Second)
+	stormDSN := fmt.Sprintf("host=127.0.0.1 port=%s user=%s dbname=postgres sslmode=disable", port, dsqlApp)
+	ctx := testCtx(t, 3*time.Minute)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
 		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // a client not answered by then hangs
 			defer cancel()
 			t0 := time.Now()
-			c, err := pgconn.Connect(cctx, dsqlDSN(port, dsqlApp, "postgres"))
+			c, err := pgconn.Connect(cctx, stormDSN) // bounded by cctx only
 			results[i] = outcome{time.Since(t0), err}
 			if err == nil {
 				c.Close(cctx)
@@ -232,8 +238,8 @@ func TestDSQLStorm(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("storm of %d: %d in, %d told 53400 (the front refused %d connections, retries included); first answer p50 %s, p99 %s, max %s; all done in %s",
 		n, in, rate, d.RateRefusals(), took[n/2], took[n*99/100], took[n-1], time.Since(start))
-	if in < 50 {
-		t.Errorf("only %d logged in; the burst alone is 50", in)
+	if in < 20 {
+		t.Errorf("only %d logged in; the burst alone is 20", in)
 	}
 	if rate == 0 || d.RateRefusals() == 0 {
 		t.Errorf("no client was over the rate: the front's limit was not reached")
