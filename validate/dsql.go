@@ -32,7 +32,7 @@ func dsqlSetup(o SetupOptions) ([]string, error) {
 		return nil, errors.New("admin is Aurora DSQL's own role: it logs in with a dsql:DbConnectAdmin token and needs no setup (rds-iam-proxy setup policy --engine dsql prints the policy)")
 	}
 	if len(o.RequireSequences) > 0 {
-		return nil, errors.New("Aurora DSQL has no sequences: drop --require-sequences")
+		return nil, errors.New("no sequences on Aurora DSQL: drop --require-sequences")
 	}
 	if o.Database != "" && o.Database != "postgres" {
 		return nil, fmt.Errorf("--database %s: an Aurora DSQL cluster has one database, postgres", o.Database)
