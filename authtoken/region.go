@@ -7,9 +7,13 @@ import (
 
 // RegionFromEndpoint extracts the AWS region from an RDS or Aurora endpoint
 // name such as mydb.c0ffee.us-east-1.rds.amazonaws.com, or
-// mycluster.cluster-ro-abc.cn-north-1.rds.amazonaws.com.cn. It returns "" for
+// mycluster.cluster-ro-abc.cn-north-1.rds.amazonaws.com.cn, or an Aurora
+// DSQL cluster's (abc123.dsql.us-east-1.on.aws). It returns "" for
 // any other name (an IP, a CNAME, localhost).
 func RegionFromEndpoint(host string) string {
+	if _, region, ok := DSQLCluster(host); ok {
+		return region
+	}
 	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	for _, suffix := range []string{".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".rds.sc2s.sgov.gov", ".rds.c2s.ic.gov"} {
 		rest, ok := strings.CutSuffix(h, suffix)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 )
 
@@ -289,4 +291,26 @@ func (r *recordingT) end() {
 		r.cleanups[i]()
 	}
 	r.cleanups = nil
+}
+
+// addPGRoles creates login roles in the world's PostgreSQL (Aurora DSQL's
+// admin among them) and drops them when t ends. The names are not the
+// test's own (admin is DSQL's), so they go through here.
+func (wd *world) addPGRoles(t *testing.T, roles ...string) {
+	serial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range roles {
+		q := pgx.Identifier{r}.Sanitize()
+		undoAtEnd(t, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := wd.pg.Exec(ctx, "DROP ROLE IF EXISTS "+q); err != nil {
+				t.Errorf("drop role %s: %v", q, err)
+			}
+		})
+		if err := wd.pg.Exec(ctx, "CREATE ROLE "+q+" WITH LOGIN"); err != nil {
+			t.Fatalf("create role %s: %v", q, err)
+		}
+	}
 }

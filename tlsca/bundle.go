@@ -34,6 +34,9 @@ type Bundle struct {
 	// NotCA are certificates in the data that are not CAs (a server
 	// certificate pasted into the bundle); they are not trusted.
 	NotCA []*x509.Certificate
+	// System says the bundle is the system's trust store (SystemBundle):
+	// its certificates are not listed, and it is never reloaded.
+	System bool
 }
 
 // maxBundleSize bounds downloads and files: the published global bundle is
@@ -127,8 +130,8 @@ func CertName(c *x509.Certificate) string {
 // Describe names the bundle for messages: "/path (102 CAs, downloaded
 // 2026-11-20)" or "/path (1 CA, file modified 2026-11-21)".
 func (b *Bundle) Describe() string {
-	if b.Pool == nil {
-		return b.Source // not parsed here: only its name is known
+	if b.Pool == nil || b.System {
+		return b.Source // not parsed here, or the system's: only its name is known
 	}
 	n := fmt.Sprintf("%d CAs", len(b.Certs))
 	if len(b.Certs) == 1 {

@@ -64,6 +64,9 @@ func (u Upstream) explain(err error, now time.Time) (cause, fix string, ok bool)
 		if u.Bundle != nil && u.Bundle.URL != "" {
 			fix = fmt.Sprintf("the bundle came from %s; if the DB is in GovCloud or China, or its CA is newer than the bundle, pass --ca-bundle-region with the DB's region (or --ca-bundle FILE); otherwise the server is not presenting an RDS certificate: check that --endpoint/--dial-address reach the DB itself and nothing in between intercepts TLS", u.Bundle.URL)
 		}
+		if u.Bundle != nil && u.Bundle.System {
+			fix = systemUnknownCAFix
+		}
 		if IsRDSProxyName(want) {
 			fix += "; RDS Proxy certificates chain to the Amazon Trust Services roots, which must be in this system's trust store"
 		}

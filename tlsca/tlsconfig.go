@@ -125,7 +125,7 @@ func (u Upstream) Check() error {
 	}
 	if mode != VerifyFull {
 		for _, n := range []string{u.Host, u.ServerName} {
-			if IsRDSName(n) {
+			if IsRDSName(n) || IsDSQLName(n) {
 				return fmt.Errorf("--tls-mode %s is refused for %s: RDS and Aurora endpoints are only reached with verify-full (their certificates name the endpoint; use --tls-server-name if you dial another address)", mode, n)
 			}
 		}

@@ -57,12 +57,13 @@ func (t *Trust) SetBundle(b *Bundle) error {
 // [Load] does with o (a file is re-read; a download is revalidated with a
 // conditional GET, since MaxAge is set to interval), and swaps it in when
 // the set of trusted CAs changed. A failed refresh keeps the current
-// bundle and logs a warning. Disable (no bundle) returns at once.
+// bundle and logs a warning. Disable (no bundle) and the system's store
+// (the system keeps it) return at once.
 func (t *Trust) KeepFresh(ctx context.Context, o Options, interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
-	if up, _ := t.Current(); up.Bundle == nil {
+	if up, _ := t.Current(); up.Bundle == nil || up.Bundle.System {
 		return
 	}
 	log := o.Logger

@@ -218,9 +218,14 @@ type Simulation struct {
 // in entries supplied (the simulator supplies none of the caller's own,
 // such as aws:MultiFactorAuthPresent). Errors are *CouldNotCheck.
 func SimulateConnect(ctx context.Context, c *iam.Client, source, dbUserARN string, entries ...iamtypes.ContextEntry) (Simulation, error) {
+	return simulateAction(ctx, c, source, "rds-db:connect", dbUserARN, entries...)
+}
+
+// simulateAction asks IAM whether source may do action on resource.
+func simulateAction(ctx context.Context, c *iam.Client, source, doAction, resource string, entries ...iamtypes.ContextEntry) (Simulation, error) {
 	const action = "iam:SimulatePrincipalPolicy"
 	out, err := c.SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{
-		PolicySourceArn: aws.String(source), ActionNames: []string{"rds-db:connect"}, ResourceArns: []string{dbUserARN},
+		PolicySourceArn: aws.String(source), ActionNames: []string{doAction}, ResourceArns: []string{resource},
 		ContextEntries: entries})
 	if err != nil {
 		return Simulation{}, classify(err, action, source)

@@ -120,6 +120,9 @@ func Doctor(ctx context.Context, o DoctorOptions) *Report {
 		d.credentials, d.callerIdentity, d.clock, d.endpoint, d.dns, d.tcp, d.tls,
 		d.iamAuth, d.policy, d.login,
 	}
+	if d.cfg.Engine == config.DSQL {
+		steps = d.dsqlSteps()
+	}
 	for _, step := range steps {
 		sctx, cancel := context.WithTimeout(ctx, d.o.StepTimeout)
 		c := step(sctx)

@@ -20,6 +20,9 @@ type SetupOptions struct {
 	// every table of public (Postgres) or of Database (MySQL).
 	Require          []Requirement
 	RequireSequences []Requirement
+	// IAMPrincipal is the IAM role (or user) ARN an Aurora DSQL role is
+	// mapped to (AWS IAM GRANT); a placeholder when unset.
+	IAMPrincipal string
 }
 
 // SetupSQL is the SQL that creates the IAM user with its grants, one
@@ -35,6 +38,8 @@ func SetupSQL(o SetupOptions) (string, error) {
 	switch o.Engine {
 	case config.MySQL:
 		b.WriteString("-- Run as the master user. The account accepts only IAM tokens, over TLS.\n")
+	case config.DSQL:
+		b.WriteString(dsqlHeader(o))
 	default:
 		db := o.Database
 		if db == "" {
@@ -60,8 +65,10 @@ func SetupStatements(o SetupOptions) ([]string, error) {
 		return postgresSetup(o)
 	case config.MySQL:
 		return mysqlSetup(o)
+	case config.DSQL:
+		return dsqlSetup(o)
 	}
-	return nil, fmt.Errorf("engine %q: supported engines: postgres, mysql", string(o.Engine))
+	return nil, fmt.Errorf("engine %q: supported engines: postgres, mysql, dsql", string(o.Engine))
 }
 
 func postgresSetup(o SetupOptions) ([]string, error) {

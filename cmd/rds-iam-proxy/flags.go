@@ -72,11 +72,12 @@ func flagProblems(cmd string, err error, stderr io.Writer) int {
 // Help texts of the flags several commands have besides the settings',
 // one text per flag wherever it appears.
 const (
-	timeoutUsage     = "limit for the whole command: AWS calls, logins and checks"
-	formatUsage      = "output: text or json"
-	resourceIDUsage  = "the DB's resource id (db-... of an instance, cluster-... of an Aurora cluster), for the policy when rds:DescribeDBInstances/DescribeDBClusters may not be called"
-	accountHostUsage = "MySQL: the account's host part, as in 'user'@'host'"
-	databaseUsage    = "the application's database: validate checks it (logging in to it through the proxy); setup sql grants CONNECT on it (Postgres) or makes the default grant on it (MySQL)"
+	timeoutUsage      = "limit for the whole command: AWS calls, logins and checks"
+	formatUsage       = "output: text or json"
+	resourceIDUsage   = "the DB's resource id (db-... of an instance, cluster-... of an Aurora cluster), for the policy when rds:DescribeDBInstances/DescribeDBClusters may not be called"
+	accountHostUsage  = "MySQL: the account's host part, as in 'user'@'host'"
+	iamPrincipalUsage = "Aurora DSQL (--engine dsql): the IAM role ARN whose sessions sign tokens, mapped to the role with AWS IAM GRANT (default: a placeholder to replace)"
+	databaseUsage     = "the application's database: validate checks it (logging in to it through the proxy); setup sql grants CONNECT on it (Postgres) or makes the default grant on it (MySQL)"
 )
 
 // exitForFlagError turns a flag error into an exit status: 0 for -h.

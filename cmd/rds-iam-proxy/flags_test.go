@@ -102,7 +102,7 @@ func TestUpstreamFlagProblems(t *testing.T) {
 	}{
 		{[]string{"token", "--endpoint", "db:5432:1", "--db-user", "u"}, []string{"--endpoint: \"db:5432:1\": want HOST or HOST:PORT"}},
 		{[]string{"whoami", "--role-arn", "not-an-arn", "--tls-mode", "maybe"}, []string{"--role-arn:", "--tls-mode:"}},
-		{[]string{"doctor", "--endpoint", "a.b.c:1", "--db-user", "u", "--engine", "oracle"}, []string{"--engine: \"oracle\": use postgres or mysql"}},
+		{[]string{"doctor", "--endpoint", "a.b.c:1", "--db-user", "u", "--engine", "oracle"}, []string{"--engine: \"oracle\": use postgres, mysql or dsql"}},
 		{[]string{"validate", "--endpoint", "a.b.c:1", "--db-user", "u", "--ca-bundle", "/x.pem", "--ca-bundle-url", "https://x"}, []string{"--ca-bundle: names a file"}},
 		{[]string{"validate", "--engine", "mysql", "--endpoint", "a.b.c:1", "--db-user", "u", "--tls-mode", "disable"}, []string{"--tls-mode: disable is not possible for mysql"}},
 		{[]string{"setup", "policy", "--endpoint", "a.b.c:1", "--db-user", "u", "--role-duration", "-1m"}, []string{"--role-duration: -1m0s is negative"}},

@@ -41,13 +41,16 @@ Prints the SQL that creates USER as an IAM database user with the grants
 (default: SELECT on every table of public, or of --database for MySQL).
 Postgres: CREATE USER ... WITH LOGIN, GRANT rds_iam, CONNECT, USAGE, the
 grants and ALTER DEFAULT PRIVILEGES. MySQL: CREATE USER ... IDENTIFIED WITH
-AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL, and the grants.`
+AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL, and the grants. Aurora DSQL
+(--engine dsql): CREATE ROLE ... WITH LOGIN, AWS IAM GRANT to
+--iam-principal, USAGE and the grants (run as admin).`
 
 func cmdSetupSQL(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("setup sql", setupSQLSynopsis, stderr)
 	flags := config.RegisterUpstream(fs, "engine", "db_user")
 	database := fs.String("database", "", databaseUsage)
 	host := fs.String("host", "%", accountHostUsage)
+	principal := fs.String("iam-principal", "", iamPrincipalUsage)
 	var reqs reqFlags
 	reqs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -65,7 +68,7 @@ func cmdSetupSQL(_ context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(err)
 	}
-	out, err := validate.SetupSQL(validate.SetupOptions{Engine: u.Engine, User: u.DBUser, Database: *database, Host: *host, Require: tables, RequireSequences: seqs})
+	out, err := validate.SetupSQL(validate.SetupOptions{Engine: u.Engine, User: u.DBUser, Database: *database, Host: *host, Require: tables, RequireSequences: seqs, IAMPrincipal: *principal})
 	if err != nil {
 		return fail(err)
 	}

@@ -30,7 +30,11 @@ aws iam put-role-policy --policy-document file://...:
     taken from --resource-id.
   --kind trust: the trust policy of the role that signs tokens: for a
     principal in another account (--trust-principal), an EKS service account
-    (IRSA: --oidc-provider, --service-account) or EKS Pod Identity.`
+    (IRSA: --oidc-provider, --service-account) or EKS Pod Identity.
+
+  With --engine dsql (Aurora DSQL) the identity policy allows
+  dsql:DbConnectAdmin (for admin) and/or dsql:DbConnect (other roles) on
+  arn:aws:dsql:REGION:ACCOUNT:cluster/ID.`
 
 // cmdSetupPolicy is "setup policy": it prints the identity policy for
 // rds-db:connect, or a role's trust policy.
@@ -79,6 +83,12 @@ func cmdSetupPolicy(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
+		if cfg.Engine == config.DSQL {
+			if doc, err = dsqlPolicy(ctx, cfg, *account); err != nil {
+				return fail(1, "%v", err)
+			}
+			break
+		}
 		target, err := connectTarget(ctx, cfg, *resourceID, *account)
 		if err != nil {
 			return fail(1, "%v", err)

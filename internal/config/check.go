@@ -178,6 +178,7 @@ func (u *Upstream) check(bad func(key, format string, args ...any)) (Endpoint, b
 			bad("role_arn", "%s", err)
 		}
 	}
+	u.checkDSQL(bad)
 	return ep, true
 }
 

@@ -161,7 +161,7 @@ func TestValidation(t *testing.T) {
 		{name: "bad duration in file", file: "max_shutdown_delay: soon\n", want: []string{`"soon" is not a duration`}},
 		{name: "bad duration in env", env: map[string]string{"RDS_IAM_PROXY_CONNECT_TIMEOUT": "x"}, want: []string{"RDS_IAM_PROXY_CONNECT_TIMEOUT", "not a duration"}},
 		{name: "bad int flag", args: []string{"--max-connections", "many"}, want: []string{"max-connections"}},
-		{name: "bad engine", args: []string{"--endpoint", "a.b.c:1", "--engine", "oracle"}, want: []string{"--endpoint: engine: \"oracle\": use postgres or mysql"}},
+		{name: "bad engine", args: []string{"--endpoint", "a.b.c:1", "--engine", "oracle"}, want: []string{"--endpoint: engine: \"oracle\": use postgres, mysql or dsql"}},
 		{name: "bad log level and format", args: []string{"--endpoint", "a.b.c:1", "--log-level", "loud", "--log-format", "xml"}, want: []string{"log_level: \"loud\"", "log_format: \"xml\""}},
 		{name: "negative values", args: []string{"--endpoint", "a.b.c:1", "--max-connections", "-1", "--max-shutdown-delay", "-1s"}, want: []string{"max_connections: -1", "max_shutdown_delay: -1s is negative"}},
 		{name: "two upstreams on one default listen", args: []string{"--upstream", "endpoint=a.x.y:5432", "--upstream", "endpoint=b.x.y:5432"},
@@ -226,7 +226,7 @@ func TestEveryFlagIsAKey(t *testing.T) {
 	Register(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		switch f.Name {
-		case "config", "upstream", "ca-cache-dir", "engine", "endpoint", "listen", "dial-address", "allow-local-infile":
+		case "config", "upstream", "ca-cache-dir", "engine", "endpoint", "listen", "dial-address", "allow-local-infile", "dsql-action", "dsql-session-limit":
 			return
 		}
 		if _, ok := lookup(settingsFields, f.Name); !ok {

@@ -12,10 +12,14 @@ type Engine string
 const (
 	Postgres Engine = "postgres"
 	MySQL    Engine = "mysql"
+	// DSQL is Aurora DSQL: the Postgres wire protocol, with its own
+	// token (service dsql, action DbConnect or DbConnectAdmin), trust (the
+	// system roots) and limits (see proxy/dsql).
+	DSQL Engine = "dsql"
 )
 
 // Engines lists every engine, in the order messages name them.
-var Engines = []Engine{Postgres, MySQL}
+var Engines = []Engine{Postgres, MySQL, DSQL}
 
 // ParseEngine reads an engine's name; "" is Postgres, the default.
 func ParseEngine(s string) (Engine, error) {
@@ -36,7 +40,7 @@ func (e Engine) Check() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%q: use postgres or mysql", string(e))
+	return fmt.Errorf("%q: use postgres, mysql or dsql", string(e))
 }
 
 // OrDefault is e, or Postgres when e is unset.
@@ -75,3 +79,7 @@ func (e *Engine) Set(s string) error {
 	*e = Engine(s)
 	return nil
 }
+
+// PostgresWire reports whether the engine's clients speak the Postgres
+// protocol (postgres and dsql): psql, pgx, psycopg2 connect to both.
+func (e Engine) PostgresWire() bool { return e.OrDefault() != MySQL }

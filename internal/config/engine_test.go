@@ -15,6 +15,7 @@ func TestEngine(t *testing.T) {
 		{"", Postgres, 5432, "127.0.0.1:6432"},
 		{"postgres", Postgres, 5432, "127.0.0.1:6432"},
 		{"mysql", MySQL, 3306, "127.0.0.1:3307"},
+		{"dsql", DSQL, 5432, "127.0.0.1:6432"},
 	} {
 		e, err := ParseEngine(c.in)
 		if err != nil || e != c.want || e.DefaultPort() != c.port || e.DefaultListen() != c.listen {
@@ -22,7 +23,7 @@ func TestEngine(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"oracle", "Postgres", "MYSQL", "postgresql"} {
-		if _, err := ParseEngine(bad); err == nil || !strings.Contains(err.Error(), "use postgres or mysql") {
+		if _, err := ParseEngine(bad); err == nil || !strings.Contains(err.Error(), "use postgres, mysql or dsql") {
 			t.Errorf("ParseEngine(%q): %v, want a refusal naming the engines", bad, err)
 		}
 	}

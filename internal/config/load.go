@@ -28,7 +28,7 @@ type Flags struct {
 
 // singleKeys are the one-upstream flags: they describe the upstream given
 // by flags alone (the way the proxy ran before config files).
-var singleKeys = []string{"engine", "endpoint", "listen", "dial_address", "allow_local_infile"}
+var singleKeys = []string{"engine", "endpoint", "listen", "dial_address", "allow_local_infile", "dsql_action", "dsql_session_limit"}
 
 // Register adds every setting to fs as a flag, with its default.
 func Register(fs *flag.FlagSet) *Flags {

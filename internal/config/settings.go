@@ -61,7 +61,7 @@ type Defaults struct {
 // Upstream is one RDS endpoint and where its clients connect.
 type Upstream struct {
 	Name           string `yaml:"name" usage:"label in logs and metrics (default: the endpoint's first label)"`
-	Engine         Engine `yaml:"engine" usage:"database engine: postgres (default) or mysql"`
+	Engine         Engine `yaml:"engine" usage:"database engine: postgres (default), mysql, or dsql (Aurora DSQL)"`
 	Endpoint       string `yaml:"endpoint" usage:"RDS endpoint HOST:PORT (the port defaults to the engine's); tokens are signed for this name and port, and TLS verifies the name"`
 	Listen         string `yaml:"listen" usage:"where clients connect: HOST:PORT or unix:PATH (default 127.0.0.1:6432 for postgres, 127.0.0.1:3307 for mysql)"`
 	DialAddress    string `yaml:"dial_address" usage:"connect to this HOST:PORT instead of the endpoint (SSH/SSM tunnel, emulator)"`
@@ -70,6 +70,11 @@ type Upstream struct {
 
 	// AllowLocalInfile is per upstream: each is its own server to trust.
 	AllowLocalInfile bool `yaml:"allow_local_infile" usage:"MySQL: let clients use LOAD DATA LOCAL INFILE (off: the proxy strips CLIENT_LOCAL_FILES both ways). RISK: the server can then ask a client for any file the client can read, whatever query it ran; allow it only for a server you trust"`
+
+	// DSQLAction and DSQLSessionLimit are per upstream: each DSQL cluster
+	// is its own endpoint (see dsql.go).
+	DSQLAction       string   `yaml:"dsql_action" usage:"Aurora DSQL (engine dsql): the token's action: auto (DbConnectAdmin for the user admin, DbConnect for any other; default), connect, or admin"`
+	DSQLSessionLimit Duration `yaml:"dsql_session_limit" usage:"Aurora DSQL (engine dsql): how long DSQL lets a session live (1h); a session the cluster ends after it is told so in the client's protocol. Change it only for a test front"`
 
 	// origin says where the upstream was written, for messages.
 	origin string

@@ -21,7 +21,7 @@ type UpstreamFlags struct {
 var (
 	// SigningKeys say which token is signed (endpoint, user, region) and
 	// as whom (profile and roles): token, setup policy.
-	SigningKeys = []string{"engine", "endpoint", "region", "db_user", "profile", "role_arn", "external_id", "role_session_name", "role_duration", "sts_endpoint", "mfa_serial", "mfa_code", "mfa_duration"}
+	SigningKeys = []string{"engine", "endpoint", "region", "db_user", "profile", "role_arn", "external_id", "role_session_name", "role_duration", "sts_endpoint", "mfa_serial", "mfa_code", "mfa_duration", "dsql_action"}
 	// LoginKeys add what logging in needs: where to dial and what TLS
 	// trusts. whoami, doctor and validate take them, so that one command
 	// line works for each of them and for run.

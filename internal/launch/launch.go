@@ -149,8 +149,10 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 			AllowLocalInfile: c.AllowLocalInfile, Settings: settings})
 	case config.Postgres:
 		h, err = postgres.New(postgres.Config{Upstream: up.PostgresUpstream(), Settings: settings})
+	case config.DSQL:
+		h, err = newDSQL(up, settings, log)
 	default:
-		err = fmt.Errorf("--engine %q: supported engines: postgres, mysql", string(c.Engine))
+		err = fmt.Errorf("--engine %q: supported engines: postgres, mysql, dsql", string(c.Engine))
 	}
 	return engine{handler: h, limit: limit, pool: settings.Pool}, err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/dsql"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/mysql"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy/postgres"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
@@ -53,6 +54,9 @@ func (u *Upstream) Login(ctx context.Context, l Login) error {
 	}
 	if u.Config.Engine == config.MySQL {
 		return u.mysqlLogin(ctx, l, token)
+	}
+	if u.Config.Engine == config.DSQL {
+		l.Database = dsql.Database // a DSQL cluster's one database
 	}
 	return u.postgresLogin(ctx, l, token)
 }

@@ -61,7 +61,7 @@ func ParseIdentity(c Config) (*Upstream, error) {
 func parse(c Config, endpoint bool) (*Upstream, error) {
 	c.Engine = c.Engine.OrDefault()
 	if err := c.Engine.Check(); err != nil {
-		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql", string(c.Engine))
+		return nil, fmt.Errorf("--engine %q: supported engines: postgres, mysql, dsql", string(c.Engine))
 	}
 	if c.Name == "" {
 		c.Name = c.Engine.String()
@@ -121,6 +121,9 @@ func (u *Upstream) OpenSigner(ctx context.Context, log *slog.Logger) error {
 
 // Token signs a fresh token for user, for the endpoint in the region.
 func (u *Upstream) Token(ctx context.Context, user string) (string, error) {
+	if u.Config.Engine == config.DSQL {
+		return u.dsqlToken(ctx, user)
+	}
 	return u.Tokens.Token(ctx, u.Endpoint.Host, u.Endpoint.Port, u.Region, user)
 }
 
@@ -215,7 +218,11 @@ func (u *Upstream) LoadTrust(ctx context.Context, log *slog.Logger) error {
 		}
 		u.bundle = tlsca.Options{File: c.CABundle, URL: c.CABundleURL, Region: bundleRegion, DBRegion: u.Region,
 			CacheDir: c.CacheDir, HTTPClient: c.CAHTTPClient, Logger: log}
-		bundle, err := tlsca.Load(ctx, u.bundle)
+		load := tlsca.Load
+		if u.systemRoots() {
+			load = systemBundle // DSQL: Amazon Root CA 1, never the RDS bundle
+		}
+		bundle, err := load(ctx, u.bundle)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,11 @@ import (
 // implements proxy.Engine; the core has explained the rest (credentials,
 // TLS verification, the network) before.
 func (p *Proxy) Explain(ctx context.Context, user string, err error) *failure.Failure {
+	if x := p.cfg.Variant.Explain; x != nil {
+		if f := x(ctx, user, err); f != nil {
+			return f
+		}
+	}
 	up := p.cfg.Upstream
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -19,6 +19,7 @@ type farewell struct {
 	left   int64 // body bytes of the current message still to come
 	last   byte  // type of the last message whose header was complete
 	broken bool  // a length no server sends: stop speaking for it
+	age    *sessionAge
 }
 
 func (f *farewell) FromUpstream(p []byte) {
@@ -60,6 +61,9 @@ func (f *farewell) Message(err error) []byte {
 	var b bytes.Buffer
 	lost := proxy.LostUpstream(err)
 	lost.Code.SQLState = pgwire.CodeConnectionLost
+	if f := f.age.reached(); f != nil {
+		lost = f
+	}
 	if writeFailure(&b, lost) != nil {
 		return nil
 	}

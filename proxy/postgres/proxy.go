@@ -25,6 +25,9 @@ type TokenSource = proxy.TokenSource
 type Config struct {
 	Upstream Upstream // Trust must be set: IAM tokens only travel over TLS
 	proxy.Settings
+	// Variant makes the engine another database on the Postgres wire
+	// (Aurora DSQL: proxy/dsql); zero for PostgreSQL itself.
+	Variant Variant
 }
 
 // Proxy accepts Postgres clients in plaintext and logs them in upstream with
@@ -55,7 +58,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Logger = log.With("engine", "postgres", "upstream", cfg.Upstream.Host)
+	cfg.Logger = log.With("engine", cfg.Variant.name(), "upstream", cfg.Upstream.Host)
 	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap()}
 	return p, nil
 }
@@ -95,11 +98,12 @@ type session struct {
 	// reused (nil: they are not); see reuse.go.
 	park *proxy.ParkConn
 	p    *Proxy
+	age  *sessionAge // nil: the upstream sets no session age limit (DSQL's hour); kept across reuse
 }
 
-func newSession(p *Proxy, hc *pgconn.HijackedConn) *session {
+func newSession(p *Proxy, hc *pgconn.HijackedConn, age *sessionAge) *session {
 	s := &session{raw: hc.Conn, params: maps.Clone(hc.ParameterStatuses), key: pgwire.CancelKey{PID: hc.PID, Secret: hc.SecretKey},
-		tx: hc.TxStatus, born: time.Now(), p: p}
+		tx: hc.TxStatus, born: time.Now(), p: p, age: age}
 	if p.cfg.Pool != nil {
 		s.park = proxy.NewParkConn(s.raw, newTracker(s.tx))
 	}
@@ -114,9 +118,9 @@ func (s *session) Upstream() net.Conn {
 }
 func (s *session) Farewell() proxy.Farewell {
 	if s.park != nil {
-		return &quitFarewell{farewell: &farewell{}, park: s.park}
+		return &quitFarewell{farewell: &farewell{age: s.age}, park: s.park}
 	}
-	return &farewell{}
+	return &farewell{age: s.age}
 }
 func (h *handshake) Who() proxy.Who                { return h.who }
 func (h *handshake) Client() net.Conn              { return h.conn }
@@ -166,11 +170,16 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 // database and runtime parameters.
 func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Session, error) {
 	st := h.startup
-	hc, err := h.p.dialer.Login(ctx, Login{User: user, Database: st.Database(), Password: token, Params: st.RuntimeParams()})
+	v := h.p.cfg.Variant
+	login := Login{User: user, Database: v.database(h.p.cfg.Logger, st.Database()), Password: token, Params: st.RuntimeParams()}
+	hc, err := h.p.dialer.Login(ctx, login)
+	if err != nil && v.Retry != nil && v.Retry(ctx, err) {
+		hc, err = h.p.dialer.Login(ctx, login)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return newSession(h.p, hc), nil
+	return newSession(h.p, hc, v.sessionAge(h.p.cfg.Logger)), nil
 }
 
 // Finish greets the client with the session's parameters and a cancel
