@@ -276,13 +276,20 @@ func (c *Cluster) Failover(ctx context.Context, to string, fo FailoverOptions) e
 	}
 	old, _ := c.instance(oldID)
 	if !fo.KeepSessions {
+		// Down until it is read-only, and RestartDelay more: it comes back
+		// as a reader, as an Aurora writer restarted by a failover does.
 		c.mu.Lock()
-		c.down[oldID] = time.Now().Add(c.o.RestartDelay)
+		c.down[oldID] = time.Now().Add(time.Hour)
 		c.mu.Unlock()
 		c.fwd[oldID].cut()
 	}
 	if err := c.setReadOnly(ctx, old, true); err != nil {
 		return err
+	}
+	if !fo.KeepSessions {
+		c.mu.Lock()
+		c.down[oldID] = time.Now().Add(c.o.RestartDelay)
+		c.mu.Unlock()
 	}
 	if err := c.setReadOnly(ctx, newW, false); err != nil {
 		return err

@@ -62,6 +62,15 @@ func (f *forwarder) accept() {
 func (f *forwarder) pipe(c net.Conn, addr string) {
 	defer f.wg.Done()
 	defer c.Close()
+	// Registered before the dial, so that a cut during it ends c too.
+	f.mu.Lock()
+	f.conns[c] = nil
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+	}()
 	d, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return
@@ -70,11 +79,6 @@ func (f *forwarder) pipe(c net.Conn, addr string) {
 	f.mu.Lock()
 	f.conns[c] = d
 	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.conns, c)
-		f.mu.Unlock()
-	}()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -96,7 +100,9 @@ func (f *forwarder) cut() {
 			tc.SetLinger(0)
 		}
 		c.Close()
-		d.Close()
+		if d != nil {
+			d.Close()
+		}
 	}
 }
 

@@ -38,6 +38,10 @@ type Settings struct {
 	Logger         *slog.Logger
 	// Observer hears about connections (metrics); default none.
 	Observer Observer
+	// Router, when set, picks an Aurora cluster's instance for each new
+	// connection (the writer, or a reader) instead of the endpoint's DNS;
+	// see route.go.
+	Router *Router
 }
 
 // Check fills the defaults and refuses settings an engine cannot serve

@@ -19,7 +19,7 @@ const (
 // Monitor keeps a cluster's View current by calling Poll: every Normal,
 // and every Fast while a failover is suspected (Suspect), until a writer
 // other than the one at the time of the suspicion is confirmed or FastFor
-// has passed. A failed poll changes nothing (a monitor that cannot reach
+// has passed, and while the last view has no confirmed writer. A failed poll changes nothing (a monitor that cannot reach
 // the cluster must not make the proxy act on a topology it did not see);
 // the first failure after a success is itself a suspicion.
 type Monitor struct {
@@ -103,6 +103,9 @@ func (m *Monitor) interval() time.Duration {
 		return m.Fast
 	}
 	m.fastUntil = time.Time{}
+	if m.have && m.view.Writer == "" {
+		return m.Fast // no writer confirmed: logins are held for one
+	}
 	return m.Normal
 }
 

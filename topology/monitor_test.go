@@ -131,3 +131,22 @@ func TestTopologyMonitorFailedPollChangesNothing(t *testing.T) {
 		t.Fatal("failed polls ended the suspicion")
 	}
 }
+
+func TestTopologyMonitorPollsFastWithoutWriter(t *testing.T) {
+	s := &script{view: View{Readers: []string{"a", "b"}}} // mid-failover: no writer confirmed
+	m := &Monitor{Poll: s.poll, Normal: time.Hour, Fast: 10 * time.Millisecond}
+	startMonitor(t, m)
+	waitView(t, m, "")
+	time.Sleep(100 * time.Millisecond)
+	if n := s.count(); n < 4 {
+		t.Fatalf("%d polls in 100 ms with no writer confirmed, want fast polling", n)
+	}
+	s.set(View{Writer: "b", Readers: []string{"a"}}, nil)
+	waitView(t, m, "b")
+	time.Sleep(30 * time.Millisecond)
+	n := s.count()
+	time.Sleep(100 * time.Millisecond)
+	if s.count() > n+1 {
+		t.Fatal("still polling fast once a writer is confirmed")
+	}
+}

@@ -98,6 +98,9 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	r := &Running{up: up, limit: h.limit, ln: ln, srv: srv, cancel: cancel, done: make(chan error, 1), log: log}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
+	if h.router != nil {
+		go h.router.Run(sctx)
+	}
 	refresh := time.Duration(c.CARefresh)
 	if refresh == 0 {
 		refresh = tlsca.DefaultMaxAge
@@ -115,6 +118,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 type engine struct {
 	handler proxy.Handler
 	limit   *proxy.Limit
+	router  *proxy.Router // an Aurora cluster's (route.go), or nil
 }
 
 // newEngine builds the engine for up's settings: the serving settings
@@ -127,8 +131,12 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 		IdleTimeout: time.Duration(c.IdleTimeout), HandshakeTimeout: time.Duration(c.HandshakeTimeout), ConnectTimeout: time.Duration(c.ConnectTimeout),
 		FirstPacketTimeout: firstPacketTimeout(c.Serving), Logger: log, Observer: c.Observer,
 	}
+	router, err := newRouter(up, log)
+	if err != nil {
+		return engine{}, err
+	}
+	settings.Router = router
 	var h proxy.Handler
-	var err error
 	switch c.Engine {
 	case config.MySQL:
 		h, err = mysql.New(mysql.Config{Upstream: up.MySQLUpstream(), MaxUnansweredGreetings: noCapIfZero(c.MaxUnanswered),
@@ -138,7 +146,14 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 	default:
 		err = fmt.Errorf("--engine %q: supported engines: postgres, mysql", string(c.Engine))
 	}
-	return engine{handler: h, limit: limit}, err
+	if router != nil && err == nil {
+		prober, ok := h.(proxy.Prober)
+		if !ok {
+			return engine{}, fmt.Errorf("engine %s cannot read an Aurora cluster's topology", c.Engine)
+		}
+		router.Prober = prober
+	}
+	return engine{handler: h, limit: limit, router: router}, err
 }
 
 // firstPacketTimeout is the serving settings' first-packet timeout, where

@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
@@ -60,6 +61,12 @@ func (f *farewell) Message(err error) []byte {
 	var b bytes.Buffer
 	lost := proxy.LostUpstream(err)
 	lost.Code.SQLState = pgwire.CodeConnectionLost
+	if errors.Is(err, proxy.ErrDemoted) {
+		// 57P01, as a server that terminates a backend says: pools take it
+		// for "reconnect".
+		lost = proxy.DemotedFailure()
+		lost.Code.SQLState = pgwire.CodeAdminShutdown
+	}
 	if writeFailure(&b, lost) != nil {
 		return nil
 	}
