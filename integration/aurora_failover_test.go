@@ -5,24 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/aurorastack"
 )
 
 // auroraRig is an emulated Aurora PostgreSQL cluster of three instances
@@ -30,92 +24,27 @@ import (
 // of its own that this test starts (never the world's), behind an AWS
 // emulator of its own: nothing of the shared world changes.
 type auroraRig struct {
+	*aurorastack.Stack
 	cluster *emulator.Cluster
-	caFile  string
-	signer  []func(*awsconfig.LoadOptions) error
 }
 
 // Budget: the three servers start in 2-15 s (a loaded 2-vCPU machine);
 // the subtests take about 35 s together.
 func startAuroraRig(t *testing.T, staleDNS time.Duration) *auroraRig {
 	t.Helper()
-	ctx := t.Context()
-	ids := []string{"alpha", "beta", "gamma"}
-	servers := make([]*localpg.Server, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	for n := range ids {
-		wg.Go(func() {
-			s, err := localpg.Start(ctx, localpg.Options{Settings: map[string]string{"max_connections": "300"}})
-			servers[n], errs[n] = s, err
-			if err != nil {
-				return
-			}
-			if errs[n] = s.Exec(ctx, "CREATE ROLE rds_iam; CREATE ROLE "+iamUser+" LOGIN IN ROLE rds_iam"); errs[n] != nil {
-				return
-			}
-			if errs[n] = s.Exec(ctx, "CREATE DATABASE "+appDB); errs[n] != nil {
-				return
-			}
-			errs[n] = s.ExecIn(ctx, appDB, "CREATE TABLE hits (id serial PRIMARY KEY, client text); GRANT INSERT, SELECT ON hits TO "+iamUser+
-				"; GRANT USAGE ON SEQUENCE hits_id_seq TO "+iamUser)
-		})
-	}
-	wg.Wait()
-	for n, s := range servers {
-		if s != nil {
-			t.Cleanup(func() { s.Stop() })
-		}
-		if errs[n] != nil {
-			t.Fatalf("start PostgreSQL for %s: %v", ids[n], errs[n])
-		}
-	}
-	srv, err := emulator.StartServer(emulator.Options{Region: "us-east-1", AccountID: "123456789012"}, "")
+	s, err := aurorastack.Start(t.Context(), aurorastack.Options{User: iamUser, Database: appDB, StaleDNS: staleDNS})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
-	var instances []emulator.AuroraInstance
-	for n, id := range ids {
-		host, port, _ := net.SplitHostPort(servers[n].Addr())
-		instances = append(instances, emulator.AuroraInstance{ID: id, Backend: servers[n].Addr(),
-			Admin: fmt.Sprintf("host=%s port=%s user=postgres sslmode=disable", host, port)})
-	}
-	c, err := srv.AWS.StartAuroraPostgres(ctx, srv.CA, emulator.AuroraOptions{Instances: instances, Databases: []string{"postgres", appDB},
-		StaleDNS: staleDNS, RestartDelay: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	caFile := filepath.Join(t.TempDir(), "aurora-ca.pem")
-	if err := os.WriteFile(caFile, srv.CA.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	akid, secret := srv.AWS.AddUser("aurora-proxy", c.ConnectPolicy(iamUser))
-	none := filepath.Join(t.TempDir(), "no-aws-config")
-	signer := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRegion("us-east-1"),
-		awsconfig.WithBaseEndpoint(srv.URL()),
-		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(akid, secret, "")),
-		awsconfig.WithSharedConfigFiles([]string{none}),
-		awsconfig.WithSharedCredentialsFiles([]string{none}),
-	}
-	return &auroraRig{cluster: c, caFile: caFile, signer: signer}
+	t.Cleanup(s.Close)
+	return &auroraRig{Stack: s, cluster: s.Cluster}
 }
 
 // proxy starts a proxy for the cluster's writer endpoint, dialed through
 // the stale-DNS forwarder, with the instances' dial addresses.
 func (r *auroraRig) proxy(t *testing.T, mods ...func(*launch.Config)) string {
 	t.Helper()
-	c := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", r.cluster.WriterName(), r.cluster.Port()))
-	c.DialAddress, c.Listen, c.CABundle, c.AWSLoadOptions = r.cluster.ClusterAddr(), "127.0.0.1:0", r.caFile, r.signer
-	var pairs []string
-	for name, addr := range r.cluster.InstanceAddrs() {
-		pairs = append(pairs, name+"="+addr)
-	}
-	slices.Sort(pairs)
-	c.InstanceDialAddresses = strings.Join(pairs, " ")
-	return startProxyWith(t, c, mods...)
+	return startProxyWith(t, r.ProxyConfig(), mods...)
 }
 
 // attempt is one client connection: when it began and ended, the

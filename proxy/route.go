@@ -86,6 +86,11 @@ type Router struct {
 	sessions map[string]map[*routedConn]bool // instance host -> open sessions (true: on it as the writer)
 	counts   map[string]int                  // instance host -> sessions open or logging in
 	fallback string                          // the last writer logged as the readers' fallback
+	// downHost is a writer instance a login to which the network broke
+	// off at downAt: it is not used again until a view taken after that
+	// confirms it (else every held login would hammer a restarting host).
+	downHost string
+	downAt   time.Time
 	lastErr  atomic.Pointer[error]
 }
 
@@ -269,6 +274,7 @@ func (r *Router) pick(ctx context.Context, who Who, deadline time.Time) (Destina
 	waited := false
 	for {
 		v, have, changed := r.mon.Current()
+		v = r.usable(v)
 		if have && (v.Writer != "" || r.Reader && len(v.Readers) > 0) {
 			d, t, err := r.choose(v)
 			if waited && r.Observer != nil {
@@ -281,7 +287,9 @@ func (r *Router) pick(ctx context.Context, who Who, deadline time.Time) (Destina
 		if wait <= 0 {
 			return Destination{}, nil, r.noWriter(have)
 		}
-		tm := time.NewTimer(wait)
+		// A view that only confirms again a writer that was down is no
+		// change: look again every so often.
+		tm := time.NewTimer(min(wait, 100*time.Millisecond))
 		select {
 		case <-changed:
 			tm.Stop()
@@ -291,6 +299,21 @@ func (r *Router) pick(ctx context.Context, who Who, deadline time.Time) (Destina
 		case <-tm.C:
 		}
 	}
+}
+
+// usable is v without a writer that is down (see downHost) and that no
+// view since has confirmed.
+func (r *Router) usable(v topology.View) topology.View {
+	r.mu.Lock()
+	down, at := r.downHost, r.downAt
+	r.mu.Unlock()
+	if down == "" || v.Writer == "" || v.At.After(at) {
+		return v
+	}
+	if d, err := r.instance(v.Writer); err == nil && d.Host == down {
+		v.Writer = ""
+	}
+	return v
 }
 
 // choose takes a place on the writer, or the reader with the fewest
@@ -344,6 +367,11 @@ func (r *Router) noWriter(have bool) error {
 func (t *routeTicket) failed(err error) bool {
 	if !connectionLevel(err) {
 		return false
+	}
+	if t.writer {
+		t.r.mu.Lock()
+		t.r.downHost, t.r.downAt = t.host, time.Now()
+		t.r.mu.Unlock()
 	}
 	t.r.mon.Suspect()
 	return true
