@@ -111,6 +111,7 @@ func TestAuroraFailover(t *testing.T) {
 	r := startAuroraRig(t, 8*time.Second)
 	t.Run("reader spread", func(t *testing.T) { auroraReaderSpread(t, r) })
 	t.Run("new connections follow the writer", func(t *testing.T) { auroraFollow(t, r) })
+	t.Run("cancel reaches the instance", func(t *testing.T) { auroraCancel(t, r) })
 	t.Run("demoted writer sessions are cut", func(t *testing.T) { auroraDemotedCut(t, r) })
 	t.Run("storm during a failover", func(t *testing.T) { auroraStorm(t, r) })
 }
@@ -243,6 +244,30 @@ func auroraFollow(t *testing.T, r *auroraRig) {
 		}
 	}
 	t.Logf("%d connections", len(attempts))
+}
+
+// auroraCancel: a cancel request for a session on an instance endpoint
+// goes to that instance, over TLS verified for its name.
+func auroraCancel(t *testing.T, r *auroraRig) {
+	port := r.proxy(t)
+	ctx := t.Context()
+	c, err := pgconn.Connect(ctx, dsn(port, iamUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		c.CancelRequest(cctx)
+	}()
+	start := time.Now()
+	_, err = c.Exec(ctx, "SELECT pg_sleep(30)").ReadAll()
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" || time.Since(start) > 15*time.Second {
+		t.Fatalf("pg_sleep(30) with a cancel after 300 ms: %v after %s; want 57014 (canceled)", err, time.Since(start))
+	}
 }
 
 // auroraDemotedCut: after a switchover that keeps the old writer's

@@ -83,7 +83,10 @@ type handshake struct {
 
 // session is an upstream login taken over from pgconn: the connection and
 // what the server said at login, from which the client is greeted.
-type session struct{ hc *pgconn.HijackedConn }
+type session struct {
+	hc   *pgconn.HijackedConn
+	host string // the Aurora instance logged in to (LoginAt), for cancels; "" for the endpoint
+}
 
 func (s *session) Upstream() net.Conn              { return s.hc.Conn }
 func (s *session) Farewell() proxy.Farewell        { return &farewell{} }
@@ -138,18 +141,22 @@ func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Sessio
 	if err != nil {
 		return nil, err
 	}
-	return &session{hc}, nil
+	return &session{hc: hc}, nil
 }
 
 // Finish greets the client with the session's parameters and a cancel
 // key of the proxy's own, which maps to the session's backend.
 func (h *handshake) Finish(s proxy.Session) error {
 	up := s.(*session).hc
+	routed := s.(*session).host
 	// Cancels go to the address this session is on, not to a fresh lookup
 	// of the endpoint name: behind a reader endpoint's round-robin DNS that
 	// could be another instance.
 	target := h.p.cfg.Upstream
 	target.DialAddress = up.Conn.RemoteAddr().String()
+	if routed != "" {
+		target.Host = routed // an Aurora instance: TLS verifies its name
+	}
 	key, forget, err := h.p.cancels.register(target, pgwire.CancelKey{PID: up.PID, Secret: up.SecretKey})
 	if err != nil {
 		return &failure.Failure{Reason: failure.Protocol, Code: failure.Code{SQLState: pgwire.CodeConnectionFailure}, Err: err,
@@ -210,7 +217,13 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 		log.Info("cancel request with an unknown key ignored")
 		return
 	}
-	_, tlsConf := t.upstream.CurrentTLS()
+	ts, tlsConf := t.upstream.CurrentTLS()
+	if tlsConf != nil && t.upstream.Host != ts.Host {
+		// A session on an Aurora instance (see route.go): its name, not
+		// the cluster's.
+		tlsConf = tlsConf.Clone()
+		tlsConf.ServerName = t.upstream.Host
+	}
 	if err := pgwire.SendCancel(ctx, t.upstream.DialAddr(), tlsConf, t.key); err != nil {
 		log.Warn("cancel request not delivered", "err", err)
 		return

@@ -44,7 +44,7 @@ func (h *handshake) LoginAt(ctx context.Context, d proxy.Destination, user, toke
 	if err != nil {
 		return nil, err
 	}
-	return &session{hc}, nil
+	return &session{hc: hc, host: d.Host}, nil
 }
 
 // Probe logs in to the Aurora instance d as user, in database, and reads
