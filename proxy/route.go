@@ -480,7 +480,7 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 		}
 		t.done()
 		if !t.failed(err) || time.Now().After(deadline) || l.Ctx.Err() != nil {
-			return nil, err
+			return nil, explainAt(l.target, d, user, err)
 		}
 		l.Log.Info("login to the Aurora writer broke off; waiting for the topology", "instance", d.Host, "err", err)
 		_, _, changed := r.mon.Current()
@@ -502,4 +502,20 @@ func (s *Settings) loginAt(l *Login, rh Rerouter, d Destination, user string) (S
 	cctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
 	defer cancel()
 	return rh.LoginAt(cctx, d, user, tok)
+}
+
+// explainAt explains a failed login to the instance d as Serve would
+// explain one to the endpoint, but naming the instance (the host dialed,
+// its address, the name TLS verified); what it does not know is left to
+// Serve (the engine's own explanations).
+func explainAt(t Target, d Destination, user string, err error) error {
+	if _, ok := failure.As(err); ok {
+		return err
+	}
+	t.Host, t.Port, t.DialAddr, t.User = d.Host, d.Port, d.DialAddr, user
+	t.TLS.Host, t.TLS.ServerName, t.TLS.DialAddress = d.Host, "", d.DialAddr
+	if f := ExplainLoginFailure(err, t); f != nil {
+		return f
+	}
+	return err
 }

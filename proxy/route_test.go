@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -248,5 +249,31 @@ func TestRouterHoldsThenExplainsWhenNoWriter(t *testing.T) {
 		t.Fatalf("a writer confirmed during the hold: %v", err)
 	} else {
 		tk.done()
+	}
+}
+
+func TestRouterExplainsAFailedLoginByTheInstance(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	var d net.Dialer
+	c, dialErr := d.DialContext(t.Context(), "tcp", closed)
+	if dialErr == nil {
+		c.Close()
+		t.Fatalf("a dial to the closed port %s succeeded", closed)
+	}
+	dest := Destination{Host: "b.abc.us-east-1.rds.amazonaws.com", Port: 5432, DialAddr: closed}
+	err = explainAt(Target{Host: testCluster, Port: 5432, DialAddr: "127.0.0.1:2"}, dest, "app", dialErr)
+	f, ok := failure.As(err)
+	if !ok || !strings.Contains(f.Cause, dest.Host) || !strings.Contains(f.Cause, dest.DialAddr) || strings.Contains(f.Cause, testCluster) {
+		t.Fatalf("explained as %v; want the instance %s at %s named, not the cluster", err, dest.Host, dest.DialAddr)
+	}
+	// A server's own answer is left to the engine.
+	plain := errors.New("FATAL: PAM authentication failed")
+	if got := explainAt(Target{}, dest, "app", plain); got != plain {
+		t.Fatalf("a server error was rewritten: %v", got)
 	}
 }
