@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 )
 
@@ -22,6 +23,7 @@ type instance struct {
 	log        *slog.Logger
 
 	db        *dbRecord // what the RDS API says about this front
+	aliases   []string  // more names tokens may be signed for (AcceptTokensFor); under aws.mu
 	ln        net.Listener
 	cancel    context.CancelFunc // ends the accept loop and cuts open connections
 	done      chan struct{}      // closed when the accept loop has ended
@@ -150,11 +152,42 @@ func (i *instance) ConnectPolicy(users ...string) Policy {
 	return Policy{Statements: []Statement{{Effect: "Allow", Action: []string{"rds-db:connect"}, Resource: arns}}}
 }
 
-// verifyToken checks a token presented for user as this instance would.
+// verifyToken checks a token presented for user as this instance would:
+// signed for its own name, or for one of its aliases (an Aurora cluster's
+// writer and reader names, which a client dialing through the cluster's
+// DNS signs for).
 func (i *instance) verifyToken(token, user string) (*Caller, error) {
 	return i.aws.VerifyRDSToken(token, TokenTarget{
-		Host: i.endpoint, Port: i.port, Region: i.tokenRegion(), DBUser: user, ResourceID: i.tokenResourceID(),
+		Host: i.tokenHost(token), Port: i.port, Region: i.tokenRegion(), DBUser: user, ResourceID: i.tokenResourceID(),
 	})
+}
+
+// AcceptTokensFor lets tokens signed for names (as well as the instance's
+// own endpoint) log in here, as an Aurora instance accepts tokens for the
+// cluster endpoints that resolve to it.
+func (i *instance) AcceptTokensFor(names ...string) {
+	i.aws.mu.Lock()
+	defer i.aws.mu.Unlock()
+	i.aliases = append(i.aliases, names...)
+}
+
+// tokenHost is the name token must have been signed for: the alias it
+// names, when it names one, else the instance's own endpoint (so a token
+// for any other name fails the host check as before).
+func (i *instance) tokenHost(token string) string {
+	hostport, _, _ := strings.Cut(token, "?")
+	host, _, err := net.SplitHostPort(strings.TrimSuffix(hostport, "/"))
+	if err != nil {
+		return i.endpoint
+	}
+	i.aws.mu.Lock()
+	defer i.aws.mu.Unlock()
+	for _, a := range i.aliases {
+		if strings.EqualFold(a, host) {
+			return a
+		}
+	}
+	return i.endpoint
 }
 
 // Close stops accepting, cuts open connections and waits for their

@@ -51,6 +51,7 @@ type Login struct {
 	settings *Settings
 	engine   Engine
 	target   Target
+	route    *routeTicket // the Aurora instance this connection is on (Settings.Router), or nil
 
 	mu      sync.Mutex
 	evicted *failure.Failure // why it was evicted, for the client; nil if it was not

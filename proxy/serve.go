@@ -48,6 +48,8 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 		return
 	}
 	defer sess.Upstream().Close()
+	defer l.route.done()
+	up := l.route.follow(sess.Upstream()) // a routed session is cut if its writer is demoted
 	if ctx.Err() != nil {
 		// The drain deadline passed during the login: a greeting now would
 		// be followed by a dead socket.
@@ -64,16 +66,22 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 		return
 	}
 	conn := h.Client()
-	l.Relaying(conn, sess.Upstream())
+	l.Relaying(conn, up)
 	l.Log.Debug("connected", "upstream_addr", sess.Upstream().RemoteAddr().String(), "handshake", time.Since(l.Start))
 	s.Observer.LoggedIn(time.Since(l.Start), l.upstream)
-	RelayAndLog(ctx, l.Log, conn, sess.Upstream(), l.Start, RelayOptions{IdleTimeout: s.IdleTimeout, Observer: s.Observer, Farewell: sess.Farewell()})
+	RelayAndLog(ctx, l.Log, conn, up, l.Start, RelayOptions{IdleTimeout: s.IdleTimeout, Observer: s.Observer, Farewell: sess.Farewell()})
 	s.park(ctx, h, sess) // session reuse: a session left clean goes to the pool
 }
 
 // login builds a token for user and has h log in with it, within the
 // connect timeout.
 func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
+	if s.Router != nil {
+		// An Aurora cluster: the router picks the instance (and launch
+		// leaves session reuse off for it, so no parked session outlives a
+		// demotion).
+		return s.routedLogin(l, h, user)
+	}
 	if sess := s.reuse(l, h); sess != nil {
 		return sess, nil // a parked session: no token, no login
 	}

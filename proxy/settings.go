@@ -46,6 +46,10 @@ type Settings struct {
 	// left cleanly are reset and parked there for the next client with
 	// the same key (see Reuser); nil: every client logs in.
 	Pool *Pool
+	// Router, when set, picks an Aurora cluster's instance for each new
+	// connection (the writer, or a reader) instead of the endpoint's DNS;
+	// see route.go.
+	Router *Router
 }
 
 // Check fills the defaults and refuses settings an engine cannot serve

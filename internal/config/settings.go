@@ -56,6 +56,12 @@ type Defaults struct {
 	MFASerial       string   `yaml:"mfa_serial" usage:"MFA device (arn:aws:iam::ACCOUNT:mfa/NAME) for sts:GetSessionToken with the IAM user's keys; its session signs tokens and assumes role_arn (a profile's own mfa_serial needs no flag)"`
 	MFACode         string   `yaml:"mfa_code" usage:"a current MFA code, for starting without a terminal (each code works once, so a flag or variable only, never the file)"`
 	MFADuration     Duration `yaml:"mfa_duration" usage:"length of the MFA (GetSessionToken) session: 15m to 36h, at most 1h for the account root (default 12h)"`
+	// Aurora clusters (issue 16): the proxy follows the writer by the
+	// topology instead of the cluster's DNS.
+	Route                 string   `yaml:"route" usage:"Aurora cluster endpoints: writer (default; a -ro- endpoint: reader) sends new connections to the current writer's instance, reader to the reader with the fewest sessions (the writer when there is none)"`
+	FailoverWait          Duration `yaml:"failover_wait" usage:"Aurora: how long a new connection is held while no writer is confirmed (a failover) before it is told why (0: 10s)"`
+	TopologyRefresh       Duration `yaml:"topology_refresh" usage:"Aurora: how often the cluster's topology is read (0: 30s; every 100ms while a failover is suspected)"`
+	InstanceDialAddresses string   `yaml:"instance_dial_addresses" usage:"Aurora: where to dial instance endpoints, as NAME=HOST:PORT pairs separated by spaces (tunnels, the emulator); tokens and TLS stay for NAME"`
 }
 
 // Upstream is one RDS endpoint and where its clients connect.

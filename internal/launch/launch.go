@@ -104,6 +104,9 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	r := &Running{up: up, limit: h.limit, ln: ln, srv: srv, cancel: cancel, done: make(chan error, 1), log: log, pool: h.pool}
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
+	if h.router != nil {
+		go h.router.Run(sctx)
+	}
 	refresh := time.Duration(c.CARefresh)
 	if refresh == 0 {
 		refresh = tlsca.DefaultMaxAge
@@ -124,7 +127,8 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 type engine struct {
 	handler proxy.Handler
 	limit   *proxy.Limit
-	pool    *proxy.Pool // session reuse; nil: off
+	pool    *proxy.Pool   // session reuse; nil: off
+	router  *proxy.Router // an Aurora cluster's (route.go), or nil
 }
 
 // newEngine builds the engine for up's settings: the serving settings
@@ -140,9 +144,20 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 	if up.global != nil {
 		settings.Follow = up.global
 	}
-	settings.Pool = newPool(c, log)
+	router, err := newRouter(up, log)
+	if err != nil {
+		return engine{}, err
+	}
+	settings.Router = router
+	if router != nil && c.SessionReuse {
+		// [choice] A parked session could outlive its writer's demotion;
+		// until the pool follows the router, a routed cluster logs in
+		// per client.
+		log.Warn("session_reuse is not yet combined with Aurora cluster routing: every client logs in (the router's instance choice wins)")
+	} else {
+		settings.Pool = newPool(c, log)
+	}
 	var h proxy.Handler
-	var err error
 	switch c.Engine {
 	case config.MySQL:
 		h, err = mysql.New(mysql.Config{Upstream: up.MySQLUpstream(), MaxUnansweredGreetings: noCapIfZero(c.MaxUnanswered),
@@ -154,7 +169,14 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 	default:
 		err = fmt.Errorf("--engine %q: supported engines: postgres, mysql, dsql", string(c.Engine))
 	}
-	return engine{handler: h, limit: limit, pool: settings.Pool}, err
+	if router != nil && err == nil {
+		prober, ok := h.(proxy.Prober)
+		if !ok {
+			return engine{}, fmt.Errorf("engine %s cannot read an Aurora cluster's topology", c.Engine)
+		}
+		router.Prober = prober
+	}
+	return engine{handler: h, limit: limit, pool: settings.Pool, router: router}, err
 }
 
 // firstPacketTimeout is the serving settings' first-packet timeout, where

@@ -48,6 +48,7 @@ type Metrics struct {
 	handshake *prometheus.HistogramVec
 	login     *prometheus.HistogramVec
 	bytes     *prometheus.CounterVec
+	route     routeMetrics // Aurora routing (route.go)
 
 	state *stateCollector
 }
@@ -96,6 +97,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.open, m.total, m.failed, m.handshake, m.login, m.bytes, m.state,
 	)
+	m.route = newRouteMetrics(m.reg, labels)
 	return m
 }
 
@@ -128,6 +130,7 @@ func (m *Metrics) Upstream(name, engine string) proxy.Observer {
 		login:        m.login.WithLabelValues(name, engine),
 		fromClient:   m.bytes.WithLabelValues(name, engine, "from_client"),
 		fromUpstream: m.bytes.WithLabelValues(name, engine, "from_upstream"),
+		route:        m.route.upstream(name, engine),
 	}
 	for _, r := range knownReasons {
 		o.failed[r] = o.failedVec.WithLabelValues(string(r))
@@ -147,6 +150,7 @@ type observer struct {
 	login        prometheus.Observer
 	fromClient   prometheus.Counter
 	fromUpstream prometheus.Counter
+	route        routeObserver // implements proxy.RouteObserver
 }
 
 func (o *observer) Accepted() {

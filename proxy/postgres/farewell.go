@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
@@ -61,7 +62,12 @@ func (f *farewell) Message(err error) []byte {
 	var b bytes.Buffer
 	lost := proxy.LostUpstream(err)
 	lost.Code.SQLState = pgwire.CodeConnectionLost
-	if f := f.age.reached(); f != nil {
+	if errors.Is(err, proxy.ErrDemoted) {
+		// 57P01, as a server that terminates a backend says: pools take it
+		// for "reconnect".
+		lost = proxy.DemotedFailure()
+		lost.Code.SQLState = pgwire.CodeAdminShutdown
+	} else if f := f.age.reached(); f != nil {
 		lost = f
 	}
 	if writeFailure(&b, lost) != nil {

@@ -99,6 +99,7 @@ type session struct {
 	park *proxy.ParkConn
 	p    *Proxy
 	age  *sessionAge // nil: the upstream sets no session age limit (DSQL's hour); kept across reuse
+	host string      // the Aurora instance logged in to (LoginAt), for cancels; "" for the endpoint
 }
 
 func newSession(p *Proxy, hc *pgconn.HijackedConn, age *sessionAge) *session {
@@ -191,6 +192,9 @@ func (h *handshake) Finish(s proxy.Session) error {
 	// could be another instance.
 	target := h.p.cfg.Upstream
 	target.DialAddress = up.raw.RemoteAddr().String()
+	if up.host != "" {
+		target.Host = up.host // an Aurora instance: TLS verifies its name
+	}
 	key, forget, err := h.p.cancels.register(target, up.key)
 	if err != nil {
 		return &failure.Failure{Reason: failure.Protocol, Code: failure.Code{SQLState: pgwire.CodeConnectionFailure}, Err: err,
@@ -252,7 +256,13 @@ func (p *Proxy) forwardCancel(ctx context.Context, log *slog.Logger, client net.
 		return
 	}
 	defer done()
-	_, tlsConf := t.upstream.CurrentTLS()
+	ts, tlsConf := t.upstream.CurrentTLS()
+	if tlsConf != nil && t.upstream.Host != ts.Host {
+		// A session on an Aurora instance (see route.go): its name, not
+		// the cluster's.
+		tlsConf = tlsConf.Clone()
+		tlsConf.ServerName = t.upstream.Host
+	}
 	if err := pgwire.SendCancel(ctx, t.upstream.DialAddr(), tlsConf, t.key); err != nil {
 		log.Warn("cancel request not delivered", "err", err)
 		return

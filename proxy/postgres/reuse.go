@@ -50,7 +50,7 @@ func (h *handshake) Adopt(ctx context.Context, p proxy.Pooled) (proxy.Session, e
 	if err != nil {
 		return nil, err
 	}
-	s := &session{raw: old.raw, params: maps.Clone(old.params), key: old.key, tx: 'I', born: old.born, p: h.p}
+	s := &session{raw: old.raw, params: maps.Clone(old.params), key: old.key, tx: 'I', born: old.born, p: h.p, age: old.age, host: old.host}
 	maps.Copy(s.params, changed)
 	s.park = proxy.NewParkConn(s.raw, newTracker(s.tx))
 	return s, nil

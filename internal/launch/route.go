@@ -1,0 +1,68 @@
+package launch
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/topology"
+)
+
+// newRouter builds the Aurora router for up when its endpoint is a
+// cluster's writer or reader endpoint (nil otherwise): new connections
+// then follow the topology, not the cluster's DNS. The engine's Prober is
+// set once the engine is built.
+func newRouter(up *Upstream, log *slog.Logger) (*proxy.Router, error) {
+	c := up.Config
+	switch c.Route {
+	case "", "writer", "reader":
+	default:
+		return nil, fmt.Errorf("route %q: want writer or reader", c.Route)
+	}
+	kind := topology.ParseEndpoint(up.Endpoint.Host).Kind
+	if kind != topology.Cluster && kind != topology.Reader {
+		if c.Route == "reader" {
+			return nil, fmt.Errorf("route reader is for an Aurora cluster endpoint (NAME.cluster-ID.REGION.rds.amazonaws.com); %s is %s", up.Endpoint.Host, kind)
+		}
+		return nil, nil
+	}
+	if c.Engine != config.Postgres {
+		// TODO(issue 16): Aurora MySQL topology (information_schema.replica_host_status).
+		log.Warn("Aurora MySQL: the topology is not followed yet; connections go to the cluster endpoint as its DNS says", "endpoint", up.Endpoint.Host)
+		return nil, nil
+	}
+	addrs, err := parseDialAddresses(c.InstanceDialAddresses)
+	if err != nil {
+		return nil, fmt.Errorf("instance_dial_addresses: %w", err)
+	}
+	r := &proxy.Router{
+		Cluster: up.Endpoint.Host, Port: up.Endpoint.Port, Dial: up.DialAddr(),
+		Reader: c.Route == "reader" || kind == topology.Reader && c.Route != "writer",
+		Wait:   time.Duration(c.FailoverWait), Refresh: time.Duration(c.TopologyRefresh), DialAddr: addrs,
+		Tokens: up.Tokens, Region: up.Region, Log: log,
+	}
+	if ro, ok := c.Observer.(proxy.RouteObserver); ok {
+		r.Observer = ro
+	}
+	return r, nil
+}
+
+// parseDialAddresses reads "NAME=HOST:PORT NAME=HOST:PORT".
+func parseDialAddresses(s string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, pair := range strings.Fields(s) {
+		name, addr, ok := strings.Cut(pair, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q: want NAME=HOST:PORT", pair)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%q: %w", pair, err)
+		}
+		m[strings.ToLower(name)] = addr
+	}
+	return m, nil
+}

@@ -1,0 +1,74 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/topology"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/pgwire"
+)
+
+// instanceConfig is a login to the Aurora instance d: the token is for
+// d.Host, TLS verifies d.Host (every instance's certificate names it),
+// and d.DialAddr is dialed.
+func (p *Proxy) instanceConfig(d proxy.Destination) (*pgconn.Config, error) {
+	up := p.cfg.Upstream
+	_, conf := up.CurrentTLS()
+	if conf == nil {
+		return nil, errors.New("an Aurora cluster's instances are reached over verify-full TLS only")
+	}
+	conf = conf.Clone()
+	conf.ServerName = d.Host
+	dial := up.Dial
+	if dial == nil {
+		dial = proxy.DialUpstream(up.TCPTimeout)
+	}
+	return pgwire.PinnedConfig(d.Host, d.Port, conf, func(ctx context.Context) (net.Conn, error) { return dial(ctx, d.DialAddr) })
+}
+
+// LoginAt logs in to the Aurora instance d instead of the configured
+// endpoint; it implements proxy.Rerouter.
+func (h *handshake) LoginAt(ctx context.Context, d proxy.Destination, user, token string) (proxy.Session, error) {
+	cfg, err := h.p.instanceConfig(d)
+	if err != nil {
+		return nil, err
+	}
+	st := h.startup
+	cfg.User, cfg.Database, cfg.Password, cfg.RuntimeParams = user, st.Database(), token, st.RuntimeParams()
+	hc, err := pgwire.Connect(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(h.p, hc, h.p.cfg.Variant.sessionAge(h.p.cfg.Logger))
+	s.host = d.Host
+	return s, nil
+}
+
+// Probe logs in to the Aurora instance d as user, in database, and reads
+// the cluster's topology there; it implements proxy.Prober.
+func (p *Proxy) Probe(ctx context.Context, d proxy.Destination, user, database, token string) (topology.Probe, error) {
+	cfg, err := p.instanceConfig(d)
+	if err != nil {
+		return topology.Probe{}, err
+	}
+	cfg.User, cfg.Database, cfg.Password = user, database, token
+	cfg.RuntimeParams = map[string]string{"application_name": "rds-iam-proxy topology"}
+	var probe topology.Probe
+	hc, err := pgwire.Connect(ctx, cfg, func(ctx context.Context, c *pgconn.PgConn) error {
+		var err error
+		probe, err = topology.ProbePostgres(ctx, c)
+		return err
+	})
+	if err != nil {
+		return probe, err
+	}
+	hc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	hc.Conn.Write([]byte{'X', 0, 0, 0, 4}) // Terminate: a polite goodbye
+	hc.Conn.Close()
+	return probe, nil
+}
