@@ -56,7 +56,16 @@ type Defaults struct {
 	MFASerial       string   `yaml:"mfa_serial" usage:"MFA device (arn:aws:iam::ACCOUNT:mfa/NAME) for sts:GetSessionToken with the IAM user's keys; its session signs tokens and assumes role_arn (a profile's own mfa_serial needs no flag)"`
 	MFACode         string   `yaml:"mfa_code" usage:"a current MFA code, for starting without a terminal (each code works once, so a flag or variable only, never the file)"`
 	MFADuration     Duration `yaml:"mfa_duration" usage:"length of the MFA (GetSessionToken) session: 15m to 36h, at most 1h for the account root (default 12h)"`
+	ResumeWait      Duration `yaml:"resume_wait" usage:"Aurora Serverless v2 that pauses at 0 ACU: hold a client's login this long while the upstream refuses or resets connections as a resuming cluster does, retrying, and send nothing of the proxy's own to it while idle (0: off, a refused login fails at once; 60s suits a cluster that resumes in about 15s)"`
 }
+
+// Pausable says the upstream may pause (resume_wait is set): the proxy
+// then holds logins while it resumes, and nothing of the proxy's own (the
+// readiness backend check, pre-warmed or parked sessions, topology
+// polling) may reach it, since any connection attempt wakes a paused
+// cluster and resets its auto-pause timer. It is the one predicate those
+// features read.
+func (d Defaults) Pausable() bool { return d.ResumeWait > 0 }
 
 // Upstream is one RDS endpoint and where its clients connect.
 type Upstream struct {
