@@ -71,16 +71,15 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 }
 
 // login builds a token for user and has h log in with it, within the
-// connect timeout.
+// connect timeout (per attempt, when a paused upstream is waited for: see
+// Resume).
 func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	t := l.target
 	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.Region, user)
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
-	defer cancel()
-	return h.Login(cctx, user, tok)
+	return s.holdLogin(l, func(ctx context.Context) (Session, error) { return h.Login(ctx, user, tok) })
 }
 
 // explain turns a failed login into what the client is told: the

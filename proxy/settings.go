@@ -38,6 +38,9 @@ type Settings struct {
 	Logger         *slog.Logger
 	// Observer hears about connections (metrics); default none.
 	Observer Observer
+	// Resume, when set, holds logins while the upstream resumes from a
+	// pause (resume_wait); nil: off.
+	Resume *Resume
 }
 
 // Check fills the defaults and refuses settings an engine cannot serve

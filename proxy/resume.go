@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
+)
+
+// Resume holds logins to an upstream that may be paused (Aurora
+// Serverless v2 at 0 ACU): while it refuses or resets connections in the
+// way a resuming cluster does, a login is retried with backoff instead of
+// failing, for up to Wait from its first attempt. The client's handshake
+// waits meanwhile (its timeouts are raised for such upstreams: see
+// internal/launch). A nil *Resume is off: one attempt.
+//
+// It is opt-in (resume_wait) because it makes a dead database look like a
+// slow one: without it a refused connect fails at once with its cause;
+// with it the client learns only after Wait.
+type Resume struct {
+	wait time.Duration
+
+	mu   sync.Mutex
+	woke chan struct{} // closed when a login gets through; nil: nobody waits
+}
+
+// NewResume holds logins for up to wait; nil (off) for wait <= 0.
+func NewResume(wait time.Duration) *Resume {
+	if wait <= 0 {
+		return nil
+	}
+	return &Resume{wait: wait}
+}
+
+// Wait is how long a login is held (0: off).
+func (r *Resume) Wait() time.Duration {
+	if r == nil {
+		return 0
+	}
+	return r.wait
+}
+
+// The backoff between attempts: from resumeFirst, doubling, capped at
+// resumeCap, each sleep jittered to between half and all of it so that a
+// crowd of held logins does not retry in step. With the cap at a second,
+// no login waits much more than a second past the resume, and the first
+// login through wakes the others at once (see woken).
+const (
+	resumeFirst = 100 * time.Millisecond
+	resumeCap   = time.Second
+)
+
+// Resumer is implemented by an engine that can tell a failed login
+// attempt that means "the upstream is resuming" (refused, reset, closed
+// before its first answer, "starting up") from any other: only those are
+// retried. Each engine has one such function.
+type Resumer interface {
+	Resuming(err error) bool
+}
+
+// Hold runs attempt, and while r is on and it fails in a way resuming
+// says is a resume, runs it again with backoff until it succeeds, fails
+// otherwise, ctx ends or r's wait from the first attempt is over. A wait
+// that runs out gives a *failure.Failure naming the wait and the setting;
+// any other error is attempt's own. t and log name the upstream.
+func Hold[T any](ctx context.Context, r *Resume, t Target, log *slog.Logger, resuming func(error) bool, attempt func(context.Context) (T, error)) (T, error) {
+	v, err := attempt(ctx)
+	if r == nil || err == nil || resuming == nil || !resuming(err) {
+		if err == nil && r != nil {
+			r.wake()
+		}
+		return v, err
+	}
+	start := time.Now()
+	deadline := start.Add(r.wait)
+	log.Info("the upstream refuses connections as a resuming cluster does; holding the login (resume_wait)", "err", err, "resume_wait", r.wait)
+	tries := 1
+	for delay := resumeFirst; ; delay = min(2*delay, resumeCap) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		sleep := min(delay/2+rand.N(delay/2+1), left)
+		timer := time.NewTimer(sleep)
+		select {
+		case <-timer.C:
+		case <-r.woken():
+			timer.Stop()
+		case <-ctx.Done():
+			timer.Stop()
+			return v, err
+		}
+		tries++
+		v, err = attempt(ctx)
+		if err == nil {
+			r.wake()
+			log.Info("the upstream resumed: logged in after holding the login", "waited", time.Since(start).Round(time.Millisecond), "attempts", tries)
+			return v, nil
+		}
+		if ctx.Err() != nil || !resuming(err) {
+			return v, err
+		}
+	}
+	return v, failure.Wrap(failure.UpstreamDial, err,
+		fmt.Sprintf("the upstream %s at %s still refused connections after the proxy held this login %s for it to resume (resume_wait, %d attempts; last: %s)", t.Host, t.DialAddr, r.wait, tries, err),
+		"if the DB is an Aurora Serverless v2 cluster that was paused a long time, it can take longer to resume: raise resume_wait (--resume-wait); otherwise check that the DB is running and reachable from here, and its status and events")
+}
+
+// woken is closed when the next login gets through: an upstream that
+// lets one login in has resumed, so the others held for it try again at
+// once rather than at their next backoff.
+func (r *Resume) woken() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.woke == nil {
+		r.woke = make(chan struct{})
+	}
+	return r.woke
+}
+
+// wake wakes the logins held for the upstream (see woken).
+func (r *Resume) wake() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.woke != nil {
+		close(r.woke)
+		r.woke = nil
+	}
+}
+
+// holdLogin runs a login attempt through s.Resume with the engine's own
+// classification (see Resumer), each attempt within the connect timeout.
+func (s *Settings) holdLogin(l *Login, attempt func(ctx context.Context) (Session, error)) (Session, error) {
+	var resuming func(error) bool
+	if r, ok := l.engine.(Resumer); ok {
+		resuming = r.Resuming
+	}
+	return Hold(l.Ctx, s.Resume, l.target, l.Log, resuming, func(ctx context.Context) (Session, error) {
+		cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout)
+		defer cancel()
+		return attempt(cctx)
+	})
+}
+
+// ConnectionTurnedAway says err is an upstream turning a connection away
+// before it answered anything: the connect refused, or the connection
+// reset or closed (EOF) during the dial, TLS or the first read. It is
+// what the engines' Resuming functions share.
+func ConnectionTurnedAway(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
