@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -39,7 +40,11 @@ type pauseState struct {
 	asleep   bool
 	resumeAt time.Time     // zero while asleep
 	listen   chan struct{} // PauseRefuse: closed when the listener listens again
+	served   []time.Time   // when connections served since the resume were accepted
 }
+
+// maxServed bounds pauseState.served.
+const maxServed = 10000
 
 // Pause puts the front to sleep as an Aurora Serverless v2 cluster at 0
 // ACU: the next connection attempt wakes it, and from that attempt on it
@@ -57,7 +62,7 @@ func (i *instance) Pause(resume time.Duration, mode PauseMode) {
 	}
 	i.pause.mu.Lock()
 	defer i.pause.mu.Unlock()
-	i.pause.mode, i.pause.resume, i.pause.asleep, i.pause.resumeAt = mode, resume, true, time.Time{}
+	i.pause.mode, i.pause.resume, i.pause.asleep, i.pause.resumeAt, i.pause.served = mode, resume, true, time.Time{}, nil
 	i.log.Info("front paused", "mode", mode.String(), "resume", resume)
 }
 
@@ -67,6 +72,15 @@ func (i *instance) ResumeAt() time.Time {
 	i.pause.mu.Lock()
 	defer i.pause.mu.Unlock()
 	return i.pause.resumeAt
+}
+
+// ServedAfterResume is when each connection the front served since it
+// resumed was accepted (the first 10,000): how soon after the resume the
+// clients held for it came back.
+func (i *instance) ServedAfterResume() []time.Time {
+	i.pause.mu.Lock()
+	defer i.pause.mu.Unlock()
+	return slices.Clone(i.pause.served)
 }
 
 // Attempts is how many connections the front has accepted since it
@@ -96,7 +110,12 @@ func (i *instance) admit(ctx context.Context, c net.Conn) bool {
 				i.relistenAt(ctx, p.resumeAt, p.listen)
 			}
 		}
-	case p.resumeAt.IsZero() || !now.Before(p.resumeAt):
+	case p.resumeAt.IsZero():
+		return true
+	case !now.Before(p.resumeAt):
+		if len(p.served) < maxServed {
+			p.served = append(p.served, now)
+		}
 		return true
 	}
 	reset(c)

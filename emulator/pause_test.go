@@ -58,6 +58,9 @@ func TestPause(t *testing.T) {
 			if err != nil {
 				t.Fatalf("after the resume: %v; want it served", err)
 			}
+			if served := front.ServedAfterResume(); len(served) != 1 || served[0].Before(at) {
+				t.Errorf("served after the resume: %v; want the one connection, accepted at or after %v", served, at)
+			}
 			if front.Addr() != addr {
 				t.Fatalf("the front moved from %s to %s", addr, front.Addr())
 			}
