@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -135,18 +136,39 @@ func (r *Resume) wake() {
 	}
 }
 
-// holdLogin runs a login attempt through s.Resume with the engine's own
-// classification (see Resumer), each attempt within the connect timeout.
-func (s *Settings) holdLogin(l *Login, attempt func(ctx context.Context) (Session, error)) (Session, error) {
+// holdLogin runs a login attempt as user through s.Resume with the
+// engine's own classification (see Resumer), each attempt within the
+// connect timeout. With resume_wait off, a login turned away as a
+// resuming cluster turns it away is explained with PauseHint.
+func (s *Settings) holdLogin(l *Login, user string, attempt func(ctx context.Context) (Session, error)) (Session, error) {
 	var resuming func(error) bool
 	if r, ok := l.engine.(Resumer); ok {
 		resuming = r.Resuming
 	}
-	return Hold(l.Ctx, s.Resume, l.target, l.Log, resuming, func(ctx context.Context) (Session, error) {
+	sess, err := Hold(l.Ctx, s.Resume, l.target, l.Log, resuming, func(ctx context.Context) (Session, error) {
 		cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout)
 		defer cancel()
 		return attempt(cctx)
 	})
+	if err != nil && s.Resume == nil && resuming != nil && resuming(err) && l.Ctx.Err() == nil && l.Evicted() == nil {
+		return nil, PauseHint(s.explain(l.Ctx, l.engine, user, err))
+	}
+	return sess, err
+}
+
+// PauseHint adds to f, a login turned away the way a paused Aurora
+// Serverless v2 cluster turns logins away while it resumes, what to set
+// when the upstream is such a cluster: without resume_wait the proxy
+// fails such a login at once, and the person reading the error may not
+// know the cluster pauses.
+func PauseHint(f *failure.Failure) *failure.Failure {
+	hinted := *f
+	hinted.Fix = strings.TrimSuffix(hinted.Fix, ".")
+	if hinted.Fix != "" {
+		hinted.Fix += "; "
+	}
+	hinted.Fix += "if it is an Aurora Serverless v2 cluster that pauses (0 ACU), set resume_wait (--resume-wait 60s) so that logins wait while it resumes"
+	return &hinted
 }
 
 // ConnectionTurnedAway says err is an upstream turning a connection away

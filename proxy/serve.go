@@ -79,7 +79,7 @@ func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.holdLogin(l, func(ctx context.Context) (Session, error) { return h.Login(ctx, user, tok) })
+	return s.holdLogin(l, user, func(ctx context.Context) (Session, error) { return h.Login(ctx, user, tok) })
 }
 
 // explain turns a failed login into what the client is told: the

@@ -279,6 +279,11 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	l.AddUpstream(time.Since(dialStart))
 	if err != nil {
 		place.Leave()
+		if p.cfg.Resume == nil && Resuming(err) && l.Evicted() == nil {
+			if f, ok := failure.As(l.Explain("", err)); ok {
+				return nil, nil, proxy.PauseHint(f)
+			}
+		}
 		return nil, nil, l.Explain("", err)
 	}
 	return pending, place, nil
