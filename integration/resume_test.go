@@ -27,16 +27,20 @@ import (
 // 3), against emulated fronts of this test's own that pause: a 15 s
 // resume with 50 clients of three kinds connecting during it (all get in,
 // none more than a second after the resume); the same with resume_wait
-// off (they fail at once, told why and what to set); MySQL through a
-// front that resets while it resumes; and a pausable upstream left alone
-// while idle (the readiness check does not wake it). The four run side by
-// side: about 17 s in all, the 15 s resume being most of it (budget 25 s).
+// off (they fail at once, told why and what to set); a resume longer than
+// resume_wait (told the wait and the setting); MySQL through a front that
+// resets while it resumes, and its greeting places all held by logins
+// waiting for the resume; and a pausable upstream left alone while idle
+// (the readiness check does not wake it). They run side by side: about
+// 18 s in all, the 15 s resume being most of it (budget 25 s).
 func TestResume(t *testing.T) {
 	w.enter(t)
 	t.Run("postgres", func(t *testing.T) { t.Parallel(); testResumePostgres(t) })
 	t.Run("off", func(t *testing.T) { t.Parallel(); testResumeOff(t) })
 	t.Run("mysql", func(t *testing.T) { t.Parallel(); testResumeMySQL(t) })
 	t.Run("idle", func(t *testing.T) { t.Parallel(); testResumeIdle(t) })
+	t.Run("wait-runs-out", func(t *testing.T) { t.Parallel(); testResumeWaitRunsOut(t) })
+	t.Run("mysql-places", func(t *testing.T) { t.Parallel(); testResumeMySQLPlaces(t) })
 }
 
 // pausedFront starts an emulated Postgres front of the test's own before
@@ -400,4 +404,73 @@ func testResumeIdle(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "pausable upstream (resume_wait)") {
 		t.Errorf("the proxy did not log the pausable upstream's settings:\n%s", s.logs)
 	}
+}
+
+// testResumeWaitRunsOut: a resume that takes longer than resume_wait ends
+// each held client's login after the wait, in its protocol, naming the
+// wait and the setting.
+func testResumeWaitRunsOut(t *testing.T) {
+	front := pausedFront(t, "paused-long", 15*time.Second, emulator.PauseRefuse)
+	port := startProxy(t, frontConfig(front, config.Postgres, 2*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, login := range []func(context.Context, string) heldClient{psqlLogin, pgxLogin} {
+		c := login(ctx, port)
+		took := c.End.Sub(c.Start)
+		if c.Err == "" || took < 2*time.Second || took > 10*time.Second {
+			t.Fatalf("%s: after %v: %q; want a failure after the 2s wait", c.Kind, took.Round(time.Millisecond), c.Err)
+		}
+		for _, want := range []string{front.Endpoint(), "still refused connections after the proxy held this login 2s", "raise resume_wait (--resume-wait)"} {
+			if !strings.Contains(c.Err, want) {
+				t.Errorf("%s: %q lacks %q", c.Kind, c.Err, want)
+			}
+		}
+		t.Logf("%s after %v: %s", c.Kind, took.Round(time.Millisecond), c.Err)
+	}
+}
+
+// testResumeMySQLPlaces: with one place for upstream connections waiting
+// on a greeting and three clients connecting while the front resumes,
+// the places are all held by dials waiting for the resume: the client
+// that gets none is told that, with the resume wait, not that clients are
+// silent.
+func testResumeMySQLPlaces(t *testing.T) {
+	front, err := w.StartMySQLFront(emulator.MySQLOptions{IAMUsers: []string{iamUser}, Listen: "127.0.0.1:0",
+		Endpoint: fmt.Sprintf("paused-places.cluster-c0ffee123456.%s.rds.amazonaws.com", w.aws.AWS.Region()), Logger: newLogger(t, "paused-places")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Close() })
+	front.Pause(15*time.Second, emulator.PauseReset)
+	port := startProxyWith(t, mysqlConfig(), frontConfig(front, config.MySQL, 2*time.Second), func(c *launch.Config) {
+		c.MaxUnanswered, c.FirstPacketTimeout = 1, config.Duration(time.Second)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The first holds the place for its 2 s; the place then goes to the
+	// newest waiter (the third), and the second's wait for one (the
+	// first-packet timeout plus the resume wait, 3 s) runs out.
+	errs := make([]string, 3)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 150 * time.Millisecond)
+			errs[i] = goMySQLLogin(ctx, t, port).Err
+		})
+	}
+	wg.Wait()
+	for i, e := range errs {
+		if e == "" {
+			t.Fatalf("client %d logged in to a front still resuming", i)
+		}
+	}
+	if want := "held by logins waiting up to 2s for it to resume (resume_wait)"; !strings.Contains(errs[1], want) {
+		t.Errorf("the client with no place: %q; want %q", errs[1], want)
+	}
+	for _, i := range []int{0, 2} {
+		if !strings.Contains(errs[i], "resume_wait") {
+			t.Errorf("client %d: %q; want the resume wait named", i, errs[i])
+		}
+	}
+	t.Logf("the client with no place was told: %s", errs[1])
 }

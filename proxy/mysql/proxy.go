@@ -231,8 +231,9 @@ func (h *handshake) Finish(s proxy.Session) error {
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting
-// at most until the client's first-packet deadline, then dials the
-// upstream and reads its greeting. An evicted place ends the login (see
+// at most until the client's first-packet deadline (plus the resume wait
+// for a pausable upstream), then dials the upstream and reads its
+// greeting, held while the upstream resumes (see proxy.Resume). An evicted place ends the login (see
 // Login.Evict). On error nothing is held.
 func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	// Places held by dials waiting for a resuming upstream free only when
