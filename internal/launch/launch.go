@@ -127,9 +127,9 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 		IdleTimeout: time.Duration(c.IdleTimeout), HandshakeTimeout: time.Duration(c.HandshakeTimeout), ConnectTimeout: time.Duration(c.ConnectTimeout),
 		FirstPacketTimeout: firstPacketTimeout(c.Serving), Logger: log, Observer: c.Observer,
 	}
-	holdForResume(c, &settings, log)
 	var h proxy.Handler
 	var err error
+	holdForResume(c, &settings, log)
 	switch c.Engine {
 	case config.MySQL:
 		h, err = mysql.New(mysql.Config{Upstream: up.MySQLUpstream(), MaxUnansweredGreetings: noCapIfZero(c.MaxUnanswered),
