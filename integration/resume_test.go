@@ -107,11 +107,66 @@ type resumable interface {
 	ServedAfterResume() []time.Time
 }
 
+// stallWatch measures how late this process's goroutines run. On a
+// loaded machine (the 2-vCPU one this was written on ran at a load of 28)
+// a timer due now can fire a second or two later, the proxy's backoff
+// timers and the emulator's accept loop as much as any: the bound on how
+// soon held logins come back allows what the process was stalled around
+// the resume, measured, and no more.
+type stallWatch struct {
+	mu      sync.Mutex
+	samples []stall
+}
+
+type stall struct {
+	at   time.Time // when the sleep began
+	late time.Duration
+}
+
+// watchStalls samples the process's lateness (a 20 ms sleep's overshoot)
+// until the test ends.
+func watchStalls(t *testing.T) *stallWatch {
+	s := &stallWatch{}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			start := time.Now()
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if late := time.Since(start) - 20*time.Millisecond; late > 5*time.Millisecond {
+				s.mu.Lock()
+				s.samples = append(s.samples, stall{start, late})
+				s.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return s
+}
+
+// worst is the longest stall that overlapped [from, to].
+func (s *stallWatch) worst(from, to time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var w time.Duration
+	for _, x := range s.samples {
+		if x.at.Before(to) && x.at.Add(x.late+20*time.Millisecond).After(from) {
+			w = max(w, x.late)
+		}
+	}
+	return w
+}
+
 // checkResumed fails clients that did not get in, a front that did not
-// see each client's login once within resumeLimit of its resume, and
-// clients that got in later than loginLimit after it; it prints the
-// spread of both.
-func checkResumed(t *testing.T, cs []heldClient, front resumable) {
+// see each client's login once within resumeLimit of its resume (plus
+// what the process was stalled meanwhile: see stallWatch), and clients
+// that got in later than loginLimit after it; it prints the spread of
+// both.
+func checkResumed(t *testing.T, cs []heldClient, front resumable, stalls *stallWatch) {
 	t.Helper()
 	resumeAt := front.ResumeAt()
 	if resumeAt.IsZero() {
@@ -136,14 +191,15 @@ func checkResumed(t *testing.T, cs []heldClient, front resumable) {
 	if len(tried) != len(cs) {
 		t.Errorf("the front served %d connections after the resume, want one per client (%d)", len(tried), len(cs))
 	}
-	if len(tried) > 0 && slices.Max(tried) > resumeLimit {
-		t.Errorf("a held login tried again %v after the resume; want within %v (the backoff's cap)", slices.Max(tried).Round(time.Millisecond), resumeLimit)
-	}
 	if len(late) == 0 || len(tried) == 0 {
 		return
 	}
-	t.Logf("%d clients in. Logins reaching the front after the resume: p50 %v, p99 %v, max %v. Clients in after the resume (wait minus the time left to it): p50 %v, p99 %v, max %v; waits %v to %v (shared machine: noisy)",
-		len(late), pct(tried, 50), pct(tried, 99), slices.Max(tried).Round(time.Millisecond),
+	stalled := stalls.worst(resumeAt.Add(-resumeLimit), resumeAt.Add(slices.Max(tried)))
+	if slices.Max(tried) > resumeLimit+stalled {
+		t.Errorf("a held login tried again %v after the resume; want within %v (the backoff's cap) plus the %v the process was stalled", slices.Max(tried).Round(time.Millisecond), resumeLimit, stalled.Round(time.Millisecond))
+	}
+	t.Logf("%d clients in. Logins reaching the front after the resume: p50 %v, p99 %v, max %v (the process stalled up to %v meanwhile). Clients in after the resume (wait minus the time left to it): p50 %v, p99 %v, max %v; waits %v to %v (shared machine: noisy)",
+		len(late), pct(tried, 50), pct(tried, 99), slices.Max(tried).Round(time.Millisecond), stalled.Round(time.Millisecond),
 		pct(late, 50), pct(late, 99), slices.Max(late).Round(time.Millisecond),
 		slices.Min(waits).Round(time.Millisecond), slices.Max(waits).Round(time.Millisecond))
 }
@@ -154,6 +210,7 @@ func pct(ds []time.Duration, p float64) time.Duration {
 
 func testResumePostgres(t *testing.T) {
 	const resume = 15 * time.Second
+	stalls := watchStalls(t)
 	front := pausedFront(t, "paused-pg", resume, emulator.PauseRefuse)
 	port := startProxy(t, frontConfig(front, config.Postgres, 60*time.Second))
 
@@ -194,7 +251,7 @@ func testResumePostgres(t *testing.T) {
 			t.Errorf("a %s client started %v after the first; want all within 5 s (a loaded machine?)", c.Kind, c.Start.Sub(begin).Round(time.Millisecond))
 		}
 	}
-	checkResumed(t, cs, front)
+	checkResumed(t, cs, front, stalls)
 }
 
 // pgxLogin logs in through the proxy with pgconn and runs a query.
@@ -328,6 +385,7 @@ func testResumeMySQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { front.Close() })
+	stalls := watchStalls(t)
 	front.Pause(3*time.Second, emulator.PauseReset)
 	port := startProxyWith(t, mysqlConfig(), frontConfig(front, config.MySQL, 20*time.Second))
 
@@ -352,7 +410,7 @@ func testResumeMySQL(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	checkResumed(t, cs, front)
+	checkResumed(t, cs, front, stalls)
 }
 
 // goMySQLLogin logs in with go-sql-driver/mysql and runs a query.

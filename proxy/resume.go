@@ -66,18 +66,37 @@ type Resumer interface {
 	Resuming(err error) bool
 }
 
-// Hold runs attempt, and while r is on and it fails in a way resuming
-// says is a resume, runs it again with backoff until it succeeds, fails
-// otherwise, ctx ends or r's wait from the first attempt is over. A wait
-// that runs out gives a *failure.Failure naming the wait and the setting;
-// any other error is attempt's own. t and log name the upstream.
-func Hold[T any](ctx context.Context, r *Resume, t Target, log *slog.Logger, resuming func(error) bool, attempt func(context.Context) (T, error)) (T, error) {
+// Held is what Hold needs besides the attempt: the upstream's Resume
+// (nil: off), the upstream and log for messages, the engine's
+// classification of a failed attempt, and Stop, the drain: it ends the
+// holding between attempts with ShutdownFailure, so that a held client is
+// told the proxy is shutting down rather than holding up the shutdown.
+type Held struct {
+	Resume   *Resume
+	Target   Target
+	Log      *slog.Logger
+	Resuming func(error) bool
+	Stop     <-chan struct{}
+}
+
+// Hold runs attempt, and while h.Resume is on and it fails in a way
+// h.Resuming says is a resume, runs it again with backoff until it
+// succeeds, fails otherwise, ctx ends, Stop closes or the wait from the
+// first attempt is over. A wait that runs out gives a *failure.Failure
+// naming the wait and the setting, Stop a ShutdownFailure; any other
+// error is attempt's own.
+func Hold[T any](ctx context.Context, h Held, attempt func(context.Context) (T, error)) (T, error) {
+	r := h.Resume
 	v, err := attempt(ctx)
-	if r == nil || err == nil || resuming == nil || !resuming(err) {
+	if r == nil || err == nil || h.Resuming == nil || !h.Resuming(err) {
 		if err == nil && r != nil {
 			r.wake()
 		}
 		return v, err
+	}
+	log := h.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	start := time.Now()
 	deadline := start.Add(r.wait)
@@ -94,6 +113,9 @@ func Hold[T any](ctx context.Context, r *Resume, t Target, log *slog.Logger, res
 		case <-timer.C:
 		case <-r.woken():
 			timer.Stop()
+		case <-h.Stop:
+			timer.Stop()
+			return v, ShutdownFailure(err)
 		case <-ctx.Done():
 			timer.Stop()
 			return v, err
@@ -105,10 +127,11 @@ func Hold[T any](ctx context.Context, r *Resume, t Target, log *slog.Logger, res
 			log.Info("the upstream resumed: logged in after holding the login", "waited", time.Since(start).Round(time.Millisecond), "attempts", tries)
 			return v, nil
 		}
-		if ctx.Err() != nil || !resuming(err) {
+		if ctx.Err() != nil || !h.Resuming(err) {
 			return v, err
 		}
 	}
+	t := h.Target
 	return v, failure.Wrap(failure.UpstreamDial, err,
 		fmt.Sprintf("the upstream %s at %s still refused connections after the proxy held this login %s for it to resume (resume_wait, %d attempts; last: %s)", t.Host, t.DialAddr, r.wait, tries, err),
 		"if the DB is an Aurora Serverless v2 cluster that was paused a long time, it can take longer to resume: raise resume_wait (--resume-wait); otherwise check that the DB is running and reachable from here, and its status and events")
@@ -145,7 +168,7 @@ func (s *Settings) holdLogin(l *Login, user string, attempt func(ctx context.Con
 	if r, ok := l.engine.(Resumer); ok {
 		resuming = r.Resuming
 	}
-	sess, err := Hold(l.Ctx, s.Resume, l.target, l.Log, resuming, func(ctx context.Context) (Session, error) {
+	sess, err := Hold(l.Ctx, Held{Resume: s.Resume, Target: l.target, Log: l.Log, Resuming: resuming, Stop: l.Drain.Done()}, func(ctx context.Context) (Session, error) {
 		cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout)
 		defer cancel()
 		return attempt(cctx)

@@ -37,7 +37,7 @@ func TestHoldRetriesUntilResumed(t *testing.T) {
 	var tries atomic.Int64
 	start := time.Now()
 	resumed := start.Add(1500 * time.Millisecond)
-	v, err := Hold(context.Background(), NewResume(5*time.Second), resumeTarget, slog.New(slog.DiscardHandler), ConnectionTurnedAway, pausedUntil(resumed, &tries))
+	v, err := Hold(context.Background(), held(NewResume(5*time.Second)), pausedUntil(resumed, &tries))
 	if err != nil || v != "session" {
 		t.Fatalf("held login: %q, %v", v, err)
 	}
@@ -65,7 +65,7 @@ func TestHoldOffOrNotResuming(t *testing.T) {
 		"timeout":      {NewResume(time.Minute), context.DeadlineExceeded},
 	} {
 		var tries int
-		_, err := Hold(context.Background(), c.r, resumeTarget, slog.New(slog.DiscardHandler), ConnectionTurnedAway, func(context.Context) (int, error) {
+		_, err := Hold(context.Background(), held(c.r), func(context.Context) (int, error) {
 			tries++
 			return 0, c.err
 		})
@@ -83,7 +83,7 @@ func TestHoldOffOrNotResuming(t *testing.T) {
 func TestHoldWaitRunsOut(t *testing.T) {
 	var tries atomic.Int64
 	start := time.Now()
-	_, err := Hold(context.Background(), NewResume(700*time.Millisecond), resumeTarget, slog.New(slog.DiscardHandler), ConnectionTurnedAway, pausedUntil(start.Add(time.Hour), &tries))
+	_, err := Hold(context.Background(), held(NewResume(700*time.Millisecond)), pausedUntil(start.Add(time.Hour), &tries))
 	took := time.Since(start)
 	f, ok := failure.As(err)
 	if !ok {
@@ -117,7 +117,7 @@ func TestHoldFirstThroughWakesTheOthers(t *testing.T) {
 	done := make([]time.Time, 20)
 	for i := range done {
 		wg.Go(func() {
-			if _, err := Hold(context.Background(), r, resumeTarget, slog.New(slog.DiscardHandler), ConnectionTurnedAway, attempt); err != nil {
+			if _, err := Hold(context.Background(), held(r), attempt); err != nil {
 				t.Error(err)
 			}
 			done[i] = time.Now()
@@ -127,7 +127,7 @@ func TestHoldFirstThroughWakesTheOthers(t *testing.T) {
 	open.Store(true)
 	opened := time.Now()
 	// One login lets the others in: the first to retry wakes the rest.
-	if _, err := Hold(context.Background(), r, resumeTarget, slog.New(slog.DiscardHandler), ConnectionTurnedAway, attempt); err != nil {
+	if _, err := Hold(context.Background(), held(r), attempt); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -144,10 +144,34 @@ func TestHoldCtxEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := Hold(ctx, NewResume(time.Minute), resumeTarget, slog.New(slog.DiscardHandler), ConnectionTurnedAway, func(context.Context) (int, error) { return 0, syscall.ECONNRESET })
+	_, err := Hold(ctx, held(NewResume(time.Minute)), func(context.Context) (int, error) { return 0, syscall.ECONNRESET })
 	if took := time.Since(start); took > 2*time.Second || !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("after %v: %v; want the last error soon after the context ended", took, err)
 	}
+}
+
+// TestHoldStops: a held login stops holding when Stop closes (the drain
+// starts): the client is told the proxy is shutting down rather than
+// holding up the shutdown.
+func TestHoldStops(t *testing.T) {
+	h := held(NewResume(time.Minute))
+	stop := make(chan struct{})
+	h.Stop = stop
+	time.AfterFunc(300*time.Millisecond, func() { close(stop) })
+	start := time.Now()
+	_, err := Hold(context.Background(), h, func(context.Context) (int, error) { return 0, syscall.ECONNREFUSED })
+	if took := time.Since(start); took > 2*time.Second || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("after %v: %v; want the last error soon after Stop", took, err)
+	}
+	if f, ok := failure.As(err); !ok || f.Reason != failure.Shutdown {
+		t.Errorf("%v: want the shutdown failure, so the client is told the proxy is shutting down", err)
+	}
+}
+
+// held is what the tests hold with: r, the engines' shared
+// classification, no log.
+func held(r *Resume) Held {
+	return Held{Resume: r, Target: resumeTarget, Log: slog.New(slog.DiscardHandler), Resuming: ConnectionTurnedAway}
 }
 
 // TestConnectionTurnedAway sorts real errors: a refused dial, a reset, a

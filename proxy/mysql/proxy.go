@@ -272,7 +272,8 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 			"answer the greeting at once; if many real clients connect at the same moment, raise --max-unanswered-greetings"))
 	})
 	dialStart := time.Now()
-	pending, err := proxy.Hold(l.Ctx, p.cfg.Resume, p.Target(), l.Log, Resuming, func(ctx context.Context) (*Pending, error) {
+	held := proxy.Held{Resume: p.cfg.Resume, Target: p.Target(), Log: l.Log, Resuming: Resuming, Stop: l.Drain.Done()}
+	pending, err := proxy.Hold(l.Ctx, held, func(ctx context.Context) (*Pending, error) {
 		dctx, dcancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 		defer dcancel()
 		return Dial(dctx, p.cfg.Upstream)
