@@ -28,6 +28,9 @@ func (i *instance) serve(h func(ctx context.Context, c net.Conn)) {
 				if ctx.Err() != nil {
 					return
 				}
+				if i.waitListening(ctx) {
+					continue // stopped listening for a resume (see Pause)
+				}
 				if temporary(err) {
 					backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 					i.log.Warn("accept failed; retrying", "err", err, "in", backoff)
@@ -38,6 +41,9 @@ func (i *instance) serve(h func(ctx context.Context, c net.Conn)) {
 				return
 			}
 			backoff = 0
+			if !i.admit(ctx, c) {
+				continue
+			}
 			i.conns.Add(1)
 			go func() {
 				defer i.conns.Done()

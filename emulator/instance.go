@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // instance is what every emulated RDS front shares: its identity (endpoint
@@ -29,6 +30,9 @@ type instance struct {
 	done      chan struct{}      // closed when the accept loop has ended
 	conns     sync.WaitGroup     // open connections
 	closeOnce sync.Once
+
+	pause    pauseState   // see Pause
+	attempts atomic.Int64 // connections accepted
 }
 
 // instanceOptions are the fields both engines' options have.
@@ -71,7 +75,7 @@ func (a *AWS) newInstance(ca *CA, o instanceOptions) (*instance, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	ln, err := listenTCP(o.listen)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: listen: %w", err)
 	}

@@ -74,7 +74,8 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 }
 
 // login builds a token for user and has h log in with it, within the
-// connect timeout.
+// connect timeout (per attempt, when a paused upstream is waited for: see
+// Resume).
 func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	if s.Router != nil {
 		// An Aurora cluster: the router picks the instance (and launch
@@ -90,9 +91,7 @@ func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
-	defer cancel()
-	return h.Login(cctx, user, tok)
+	return s.holdLogin(l, user, func(ctx context.Context) (Session, error) { return h.Login(ctx, user, tok) })
 }
 
 // explain turns a failed login into what the client is told: the

@@ -25,6 +25,9 @@ type Settings struct {
 	// ("too many connections") rather than closed silently, and no token
 	// is signed for it.
 	Limits []*Limit
+	// Resume, when set, holds logins while the upstream resumes from a
+	// pause (resume_wait); nil: off.
+	Resume *Resume
 	// IdleTimeout ends a session idle (no bytes either way) this long;
 	// 0: never.
 	IdleTimeout time.Duration

@@ -173,6 +173,9 @@ func (u *Upstream) check(bad func(key, format string, args ...any)) (Endpoint, b
 	if u.RoleDuration < 0 {
 		bad("role_duration", "%s is negative", u.RoleDuration)
 	}
+	if u.ResumeWait < 0 {
+		bad("resume_wait", "%s is negative: use 0 (off) or a wait such as 60s", u.ResumeWait)
+	}
 	if u.RoleARN != "" {
 		if _, err := authtoken.ParseRoleARNs(u.RoleARN); err != nil {
 			bad("role_arn", "%s", err)

@@ -62,7 +62,16 @@ type Defaults struct {
 	FailoverWait          Duration `yaml:"failover_wait" usage:"Aurora: how long a new connection is held while no writer is confirmed (a failover) before it is told why (0: 10s)"`
 	TopologyRefresh       Duration `yaml:"topology_refresh" usage:"Aurora: how often the cluster's topology is read (0: 30s; every 100ms while a failover is suspected)"`
 	InstanceDialAddresses string   `yaml:"instance_dial_addresses" usage:"Aurora: where to dial instance endpoints, as NAME=HOST:PORT pairs separated by spaces (tunnels, the emulator); tokens and TLS stay for NAME"`
+	ResumeWait            Duration `yaml:"resume_wait" usage:"Aurora Serverless v2 that pauses at 0 ACU: hold a client's login this long while the upstream refuses or resets connections as a resuming cluster does, retrying, and send nothing of the proxy's own to it while idle (0: off, a refused login fails at once; 60s suits a cluster that resumes in about 15s)"`
 }
+
+// Pausable says the upstream may pause (resume_wait is set): the proxy
+// then holds logins while it resumes, and nothing of the proxy's own (the
+// readiness backend check, pre-warmed or parked sessions, topology
+// polling) may reach it, since any connection attempt wakes a paused
+// cluster and resets its auto-pause timer. It is the one predicate those
+// features read.
+func (d Defaults) Pausable() bool { return d.ResumeWait > 0 }
 
 // Upstream is one RDS endpoint and where its clients connect.
 type Upstream struct {

@@ -144,20 +144,31 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 	if up.global != nil {
 		settings.Follow = up.global
 	}
-	router, err := newRouter(up, log)
-	if err != nil {
-		return engine{}, err
-	}
-	settings.Router = router
-	if router != nil && c.SessionReuse {
-		// [choice] A parked session could outlive its writer's demotion;
-		// until the pool follows the router, a routed cluster logs in
-		// per client.
-		log.Warn("session_reuse is not yet combined with Aurora cluster routing: every client logs in (the router's instance choice wins)")
+	var router *proxy.Router
+	var err error
+	if c.Pausable() {
+		// Any connection of the proxy's own wakes a paused cluster and
+		// resets its auto-pause timer: no topology polling, no parked
+		// sessions. The cluster's DNS is followed instead.
+		if c.SessionReuse {
+			log.Warn("session_reuse is off for a pausable upstream (resume_wait): a parked session would keep the cluster from pausing")
+		}
 	} else {
-		settings.Pool = newPool(c, log)
+		if router, err = newRouter(up, log); err != nil {
+			return engine{}, err
+		}
+		settings.Router = router
+		if router != nil && c.SessionReuse {
+			// [choice] A parked session could outlive its writer's
+			// demotion; until the pool follows the router, a routed
+			// cluster logs in per client.
+			log.Warn("session_reuse is not yet combined with Aurora cluster routing: every client logs in (the router's instance choice wins)")
+		} else {
+			settings.Pool = newPool(c, log)
+		}
 	}
 	var h proxy.Handler
+	holdForResume(c, &settings, log)
 	switch c.Engine {
 	case config.MySQL:
 		h, err = mysql.New(mysql.Config{Upstream: up.MySQLUpstream(), MaxUnansweredGreetings: noCapIfZero(c.MaxUnanswered),

@@ -20,7 +20,16 @@ import (
 // every client until FLUSH HOSTS; a failed login does not count. The
 // greeting also proves the server answers, and an ERR in its place (too
 // many connections, host blocked) fails the probe with the server's words.
+//
+// A pausable upstream (resume_wait) is not probed: any connection attempt
+// wakes a paused Aurora Serverless v2 cluster and resets its auto-pause
+// timer, so a probe every few seconds would keep it from ever pausing;
+// and a paused cluster is no reason to take the proxy out of service,
+// since it holds logins while the cluster resumes. It counts as ready.
 func (r *Running) Probe(ctx context.Context) error {
+	if r.Pausable() {
+		return nil
+	}
 	err := r.up.Probe(ctx)
 	switch {
 	case err == nil:

@@ -231,11 +231,14 @@ func (h *handshake) Finish(s proxy.Session) error {
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting
-// at most until the client's first-packet deadline, then dials the
-// upstream and reads its greeting. An evicted place ends the login (see
+// at most until the client's first-packet deadline (plus the resume wait
+// for a pausable upstream), then dials the upstream and reads its
+// greeting, held while the upstream resumes (see proxy.Resume). An evicted place ends the login (see
 // Login.Evict). On error nothing is held.
 func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
-	wctx, cancel := context.WithDeadline(l.Ctx, l.Start.Add(p.cfg.FirstPacketTimeout))
+	// Places held by dials waiting for a resuming upstream free only when
+	// it resumes: a client waits for one as long.
+	wctx, cancel := context.WithDeadline(l.Ctx, l.Start.Add(p.cfg.FirstPacketTimeout+p.cfg.Resume.Wait()))
 	place, err := p.greetings.Enter(wctx)
 	cancel()
 	if err != nil {
@@ -249,6 +252,11 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 			// No place is held for a silent client: they all wait for
 			// the upstream's greeting, which is what is slow.
 			up := p.cfg.Upstream
+			if wait := p.cfg.Resume.Wait(); wait > 0 {
+				return nil, nil, failure.Wrap(failure.Timeout, err,
+					fmt.Sprintf("the upstream %s at %s is not answering yet: all %d upstream connections the proxy may hold for logins (--max-unanswered-greetings) are held by logins waiting up to %s for it to resume (resume_wait), and none freed within %s", up.Host, up.DialAddr(), p.greetings.Max(), wait, p.cfg.FirstPacketTimeout+wait),
+					"connect again in a moment; if the DB takes longer to resume from a pause, raise resume_wait (--resume-wait); if many clients connect while it resumes, raise --max-unanswered-greetings")
+			}
 			return nil, nil, failure.Wrap(failure.Timeout, err,
 				fmt.Sprintf("the upstream %s at %s is slow to answer: all %d upstream connections the proxy may hold for logins (--max-unanswered-greetings) are still waiting for the server's greeting, and none freed within %s", up.Host, up.DialAddr(), p.greetings.Max(), p.cfg.FirstPacketTimeout),
 				"check that the DB is reachable from here (security groups, VPC, tunnel) and not overloaded; then connect again")
@@ -263,13 +271,21 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 			fmt.Sprintf("too many clients are connecting without answering the server's greeting (the proxy's limit of %d, --max-unanswered-greetings) and this one had not answered %s after getting it, so it was closed to make room", max, GreetingGrace),
 			"answer the greeting at once; if many real clients connect at the same moment, raise --max-unanswered-greetings"))
 	})
-	dctx, dcancel := context.WithTimeout(l.Ctx, p.cfg.ConnectTimeout)
-	defer dcancel()
 	dialStart := time.Now()
-	pending, err := Dial(dctx, p.cfg.Upstream)
+	held := proxy.Held{Resume: p.cfg.Resume, Target: p.Target(), Log: l.Log, Resuming: Resuming, Stop: l.Drain.Done()}
+	pending, err := proxy.Hold(l.Ctx, held, func(ctx context.Context) (*Pending, error) {
+		dctx, dcancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+		defer dcancel()
+		return Dial(dctx, p.cfg.Upstream)
+	})
 	l.AddUpstream(time.Since(dialStart))
 	if err != nil {
 		place.Leave()
+		if p.cfg.Resume == nil && Resuming(err) && l.Evicted() == nil {
+			if f, ok := failure.As(l.Explain("", err)); ok {
+				return nil, nil, proxy.PauseHint(f)
+			}
+		}
 		return nil, nil, l.Explain("", err)
 	}
 	return pending, place, nil

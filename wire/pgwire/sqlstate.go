@@ -11,4 +11,5 @@ const (
 	CodeTooManyConnections   = "53300"
 	CodeFeatureNotSupported  = "0A000"
 	CodeAdminShutdown        = "57P01"
+	CodeCannotConnectNow     = "57P03" // "the database system is starting up" (or shutting down)
 )
