@@ -74,13 +74,18 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 // connect timeout.
 func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	t := l.target
+	release, err := s.awaitLogin(l, h) // the guard on the login rate
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.Region, user)
 	if err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
 	defer cancel()
-	return h.Login(cctx, user, tok)
+	return s.loginWithRetry(cctx, l, h, user, tok)
 }
 
 // explain turns a failed login into what the client is told: the

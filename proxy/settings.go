@@ -38,6 +38,9 @@ type Settings struct {
 	Logger         *slog.Logger
 	// Observer hears about connections (metrics); default none.
 	Observer Observer
+	// Guard paces new upstream logins per endpoint (see LoginGuard);
+	// nil: none. One guard is shared by every upstream of a process.
+	Guard *LoginGuard
 }
 
 // Check fills the defaults and refuses settings an engine cannot serve

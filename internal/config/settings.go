@@ -89,6 +89,14 @@ type Serving struct {
 	IdleTimeout        Duration `yaml:"idle_timeout" usage:"close sessions in which no byte moved either way for this long (0: never)"`
 	KeepAlive          Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
 	UpstreamTCPTimeout Duration `yaml:"upstream_tcp_timeout" usage:"end a session, with an error to its client, when the network path to the upstream is dead this long: data sent unacknowledged, or keepalive probes unanswered (0: 30s; negative: off, the OS's limit of about 15 minutes)"`
+
+	// The guard on the IAM login rate and pre-warmed upstream connections
+	// (proxy.LoginGuard, proxy.Warm).
+	LoginRate           int      `yaml:"login_rate" usage:"new IAM logins a second per endpoint (host:port) at most, over every upstream of the process; RDS throttles near 200 a second per instance (0: no limit)"`
+	LoginBurst          int      `yaml:"login_burst" usage:"logins per endpoint that may go at once after a quiet spell, above login_rate"`
+	LoginWait           Duration `yaml:"login_wait" usage:"longest a login waits for its turn under login_rate and max_logins_in_progress, first come first served; past it the client gets \"too many connections\" (0: no wait)"`
+	MaxLoginsInProgress int      `yaml:"max_logins_in_progress" usage:"cap per endpoint on upstream logins in progress at once, so a storm is served in turn (0: none)"`
+	Prewarm             int      `yaml:"prewarm" usage:"upstream connections per endpoint kept dialed and through TLS (Postgres) or greeted (MySQL), ready for the next client, renewed before the server's handshake timeout (0: none)"`
 }
 
 // DefaultServing are the serving settings before any file, variable or
@@ -101,6 +109,11 @@ func DefaultServing() Serving {
 		FirstPacketTimeout: Duration(10 * time.Second),
 		MaxHandshakes:      1024,
 		MaxUnanswered:      64,
+
+		LoginRate:           150,
+		LoginBurst:          20,
+		LoginWait:           Duration(10 * time.Second),
+		MaxLoginsInProgress: 32,
 	}
 }
 

@@ -127,6 +127,7 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 		IdleTimeout: time.Duration(c.IdleTimeout), HandshakeTimeout: time.Duration(c.HandshakeTimeout), ConnectTimeout: time.Duration(c.ConnectTimeout),
 		FirstPacketTimeout: firstPacketTimeout(c.Serving), Logger: log, Observer: c.Observer,
 	}
+	settings.Guard = loginGuard(c)
 	var h proxy.Handler
 	var err error
 	switch c.Engine {

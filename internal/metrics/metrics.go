@@ -35,6 +35,7 @@ var knownReasons = []failure.Reason{
 	failure.Protocol, failure.Credentials, failure.Limit, failure.Shutdown,
 	failure.UpstreamAuth, failure.UpstreamTLS, failure.UpstreamDial, failure.Upstream,
 	failure.Timeout, failure.ClientGone, failure.HandshakeLimit, failure.Evicted,
+	failure.LoginRate,
 }
 
 // Metrics is the proxy's set of metrics and the registry serving them. Safe
@@ -50,6 +51,8 @@ type Metrics struct {
 	bytes     *prometheus.CounterVec
 
 	state *stateCollector
+
+	logins *loginMetrics
 }
 
 // New makes a Metrics with a fresh registry that also carries the Go
@@ -91,6 +94,8 @@ func New() *Metrics {
 			now:         time.Now,
 		},
 	}
+	m.logins = newLoginMetrics(labels)
+	m.reg.MustRegister(m.logins.collectors()...)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -129,6 +134,7 @@ func (m *Metrics) Upstream(name, engine string) proxy.Observer {
 		fromClient:   m.bytes.WithLabelValues(name, engine, "from_client"),
 		fromUpstream: m.bytes.WithLabelValues(name, engine, "from_upstream"),
 	}
+	o.loginObserver = m.logins.upstream(name, engine)
 	for _, r := range knownReasons {
 		o.failed[r] = o.failedVec.WithLabelValues(string(r))
 	}
@@ -147,6 +153,7 @@ type observer struct {
 	login        prometheus.Observer
 	fromClient   prometheus.Counter
 	fromUpstream prometheus.Counter
+	loginObserver
 }
 
 func (o *observer) Accepted() {

@@ -217,6 +217,15 @@ func (h *handshake) clientError(err error) error {
 func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Session, error) {
 	pending := h.pending
 	h.pending = nil // Login closes it on failure, and owns it on success
+	if pending == nil {
+		// A second try after a throttled login (the first connection
+		// ended with it): a fresh connection. Its connection id is not
+		// the one the client was greeted with.
+		var err error
+		if pending, err = Dial(ctx, h.p.cfg.Upstream); err != nil {
+			return nil, err
+		}
+	}
 	s, err := pending.Login(ctx, mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
 		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile})
 	if err != nil {

@@ -1,0 +1,27 @@
+package launch
+
+import (
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// NewLoginGuard is the guard on the IAM login rate the serving settings
+// describe (login_rate, login_burst, max_logins_in_progress, login_wait),
+// or nil when they set no limit at all.
+func NewLoginGuard(s config.Serving) *proxy.LoginGuard {
+	if s.LoginRate <= 0 && s.MaxLoginsInProgress <= 0 {
+		return nil
+	}
+	return proxy.NewLoginGuard(proxy.LoginLimits{Rate: float64(s.LoginRate), Burst: s.LoginBurst, MaxInProgress: s.MaxLoginsInProgress}, time.Duration(s.LoginWait))
+}
+
+// loginGuard is c's guard: the one shared by the process's upstreams, else
+// one of its own.
+func loginGuard(c Config) *proxy.LoginGuard {
+	if c.Guard != nil {
+		return c.Guard
+	}
+	return NewLoginGuard(c.Serving)
+}

@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// loginMetrics are the guard on the IAM login rate's metrics (see
+// proxy.LoginGuard): how long logins waited for their turn, how many were
+// refused for waiting too long, how many were tried again and why, and how
+// many are in progress.
+type loginMetrics struct {
+	wait       *prometheus.HistogramVec
+	refused    *prometheus.CounterVec
+	retries    *prometheus.CounterVec
+	inProgress *prometheus.GaugeVec
+}
+
+// waitBuckets cover no wait at all to the longest --login-wait allowed
+// sensibly (30 s).
+var waitBuckets = []float64{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+func newLoginMetrics(labels []string) *loginMetrics {
+	return &loginMetrics{
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "login_wait_seconds",
+			Help:    "Time upstream logins waited for their turn under --login-rate and --max-logins-in-progress (logins that went).",
+			Buckets: waitBuckets,
+		}, labels),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "login_wait_refused_total",
+			Help: "Logins refused because their turn would have come after --login-wait (counted under connections_failed_total reason login_rate too).",
+		}, labels),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "login_retries_total",
+			Help: "Upstream logins tried once more with a fresh token, by reason: throttled (the server said too many competing requests), auth_failed_busy (a token rejection while the endpoint was busy).",
+		}, append(labels, "reason")),
+		inProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "logins_in_progress",
+			Help: "Upstream logins in progress now (past the guard's wait, not yet logged in or failed).",
+		}, labels),
+	}
+}
+
+func (m *loginMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.wait, m.refused, m.retries, m.inProgress}
+}
+
+// upstream is one upstream's share, resolved once.
+func (m *loginMetrics) upstream(name, engine string) loginObserver {
+	o := loginObserver{
+		wait: m.wait.WithLabelValues(name, engine), refused: m.refused.WithLabelValues(name, engine),
+		retries: m.retries.MustCurryWith(prometheus.Labels{"upstream": name, "engine": engine}), inProgress: m.inProgress.WithLabelValues(name, engine),
+	}
+	for _, r := range []string{proxy.RetryThrottled, proxy.RetryBusyAuth} {
+		o.retries.WithLabelValues(r) // the series exist at 0 from the start
+	}
+	return o
+}
+
+// loginObserver implements proxy.LoginObserver for one upstream; the
+// upstream's observer embeds it.
+type loginObserver struct {
+	wait       prometheus.Observer
+	refused    prometheus.Counter
+	retries    *prometheus.CounterVec
+	inProgress prometheus.Gauge
+}
+
+func (o loginObserver) LoginWaited(d time.Duration) { o.wait.Observe(d.Seconds()) }
+func (o loginObserver) LoginWaitRefused()           { o.refused.Inc() }
+func (o loginObserver) LoginRetried(reason string)  { o.retries.WithLabelValues(reason).Inc() }
+func (o loginObserver) LoginsInProgress(delta int)  { o.inProgress.Add(float64(delta)) }
+
+var _ proxy.LoginObserver = loginObserver{}
