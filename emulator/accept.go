@@ -38,6 +38,7 @@ func (i *instance) serve(h func(ctx context.Context, c net.Conn)) {
 				return
 			}
 			backoff = 0
+			i.verify.accepted.Add(1)
 			i.conns.Add(1)
 			go func() {
 				defer i.conns.Done()

@@ -27,6 +27,7 @@ type instance struct {
 	done      chan struct{}      // closed when the accept loop has ended
 	conns     sync.WaitGroup     // open connections
 	closeOnce sync.Once
+	verify    verifyLimit // the emulated throttle on IAM logins
 }
 
 // instanceOptions are the fields both engines' options have.
@@ -149,6 +150,9 @@ func (i *instance) ConnectPolicy(users ...string) Policy {
 
 // verifyToken checks a token presented for user as this instance would.
 func (i *instance) verifyToken(token, user string) (*Caller, error) {
+	if err := i.throttle(); err != nil {
+		return nil, err
+	}
 	return i.aws.VerifyRDSToken(token, TokenTarget{
 		Host: i.endpoint, Port: i.port, Region: i.aws.Region(), DBUser: user, ResourceID: i.tokenResourceID(),
 	})

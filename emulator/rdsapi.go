@@ -37,6 +37,8 @@ type dbRecord struct {
 	iamAuth           bool
 	clusterID         string // set by JoinCluster
 	clusterResourceID string
+	verifyRate        float64 // SetVerifyRate
+	failVerifies      int     // FailNextVerifies, what is left
 }
 
 // registerDB records a front for the RDS API, with IAM auth enabled.
