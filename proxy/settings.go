@@ -41,6 +41,11 @@ type Settings struct {
 	// Guard paces new upstream logins per endpoint (see LoginGuard);
 	// nil: none. One guard is shared by every upstream of a process.
 	Guard *LoginGuard
+	// Prewarm is how many upstream connections to keep ready (see Warm);
+	// 0: none. PrewarmMaxAge replaces each before the server's handshake
+	// timeout; 0: the engine's default (half the server's default).
+	Prewarm       int
+	PrewarmMaxAge time.Duration
 }
 
 // Check fills the defaults and refuses settings an engine cannot serve

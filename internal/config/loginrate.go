@@ -12,6 +12,9 @@ func checkLoginGuard(s Serving, bad func(where, key, format string, args ...any)
 	if s.LoginRate > 0 && s.LoginBurst == 0 {
 		bad("", "login_burst", "0 with login_rate %d: use 1 or more", s.LoginRate)
 	}
+	if s.PrewarmMaxAge < 0 {
+		bad("", "prewarm_max_age", "%s is negative", s.PrewarmMaxAge)
+	}
 	if s.LoginWait < 0 {
 		bad("", "login_wait", "%s is negative", s.LoginWait)
 	}

@@ -97,6 +97,7 @@ type Serving struct {
 	LoginWait           Duration `yaml:"login_wait" usage:"longest a login waits for its turn under login_rate and max_logins_in_progress, first come first served; past it the client gets \"too many connections\" (0: no wait)"`
 	MaxLoginsInProgress int      `yaml:"max_logins_in_progress" usage:"cap per endpoint on upstream logins in progress at once, so a storm is served in turn (0: none)"`
 	Prewarm             int      `yaml:"prewarm" usage:"upstream connections per endpoint kept dialed and through TLS (Postgres) or greeted (MySQL), ready for the next client, renewed before the server's handshake timeout (0: none)"`
+	PrewarmMaxAge       Duration `yaml:"prewarm_max_age" usage:"age at which a pre-warmed connection is replaced; keep it under the server's handshake timeout (0: half the default one, 30s for postgres (authentication_timeout), 5s for mysql (connect_timeout))"`
 }
 
 // DefaultServing are the serving settings before any file, variable or

@@ -32,6 +32,8 @@ type Running struct {
 	cancel context.CancelFunc
 	done   chan error
 	log    *slog.Logger
+
+	stopWarm func() // stops the pre-warmed connections
 }
 
 // Start resolves the upstream, failing early on anything wrong with the
@@ -97,6 +99,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	srv.LimitHandshakes(c.MaxHandshakes, 0)
 	sctx, cancel := context.WithCancel(context.Background())
 	r := &Running{up: up, limit: h.limit, ln: ln, srv: srv, cancel: cancel, done: make(chan error, 1), log: log}
+	r.stopWarm = startWarm(h.handler)
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	refresh := time.Duration(c.CARefresh)
 	if refresh == 0 {
@@ -128,6 +131,7 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 		FirstPacketTimeout: firstPacketTimeout(c.Serving), Logger: log, Observer: c.Observer,
 	}
 	settings.Guard = loginGuard(c)
+	settings.Prewarm, settings.PrewarmMaxAge = prewarm(c)
 	var h proxy.Handler
 	var err error
 	switch c.Engine {
@@ -209,6 +213,7 @@ func (r *Running) Shutdown(ctx context.Context) bool {
 	// by Close.
 	r.ln.Close()
 	defer r.up.Close()
+	defer r.stopWarm()
 	return r.srv.Shutdown(ctx)
 }
 

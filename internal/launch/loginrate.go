@@ -25,3 +25,28 @@ func loginGuard(c Config) *proxy.LoginGuard {
 	}
 	return NewLoginGuard(c.Serving)
 }
+
+// prewarm is how many upstream connections c keeps ready, and their age
+// limit. Hook for endpoints that may pause (issue 17's resume_wait > 0,
+// not in the settings yet): they must get 0 here, so that the proxy sends
+// nothing of its own to an idle upstream and it can pause.
+func prewarm(c Config) (int, time.Duration) {
+	return c.Prewarm, time.Duration(c.PrewarmMaxAge)
+}
+
+// warmer is an engine that keeps upstream connections ready.
+type warmer interface {
+	StartWarm()
+	StopWarm()
+}
+
+// startWarm starts h's pre-warmed connections, once it serves; the
+// function returned stops them.
+func startWarm(h proxy.Handler) func() {
+	w, ok := h.(warmer)
+	if !ok {
+		return func() {}
+	}
+	w.StartWarm()
+	return w.StopWarm
+}

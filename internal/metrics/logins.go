@@ -17,7 +17,11 @@ type loginMetrics struct {
 	refused    *prometheus.CounterVec
 	retries    *prometheus.CounterVec
 	inProgress *prometheus.GaugeVec
+	warm       *prometheus.CounterVec
 }
+
+// warmEvents are the pre-warmed connections' events (the label values).
+var warmEvents = []string{"dialed", "dial_failed", "taken", "recycled", "stale"}
 
 // waitBuckets cover no wait at all to the longest --login-wait allowed
 // sensibly (30 s).
@@ -42,11 +46,15 @@ func newLoginMetrics(labels []string) *loginMetrics {
 			Namespace: namespace, Name: "logins_in_progress",
 			Help: "Upstream logins in progress now (past the guard's wait, not yet logged in or failed).",
 		}, labels),
+		warm: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "prewarm_connections_total",
+			Help: "Pre-warmed upstream connections (--prewarm), by event: dialed (made ready), dial_failed, taken (by a login, which skipped its dial), recycled (replaced at --prewarm-max-age), stale (taken but closed by the server; the login dialed afresh).",
+		}, append(labels, "event")),
 	}
 }
 
 func (m *loginMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.wait, m.refused, m.retries, m.inProgress}
+	return []prometheus.Collector{m.wait, m.refused, m.retries, m.inProgress, m.warm}
 }
 
 // upstream is one upstream's share, resolved once.
@@ -58,6 +66,10 @@ func (m *loginMetrics) upstream(name, engine string) loginObserver {
 	for _, r := range []string{proxy.RetryThrottled, proxy.RetryBusyAuth} {
 		o.retries.WithLabelValues(r) // the series exist at 0 from the start
 	}
+	o.warm = map[string]prometheus.Counter{}
+	for _, e := range warmEvents {
+		o.warm[e] = m.warm.WithLabelValues(name, engine, e)
+	}
 	return o
 }
 
@@ -68,6 +80,7 @@ type loginObserver struct {
 	refused    prometheus.Counter
 	retries    *prometheus.CounterVec
 	inProgress prometheus.Gauge
+	warm       map[string]prometheus.Counter // by event; only read once made
 }
 
 func (o loginObserver) LoginWaited(d time.Duration) { o.wait.Observe(d.Seconds()) }
@@ -75,4 +88,18 @@ func (o loginObserver) LoginWaitRefused()           { o.refused.Inc() }
 func (o loginObserver) LoginRetried(reason string)  { o.retries.WithLabelValues(reason).Inc() }
 func (o loginObserver) LoginsInProgress(delta int)  { o.inProgress.Add(float64(delta)) }
 
-var _ proxy.LoginObserver = loginObserver{}
+func (o loginObserver) WarmDialed(ok bool) {
+	if ok {
+		o.warm["dialed"].Inc()
+	} else {
+		o.warm["dial_failed"].Inc()
+	}
+}
+func (o loginObserver) WarmTaken()    { o.warm["taken"].Inc() }
+func (o loginObserver) WarmRecycled() { o.warm["recycled"].Inc() }
+func (o loginObserver) WarmStale()    { o.warm["stale"].Inc() }
+
+var (
+	_ proxy.LoginObserver = loginObserver{}
+	_ proxy.WarmObserver  = loginObserver{}
+)

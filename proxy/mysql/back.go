@@ -55,6 +55,7 @@ type Pending struct {
 	tls      *tls.Config // for this connection's login, fixed at dial time
 	Greeting *mywire.Greeting
 	greeted  time.Time // when the greeting was read: the server's connect_timeout runs from then
+	warm     bool      // it waited among the pre-warmed connections
 }
 
 // Dial connects to u and reads its greeting; ctx bounds both. An ERR in

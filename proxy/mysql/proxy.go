@@ -56,6 +56,7 @@ const GreetingGrace = 5 * time.Second
 type Proxy struct {
 	cfg       Config
 	greetings *proxy.Gate
+	warm      *proxy.Warm[*Pending] // nil: none
 }
 
 // New checks cfg and returns a Proxy.
@@ -75,6 +76,7 @@ func New(cfg Config) (*Proxy, error) {
 	cfg.Logger = log.With("engine", "mysql", "upstream", cfg.Upstream.Host)
 	p := &Proxy{cfg: cfg,
 		greetings: proxy.NewGate(cfg.MaxUnansweredGreetings, GreetingGrace)}
+	p.warm = newWarm(cfg)
 	return p, nil
 }
 
@@ -226,8 +228,18 @@ func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Sessio
 			return nil, err
 		}
 	}
-	s, err := pending.Login(ctx, mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
-		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile})
+	login := mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
+		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile}
+	s, err := pending.Login(ctx, login)
+	if err != nil && pending.warm && proxy.WarmConnGone(err) && ctx.Err() == nil {
+		// The server closed the pre-warmed connection (a restart): a
+		// fresh one, whose connection id is not the one greeted.
+		h.p.warm.Stale(err)
+		if pending, err = Dial(ctx, h.p.cfg.Upstream); err != nil {
+			return nil, err
+		}
+		s, err = pending.Login(ctx, login)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +287,7 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	dctx, dcancel := context.WithTimeout(l.Ctx, p.cfg.ConnectTimeout)
 	defer dcancel()
 	dialStart := time.Now()
-	pending, err := Dial(dctx, p.cfg.Upstream)
+	pending, err := p.dial(dctx)
 	l.AddUpstream(time.Since(dialStart))
 	if err != nil {
 		place.Leave()

@@ -54,6 +54,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	dialer.warm = newWarm(cfg, dialer)
 	cfg.Logger = log.With("engine", "postgres", "upstream", cfg.Upstream.Host)
 	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap()}
 	return p, nil
