@@ -51,6 +51,9 @@ type Login struct {
 	settings *Settings
 	engine   Engine
 	target   Target
+	// guardBusy: the endpoint was busy when this login went (see
+	// Settings.retryReason).
+	guardBusy bool
 
 	mu      sync.Mutex
 	evicted *failure.Failure // why it was evicted, for the client; nil if it was not

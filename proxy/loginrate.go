@@ -34,10 +34,20 @@ type LoginLimits struct {
 
 // LoginGuard shapes new upstream logins per endpoint: a token bucket for
 // the rate, and a cap on logins in progress, both waited for in arrival
-// order and for at most MaxWait. RDS throttles IAM logins near 200 a second
-// per instance and then fails them ("too many competing requests"): a
-// storm of clients is better served in turn, a little later, than refused
-// by the server.
+// order. RDS throttles IAM logins near 200 a second per instance and then
+// fails them ("too many competing requests"): a storm of clients is better
+// served in turn, a little later, than refused by the server.
+//
+// The two waits are bounded differently. The rate's is known in advance,
+// so a login whose token would come after MaxWait is refused at once,
+// while the client can still do something useful with the answer. A
+// place among the logins in progress frees when the server has answered
+// one, which nobody can say in advance: a login waits in line for as long
+// as its caller's context allows (the client's handshake timeout), as it
+// would have waited for a slow server anyway; turning it away would shed
+// no load from a server busy with the logins in progress. On a machine
+// where a login takes seconds (a loaded one) a storm then still gets in,
+// in turn, rather than being refused after MaxWait.
 //
 // Keys are strings (the host:port a token is signed for, a DSQL cluster,
 // an Aurora instance) so that every engine and router can share one guard
@@ -120,10 +130,11 @@ func (e *LoginRateError) Error() string {
 }
 
 // Wait waits for key's turn to log in: a token of its rate, then a place
-// among its logins in progress, in arrival order each. It waits at most
-// the guard's MaxWait and no later than ctx's deadline: a login whose
-// turn would come later is refused at once with a *LoginRateError, never
-// left to wait in vain. On success release gives the place back (call it
+// among its logins in progress, in arrival order each. A token due after
+// the guard's MaxWait or ctx's deadline is refused at once with a
+// *LoginRateError, never waited for in vain; a place among the logins in
+// progress is waited for until ctx's deadline (MaxWait without one), then
+// refused the same way. On success release gives the place back (call it
 // once the login has finished, logged in or not); waited is the time
 // spent waiting.
 func (g *LoginGuard) Wait(ctx context.Context, key string) (release func(), waited time.Duration, err error) {
@@ -136,7 +147,11 @@ func (g *LoginGuard) Wait(ctx context.Context, key string) (release func(), wait
 	if err := e.takeToken(ctx, start, limit, g.maxWait); err != nil {
 		return nil, time.Since(start), err
 	}
-	release, err = e.enter(ctx, limit, g.maxWait)
+	line := start.Add(g.maxWait)
+	if d, ok := ctx.Deadline(); ok {
+		line = d
+	}
+	release, err = e.enter(ctx, line, line.Sub(start))
 	return release, time.Since(start), err
 }
 
@@ -241,8 +256,8 @@ func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, max
 }
 
 // enter takes a place among the logins in progress, waiting in line
-// until limit at the latest.
-func (e *endpointGuard) enter(ctx context.Context, limit time.Time, maxWait time.Duration) (func(), error) {
+// until limit at the latest (wait long from the start of the login).
+func (e *endpointGuard) enter(ctx context.Context, limit time.Time, wait time.Duration) (func(), error) {
 	e.mu.Lock()
 	if e.limits.MaxInProgress <= 0 || (e.inProgress < e.limits.MaxInProgress && len(e.queue) == 0) {
 		e.inProgress++
@@ -261,7 +276,7 @@ func (e *endpointGuard) enter(ctx context.Context, limit time.Time, maxWait time
 	case <-w.granted:
 		return e.leaveOnce(), nil
 	case <-t.C:
-		err = &LoginRateError{Key: e.key, Limits: limits, Wait: maxWait, InProgress: true}
+		err = &LoginRateError{Key: e.key, Limits: limits, Wait: wait, InProgress: true}
 	case <-ctx.Done():
 		err = ctx.Err()
 	}

@@ -184,7 +184,7 @@ func TestLoginGuardInProgressFIFOAndRefusal(t *testing.T) {
 		}
 		f := LoginRateFailure(rerr)
 		if f.Reason != failure.LoginRate || f.Code.SQLState != "53300" || f.Code.Errno != 1040 ||
-			!strings.Contains(f.Cause, "--max-logins-in-progress") || !strings.Contains(f.Cause, "--login-wait") {
+			!strings.Contains(f.Cause, "--max-logins-in-progress") || !strings.Contains(f.Fix, "--max-logins-in-progress") {
 			t.Errorf("failure %+v", f)
 		}
 	})

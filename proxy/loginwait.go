@@ -85,6 +85,9 @@ func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
 		}
 		return nil, err
 	}
+	// Busy now, when the login goes: its failure may come back seconds
+	// later on a loaded machine, when the window has moved on.
+	l.guardBusy = s.Guard.Busy(GuardKey(l.target))
 	if waited > time.Millisecond {
 		l.Log.Debug("login waited for its turn", "waited", waited.Round(time.Millisecond))
 	}
@@ -97,7 +100,8 @@ func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
 }
 
 // retryReason says why a failed login is worth one more try with a fresh
-// token, or "" when it is not.
+// token, or "" when it is not. A generic rejection counts when the
+// endpoint was busy as the login went or is busy as it failed.
 func (s *Settings) retryReason(l *Login, err error) string {
 	if err == nil || l.Ctx.Err() != nil || l.Evicted() != nil {
 		return ""
@@ -105,7 +109,7 @@ func (s *Settings) retryReason(l *Login, err error) string {
 	if strings.Contains(strings.ToLower(err.Error()), ThrottleText) {
 		return RetryThrottled
 	}
-	if tr, ok := l.engine.(TokenRejecter); ok && s.Guard != nil && tr.TokenRejected(err) && s.Guard.Busy(GuardKey(l.target)) {
+	if tr, ok := l.engine.(TokenRejecter); ok && s.Guard != nil && tr.TokenRejected(err) && (l.guardBusy || s.Guard.Busy(GuardKey(l.target))) {
 		return RetryBusyAuth
 	}
 	return ""
@@ -139,13 +143,14 @@ func (s *Settings) loginWithRetry(ctx context.Context, l *Login, h Handshake, us
 // LoginRateFailure is what a client refused by the guard is told.
 func LoginRateFailure(e *LoginRateError) *failure.Failure {
 	var cause string
+	fix := "connect again in a moment; RDS throttles IAM logins near 200 a second per instance, so open fewer new connections at once (keep them in a pool) or let logins wait longer (--login-wait)"
 	if e.InProgress {
-		cause = fmt.Sprintf("too many logins to %s at once: %d are in progress (the proxy's limit, --max-logins-in-progress) and no place freed within %s (--login-wait)",
+		fix = "connect again in a moment; the upstream is slow to answer logins (check its load), or raise --max-logins-in-progress if it can take more at once"
+		cause = fmt.Sprintf("too many logins to %s at once: %d are in progress (the proxy's limit, --max-logins-in-progress) and no place freed within %s (the rest of the handshake timeout)",
 			e.Key, e.Limits.MaxInProgress, e.Wait.Round(time.Millisecond))
 	} else {
 		cause = fmt.Sprintf("too many logins to %s: the proxy paces IAM logins to %g a second (burst %d, --login-rate, --login-burst) and this one would have waited more than %s (--login-wait)",
 			e.Key, e.Limits.Rate, e.Limits.Burst, e.Wait.Round(time.Millisecond))
 	}
-	return &failure.Failure{Reason: failure.LoginRate, Code: failure.Code{SQLState: "53300", Errno: 1040}, Err: e, Cause: cause,
-		Fix: "connect again in a moment; RDS throttles IAM logins near 200 a second per instance, so open fewer new connections at once (keep them in a pool) or let logins wait longer (--login-wait)"}
+	return &failure.Failure{Reason: failure.LoginRate, Code: failure.Code{SQLState: "53300", Errno: 1040}, Err: e, Cause: cause, Fix: fix}
 }
