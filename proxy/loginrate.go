@@ -155,10 +155,12 @@ func (g *LoginGuard) Wait(ctx context.Context, key string) (release func(), wait
 	return release, time.Since(start), err
 }
 
-// Again waits for a token of key's rate for a second login attempt (a
-// retry with a fresh token) by a login that holds its place already; it
-// waits no later than ctx's deadline.
-func (g *LoginGuard) Again(ctx context.Context, key string) error {
+// WaitRate waits for a token of key's rate only, no later than MaxWait
+// or ctx's deadline (else a *LoginRateError at once): for a second login
+// attempt (a retry with a fresh token) by a login that holds its place
+// already, and for a login whose upstream connection is open already
+// (MySQL), which the server counts as in progress anyway.
+func (g *LoginGuard) WaitRate(ctx context.Context, key string) error {
 	start := time.Now()
 	limit := start.Add(g.maxWait)
 	if d, ok := ctx.Deadline(); ok && d.Before(limit) {

@@ -29,8 +29,9 @@ type LoginObserver interface {
 // UpstreamWaiting is implemented by a Handshake whose upstream connection
 // is open before the login and cannot wait past a time: a MySQL server
 // closes a greeted connection left unanswered for its connect_timeout, so
-// a login waiting in the guard must go, or be refused, before then. A
-// zero time sets no limit.
+// a login waiting in the guard must go, or be refused, before then. Such
+// a login waits for the rate only, not for a place among the logins in
+// progress. A zero time sets no limit.
 type UpstreamWaiting interface {
 	LoginBy() time.Time
 }
@@ -67,15 +68,30 @@ func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
 		return func() {}, nil
 	}
 	ctx := l.Ctx
+	opened := false // the upstream connection is open and its server's clock runs
 	if uw, ok := h.(UpstreamWaiting); ok {
 		if by := uw.LoginBy(); !by.IsZero() {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, by)
 			defer cancel()
+			opened = true
 		}
 	}
 	lo, _ := s.Observer.(LoginObserver)
-	leave, waited, err := s.Guard.Wait(ctx, GuardKey(l.target))
+	var leave func()
+	var waited time.Duration
+	var err error
+	if opened {
+		// The rate only: the server counts this login in progress since
+		// its greeting already (the cap on unanswered greetings bounds
+		// those), and a wait in line for a place could outlast its
+		// connect_timeout on a loaded machine.
+		start := time.Now()
+		err = s.Guard.WaitRate(ctx, GuardKey(l.target))
+		leave, waited = func() {}, time.Since(start)
+	} else {
+		leave, waited, err = s.Guard.Wait(ctx, GuardKey(l.target))
+	}
 	if err != nil {
 		if rerr, ok := errors.AsType[*LoginRateError](err); ok {
 			if lo != nil {
@@ -128,7 +144,7 @@ func (s *Settings) loginWithRetry(ctx context.Context, l *Login, h Handshake, us
 		lo.LoginRetried(why)
 	}
 	if s.Guard != nil {
-		if gerr := s.Guard.Again(ctx, GuardKey(l.target)); gerr != nil {
+		if gerr := s.Guard.WaitRate(ctx, GuardKey(l.target)); gerr != nil {
 			return nil, err // no turn in time: the first failure is the story
 		}
 	}
