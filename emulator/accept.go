@@ -44,6 +44,7 @@ func (i *instance) serve(h func(ctx context.Context, c net.Conn)) {
 			if !i.admit(ctx, c) {
 				continue
 			}
+			i.verify.accepted.Add(1)
 			i.conns.Add(1)
 			go func() {
 				defer i.conns.Done()

@@ -33,6 +33,7 @@ type instance struct {
 
 	pause    pauseState   // see Pause
 	attempts atomic.Int64 // connections accepted
+	verify   verifyLimit  // the emulated throttle on IAM logins
 }
 
 // instanceOptions are the fields both engines' options have.
@@ -161,6 +162,9 @@ func (i *instance) ConnectPolicy(users ...string) Policy {
 // writer and reader names, which a client dialing through the cluster's
 // DNS signs for).
 func (i *instance) verifyToken(token, user string) (*Caller, error) {
+	if err := i.throttle(); err != nil {
+		return nil, err
+	}
 	return i.aws.VerifyRDSToken(token, TokenTarget{
 		Host: i.tokenHost(token), Port: i.port, Region: i.tokenRegion(), DBUser: user, ResourceID: i.tokenResourceID(),
 	})

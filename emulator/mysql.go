@@ -192,7 +192,7 @@ func (m *MySQL) serveConn(ctx context.Context, c net.Conn) {
 	caller, err := m.verifyToken(string(token), user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())
-		mywire.WriteServerError(conn, seq, mywire.ErAccessDenied, denied)
+		mywire.WriteServerError(conn, seq, mywire.ErAccessDenied, denied+competingSuffix(err))
 		return
 	}
 	log = log.With("caller", caller.ARN)

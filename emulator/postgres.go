@@ -161,7 +161,7 @@ func (p *Postgres) serveConn(ctx context.Context, c net.Conn) {
 	caller, err := p.verifyToken(token, user)
 	if err != nil {
 		log.Warn("IAM token rejected", "reason", err.Error())
-		pgwire.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
+		pgwire.WriteServerError(conn, "FATAL", "28P01", fmt.Sprintf("PAM authentication failed for user %q", user)+competingSuffix(err))
 		return
 	}
 	log = log.With("caller", caller.ARN)

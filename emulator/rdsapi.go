@@ -38,6 +38,8 @@ type dbRecord struct {
 	clusterID         string // set by JoinCluster
 	clusterResourceID string
 	global            *GlobalCluster // set by ServeGlobal
+	verifyRate        float64        // SetVerifyRate
+	failVerifies      int            // FailNextVerifies, what is left
 }
 
 // registerDB records a front for the RDS API, with IAM auth enabled.

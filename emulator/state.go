@@ -66,6 +66,10 @@ type DBState struct {
 	IAMAuth           bool
 	ClusterID         string
 	ClusterResourceID string
+	// VerifyRate and FailNextVerifies are the emulated throttle on IAM
+	// logins (SetVerifyRate, FailNextVerifies: what is left of it).
+	VerifyRate       float64
+	FailNextVerifies int
 }
 
 // State returns a copy of the AWS's changeable state (see [State]).
@@ -118,7 +122,8 @@ func (a *AWS) State() State {
 	slices.Sort(s.SSOGrants)
 	for _, d := range a.dbs {
 		s.DBs = append(s.DBs, DBState{Engine: d.engine, Endpoint: d.endpoint, Port: d.port, ResourceID: d.resourceID,
-			IAMAuth: d.iamAuth, ClusterID: d.clusterID, ClusterResourceID: d.clusterResourceID})
+			IAMAuth: d.iamAuth, ClusterID: d.clusterID, ClusterResourceID: d.clusterResourceID,
+			VerifyRate: d.verifyRate, FailNextVerifies: d.failVerifies})
 	}
 	slices.SortFunc(s.DBs, func(x, y DBState) int {
 		return cmp.Or(cmp.Compare(x.Endpoint, y.Endpoint), cmp.Compare(x.Port, y.Port))

@@ -24,4 +24,8 @@ const (
 	// CancelRequest is not a failure: a Postgres cancel request's
 	// connection, which ends once the cancel is forwarded.
 	CancelRequest Reason = "cancel_request"
+	// LoginRate: the proxy's guard on the IAM login rate to an endpoint
+	// (--login-rate, --max-logins-in-progress) had no turn for it within
+	// --login-wait.
+	LoginRate Reason = "login_rate"
 )

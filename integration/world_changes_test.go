@@ -230,6 +230,27 @@ func (wd *world) setMySQLIAMUser(t *testing.T, user string, iam bool) (undo func
 	return undoAtEnd(t, func() { wd.my.SetIAMUser(user, was) })
 }
 
+// verifyThrottler is an emulated front's throttle on IAM logins.
+type verifyThrottler interface {
+	FailNextVerifies(n int)
+	SetVerifyRate(perSecond float64)
+}
+
+// failNextVerifies makes db refuse its next n IAM logins as throttled;
+// what is left of n is cleared when t ends.
+func (wd *world) failNextVerifies(t *testing.T, db verifyThrottler, n int) (undo func()) {
+	serial(t)
+	db.FailNextVerifies(n)
+	return undoAtEnd(t, func() { db.FailNextVerifies(0) })
+}
+
+// setVerifyRate makes db refuse IAM logins over perSecond until t ends.
+func (wd *world) setVerifyRate(t *testing.T, db verifyThrottler, perSecond float64) (undo func()) {
+	serial(t)
+	db.SetVerifyRate(perSecond)
+	return undoAtEnd(t, func() { db.SetVerifyRate(0) })
+}
+
 // unsetEnv removes name from the process environment until t ends.
 // t.Setenv can only set a variable, and to the AWS SDK an empty
 // AWS_REGION is not an absent one.

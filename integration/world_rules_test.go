@@ -25,7 +25,7 @@ const changesFile = "world_changes_test.go"
 var sharedSetters = []string{
 	"SetClockOffset", "SetSessionDuration", "RotateInstanceCredentials", "InjectFault", "ClearFault",
 	"SetInstanceProfile", "SetContainerCredentials", "SetRolePolicy", "SetIAMAuth", "SetIAMUser",
-	"JoinCluster", "IsolateProcessEnv", "UseInProcess",
+	"JoinCluster", "IsolateProcessEnv", "UseInProcess", "FailNextVerifies", "SetVerifyRate",
 }
 
 // envChangers change the process environment for good; t.Setenv (and

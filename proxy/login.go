@@ -52,6 +52,9 @@ type Login struct {
 	engine   Engine
 	target   Target
 	route    *routeTicket // the Aurora instance this connection is on (Settings.Router), or nil
+	// guardBusy: the endpoint was busy when this login went (see
+	// Settings.retryReason).
+	guardBusy bool
 
 	mu      sync.Mutex
 	evicted *failure.Failure // why it was evicted, for the client; nil if it was not

@@ -87,11 +87,19 @@ func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 		return sess, nil // a parked session: no token, no login
 	}
 	t := l.target
+	release, err := s.awaitLogin(l, h) // the guard on the login rate
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.SigningRegion(), user)
 	if err != nil {
 		return nil, err
 	}
-	return s.holdLogin(l, user, func(ctx context.Context) (Session, error) { return h.Login(ctx, user, tok) })
+	// Held while a paused upstream resumes (resume.go), each attempt
+	// within the connect timeout and retried once on throttling
+	// (loginwait.go).
+	return s.holdLogin(l, user, func(ctx context.Context) (Session, error) { return s.loginWithRetry(ctx, l, h, user, tok) })
 }
 
 // explain turns a failed login into what the client is told: the

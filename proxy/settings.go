@@ -53,6 +53,14 @@ type Settings struct {
 	// connection (the writer, or a reader) instead of the endpoint's DNS;
 	// see route.go.
 	Router *Router
+	// Guard paces new upstream logins per endpoint (see LoginGuard);
+	// nil: none. One guard is shared by every upstream of a process.
+	Guard *LoginGuard
+	// Prewarm is how many upstream connections to keep ready (see Warm);
+	// 0: none. PrewarmMaxAge replaces each before the server's handshake
+	// timeout; 0: the engine's default (half the server's default).
+	Prewarm       int
+	PrewarmMaxAge time.Duration
 }
 
 // Check fills the defaults and refuses settings an engine cannot serve

@@ -42,6 +42,7 @@ func (s *Settings) check() error {
 		}
 	}
 	s.Reuse.check(bad)
+	checkLoginGuard(s.Serving, bad)
 	if s.ExitCode < 0 || s.ExitCode > 125 {
 		bad("", "exit_code", "%d: use 0 to 125", s.ExitCode)
 	}

@@ -110,6 +110,15 @@ type Serving struct {
 	KeepAlive          Duration `yaml:"keepalive" usage:"TCP keepalive period of client connections (0: 15s; negative: off)"`
 	UpstreamTCPTimeout Duration `yaml:"upstream_tcp_timeout" usage:"end a session, with an error to its client, when the network path to the upstream is dead this long: data sent unacknowledged, or keepalive probes unanswered (0: 30s; negative: off, the OS's limit of about 15 minutes)"`
 	Reuse              `yaml:",inline"`
+
+	// The guard on the IAM login rate and pre-warmed upstream connections
+	// (proxy.LoginGuard, proxy.Warm).
+	LoginRate           int      `yaml:"login_rate" usage:"new IAM logins a second per endpoint (host:port) at most, over every upstream of the process; RDS throttles near 200 a second per instance (0: no limit)"`
+	LoginBurst          int      `yaml:"login_burst" usage:"logins per endpoint that may go at once after a quiet spell, above login_rate"`
+	LoginWait           Duration `yaml:"login_wait" usage:"longest a login waits for its turn under login_rate, first come first served; a login whose turn comes later gets \"too many connections\" at once (0: no wait). A place among max_logins_in_progress is waited for as long as the handshake may last"`
+	MaxLoginsInProgress int      `yaml:"max_logins_in_progress" usage:"cap per endpoint on upstream logins in progress at once, so a storm is served in turn (0: none); MySQL logins, open from the greeting on, are bounded by max_unanswered_greetings instead"`
+	Prewarm             int      `yaml:"prewarm" usage:"upstream connections per endpoint kept dialed and through TLS (Postgres) or greeted (MySQL), ready for the next client, renewed before the server's handshake timeout (0: none)"`
+	PrewarmMaxAge       Duration `yaml:"prewarm_max_age" usage:"age at which a pre-warmed connection is replaced; keep it under the server's handshake timeout (0: half the default one, 30s for postgres (authentication_timeout), 5s for mysql (connect_timeout))"`
 }
 
 // DefaultServing are the serving settings before any file, variable or
@@ -123,6 +132,11 @@ func DefaultServing() Serving {
 		MaxHandshakes:      1024,
 		MaxUnanswered:      64,
 		Reuse:              DefaultReuse(),
+
+		LoginRate:           150,
+		LoginBurst:          20,
+		LoginWait:           Duration(10 * time.Second),
+		MaxLoginsInProgress: 32,
 	}
 }
 

@@ -28,6 +28,9 @@ type Config struct {
 	// Shared is a cap on client connections over several upstreams (nil:
 	// none).
 	Shared *proxy.Limit
+	// Guard paces IAM logins per endpoint over several upstreams (nil:
+	// one of this upstream's own, from the serving settings).
+	Guard *proxy.LoginGuard
 	// Observer hears about connections (metrics); nil: none.
 	Observer proxy.Observer
 

@@ -38,9 +38,16 @@ func newDSQL(up *Upstream, s proxy.Settings, log *slog.Logger) (proxy.Handler, e
 	}
 	log.Info("Aurora DSQL: tokens for DbConnectAdmin or DbConnect by role, every login to the database postgres, sessions end after the session limit",
 		"dsql_action", string(action), "session_limit", c.SessionLimit().String())
-	// Shape stays nil until issue 15's LoginGuard (proxy/loginrate.go) is
-	// on main: then it waits on the guard keyed by the cluster's host, at
-	// 90 logins a second, burst 100.
+	// DSQL takes 100 new connections a second per cluster (53400 past
+	// it): the core's login-rate guard, keyed by the cluster's host:port,
+	// shapes them under that, at 90 a second with a burst of 100 [choice:
+	// a tenth of headroom for other clients of the cluster].
+	if s.Guard != nil {
+		key := proxy.GuardKey(proxy.Target{Host: up.Endpoint.Host, Port: up.Endpoint.Port})
+		l := s.Guard.Limits(key)
+		l.Rate, l.Burst = dsql.LoginRate, dsql.LoginBurst
+		s.Guard.Limit(key, l)
+	}
 	return dsql.New(dsql.Config{Upstream: up.PostgresUpstream(), Settings: s, Signer: up.Tokens,
 		Admin: action.Admin, SessionLimit: c.SessionLimit(), Shape: nil})
 }

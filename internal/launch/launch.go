@@ -33,6 +33,8 @@ type Running struct {
 	done   chan error
 	log    *slog.Logger
 	pool   *proxy.Pool // session reuse; nil: off
+
+	stopWarm func() // stops the pre-warmed connections
 }
 
 // Start resolves the upstream, failing early on anything wrong with the
@@ -103,6 +105,7 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Running, error) {
 	srv.LimitHandshakes(c.MaxHandshakes, 0)
 	sctx, cancel := context.WithCancel(context.Background())
 	r := &Running{up: up, limit: h.limit, ln: ln, srv: srv, cancel: cancel, done: make(chan error, 1), log: log, pool: h.pool}
+	r.stopWarm = startWarm(h.handler)
 	go func() { r.done <- r.srv.Serve(sctx, ln) }()
 	if h.router != nil {
 		go h.router.Run(sctx)
@@ -144,6 +147,8 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 	if up.global != nil {
 		settings.Follow = up.global
 	}
+	settings.Guard = loginGuard(c)
+	settings.Prewarm, settings.PrewarmMaxAge = prewarm(c)
 	var router *proxy.Router
 	var err error
 	if c.Pausable() {
@@ -258,6 +263,7 @@ func (r *Running) Shutdown(ctx context.Context) bool {
 	r.ln.Close()
 	defer r.up.Close()
 	defer r.pool.Close() // after the connections: the last sessions park, then close
+	defer r.stopWarm()
 	return r.srv.Shutdown(ctx)
 }
 

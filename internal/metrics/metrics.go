@@ -35,6 +35,7 @@ var knownReasons = []failure.Reason{
 	failure.Protocol, failure.Credentials, failure.Limit, failure.Shutdown,
 	failure.UpstreamAuth, failure.UpstreamTLS, failure.UpstreamDial, failure.Upstream,
 	failure.Timeout, failure.ClientGone, failure.HandshakeLimit, failure.Evicted,
+	failure.LoginRate,
 }
 
 // Metrics is the proxy's set of metrics and the registry serving them. Safe
@@ -51,6 +52,8 @@ type Metrics struct {
 	route     routeMetrics // Aurora routing (route.go)
 
 	state *stateCollector
+
+	logins *loginMetrics
 }
 
 // New makes a Metrics with a fresh registry that also carries the Go
@@ -92,6 +95,8 @@ func New() *Metrics {
 			now:         time.Now,
 		},
 	}
+	m.logins = newLoginMetrics(labels)
+	m.reg.MustRegister(m.logins.collectors()...)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -132,6 +137,7 @@ func (m *Metrics) Upstream(name, engine string) proxy.Observer {
 		fromUpstream: m.bytes.WithLabelValues(name, engine, "from_upstream"),
 		route:        m.route.upstream(name, engine),
 	}
+	o.loginObserver = m.logins.upstream(name, engine)
 	for _, r := range knownReasons {
 		o.failed[r] = o.failedVec.WithLabelValues(string(r))
 	}
@@ -151,6 +157,7 @@ type observer struct {
 	fromClient   prometheus.Counter
 	fromUpstream prometheus.Counter
 	route        routeObserver // implements proxy.RouteObserver
+	loginObserver
 }
 
 func (o *observer) Accepted() {

@@ -72,6 +72,7 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 	}
 	p := &Process{State: health.NewState(), Metrics: metrics.New()}
 	shared := proxy.NewLimit(s.MaxConnections, "all upstreams")
+	guard := launch.NewLoginGuard(s.Serving) // one login budget per endpoint, whichever upstream logs in
 
 	stopAll := func(deadline time.Duration) bool {
 		sctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -110,7 +111,7 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 	}
 	mfa := authtoken.NewMFASessions() // one MFA code for all upstreams
 	for _, u := range s.Upstreams {
-		lc := launch.Config{Upstream: u, Serving: s.Serving, Shared: shared,
+		lc := launch.Config{Upstream: u, Serving: s.Serving, Shared: shared, Guard: guard,
 			Observer: p.Metrics.Upstream(u.Name, u.Engine.String()), AWSLoadOptions: o.AWSLoadOptions,
 			MFAPrompt: o.MFAPrompt, MFASessions: mfa}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -48,6 +48,13 @@ type Config struct {
 	Shape func(ctx context.Context, cluster string) error
 }
 
+// LoginRate and LoginBurst shape new logins to one cluster (with the
+// proxy's login-rate guard) under DSQL's 100 new connections a second.
+const (
+	LoginRate  = 90
+	LoginBurst = 100
+)
+
 // New returns the Postgres engine configured for a DSQL cluster.
 func New(cfg Config) (*postgres.Proxy, error) {
 	if cfg.Signer == nil {

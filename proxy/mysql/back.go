@@ -54,6 +54,8 @@ type Pending struct {
 	wire     *mywire.Pending
 	tls      *tls.Config // for this connection's login, fixed at dial time
 	Greeting *mywire.Greeting
+	greeted  time.Time // when the greeting was read: the server's connect_timeout runs from then
+	warm     bool      // it waited among the pre-warmed connections
 }
 
 // Dial connects to u and reads its greeting; ctx bounds both. An ERR in
@@ -68,7 +70,7 @@ func Dial(ctx context.Context, u Upstream) (*Pending, error) {
 		return nil, err
 	}
 	_, tlsConf := u.currentTLS()
-	return &Pending{wire: w, tls: tlsConf, Greeting: w.Greeting}, nil
+	return &Pending{wire: w, tls: tlsConf, Greeting: w.Greeting, greeted: time.Now()}, nil
 }
 
 // Close drops a connection that will not log in.

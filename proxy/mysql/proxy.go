@@ -56,6 +56,7 @@ const GreetingGrace = 5 * time.Second
 type Proxy struct {
 	cfg       Config
 	greetings *proxy.Gate
+	warm      *proxy.Warm[*Pending] // nil: none
 }
 
 // New checks cfg and returns a Proxy.
@@ -75,6 +76,7 @@ func New(cfg Config) (*Proxy, error) {
 	cfg.Logger = log.With("engine", "mysql", "upstream", cfg.Upstream.Host)
 	p := &Proxy{cfg: cfg,
 		greetings: proxy.NewGate(cfg.MaxUnansweredGreetings, GreetingGrace)}
+	p.warm = newWarm(cfg)
 	return p, nil
 }
 
@@ -217,8 +219,27 @@ func (h *handshake) clientError(err error) error {
 func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Session, error) {
 	pending := h.pending
 	h.pending = nil // Login closes it on failure, and owns it on success
-	s, err := pending.Login(ctx, mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
-		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile})
+	if pending == nil {
+		// A second try after a throttled login (the first connection
+		// ended with it): a fresh connection. Its connection id is not
+		// the one the client was greeted with.
+		var err error
+		if pending, err = Dial(ctx, h.p.cfg.Upstream); err != nil {
+			return nil, err
+		}
+	}
+	login := mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
+		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile}
+	s, err := pending.Login(ctx, login)
+	if err != nil && pending.warm && proxy.WarmConnGone(err) && ctx.Err() == nil {
+		// The server closed the pre-warmed connection (a restart): a
+		// fresh one, whose connection id is not the one greeted.
+		h.p.warm.Stale(err)
+		if pending, err = Dial(ctx, h.p.cfg.Upstream); err != nil {
+			return nil, err
+		}
+		s, err = pending.Login(ctx, login)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +297,7 @@ func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	pending, err := proxy.Hold(l.Ctx, held, func(ctx context.Context) (*Pending, error) {
 		dctx, dcancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 		defer dcancel()
-		return Dial(dctx, p.cfg.Upstream)
+		return p.dial(dctx) // a pre-warmed connection when there is one
 	})
 	l.AddUpstream(time.Since(dialStart))
 	if err != nil {

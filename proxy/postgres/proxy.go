@@ -58,6 +58,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	dialer.warm = newWarm(cfg, dialer)
 	cfg.Logger = log.With("engine", cfg.Variant.name(), "upstream", cfg.Upstream.Host)
 	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap()}
 	return p, nil

@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
+)
+
+// LoginObserver hears how the login-rate guard treats one upstream's
+// logins (metrics). An Observer that also implements it gets the calls.
+type LoginObserver interface {
+	// LoginWaited: a login waited d for its turn (0 when none) and went.
+	LoginWaited(d time.Duration)
+	// LoginWaitRefused: a login would have waited too long and was refused.
+	LoginWaitRefused()
+	// LoginRetried: a failed login was tried again with a fresh token,
+	// for reason (RetryThrottled, RetryBusyAuth).
+	LoginRetried(reason string)
+	// LoginsInProgress: delta logins started (1) or finished (-1).
+	LoginsInProgress(delta int)
+}
+
+// UpstreamWaiting is implemented by a Handshake whose upstream connection
+// is open before the login and cannot wait past a time: a MySQL server
+// closes a greeted connection left unanswered for its connect_timeout, so
+// a login waiting in the guard must go, or be refused, before then. Such
+// a login waits for the rate only, not for a place among the logins in
+// progress. A zero time sets no limit.
+type UpstreamWaiting interface {
+	LoginBy() time.Time
+}
+
+// TokenRejecter is implemented by an Engine that can tell its server's
+// generic rejection of a token (Postgres "PAM authentication failed",
+// MySQL "Access denied"): RDS may answer a throttled login with it, so
+// while the endpoint is busy such a failure is tried once more.
+type TokenRejecter interface {
+	TokenRejected(err error) bool
+}
+
+// Reasons a login is tried again (the metric's label).
+const (
+	// RetryThrottled: the server said "too many competing requests".
+	RetryThrottled = "throttled"
+	// RetryBusyAuth: a generic token rejection while the endpoint ran
+	// above half the guard's rate over the last second.
+	RetryBusyAuth = "auth_failed_busy"
+)
+
+// ThrottleText is how RDS words its refusal of an IAM login over its rate
+// ("The IAM authentication failed because of too many competing
+// requests"); matched without regard to case in any server error.
+const ThrottleText = "too many competing requests"
+
+// GuardKey is the guard's key for t: the host:port tokens are signed for.
+func GuardKey(t Target) string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+
+// awaitLogin waits for the login's turn in the guard (none: at once). A
+// login refused by it gets a login_rate failure.
+func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
+	if s.Guard == nil {
+		return func() {}, nil
+	}
+	ctx := l.Ctx
+	opened := false // the upstream connection is open and its server's clock runs
+	if uw, ok := h.(UpstreamWaiting); ok {
+		if by := uw.LoginBy(); !by.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, by)
+			defer cancel()
+			opened = true
+		}
+	}
+	lo, _ := s.Observer.(LoginObserver)
+	var leave func()
+	var waited time.Duration
+	var err error
+	if opened {
+		// The rate only: the server counts this login in progress since
+		// its greeting already (the cap on unanswered greetings bounds
+		// those), and a wait in line for a place could outlast its
+		// connect_timeout on a loaded machine.
+		start := time.Now()
+		err = s.Guard.WaitRate(ctx, GuardKey(l.target))
+		leave, waited = func() {}, time.Since(start)
+	} else {
+		leave, waited, err = s.Guard.Wait(ctx, GuardKey(l.target))
+	}
+	if err != nil {
+		if rerr, ok := errors.AsType[*LoginRateError](err); ok {
+			if lo != nil {
+				lo.LoginWaitRefused()
+			}
+			return nil, LoginRateFailure(rerr)
+		}
+		return nil, err
+	}
+	// Busy now, when the login goes: its failure may come back seconds
+	// later on a loaded machine, when the window has moved on.
+	l.guardBusy = s.Guard.Busy(GuardKey(l.target))
+	if waited > time.Millisecond {
+		l.Log.Debug("login waited for its turn", "waited", waited.Round(time.Millisecond))
+	}
+	if lo != nil {
+		lo.LoginWaited(waited)
+		lo.LoginsInProgress(1)
+		return func() { leave(); lo.LoginsInProgress(-1) }, nil
+	}
+	return leave, nil
+}
+
+// retryReason says why a failed login is worth one more try with a fresh
+// token, or "" when it is not. A generic rejection counts when the
+// endpoint was busy as the login went or is busy as it failed.
+func (s *Settings) retryReason(l *Login, err error) string {
+	if err == nil || l.Ctx.Err() != nil || l.Evicted() != nil {
+		return ""
+	}
+	if strings.Contains(strings.ToLower(err.Error()), ThrottleText) {
+		return RetryThrottled
+	}
+	if tr, ok := l.engine.(TokenRejecter); ok && s.Guard != nil && tr.TokenRejected(err) && (l.guardBusy || s.Guard.Busy(GuardKey(l.target))) {
+		return RetryBusyAuth
+	}
+	return ""
+}
+
+// loginWithRetry has h log in with tok, and once more with a fresh token
+// (after a token of the guard's rate) when the server throttled it.
+func (s *Settings) loginWithRetry(ctx context.Context, l *Login, h Handshake, user, tok string) (Session, error) {
+	sess, err := h.Login(ctx, user, tok)
+	why := s.retryReason(l, err)
+	if why == "" {
+		return sess, err
+	}
+	l.Log.Info("upstream login failed; trying once more with a fresh token", "why", why, "err", err)
+	if lo, ok := s.Observer.(LoginObserver); ok {
+		lo.LoginRetried(why)
+	}
+	if s.Guard != nil {
+		if gerr := s.Guard.WaitRate(ctx, GuardKey(l.target)); gerr != nil {
+			return nil, err // no turn in time: the first failure is the story
+		}
+	}
+	t := l.target
+	tok, terr := s.Tokens.Token(ctx, t.Host, t.Port, s.SigningRegion(), user)
+	if terr != nil {
+		return nil, terr
+	}
+	return h.Login(ctx, user, tok)
+}
+
+// LoginRateFailure is what a client refused by the guard is told.
+func LoginRateFailure(e *LoginRateError) *failure.Failure {
+	var cause string
+	fix := "connect again in a moment; RDS throttles IAM logins near 200 a second per instance, so open fewer new connections at once (keep them in a pool) or let logins wait longer (--login-wait)"
+	if e.InProgress {
+		fix = "connect again in a moment; the upstream is slow to answer logins (check its load), or raise --max-logins-in-progress if it can take more at once"
+		cause = fmt.Sprintf("too many logins to %s at once: %d are in progress (the proxy's limit, --max-logins-in-progress) and no place freed within %s (the rest of the handshake timeout)",
+			e.Key, e.Limits.MaxInProgress, e.Wait.Round(time.Millisecond))
+	} else {
+		cause = fmt.Sprintf("too many logins to %s: the proxy paces IAM logins to %g a second (burst %d, --login-rate, --login-burst) and this one would have waited more than %s (--login-wait)",
+			e.Key, e.Limits.Rate, e.Limits.Burst, e.Wait.Round(time.Millisecond))
+	}
+	return &failure.Failure{Reason: failure.LoginRate, Code: failure.Code{SQLState: "53300", Errno: 1040}, Err: e, Cause: cause, Fix: fix}
+}

@@ -1,0 +1,50 @@
+package mysql
+
+import (
+	"context"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+)
+
+// DefaultWarmMaxAge is how long a pre-warmed connection is kept: half of
+// RDS's connect_timeout (10 s), which ends a greeted connection that has
+// not logged in (and counts as a broken handshake towards
+// max_connect_errors; Warm ends its connections with a failed login
+// instead, see Pending.Abandon).
+const DefaultWarmMaxAge = 5 * time.Second
+
+// newWarm prepares the pre-warmed connections of cfg (nil: none): dialed,
+// the greeting read.
+func newWarm(cfg Config) *proxy.Warm[*Pending] {
+	if cfg.Prewarm <= 0 {
+		return nil
+	}
+	maxAge := cfg.PrewarmMaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultWarmMaxAge
+	}
+	up := cfg.Upstream
+	return proxy.NewWarm(proxy.WarmOptions[*Pending]{
+		N: cfg.Prewarm, MaxAge: maxAge,
+		Dial:        func(ctx context.Context) (*Pending, error) { return Dial(ctx, up) },
+		Drop:        func(p *Pending) { p.Abandon() },
+		DialTimeout: cfg.ConnectTimeout, Logger: cfg.Logger, Observer: cfg.Observer,
+	})
+}
+
+// dial is a greeted upstream connection: a pre-warmed one when one is
+// ready, else a fresh dial.
+func (p *Proxy) dial(ctx context.Context) (*Pending, error) {
+	if pending, ok := p.warm.Take(); ok {
+		pending.warm = true
+		return pending, nil
+	}
+	return Dial(ctx, p.cfg.Upstream)
+}
+
+// StartWarm starts keeping connections ready (with --prewarm).
+func (p *Proxy) StartWarm() { p.warm.Start() }
+
+// StopWarm stops it and ends the ready connections.
+func (p *Proxy) StopWarm() { p.warm.Close() }
