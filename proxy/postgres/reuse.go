@@ -26,7 +26,7 @@ import (
 // client that would have sent the same may have the session); "" when
 // sessions are not reused. It implements proxy.Reuser.
 func (h *handshake) PoolKey() string {
-	if h.p.cfg.Pool == nil || h.startup == nil {
+	if h.p.cfg.Pool == nil || h.startup == nil || !printableASCII(h.startup.Params["application_name"]) {
 		return ""
 	}
 	up := h.p.cfg.Upstream
@@ -38,6 +38,21 @@ func (h *handshake) PoolKey() string {
 		fmt.Fprintf(&b, " %q=%q", name, params[name])
 	}
 	return b.String()
+}
+
+// printableASCII says whether v may be put into SQL (Adopt's SET) as
+// it is: in a client-only multibyte encoding (SJIS, BIG5, GBK...) a
+// backslash can be the second byte of a character, which takes an E”
+// literal's doubled backslash apart, and bytes invalid in the client
+// encoding fail the SET. A login keeps only printable ASCII of an
+// application_name anyway; a client with anything else logs in.
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < ' ' || v[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Adopt readies a parked session for this client: its application_name

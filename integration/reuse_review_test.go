@@ -1,0 +1,89 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Findings of the review of Postgres session reuse (issue 15), each
+// proved against a real PostgreSQL through the proxy. Budget: about 5 s
+// of CI time for the file.
+
+// connectParams connects through port as the IAM user with extra startup
+// parameters, sent byte for byte as given.
+func connectParams(t *testing.T, ctx context.Context, port string, params map[string]string) *pgconn.PgConn {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(dsn(port, iamUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
+	c, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect with %q: %v", params, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// TestReuseApplicationNameIsNotSQL: a parked session is handed over with
+// its application_name SET in a string literal. In a client-only
+// multibyte encoding (SJIS, BIG5, GBK...) a backslash can be the second
+// byte of a character, so the doubled backslash of an E” literal is
+// taken apart by the server and the quote after it closes the literal:
+// with backslash_quote = on (any client may set it at startup), the rest
+// of the client's application_name ran as SQL before its greeting. With
+// the default backslash_quote the SET fails instead, and so does one
+// with bytes that are not valid in the client encoding: the parked
+// session is thrown away (up to three per such client). A login keeps
+// only printable ASCII of an application_name, so the proxy never puts
+// other bytes into SQL: such a client logs in, and the parked session
+// stays parked.
+func TestReuseApplicationNameIsNotSQL(t *testing.T) {
+	w.enter(t)
+	port := startReuseProxy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := admin(t, ctx)
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		app    string
+	}{
+		{"SJIS backslash_quote on", map[string]string{"client_encoding": "SJIS", "backslash_quote": "on"},
+			"\x95\\'; SET search_path = injected; --"},
+		{"SJIS", map[string]string{"client_encoding": "SJIS"}, "\x95\\'; SET search_path = injected; --"},
+		{"invalid UTF-8", map[string]string{}, "app\xff\xfe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := connectParams(t, ctx, port, tc.params)
+			pid := one(t, ctx, a, "SELECT pg_backend_pid()")
+			fresh := one(t, ctx, a, "SELECT current_setting('search_path')")
+			if err := a.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitParked(t, ctx, adm, pid)
+
+			params := map[string]string{"application_name": tc.app}
+			for k, v := range tc.params {
+				params[k] = v
+			}
+			b := connectParams(t, ctx, port, params)
+			if got := one(t, ctx, b, "SELECT current_setting('search_path')"); got != fresh {
+				t.Errorf("the client's application_name ran as SQL: its search_path is %q, a login's %q", got, fresh)
+			}
+			bpid := one(t, ctx, b, "SELECT pg_backend_pid()")
+			if bpid == pid {
+				return // it got the parked session, unharmed
+			}
+			if got := one(t, ctx, adm, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid); got != "1" {
+				t.Errorf("the parked session %s was thrown away for a client that did not take it", pid)
+			}
+		})
+	}
+}
