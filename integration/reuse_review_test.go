@@ -87,3 +87,35 @@ func TestReuseApplicationNameIsNotSQL(t *testing.T) {
 		})
 	}
 }
+
+// TestReuseApplicationNameFromOptions: a client may set application_name
+// in its options (-c application_name=...) rather than as a parameter of
+// its own; a login then shows that. A parked session was handed over
+// with application_name SET to the empty string for it (the value for a
+// client that sent none), so it showed neither its own name nor, had it
+// been RESET, only the last client's.
+func TestReuseApplicationNameFromOptions(t *testing.T) {
+	w.enter(t)
+	port := startReuseProxy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := admin(t, ctx)
+	opts := map[string]string{"options": "-c application_name=reuse_from_options"}
+	a := connectParams(t, ctx, port, map[string]string{"options": opts["options"], "application_name": "reuse_A"})
+	pid := one(t, ctx, a, "SELECT pg_backend_pid()")
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A's session is parked or closed (not reused): either way B's
+	// application_name must be what a login gives it.
+	waitFor(t, 10*time.Second, func() bool {
+		return one(t, ctx, adm, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid+" AND (state <> 'idle' OR query <> 'DISCARD ALL')") == "0"
+	})
+	b := connectParams(t, ctx, port, opts)
+	if got := one(t, ctx, b, "SELECT current_setting('application_name')"); got != "reuse_from_options" {
+		t.Errorf("a client that named itself in its options shows application_name %q", got)
+	}
+	if got := b.ParameterStatus("application_name"); got != "reuse_from_options" {
+		t.Errorf("a client that named itself in its options was told application_name %q", got)
+	}
+}

@@ -26,7 +26,7 @@ import (
 // client that would have sent the same may have the session); "" when
 // sessions are not reused. It implements proxy.Reuser.
 func (h *handshake) PoolKey() string {
-	if h.p.cfg.Pool == nil || h.startup == nil || !printableASCII(h.startup.Params["application_name"]) {
+	if h.p.cfg.Pool == nil || h.startup == nil || !printableASCII(h.startup.Params["application_name"]) || namesInOptions(h.startup.Params["options"]) {
 		return ""
 	}
 	up := h.p.cfg.Upstream
@@ -53,6 +53,16 @@ func printableASCII(v string) bool {
 		}
 	}
 	return true
+}
+
+// namesInOptions says whether a client's options (-c name=value ...)
+// may set application_name: Adopt's SET (of the application_name
+// parameter, or of "" for a client that sent none) would override it, so
+// such a client logs in. GUC names are case-insensitive, and --name=value
+// may spell an underscore as a dash.
+func namesInOptions(options string) bool {
+	o := strings.ToLower(options)
+	return strings.Contains(o, "application_name") || strings.Contains(o, "application-name")
 }
 
 // Adopt readies a parked session for this client: its application_name
