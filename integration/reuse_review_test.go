@@ -2,10 +2,15 @@ package integration
 
 import (
 	"context"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
 
 // Findings of the review of Postgres session reuse (issue 15), each
@@ -117,5 +122,55 @@ func TestReuseApplicationNameFromOptions(t *testing.T) {
 	}
 	if got := b.ParameterStatus("application_name"); got != "reuse_from_options" {
 		t.Errorf("a client that named itself in its options was told application_name %q", got)
+	}
+}
+
+// TestReuseHungParkedSessionCostsLittle: a parked session whose server
+// stopped answering (a stopped backend here; a black-holed address after
+// a failover on RDS) was tried for the whole connect timeout, and then
+// the next one as long: a client waited connect_timeout per dead parked
+// session before it logged in, and with the defaults (15 s, handshake
+// 30 s) two of them failed it outright. Handing over a parked session is
+// one round trip on an idle session: it is bounded by a few seconds, and
+// past that the client logs in. Budget: about 5 s.
+func TestReuseHungParkedSessionCostsLittle(t *testing.T) {
+	w.enter(t)
+	port := startProxy(t, func(c *launch.Config) {
+		c.SessionReuse = true
+		c.PoolMaxIdlePerKey = 1
+		c.ConnectTimeout = config.Duration(time.Minute)
+		c.HandshakeTimeout = config.Duration(90 * time.Second)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := admin(t, ctx)
+	a := connectPG(t, ctx, dsn(port, iamUser))
+	pid := one(t, ctx, a, "SELECT pg_backend_pid()")
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitParked(t, ctx, adm, pid)
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(n, syscall.SIGSTOP); err != nil {
+		t.Fatalf("stop the parked backend: %v", err)
+	}
+	t.Cleanup(func() { syscall.Kill(n, syscall.SIGCONT) })
+
+	start := time.Now()
+	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer bcancel()
+	b, err := pgconn.Connect(bctx, dsn(port, iamUser))
+	if err != nil {
+		t.Fatalf("a client behind a hung parked session did not get in (after %v): %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	defer b.Close(ctx)
+	if got := one(t, ctx, b, "SELECT pg_backend_pid()"); got == pid {
+		t.Fatal("the client got the stopped backend")
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("a client behind a hung parked session took %v to get in", took.Round(time.Millisecond))
 	}
 }
