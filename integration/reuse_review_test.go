@@ -174,3 +174,28 @@ func TestReuseHungParkedSessionCostsLittle(t *testing.T) {
 		t.Errorf("a client behind a hung parked session took %v to get in", took.Round(time.Millisecond))
 	}
 }
+
+// TestReuseApplicationNameAnyCase: startup parameter names are GUC names,
+// which PostgreSQL takes in any case, so Application_Name names a client
+// too; Adopt SET application_name from the lower-case parameter only, to
+// the empty string for such a client.
+func TestReuseApplicationNameAnyCase(t *testing.T) {
+	w.enter(t)
+	port := startReuseProxy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := admin(t, ctx)
+	params := map[string]string{"Application_Name": "reuse_any_case"}
+	a := connectParams(t, ctx, port, params)
+	pid := one(t, ctx, a, "SELECT pg_backend_pid()")
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		return one(t, ctx, adm, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid+" AND (state <> 'idle' OR query <> 'DISCARD ALL')") == "0"
+	})
+	b := connectParams(t, ctx, port, params)
+	if got := one(t, ctx, b, "SELECT current_setting('application_name')"); got != "reuse_any_case" {
+		t.Errorf("a client that sent Application_Name shows application_name %q", got)
+	}
+}

@@ -35,6 +35,9 @@ func (h *handshake) PoolKey() string {
 	params := h.startup.RuntimeParams()
 	delete(params, "application_name")
 	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if strings.EqualFold(name, "application_name") {
+			return "" // PostgreSQL takes GUC names in any case; Adopt's SET would override it
+		}
 		fmt.Fprintf(&b, " %q=%q", name, params[name])
 	}
 	return b.String()
