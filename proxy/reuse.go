@@ -31,6 +31,13 @@ type Parkable interface {
 // and a token.
 const reuseWait = time.Second
 
+// adoptTimeout bounds handing over one parked session: one round trip
+// on an idle session. A server that does not answer it in time (a
+// backend stopped, an address black-holed by a failover) costs the
+// client this, not the connect timeout, before the next parked session
+// or a login.
+const adoptTimeout = 2 * time.Second
+
 // reuse hands the client a parked session for its key, or nil (log in).
 // A session that cannot be adopted (it died while parked) is discarded
 // and the next one tried.
@@ -48,7 +55,7 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		if p == nil {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
+		ctx, cancel := context.WithTimeout(l.Ctx, min(s.ConnectTimeout, adoptTimeout))
 		sess, err := r.Adopt(ctx, p)
 		cancel()
 		if err == nil {

@@ -26,7 +26,7 @@ import (
 // client that would have sent the same may have the session); "" when
 // sessions are not reused. It implements proxy.Reuser.
 func (h *handshake) PoolKey() string {
-	if h.p.cfg.Pool == nil || h.startup == nil {
+	if h.p.cfg.Pool == nil || h.startup == nil || !printableASCII(h.startup.Params["application_name"]) || namesInOptions(h.startup.Params["options"]) {
 		return ""
 	}
 	up := h.p.cfg.Upstream
@@ -35,9 +35,37 @@ func (h *handshake) PoolKey() string {
 	params := h.startup.RuntimeParams()
 	delete(params, "application_name")
 	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if strings.EqualFold(name, "application_name") {
+			return "" // PostgreSQL takes GUC names in any case; Adopt's SET would override it
+		}
 		fmt.Fprintf(&b, " %q=%q", name, params[name])
 	}
 	return b.String()
+}
+
+// printableASCII says whether v may be put into SQL (Adopt's SET) as
+// it is: in a client-only multibyte encoding (SJIS, BIG5, GBK...) a
+// backslash can be the second byte of a character, which takes an E”
+// literal's doubled backslash apart, and bytes invalid in the client
+// encoding fail the SET. A login keeps only printable ASCII of an
+// application_name anyway; a client with anything else logs in.
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < ' ' || v[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// namesInOptions says whether a client's options (-c name=value ...)
+// may set application_name: Adopt's SET (of the application_name
+// parameter, or of "" for a client that sent none) would override it, so
+// such a client logs in. GUC names are case-insensitive, and --name=value
+// may spell an underscore as a dash.
+func namesInOptions(options string) bool {
+	o := strings.ToLower(options)
+	return strings.Contains(o, "application_name") || strings.Contains(o, "application-name")
 }
 
 // Adopt readies a parked session for this client: its application_name
