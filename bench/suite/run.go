@@ -264,6 +264,8 @@ func (w *world) storm(ctx context.Context) error {
 	name := fmt.Sprintf("storm of %d pgx connects", w.o.storm)
 	w.table.pair(name+", p50 to first answer (ms)", ms(direct.ConnectPercentile(50)), ms(proxied.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
 	w.table.pair(name+", p99 to first answer (ms)", ms(direct.ConnectPercentile(99)), ms(proxied.ConnectPercentile(99)), "%.0f", false, "")
+	w.table.pair(name+", logged in and answered", float64(direct.Count(loadgen.OK)), float64(proxied.Count(loadgen.OK)), "%.0f", true, "")
+	w.table.pair(name+", refused with a reason", float64(direct.Count(loadgen.Failed)-direct.Unexplained()), float64(proxied.Count(loadgen.Failed)-proxied.Unexplained()), "%.0f", false, "")
 	w.table.pair(name+", hung + wrong + unexplained", float64(direct.Bad()), float64(proxied.Bad()), "%.0f", false, "0")
 	return nil
 }
