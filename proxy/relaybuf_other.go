@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux || 386
 
 package proxy
 
@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// rawConn: off Linux, every source is read with a buffer held (see chunks).
+// rawConn: off Linux (and on linux/386), every source is read with a buffer held (see chunks).
 func rawConn(net.Conn) syscall.RawConn { return nil }
 
 // try is never called: rawConn gives no raw socket to read.

@@ -1,3 +1,5 @@
+//go:build linux && !386
+
 package proxy
 
 import (
@@ -9,7 +11,8 @@ import (
 )
 
 // rawConn is the raw socket of a plain TCP or unix connection, which the
-// relay can wait on without a buffer; nil for anything else.
+// relay can wait on without a buffer; nil for anything else. (Linux only,
+// and not linux/386, which has no recvfrom system call of its own.)
 func rawConn(c net.Conn) syscall.RawConn {
 	var sc syscall.Conn
 	switch c := c.(type) {
