@@ -6,20 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// relayBufSize is one TLS record's worth: a read from a tls.Conn returns at
-// most one record, so a larger buffer would sit mostly unused, and it keeps
-// an idle connection's memory small.
-const relayBufSize = 16 << 10
-
-// bufPool holds relay buffers. io.Copy would allocate its own 32 KB buffer
-// per direction (and io.CopyBuffer ignores ours when the source has WriteTo,
-// as a TCPConn does), so the relay runs its own copy loop.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
 
 // DefaultLinger is how long the relay waits, after the upstream has
 // finished, for the client to go quiet before closing it: in both
@@ -107,8 +96,8 @@ func Relay(ctx context.Context, client, upstream net.Conn, o RelayOptions) (Coun
 	defer stop()
 
 	upDone := make(chan error, 1)
-	go func() { upDone <- s.run(s.up) }()
-	downErr := s.run(s.down)
+	go func() { upDone <- s.run(s.up, client) }()
+	downErr := s.run(s.down, upstream)
 	upErr := <-upDone
 
 	counts := Counts{FromClient: s.fromClient, FromUpstream: s.fromUpstream}
@@ -138,33 +127,34 @@ type session struct {
 	fromClient, fromUpstream int64
 }
 
-// run runs one direction with a pooled buffer, turning a panic into its
-// error: one session's bug must not take the process down, nor leave the
-// other direction blocked.
-func (s *session) run(direction func(buf []byte) error) (err error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+// run runs one direction, reading its source in chunks (see chunks: no
+// buffer held while the source is idle), turning a panic into its error:
+// one session's bug must not take the process down, nor leave the other
+// direction blocked.
+func (s *session) run(direction func(src *chunks) error, src net.Conn) (err error) {
+	c := newChunks(src)
+	defer c.release()
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("relay panicked: %v", p)
 			s.closeBoth()
 		}
 	}()
-	return direction(*bp)
+	return direction(c)
 }
 
 // up copies the client's bytes to the upstream.
-func (s *session) up(buf []byte) error {
+func (s *session) up(src *chunks) error {
 	for {
 		if s.upstreamDone.Load() {
 			s.client.SetReadDeadline(time.Now().Add(s.o.Linger)) // rule 3
 		}
-		n, rerr := s.client.Read(buf)
-		if n > 0 {
-			s.toSendUp(buf[:n])
-			w, werr := s.upstream.Write(buf[:n])
+		chunk, rerr := src.read()
+		if n := len(chunk); n > 0 {
+			s.toSendUp(chunk)
+			w, werr := s.upstream.Write(chunk)
 			if w > 0 {
-				s.sentUp(buf[:w])
+				s.sentUp(chunk[:w])
 			}
 			switch {
 			case werr == nil:
@@ -195,13 +185,13 @@ func (s *session) up(buf []byte) error {
 }
 
 // down copies the upstream's bytes to the client.
-func (s *session) down(buf []byte) error {
+func (s *session) down(src *chunks) error {
 	for {
-		n, rerr := s.upstream.Read(buf)
-		if n > 0 {
-			w, werr := s.client.Write(buf[:n])
+		chunk, rerr := src.read()
+		if len(chunk) > 0 {
+			w, werr := s.client.Write(chunk)
 			if w > 0 {
-				s.sentDown(buf[:w])
+				s.sentDown(chunk[:w])
 			}
 			switch {
 			case werr == nil:

@@ -1,0 +1,114 @@
+// Command suite measures the proxy in one run and prints one table: what
+// issue 15 sets targets for, each figure beside direct (and PgBouncer, the
+// anchor, when it is installed) from the same run on the same servers.
+//
+//	go run ./bench/suite [-duration 10s] [-idle 1000,5000] [-storm 1000] [-only tps,latency,connect,idle,storm,mysql]
+//	                     [-proxy-flags '--session-reuse --prewarm 4'] [-gomaxprocs N] [-pgbouncer=false]
+//
+// It starts a PostgreSQL 15 and a MariaDB with TLS (internal/loadtest/
+// loadgen/targets), emulated AWS (STS, IMDSv2 with an instance profile the
+// proxy takes its credentials from) with RDS IAM fronts, and the proxy
+// binary built from this module as a child process, so that its CPU time,
+// memory and files in /proc are its own. The parts:
+//
+//   - tps: pgbench -S, 8 clients: direct over verify-full TLS, through the
+//     proxy, through PgBouncer (session mode, verify-full upstream). The
+//     proxy's CPU (utime+stime over its runs) divided by their
+//     transactions is the "proxy CPU" row.
+//   - latency: pgbench -S, 1 client, average latency.
+//   - connect: pgbench -S -C, 8 clients: a new connection per transaction.
+//     PostgreSQL trusts loopback logins for these three, so the proxy's
+//     token costs it a signature and nothing else, as with RDS's own check
+//     elsewhere; the proxy dials PostgreSQL itself, not the front.
+//   - idle: N connections held open through the proxy (logged in, then
+//     idle): RSS and open files of the proxy per connection, measured as
+//     the change from before they opened. Up to 1,000 against the real
+//     PostgreSQL; more against a stub upstream in this process that logs
+//     anyone in over TLS and idles.
+//   - storm: N pgx clients at once (one round), connect to first answer
+//     (ReadyForQuery) p50/p99 and hung count, direct (a password user over
+//     TLS) and through the proxy (which signs a token and logs in through
+//     the emulated front, one more hop).
+//   - mysql: point selects by primary key, 8 clients (go-sql-driver/mysql),
+//     both sides through the emulated RDS for MySQL front: direct with a
+//     token of its own over verify-full TLS, and through the proxy.
+//
+// Each throughput and latency figure runs direct, proxy, [pgbouncer,
+// pgbouncer,] proxy, direct and averages the pairs, so drift weighs on each
+// side alike. Figures from a shared machine are noisy: compare ratios
+// within one run.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration, connectDuration time.Duration
+	clients                   int
+	idle                      []int
+	idleReal                  int
+	storm                     int
+	only                      map[string]bool
+	proxyFlags                []string
+	gomaxprocs                int
+	pgbouncer                 bool
+	scale                     int
+}
+
+var parts = []string{"tps", "latency", "connect", "idle", "storm", "mysql"}
+
+func main() {
+	var o options
+	var idle, only, proxyFlags string
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput and latency run (each runs twice per side)")
+	flag.DurationVar(&o.connectDuration, "connect-duration", 10*time.Second, "length of each connection-rate run (each runs twice per side)")
+	flag.IntVar(&o.clients, "clients", 8, "clients for the throughput and connection-rate runs")
+	flag.StringVar(&idle, "idle", "1000,5000", "idle connection counts, comma-separated")
+	flag.IntVar(&o.idleReal, "idle-real", 1000, "idle counts up to this go to the real PostgreSQL; larger ones to the stub upstream")
+	flag.IntVar(&o.storm, "storm", 1000, "clients in the storm")
+	flag.StringVar(&only, "only", strings.Join(parts, ","), "parts to run, comma-separated: "+strings.Join(parts, ","))
+	flag.StringVar(&proxyFlags, "proxy-flags", "", "extra flags for the proxy, space-separated (e.g. '--session-reuse')")
+	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the proxy child (0: the Go default)")
+	flag.BoolVar(&o.pgbouncer, "pgbouncer", true, "run PgBouncer as the anchor when it is installed")
+	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor")
+	flag.Parse()
+	o.only = map[string]bool{}
+	for _, p := range strings.Split(only, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.only[p] = true
+		}
+	}
+	for p := range o.only {
+		if !strings.Contains(","+strings.Join(parts, ",")+",", ","+p+",") {
+			fmt.Fprintf(os.Stderr, "suite: unknown part %q (parts: %s)\n", p, strings.Join(parts, ","))
+			os.Exit(2)
+		}
+	}
+	for _, s := range strings.Split(idle, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "suite: bad -idle count %q\n", s)
+			os.Exit(2)
+		}
+		o.idle = append(o.idle, n)
+	}
+	o.proxyFlags = strings.Fields(proxyFlags)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "suite:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
+)
+
+// world is what every part runs against.
+type world struct {
+	o       options
+	aws     *emulator.Server
+	set     *targets.Set
+	proxy   *proxyChild
+	bouncer *pgbouncer
+	stub    *stubPG
+	// Proxy listeners: pgPort dials PostgreSQL itself, frontPort logs in
+	// through the emulated front (the storm), myPort is MySQL's, stubPort
+	// the stub's.
+	pgPort, frontPort, myPort, stubPort int
+	table                               *table
+}
+
+// benchEndpoint and stubEndpoint are the RDS-like names the proxy signs
+// tokens for when it dials PostgreSQL and the stub directly; both
+// certificates carry "localhost", which the proxy is told to verify.
+const (
+	benchEndpoint = "bench-db.c0ffee123456.us-east-1.rds.amazonaws.com"
+	stubEndpoint  = "stub-db.c0ffee123456.us-east-1.rds.amazonaws.com"
+)
+
+func run(ctx context.Context, o options) error {
+	dir, err := os.MkdirTemp("", "rds-iam-proxy-suite-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	room := max(o.storm, o.idleReal, 100)
+	fmt.Println("starting PostgreSQL, MariaDB, emulated AWS, the stub upstream and the proxy...")
+	w := &world{o: o, table: &table{}}
+	if w.aws, err = emulator.StartServer(emulator.Options{}, ""); err != nil {
+		return err
+	}
+	defer w.aws.Close()
+	if w.set, err = targets.Start(ctx, targets.Options{AWS: w.aws, Clients: room}); err != nil {
+		return err
+	}
+	defer w.set.Close()
+	w.aws.AWS.AddRole("suite-app", w.set.ConnectPolicy())
+	if err := w.aws.AWS.SetInstanceProfile("suite-app"); err != nil {
+		return err
+	}
+	// The proxy (and the MySQL direct side's token) find credentials as
+	// on EC2: the default chain, IMDSv2.
+	w.aws.IsolateProcessEnv(dir)
+	certPEM, keyPEM, err := w.aws.CA.ServerCertPEM("localhost")
+	if err != nil {
+		return err
+	}
+	if w.stub, err = startStubPG(certPEM, keyPEM); err != nil {
+		return err
+	}
+	defer w.stub.close()
+	if err := w.preparePG(ctx); err != nil {
+		return err
+	}
+
+	bin, err := buildProxy(ctx, dir)
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(5)
+	if err != nil {
+		return err
+	}
+	admin := "127.0.0.1:" + strconv.Itoa(ports[0])
+	w.pgPort, w.frontPort, w.myPort, w.stubPort = ports[1], ports[2], ports[3], ports[4]
+	yaml := w.set.ProxyConfig(w.listen(w.frontPort), w.listen(w.myPort)) +
+		fmt.Sprintf("  - name: bench-pg\n    engine: postgres\n    endpoint: %s:%d\n    dial_address: %s\n    tls_server_name: localhost\n    listen: %s\n",
+			benchEndpoint, w.set.PG.Port, w.set.PG.Addr(), w.listen(w.pgPort)) +
+		fmt.Sprintf("  - name: stub-pg\n    engine: postgres\n    endpoint: %s:5432\n    dial_address: %s\n    tls_server_name: localhost\n    listen: %s\n",
+			stubEndpoint, w.stub.addr(), w.listen(w.stubPort))
+	if w.proxy, err = startProxyChild(ctx, bin, dir, yaml, admin, o.proxyFlags, o.gomaxprocs); err != nil {
+		return err
+	}
+	defer w.proxy.stop()
+	if o.pgbouncer && (o.only["tps"] || o.only["latency"] || o.only["connect"]) {
+		if w.bouncer, err = startPgBouncer(ctx, w.set.PG.Port, w.set.CAFile, targets.IAMUser, targets.Database); err != nil {
+			return err
+		}
+		defer w.bouncer.stop()
+	}
+	fmt.Printf("PostgreSQL %s, MariaDB %s; proxy flags %q, GOMAXPROCS of the proxy %s; PgBouncer %s\n\n",
+		w.set.PG.Version, w.set.My.Version, o.proxyFlags, gomaxprocsText(o.gomaxprocs), map[bool]string{true: "on", false: "off"}[w.bouncer != nil])
+
+	for _, p := range []struct {
+		name string
+		f    func(context.Context) error
+	}{
+		{"tps", w.tps}, {"latency", w.latency}, {"connect", w.connect},
+		{"idle", w.idle}, {"storm", w.storm}, {"mysql", w.mysql},
+	} {
+		if !o.only[p.name] {
+			continue
+		}
+		start := time.Now()
+		if err := p.f(ctx); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		fmt.Printf("  %s done in %s\n", p.name, time.Since(start).Round(time.Second))
+	}
+	fmt.Println()
+	w.table.print(os.Stdout)
+	return nil
+}
+
+func (w *world) listen(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func gomaxprocsText(n int) string {
+	if n <= 0 {
+		return "default"
+	}
+	return strconv.Itoa(n)
+}
+
+// preparePG fills the pgbench tables in the storm database, readable by
+// the IAM user.
+func (w *world) preparePG(ctx context.Context) error {
+	pg := w.set.PG
+	out, err := execOut(ctx, pg.BinPath("pgbench"), "-i", "-q", "-s", strconv.Itoa(w.o.scale), "-h", pg.SocketDir,
+		"-p", strconv.Itoa(pg.Port), "-U", "postgres", targets.Database)
+	if err != nil {
+		return fmt.Errorf("pgbench -i: %w\n%s", err, out)
+	}
+	if err := pg.ExecIn(ctx, targets.Database, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC"); err != nil {
+		return err
+	}
+	// pgbench -i has vacuumed; flush its writes so that they do not slow
+	// whichever side runs first.
+	return pg.Exec(ctx, "CHECKPOINT")
+}
+
+// Conninfos: gssencmode=disable everywhere, since libpq otherwise probes
+// for Kerberos credentials per connection, which no sidecar client has.
+func (w *world) directConninfo() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d sslmode=verify-full sslrootcert=%s gssencmode=disable user=%s dbname=%s",
+		w.set.PG.Port, w.set.CAFile, targets.IAMUser, targets.Database)
+}
+
+func plainConninfo(port int) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d sslmode=disable gssencmode=disable user=%s dbname=%s",
+		port, targets.IAMUser, targets.Database)
+}
+
+// side is one way to the server in a comparison.
+type side struct {
+	name     string
+	conninfo string
+	isProxy  bool
+}
+
+func (w *world) sides() []side {
+	s := []side{{"direct", w.directConninfo(), false}, {"proxy", plainConninfo(w.pgPort), true}}
+	if w.bouncer != nil {
+		s = append(s, side{"pgbouncer", plainConninfo(w.bouncer.port), false})
+	}
+	return s
+}
+
+// pgbenchAll runs args on every side in the order direct, proxy,
+// [pgbouncer, pgbouncer,] proxy, direct and returns each side's mean,
+// with the proxy's CPU over its runs.
+func (w *world) pgbenchAll(ctx context.Context, args []string, d time.Duration) (map[string]pgbenchResult, time.Duration, error) {
+	ss := w.sides()
+	order := append([]side{}, ss...)
+	for i := len(ss) - 1; i >= 0; i-- {
+		order = append(order, ss[i])
+	}
+	sum := map[string]pgbenchResult{}
+	var cpu time.Duration
+	for _, s := range order {
+		var before time.Duration
+		if s.isProxy {
+			var err error
+			if before, err = w.proxy.cpu(); err != nil {
+				return nil, 0, err
+			}
+		}
+		r, err := pgbench(ctx, w.set.PG, args, d, s.conninfo)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", s.name, err)
+		}
+		if s.isProxy {
+			after, err := w.proxy.cpu()
+			if err != nil {
+				return nil, 0, err
+			}
+			cpu += after - before
+		}
+		t := sum[s.name]
+		t.tps += r.tps / 2
+		t.latencyMS += r.latencyMS / 2
+		t.txns += r.txns
+		sum[s.name] = t
+	}
+	return sum, cpu, nil
+}
+
+func (w *world) tps(ctx context.Context) error {
+	r, cpu, err := w.pgbenchAll(ctx, []string{"-S", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.duration)
+	if err != nil {
+		return err
+	}
+	w.table.compare(fmt.Sprintf("PG select-only, %d clients (tps)", w.o.clients), r, func(p pgbenchResult) float64 { return p.tps }, "%.0f", true,
+		">= 0.90x direct, >= 1.15x pgbouncer")
+	if n := r["proxy"].txns; n > 0 {
+		w.table.single("proxy CPU per select-only transaction (µs)", fmt.Sprintf("%.1f", float64(cpu.Microseconds())/float64(n)), "<= 6")
+	}
+	return nil
+}
+
+func (w *world) latency(ctx context.Context) error {
+	r, _, err := w.pgbenchAll(ctx, []string{"-S", "-c", "1"}, w.o.duration)
+	if err != nil {
+		return err
+	}
+	w.table.compare("PG select-only, 1 client (latency ms)", r, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f", false, "<= 1.15x direct")
+	return nil
+}
+
+func (w *world) connect(ctx context.Context) error {
+	r, _, err := w.pgbenchAll(ctx, []string{"-S", "-C", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.connectDuration)
+	if err != nil {
+		return err
+	}
+	w.table.compare(fmt.Sprintf("PG new connection per txn, %d clients (tps)", w.o.clients), r, func(p pgbenchResult) float64 { return p.tps }, "%.0f", true,
+		">= 1.5x direct (reuse off), >= 25x (on)")
+	return nil
+}
+
+func (w *world) storm(ctx context.Context) error {
+	s := loadgen.Storm{Kind: loadgen.PGX, Clients: w.o.storm, Limit: 60 * time.Second}
+	s.Target = w.set.Direct("postgres")
+	direct, err := loadgen.Run(ctx, s)
+	if err != nil {
+		return err
+	}
+	s.Target = targets.Proxy(w.frontPort)
+	proxied, err := loadgen.Run(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, r := range []*loadgen.Result{direct, proxied} {
+		fmt.Print(r.Summary())
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	name := fmt.Sprintf("storm of %d pgx connects", w.o.storm)
+	w.table.pair(name+", p50 to first answer (ms)", ms(direct.ConnectPercentile(50)), ms(proxied.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
+	w.table.pair(name+", p99 to first answer (ms)", ms(direct.ConnectPercentile(99)), ms(proxied.ConnectPercentile(99)), "%.0f", false, "")
+	w.table.pair(name+", logged in and answered", float64(direct.Count(loadgen.OK)), float64(proxied.Count(loadgen.OK)), "%.0f", true, "")
+	w.table.pair(name+", refused with a reason", float64(direct.Count(loadgen.Failed)-direct.Unexplained()), float64(proxied.Count(loadgen.Failed)-proxied.Unexplained()), "%.0f", false, "")
+	w.table.pair(name+", hung + wrong + unexplained", float64(direct.Bad()), float64(proxied.Bad()), "%.0f", false, "0")
+	return nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
