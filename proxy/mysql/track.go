@@ -30,8 +30,9 @@ const (
 )
 
 // mariadbCacheMetadata is MariaDB's MARIADB_CLIENT_CACHE_METADATA among
-// the extended capabilities (bit 36 of 64): with it a result set may come
-// without its column definitions, which the tracker does not follow.
+// the extended capabilities (bit 36 of 64): with it, as with MySQL's
+// CLIENT_OPTIONAL_RESULTSET_METADATA, a result set's column count is
+// followed by a byte that says whether its column definitions follow.
 const mariadbCacheMetadata = 1 << (36 - 32)
 
 // tracker follows one client's use of an upstream session, packet by
@@ -49,6 +50,7 @@ const mariadbCacheMetadata = 1 << (36 - 32)
 type tracker struct {
 	mu           sync.Mutex
 	deprecateEOF bool
+	metaFlag     bool // a column count is followed by "definitions follow"
 	client       packets
 	server       packets
 	queue        []answer // commands sent whose answer has not ended, oldest first
@@ -83,11 +85,8 @@ const (
 // newTracker follows a session framed with caps and ext (see
 // mywire.SessionCaps) whose last OK had status.
 func newTracker(caps, ext uint32, status uint16) *tracker {
-	t := &tracker{deprecateEOF: caps&mywire.CapDeprecateEOF != 0, status: status}
-	if caps&mywire.CapOptionalMetadata != 0 || ext&mariadbCacheMetadata != 0 {
-		t.poisoned = true // result sets without metadata: not followed
-	}
-	return t
+	return &tracker{deprecateEOF: caps&mywire.CapDeprecateEOF != 0, status: status,
+		metaFlag: caps&mywire.CapOptionalMetadata != 0 || ext&mariadbCacheMetadata != 0}
 }
 
 // FromClient hears a chunk of the client's before it goes upstream and
@@ -195,6 +194,10 @@ func (t *tracker) step(a *answer, head []byte, size int) (done bool) {
 				return true
 			}
 			a.phase, a.n = phaseDefs, n
+			if ls := lenencSize(head, 0); t.metaFlag && size > ls && len(head) > ls && head[ls] == 0 {
+				// No definitions: the client has them from before.
+				a.phase = t.afterDefs()
+			}
 			return false
 		}
 		t.poisoned = true
@@ -202,10 +205,7 @@ func (t *tracker) step(a *answer, head []byte, size int) (done bool) {
 	case phaseDefs:
 		a.n--
 		if a.n == 0 {
-			a.phase = phaseRows
-			if !t.deprecateEOF {
-				a.phase = phaseDefsEOF
-			}
+			a.phase = t.afterDefs()
 		}
 		return false
 	case phaseDefsEOF:
@@ -243,6 +243,15 @@ func (t *tracker) step(a *answer, head []byte, size int) (done bool) {
 	}
 	t.poisoned = true // phaseInfile: the server speaks while the client sends a file
 	return true
+}
+
+// afterDefs is what follows a result set's column definitions: their
+// EOF, or without one the rows.
+func (t *tracker) afterDefs() phase {
+	if t.deprecateEOF {
+		return phaseRows
+	}
+	return phaseDefsEOF
 }
 
 // prepared reads COM_STMT_PREPARE's OK: the statement id (4 bytes), its

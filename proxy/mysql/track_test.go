@@ -95,6 +95,10 @@ func TestTrackerVerdicts(t *testing.T) {
 		{"local infile unfinished", false, [][]byte{query("load"), tpkt(1, 0xfb, 'f'), tpkt(2, 'a', 'b')}, false},
 		{"unknown command", false, [][]byte{tpkt(0, 0x11, 'u'), ok(1, ac)}, false},
 		{"answer to nothing", false, [][]byte{nil, ok(1, ac)}, false},
+		{"execute without metadata", false, [][]byte{
+			tpkt(0, comStmtExecute, 1, 0, 0, 0, 0, 1, 0, 0, 0), tcat(tpkt(1, 2, 0), eof(2, ac), tpkt(3, 0x00, 0x00, 1), eof(4, ac)),
+			tpkt(0, comStmtExecute, 1, 0, 0, 0, 0, 1, 0, 0, 0), tcat(tpkt(1, 1, 1), coldef, eof(3, ac), tpkt(4, 0x00, 0x00, 1), eof(5, ac)),
+		}, true},
 		{"ping", false, [][]byte{tpkt(0, comPing), ok(1, ac)}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -102,7 +106,7 @@ func TestTrackerVerdicts(t *testing.T) {
 			if c.deprecateEOF {
 				caps = mywire.CapDeprecateEOF
 			}
-			quit, clean := run(t, newTracker(caps, 0, statusAutocommit), c.steps...)
+			quit, clean := run(t, newTracker(caps, mariadbCacheMetadata, statusAutocommit), c.steps...)
 			if clean != c.clean || quit != c.clean {
 				t.Errorf("quit %v clean %v, want %v", quit, clean, c.clean)
 			}
@@ -148,9 +152,6 @@ func TestTrackerQuitPlacement(t *testing.T) {
 	tr.FromClient([]byte{1})
 	if tr.Clean() {
 		t.Fatal("clean after bytes past the quit")
-	}
-	if newTracker(mywire.CapOptionalMetadata, 0, statusAutocommit).Clean() {
-		t.Fatal("optional metadata is followed")
 	}
 }
 
