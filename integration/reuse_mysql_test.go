@@ -265,6 +265,18 @@ func TestReuseMySQLKillAndGreeting(t *testing.T) {
 	id := a.one(t, ctx, "SELECT CONNECTION_ID()")
 	a.quit(t)
 	waitParkedMy(t, r, 1)
+	// A probe that reads the greeting and goes (a health check) does not
+	// use up the parked session: it goes back to the pool.
+	probe, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := probe.Read(make([]byte, 4)); err != nil {
+		t.Fatalf("probe: no greeting: %v", err)
+	}
+	probe.Close()
+	waitFor(t, 10*time.Second, func() bool { return r.Pool().Idle() == 1 })
 	b := myConnect(t, ctx, port)
 	if got := b.one(t, ctx, "SELECT CONNECTION_ID()"); got != id {
 		t.Fatalf("B is on connection %s, not A's %s", got, id)

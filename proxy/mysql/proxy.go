@@ -163,8 +163,7 @@ func (h *handshake) Close() {
 		h.pending = nil
 	}
 	if h.held != nil {
-		h.held.Discard()
-		h.held = nil
+		h.releaseHeld()
 	}
 	h.place.Leave()
 }

@@ -108,6 +108,21 @@ func (h *handshake) settleHeld(l *proxy.Login, user string) error {
 	return nil
 }
 
+// releaseHeld lets go of a parked session taken for a client that did
+// not log in on it. One that never answered its greeting (a health
+// check, a port scan) did nothing with it: it goes back to the pool, so
+// probes do not use up the parked sessions. Any other is closed, since
+// the client knows its connection id.
+func (h *handshake) releaseHeld() {
+	s := h.held
+	h.held = nil
+	if h.resp == nil && h.p.cfg.Pool != nil {
+		h.p.cfg.Pool.Put(s.key, s)
+		return
+	}
+	s.Discard()
+}
+
 // PoolKey is the key the client's session parks under ("" : it does
 // not). It implements proxy.Reuser.
 func (h *handshake) PoolKey() string { return h.key }
