@@ -85,8 +85,8 @@ func (p *Proxy) poolKey(user string, resp *mywire.HandshakeResponse, g *mywire.G
 // dials a fresh connection for the login.
 func (h *handshake) settleHeld(l *proxy.Login, user string) error {
 	h.key = h.p.poolKey(user, h.resp, h.greeting)
-	if h.key != "" {
-		h.p.keys.last.Store(&h.key)
+	if key := h.key; key != "" {
+		h.p.keys.last.Store(&key) // a copy: the handshake is not kept alive
 	}
 	if h.held == nil || h.held.key == h.key {
 		return nil
