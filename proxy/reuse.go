@@ -26,6 +26,17 @@ type Parkable interface {
 	Clean() bool
 }
 
+// Holder is a Reuser that takes its parked session itself, before the
+// core asks for one (MySQL: the client's greeting must carry the
+// connection id of the very session it ends up on, so the session is
+// chosen before the client has said who it is). The core then never
+// takes one from the pool for it.
+type Holder interface {
+	// Held is the parked session taken for this client, readied as
+	// Adopt readies one, or nil: log in.
+	Held() Session
+}
+
 // reuseWait is how long a client waits for a session being reset for its
 // key rather than logging in: a reset is one round trip, a login several
 // and a token.
@@ -45,6 +56,13 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 	r, ok := h.(Reuser)
 	if s.Pool == nil || !ok {
 		return nil
+	}
+	if hd, ok := h.(Holder); ok {
+		sess := hd.Held()
+		if sess != nil {
+			l.Log = l.Log.With("session_reused", true)
+		}
+		return sess
 	}
 	key := r.PoolKey()
 	if key == "" {

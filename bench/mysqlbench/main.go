@@ -3,7 +3,7 @@
 // like sysbench oltp_point_select), connection rate and one client's
 // latency.
 //
-//	go run ./bench/mysqlbench [-duration 10s] [-clients 8]
+//	go run ./bench/mysqlbench [-duration 10s] [-clients 8] [-session-reuse]
 //
 // Both sides talk to the same emulated RDS for MySQL front before the same
 // MariaDB. "Direct" is what an application does without the proxy: it
@@ -46,14 +46,15 @@ const rows = 10000
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each run (each runs twice per side)")
 	clients := flag.Int("clients", 8, "concurrent clients for the throughput and connection runs")
+	reuse := flag.Bool("session-reuse", false, "run the proxy with session reuse on")
 	flag.Parse()
-	if err := run(*duration, *clients); err != nil {
+	if err := run(*duration, *clients, *reuse); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, clients int) error {
+func run(duration time.Duration, clients int, reuse bool) error {
 	ctx := context.Background()
 	var fill []string
 	for i := 0; i < rows; i += 1000 {
@@ -85,6 +86,7 @@ func run(duration time.Duration, clients int) error {
 
 	pc := launch.NewConfig(config.MySQL, stack.MySQLEndpoint())
 	pc.DialAddress, pc.Listen, pc.CABundle = front.Addr(), "127.0.0.1:0", stack.CAFile
+	pc.SessionReuse = reuse
 	r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import "time"
 // since a client that relies on session state lasting across its own
 // connections would lose it, and one client's session goes to the next.
 type Reuse struct {
-	SessionReuse      bool     `yaml:"session_reuse" usage:"Postgres: reuse upstream sessions: a session whose client left cleanly (Terminate, no transaction open) is reset with DISCARD ALL and given to the next client with the same user, database and startup parameters, without a new IAM login. For many short connections from an app without a pooler; not for apps that keep session state across connections"`
+	SessionReuse      bool     `yaml:"session_reuse" usage:"reuse upstream sessions: a session whose client left cleanly (Postgres Terminate, MySQL COM_QUIT; no transaction open) is reset (DISCARD ALL; COM_RESET_CONNECTION) and given to the next client with the same user, database and startup parameters, without a new IAM login. For many short connections from an app without a pooler; not for apps that keep session state across connections"`
 	PoolIdleTimeout   Duration `yaml:"pool_idle_timeout" usage:"session reuse: close a parked session after this long unused"`
 	PoolMaxLifetime   Duration `yaml:"pool_max_lifetime" usage:"session reuse: close a session this long after its login instead of parking it again"`
 	PoolMaxIdlePerKey int      `yaml:"pool_max_idle_per_key" usage:"session reuse: most sessions parked for one user, database and startup parameters"`

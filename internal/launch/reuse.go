@@ -9,13 +9,12 @@ import (
 )
 
 // newPool is the session reuse pool c asks for, or nil: reuse is off, or
-// the engine is one that does not reuse sessions yet (MySQL), which the
-// log says.
+// the engine is one that does not reuse sessions, which the log says.
 func newPool(c Config, log *slog.Logger) *proxy.Pool {
 	if !c.SessionReuse {
 		return nil
 	}
-	if c.Engine != config.Postgres {
+	if c.Engine != config.Postgres && c.Engine != config.MySQL {
 		log.Warn("session_reuse is on but not supported for this engine yet: every client logs in", "engine", c.Engine.String())
 		return nil
 	}
@@ -23,3 +22,7 @@ func newPool(c Config, log *slog.Logger) *proxy.Pool {
 	return proxy.NewPool(proxy.PoolOptions{IdleTimeout: time.Duration(r.PoolIdleTimeout), MaxLifetime: time.Duration(r.PoolMaxLifetime),
 		MaxIdlePerKey: r.PoolMaxIdlePerKey, MaxIdle: r.PoolMaxIdle, ResetTimeout: time.Duration(c.ConnectTimeout), Logger: log})
 }
+
+// Pool is the running proxy's session reuse pool (nil: off), for its
+// counters.
+func (r *Running) Pool() *proxy.Pool { return r.pool }

@@ -57,6 +57,7 @@ type Proxy struct {
 	cfg       Config
 	greetings *proxy.Gate
 	warm      *proxy.Warm[*Pending] // nil: none
+	keys      reuseKeys             // session reuse: see reuse.go
 }
 
 // New checks cfg and returns a Proxy.
@@ -107,15 +108,43 @@ type handshake struct {
 	place   *proxy.Pass
 	resp    *mywire.HandshakeResponse
 	who     proxy.Who
+	// Session reuse (reuse.go): the greeting the client got, a parked
+	// session taken for it before that greeting, its key.
+	greeting *mywire.Greeting
+	held     *session
+	key      string
 }
 
-// session is an upstream login: the connection and the server's OK.
-type session struct{ s *mywire.Session }
+// session is an upstream login: the connection and the server's OK, and
+// with session reuse what parks it (see reuse.go).
+type session struct {
+	s *mywire.Session
+	// park follows the client's use of the session when sessions are
+	// reused (nil: they are not).
+	park      *proxy.ParkConn
+	key, db   string
+	greeting  *mywire.Greeting
+	caps, ext uint32
+	status    uint16 // the OK's status
+	born      time.Time
+	p         *Proxy
+}
 
-func (s *session) Upstream() net.Conn       { return s.s.Conn }
-func (s *session) Farewell() proxy.Farewell { return newFarewell() }
-func (h *handshake) Who() proxy.Who         { return h.who }
-func (h *handshake) Client() net.Conn       { return h.conn }
+func (s *session) Upstream() net.Conn {
+	if s.park != nil {
+		return s.park
+	}
+	return s.s.Conn
+}
+
+func (s *session) Farewell() proxy.Farewell {
+	if s.park != nil {
+		return &quitFarewell{farewell: newFarewell(), park: s.park}
+	}
+	return newFarewell()
+}
+func (h *handshake) Who() proxy.Who   { return h.who }
+func (h *handshake) Client() net.Conn { return h.conn }
 
 // Fail tells the client f, then drops the upstream connection held for
 // it before the core lingers: a slow client does not hold one meanwhile.
@@ -135,6 +164,9 @@ func (h *handshake) Close() {
 		h.pending.Abandon()
 		h.pending = nil
 	}
+	if h.held != nil {
+		h.releaseHeld()
+	}
 	h.place.Leave()
 }
 
@@ -153,16 +185,22 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 	// server's version, capabilities and connection id. The connection
 	// dialed for it takes a place among the unanswered greetings until
 	// the client answers.
-	pending, place, err := p.dialForGreeting(l)
-	if err != nil {
-		return h, err
+	// With session reuse a parked session may be the one (reuse.go).
+	if h.held = p.takeParked(l); h.held != nil {
+		h.greeting = h.held.greeting
+	} else {
+		pending, place, err := p.dialForGreeting(l)
+		if err != nil {
+			return h, err
+		}
+		h.pending, h.place, h.greeting = pending, place, pending.Greeting
 	}
-	h.pending, h.place = pending, place
+	place := h.place
 	scramble, err := mywire.NewScramble()
 	if err != nil {
 		return h, failure.Wrap(failure.Protocol, err, "cannot make a scramble (the system's random source failed)", "connect again; if it persists, see the proxy's log")
 	}
-	greeting := mywire.Mirror(pending.Greeting, scramble, mywire.PluginNativePassword, false)
+	greeting := mywire.Mirror(h.greeting, scramble, mywire.PluginNativePassword, false)
 	if !p.cfg.AllowLocalInfile {
 		greeting.Caps &^= mywire.CapLocalFiles
 	}
@@ -195,10 +233,13 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 	if p.cfg.DBUser != "" {
 		user = p.cfg.DBUser
 	}
-	h.who = proxy.Who{User: user, Database: h.resp.Database, Attrs: []any{"connection_id", pending.Greeting.ConnectionID}}
 	if user == "" {
 		return h, failure.New(failure.Protocol, "no user name", "pass the database user (mysql -u USER), or start the proxy with --db-user")
 	}
+	if err := h.settleHeld(l, user); err != nil {
+		return h, err
+	}
+	h.who = proxy.Who{User: user, Database: h.resp.Database, Attrs: []any{"connection_id", h.greeting.ConnectionID}}
 	return h, nil
 }
 
@@ -243,7 +284,9 @@ func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Sessio
 	if err != nil {
 		return nil, err
 	}
-	return &session{s}, nil
+	sess := &session{s: s}
+	h.reusable(sess)
+	return sess, nil
 }
 
 // Finish passes the server's OK on with the client's sequence id.

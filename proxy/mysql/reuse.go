@@ -1,0 +1,212 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
+	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
+)
+
+// Session reuse (proxy.Pool) for MySQL. A client must be greeted with the
+// connection id of the session it ends up on (a KILL QUERY <id> from
+// another connection goes by it), and the greeting goes out before the
+// client says who it is. So a parked session is taken before the
+// greeting, for the key the proxy's last client had (most deployments
+// have one user and database per proxy), checked with COM_PING, and its
+// recorded greeting mirrored; once the client has answered, its own key
+// is compared. On a match the session is the client's, finished with the
+// recorded OK and no IAM login. On a mismatch the session is closed (it
+// cannot go back to the pool: this client knows its connection id, and a
+// KILL of it must not reach a later client) and the client logs in on a
+// fresh connection; a KILL by the id it was greeted with then says
+// "Unknown thread id". A session whose client left cleanly (tracker) is
+// reset with COM_RESET_CONNECTION and COM_INIT_DB to the key's database
+// and parked.
+
+// parkedWait is how long a client waits, before its greeting, for a
+// session being reset for the guessed key rather than dialing.
+const parkedWait = time.Second
+
+// reuseKeys is the key of the proxy's last client, the guess for the
+// next one's.
+type reuseKeys struct{ last atomic.Pointer[string] }
+
+// takeParked takes a parked session for the guessed key that answers a
+// COM_PING, or nil.
+func (p *Proxy) takeParked(l *proxy.Login) *session {
+	guess := p.keys.last.Load()
+	if p.cfg.Pool == nil || guess == nil {
+		return nil
+	}
+	for range 3 {
+		ps := p.cfg.Pool.Get(l.Ctx, *guess, parkedWait)
+		if ps == nil {
+			return nil
+		}
+		s := ps.(*session)
+		ctx, cancel := context.WithTimeout(l.Ctx, p.cfg.ConnectTimeout)
+		err := mywire.Ping(ctx, s.s.Conn)
+		cancel()
+		if err == nil {
+			return s
+		}
+		l.Log.Info("parked session not reused", "err", err)
+		s.Discard()
+	}
+	return nil
+}
+
+// poolKey names the sessions a client may take over: the endpoint, the
+// user and database, the character set and the capabilities that frame
+// the session (see mywire.SessionCaps); "" when sessions are not reused,
+// or the client named no database (COM_RESET_CONNECTION keeps the last
+// USE, and there is no command to leave a database).
+func (p *Proxy) poolKey(user string, resp *mywire.HandshakeResponse, g *mywire.Greeting) string {
+	if p.cfg.Pool == nil || resp.Database == "" {
+		return ""
+	}
+	caps, ext := mywire.SessionCaps(resp, g, p.cfg.AllowLocalInfile)
+	charset := resp.Charset
+	if charset == 0 {
+		charset = g.Charset
+	}
+	up := p.cfg.Upstream
+	return fmt.Sprintf("%q %q %q %d %x %x", net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), user, resp.Database, charset, caps, ext)
+}
+
+// settleHeld keeps the session taken before the greeting when the
+// client's key is the one it was parked under; otherwise it closes it and
+// dials a fresh connection for the login.
+func (h *handshake) settleHeld(l *proxy.Login, user string) error {
+	h.key = h.p.poolKey(user, h.resp, h.greeting)
+	if key := h.key; key != "" {
+		h.p.keys.last.Store(&key) // a copy: the handshake is not kept alive
+	}
+	if h.held == nil || h.held.key == h.key {
+		return nil
+	}
+	l.Log.Info("parked session not reused: this client's user, database, character set or capabilities differ from its own; the client logs in anew, and a KILL by the connection id it was greeted with finds no such thread",
+		"greeted_connection_id", h.greeting.ConnectionID)
+	h.held.Discard()
+	h.held = nil
+	dctx, cancel := context.WithTimeout(l.Ctx, h.p.cfg.ConnectTimeout)
+	defer cancel()
+	dialStart := time.Now()
+	pending, err := Dial(dctx, h.p.cfg.Upstream)
+	l.AddUpstream(time.Since(dialStart))
+	if err != nil {
+		return l.Explain(user, err)
+	}
+	h.pending = pending
+	h.greeting = pending.Greeting
+	return nil
+}
+
+// releaseHeld lets go of a parked session taken for a client that did
+// not log in on it. One that never answered its greeting (a health
+// check, a port scan) did nothing with it: it goes back to the pool, so
+// probes do not use up the parked sessions. Any other is closed, since
+// the client knows its connection id.
+func (h *handshake) releaseHeld() {
+	s := h.held
+	h.held = nil
+	if h.resp == nil && h.p.cfg.Pool != nil {
+		h.p.cfg.Pool.Put(s.key, s)
+		return
+	}
+	s.Discard()
+}
+
+// PoolKey is the key the client's session parks under ("" : it does
+// not). It implements proxy.Reuser.
+func (h *handshake) PoolKey() string { return h.key }
+
+// Adopt is not used: a MySQL client's session is taken before its
+// greeting (Held). It implements proxy.Reuser.
+func (h *handshake) Adopt(context.Context, proxy.Pooled) (proxy.Session, error) {
+	return nil, failure.New(failure.Protocol, "a MySQL session is taken before the greeting", "report this as a bug")
+}
+
+// Held hands the client the session taken before its greeting, followed
+// by a tracker of its own. It implements proxy.Holder.
+func (h *handshake) Held() proxy.Session {
+	old := h.held
+	if old == nil {
+		return nil
+	}
+	h.held = nil
+	s := *old
+	s.park = proxy.NewParkConn(s.s.Conn, newTracker(s.caps, s.ext, s.status))
+	return &s
+}
+
+// reusable records what a session needs to be parked and handed over,
+// and follows it with a tracker; a no-op when sessions are not reused.
+func (h *handshake) reusable(s *session) {
+	if h.key == "" {
+		return
+	}
+	s.key, s.greeting, s.db, s.born, s.p = h.key, h.greeting, h.resp.Database, time.Now(), h.p
+	s.caps, s.ext = mywire.SessionCaps(h.resp, h.greeting, h.p.cfg.AllowLocalInfile)
+	s.status, _ = okStatus(s.s.OK)
+	s.park = proxy.NewParkConn(s.s.Conn, newTracker(s.caps, s.ext, s.status))
+}
+
+// Clean says whether the client left the session cleanly; it implements
+// proxy.Parkable.
+func (s *session) Clean() bool { return s.park != nil && s.park.Clean() }
+
+// Reset runs COM_RESET_CONNECTION, then COM_INIT_DB to the key's
+// database (a reset keeps the last USE). It implements proxy.Pooled.
+//
+// A KILL by this session's connection id that another connection of the
+// last client's sends after its COM_QUIT could reach the next client: the
+// proxy relays KILL as any statement, unread, so it cannot wait for one.
+// A client library sends KILL QUERY while its own query is running, and
+// such a session is not left cleanly (the tracker sees the answer owed),
+// so only a KILL sent after the client quit can do this.
+func (s *session) Reset(ctx context.Context) error {
+	if err := mywire.ResetConnection(ctx, s.s.Conn); err != nil {
+		return err
+	}
+	return mywire.InitDB(ctx, s.s.Conn, s.db)
+}
+
+// Discard says COM_QUIT (so the server counts no aborted connection) and
+// closes the session. It implements proxy.Pooled.
+func (s *session) Discard() {
+	c := s.s.Conn
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	mywire.WritePacket(c, 0, []byte{comQuit})
+	c.Close()
+}
+
+// Born is when the session logged in. It implements proxy.Pooled.
+func (s *session) Born() time.Time { return s.born }
+
+// Hosts are the endpoint the session signed for and the address it is
+// connected to. It implements proxy.Pooled.
+func (s *session) Hosts() []string {
+	up := s.p.cfg.Upstream
+	return []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), s.s.Conn.RemoteAddr().String()}
+}
+
+// quitFarewell says nothing once the client has quit cleanly: the relay
+// then ends as if the server had closed, and no error is due.
+type quitFarewell struct {
+	*farewell
+	park *proxy.ParkConn
+}
+
+func (f *quitFarewell) Message(err error) []byte {
+	if f.park.Quit() {
+		return nil
+	}
+	return f.farewell.Message(err)
+}
