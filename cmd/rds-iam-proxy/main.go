@@ -44,9 +44,6 @@ AWS credentials and region come from the usual AWS chain (AWS_PROFILE,
 AWS_REGION, ~/.aws/config, instance profile, IRSA, ...).
 `
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -77,7 +74,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintln(stdout, "rds-iam-proxy", version)
+		fmt.Fprintln(stdout, currentStamp())
 		return 0
 	case "help":
 		fmt.Fprint(stdout, usage)
