@@ -28,6 +28,9 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 // line, so flags win over the environment. It returns flag.ErrHelp after
 // printing usage for -h.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if catch(fs, fs.Output()) {
+		return errCaught
+	}
 	return config.ParseArgs(fs, args, os.LookupEnv)
 }
 
