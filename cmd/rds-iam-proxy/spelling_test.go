@@ -43,7 +43,7 @@ var spellingValues = map[string]string{
 	"sts-endpoint": "https://sts.example.com", "ca-bundle-url": "https://example.com/b.pem", "socket-mode": "0640",
 	"ca-bundle-region": "eu-west-1", "endpoint": "other.c0ffee123456.eu-west-1.rds.amazonaws.com:5433",
 	"upstream": "name=u,endpoint=u.c0ffee123456.us-east-1.rds.amazonaws.com:5432,listen=127.0.0.1:7003",
-	"config": "/nonexistent/rds-iam-proxy.yaml", "engine": "mysql", "format": "json", "kind": "trust",
+	"config":   "/nonexistent/rds-iam-proxy.yaml", "engine": "mysql", "format": "json", "kind": "trust",
 	"backend": "127.0.0.1:5432", "require": "public.*:SELECT", "require-sequences": "public.*:USAGE",
 	"mfa-duration": "1h", "role-duration": "20m",
 }
