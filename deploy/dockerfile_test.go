@@ -205,8 +205,10 @@ func TestDockerfileBuildsStaticBinary(t *testing.T) {
 		t.Errorf("binary contains the build directory %s: -trimpath did not apply", abs)
 	}
 	out, err := exec.Command(bin, "version").CombinedOutput()
-	if err != nil || string(out) != "rds-iam-proxy "+testVersion+"\n" {
-		t.Errorf("version: %q, %v; want %q", out, err, "rds-iam-proxy "+testVersion+"\n")
+	// The Dockerfile stamps the version only; the commit and date come
+	// from the build info when .git is there, else say unknown.
+	if err != nil || !strings.HasPrefix(string(out), "rds-iam-proxy "+testVersion+" (commit ") {
+		t.Errorf("version: %q, %v; want it to start %q", out, err, "rds-iam-proxy "+testVersion+" (commit ")
 	}
 }
 

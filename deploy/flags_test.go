@@ -31,7 +31,7 @@ var manifestFlags = map[string]map[string][]string{
 // like any other and logs that the entry can go.
 var notYetFlags = map[string][]string{}
 
-var helpFlagRE = regexp.MustCompile(`(?m)^\s+-([A-Za-z0-9][-A-Za-z0-9]*)`)
+var helpFlagRE = regexp.MustCompile(`(?m)^\s+--?([A-Za-z0-9][-A-Za-z0-9]*)`)
 
 var (
 	helpMu    sync.Mutex

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -56,7 +55,9 @@ func endLivingChildren(grace time.Duration) []string {
 	}
 	for _, c := range left {
 		pid, _ := strconv.Atoi(c[:strings.IndexByte(c, ':')])
-		syscall.Kill(pid, syscall.SIGKILL)
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Kill() // SIGKILL; os rather than syscall, so the package compiles for Windows too
+		}
 	}
 	return left
 }

@@ -17,10 +17,7 @@ import (
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nFlags (each also as RDS_IAM_PROXY_<FLAG>, e.g. RDS_IAM_PROXY_DIAL_ADDRESS):\n", synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printHelp(stderr, synopsis, fs) }
 	return fs
 }
 
@@ -28,7 +25,22 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 // line, so flags win over the environment. It returns flag.ErrHelp after
 // printing usage for -h.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	return config.ParseArgs(fs, args, os.LookupEnv)
+	if catch(fs, fs.Output()) {
+		return errCaught
+	}
+	// The flag package prints its error and the whole page on a bad
+	// flag; quiet it, and tell the error once with a suggestion instead
+	// (the page only for -h).
+	out, help := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := config.ParseArgs(fs, args, os.LookupEnv)
+	fs.SetOutput(out)
+	fs.Usage = help
+	if errors.Is(err, flag.ErrHelp) {
+		help()
+	}
+	return explainFlagError(err, fs)
 }
 
 // upstreamConfig is the upstream a one-upstream command's flags describe,

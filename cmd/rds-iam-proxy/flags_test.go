@@ -12,9 +12,9 @@ import (
 // upstream; their flags come from config's settings table.
 var proxyCommands = [][]string{{"run"}, {"token"}, {"whoami"}, {"doctor"}, {"validate"}, {"setup", "sql"}, {"setup", "policy"}}
 
-// flagLine is a flag in -h output: "  -name type", then its usage
+// flagLine is a flag in -h output: "  --name type", then its usage
 // indented on the next line.
-var flagLine = regexp.MustCompile(`^  -(\S+)`)
+var flagLine = regexp.MustCompile(`^  --(\S+)`)
 
 // helpFlags runs a command with -h and returns each flag's usage text,
 // without its default (defaults may differ: validate waits longer than

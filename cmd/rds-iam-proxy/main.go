@@ -36,16 +36,14 @@ Usage:
                                                      print the IAM policy allowing rds-db:connect
   rds-iam-proxy wait [--max 30s]                     wait until the proxy serves (app entrypoints)
   rds-iam-proxy shutdown                             ask the proxy to drain and exit (Jobs, scripts)
-  rds-iam-proxy version
+  rds-iam-proxy version                              print version, commit and build date
+  rds-iam-proxy completion bash|zsh|fish             print a shell completion script
 
-Run "rds-iam-proxy COMMAND --help" for a command's flags. Every flag can also
-be set as an environment variable: --dial-address is RDS_IAM_PROXY_DIAL_ADDRESS.
-AWS credentials and region come from the usual AWS chain (AWS_PROFILE,
-AWS_REGION, ~/.aws/config, instance profile, IRSA, ...).
+Run "rds-iam-proxy help COMMAND" (or COMMAND --help) for a command's flags.
+Every flag can also be set as an environment variable: --dial-address is
+RDS_IAM_PROXY_DIAL_ADDRESS. AWS credentials and region come from the usual
+AWS chain (AWS_PROFILE, AWS_REGION, ~/.aws/config, instance profile, IRSA, ...).
 `
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,12 +75,13 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintln(stdout, "rds-iam-proxy", version)
+		fmt.Fprintln(stdout, currentStamp())
 		return 0
 	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		return cmdHelp(ctx, args, stdout, stderr)
+	case "completion":
+		return cmdCompletion(ctx, args, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "rds-iam-proxy: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "rds-iam-proxy: unknown command %q%s\n\n%s", cmd, didYouMean(cmd, topCommands(), ""), usage)
 	return 2
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -28,7 +29,19 @@ func (l ListenSpec) String() string {
 // so `psql -h DIR -p PORT` works; "unix:PATH" is otherwise the socket
 // file itself. Anything else is a TCP host:port.
 func ParseListen(value string, e Engine, port int) (ListenSpec, error) {
+	return parseListen(value, e, port, runtime.GOOS)
+}
+
+// parseListen is ParseListen for the operating system goos, so the
+// Windows refusal is tested on every system.
+func parseListen(value string, e Engine, port int, goos string) (ListenSpec, error) {
 	if path, ok := strings.CutPrefix(value, "unix:"); ok {
+		if goos == "windows" {
+			// Windows has AF_UNIX, but not the file modes and peer
+			// credentials that make a socket private, nor the clients
+			// (libpq's socket directory, mysql --socket) that use one.
+			return ListenSpec{}, fmt.Errorf("%q: unix sockets are not supported on Windows; listen on a loopback TCP address instead (127.0.0.1:PORT)", value)
+		}
 		if path == "" || !filepath.IsAbs(path) {
 			return ListenSpec{}, fmt.Errorf("%q: a unix socket needs an absolute path (unix:/run/rds-iam-proxy)", value)
 		}

@@ -1,3 +1,8 @@
+// A new session without a terminal (Setsid) is a unix notion; on Windows
+// the prompt has no terminal to find and nothing to test here.
+
+//go:build unix
+
 package prompt
 
 import (
