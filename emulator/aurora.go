@@ -168,6 +168,7 @@ func (a *AWS) StartAuroraPostgres(ctx context.Context, ca *CA, o AuroraOptions) 
 		front.JoinCluster(o.ClusterID, o.ResourceID)
 		front.AcceptTokensFor(c.WriterName(), c.ReaderName())
 	}
+	c.registerMembers()
 	// The forwarders start once every front is there (they read c.fronts).
 	for _, in := range o.Instances {
 		id := in.ID
@@ -302,6 +303,7 @@ func (c *Cluster) Failover(ctx context.Context, to string, fo FailoverOptions) e
 			}
 		}
 	}
+	c.reportWriter(to)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writer = to

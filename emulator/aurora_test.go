@@ -146,6 +146,14 @@ func TestAuroraFailoverTopologyReadOnlyAndStaleDNS(t *testing.T) {
 	if c.Writer() != "beta" {
 		t.Fatalf("Writer() = %q after failover to beta", c.Writer())
 	}
+	// The RDS API's DBClusterMembers follow (TestDescribeAuroraClusterMembers
+	// checks what the API makes of these).
+	r.aws.mu.Lock()
+	alphaW, betaW := c.fronts["alpha"].db.member.writer, c.fronts["beta"].db.member.writer
+	r.aws.mu.Unlock()
+	if alphaW || !betaW {
+		t.Errorf("after failover to beta the RDS API says alpha writer=%v, beta writer=%v", alphaW, betaW)
+	}
 	// The old writer's session was cut (a restart).
 	if _, err := one(ctx, held, "SELECT 1"); err == nil {
 		t.Fatal("a session on the old writer survived a failover that restarts it")

@@ -107,7 +107,11 @@
 // SetIAMAuth(false) switches IAM authentication off (PostgreSQL then
 // answers "password authentication failed", MySQL error 1524) and
 // JoinCluster makes it an Aurora cluster endpoint, whose tokens are
-// authorized on the cluster- resource id. All state is in memory and belongs to one [AWS] value;
+// authorized on the cluster- resource id. A cluster started by
+// [AWS.StartAuroraPostgres] is listed once by DescribeDBClusters, with its
+// writer and reader endpoints and DBClusterMembers (IsClusterWriter
+// follows Failover), and each member by DescribeDBInstances with its
+// instance endpoint. All state is in memory and belongs to one [AWS] value;
 // there is no package-level mutable state, so parallel tests can each run
 // their own emulator.
 package emulator

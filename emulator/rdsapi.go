@@ -37,6 +37,7 @@ type dbRecord struct {
 	iamAuth           bool
 	clusterID         string // set by JoinCluster
 	clusterResourceID string
+	member            *clusterMember // set for an instance of an emulated Aurora cluster (StartAuroraPostgres)
 	global            *GlobalCluster // set by ServeGlobal
 	verifyRate        float64        // SetVerifyRate
 	failVerifies      int            // FailNextVerifies, what is left
@@ -183,14 +184,21 @@ func (a *AWS) describeDBInstances(who principal, params url.Values, reqID string
 	a.mu.Lock()
 	for _, d := range a.dbs {
 		// The DBs are this account's: another account's caller sees none.
-		if who.account != a.accountID || d.clusterID != "" || id != "" && d.identifier != id {
+		// A front that is a cluster's endpoint (JoinCluster) is no
+		// instance; an emulated Aurora cluster's instances are.
+		if who.account != a.accountID || d.clusterID != "" && d.member == nil || id != "" && d.identifier != id {
 			continue
 		}
-		resp.Result.Instances = append(resp.Result.Instances, dbInstanceXML{
+		x := dbInstanceXML{
 			Identifier: d.identifier, Engine: d.engine, Status: "available",
 			Endpoint:   endpointXML{Address: d.endpoint, Port: d.port},
 			ResourceID: d.resourceID, IAMAuth: d.iamAuth, ARN: a.rdsARN("db", d.identifier),
-		})
+		}
+		if d.member != nil {
+			x.ClusterID = d.clusterID
+			x.Engine = auroraEngine(d.engine)
+		}
+		resp.Result.Instances = append(resp.Result.Instances, x)
 	}
 	a.mu.Unlock()
 	if id != "" && len(resp.Result.Instances) == 0 {
@@ -208,15 +216,28 @@ func (a *AWS) describeDBClusters(who principal, params url.Values, reqID string,
 	resp := &describeDBClustersResponse{Xmlns: rdsNamespace}
 	resp.ResponseMetadata.RequestID = reqID
 	a.mu.Lock()
+	// A cluster is listed once, however many of its instances have
+	// fronts; its members are those instances.
+	listed := map[string]int{}
 	for _, d := range a.dbs {
 		if who.account != a.accountID || d.clusterID == "" || id != "" && d.clusterID != id {
 			continue
 		}
-		resp.Result.Clusters = append(resp.Result.Clusters, dbClusterXML{
-			Identifier: d.clusterID, Engine: "aurora-" + strings.Replace(d.engine, "postgres", "postgresql", 1),
-			Status: "available", Endpoint: d.endpoint, Port: d.port,
-			ResourceID: d.clusterResourceID, IAMAuth: d.iamAuth, ARN: a.rdsARN("cluster", d.clusterID),
-		})
+		n, seen := listed[d.clusterID]
+		if !seen {
+			n = len(resp.Result.Clusters)
+			listed[d.clusterID] = n
+			resp.Result.Clusters = append(resp.Result.Clusters, dbClusterXML{
+				Identifier: d.clusterID, Engine: auroraEngine(d.engine),
+				Status: "available", Endpoint: d.endpoint, Port: d.port,
+				ResourceID: d.clusterResourceID, IAMAuth: d.iamAuth, ARN: a.rdsARN("cluster", d.clusterID),
+			})
+		}
+		if m := d.member; m != nil {
+			cl := &resp.Result.Clusters[n]
+			cl.Endpoint, cl.ReaderEndpoint = m.writerEndpoint, m.readerEndpoint
+			cl.Members = append(cl.Members, dbClusterMemberXML{Identifier: d.identifier, IsWriter: m.writer})
+		}
 	}
 	a.mu.Unlock()
 	if id != "" && len(resp.Result.Clusters) == 0 {
@@ -239,6 +260,7 @@ type dbInstanceXML struct {
 	ResourceID string      `xml:"DbiResourceId"`
 	IAMAuth    bool        `xml:"IAMDatabaseAuthenticationEnabled"`
 	ARN        string      `xml:"DBInstanceArn"`
+	ClusterID  string      `xml:"DBClusterIdentifier,omitempty"`
 }
 
 type describeDBInstancesResponse struct {
@@ -259,6 +281,14 @@ type dbClusterXML struct {
 	ResourceID string `xml:"DbClusterResourceId"`
 	IAMAuth    bool   `xml:"IAMDatabaseAuthenticationEnabled"`
 	ARN        string `xml:"DBClusterArn"`
+	// Set for an emulated Aurora cluster (StartAuroraPostgres).
+	ReaderEndpoint string               `xml:"ReaderEndpoint,omitempty"`
+	Members        []dbClusterMemberXML `xml:"DBClusterMembers>DBClusterMember"`
+}
+
+type dbClusterMemberXML struct {
+	Identifier string `xml:"DBInstanceIdentifier"`
+	IsWriter   bool   `xml:"IsClusterWriter"`
 }
 
 type describeDBClustersResponse struct {

@@ -123,6 +123,7 @@ func Doctor(ctx context.Context, o DoctorOptions) *Report {
 	if d.cfg.Engine == config.DSQL {
 		steps = d.dsqlSteps()
 	}
+	steps = append(steps, d.clusterSteps()...)
 	for _, step := range steps {
 		sctx, cancel := context.WithTimeout(ctx, d.o.StepTimeout)
 		c := step(sctx)
