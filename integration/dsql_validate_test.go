@@ -1,0 +1,90 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/validate"
+)
+
+// dsqlValidate logs in through the DSQL proxy as role and runs DSQL's
+// checks on o (o.Admin: inspecting o.User as admin).
+func dsqlValidate(t *testing.T, port, role string, o validate.DBOptions) *validate.Report {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, dsqlDSN(port, role, "postgres"))
+	if err != nil {
+		t.Fatalf("log in as %s through the DSQL proxy: %v", role, err)
+	}
+	defer conn.Close(context.Background())
+	return validate.DSQL(ctx, conn, o)
+}
+
+// TestDSQLValidate: validate's DSQL checks through the emulated DSQL
+// front (its mappings shown in sys.iam_pg_role_mappings by the emulator's
+// shim). A role mapped to the signer with the grants passes every check,
+// checking itself; inspected by admin, a role mapped to nobody is named
+// with the AWS IAM GRANT that maps it; asking for sequences or temporary
+// tables says DSQL has none and what to use instead; no rds_iam check is
+// made. Budget: about 5 s on a quiet machine.
+func TestDSQLValidate(t *testing.T) {
+	w.enter(t)
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlvalidateit000000000001"})
+	arn, signer := dsqlSigner(t, "dsql-validate", bothActions(d))
+	d.GrantIAM(dsqlApp, arn)
+	w.showDSQLMappings(t, d)
+	schema := uniqueName(t, "dsqlv")
+	t.Cleanup(func() { pgExec(t, "postgres", "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	pgExec(t, "postgres", fmt.Sprintf(`CREATE SCHEMA %[1]s;
+CREATE TABLE %[1]s.orders (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), note text);
+GRANT USAGE ON SCHEMA %[1]s TO %[2]s;
+GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.orders TO %[2]s;`, schema, dsqlApp))
+	port := dsqlProxy(t, d, signer)
+	need := mustReqs(t, schema+".*:SELECT,INSERT,UPDATE,DELETE")
+
+	// The mapped role, checking itself as validate does through the proxy.
+	r := dsqlValidate(t, port, dsqlApp, validate.DBOptions{User: dsqlApp, Require: need, IAMPrincipal: arn})
+	allPass(t, r, "the mapped role")
+	if c := find(t, r, "AWS IAM GRANT mapping"); !strings.Contains(c.Detail, arn) {
+		t.Errorf("the mapping check does not name the signer %s: %s", arn, c.Detail)
+	}
+	for _, c := range r.Checks {
+		if strings.Contains(c.Name, "rds_iam") {
+			t.Errorf("a DSQL report checks rds_iam: %+v", c)
+		}
+	}
+
+	// The unmapped role, inspected by admin: named, with the mapping's SQL.
+	r = dsqlValidate(t, port, "admin", validate.DBOptions{User: dsqlUnmapped, Require: need, IAMPrincipal: arn, Admin: true})
+	c := find(t, r, "AWS IAM GRANT mapping")
+	want := fmt.Sprintf("AWS IAM GRANT %s TO '%s';", dsqlUnmapped, arn)
+	if c.Status != validate.Fail || !strings.Contains(c.Detail, dsqlUnmapped) || c.Fix != want {
+		t.Errorf("unmapped role: %+v, want a failure with the fix %q\n%s", c, want, reportText(r))
+	}
+	if c := find(t, r, "SELECT,INSERT,UPDATE,DELETE on tables in "+schema); c.Status != validate.Fail ||
+		!strings.Contains(c.Fix, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+schema+" TO "+dsqlUnmapped) {
+		t.Errorf("unmapped role's grants: %+v", c)
+	}
+
+	// Sequences and temporary tables: DSQL has none, and says what instead.
+	r = dsqlValidate(t, port, dsqlApp, validate.DBOptions{User: dsqlApp, IAMPrincipal: arn,
+		Require:          mustReqs(t, schema+".*:SELECT,TEMPORARY"),
+		RequireSequences: mustReqs(t, schema+".*:USAGE")})
+	seq := find(t, r, "sequences in "+schema)
+	if seq.Status != validate.Fail || !strings.Contains(seq.Detail, "no sequences") || !strings.Contains(seq.Detail, "gen_random_uuid()") {
+		t.Errorf("sequences: %+v", seq)
+	}
+	tmp := find(t, r, "TEMPORARY in "+schema)
+	if tmp.Status != validate.Fail || !strings.Contains(tmp.Detail, "no temporary tables") {
+		t.Errorf("temporary tables: %+v", tmp)
+	}
+	if c := find(t, r, "SELECT on tables in "+schema); c.Status != validate.OK {
+		t.Errorf("SELECT, asked beside TEMPORARY: %+v", c)
+	}
+}
