@@ -88,3 +88,39 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.orders TO %[2]s;`, schema, dsqlApp
 		t.Errorf("SELECT, asked beside TEMPORARY: %+v", c)
 	}
 }
+
+// TestDSQLValidateCommand: `rds-iam-proxy validate --engine dsql` (the
+// binary) logs in through its in-process proxy with an assumed role's
+// sessions, which DSQL maps by the role's ARN: the mapped role passes and
+// the mapping check names that role; an unmapped role's login fails with
+// the AWS IAM GRANT that maps it; --require-sequences fails with DSQL's
+// missing feature named. Budget: about 5 s (three runs of the binary).
+func TestDSQLValidateCommand(t *testing.T) {
+	w.enter(t)
+	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlvalidatecmdit000000001"})
+	role := w.aws.AWS.AddRole(uniqueName(t, "dsqlvalidate"), bothActions(d))
+	d.GrantIAM(dsqlApp, role)
+	w.showDSQLMappings(t, d)
+	schema := uniqueName(t, "dsqlv")
+	t.Cleanup(func() { pgExec(t, "postgres", "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	pgExec(t, "postgres", fmt.Sprintf(`CREATE SCHEMA %[1]s; CREATE TABLE %[1]s.items (id uuid PRIMARY KEY DEFAULT gen_random_uuid());
+GRANT USAGE ON SCHEMA %[1]s TO %[2]s; GRANT SELECT, INSERT ON %[1]s.items TO %[2]s;`, schema, dsqlApp))
+	upstream := []string{"validate", "--engine", "dsql", "--endpoint", d.Endpoint() + ":5432", "--dial-address", d.Addr(),
+		"--ca-bundle", w.caFile, "--role-arn", role, "--require", schema + ".*:SELECT,INSERT"}
+
+	out, stderr, code := runCLI(t, append(upstream, "--db-user", dsqlApp)...)
+	if code != 0 || strings.Contains(out, "fail") || strings.Contains(out, "rds_iam") ||
+		!strings.Contains(out, "ok    AWS IAM GRANT mapping: "+dsqlApp+" is mapped to "+role) {
+		t.Errorf("validate as the mapped role: exit %d\n%s\n%s", code, out, stderr)
+	}
+
+	out, stderr, code = runCLI(t, append(upstream, "--db-user", dsqlUnmapped)...)
+	if want := fmt.Sprintf("AWS IAM GRANT %s TO '%s'", dsqlUnmapped, role); code != 1 || !strings.Contains(out, want) {
+		t.Errorf("validate as the unmapped role: exit %d, want %q in\n%s\n%s", code, want, out, stderr)
+	}
+
+	out, stderr, code = runCLI(t, append(upstream, "--db-user", dsqlApp, "--require-sequences", schema+".*:USAGE")...)
+	if code != 1 || !strings.Contains(out, "fail  sequences in "+schema+": Aurora DSQL has no sequences") || !strings.Contains(out, "gen_random_uuid()") {
+		t.Errorf("validate with --require-sequences: exit %d\n%s\n%s", code, out, stderr)
+	}
+}

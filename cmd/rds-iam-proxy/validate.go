@@ -214,7 +214,7 @@ func validateThroughProxy(ctx context.Context, cfg launch.Config, o validate.DBO
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return loginFailed("IAM login", err, hint)
+		return pgLoginFailed(err, hint)
 	}
 	defer closePG(conn)
 	if cfg.Engine == config.DSQL {
