@@ -60,6 +60,14 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.orders TO %[2]s;`, schema, dsqlApp
 		}
 	}
 
+	// Where the role cannot read the catalog, its DbConnect login is the
+	// proof of its mapping; admin, who can, still sees it.
+	pgExec(t, "postgres", "REVOKE SELECT ON sys.iam_pg_role_mappings FROM PUBLIC; GRANT SELECT ON sys.iam_pg_role_mappings TO admin")
+	r = dsqlValidate(t, port, dsqlApp, validate.DBOptions{User: dsqlApp, Require: need, IAMPrincipal: arn})
+	if c := find(t, r, "AWS IAM GRANT mapping"); c.Status != validate.OK || !strings.Contains(c.Detail, "logged in with a dsql:DbConnect token") {
+		t.Errorf("catalog unreadable as the role: %+v", c)
+	}
+
 	// The unmapped role, inspected by admin: named, with the mapping's SQL.
 	r = dsqlValidate(t, port, "admin", validate.DBOptions{User: dsqlUnmapped, Require: need, IAMPrincipal: arn, Admin: true})
 	c := find(t, r, "AWS IAM GRANT mapping")
