@@ -102,7 +102,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.orders TO %[2]s;`, schema, dsqlApp
 // sessions, which DSQL maps by the role's ARN: the mapped role passes and
 // the mapping check names that role; an unmapped role's login fails with
 // the AWS IAM GRANT that maps it; --require-sequences fails with DSQL's
-// missing feature named. Budget: about 5 s (three runs of the binary).
+// missing feature named; with --admin-dsn (admin through a proxy) the
+// unmapped role's mapping check fails with that fix. Budget: about 8 s
+// (four runs of the binary).
 func TestDSQLValidateCommand(t *testing.T) {
 	w.enter(t)
 	d := dsqlFront(t, emulator.DSQLOptions{ClusterID: "dsqlvalidatecmdit000000001"})
@@ -125,6 +127,15 @@ GRANT USAGE ON SCHEMA %[1]s TO %[2]s; GRANT SELECT, INSERT ON %[1]s.items TO %[2
 	out, stderr, code = runCLI(t, append(upstream, "--db-user", dsqlUnmapped)...)
 	if want := fmt.Sprintf("AWS IAM GRANT %s TO '%s'", dsqlUnmapped, role); code != 1 || !strings.Contains(out, want) {
 		t.Errorf("validate as the unmapped role: exit %d, want %q in\n%s\n%s", code, want, out, stderr)
+	}
+
+	// --admin-dsn: admin logged in through a proxy, inspecting the
+	// unmapped role, which is named with the role ARN STS gave.
+	_, adminSigner := dsqlSigner(t, "dsql-validate-admin", d.ConnectPolicy(true))
+	adminPort := dsqlProxy(t, d, adminSigner)
+	out, stderr, code = runCLI(t, append(upstream, "--db-user", dsqlUnmapped, "--admin-dsn", dsqlDSN(adminPort, "admin", "postgres"))...)
+	if want := fmt.Sprintf("fix: AWS IAM GRANT %s TO '%s';", dsqlUnmapped, role); code != 1 || !strings.Contains(out, "fail  AWS IAM GRANT mapping") || !strings.Contains(out, want) {
+		t.Errorf("validate --admin-dsn for the unmapped role: exit %d, want %q in\n%s\n%s", code, want, out, stderr)
 	}
 
 	out, stderr, code = runCLI(t, append(upstream, "--db-user", dsqlApp, "--require-sequences", schema+".*:USAGE")...)
