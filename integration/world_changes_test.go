@@ -335,3 +335,23 @@ func (wd *world) addPGRoles(t *testing.T, roles ...string) {
 		}
 	}
 }
+
+// showDSQLMappings writes d's AWS IAM GRANT mappings into the world's
+// PostgreSQL as the view sys.iam_pg_role_mappings (the emulator's shim for
+// DSQL's catalog, see emulator.DSQL.RoleMappingsSQL) and drops the schema
+// sys when t ends. Call it again after changing the mappings.
+func (wd *world) showDSQLMappings(t *testing.T, d *emulator.DSQL) {
+	serial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	undoAtEnd(t, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := wd.pg.Exec(ctx, "DROP SCHEMA IF EXISTS sys CASCADE"); err != nil {
+			t.Errorf("drop schema sys: %v", err)
+		}
+	})
+	if err := wd.pg.Exec(ctx, d.RoleMappingsSQL()); err != nil {
+		t.Fatalf("sys.iam_pg_role_mappings: %v", err)
+	}
+}

@@ -33,6 +33,9 @@ type DBOptions struct {
 	// User's own, made with an IAM token through the proxy, which already
 	// proves some steps.
 	Admin bool
+	// IAMPrincipal is the ARN Aurora DSQL maps the signer by (an assumed
+	// role's sessions: the role's ARN); "" when unknown. DSQL only.
+	IAMPrincipal string
 }
 
 // PGQuerier is what the Postgres checks need: *pgx.Conn or a pgxpool.Pool.

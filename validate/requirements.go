@@ -224,6 +224,11 @@ func expand(r Requirement, known []string, kind string) (Requirement, error) {
 // connecting anywhere.
 func CheckRequirements(engine config.Engine, tables, sequences []Requirement) error {
 	known := pgTablePrivileges
+	if engine == config.DSQL {
+		// DSQL's missing features are reported by its checks, not refused here.
+		tables, _ = dsqlSplitRequirements(tables)
+		sequences = nil
+	}
 	if engine == config.MySQL {
 		known = mysqlPrivileges
 		if len(sequences) > 0 {

@@ -33,6 +33,9 @@ Postgres: the role (exact case), LOGIN, rds_iam, not rds_ad, CONNECT, USAGE
 on each schema, the privileges on every table and sequence, default
 privileges for future ones (warning), the master-user trap (warning).
 MySQL: the account, AWSAuthenticationPlugin, REQUIRE SSL, the grants.
+Aurora DSQL (--engine dsql): the role and LOGIN, its AWS IAM GRANT mapping
+to the signing principal (sys.iam_pg_role_mappings), USAGE and the table
+privileges; sequences, temporary tables and triggers are named as missing.
 
 Required privileges: --require SCHEMA.TABLE:PRIV,... (SCHEMA.* for all of
 the schema's tables; MySQL: DATABASE.*), --require-sequences (Postgres), or
@@ -120,6 +123,9 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	o := validate.DBOptions{User: cfg.DBUser, Database: *database, Host: *host, Require: tables, RequireSequences: seqs, Admin: *adminDSN != ""}
+	if cfg.Engine == config.DSQL {
+		o.IAMPrincipal = dsqlSigner(ctx, cfg, stderr)
+	}
 	var report *validate.Report
 	if o.Admin {
 		report = validateAdmin(ctx, cfg.Engine, *adminDSN, o)
@@ -166,6 +172,9 @@ func validateAdmin(ctx context.Context, engine config.Engine, dsn string, o vali
 		return loginFailed("admin connection", err, "")
 	}
 	defer closePG(conn)
+	if engine == config.DSQL {
+		return validate.DSQL(ctx, conn, o)
+	}
 	return validate.Postgres(ctx, conn, o)
 }
 
@@ -205,9 +214,12 @@ func validateThroughProxy(ctx context.Context, cfg launch.Config, o validate.DBO
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return loginFailed("IAM login", err, hint)
+		return pgLoginFailed(err, hint)
 	}
 	defer closePG(conn)
+	if cfg.Engine == config.DSQL {
+		return withLogin(validate.DSQL(ctx, conn, o), o.User)
+	}
 	return withLogin(validate.Postgres(ctx, conn, o), o.User)
 }
 
