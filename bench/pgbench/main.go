@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/tlspg"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
@@ -51,31 +51,12 @@ type result struct {
 
 func run(duration, connDuration time.Duration, clients, scale int, reuse bool) error {
 	ctx := context.Background()
-	ca, err := emulator.NewCA("bench CA")
+	srv, err := tlspg.Start(ctx, endpoint, "rds-iam-proxy-bench-")
 	if err != nil {
 		return err
 	}
-	certPEM, keyPEM, err := ca.ServerCertPEM(endpoint)
-	if err != nil {
-		return err
-	}
-	pg, err := localpg.Start(ctx, localpg.Options{
-		TLS: &localpg.TLSFiles{CertPEM: certPEM, KeyPEM: keyPEM},
-		HBA: []string{"local all all trust", "hostssl all all 127.0.0.1/32 trust"},
-	})
-	if err != nil {
-		return err
-	}
-	defer pg.Stop()
-	dir, err := os.MkdirTemp("", "rds-iam-proxy-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
-		return err
-	}
+	defer srv.Stop()
+	pg, dir, caFile := srv.PG, srv.Dir, srv.CAFile
 	fmt.Printf("PostgreSQL %s on %s with TLS; pgbench scale %d\n", pg.Version, pg.Addr(), scale)
 	if out, err := exec.Command(pg.BinPath("pgbench"), "-i", "-q", "-s", strconv.Itoa(scale), "-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, out)
