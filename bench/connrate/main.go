@@ -17,11 +17,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/pgbenchrun"
 	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/tlspg"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
@@ -110,17 +110,7 @@ func run(duration time.Duration, clients, prewarm int) error {
 	return nil
 }
 
-var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
-
 func pgbench(pg *localpg.Server, d time.Duration, clients int, conninfo string) (float64, error) {
-	args := []string{"-n", "-S", "-C", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(int(d.Seconds())), conninfo}
-	out, err := exec.Command(pg.BinPath("pgbench"), args...).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("pgbench: %v\n%s", err, out)
-	}
-	m := tpsRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("pgbench: no tps in output:\n%s", out)
-	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	r, err := pgbenchrun.Run(context.Background(), pg, []string{"-S", "-C", "-c", strconv.Itoa(clients), "-j", "2"}, d, conninfo)
+	return r.TPS, err
 }

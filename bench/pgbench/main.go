@@ -19,11 +19,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/pgbenchrun"
 	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/tlspg"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
@@ -130,27 +130,7 @@ func run(duration, connDuration time.Duration, clients, scale int, reuse bool) e
 	return nil
 }
 
-var (
-	tpsRE     = regexp.MustCompile(`tps = ([0-9.]+)`)
-	latencyRE = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
-)
-
 func pgbench(pg *localpg.Server, args []string, d time.Duration, conninfo string) (result, error) {
-	full := append([]string{"-n", "-T", strconv.Itoa(int(d.Seconds()))}, args...)
-	full = append(full, conninfo)
-	out, err := exec.Command(pg.BinPath("pgbench"), full...).CombinedOutput()
-	if err != nil {
-		return result{}, fmt.Errorf("pgbench %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	var r result
-	if m := tpsRE.FindSubmatch(out); m != nil {
-		r.tps, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	if m := latencyRE.FindSubmatch(out); m != nil {
-		r.latencyMS, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	if r.tps == 0 {
-		return r, fmt.Errorf("pgbench %s: no tps in output:\n%s", strings.Join(args, " "), out)
-	}
-	return r, nil
+	r, err := pgbenchrun.Run(context.Background(), pg, args, d, conninfo)
+	return result{tps: r.TPS, latencyMS: r.LatencyMS}, err
 }
