@@ -16,9 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/pgbenchrun"
@@ -48,26 +46,16 @@ func run(duration time.Duration, clients, prewarm int) error {
 		return err
 	}
 	defer srv.Stop()
-	pg, dir, caFile := srv.PG, srv.Dir, srv.CAFile
+	pg, caFile := srv.PG, srv.CAFile
 	if out, err := exec.Command(pg.BinPath("pgbench"), "-i", "-q", "-s", "1", "-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, out)
 	}
 	// Static keys: the proxy signs a real token per login; the server
 	// trusts, so the figures are the proxy's cost, not an IAM check's.
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
-			os.Unsetenv(name)
-		}
-	}
-	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK0000000")
-	os.Setenv("AWS_SECRET_ACCESS_KEY", "benchmark-secret-key-not-a-real-one-000")
-	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	srv.UseStaticKeys()
 
 	startProxy := func(rate, warm int) (string, func(), error) {
-		pc := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", endpoint, pg.Port))
-		pc.DialAddress, pc.Listen, pc.CABundle = pg.Addr(), "127.0.0.1:0", caFile
+		pc := srv.ProxyConfig(endpoint)
 		pc.LoginRate, pc.Prewarm = rate, warm
 		r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {

@@ -18,14 +18,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/pgbenchrun"
 	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/tlspg"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
@@ -56,7 +53,7 @@ func run(duration, connDuration time.Duration, clients, scale int, reuse bool) e
 		return err
 	}
 	defer srv.Stop()
-	pg, dir, caFile := srv.PG, srv.Dir, srv.CAFile
+	pg, caFile := srv.PG, srv.CAFile
 	fmt.Printf("PostgreSQL %s on %s with TLS; pgbench scale %d\n", pg.Version, pg.Addr(), scale)
 	if out, err := exec.Command(pg.BinPath("pgbench"), "-i", "-q", "-s", strconv.Itoa(scale), "-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, out)
@@ -69,18 +66,8 @@ func run(duration, connDuration time.Duration, clients, scale int, reuse bool) e
 
 	// The proxy signs a real token per connection with static keys; the
 	// server does not check it (trust), which is the point.
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
-			os.Unsetenv(name)
-		}
-	}
-	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK0000000")
-	os.Setenv("AWS_SECRET_ACCESS_KEY", "benchmark-secret-key-not-a-real-one-000")
-	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	pc := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", endpoint, pg.Port))
-	pc.DialAddress, pc.Listen, pc.CABundle = pg.Addr(), "127.0.0.1:0", caFile
+	srv.UseStaticKeys()
+	pc := srv.ProxyConfig(endpoint)
 	pc.SessionReuse = reuse
 	r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
