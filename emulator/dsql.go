@@ -203,18 +203,12 @@ func (d *DSQL) mapped(role, principalARN string) bool {
 
 // serveConn serves one client.
 func (d *DSQL) serveConn(ctx context.Context, c net.Conn) {
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, pgHandshakeLimit)
 	defer cancel()
 	log := d.log.With("client", c.RemoteAddr().String())
 
-	hello, err := pgwire.ReadHello(c, pgwire.HelloOptions{TLS: d.tls, RequireTLS: true})
-	if err != nil {
-		log.Info("handshake failed", "err", err)
-		var pe *pgwire.ProtocolError
-		if errors.As(err, &pe) {
-			pgwire.WriteServerError(c, "FATAL", pe.Code, pe.Message)
-		}
+	hello := readPgHello(c, d.tls, log)
+	if hello == nil {
 		return
 	}
 	conn := hello.Conn

@@ -99,18 +99,12 @@ func backendConfig(addr string) (*pgconn.Config, error) {
 
 // serveConn serves one client.
 func (p *Postgres) serveConn(ctx context.Context, c net.Conn) {
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, pgHandshakeLimit)
 	defer cancel()
 	log := p.log.With("client", c.RemoteAddr().String())
 
-	hello, err := pgwire.ReadHello(c, pgwire.HelloOptions{TLS: p.tls, RequireTLS: true})
-	if err != nil {
-		log.Info("handshake failed", "err", err)
-		var pe *pgwire.ProtocolError
-		if errors.As(err, &pe) {
-			pgwire.WriteServerError(c, "FATAL", pe.Code, pe.Message)
-		}
+	hello := readPgHello(c, p.tls, log)
+	if hello == nil {
 		return
 	}
 	conn := hello.Conn

@@ -16,13 +16,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/pgbenchrun"
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/tlspg"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
@@ -43,50 +41,21 @@ func main() {
 
 func run(duration time.Duration, clients, prewarm int) error {
 	ctx := context.Background()
-	ca, err := emulator.NewCA("bench CA")
+	srv, err := tlspg.Start(ctx, endpoint, "rds-iam-proxy-connrate-")
 	if err != nil {
 		return err
 	}
-	certPEM, keyPEM, err := ca.ServerCertPEM(endpoint)
-	if err != nil {
-		return err
-	}
-	pg, err := localpg.Start(ctx, localpg.Options{
-		TLS: &localpg.TLSFiles{CertPEM: certPEM, KeyPEM: keyPEM},
-		HBA: []string{"local all all trust", "hostssl all all 127.0.0.1/32 trust"},
-	})
-	if err != nil {
-		return err
-	}
-	defer pg.Stop()
-	dir, err := os.MkdirTemp("", "rds-iam-proxy-connrate-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
-		return err
-	}
+	defer srv.Stop()
+	pg, caFile := srv.PG, srv.CAFile
 	if out, err := exec.Command(pg.BinPath("pgbench"), "-i", "-q", "-s", "1", "-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, out)
 	}
 	// Static keys: the proxy signs a real token per login; the server
 	// trusts, so the figures are the proxy's cost, not an IAM check's.
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
-			os.Unsetenv(name)
-		}
-	}
-	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK0000000")
-	os.Setenv("AWS_SECRET_ACCESS_KEY", "benchmark-secret-key-not-a-real-one-000")
-	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	srv.UseStaticKeys()
 
 	startProxy := func(rate, warm int) (string, func(), error) {
-		pc := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", endpoint, pg.Port))
-		pc.DialAddress, pc.Listen, pc.CABundle = pg.Addr(), "127.0.0.1:0", caFile
+		pc := srv.ProxyConfig(endpoint)
 		pc.LoginRate, pc.Prewarm = rate, warm
 		r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
@@ -129,17 +98,7 @@ func run(duration time.Duration, clients, prewarm int) error {
 	return nil
 }
 
-var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
-
 func pgbench(pg *localpg.Server, d time.Duration, clients int, conninfo string) (float64, error) {
-	args := []string{"-n", "-S", "-C", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(int(d.Seconds())), conninfo}
-	out, err := exec.Command(pg.BinPath("pgbench"), args...).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("pgbench: %v\n%s", err, out)
-	}
-	m := tpsRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("pgbench: no tps in output:\n%s", out)
-	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	r, err := pgbenchrun.Run(context.Background(), pg, []string{"-S", "-C", "-c", strconv.Itoa(clients), "-j", "2"}, d, conninfo)
+	return r.TPS, err
 }

@@ -18,14 +18,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/pgbenchrun"
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/tlspg"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
@@ -51,31 +48,12 @@ type result struct {
 
 func run(duration, connDuration time.Duration, clients, scale int, reuse bool) error {
 	ctx := context.Background()
-	ca, err := emulator.NewCA("bench CA")
+	srv, err := tlspg.Start(ctx, endpoint, "rds-iam-proxy-bench-")
 	if err != nil {
 		return err
 	}
-	certPEM, keyPEM, err := ca.ServerCertPEM(endpoint)
-	if err != nil {
-		return err
-	}
-	pg, err := localpg.Start(ctx, localpg.Options{
-		TLS: &localpg.TLSFiles{CertPEM: certPEM, KeyPEM: keyPEM},
-		HBA: []string{"local all all trust", "hostssl all all 127.0.0.1/32 trust"},
-	})
-	if err != nil {
-		return err
-	}
-	defer pg.Stop()
-	dir, err := os.MkdirTemp("", "rds-iam-proxy-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
-		return err
-	}
+	defer srv.Stop()
+	pg, caFile := srv.PG, srv.CAFile
 	fmt.Printf("PostgreSQL %s on %s with TLS; pgbench scale %d\n", pg.Version, pg.Addr(), scale)
 	if out, err := exec.Command(pg.BinPath("pgbench"), "-i", "-q", "-s", strconv.Itoa(scale), "-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, out)
@@ -88,18 +66,8 @@ func run(duration, connDuration time.Duration, clients, scale int, reuse bool) e
 
 	// The proxy signs a real token per connection with static keys; the
 	// server does not check it (trust), which is the point.
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
-			os.Unsetenv(name)
-		}
-	}
-	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK0000000")
-	os.Setenv("AWS_SECRET_ACCESS_KEY", "benchmark-secret-key-not-a-real-one-000")
-	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	os.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	pc := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", endpoint, pg.Port))
-	pc.DialAddress, pc.Listen, pc.CABundle = pg.Addr(), "127.0.0.1:0", caFile
+	srv.UseStaticKeys()
+	pc := srv.ProxyConfig(endpoint)
 	pc.SessionReuse = reuse
 	r, err := launch.Start(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -149,27 +117,7 @@ func run(duration, connDuration time.Duration, clients, scale int, reuse bool) e
 	return nil
 }
 
-var (
-	tpsRE     = regexp.MustCompile(`tps = ([0-9.]+)`)
-	latencyRE = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
-)
-
 func pgbench(pg *localpg.Server, args []string, d time.Duration, conninfo string) (result, error) {
-	full := append([]string{"-n", "-T", strconv.Itoa(int(d.Seconds()))}, args...)
-	full = append(full, conninfo)
-	out, err := exec.Command(pg.BinPath("pgbench"), full...).CombinedOutput()
-	if err != nil {
-		return result{}, fmt.Errorf("pgbench %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	var r result
-	if m := tpsRE.FindSubmatch(out); m != nil {
-		r.tps, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	if m := latencyRE.FindSubmatch(out); m != nil {
-		r.latencyMS, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	if r.tps == 0 {
-		return r, fmt.Errorf("pgbench %s: no tps in output:\n%s", strings.Join(args, " "), out)
-	}
-	return r, nil
+	r, err := pgbenchrun.Run(context.Background(), pg, args, d, conninfo)
+	return result{tps: r.TPS, latencyMS: r.LatencyMS}, err
 }

@@ -27,7 +27,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +42,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 func main() {
@@ -252,7 +252,7 @@ type proxyProc struct {
 }
 
 func startProxy(ctx context.Context, bin, dir string, set *targets.Set) (*proxyProc, error) {
-	ports, err := freePorts(3)
+	ports, err := localsrv.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -331,25 +331,6 @@ func (p *proxyProc) metric(name string) float64 {
 		}
 	}
 	return -1
-}
-
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // raceReports is the race detector's reports from a log.

@@ -7,11 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/bench/internal/pgbenchrun"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
@@ -22,34 +20,10 @@ type pgbenchResult struct {
 	txns           int64
 }
 
-var (
-	tpsRE     = regexp.MustCompile(`tps = ([0-9.]+)`)
-	latencyRE = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
-	txnsRE    = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
-)
-
 // pgbench runs the server's pgbench against conninfo for d.
 func pgbench(ctx context.Context, pg *localpg.Server, args []string, d time.Duration, conninfo string) (pgbenchResult, error) {
-	full := append([]string{"-n", "-T", strconv.Itoa(max(1, int(d.Seconds())))}, args...)
-	full = append(full, conninfo)
-	out, err := exec.CommandContext(ctx, pg.BinPath("pgbench"), full...).CombinedOutput()
-	if err != nil {
-		return pgbenchResult{}, fmt.Errorf("pgbench %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	var r pgbenchResult
-	if m := tpsRE.FindSubmatch(out); m != nil {
-		r.tps, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	if m := latencyRE.FindSubmatch(out); m != nil {
-		r.latencyMS, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	if m := txnsRE.FindSubmatch(out); m != nil {
-		r.txns, _ = strconv.ParseInt(string(m[1]), 10, 64)
-	}
-	if r.tps == 0 {
-		return r, fmt.Errorf("pgbench %s: no tps in output:\n%s", strings.Join(args, " "), out)
-	}
-	return r, nil
+	r, err := pgbenchrun.Run(ctx, pg, args, d, conninfo)
+	return pgbenchResult{tps: r.TPS, latencyMS: r.LatencyMS, txns: r.Txns}, err
 }
 
 // pgbouncer is PgBouncer in session mode before the same PostgreSQL,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 // world is what every part runs against.
@@ -76,7 +76,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(5)
+	ports, err := localsrv.FreePorts(5)
 	if err != nil {
 		return err
 	}
@@ -268,23 +268,4 @@ func (w *world) storm(ctx context.Context) error {
 	w.table.pair(name+", refused with a reason", float64(direct.Count(loadgen.Failed)-direct.Unexplained()), float64(proxied.Count(loadgen.Failed)-proxied.Unexplained()), "%.0f", false, "")
 	w.table.pair(name+", hung + wrong + unexplained", float64(direct.Bad()), float64(proxied.Bad()), "%.0f", false, "0")
 	return nil
-}
-
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
