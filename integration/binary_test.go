@@ -43,13 +43,31 @@ func proxyBinary(t *testing.T) string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handed.Lock()
+	defer handed.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		// The kernel may give a port back that it gave before (two
+		// upstreams of one config then collide): never twice per run.
+		if !handed.ports[port] {
+			handed.ports[port] = true
+			return fmt.Sprint(port)
+		}
 	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no port the run has not used yet")
+	return ""
 }
+
+// handed are the ports freePort gave out in this run.
+var handed = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // TestBinaryRun runs the binary as a user would (flags, the AWS chain from
 // the environment) and uses it with psql.

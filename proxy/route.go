@@ -92,7 +92,14 @@ type Router struct {
 	downHost string
 	downAt   time.Time
 	lastErr  atomic.Pointer[error]
+	// unreadOnce logs the fall back to the endpoint's DNS once.
+	unreadOnce sync.Once
 }
+
+// errTopologyUnread says the cluster's topology has never been read and
+// the last try failed: Settings.login then logs in to the endpoint by its
+// DNS name, as without routing.
+var errTopologyUnread = errors.New("the Aurora topology has not been read")
 
 func (r *Router) init() {
 	r.once.Do(func() {
@@ -274,6 +281,16 @@ func (r *Router) pick(ctx context.Context, who Who, deadline time.Time) (Destina
 	waited := false
 	for {
 		v, have, changed := r.mon.Current()
+		if !have && r.lastErr.Load() != nil {
+			// Never read, and reading failed: not Aurora after all (an RDS
+			// Multi-AZ DB cluster has cluster- names too), or the user may
+			// not run the topology query. The endpoint's DNS, as without
+			// routing, rather than holding every login.
+			r.unreadOnce.Do(func() {
+				r.Log.Warn("cannot read the Aurora cluster's topology: new connections go to the endpoint by its DNS name until it can be read (doctor's aurora topology step says why)", "err", *r.lastErr.Load())
+			})
+			return Destination{}, nil, errTopologyUnread
+		}
 		v = r.usable(v)
 		if have && (v.Writer != "" || r.Reader && len(v.Readers) > 0) {
 			d, t, err := r.choose(v)

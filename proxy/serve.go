@@ -80,8 +80,11 @@ func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	if s.Router != nil {
 		// An Aurora cluster: the router picks the instance (and launch
 		// leaves session reuse off for it, so no parked session outlives a
-		// demotion).
-		return s.routedLogin(l, h, user)
+		// demotion). Until its topology can be read, the endpoint's DNS.
+		sess, err := s.routedLogin(l, h, user)
+		if !errors.Is(err, errTopologyUnread) {
+			return sess, err
+		}
 	}
 	if sess := s.reuse(l, h); sess != nil {
 		return sess, nil // a parked session: no token, no login
