@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -154,10 +153,10 @@ func TestReuseHungParkedSessionCostsLittle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(n, syscall.SIGSTOP); err != nil {
+	if err := stopProcess(n); err != nil {
 		t.Fatalf("stop the parked backend: %v", err)
 	}
-	t.Cleanup(func() { syscall.Kill(n, syscall.SIGCONT) })
+	t.Cleanup(func() { continueProcess(n) })
 
 	start := time.Now()
 	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
