@@ -512,7 +512,7 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 }
 
 func (s *Settings) loginAt(l *Login, rh Rerouter, d Destination, user string) (Session, error) {
-	tok, err := s.Tokens.Token(l.Ctx, d.Host, d.Port, s.Region, user)
+	tok, err := s.Tokens.Token(l.Ctx, d.Host, d.Port, s.SigningRegion(), user)
 	if err != nil {
 		return nil, err
 	}
