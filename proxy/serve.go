@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -67,7 +68,9 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 	}
 	conn := h.Client()
 	l.Relaying(conn, up)
-	l.Log.Debug("connected", "upstream_addr", sess.Upstream().RemoteAddr().String(), "handshake", time.Since(l.Start))
+	if l.Log.Enabled(l.Ctx, slog.LevelDebug) { // the address is formatted only when it is logged
+		l.Log.Debug("connected", "upstream_addr", sess.Upstream().RemoteAddr().String(), "handshake", time.Since(l.Start))
+	}
 	s.Observer.LoggedIn(time.Since(l.Start), l.upstream)
 	RelayAndLog(ctx, l.Log, conn, up, l.Start, RelayOptions{IdleTimeout: s.IdleTimeout, Observer: s.Observer, Farewell: sess.Farewell()})
 	s.park(ctx, h, sess) // session reuse: a session left clean goes to the pool
