@@ -85,7 +85,7 @@ func (d *doctor) members(ctx context.Context) Check {
 		// Aurora Serverless v1 lists no members; nothing to dial by name.
 		return Check{Name: StepMembers, Status: Skip, Detail: fmt.Sprintf("the RDS API lists no members of cluster %s: no instance endpoints to check", id)}
 	}
-	dialAt, err := parseDialAddresses(d.cfg.InstanceDialAddresses)
+	dialAt, err := d.cfg.DialAddresses()
 	if err != nil {
 		c.Detail = "instance_dial_addresses: " + err.Error()
 		c.Fix = "write instance_dial_addresses as NAME=HOST:PORT pairs separated by spaces"
@@ -243,21 +243,4 @@ func (d *doctor) topology(ctx context.Context) Check {
 		return c
 	}
 	return Check{Name: StepTopology, Status: OK, Detail: fmt.Sprintf("%s reads the topology on %s: writer %s, readers %s", d.o.DBUser, p.Self, writer, strings.Join(readers, ", "))}
-}
-
-// parseDialAddresses reads instance_dial_addresses, "NAME=HOST:PORT ...",
-// as launch does.
-func parseDialAddresses(s string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, pair := range strings.Fields(s) {
-		name, addr, ok := strings.Cut(pair, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("%q: want NAME=HOST:PORT", pair)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("%q: %w", pair, err)
-		}
-		m[strings.ToLower(name)] = addr
-	}
-	return m, nil
 }

@@ -3,8 +3,6 @@ package launch
 import (
 	"fmt"
 	"log/slog"
-	"net"
-	"strings"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
@@ -35,7 +33,7 @@ func newRouter(up *Upstream, log *slog.Logger) (*proxy.Router, error) {
 		log.Warn("Aurora MySQL: the topology is not followed yet; connections go to the cluster endpoint as its DNS says", "endpoint", up.Endpoint.Host)
 		return nil, nil
 	}
-	addrs, err := parseDialAddresses(c.InstanceDialAddresses)
+	addrs, err := c.DialAddresses()
 	if err != nil {
 		return nil, fmt.Errorf("instance_dial_addresses: %w", err)
 	}
@@ -49,20 +47,4 @@ func newRouter(up *Upstream, log *slog.Logger) (*proxy.Router, error) {
 		r.Observer = ro
 	}
 	return r, nil
-}
-
-// parseDialAddresses reads "NAME=HOST:PORT NAME=HOST:PORT".
-func parseDialAddresses(s string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, pair := range strings.Fields(s) {
-		name, addr, ok := strings.Cut(pair, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("%q: want NAME=HOST:PORT", pair)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("%q: %w", pair, err)
-		}
-		m[strings.ToLower(name)] = addr
-	}
-	return m, nil
 }
