@@ -64,16 +64,8 @@ func DSQL(ctx context.Context, q PGQuerier, o DBOptions) *Report {
 		r.Add(Check{Name: "database", Status: Fail, Detail: "--database " + o.Database + ": an Aurora DSQL cluster has one database, postgres"})
 		return r
 	}
-	user := o.User
-	if !o.Admin {
-		if user != "" && user != session {
-			r.Add(Check{Name: "role exists", Status: Fail, Detail: fmt.Sprintf("connected as %s, not %s", session, user)})
-			return r
-		}
-		user = session
-	}
-	if user == "" {
-		r.Add(Check{Name: "role exists", Status: Fail, Detail: "no user to check: name it (--db-user)"})
+	user, ok := checkedUser(r, o, session)
+	if !ok {
 		return r
 	}
 	if user == "admin" {

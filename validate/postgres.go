@@ -74,16 +74,8 @@ func Postgres(ctx context.Context, q PGQuerier, o DBOptions) *Report {
 		r.Add(Check{Name: "database", Status: Fail, Detail: fmt.Sprintf("connected to database %s, asked to check %s: catalogs are per database, so connect to %s", db, o.Database, o.Database)})
 		return r
 	}
-	user := o.User
-	if !o.Admin {
-		if user != "" && user != session {
-			r.Add(Check{Name: "role exists", Status: Fail, Detail: fmt.Sprintf("connected as %s, not %s", session, user)})
-			return r
-		}
-		user = session
-	}
-	if user == "" {
-		r.Add(Check{Name: "role exists", Status: Fail, Detail: "no user to check: name it (--db-user)"})
+	user, ok := checkedUser(r, o, session)
+	if !ok {
 		return r
 	}
 	role, ok := pgRoleCheck(ctx, q, r, o, user, db, tables, seqs)
@@ -425,4 +417,23 @@ func pgMasterCheck(ctx context.Context, q PGQuerier, r *Report, role pgRole, use
 			Detail: user + " is " + why + " and a member of rds_iam: RDS now accepts only IAM tokens for it and its password no longer works; use a separate IAM user for applications",
 			Fix:    "REVOKE rds_iam FROM " + sqlquote.PGRole(user) + ";"})
 	}
+}
+
+// checkedUser is the role a database check is about: --db-user when
+// connected as an admin, else the session's own (which --db-user must
+// then name, if given). It reports the failure to r when there is none.
+func checkedUser(r *Report, o DBOptions, session string) (string, bool) {
+	user := o.User
+	if !o.Admin {
+		if user != "" && user != session {
+			r.Add(Check{Name: "role exists", Status: Fail, Detail: fmt.Sprintf("connected as %s, not %s", session, user)})
+			return "", false
+		}
+		user = session
+	}
+	if user == "" {
+		r.Add(Check{Name: "role exists", Status: Fail, Detail: "no user to check: name it (--db-user)"})
+		return "", false
+	}
+	return user, true
 }
