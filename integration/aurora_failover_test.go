@@ -114,6 +114,7 @@ func TestAuroraFailover(t *testing.T) {
 	t.Run("cancel reaches the instance", func(t *testing.T) { auroraCancel(t, r) })
 	t.Run("demoted writer sessions are cut", func(t *testing.T) { auroraDemotedCut(t, r) })
 	t.Run("storm during a failover", func(t *testing.T) { auroraStorm(t, r) })
+	t.Run("routed logins are paced per instance", func(t *testing.T) { auroraLoginRate(t, r) })
 }
 
 // auroraReaderSpread: a reader listener spreads 30 sessions over the two

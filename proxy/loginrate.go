@@ -169,6 +169,22 @@ func (g *LoginGuard) WaitRate(ctx context.Context, key string) error {
 	return g.endpoint(key).takeToken(ctx, start, limit, g.maxWait)
 }
 
+// Count counts a login the proxy makes for itself (the Aurora topology
+// monitor's look at an instance) against key's rate without waiting. It
+// takes the next token at once, so the clients' logins after it wait that
+// much longer and the server's budget is kept; it takes no place in line,
+// so a storm of clients never delays the monitor that routes them.
+func (g *LoginGuard) Count(key string) {
+	e := g.endpoint(key)
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.recent.add(now)
+	if e.limiter != nil {
+		e.limiter.ReserveN(now, 1)
+	}
+}
+
 // Busy says whether key has had logins at more than half its rate over
 // about the last second (with no rate set, half the default rate): a
 // generic authentication failure then may well be the server's throttle,

@@ -64,6 +64,13 @@ func GuardKey(t Target) string { return net.JoinHostPort(t.Host, strconv.Itoa(t.
 // awaitLogin waits for the login's turn in the guard (none: at once). A
 // login refused by it gets a login_rate failure.
 func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
+	return s.awaitLoginFor(l, h, GuardKey(l.target))
+}
+
+// awaitLoginFor is awaitLogin for a login to key: the configured endpoint,
+// or the Aurora instance a routed login goes to (RDS throttles IAM logins
+// per instance).
+func (s *Settings) awaitLoginFor(l *Login, h Handshake, key string) (func(), error) {
 	if s.Guard == nil {
 		return func() {}, nil
 	}
@@ -87,10 +94,10 @@ func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
 		// those), and a wait in line for a place could outlast its
 		// connect_timeout on a loaded machine.
 		start := time.Now()
-		err = s.Guard.WaitRate(ctx, GuardKey(l.target))
+		err = s.Guard.WaitRate(ctx, key)
 		leave, waited = func() {}, time.Since(start)
 	} else {
-		leave, waited, err = s.Guard.Wait(ctx, GuardKey(l.target))
+		leave, waited, err = s.Guard.Wait(ctx, key)
 	}
 	if err != nil {
 		if rerr, ok := errors.AsType[*LoginRateError](err); ok {
@@ -103,7 +110,7 @@ func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
 	}
 	// Busy now, when the login goes: its failure may come back seconds
 	// later on a loaded machine, when the window has moved on.
-	l.guardBusy = s.Guard.Busy(GuardKey(l.target))
+	l.guardBusy = s.Guard.Busy(key)
 	if waited > time.Millisecond {
 		l.Log.Debug("login waited for its turn", "waited", waited.Round(time.Millisecond))
 	}
@@ -118,14 +125,14 @@ func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
 // retryReason says why a failed login is worth one more try with a fresh
 // token, or "" when it is not. A generic rejection counts when the
 // endpoint was busy as the login went or is busy as it failed.
-func (s *Settings) retryReason(l *Login, err error) string {
+func (s *Settings) retryReason(l *Login, key string, err error) string {
 	if err == nil || l.Ctx.Err() != nil || l.Evicted() != nil {
 		return ""
 	}
 	if strings.Contains(strings.ToLower(err.Error()), ThrottleText) {
 		return RetryThrottled
 	}
-	if tr, ok := l.engine.(TokenRejecter); ok && s.Guard != nil && tr.TokenRejected(err) && (l.guardBusy || s.Guard.Busy(GuardKey(l.target))) {
+	if tr, ok := l.engine.(TokenRejecter); ok && s.Guard != nil && tr.TokenRejected(err) && (l.guardBusy || s.Guard.Busy(key)) {
 		return RetryBusyAuth
 	}
 	return ""
@@ -134,26 +141,34 @@ func (s *Settings) retryReason(l *Login, err error) string {
 // loginWithRetry has h log in with tok, and once more with a fresh token
 // (after a token of the guard's rate) when the server throttled it.
 func (s *Settings) loginWithRetry(ctx context.Context, l *Login, h Handshake, user, tok string) (Session, error) {
-	sess, err := h.Login(ctx, user, tok)
-	why := s.retryReason(l, err)
+	t := l.target
+	return s.retryLogin(ctx, l, t.Host, t.Port, user, tok, func(ctx context.Context, tok string) (Session, error) { return h.Login(ctx, user, tok) })
+}
+
+// retryLogin runs login with tok, a login to host:port (the guard's key and
+// what tokens are signed for), and once more with a fresh token (after a
+// token of the guard's rate) when the server throttled it.
+func (s *Settings) retryLogin(ctx context.Context, l *Login, host string, port int, user, tok string, login func(context.Context, string) (Session, error)) (Session, error) {
+	key := net.JoinHostPort(host, strconv.Itoa(port))
+	sess, err := login(ctx, tok)
+	why := s.retryReason(l, key, err)
 	if why == "" {
 		return sess, err
 	}
-	l.Log.Info("upstream login failed; trying once more with a fresh token", "why", why, "err", err)
+	l.Log.Info("upstream login failed; trying once more with a fresh token", "why", why, "host", host, "err", err)
 	if lo, ok := s.Observer.(LoginObserver); ok {
 		lo.LoginRetried(why)
 	}
 	if s.Guard != nil {
-		if gerr := s.Guard.WaitRate(ctx, GuardKey(l.target)); gerr != nil {
+		if gerr := s.Guard.WaitRate(ctx, key); gerr != nil {
 			return nil, err // no turn in time: the first failure is the story
 		}
 	}
-	t := l.target
-	tok, terr := s.Tokens.Token(ctx, t.Host, t.Port, s.SigningRegion(), user)
+	tok, terr := s.Tokens.Token(ctx, host, port, s.SigningRegion(), user)
 	if terr != nil {
 		return nil, terr
 	}
-	return h.Login(ctx, user, tok)
+	return login(ctx, tok)
 }
 
 // LoginRateFailure is what a client refused by the guard is told.

@@ -74,6 +74,9 @@ type Router struct {
 	Tokens   TokenSource
 	Region   string
 	Prober   Prober
+	// Guard, when set, counts the monitor's logins against each
+	// instance's login rate (LoginGuard.Count): they never wait.
+	Guard    *LoginGuard
 	Log      *slog.Logger
 	Observer RouteObserver // nil: none
 
@@ -199,6 +202,9 @@ func (r *Router) probe(ctx context.Context, d Destination, user, db string) (top
 	tok, err := r.Tokens.Token(ctx, d.Host, d.Port, r.Region, user)
 	if err != nil {
 		return topology.Probe{}, err
+	}
+	if r.Guard != nil {
+		r.Guard.Count(net.JoinHostPort(d.Host, strconv.Itoa(d.Port)))
 	}
 	p, err := r.Prober.Probe(ctx, d, user, db, tok)
 	if err != nil {
@@ -484,7 +490,7 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 		if err != nil {
 			return nil, err
 		}
-		sess, err := s.loginAt(l, rh, d, user)
+		sess, err := s.loginAt(l, h, rh, d, user)
 		if err == nil && t.writer && !r.isWriter(d.Host) {
 			// Demoted while this login went on: another try, on the new writer.
 			sess.Upstream().Close()
@@ -511,14 +517,22 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 	}
 }
 
-func (s *Settings) loginAt(l *Login, rh Rerouter, d Destination, user string) (Session, error) {
+// loginAt logs in to the instance d, in turn: RDS throttles IAM logins
+// per instance, so the guard's key is the instance endpoint, and a
+// throttled login gets one retry as an unrouted one does.
+func (s *Settings) loginAt(l *Login, h Handshake, rh Rerouter, d Destination, user string) (Session, error) {
+	release, err := s.awaitLoginFor(l, h, net.JoinHostPort(d.Host, strconv.Itoa(d.Port)))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	tok, err := s.Tokens.Token(l.Ctx, d.Host, d.Port, s.SigningRegion(), user)
 	if err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(l.Ctx, s.ConnectTimeout)
 	defer cancel()
-	return rh.LoginAt(cctx, d, user, tok)
+	return s.retryLogin(cctx, l, d.Host, d.Port, user, tok, func(ctx context.Context, tok string) (Session, error) { return rh.LoginAt(ctx, d, user, tok) })
 }
 
 // explainAt explains a failed login to the instance d as Serve would

@@ -49,7 +49,7 @@ func newDSQL(up *Upstream, s proxy.Settings, log *slog.Logger) (proxy.Handler, e
 		s.Guard.Limit(key, l)
 	}
 	return dsql.New(dsql.Config{Upstream: up.PostgresUpstream(), Settings: s, Signer: up.Tokens,
-		Admin: action.Admin, SessionLimit: c.SessionLimit(), Shape: nil})
+		Admin: action.Admin, SessionLimit: c.SessionLimit()})
 }
 
 // dsqlToken signs a DSQL token for user with the upstream's action.

@@ -163,6 +163,9 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 			return engine{}, err
 		}
 		settings.Router = router
+		if router != nil {
+			router.Guard = settings.Guard // the monitor's logins count against each instance's rate
+		}
 		if router != nil && c.SessionReuse {
 			// [choice] A parked session could outlive its writer's
 			// demotion; until the pool follows the router, a routed

@@ -40,12 +40,6 @@ type Config struct {
 	Admin func(user string) bool
 	// SessionLimit is DSQL's session lifetime (0: an hour).
 	SessionLimit time.Duration
-	// Shape, when set, is waited on before each login to the cluster
-	// (the key is the cluster's host), so that logins stay under DSQL's
-	// 100 new connections a second: the hook for the shared login-rate
-	// guard (issue 15's LoginGuard). nil: logins are not shaped, and a
-	// 53400 is retried once after a short random wait.
-	Shape func(ctx context.Context, cluster string) error
 }
 
 // LoginRate and LoginBurst shape new logins to one cluster (with the
@@ -66,7 +60,7 @@ func New(cfg Config) (*postgres.Proxy, error) {
 	if cfg.SessionLimit <= 0 {
 		cfg.SessionLimit = DefaultSessionLimit
 	}
-	t := &tokens{signer: cfg.Signer, admin: cfg.Admin, shape: cfg.Shape, host: cfg.Upstream.Host}
+	t := &tokens{signer: cfg.Signer, admin: cfg.Admin}
 	cfg.Tokens = t
 	c := cluster{host: cfg.Upstream.Host, region: cfg.Region, admin: cfg.Admin, signer: t}
 	return postgres.New(postgres.Config{Upstream: cfg.Upstream, Settings: cfg.Settings, Variant: postgres.Variant{
@@ -77,20 +71,15 @@ func New(cfg Config) (*postgres.Proxy, error) {
 
 // tokens signs DSQL tokens where the core asks for a token
 // (proxy.TokenSource): the action by the user, the cluster's bare host
-// (DSQL tokens name no port), after the login-rate hook.
+// (DSQL tokens name no port). The proxy's login-rate guard paces the
+// logins before a token is asked for (launch sets the cluster's key to
+// LoginRate and LoginBurst).
 type tokens struct {
 	signer Signer
 	admin  func(string) bool
-	shape  func(ctx context.Context, cluster string) error
-	host   string // the cluster, for shape
 }
 
 func (t *tokens) Token(ctx context.Context, host string, _ int, region, user string) (string, error) {
-	if t.shape != nil {
-		if err := t.shape(ctx, host); err != nil {
-			return "", err
-		}
-	}
 	return t.signer.DSQLToken(ctx, host, region, t.admin(user))
 }
 
@@ -99,20 +88,17 @@ func (t *tokens) Identity(ctx context.Context, region string) (authtoken.Identit
 }
 
 // retryWait bounds the random wait before a login refused for DSQL's
-// connection rate is tried again when no guard shapes logins: the bucket
+// connection rate (other clients of the cluster used it up) is tried
+// again: the bucket
 // refills 100 a second, so within a second there is room again unless a
 // storm goes on.
 const retryWait = time.Second
 
 // retry gives a login refused for DSQL's connection rate (53400) one more
-// try: through the shaping hook when there is one, else after a random
-// wait under a second, spreading a storm's retries out.
+// try after a random wait under a second, spreading a storm's retries out.
 func (t *tokens) retry(ctx context.Context, err error) bool {
 	if !isRate(err) {
 		return false
-	}
-	if t.shape != nil {
-		return t.shape(ctx, t.host) == nil
 	}
 	timer := time.NewTimer(rand.N(retryWait))
 	defer timer.Stop()
