@@ -115,6 +115,7 @@ func TestAuroraFailover(t *testing.T) {
 	t.Run("demoted writer sessions are cut", func(t *testing.T) { auroraDemotedCut(t, r) })
 	t.Run("storm during a failover", func(t *testing.T) { auroraStorm(t, r) })
 	t.Run("routed logins are paced per instance", func(t *testing.T) { auroraLoginRate(t, r) })
+	t.Run("session reuse follows the writer", func(t *testing.T) { auroraReuse(t, r) })
 }
 
 // auroraReaderSpread: a reader listener spreads 30 sessions over the two

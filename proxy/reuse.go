@@ -58,13 +58,16 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		return nil
 	}
 	if hd, ok := h.(Holder); ok {
+		if l.routedTo != "" {
+			return nil // chosen before the router chose (launch keeps them apart)
+		}
 		sess := hd.Held()
 		if sess != nil {
 			l.Log = l.Log.With("session_reused", true)
 		}
 		return sess
 	}
-	key := r.PoolKey()
+	key := l.poolKey(r)
 	if key == "" {
 		return nil
 	}
@@ -89,16 +92,28 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 // park gives a session whose client left cleanly to the pool, after
 // forgetting what the client held on it (its cancel key: h.Close); any
 // other session is closed.
-func (s *Settings) park(ctx context.Context, h Handshake, sess Session) {
+func (s *Settings) park(ctx context.Context, l *Login, h Handshake, sess Session) {
 	pk, ok := sess.(Parkable)
 	if s.Pool == nil || !ok {
 		return
 	}
 	r, ok := h.(Reuser)
-	if !ok || ctx.Err() != nil || !pk.Clean() || r.PoolKey() == "" {
+	if !ok || ctx.Err() != nil || !pk.Clean() || l.poolKey(r) == "" {
 		pk.Discard()
 		return
 	}
 	h.Close()
-	s.Pool.Put(r.PoolKey(), pk)
+	s.Pool.Put(l.poolKey(r), pk)
+}
+
+// poolKey is the key of the sessions l's client may take over: the
+// engine's, and for a routed login the Aurora instance too, so that a
+// client the router sent to the writer never gets a reader's session
+// (nor one of a writer since demoted).
+func (l *Login) poolKey(r Reuser) string {
+	key := r.PoolKey()
+	if key == "" || l.routedTo == "" {
+		return key
+	}
+	return key + "\x00instance=" + l.routedTo
 }

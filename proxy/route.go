@@ -76,7 +76,10 @@ type Router struct {
 	Prober   Prober
 	// Guard, when set, counts the monitor's logins against each
 	// instance's login rate (LoginGuard.Count): they never wait.
-	Guard    *LoginGuard
+	Guard *LoginGuard
+	// Pool, when set (session reuse), loses the sessions parked on a
+	// writer when it is demoted.
+	Pool     *Pool
 	Log      *slog.Logger
 	Observer RouteObserver // nil: none
 
@@ -98,6 +101,17 @@ type Router struct {
 	// unreadOnce logs the fall back to the endpoint's DNS once.
 	unreadOnce sync.Once
 }
+
+// ReadOnlySession is a Session that knows from its login whether its
+// server refuses writes (PostgreSQL 14 and later report
+// default_transaction_read_only and in_hot_standby as it starts).
+type ReadOnlySession interface {
+	ReadOnly() bool
+}
+
+// errWriterReadOnly: a login routed to the writer found its instance
+// read-only, as the old writer is once a failover has demoted it.
+var errWriterReadOnly = errors.New("the instance the topology names the writer answered read-only: a failover is under way")
 
 // errTopologyUnread says the cluster's topology has never been read and
 // the last try failed: Settings.login then logs in to the endpoint by its
@@ -248,8 +262,18 @@ func (r *Router) onView(_, cur topology.View) {
 			r.Observer.DemotedCut()
 		}
 	}
-	// TODO(issue 15): call Pool.DropHost(old's host:port) and stop
-	// pre-warming it once session reuse has landed.
+	if r.Pool != nil && old != "" {
+		// Parked on the demoted writer or on the promoted reader (Aurora
+		// restarts both): closed now, not handed over dead, nor kept until
+		// their idle timeout.
+		for _, id := range []string{old, cur.Writer} {
+			if d, err := r.instance(id); err == nil {
+				if n := r.Pool.DropHost(net.JoinHostPort(d.Host, strconv.Itoa(d.Port))); n > 0 {
+					r.Log.Info("parked sessions closed after the writer changed", "instance", d.Host, "sessions", n)
+				}
+			}
+		}
+	}
 }
 
 // isWriter reports whether host is the confirmed writer's instance.
@@ -388,7 +412,7 @@ func (r *Router) noWriter(have bool) error {
 // connection itself failed (not the login's words), a failover may be
 // under way.
 func (t *routeTicket) failed(err error) bool {
-	if !connectionLevel(err) {
+	if !connectionLevel(err) && !errors.Is(err, errWriterReadOnly) {
 		return false
 	}
 	if t.writer {
@@ -490,7 +514,20 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 		if err != nil {
 			return nil, err
 		}
-		sess, err := s.loginAt(l, h, rh, d, user)
+		l.routedTo = net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
+		sess := s.reuse(l, h) // a session parked on that very instance
+		if sess == nil {
+			sess, err = s.loginAt(l, h, rh, d, user)
+		}
+		if err == nil && t.writer {
+			if ro, ok := sess.(ReadOnlySession); ok && ro.ReadOnly() {
+				// The topology is behind: the writer it names was demoted
+				// (and came back read-only) while this login waited its
+				// turn. As a broken login: wait for the next view.
+				sess.Upstream().Close()
+				sess, err = nil, errWriterReadOnly
+			}
+		}
 		if err == nil && t.writer && !r.isWriter(d.Host) {
 			// Demoted while this login went on: another try, on the new writer.
 			sess.Upstream().Close()
@@ -503,6 +540,9 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 		}
 		t.done()
 		if !t.failed(err) || time.Now().After(deadline) || l.Ctx.Err() != nil {
+			if errors.Is(err, errWriterReadOnly) {
+				return nil, r.noWriter(true)
+			}
 			return nil, explainAt(l.target, d, user, err)
 		}
 		l.Log.Info("login to the Aurora writer broke off; waiting for the topology", "instance", d.Host, "err", err)

@@ -166,13 +166,24 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 		if router != nil {
 			router.Guard = settings.Guard // the monitor's logins count against each instance's rate
 		}
-		if router != nil && c.SessionReuse {
-			// [choice] A parked session could outlive its writer's
-			// demotion; until the pool follows the router, a routed
-			// cluster logs in per client.
-			log.Warn("session_reuse is not yet combined with Aurora cluster routing: every client logs in (the router's instance choice wins)")
-		} else {
+		switch {
+		case router != nil && c.SessionReuse && c.Engine != config.Postgres:
+			// A MySQL session is taken from the pool before the client's
+			// greeting (its connection id), before the router has chosen.
+			log.Warn("session_reuse is not combined with Aurora MySQL cluster routing: every client logs in (the router's instance choice wins)")
+		default:
 			settings.Pool = newPool(c, log)
+			if router != nil {
+				// Sessions are parked and taken per instance; a writer
+				// change closes those parked on the instances it touched.
+				router.Pool = settings.Pool
+			}
+		}
+		if router != nil && settings.Prewarm > 0 {
+			// Ready connections to the cluster's DNS name would never serve
+			// a routed login (it dials the chosen instance).
+			log.Warn("prewarm is off for an Aurora cluster endpoint: logins go to the instance the topology names")
+			settings.Prewarm = 0
 		}
 	}
 	var h proxy.Handler

@@ -113,7 +113,11 @@ func (s *session) Born() time.Time { return s.born }
 // connected to. It implements proxy.Pooled.
 func (s *session) Hosts() []string {
 	up := s.p.cfg.Upstream
-	return []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), s.raw.RemoteAddr().String()}
+	hosts := []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), s.raw.RemoteAddr().String()}
+	if s.host != "" { // an Aurora instance the router chose
+		hosts = append(hosts, net.JoinHostPort(s.host, strconv.Itoa(up.Port)))
+	}
+	return hosts
 }
 
 // backend is where the session's cancels go (see Finish).

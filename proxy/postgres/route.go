@@ -72,3 +72,13 @@ func (p *Proxy) Probe(ctx context.Context, d proxy.Destination, user, database, 
 	hc.Conn.Close()
 	return probe, nil
 }
+
+// ReadOnly says whether the server reported at login that it refuses
+// writes (PostgreSQL 14 and later report both as a session starts); it
+// implements proxy.ReadOnlySession, so that a login routed to a writer
+// demoted since the topology was read is not handed to the client. The
+// router's own probe judges a writer by the same session setting, so a
+// role whose sessions are read-only everywhere never has a writer.
+func (s *session) ReadOnly() bool {
+	return s.params["in_hot_standby"] == "on" || s.params["default_transaction_read_only"] == "on"
+}
