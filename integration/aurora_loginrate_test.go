@@ -24,7 +24,9 @@ func auroraLoginRate(t *testing.T, r *auroraRig) {
 	var wg sync.WaitGroup
 	atts := make([]attempt, clients)
 	for i := range clients {
-		wg.Go(func() { atts[i] = pgxAttempt(t.Context(), dsn(port, iamUser), fmt.Sprintf("rate%d", i), 25*time.Second) })
+		wg.Go(func() {
+			atts[i] = pgxAttempt(t.Context(), dsn(port, iamUser), fmt.Sprintf("rate%d", i), 25*time.Second)
+		})
 	}
 	wg.Wait()
 	var ok, paced int
