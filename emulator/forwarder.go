@@ -45,7 +45,16 @@ func (f *forwarder) accept() {
 			}
 			return
 		}
+		// The target is read and the connection registered in one step
+		// under mu, which cut takes too: a cut either sees the connection
+		// or comes after it, never between (a connection routed to an
+		// instance just before its restart would escape the cut).
+		f.mu.Lock()
 		to := f.target()
+		if to != "" {
+			f.conns[c] = nil
+		}
+		f.mu.Unlock()
 		if to == "" {
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // a reset, as a restarting host gives
@@ -62,10 +71,8 @@ func (f *forwarder) accept() {
 func (f *forwarder) pipe(c net.Conn, addr string) {
 	defer f.wg.Done()
 	defer c.Close()
-	// Registered before the dial, so that a cut during it ends c too.
-	f.mu.Lock()
-	f.conns[c] = nil
-	f.mu.Unlock()
+	// Registered by accept, before the dial, so that a cut during it
+	// ends c too.
 	defer func() {
 		f.mu.Lock()
 		delete(f.conns, c)
@@ -77,8 +84,14 @@ func (f *forwarder) pipe(c net.Conn, addr string) {
 	}
 	defer d.Close()
 	f.mu.Lock()
-	f.conns[c] = d
+	_, live := f.conns[c]
+	if live {
+		f.conns[c] = d
+	}
 	f.mu.Unlock()
+	if !live {
+		return // cut while dialing
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -103,6 +116,7 @@ func (f *forwarder) cut() {
 		if d != nil {
 			d.Close()
 		}
+		delete(f.conns, c) // a pipe still dialing sees it was cut
 	}
 }
 
