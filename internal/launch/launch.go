@@ -163,6 +163,12 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 			return engine{}, err
 		}
 		settings.Router = router
+		if router != nil && settings.Prewarm > 0 {
+			// Pre-warmed connections are dialed to the endpoint by its DNS
+			// name; a routed login goes to the instance the topology names.
+			log.Warn("prewarm is off for an Aurora cluster endpoint: logins go to the instance the topology names, not the endpoint's DNS")
+			settings.Prewarm = 0
+		}
 		if router != nil && c.SessionReuse {
 			// [choice] A parked session could outlive its writer's
 			// demotion; until the pool follows the router, a routed

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
@@ -100,6 +101,14 @@ func (f *farewell) Message(err error) []byte {
 	var b bytes.Buffer
 	lost := proxy.LostUpstream(err)
 	lost.Code.Errno = mywire.ErUpstreamConnect
+	if errors.Is(err, proxy.ErrDemoted) {
+		// 1053 (08S01), as a server that shuts down says: pools and
+		// drivers take it for "reconnect". A session demoted while idle
+		// is only closed: an ERR before its next command could land
+		// inside a reply the framing cannot tell from a finished one.
+		lost = proxy.DemotedFailure()
+		lost.Code.Errno = mywire.ErServerShutdown
+	}
 	if writeFailure(&b, lost, position{seq: f.seq + 1, greeted: true}) != nil {
 		return nil
 	}

@@ -71,6 +71,25 @@ func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
 	}
 }
 
+// TestFarewellDemoted: a command waiting on a writer the router demoted is
+// answered with 1053 and the proxy's words, which say to connect again.
+func TestFarewellDemoted(t *testing.T) {
+	f := newFarewell()
+	f.FromClient(pkt(0, "\x03SELECT SLEEP(10)"))
+	got := f.Message(proxy.ErrDemoted)
+	_, p, err := mywire.ReadPacket(strings.NewReader(string(got)), mywire.ResultLimit)
+	if err != nil || len(p) < 9 || p[0] != 0xff {
+		t.Fatalf("message %q: %v; want an ERR", got, err)
+	}
+	e := mywire.ParseErr(p)
+	if e.Code != mywire.ErServerShutdown || e.State != "08S01" || !strings.Contains(e.Message, "failed over") || !strings.Contains(e.Message, "connect again") {
+		t.Fatalf("%+v, want 1053 naming the failover and the fix", e)
+	}
+	if idle := newFarewell(); idle.Message(proxy.ErrDemoted) != nil {
+		t.Fatal("an idle demoted session was sent an ERR")
+	}
+}
+
 // BenchmarkFarewellFromUpstream: following the framing of 16 KB relay
 // chunks of small rows, the relay's added cost per chunk.
 func BenchmarkFarewellFromUpstream(b *testing.B) {

@@ -25,7 +25,7 @@ const (
 const ServerStatusMoreResults = 0x0008
 
 // QueryRow is one text-protocol row: each column's value, nil for NULL.
-type QueryRow [][]byte
+type QueryRow = [][]byte
 
 // Query sends one COM_QUERY on a logged-in session no client is using and
 // reads its answer to the end: an OK (no rows), an ERR (a *ServerError,
