@@ -12,7 +12,10 @@ import (
 // token is for d.Host, TLS verifies d.Host (every instance's certificate
 // names it), and d.DialAddr is dialed.
 func (p *Proxy) dialInstance(ctx context.Context, d proxy.Destination) (*Pending, error) {
-	u := p.cfg.Upstream
+	return dialAt(ctx, p.cfg.Upstream, d)
+}
+
+func dialAt(ctx context.Context, u Upstream, d proxy.Destination) (*Pending, error) {
 	_, conf := u.currentTLS()
 	conf, err := proxy.InstanceTLS(conf, d)
 	if err != nil {
@@ -81,7 +84,14 @@ const probeCaps = mywire.CapProtocol41 | mywire.CapSecureConnection | mywire.Cap
 // the cluster's topology there (the three topology.SQL[MySQL] queries,
 // one COM_QUERY each); it implements proxy.Prober.
 func (p *Proxy) Probe(ctx context.Context, d proxy.Destination, user, database, token string) (topology.Probe, error) {
-	pending, err := p.dialInstance(ctx, d)
+	return ProbeAt(ctx, p.cfg.Upstream, d, user, database, token)
+}
+
+// ProbeAt is Probe on u's settings (TLS trust, TCP timeout) without a
+// Proxy: doctor reads the topology through the cluster endpoint with it
+// (d: the endpoint itself) as the proxy's monitor does.
+func ProbeAt(ctx context.Context, u Upstream, d proxy.Destination, user, database, token string) (topology.Probe, error) {
+	pending, err := dialAt(ctx, u, d)
 	if err != nil {
 		return topology.Probe{}, err
 	}
