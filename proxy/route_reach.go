@@ -91,3 +91,11 @@ func (r *Router) peek(v topology.View) (d Destination, writer, ok bool) {
 	d, err := r.instance(id)
 	return d, writer, err == nil
 }
+
+// ExplainAt explains a failed dial or login to the Aurora instance d the
+// way Serve explains one to t, but naming the instance (for an engine's
+// own steps towards it, such as MySQL's greeting); what it does not know
+// is returned as is.
+func ExplainAt(t Target, d Destination, user string, err error) error {
+	return explainAt(t, d, user, err)
+}

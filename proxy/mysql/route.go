@@ -40,11 +40,16 @@ func (p *Proxy) dialRouted(ctx context.Context) (pending *Pending, routed bool, 
 	if r == nil {
 		return nil, false, nil
 	}
+	var at proxy.Destination
 	routed, err = r.Reach(ctx, func(ctx context.Context, d proxy.Destination) error {
 		var err error
+		at = d
 		pending, err = p.dialInstance(ctx, d)
 		return err
 	})
+	if err != nil && routed {
+		err = proxy.ExplainAt(p.Target(), at, "", err) // names the instance, not the endpoint
+	}
 	return pending, routed, err
 }
 
