@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,29 +12,31 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// AuroraInstance is one member of an emulated Aurora PostgreSQL cluster: a
-// real PostgreSQL server of its own behind an RDS front.
+// AuroraInstance is one member of an emulated Aurora cluster: a real
+// PostgreSQL (or MariaDB) server of its own behind an RDS front.
 type AuroraInstance struct {
 	// ID is the instance's server id (its first DNS label): lower-case
 	// letters, digits and hyphens.
 	ID string
-	// Backend is the host:port of its PostgreSQL server (clients' logins,
-	// as PostgresOptions.Backend).
+	// Backend is the host:port of its server (clients' logins, as
+	// PostgresOptions.Backend or MySQLOptions.Backend).
 	Backend string
-	// Admin is a connection string for a superuser login to the same
-	// server ("host=127.0.0.1 port=N user=postgres"): the emulator creates
-	// the topology functions with it and switches the server between
-	// read-only and writable. Its database is replaced by each of
-	// AuroraOptions.Databases in turn.
+	// Admin is a superuser login to the same server, with which the
+	// emulator switches it between read-only and writable. PostgreSQL: a
+	// connection string ("host=127.0.0.1 port=N user=postgres"), with which
+	// the topology functions are created too; its database is replaced by
+	// each of AuroraOptions.Databases in turn. MySQL: a go-sql-driver DSN
+	// of a root login ("root@tcp(127.0.0.1:N)/").
 	Admin string
 }
 
-// AuroraOptions configure an emulated Aurora PostgreSQL cluster.
+// AuroraOptions configure an emulated Aurora cluster.
 type AuroraOptions struct {
+	// Engine is "postgres" (the default) or "mysql"; StartAuroraPostgres
+	// and StartAuroraMySQL check it.
+	Engine string
 	// ClusterID names the cluster: its endpoints are
 	// CLUSTERID.cluster-SUFFIX.REGION.rds.amazonaws.com (writer) and
 	// CLUSTERID.cluster-ro-SUFFIX... (reader); default "emulated-aurora".
@@ -45,14 +48,21 @@ type AuroraOptions struct {
 	// ResourceID is the DbClusterResourceId tokens are authorized on;
 	// default "cluster-EMULATEDAURORA0001".
 	ResourceID string
-	// Port is the endpoints' port (in tokens); default 5432.
+	// Port is the endpoints' port (in tokens); default 5432 (3306 for
+	// mysql).
 	Port int
 	// Instances are the members, at least two; the first starts as the
 	// writer.
 	Instances []AuroraInstance
 	// Databases are where the topology functions are created (every
-	// database clients use); default "postgres".
+	// database clients use); default "postgres". PostgreSQL only: Aurora
+	// MySQL's topology is answered by the fronts (aurora_mysql.go).
 	Databases []string
+	// MySQL is the template of each instance's MySQL front (mysql only):
+	// BackendPassword, BackendTLS, IAMUsers, MySQL8, AlwaysSwitch, Logger
+	// are used as given; Endpoint, Port, ResourceID, Listen, Backend and
+	// Certificate are set per instance by the cluster.
+	MySQL MySQLOptions
 	// StaleDNS is how long the cluster (writer) name keeps dialing the old
 	// writer after a failover, as cluster DNS does (15-20 s on AWS);
 	// default 20 s, negative: it follows at once.
@@ -71,17 +81,19 @@ type FailoverOptions struct {
 	KeepSessions bool
 }
 
-// Cluster is a running emulated Aurora PostgreSQL cluster: one RDS front per
+// Cluster is a running emulated Aurora cluster: one RDS front per
 // instance, all authorizing tokens on the cluster's resource id; a TCP
 // forwarder per instance (InstanceAddr: where clients dial an instance
 // endpoint, which a failover can cut), one playing the cluster writer name's
 // DNS (ClusterAddr, which follows the writer only StaleDNS after a failover)
 // and one playing the reader name's (ReaderAddr, round robin over the
-// readers). Each backend answers aurora_replica_status() and
-// aurora_db_instance_identifier() from a table the emulator keeps.
+// readers). The engine (clusterEngine) is what differs between Aurora
+// PostgreSQL and Aurora MySQL: the fronts, how a server learns the topology
+// and how it turns read-only.
 type Cluster struct {
 	o       AuroraOptions
-	fronts  map[string]*Postgres
+	engine  clusterEngine
+	fronts  map[string]*instance
 	fwd     map[string]*forwarder // per instance
 	cluster *forwarder
 	reader  *forwarder
@@ -89,11 +101,28 @@ type Cluster struct {
 
 	mu        sync.Mutex
 	writer    string               // the instance id that is writer now
+	readOnly  map[string]bool      // instance id -> its server refuses writes now
 	dnsWriter string               // where the cluster name dials
 	down      map[string]time.Time // instance id -> refuses connections until
 	dnsTimer  *time.Timer
 	next      int // round robin over readers
 	failing   sync.Mutex
+}
+
+// clusterEngine is what an Aurora engine does inside a Cluster; the rest
+// (names, forwarders, stale DNS, restarts, the RDS API) is the same for
+// both.
+type clusterEngine interface {
+	// prepare readies in's server before any front starts.
+	prepare(ctx context.Context, in AuroraInstance) error
+	// setReadOnly makes in's server refuse writes as an Aurora reader
+	// does, or accept them, for open sessions too.
+	setReadOnly(ctx context.Context, in AuroraInstance, ro bool) error
+	// startFront starts in's RDS front for the endpoint name with cert.
+	startFront(a *AWS, ca *CA, in AuroraInstance, name string, cert *tls.Certificate) (*instance, error)
+	// writerMoved tells the servers that to is the writer now (once the
+	// read-only switches are done; before Writer() says so).
+	writerMoved(ctx context.Context, to string) error
 }
 
 var auroraIDPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -103,7 +132,23 @@ var auroraIDPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 // the first instance writable and the others read-only
 // (default_transaction_read_only through ALTER SYSTEM), and starts the
 // fronts and forwarders.
-func (a *AWS) StartAuroraPostgres(ctx context.Context, ca *CA, o AuroraOptions) (c *Cluster, err error) {
+func (a *AWS) StartAuroraPostgres(ctx context.Context, ca *CA, o AuroraOptions) (*Cluster, error) {
+	if o.Engine != "" && o.Engine != "postgres" {
+		return nil, fmt.Errorf("emulator: StartAuroraPostgres with Engine %q: use the engine's own Start", o.Engine)
+	}
+	o.Engine = "postgres"
+	if o.Port == 0 {
+		o.Port = 5432
+	}
+	if len(o.Databases) == 0 {
+		o.Databases = []string{"postgres"}
+	}
+	return a.startAurora(ctx, ca, o, func(c *Cluster) clusterEngine { return &auroraPostgres{c: c} })
+}
+
+// startAurora starts a cluster of either engine: o.Engine and o.Port are
+// set by the caller.
+func (a *AWS) startAurora(ctx context.Context, ca *CA, o AuroraOptions, engine func(*Cluster) clusterEngine) (c *Cluster, err error) {
 	if len(o.Instances) < 2 {
 		return nil, errors.New("emulator: an Aurora cluster needs at least two instances")
 	}
@@ -115,12 +160,6 @@ func (a *AWS) StartAuroraPostgres(ctx context.Context, ca *CA, o AuroraOptions) 
 	}
 	if o.ResourceID == "" {
 		o.ResourceID = "cluster-EMULATEDAURORA0001"
-	}
-	if o.Port == 0 {
-		o.Port = 5432
-	}
-	if len(o.Databases) == 0 {
-		o.Databases = []string{"postgres"}
 	}
 	if o.StaleDNS == 0 {
 		o.StaleDNS = 20 * time.Second
@@ -136,15 +175,17 @@ func (a *AWS) StartAuroraPostgres(ctx context.Context, ca *CA, o AuroraOptions) 
 			return nil, fmt.Errorf("emulator: Aurora instance id %q: use lower-case letters, digits and hyphens", in.ID)
 		}
 	}
-	c = &Cluster{o: o, fronts: map[string]*Postgres{}, fwd: map[string]*forwarder{}, down: map[string]time.Time{},
-		writer: o.Instances[0].ID, dnsWriter: o.Instances[0].ID, log: o.Logger.With("emulator", "aurora", "cluster", o.ClusterID)}
+	c = &Cluster{o: o, fronts: map[string]*instance{}, fwd: map[string]*forwarder{}, down: map[string]time.Time{},
+		readOnly: map[string]bool{}, writer: o.Instances[0].ID, dnsWriter: o.Instances[0].ID,
+		log: o.Logger.With("emulator", "aurora", "engine", o.Engine, "cluster", o.ClusterID)}
+	c.engine = engine(c)
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
 	for _, in := range o.Instances {
-		if err := c.setUp(ctx, in); err != nil {
+		if err := c.engine.prepare(ctx, in); err != nil {
 			return nil, err
 		}
 	}
@@ -159,8 +200,7 @@ func (a *AWS) StartAuroraPostgres(ctx context.Context, ca *CA, o AuroraOptions) 
 		if err != nil {
 			return nil, fmt.Errorf("emulator: server certificate: %w", err)
 		}
-		front, err := a.StartPostgres(ca, PostgresOptions{Endpoint: name, Port: o.Port, Backend: in.Backend,
-			ResourceID: "db-AURORA" + strings.ToUpper(strings.ReplaceAll(in.ID, "-", "")), Certificate: &cert, Logger: o.Logger})
+		front, err := c.engine.startFront(a, ca, in, name, &cert)
 		if err != nil {
 			return nil, err
 		}
@@ -189,79 +229,28 @@ func (a *AWS) StartAuroraPostgres(ctx context.Context, ca *CA, o AuroraOptions) 
 	return c, nil
 }
 
-// topologySQL creates the emulator's topology table and the two functions
-// Aurora PostgreSQL has, over it. Every row is reported as updated now:
-// every member is alive.
-const topologySQL = `CREATE SCHEMA IF NOT EXISTS aurora_emulator;
-CREATE TABLE IF NOT EXISTS aurora_emulator.replica_status (server_id text PRIMARY KEY, is_writer boolean NOT NULL);
-DELETE FROM aurora_emulator.replica_status;
-%s
-CREATE OR REPLACE FUNCTION public.aurora_replica_status()
-  RETURNS TABLE (server_id text, session_id text, last_update_timestamp timestamptz) LANGUAGE sql STABLE
-  AS $$ SELECT r.server_id, CASE WHEN r.is_writer THEN 'MASTER_SESSION_ID' ELSE md5(r.server_id) END, now()
-        FROM aurora_emulator.replica_status r ORDER BY r.server_id $$;
-CREATE OR REPLACE FUNCTION public.aurora_db_instance_identifier() RETURNS text LANGUAGE sql IMMUTABLE
-  AS $$ SELECT %s::text $$;
-GRANT USAGE ON SCHEMA aurora_emulator TO PUBLIC;
-GRANT SELECT ON aurora_emulator.replica_status TO PUBLIC;`
-
-// setUp creates the topology functions in each database of in's server.
-func (c *Cluster) setUp(ctx context.Context, in AuroraInstance) error {
-	var rows []string
-	for n, m := range c.o.Instances {
-		rows = append(rows, fmt.Sprintf("('%s', %t)", m.ID, n == 0))
-	}
-	sql := fmt.Sprintf(topologySQL, "INSERT INTO aurora_emulator.replica_status VALUES "+strings.Join(rows, ", ")+";", "'"+in.ID+"'")
-	for _, db := range c.o.Databases {
-		if err := c.admin(ctx, in, db, sql); err != nil {
-			return err
-		}
-	}
-	return nil
+// instanceResourceID is the DbiResourceId of instance id's front.
+func instanceResourceID(id string) string {
+	return "db-AURORA" + strings.ToUpper(strings.ReplaceAll(id, "-", ""))
 }
 
-// admin runs sql on in's server as its superuser, in database db.
-func (c *Cluster) admin(ctx context.Context, in AuroraInstance, db, sql string) error {
-	cfg, err := pgconn.ParseConfig(in.Admin)
-	if err != nil {
-		return fmt.Errorf("emulator: Aurora instance %s: admin connection string: %w", in.ID, err)
-	}
-	cfg.Database = db
-	// The admin's own writes (the topology table) go through on a
-	// read-only member too.
-	cfg.RuntimeParams["default_transaction_read_only"] = "off"
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgconn.ConnectConfig(cctx, cfg)
-	if err != nil {
-		return fmt.Errorf("emulator: Aurora instance %s: admin login: %w", in.ID, err)
-	}
-	defer conn.Close(context.WithoutCancel(cctx))
-	if _, err := conn.Exec(cctx, sql).ReadAll(); err != nil {
-		return fmt.Errorf("emulator: Aurora instance %s: %w", in.ID, err)
-	}
-	return nil
-}
-
-// setReadOnly makes in's server refuse writes (as an Aurora reader does:
-// "cannot execute INSERT in a read-only transaction", 25006) or accept
-// them. A reload applies it to open sessions too, at their next command.
+// setReadOnly switches in's server and records it (the MySQL fronts answer
+// @@innodb_read_only from the record).
 func (c *Cluster) setReadOnly(ctx context.Context, in AuroraInstance, ro bool) error {
-	v := "off"
-	if ro {
-		v = "on"
-	}
-	// ALTER SYSTEM cannot run in a transaction block: two queries.
-	if err := c.admin(ctx, in, "postgres", "ALTER SYSTEM SET default_transaction_read_only = "+v); err != nil {
+	if err := c.engine.setReadOnly(ctx, in, ro); err != nil {
 		return err
 	}
-	return c.admin(ctx, in, "postgres", "SELECT pg_reload_conf()")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readOnly[in.ID] = ro
+	return nil
 }
 
 // Failover makes instance to the writer: the old writer turns read-only
 // and (unless fo.KeepSessions) has its sessions cut and refuses
 // connections for RestartDelay; to turns writable; every member's topology
-// names to as writer; the cluster name follows StaleDNS later.
+// names to as writer; the cluster name follows StaleDNS later. The same
+// for both engines.
 func (c *Cluster) Failover(ctx context.Context, to string, fo FailoverOptions) error {
 	c.failing.Lock()
 	defer c.failing.Unlock()
@@ -295,13 +284,8 @@ func (c *Cluster) Failover(ctx context.Context, to string, fo FailoverOptions) e
 	if err := c.setReadOnly(ctx, newW, false); err != nil {
 		return err
 	}
-	update := fmt.Sprintf("UPDATE aurora_emulator.replica_status SET is_writer = (server_id = '%s')", to)
-	for _, in := range c.o.Instances {
-		for _, db := range c.o.Databases {
-			if err := c.admin(ctx, in, db, update); err != nil {
-				return err
-			}
-		}
+	if err := c.engine.writerMoved(ctx, to); err != nil {
+		return err
 	}
 	c.reportWriter(to)
 	c.mu.Lock()
@@ -396,6 +380,9 @@ func (c *Cluster) region() string {
 	}
 	return "us-east-1"
 }
+
+// Engine is the cluster's engine: "postgres" or "mysql".
+func (c *Cluster) Engine() string { return c.o.Engine }
 
 // Port is the endpoints' port, for tokens.
 func (c *Cluster) Port() int { return c.o.Port }

@@ -13,12 +13,12 @@ import (
 // say about a cluster depends on nothing else.
 func memberCluster(a *AWS, ids ...string) *Cluster {
 	o := AuroraOptions{ClusterID: "orders", Suffix: "c0ffee123456", ResourceID: "cluster-ORDERS0001", Port: 5432}
-	c := &Cluster{o: o, fronts: map[string]*Postgres{}, writer: ids[0]}
+	c := &Cluster{o: o, fronts: map[string]*instance{}, writer: ids[0]}
 	for _, id := range ids {
 		o.Instances = append(o.Instances, AuroraInstance{ID: id})
 		name := id + ".c0ffee123456.us-east-1.rds.amazonaws.com"
 		d := a.registerDB("rds-postgres", name, 5432, "db-"+id)
-		c.fronts[id] = &Postgres{instance: &instance{aws: a, endpoint: name, port: 5432, db: d}}
+		c.fronts[id] = &instance{aws: a, endpoint: name, port: 5432, db: d}
 		c.fronts[id].JoinCluster(o.ClusterID, o.ResourceID)
 	}
 	c.o = o

@@ -55,6 +55,11 @@ type MySQLOptions struct {
 	// first answer's plugin is not the account's.
 	AlwaysSwitch bool
 	Logger       *slog.Logger
+
+	// shim, set only for an Aurora cluster's members, answers the topology
+	// queries MariaDB cannot (see Cluster.mysqlTopology and
+	// copyShimmed); nil relays every byte as it comes.
+	shim func(query string) (replacement string, ok bool)
 }
 
 // MySQL is a running emulated RDS for MySQL front.
@@ -218,5 +223,9 @@ func (m *MySQL) serveConn(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Time{})
 	sess.Conn.SetDeadline(time.Time{})
 	log.Info("IAM login accepted")
+	if m.opts.shim != nil {
+		relayWith(ctx, conn, sess.Conn, relayLinger, func(dst, src net.Conn) halfEnd { return copyShimmed(dst, src, m.opts.shim) })
+		return
+	}
 	relay(ctx, conn, sess.Conn, relayLinger)
 }

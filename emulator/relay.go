@@ -37,6 +37,13 @@ const lostDrain = time.Second
 //
 // Two goroutines per session: the caller's and one more.
 func relay(ctx context.Context, client, backend net.Conn, linger time.Duration) {
+	relayWith(ctx, client, backend, linger, copyHalf)
+}
+
+// relayWith is relay with up copying the client's bytes to the backend
+// (an Aurora MySQL member's front looks at its packets: copyShimmed); the
+// same rules hold, as up reports how it ended as copyHalf does.
+func relayWith(ctx context.Context, client, backend net.Conn, linger time.Duration, up func(dst, src net.Conn) halfEnd) {
 	closeBoth := func() {
 		client.Close()
 		backend.Close()
@@ -46,7 +53,7 @@ func relay(ctx context.Context, client, backend net.Conn, linger time.Duration) 
 	toBackend := make(chan struct{})
 	go func() {
 		defer close(toBackend)
-		switch copyHalf(backend, client) {
+		switch up(backend, client) {
 		case srcEnded:
 			if !closeWrite(backend) {
 				closeBoth()

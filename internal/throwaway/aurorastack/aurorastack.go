@@ -1,7 +1,8 @@
-// Package aurorastack starts an emulated Aurora PostgreSQL cluster on one
-// machine for the integration tests and the failover bench: a PostgreSQL
-// server per instance (localpg), an AWS emulator of its own with the
-// cluster's fronts (emulator.StartAuroraPostgres), an IAM user allowed to
+// Package aurorastack starts an emulated Aurora PostgreSQL or Aurora MySQL
+// cluster on one machine for the integration tests and the failover bench:
+// a PostgreSQL (localpg) or MariaDB (localmy) server per instance, an AWS
+// emulator of its own with the cluster's fronts
+// (emulator.StartAuroraPostgres, StartAuroraMySQL), an IAM user allowed to
 // connect, and the proxy configuration that reaches the cluster through
 // its stale-DNS forwarder with the instances' dial addresses.
 package aurorastack
@@ -24,13 +25,15 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localpg"
 )
 
 // Options say what to start.
 type Options struct {
+	Engine       string        // "postgres" (default) or "mysql" (MariaDB servers, Aurora MySQL fronts)
 	Instances    []string      // server ids, the first the writer; default alpha, beta, gamma
-	User         string        // the IAM database user (in rds_iam); default app_user
+	User         string        // the IAM database user (in rds_iam; mysql: an IAM user of the fronts); default app_user
 	Database     string        // the app database, with a table hits (id, client) the user may INSERT into; default appdb
 	StaleDNS     time.Duration // emulator.AuroraOptions.StaleDNS
 	RestartDelay time.Duration // emulator.AuroraOptions.RestartDelay; default 500 ms
@@ -44,7 +47,9 @@ type Stack struct {
 	Signer                 []func(*awsconfig.LoadOptions) error // the proxy's AWS settings: the IAM user's keys
 	AccessKeyID, SecretKey string
 	User, Database         string
-	PG                     []*localpg.Server
+	Engine                 config.Engine
+	PG                     []*localpg.Server // postgres: the instances' servers, in Options.Instances' order
+	MySQL                  []*localmy.Server // mysql: the same
 	dir                    string
 }
 
@@ -62,41 +67,31 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if o.RestartDelay == 0 {
 		o.RestartDelay = 500 * time.Millisecond
 	}
-	s = &Stack{User: o.User, Database: o.Database, PG: make([]*localpg.Server, len(o.Instances))}
+	s = &Stack{User: o.User, Database: o.Database, Engine: config.Postgres}
+	switch o.Engine {
+	case "", "postgres":
+	case "mysql":
+		s.Engine = config.MySQL
+	default:
+		return nil, fmt.Errorf("aurorastack: engine %q: use postgres or mysql", o.Engine)
+	}
+	// A failed start returns a nil Stack: what it started is stopped
+	// through started, not the (by then nil) result.
+	started := s
 	defer func() {
 		if err != nil {
-			s.Close()
+			started.Close()
 		}
 	}()
 	if s.dir, err = os.MkdirTemp("", "aurorastack-"); err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(o.Instances))
-	var wg sync.WaitGroup
-	for n := range o.Instances {
-		wg.Go(func() {
-			pg, err := localpg.Start(ctx, localpg.Options{Settings: map[string]string{"max_connections": "300"}})
-			s.PG[n], errs[n] = pg, err
-			if err == nil {
-				errs[n] = setUp(ctx, pg, o.User, o.Database)
-			}
-		})
+	if s.Engine == config.MySQL {
+		err = s.startMySQL(ctx, o)
+	} else {
+		err = s.startPostgres(ctx, o)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if s.AWS, err = emulator.StartServer(emulator.Options{Region: "us-east-1", AccountID: "123456789012"}, ""); err != nil {
-		return nil, err
-	}
-	var instances []emulator.AuroraInstance
-	for n, id := range o.Instances {
-		host, port, _ := net.SplitHostPort(s.PG[n].Addr())
-		instances = append(instances, emulator.AuroraInstance{ID: id, Backend: s.PG[n].Addr(),
-			Admin: fmt.Sprintf("host=%s port=%s user=postgres sslmode=disable", host, port)})
-	}
-	if s.Cluster, err = s.AWS.AWS.StartAuroraPostgres(ctx, s.AWS.CA, emulator.AuroraOptions{Instances: instances,
-		Databases: []string{"postgres", o.Database}, StaleDNS: o.StaleDNS, RestartDelay: o.RestartDelay}); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	s.CAFile = filepath.Join(s.dir, "aurora-ca.pem")
@@ -115,6 +110,39 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	return s, nil
 }
 
+// startPostgres starts the PostgreSQL servers, the emulator and the
+// Aurora PostgreSQL cluster.
+func (s *Stack) startPostgres(ctx context.Context, o Options) (err error) {
+	s.PG = make([]*localpg.Server, len(o.Instances))
+	errs := make([]error, len(o.Instances))
+	var wg sync.WaitGroup
+	for n := range o.Instances {
+		wg.Go(func() {
+			pg, err := localpg.Start(ctx, localpg.Options{Settings: map[string]string{"max_connections": "300"}})
+			s.PG[n], errs[n] = pg, err
+			if err == nil {
+				errs[n] = setUp(ctx, pg, o.User, o.Database)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if s.AWS, err = emulator.StartServer(emulator.Options{Region: "us-east-1", AccountID: "123456789012"}, ""); err != nil {
+		return err
+	}
+	var instances []emulator.AuroraInstance
+	for n, id := range o.Instances {
+		host, port, _ := net.SplitHostPort(s.PG[n].Addr())
+		instances = append(instances, emulator.AuroraInstance{ID: id, Backend: s.PG[n].Addr(),
+			Admin: fmt.Sprintf("host=%s port=%s user=postgres sslmode=disable", host, port)})
+	}
+	s.Cluster, err = s.AWS.AWS.StartAuroraPostgres(ctx, s.AWS.CA, emulator.AuroraOptions{Instances: instances,
+		Databases: []string{"postgres", o.Database}, StaleDNS: o.StaleDNS, RestartDelay: o.RestartDelay})
+	return err
+}
+
 func setUp(ctx context.Context, pg *localpg.Server, user, db string) error {
 	if err := pg.Exec(ctx, "CREATE ROLE rds_iam; CREATE ROLE "+user+" LOGIN IN ROLE rds_iam"); err != nil {
 		return err
@@ -128,9 +156,10 @@ func setUp(ctx context.Context, pg *localpg.Server, user, db string) error {
 
 // ProxyConfig is the proxy's configuration for the cluster's writer
 // endpoint, dialed through the stale-DNS forwarder, with every instance's
-// dial address.
+// dial address; its engine is the stack's (config.Postgres or
+// config.MySQL).
 func (s *Stack) ProxyConfig() launch.Config {
-	c := launch.NewConfig(config.Postgres, fmt.Sprintf("%s:%d", s.Cluster.WriterName(), s.Cluster.Port()))
+	c := launch.NewConfig(s.Engine, fmt.Sprintf("%s:%d", s.Cluster.WriterName(), s.Cluster.Port()))
 	c.DialAddress, c.Listen, c.CABundle, c.AWSLoadOptions = s.Cluster.ClusterAddr(), "127.0.0.1:0", s.CAFile, s.Signer
 	var pairs []string
 	for name, addr := range s.Cluster.InstanceAddrs() {
@@ -152,6 +181,11 @@ func (s *Stack) Close() {
 	for _, pg := range s.PG {
 		if pg != nil {
 			pg.Stop()
+		}
+	}
+	for _, my := range s.MySQL {
+		if my != nil {
+			my.Stop()
 		}
 	}
 	if s.dir != "" {
