@@ -80,10 +80,11 @@ func (e *auroraMySQL) admin(ctx context.Context, in AuroraInstance, statements .
 	return nil
 }
 
-// setReadOnly switches read_only. Turning it on waits for sessions'
-// transactions that hold writes to end (MariaDB's rule); lock_wait_timeout
-// bounds that wait so that a failover never hangs on a client that keeps
-// a transaction open.
+// setReadOnly switches read_only. MariaDB does not wait for open
+// transactions (their next write, and their COMMIT, fail with 1290, as on
+// a writer demoted under them); lock_wait_timeout bounds the wait for a
+// session holding the global read lock (FLUSH TABLES WITH READ LOCK), so
+// that a failover never hangs on one.
 func (e *auroraMySQL) setReadOnly(ctx context.Context, in AuroraInstance, ro bool) error {
 	v := "OFF"
 	if ro {

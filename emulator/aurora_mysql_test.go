@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/shortskip"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localmy"
 	"github.com/rds-iam-proxy/rds-iam-proxy/topology"
+	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
 )
 
 // auroraMySQLRig is an emulated Aurora MySQL cluster over three throwaway
@@ -322,6 +324,9 @@ func TestAuroraMySQLTopologyFailoverReadOnlyAndStaleDNS(t *testing.T) {
 		t.Fatal("a failover to the writer itself was accepted")
 	}
 	mariadbClientProbe(t, r, "gamma", "alpha")
+	for _, deprecateEOF := range []bool{false, true} {
+		pipelinedProbe(t, r, "gamma", deprecateEOF)
+	}
 }
 
 // mariadbClientProbe runs the three topology queries and a normal one
@@ -367,4 +372,88 @@ func mariadbClientProbe(t *testing.T, r *auroraMySQLRig, id, writer string) {
 			t.Errorf("topology row %d: %q, want %s with is-writer %s", n, lines[2+n], member, want)
 		}
 	}
+}
+
+// pipelinedProbe logs in to instance id's front at the wire level, with or
+// without CLIENT_DEPRECATE_EOF, and sends three queries in one write, the
+// topology one between two that MariaDB answers itself: the answers come
+// back in order, each framed as the session's capabilities say (an EOF
+// after the column definitions only without DEPRECATE_EOF).
+func pipelinedProbe(t *testing.T, r *auroraMySQLRig, id string, deprecateEOF bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c := r.cluster
+	tok, err := r.token(ctx, c.InstanceName(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.InstanceAddr(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	pending, err := mywire.ReadGreeting(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := mywire.CapLongPassword | mywire.CapLongFlag | mywire.CapProtocol41 | mywire.CapTransactions | mywire.CapSecureConnection |
+		mywire.CapPluginAuth | mywire.CapPluginAuthLenenc
+	if deprecateEOF {
+		caps |= mywire.CapDeprecateEOF
+	}
+	sess, err := pending.Login(ctx, &tls.Config{RootCAs: r.ca.Pool(), ServerName: c.InstanceName(id), MinVersion: tls.VersionTLS12},
+		mywire.Login{User: "app", Database: "appdb", Password: tok, Plugin: mywire.PluginClearPassword,
+			Client: &mywire.HandshakeResponse{Caps: caps, MaxPacket: 16 << 20, Charset: 45}})
+	if err != nil {
+		t.Fatalf("wire-level login (DEPRECATE_EOF %v): %v", deprecateEOF, err)
+	}
+	conn := sess.Conn
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var batch []byte
+	for _, q := range []string{"SELECT 'first'", topology.SQL[topology.MySQL].Self, "SELECT 'last'"} {
+		batch = append(batch, packet(0, append([]byte{comQuery}, q...))...)
+	}
+	if _, err := conn.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"first", id, "last"} {
+		got, sawEOF := readOneValue(t, conn)
+		if got != want || sawEOF == deprecateEOF {
+			t.Fatalf("pipelined answers (DEPRECATE_EOF %v): got %q (EOF after the columns: %v), want %q (EOF: %v)",
+				deprecateEOF, got, sawEOF, want, !deprecateEOF)
+		}
+	}
+}
+
+// readOneValue reads a text result set of one column and one row (a short
+// value) and says whether an EOF packet followed the column definition.
+func readOneValue(t *testing.T, conn net.Conn) (value string, eofAfterColumns bool) {
+	t.Helper()
+	read := func() []byte {
+		_, p, err := mywire.ReadPacket(conn, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) > 0 && p[0] == 0xff {
+			t.Fatalf("an error instead of a result: %v", mywire.ParseErr(p))
+		}
+		return p
+	}
+	if p := read(); len(p) != 1 || p[0] != 1 {
+		t.Fatalf("column count packet %x, want one column", p)
+	}
+	read() // the column definition
+	row := read()
+	if row[0] == 0xfe && len(row) < 9 {
+		eofAfterColumns = true
+		row = read()
+	}
+	if len(row) == 0 || int(row[0]) != len(row)-1 {
+		t.Fatalf("row packet %x, want one short string", row)
+	}
+	if end := read(); end[0] != 0xfe {
+		t.Fatalf("after the row %x, want the result's end (0xfe)", end)
+	}
+	return string(row[1:]), eofAfterColumns
 }

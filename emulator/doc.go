@@ -108,10 +108,15 @@
 // answers "password authentication failed", MySQL error 1524) and
 // JoinCluster makes it an Aurora cluster endpoint, whose tokens are
 // authorized on the cluster- resource id. A cluster started by
-// [AWS.StartAuroraPostgres] is listed once by DescribeDBClusters, with its
+// [AWS.StartAuroraPostgres] or [AWS.StartAuroraMySQL] is listed once by
+// DescribeDBClusters (engine aurora-postgresql or aurora-mysql), with its
 // writer and reader endpoints and DBClusterMembers (IsClusterWriter
 // follows Failover), and each member by DescribeDBInstances with its
-// instance endpoint. All state is in memory and belongs to one [AWS] value;
+// instance endpoint. An Aurora MySQL cluster runs over MariaDB servers:
+// each member's front answers the topology queries the proxy asks
+// (information_schema.replica_host_status, @@aurora_server_id,
+// @@innodb_read_only) from the cluster's state, and readers refuse writes
+// with error 1290 through MariaDB's read_only. All state is in memory and belongs to one [AWS] value;
 // there is no package-level mutable state, so parallel tests can each run
 // their own emulator.
 package emulator
