@@ -405,7 +405,7 @@ func (r *Router) noWriter(have bool) error {
 	}
 	return failure.New(failure.Upstream,
 		fmt.Sprintf("no writer of the Aurora cluster %s was confirmed within %s: %s", r.Cluster, r.Wait, why),
-		"connect again in a few seconds; if it persists, check the cluster's events, and that the IAM user can log in to its instances and SELECT from aurora_replica_status()")
+		"connect again in a few seconds; if it persists, check the cluster's events, and that the IAM user can log in to its instances and read the topology (aurora_replica_status() on PostgreSQL, information_schema.replica_host_status on MySQL; rds-iam-proxy doctor checks both)")
 }
 
 // failed says a login to the ticket's instance failed with err: when the

@@ -127,3 +127,67 @@ func parsePGTime(s string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("topology: timestamp %q", s)
 }
+
+// MySQLQuery runs one SQL text on a logged-in MySQL connection and
+// returns its rows as text, nil for NULL (mywire.Query on a session).
+type MySQLQuery func(ctx context.Context, query string) ([][][]byte, error)
+
+// ProbeMySQL asks an Aurora MySQL instance, through query, who it is,
+// whether it is writable and what its topology is: the three
+// SQL[MySQL] queries, each on its own (no multi-statement).
+func ProbeMySQL(ctx context.Context, query MySQLQuery) (Probe, error) {
+	q := SQL[MySQL]
+	var p Probe
+	one := func(sql string) (string, error) {
+		rows, err := query(ctx, sql)
+		if err != nil {
+			return "", fmt.Errorf("topology query %q: %w", sql, err)
+		}
+		if len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == nil {
+			return "", fmt.Errorf("topology query %q: %d rows, want one value", sql, len(rows))
+		}
+		return string(rows[0][0]), nil
+	}
+	var err error
+	if p.Self, err = one(q.Self); err != nil {
+		return p, err
+	}
+	ro, err := one(q.ReadOnly)
+	if err != nil {
+		return p, err
+	}
+	switch ro {
+	case "1", "ON":
+		p.ReadOnly = true
+	case "0", "OFF":
+	default:
+		return p, fmt.Errorf("topology query %q: %q is not 1 or 0", q.ReadOnly, ro)
+	}
+	rows, err := query(ctx, q.Topology)
+	if err != nil {
+		return p, fmt.Errorf("topology query: %w", err)
+	}
+	for _, row := range rows {
+		if len(row) != 3 || row[0] == nil {
+			return p, fmt.Errorf("topology query: a row of %d columns or without a server id, want 3", len(row))
+		}
+		r := Row{ServerID: string(row[0]), Writer: string(row[1]) == "1"}
+		if row[2] != nil {
+			// A row whose time does not parse is kept as one without a
+			// time (as PostgreSQL's): better than dropping a live member.
+			r.Updated, _ = parseMySQLTime(string(row[2]))
+		}
+		p.Rows = append(p.Rows, r)
+	}
+	return p, nil
+}
+
+// parseMySQLTime reads a DATETIME in MySQL's text output, which
+// replica_host_status gives in UTC.
+func parseMySQLTime(s string) (time.Time, error) {
+	t, err := time.Parse("2006-01-02 15:04:05.999999", s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("topology: timestamp %q", s)
+	}
+	return t, nil
+}

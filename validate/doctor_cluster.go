@@ -54,8 +54,9 @@ func (d *doctor) clusterSteps() []func(context.Context) Check {
 // bundle for the member's own name, and names each one's expiry.
 func (d *doctor) members(ctx context.Context) Check {
 	c := Check{Name: StepMembers, Status: Fail}
-	if d.cfg.Engine != config.Postgres {
-		return Check{Name: StepMembers, Status: Skip, Detail: "Aurora MySQL members are not checked yet (the proxy does not follow the MySQL topology yet either)"}
+	certificate := memberCertificate
+	if d.cfg.Engine == config.MySQL {
+		certificate = memberCertificateMySQL
 	}
 	u, conf := d.tlsUp, (*tls.Config)(nil)
 	if d.up.Trust != nil {
@@ -104,7 +105,7 @@ func (d *doctor) members(ctx context.Context) Check {
 		}
 		mconf := conf.Clone()
 		mconf.ServerName = m.host
-		leaf, err := memberCertificate(ctx, addr, mconf)
+		leaf, err := certificate(ctx, addr, mconf)
 		if err != nil {
 			mu := u
 			mu.Host, mu.ServerName, mu.DialAddress = m.host, "", addr
@@ -200,8 +201,8 @@ func memberCertificate(ctx context.Context, addr string, conf *tls.Config) (*x50
 // topology monitor does, and runs the engine's topology SQL.
 func (d *doctor) topology(ctx context.Context) Check {
 	c := Check{Name: StepTopology, Status: Fail}
-	if d.cfg.Engine != config.Postgres {
-		return Check{Name: StepTopology, Status: Skip, Detail: "Aurora MySQL: the topology query is not checked yet (the proxy does not follow the MySQL topology yet either)"}
+	if d.cfg.Engine == config.MySQL {
+		return d.topologyMySQL(ctx)
 	}
 	q := topology.SQL[topology.Postgres]
 	token, err := d.up.Token(ctx, d.o.DBUser)
@@ -236,11 +237,15 @@ func (d *doctor) topology(ctx context.Context) Check {
 		}
 		return c
 	}
+	return d.topologyRead(p)
+}
+
+// topologyRead is the topology step's verdict on what the IAM user read.
+func (d *doctor) topologyRead(p topology.Probe) Check {
 	writer, readers := topology.Members(p.Rows, time.Now())
 	if writer == "" {
-		c.Detail = fmt.Sprintf("the topology %s reads names no writer (%d rows)", d.o.DBUser, len(p.Rows))
-		c.Fix = "the cluster may be failing over: run doctor again in a minute"
-		return c
+		return Check{Name: StepTopology, Status: Fail, Detail: fmt.Sprintf("the topology %s reads names no writer (%d rows)", d.o.DBUser, len(p.Rows)),
+			Fix: "the cluster may be failing over: run doctor again in a minute"}
 	}
 	return Check{Name: StepTopology, Status: OK, Detail: fmt.Sprintf("%s reads the topology on %s: writer %s, readers %s", d.o.DBUser, p.Self, writer, strings.Join(readers, ", "))}
 }

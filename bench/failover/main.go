@@ -3,12 +3,13 @@
 // name themselves (through DNS that follows the new writer only after
 // -stale-dns) and for clients of the proxy, which follows the topology.
 //
-//	go run ./bench/failover [-failovers 10] [-stale-dns 20s] [-gap 25s] [-engines postgres]
+//	go run ./bench/failover [-failovers 10] [-stale-dns 20s] [-gap 25s] [-engine postgres|mysql|postgres,mysql]
 //
-// It starts an emulated Aurora PostgreSQL cluster of three instances
-// (internal/throwaway/aurorastack: a PostgreSQL server per instance,
-// emulated AWS, a forwarder playing the cluster's DNS) and the proxy in
-// this process. Two loops run throughout, each opening a new connection
+// It starts an emulated Aurora cluster of three instances
+// (internal/throwaway/aurorastack: a PostgreSQL or MariaDB server per
+// instance, emulated AWS, a forwarder playing the cluster's DNS) and the
+// proxy in this process. PostgreSQL clients are pgconn; MySQL clients are
+// go-sql-driver/mysql. Two loops run throughout, each opening a new connection
 // per iteration that INSERTs a row and says which instance it ran on: one
 // direct (token signed for the cluster name, verify-full TLS for it,
 // dialed through the stale-DNS forwarder), one through the proxy. Every
@@ -25,6 +26,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,33 +43,35 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/aurorastack"
+	"github.com/rds-iam-proxy/rds-iam-proxy/topology"
 )
 
 func main() {
 	failovers := flag.Int("failovers", 10, "failovers to measure")
 	stale := flag.Duration("stale-dns", 20*time.Second, "how long the cluster name keeps dialing the old writer after a failover")
 	gap := flag.Duration("gap", 0, "time between failovers (0: stale-dns + 5s, so the direct window can close)")
-	engines := flag.String("engines", "postgres", "engines, comma-separated (postgres; mysql is not emulated yet)")
+	var engines string
+	flag.StringVar(&engines, "engine", "postgres", "engines, comma-separated: postgres, mysql")
+	flag.StringVar(&engines, "engines", "postgres", "the same as -engine")
 	flag.Parse()
 	if *gap == 0 {
 		*gap = *stale + 5*time.Second
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	for _, e := range strings.Split(*engines, ",") {
-		switch strings.TrimSpace(e) {
-		case "postgres":
-			if err := run(ctx, *failovers, *stale, *gap); err != nil {
+	for _, e := range strings.Split(engines, ",") {
+		switch e = strings.TrimSpace(e); e {
+		case "postgres", "mysql":
+			if err := run(ctx, e, *failovers, *stale, *gap); err != nil {
 				fmt.Fprintln(os.Stderr, "failover:", err)
 				os.Exit(1)
 			}
-		case "mysql":
-			fmt.Println("mysql: not measured: the emulator has no Aurora MySQL cluster yet (issue 16, second priority)")
 		default:
 			fmt.Fprintf(os.Stderr, "failover: unknown engine %q\n", e)
 			os.Exit(2)
@@ -81,8 +86,16 @@ type attempt struct {
 	err        string
 }
 
-func run(ctx context.Context, failovers int, stale, gap time.Duration) error {
-	s, err := aurorastack.Start(ctx, aurorastack.Options{StaleDNS: stale})
+// client opens one new connection, INSERTs a row, and says on which
+// instance it ran.
+type client func(ctx context.Context) (instance string, err error)
+
+func run(ctx context.Context, engine string, failovers int, stale, gap time.Duration) error {
+	o := aurorastack.Options{StaleDNS: stale}
+	if engine == "mysql" {
+		o.Engine = "mysql"
+	}
+	s, err := aurorastack.Start(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -97,8 +110,12 @@ func run(ctx context.Context, failovers int, stale, gap time.Duration) error {
 		defer cancel()
 		r.Shutdown(sctx)
 	}()
-	proxyDSN := fmt.Sprintf("host=127.0.0.1 port=%s user=%s dbname=%s sslmode=disable connect_timeout=20", r.Port(), s.User, s.Database)
-	direct, err := directConfig(s)
+	var direct, viaProxy client
+	if engine == "mysql" {
+		direct, viaProxy, err = mysqlClients(s, r.Port())
+	} else {
+		direct, viaProxy, err = postgresClients(s, r.Port())
+	}
 	if err != nil {
 		return err
 	}
@@ -106,10 +123,10 @@ func run(ctx context.Context, failovers int, stale, gap time.Duration) error {
 	var mu sync.Mutex
 	got := map[string][]attempt{}
 	var wg sync.WaitGroup
-	loop := func(name string, connect func(context.Context) (*pgconn.PgConn, error)) {
+	loop := func(name string, c client) {
 		wg.Go(func() {
 			for lctx.Err() == nil {
-				a := try(lctx, connect)
+				a := try(lctx, c)
 				if lctx.Err() == nil {
 					mu.Lock()
 					got[name] = append(got[name], a)
@@ -119,19 +136,10 @@ func run(ctx context.Context, failovers int, stale, gap time.Duration) error {
 			}
 		})
 	}
-	loop("direct", func(ctx context.Context) (*pgconn.PgConn, error) {
-		cfg := direct.Copy()
-		tok, err := auth.BuildAuthToken(ctx, fmt.Sprintf("%s:%d", s.Cluster.WriterName(), s.Cluster.Port()), "us-east-1", s.User,
-			credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretKey, ""))
-		if err != nil {
-			return nil, err
-		}
-		cfg.Password = tok
-		return pgconn.ConnectConfig(ctx, cfg)
-	})
-	loop("proxy", func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.Connect(ctx, proxyDSN) })
+	loop("direct", direct)
+	loop("proxy", viaProxy)
 
-	fmt.Printf("failover bench: %d failovers, stale DNS %s, %s apart; loaded machines give noisy figures\n", failovers, stale, gap)
+	fmt.Printf("failover bench (%s): %d failovers, stale DNS %s, %s apart; loaded machines give noisy figures\n", engine, failovers, stale, gap)
 	time.Sleep(3 * time.Second) // the usual connect time, before any failover
 	type change struct {
 		at     time.Time
@@ -218,51 +226,142 @@ func run(ctx context.Context, failovers int, stale, gap time.Duration) error {
 	return nil
 }
 
-// directConfig is a client that dials the cluster name itself, through
-// the forwarder that plays its DNS.
-func directConfig(s *aurorastack.Stack) (*pgconn.Config, error) {
+// postgresClients are the PostgreSQL clients (pgconn): direct dials the
+// cluster name itself, through the forwarder that plays its DNS, with a
+// token for that name; viaProxy connects to the proxy on port.
+func postgresClients(s *aurorastack.Stack, port string) (direct, viaProxy client, err error) {
 	cfg, err := pgconn.ParseConfig(fmt.Sprintf("user=%s dbname=%s sslmode=disable connect_timeout=20", s.User, s.Database))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pem, err := os.ReadFile(s.CAFile)
+	pool, err := caPool(s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b, err := emulatorPool(pem)
-	if err != nil {
-		return nil, err
-	}
-	cfg.TLSConfig = &tls.Config{RootCAs: b, ServerName: s.Cluster.WriterName(), MinVersion: tls.VersionTLS12}
+	cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: s.Cluster.WriterName(), MinVersion: tls.VersionTLS12}
 	addr := s.Cluster.ClusterAddr()
 	cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	return cfg, nil
+	direct = func(ctx context.Context) (string, error) {
+		c := cfg.Copy()
+		tok, err := clusterToken(ctx, s)
+		if err != nil {
+			return "", err
+		}
+		c.Password = tok
+		return pgInsert(ctx, func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.ConnectConfig(ctx, c) })
+	}
+	proxyDSN := fmt.Sprintf("host=127.0.0.1 port=%s user=%s dbname=%s sslmode=disable connect_timeout=20", port, s.User, s.Database)
+	viaProxy = func(ctx context.Context) (string, error) {
+		return pgInsert(ctx, func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.Connect(ctx, proxyDSN) })
+	}
+	return direct, viaProxy, nil
 }
 
-// try opens one connection, INSERTs, and says where it ran.
-func try(ctx context.Context, connect func(context.Context) (*pgconn.PgConn, error)) attempt {
-	a := attempt{start: time.Now()}
-	ctx, cancel := context.WithTimeout(ctx, 25*time.Second)
-	defer cancel()
+// pgInsert connects, INSERTs, and says where it ran.
+func pgInsert(ctx context.Context, connect func(context.Context) (*pgconn.PgConn, error)) (string, error) {
 	c, err := connect(ctx)
 	if err != nil {
-		a.err, a.end = err.Error(), time.Now()
-		return a
+		return "", err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	res, err := c.Exec(ctx, "INSERT INTO hits (client) VALUES ('bench'); SELECT aurora_db_instance_identifier()").ReadAll()
 	switch {
 	case err != nil:
-		a.err = err.Error()
+		return "", err
 	case len(res) != 2 || len(res[1].Rows) != 1:
-		a.err = "unexpected results"
-	default:
-		a.instance = string(res[1].Rows[0][0])
+		return "", errors.New("unexpected results")
 	}
-	a.end = time.Now()
+	return string(res[1].Rows[0][0]), nil
+}
+
+// mysqlClients are the MySQL clients (go-sql-driver/mysql, a new login
+// per attempt): direct dials the cluster name itself, through the
+// forwarder that plays its DNS, over TLS verified for that name with a
+// token for it; viaProxy connects to the proxy on port.
+func mysqlClients(s *aurorastack.Stack, port string) (direct, viaProxy client, err error) {
+	pool, err := caPool(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	dcfg := mysql.NewConfig()
+	dcfg.User, dcfg.DBName, dcfg.Net = s.User, s.Database, "tcp"
+	dcfg.Addr = fmt.Sprintf("%s:%d", s.Cluster.WriterName(), s.Cluster.Port())
+	dcfg.TLS = &tls.Config{RootCAs: pool, ServerName: s.Cluster.WriterName(), MinVersion: tls.VersionTLS12}
+	dcfg.AllowCleartextPasswords = true
+	addr := s.Cluster.ClusterAddr()
+	dcfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	if err := dcfg.Apply(mysql.BeforeConnect(func(ctx context.Context, c *mysql.Config) error {
+		tok, err := clusterToken(ctx, s)
+		c.Passwd = tok
+		return err
+	})); err != nil {
+		return nil, nil, err
+	}
+	pcfg := mysql.NewConfig()
+	pcfg.User, pcfg.DBName, pcfg.Net, pcfg.Addr = s.User, s.Database, "tcp", "127.0.0.1:"+port
+	for _, c := range []*mysql.Config{dcfg, pcfg} {
+		c.Timeout, c.ReadTimeout, c.WriteTimeout = 20*time.Second, 20*time.Second, 20*time.Second
+		c.Logger = &mysql.NopLogger{}
+	}
+	return mysqlInsert(dcfg), mysqlInsert(pcfg), nil
+}
+
+// mysqlInsert is a client that logs in with cfg, INSERTs, and says where
+// it ran (@@aurora_server_id).
+func mysqlInsert(cfg *mysql.Config) client {
+	return func(ctx context.Context) (string, error) {
+		conn, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return "", err
+		}
+		db := sql.OpenDB(conn)
+		defer db.Close()
+		db.SetMaxIdleConns(0)
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		if _, err := c.ExecContext(ctx, "INSERT INTO hits (client) VALUES ('bench')"); err != nil {
+			return "", err
+		}
+		var id string
+		err = c.QueryRowContext(ctx, topology.SQL[topology.MySQL].Self).Scan(&id)
+		return id, err
+	}
+}
+
+// clusterToken is a token for the cluster's writer name.
+func clusterToken(ctx context.Context, s *aurorastack.Stack) (string, error) {
+	return auth.BuildAuthToken(ctx, fmt.Sprintf("%s:%d", s.Cluster.WriterName(), s.Cluster.Port()), "us-east-1", s.User,
+		credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretKey, ""))
+}
+
+// caPool trusts the stack's CA.
+func caPool(s *aurorastack.Stack) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	return emulatorPool(pem)
+}
+
+// try runs one client attempt and says how it went.
+func try(ctx context.Context, c client) attempt {
+	a := attempt{start: time.Now()}
+	ctx, cancel := context.WithTimeout(ctx, 25*time.Second)
+	defer cancel()
+	id, err := c(ctx)
+	if err != nil {
+		a.err = err.Error()
+	}
+	a.instance, a.end = id, time.Now()
 	return a
 }
 

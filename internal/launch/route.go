@@ -28,10 +28,8 @@ func newRouter(up *Upstream, log *slog.Logger) (*proxy.Router, error) {
 		}
 		return nil, nil
 	}
-	if c.Engine != config.Postgres {
-		// TODO(issue 16): Aurora MySQL topology (information_schema.replica_host_status).
-		log.Warn("Aurora MySQL: the topology is not followed yet; connections go to the cluster endpoint as its DNS says", "endpoint", up.Endpoint.Host)
-		return nil, nil
+	if c.Engine != config.Postgres && c.Engine != config.MySQL {
+		return nil, nil // Aurora is PostgreSQL or MySQL
 	}
 	addrs, err := c.DialAddresses()
 	if err != nil {

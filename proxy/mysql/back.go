@@ -56,6 +56,7 @@ type Pending struct {
 	Greeting *mywire.Greeting
 	greeted  time.Time // when the greeting was read: the server's connect_timeout runs from then
 	warm     bool      // it waited among the pre-warmed connections
+	at       string    // the Aurora instance endpoint dialed (route.go), "" for the configured one
 }
 
 // Dial connects to u and reads its greeting; ctx bounds both. An ERR in

@@ -23,7 +23,8 @@ func pkt(seq byte, payload string) []byte {
 // TestFarewellAnswersOnlyAWaitingCommand: the farewell is an ERR packet
 // with the sequence id after the client's command, sent only while that
 // command waits for its first answer; never inside or after a reply, nor
-// while the command is still arriving.
+// while the command is still arriving, nor to an idle client that sends
+// no command (TestFarewellAnswersTheNextCommand).
 func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
 	query := pkt(0, "\x03SELECT SLEEP(3)")
 	long := pkt(0, "\x03"+strings.Repeat("x", 300))
@@ -34,6 +35,7 @@ func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
 		seq            byte
 	}{
 		{"idle", nil, nil, false, 0},
+		{"idle after a reply", query, pkt(1, "\x00\x00\x00\x02\x00\x00\x00"), false, 0},
 		{"a command waits", query, nil, true, 1},
 		{"a command in two packets waits", append(pkt(0, strings.Repeat("y", 10)), pkt(1, "z")...), nil, true, 2},
 		{"a command still arriving", long[:100], nil, false, 0},
@@ -43,6 +45,7 @@ func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
 	for _, tc := range cases {
 		for _, chunk := range []int{1, 5, 1 << 20} {
 			f := newFarewell()
+			f.nextWait = 10 * time.Millisecond
 			feed := func(b []byte, into func([]byte)) {
 				for len(b) > 0 {
 					n := min(chunk, len(b))
@@ -68,6 +71,53 @@ func TestFarewellAnswersOnlyAWaitingCommand(t *testing.T) {
 				t.Fatalf("%s: %+v", tc.name, e)
 			}
 		}
+	}
+}
+
+// TestFarewellDemoted: a command waiting on a writer the router demoted is
+// answered with 1053 and the proxy's words, which say to connect again.
+func TestFarewellDemoted(t *testing.T) {
+	f := newFarewell()
+	f.FromClient(pkt(0, "\x03SELECT SLEEP(10)"))
+	got := f.Message(proxy.ErrDemoted)
+	_, p, err := mywire.ReadPacket(strings.NewReader(string(got)), mywire.ResultLimit)
+	if err != nil || len(p) < 9 || p[0] != 0xff {
+		t.Fatalf("message %q: %v; want an ERR", got, err)
+	}
+	e := mywire.ParseErr(p)
+	if e.Code != mywire.ErServerShutdown || e.State != "08S01" || !strings.Contains(e.Message, "failed over") || !strings.Contains(e.Message, "connect again") {
+		t.Fatalf("%+v, want 1053 naming the failover and the fix", e)
+	}
+}
+
+// TestFarewellAnswersTheNextCommand: a session idle when the upstream
+// broke off (just logged in, or after a reply) answers the command the
+// client sends next, within the wait, with the sequence id after it; a
+// client that sends none is only closed.
+func TestFarewellAnswersTheNextCommand(t *testing.T) {
+	okReply := pkt(1, "\x00\x00\x00\x02\x00\x00\x00")
+	for name, before := range map[string][2][]byte{
+		"just logged in": {nil, nil},
+		"after a reply":  {pkt(0, "\x03SELECT 1"), okReply},
+	} {
+		f := newFarewell()
+		f.FromClient(before[0])
+		f.FromUpstream(before[1])
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			f.FromClient(pkt(0, "\x03INSERT INTO hits VALUES (1)"))
+		}()
+		got := f.Message(proxy.ErrDemoted)
+		seq, p, err := mywire.ReadPacket(strings.NewReader(string(got)), mywire.ResultLimit)
+		if err != nil || seq != 1 || len(p) < 9 || p[0] != 0xff || mywire.ParseErr(p).Code != mywire.ErServerShutdown {
+			t.Fatalf("%s: message %q (seq %d, %v); want ERR 1053 at seq 1, answering the next command", name, got, seq, err)
+		}
+	}
+	f := newFarewell()
+	f.nextWait = 50 * time.Millisecond
+	start := time.Now()
+	if got := f.Message(io.EOF); got != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("no command: message %q after %s; want none after the wait", got, time.Since(start))
 	}
 }
 

@@ -269,8 +269,7 @@ func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Sessio
 			return nil, err
 		}
 	}
-	login := mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
-		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile}
+	login := h.login(user, token)
 	s, err := pending.Login(ctx, login)
 	if err != nil && pending.warm && proxy.WarmConnGone(err) && ctx.Err() == nil {
 		// The server closed the pre-warmed connection (a restart): a
@@ -287,6 +286,14 @@ func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Sessio
 	sess := &session{s: s}
 	h.reusable(sess)
 	return sess, nil
+}
+
+// login is the upstream login for the client: user with token over
+// mysql_clear_password, with the client's capabilities where they change
+// framing.
+func (h *handshake) login(user, token string) mywire.Login {
+	return mywire.Login{User: user, Database: h.resp.Database, Password: token, Plugin: mywire.PluginClearPassword,
+		OnlyPlugin: true, Client: h.resp, LocalInfile: h.p.cfg.AllowLocalInfile}
 }
 
 // Finish passes the server's OK on with the client's sequence id.

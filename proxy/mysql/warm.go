@@ -36,6 +36,9 @@ func newWarm(cfg Config) *proxy.Warm[*Pending] {
 // dial is a greeted upstream connection: a pre-warmed one when one is
 // ready, else a fresh dial.
 func (p *Proxy) dial(ctx context.Context) (*Pending, error) {
+	if pending, routed, err := p.dialRouted(ctx); routed || err != nil {
+		return pending, err // an Aurora cluster's instance (route.go)
+	}
 	if pending, ok := p.warm.Take(); ok {
 		pending.warm = true
 		return pending, nil

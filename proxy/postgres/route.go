@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"net"
 	"time"
 
@@ -19,11 +18,10 @@ import (
 func (p *Proxy) instanceConfig(d proxy.Destination) (*pgconn.Config, error) {
 	up := p.cfg.Upstream
 	_, conf := up.CurrentTLS()
-	if conf == nil {
-		return nil, errors.New("an Aurora cluster's instances are reached over verify-full TLS only")
+	conf, err := proxy.InstanceTLS(conf, d)
+	if err != nil {
+		return nil, err
 	}
-	conf = conf.Clone()
-	conf.ServerName = d.Host
 	dial := up.Dial
 	if dial == nil {
 		dial = proxy.DialUpstream(up.TCPTimeout)

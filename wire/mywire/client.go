@@ -101,6 +101,9 @@ type Session struct {
 	Conn net.Conn
 	// OK is the server's final OK payload, to forward to the client.
 	OK []byte
+	// Caps are the capabilities the login sent: they shape every
+	// command's answer (CLIENT_DEPRECATE_EOF for Query).
+	Caps uint32
 }
 
 // tlsHandshakeTimeout bounds the TLS handshake whatever ctx allows: a
@@ -183,7 +186,7 @@ func (p *Pending) login(ctx context.Context, tlsConf *tls.Config, l Login) (*Ses
 		seq = rseq + 1
 		switch {
 		case IsOK(p):
-			return &Session{Conn: conn, OK: p}, nil
+			return &Session{Conn: conn, OK: p, Caps: caps}, nil
 		case len(p) > 0 && p[0] == 0xff:
 			return nil, ParseErr(p)
 		case len(p) > 1 && p[0] == 0xfe:

@@ -5,15 +5,19 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 )
 
 // erQueryInterrupted is what a statement stopped by KILL QUERY ends with;
-// erConnectionKilled what a killed connection may be told.
+// erConnectionKilled what a killed connection may be told;
+// erUpstreamConnect what the proxy answers the first command sent soon
+// after the upstream closed the session.
 const (
 	erQueryInterrupted = 1317
 	erConnectionKilled = 1927
+	erUpstreamConnect  = 1429
 )
 
 // killPair is two long sessions: the victim runs SLEEP(), the killer sees
@@ -91,11 +95,14 @@ func (m *MySQL) killConnection(ctx context.Context, k *mySession, i int) error {
 			var one int
 			err := t.conn.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 			// MariaDB closes an idle killed connection without a word:
-			// the driver sees EOF, as it does without a proxy. A server
-			// that says why first sends 1927.
+			// the driver sees EOF, as it does without a proxy, or, when
+			// the query comes within a second of the close, the proxy's
+			// 1429 answering it. A server that says why first sends 1927.
 			var me *mysql.MySQLError
-			if !errors.Is(err, mysql.ErrInvalidConn) && !errors.Is(err, driver.ErrBadConn) && !(errors.As(err, &me) && me.Number == erConnectionKilled) {
-				return t.wrong("query after KILL CONNECTION", "%v, want the closed connection (invalid connection) or error %d", err, erConnectionKilled)
+			told := errors.As(err, &me) && (me.Number == erConnectionKilled ||
+				me.Number == erUpstreamConnect && strings.HasPrefix(me.Message, "rds-iam-proxy: "))
+			if !errors.Is(err, mysql.ErrInvalidConn) && !errors.Is(err, driver.ErrBadConn) && !told {
+				return t.wrong("query after KILL CONNECTION", "%v, want the closed connection (invalid connection), error %d or the proxy's %d", err, erConnectionKilled, erUpstreamConnect)
 			}
 			return nil
 		})
