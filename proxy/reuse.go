@@ -88,17 +88,24 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 
 // park gives a session whose client left cleanly to the pool, after
 // forgetting what the client held on it (its cancel key: h.Close); any
-// other session is closed.
-func (s *Settings) park(ctx context.Context, h Handshake, sess Session) {
+// other session is closed. A client that leaves has its key kept at the
+// pool's minimum (keep), cleanly or not.
+func (s *Settings) park(ctx context.Context, l *Login, h Handshake, sess Session) {
 	pk, ok := sess.(Parkable)
 	if s.Pool == nil || !ok {
 		return
 	}
 	r, ok := h.(Reuser)
-	if !ok || ctx.Err() != nil || !pk.Clean() || r.PoolKey() == "" {
+	if !ok || ctx.Err() != nil || r.PoolKey() == "" {
 		pk.Discard()
 		return
 	}
-	h.Close()
-	s.Pool.Put(r.PoolKey(), pk)
+	key := r.PoolKey()
+	if pk.Clean() {
+		h.Close()
+		s.Pool.Put(key, pk)
+	} else {
+		pk.Discard()
+	}
+	s.keep(l, h, key, h.Who().User) // after Put: its session counts toward the minimum
 }

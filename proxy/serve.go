@@ -73,7 +73,7 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 	}
 	s.Observer.LoggedIn(time.Since(l.Start), l.upstream)
 	RelayAndLog(ctx, l.Log, conn, up, l.Start, RelayOptions{IdleTimeout: s.IdleTimeout, Observer: s.Observer, Farewell: sess.Farewell()})
-	s.park(ctx, h, sess) // session reuse: a session left clean goes to the pool
+	s.park(ctx, l, h, sess) // session reuse: a session left clean goes to the pool
 }
 
 // login builds a token for user and has h log in with it, within the

@@ -173,3 +173,17 @@ func (f *quitFarewell) Message(err error) []byte {
 	}
 	return f.farewell.Message(err)
 }
+
+// Relogin is a login as this client's (its user, database and startup
+// parameters, application_name included) without its connection, for the
+// pool's minimum. It implements proxy.Relogger.
+func (h *handshake) Relogin() func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+	again := &handshake{p: h.p, startup: h.startup, who: h.who}
+	return func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+		s, err := again.Login(ctx, user, token)
+		if err != nil {
+			return nil, err
+		}
+		return s.(*session), nil
+	}
+}
