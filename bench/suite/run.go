@@ -245,12 +245,15 @@ func (w *world) latency(ctx context.Context) error {
 }
 
 func (w *world) connect(ctx context.Context) error {
-	r, _, err := w.pgbenchAll(ctx, []string{"-S", "-C", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.connectDuration)
+	r, cpu, err := w.pgbenchAll(ctx, []string{"-S", "-C", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.connectDuration)
 	if err != nil {
 		return err
 	}
 	w.table.compare(fmt.Sprintf("PG new connection per txn, %d clients, PostgreSQL trusting the login (tps)", w.o.clients), r, func(p pgbenchResult) float64 { return p.tps }, "%.0f", true,
 		"(the proxy's own cost)")
+	if n := r["proxy"].txns; n > 0 {
+		w.table.single("proxy CPU per new connection, PostgreSQL trusting the login (µs)", fmt.Sprintf("%.0f", float64(cpu.Microseconds())/float64(n)), "")
+	}
 	return w.connectIAM(ctx)
 }
 
