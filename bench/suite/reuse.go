@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
@@ -88,16 +89,44 @@ func (w *world) connectIAM(ctx context.Context) error {
 	order := append(slices.Clone(ss), ss...)
 	slices.Reverse(order[len(ss):])
 	sum := map[string]pgbenchResult{}
+	cpu := map[string]time.Duration{}
+	children := map[string]*proxyChild{"proxy": w.proxy, "reuse": w.reuseProxy}
 	for _, s := range order {
+		child := children[s.name]
+		var before time.Duration
+		if child != nil {
+			if before, err = child.cpu(); err != nil {
+				return err
+			}
+		}
 		r, err := pgbench(ctx, w.set.PG, []string{"-S", "-C", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.connectDuration, s.conninfo)
 		if err != nil {
 			return fmt.Errorf("through the IAM front, %s: %w", s.name, err)
 		}
+		if child != nil {
+			after, err := child.cpu()
+			if err != nil {
+				return err
+			}
+			cpu[s.name] += after - before
+		}
 		t := sum[s.name]
 		t.tps += r.tps / 2
+		t.txns += r.txns
 		sum[s.name] = t
 	}
 	w.table.compare(fmt.Sprintf("PG new connection per txn, %d clients, IAM-verified logins (tps)", w.o.clients), sum,
 		func(p pgbenchResult) float64 { return p.tps }, "%.0f", true, ">= 1.5x direct (reuse off), >= 25x (on)")
+	perConn := func(side string) string {
+		if n := sum[side].txns; n > 0 {
+			return fmt.Sprintf("%.0f", float64(cpu[side].Microseconds())/float64(n))
+		}
+		return "-"
+	}
+	row := []string{"proxy CPU per new connection, IAM-verified logins (µs)", "-", perConn("proxy"), "-", "-", "-", ""}
+	if w.reuseProxy != nil {
+		row = append(row, perConn("reuse"), "-")
+	}
+	w.table.rows = append(w.table.rows, row)
 	return nil
 }
