@@ -36,7 +36,11 @@ type PoolOptions struct {
 	MaxIdle int
 	// ResetTimeout bounds a session's reset. Default 5s.
 	ResetTimeout time.Duration
-	Logger       *slog.Logger
+	// MinIdlePerKey is how many sessions the pool keeps parked for each
+	// key a Fill is kept for (see Keep), logging in new ones in the
+	// background; at most MaxIdlePerKey. 0: none are logged in ahead.
+	MinIdlePerKey int
+	Logger        *slog.Logger
 }
 
 // Pool holds upstream sessions their clients left cleanly, reset, for the
@@ -56,14 +60,31 @@ type Pool struct {
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
+	// filling: logins for the minimum in progress, all keys; fills are
+	// cut by fillCtx's end at Close, which waits for them.
+	filling int
+	fillCtx context.Context
+	endFill context.CancelFunc
+	fills   sync.WaitGroup
 }
 
 type poolKey struct {
 	parked    []parked // oldest first
 	resetting int
 	waiters   int
-	ready     chan struct{} // closed and replaced when a reset ends
+	ready     chan struct{} // closed and replaced when a reset (or a fill) ends
+	// fill logs in a session for the key, to keep MinIdlePerKey parked
+	// (nil: none is kept); see Keep.
+	fill      Fill
+	filling   int
+	used      time.Time // when a client last left or took a session of the key
+	fillAfter time.Time // after a failed fill, when to try again
+	fillPause time.Duration
 }
+
+// Fill logs in one session for a key, for the pool's minimum: under the
+// login-rate guard, with a fresh token, within ctx.
+type Fill func(ctx context.Context) (Pooled, error)
 
 type parked struct {
 	s     Pooled
@@ -90,7 +111,9 @@ func NewPool(o PoolOptions) *Pool {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.MinIdlePerKey = max(0, min(o.MinIdlePerKey, o.MaxIdlePerKey))
 	p := &Pool{o: o, keys: map[string]*poolKey{}, stop: make(chan struct{}), done: make(chan struct{})}
+	p.fillCtx, p.endFill = context.WithCancel(context.Background())
 	go p.reaper()
 	return p
 }
@@ -110,6 +133,8 @@ func (p *Pool) Get(ctx context.Context, key string, wait time.Duration) Pooled {
 			s := k.parked[n-1] // the most recently parked: the others may age out
 			k.parked = k.parked[:n-1]
 			p.idle--
+			k.used = time.Now()
+			p.topUpLocked(key, k)
 			p.gcKey(key, k)
 			if time.Since(s.s.Born()) >= p.o.MaxLifetime {
 				go s.s.Discard()
@@ -181,6 +206,9 @@ func (p *Pool) resetAndPark(key string, s Pooled) {
 	}
 	close(k.ready)
 	k.ready = make(chan struct{})
+	if !ok {
+		p.topUpLocked(key, k)
+	}
 	p.gcKey(key, k)
 	p.mu.Unlock()
 	if !ok {
@@ -212,9 +240,10 @@ func (p *Pool) evictOldestLocked() bool {
 	return true
 }
 
-// gcKey forgets a key with nothing parked, being reset or waited for.
+// gcKey forgets a key with nothing parked, being reset, filled or
+// waited for, and no minimum kept.
 func (p *Pool) gcKey(key string, k *poolKey) {
-	if len(k.parked) == 0 && k.resetting == 0 && k.waiters == 0 && p.keys[key] == k {
+	if len(k.parked) == 0 && k.resetting == 0 && k.waiters == 0 && k.fill == nil && k.filling == 0 && p.keys[key] == k {
 		delete(p.keys, key)
 	}
 }
@@ -289,6 +318,8 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
+	p.endFill()
+	p.fills.Wait() // each discards what it logged in
 	for _, s := range drop {
 		s.Discard()
 	}
@@ -318,8 +349,16 @@ func (p *Pool) reap(now time.Time) {
 	p.mu.Lock()
 	for key, k := range p.keys {
 		kept := k.parked[:0]
-		for _, s := range k.parked {
-			if now.Sub(s.since) >= p.o.IdleTimeout || now.Sub(s.s.Born()) >= p.o.MaxLifetime {
+		// The minimum of a key in use is spared the idle timeout (not
+		// its lifetime): it would only be logged in again.
+		spare := 0
+		if k.fill != nil && now.Sub(k.used) < p.o.IdleTimeout {
+			spare = p.o.MinIdlePerKey
+		}
+		for i, s := range k.parked {
+			old := now.Sub(s.s.Born()) >= p.o.MaxLifetime
+			idle := now.Sub(s.since) >= p.o.IdleTimeout && len(k.parked)-i > spare
+			if old || idle {
 				drop = append(drop, s.s)
 				continue
 			}
@@ -327,6 +366,10 @@ func (p *Pool) reap(now time.Time) {
 		}
 		p.idle -= len(k.parked) - len(kept)
 		k.parked = kept
+		if k.fill != nil && now.Sub(k.used) >= p.o.IdleTimeout {
+			k.fill = nil // no client for the idle timeout: keep none ahead
+		}
+		p.topUpLocked(key, k)
 		p.gcKey(key, k)
 	}
 	p.mu.Unlock()

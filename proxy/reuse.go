@@ -91,19 +91,30 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 
 // park gives a session whose client left cleanly to the pool, after
 // forgetting what the client held on it (its cancel key: h.Close); any
-// other session is closed.
+// other session is closed. A client that leaves has its key kept at the
+// pool's minimum (keep), cleanly or not.
 func (s *Settings) park(ctx context.Context, l *Login, h Handshake, sess Session) {
 	pk, ok := sess.(Parkable)
 	if s.Pool == nil || !ok {
 		return
 	}
 	r, ok := h.(Reuser)
-	if !ok || ctx.Err() != nil || !pk.Clean() || l.poolKey(r) == "" {
+	if !ok || ctx.Err() != nil || l.poolKey(r) == "" {
 		pk.Discard()
 		return
 	}
-	h.Close()
-	s.Pool.Put(l.poolKey(r), pk)
+	key := l.poolKey(r)
+	if pk.Clean() {
+		h.Close()
+		s.Pool.Put(key, pk)
+	} else {
+		pk.Discard()
+	}
+	if l.routedTo == "" {
+		// A routed key's sessions are the instance's the router chose; the
+		// background logins go to the endpoint, so they do not fill it.
+		s.keep(l, h, key, h.Who().User) // after Put: its session counts toward the minimum
+	}
 }
 
 // poolKey is the key of the sessions l's client may take over: the

@@ -3,7 +3,7 @@
 // anchor, when it is installed) from the same run on the same servers.
 //
 //	go run ./bench/suite [-duration 10s] [-idle 1000,5000] [-storm 1000] [-only tps,latency,connect,idle,storm,mysql]
-//	                     [-proxy-flags '--session-reuse --prewarm 4'] [-gomaxprocs N] [-pgbouncer=false]
+//	                     [-proxy-flags '--session-reuse --prewarm 4'] [-gomaxprocs N] [-pgbouncer=false] [-reuse=false]
 //
 // It starts a PostgreSQL 15 and a MariaDB with TLS (internal/loadtest/
 // loadgen/targets), emulated AWS (STS, IMDSv2 with an instance profile the
@@ -16,10 +16,15 @@
 //     proxy's CPU (utime+stime over its runs) divided by their
 //     transactions is the "proxy CPU" row.
 //   - latency: pgbench -S, 1 client, average latency.
-//   - connect: pgbench -S -C, 8 clients: a new connection per transaction.
-//     PostgreSQL trusts loopback logins for these three, so the proxy's
-//     token costs it a signature and nothing else, as with RDS's own check
-//     elsewhere; the proxy dials PostgreSQL itself, not the front.
+//   - connect: pgbench -S -C, 8 clients: a new connection per transaction,
+//     twice. First with PostgreSQL trusting loopback logins, as for tps and
+//     latency, so the proxy's token costs it a signature and nothing else:
+//     the proxy's own cost. Then the row, as RDS has it: every
+//     login's token verified by the server, here the emulated RDS front
+//     before the same PostgreSQL (direct: pgbench sends a token as its
+//     password over verify-full TLS; PgBouncer cannot, so no column).
+//   - reuse (a column, not a part): the same runs through a second proxy
+//     child with --session-reuse added to -proxy-flags (-reuse=false: none).
 //   - idle: N connections held open through the proxy (logged in, then
 //     idle): RSS and open files of the proxy per connection, measured as
 //     the change from before they opened. Up to 1,000 against the real
@@ -62,6 +67,7 @@ type options struct {
 	gomaxprocs                int
 	pgbouncer                 bool
 	scale                     int
+	reuse                     bool
 }
 
 var parts = []string{"tps", "latency", "connect", "idle", "storm", "mysql"}
@@ -80,6 +86,7 @@ func main() {
 	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the proxy child (0: the Go default)")
 	flag.BoolVar(&o.pgbouncer, "pgbouncer", true, "run PgBouncer as the anchor when it is installed")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor")
+	flag.BoolVar(&o.reuse, "reuse", true, "add a side through a second proxy with --session-reuse (tps, latency, connect), unless -proxy-flags has it")
 	flag.Parse()
 	o.only = map[string]bool{}
 	for _, p := range strings.Split(only, ",") {

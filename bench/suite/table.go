@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -15,6 +16,10 @@ type table struct{ rows [][]string }
 
 var header = []string{"measure", "direct", "proxy", "pgbouncer", "proxy/direct", "proxy/pgbouncer", "target"}
 
+// reuseHeader are the columns of the session-reuse side (bench/suite
+// reuse.go), after the others so that every other row keeps its shape.
+var reuseHeader = []string{"proxy+reuse", "reuse/direct"}
+
 // compare adds a row from per-side results; higher says whether a higher
 // figure is better (the ratio is always proxy over the other side).
 func (t *table) compare(name string, r map[string]pgbenchResult, f func(pgbenchResult) float64, format string, higher bool, target string) {
@@ -22,6 +27,9 @@ func (t *table) compare(name string, r map[string]pgbenchResult, f func(pgbenchR
 	row := []string{name, fmt.Sprintf(format, d), fmt.Sprintf(format, p), "-", ratio(p, d), "-", target}
 	if b, ok := r["pgbouncer"]; ok {
 		row[3], row[5] = fmt.Sprintf(format, f(b)), ratio(p, f(b))
+	}
+	if u, ok := r["reuse"]; ok {
+		row = append(row, fmt.Sprintf(format, f(u)), ratio(f(u), d))
 	}
 	t.rows = append(t.rows, row)
 }
@@ -53,13 +61,22 @@ func (t *table) print(w io.Writer) {
 		}
 		fmt.Fprintln(tw)
 	}
-	line(header)
-	sep := make([]string, len(header))
+	cols := header
+	for _, r := range t.rows {
+		if len(r) > len(cols) { // a session-reuse column: see compare
+			cols = append(slices.Clone(header), reuseHeader...)
+		}
+	}
+	line(cols)
+	sep := make([]string, len(cols))
 	for i := range sep {
 		sep[i] = "---"
 	}
 	line(sep)
 	for _, r := range t.rows {
+		for len(r) < len(cols) {
+			r = append(r, "-")
+		}
 		line(r)
 	}
 	tw.Flush()

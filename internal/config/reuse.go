@@ -11,6 +11,7 @@ type Reuse struct {
 	PoolMaxLifetime   Duration `yaml:"pool_max_lifetime" usage:"session reuse: close a session this long after its login instead of parking it again"`
 	PoolMaxIdlePerKey int      `yaml:"pool_max_idle_per_key" usage:"session reuse: most sessions parked for one user, database and startup parameters"`
 	PoolMaxIdle       int      `yaml:"pool_max_idle" usage:"session reuse: most sessions parked per upstream; a new one takes the place of the longest parked"`
+	PoolMinIdle       int      `yaml:"pool_min_idle" usage:"session reuse (postgres): sessions kept parked per user, database and startup parameters once a client of them has left, logged in ahead in the background under the login-rate guard and renewed at pool_max_lifetime, so that a burst of clients finds them ready (0: none; at most pool_max_idle_per_key)"`
 }
 
 // DefaultReuse are the session reuse settings before any file, variable
@@ -35,5 +36,11 @@ func (r Reuse) check(bad func(where, key, format string, args ...any)) {
 		if n < 0 {
 			bad("", key, "%d: use 1 or more (0: the default)", n)
 		}
+	}
+	if r.PoolMinIdle < 0 {
+		bad("", "pool_min_idle", "%d is negative", r.PoolMinIdle)
+	}
+	if r.PoolMaxIdlePerKey > 0 && r.PoolMinIdle > r.PoolMaxIdlePerKey {
+		bad("", "pool_min_idle", "%d is more than pool_max_idle_per_key (%d)", r.PoolMinIdle, r.PoolMaxIdlePerKey)
 	}
 }

@@ -20,7 +20,8 @@ func newPool(c Config, log *slog.Logger) *proxy.Pool {
 	}
 	r := c.Reuse
 	return proxy.NewPool(proxy.PoolOptions{IdleTimeout: time.Duration(r.PoolIdleTimeout), MaxLifetime: time.Duration(r.PoolMaxLifetime),
-		MaxIdlePerKey: r.PoolMaxIdlePerKey, MaxIdle: r.PoolMaxIdle, ResetTimeout: time.Duration(c.ConnectTimeout), Logger: log})
+		MaxIdlePerKey: r.PoolMaxIdlePerKey, MaxIdle: r.PoolMaxIdle, ResetTimeout: time.Duration(c.ConnectTimeout), Logger: log,
+		MinIdlePerKey: r.PoolMinIdle})
 }
 
 // Pool is the running proxy's session reuse pool (nil: off), for its

@@ -101,11 +101,20 @@ type session struct {
 	p    *Proxy
 	age  *sessionAge // nil: the upstream sets no session age limit (DSQL's hour); kept across reuse
 	host string      // the Aurora instance logged in to (LoginAt), for cancels; "" for the endpoint
+	// resetApp is the application_name a reset returns the session to
+	// (its login's, as the server reported it); resetAppKnown: reported.
+	resetApp      string
+	resetAppKnown bool
+	// answered is when the server last answered the proxy on it (its
+	// login, its last reset): see adoptApp.
+	answered time.Time
 }
 
 func newSession(p *Proxy, hc *pgconn.HijackedConn, age *sessionAge) *session {
 	s := &session{raw: hc.Conn, params: maps.Clone(hc.ParameterStatuses), key: pgwire.CancelKey{PID: hc.PID, Secret: hc.SecretKey},
 		tx: hc.TxStatus, born: time.Now(), p: p, age: age}
+	s.resetApp, s.resetAppKnown = hc.ParameterStatuses["application_name"]
+	s.answered = s.born
 	if p.cfg.Pool != nil {
 		s.park = proxy.NewParkConn(s.raw, newTracker(s.tx))
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -72,16 +73,53 @@ func namesInOptions(options string) bool {
 // is SET (to the empty string when it sent none, so the last client's never shows),
 // which also proves the session is still alive. It implements
 // proxy.Reuser.
+//
+// A parked session has been reset (DISCARD ALL) or never used, so its
+// application_name is its login's: a client that wants that one (every
+// pgbench client, every pool of one application) needs no SET, and is
+// greeted without a round trip upstream. Its session is then proved alive
+// by a look at the socket instead (proxy.Quiet): a server that ended it
+// while it was parked has left its last message or its end there.
 func (h *handshake) Adopt(ctx context.Context, p proxy.Pooled) (proxy.Session, error) {
 	old := p.(*session)
-	changed, err := pgwire.SetParams(ctx, old.raw, map[string]string{"application_name": h.startup.Params["application_name"]})
+	want := h.startup.Params["application_name"]
+	changed, err := adoptApp(ctx, old, want)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{raw: old.raw, params: maps.Clone(old.params), key: old.key, tx: 'I', born: old.born, p: h.p, age: old.age, host: old.host}
+	s := &session{raw: old.raw, params: maps.Clone(old.params), key: old.key, tx: 'I', born: old.born, p: h.p, age: old.age, host: old.host,
+		resetApp: old.resetApp, resetAppKnown: old.resetAppKnown, answered: old.answered}
 	maps.Copy(s.params, changed)
 	s.park = proxy.NewParkConn(s.raw, newTracker(s.tx))
 	return s, nil
+}
+
+// quietFor is how long after its last answer a parked session is taken
+// on a look at its socket alone (see adoptApp): a server that answered
+// this recently and has said nothing since, not even its end, is there.
+// Later, a round trip proves it, so a backend that hung (stopped, or
+// black-holed by a failover) while parked costs the client adoptTimeout
+// and a login, not its session. PgBouncer's server_check_delay is the
+// same idea at 30 s.
+const quietFor = time.Second
+
+// adoptApp gives a parked session the application_name want: nothing to
+// do but look at the socket when it already has it and answered within
+// quietFor (see Adopt), else a SET, which proves it alive. It returns
+// the ParameterStatus values to greet with.
+func adoptApp(ctx context.Context, s *session, want string) (map[string]string, error) {
+	if s.resetAppKnown && want == s.resetApp && time.Since(s.answered) < quietFor {
+		quiet, known := proxy.Quiet(s.raw)
+		if known && !quiet {
+			return nil, errors.New("the server ended the session, or spoke on it, while it was parked")
+		}
+		if known {
+			// A SET to the value it has would not be reported again,
+			// so say it here: the last client's SET may still be in params.
+			return map[string]string{"application_name": want}, nil
+		}
+	}
+	return pgwire.SetParams(ctx, s.raw, map[string]string{"application_name": want})
 }
 
 // Clean says whether the client left the session cleanly; it implements
@@ -100,6 +138,7 @@ func (s *session) Reset(ctx context.Context) error {
 		return err
 	}
 	maps.Copy(s.params, changed)
+	s.answered = time.Now()
 	return nil
 }
 
@@ -137,4 +176,18 @@ func (f *quitFarewell) Message(err error) []byte {
 		return nil
 	}
 	return f.farewell.Message(err)
+}
+
+// Relogin is a login as this client's (its user, database and startup
+// parameters, application_name included) without its connection, for the
+// pool's minimum. It implements proxy.Relogger.
+func (h *handshake) Relogin() func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+	again := &handshake{p: h.p, startup: h.startup, who: h.who}
+	return func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+		s, err := again.Login(ctx, user, token)
+		if err != nil {
+			return nil, err
+		}
+		return s.(*session), nil
+	}
 }

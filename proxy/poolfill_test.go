@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// filler counts its logins and hands out fakes; failing makes it fail.
+type filler struct {
+	mu      sync.Mutex
+	made    []*fakeSession
+	failing atomic.Bool
+	calls   atomic.Int32
+	block   chan struct{} // nil: answer at once
+}
+
+func (f *filler) fill(ctx context.Context) (Pooled, error) {
+	f.calls.Add(1)
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if f.failing.Load() {
+		return nil, errors.New("login refused")
+	}
+	s := newFake("filled")
+	f.mu.Lock()
+	f.made = append(f.made, s)
+	f.mu.Unlock()
+	return s, nil
+}
+
+func waitIdle(t *testing.T, p *Pool, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Idle() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d parked, want %d", p.Idle(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPoolKeepsItsMinimum: once a key is kept, the pool logs in sessions
+// until its minimum is parked, again as clients take them, and never more
+// than the minimum (clients' own parked sessions count toward it).
+func TestPoolKeepsItsMinimum(t *testing.T) {
+	p := NewPool(PoolOptions{MinIdlePerKey: 3})
+	defer p.Close()
+	f := &filler{}
+	a := newFake("a")
+	parkAll(t, p, "k", a) // the first client left
+	p.Keep("k", f.fill)
+	waitIdle(t, p, 3)
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d logins for a minimum of 3 with one parked, want 2", n)
+	}
+	var got []Pooled
+	for range 3 {
+		s := p.Get(context.Background(), "k", 0)
+		if s == nil {
+			t.Fatal("a client found none parked")
+		}
+		got = append(got, s)
+	}
+	waitIdle(t, p, 3) // made up in the background
+	if n := f.calls.Load(); n != 5 {
+		t.Fatalf("%d logins after 3 taken, want 5", n)
+	}
+	if p.Get(context.Background(), "other", 0) != nil {
+		t.Fatal("another key got a session")
+	}
+	// Sessions put back on top of the minimum stay up to the per-key cap,
+	// with no login.
+	for _, s := range got {
+		parkAll(t, p, "k", s.(*fakeSession))
+	}
+	if n := f.calls.Load(); n != 5 {
+		t.Fatalf("%d logins after 3 put back, want 5", n)
+	}
+}
+
+// TestPoolMinimumFailingLoginsPause: a fill that fails is not retried at
+// once (a down upstream is not hammered); Close waits for the fills in
+// progress and discards what they bring.
+func TestPoolMinimumFailingLoginsPause(t *testing.T) {
+	p := NewPool(PoolOptions{MinIdlePerKey: 2})
+	f := &filler{}
+	f.failing.Store(true)
+	p.Keep("k", f.fill)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.calls.Load() < 2 || p.Filling() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fills did not end")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.Keep("k", f.fill) // a client left again: within the pause, no retry
+	time.Sleep(50 * time.Millisecond)
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d logins within the pause after failures, want 2", n)
+	}
+	p.Close()
+
+	p = NewPool(PoolOptions{MinIdlePerKey: 1})
+	f = &filler{block: make(chan struct{})}
+	p.Keep("k", f.fill)
+	for p.Filling() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	p.Close() // cuts the fill's context and waits for it
+	if p.Filling() != 0 {
+		t.Fatal("Close returned with a fill in progress")
+	}
+}
+
+// TestPoolMinimumRecycledAtLifetime: the reaper ends sessions past their
+// lifetime, the minimum's too, and they are logged in anew; the idle
+// timeout spares the minimum of a key in use.
+func TestPoolMinimumRecycledAtLifetime(t *testing.T) {
+	p := NewPool(PoolOptions{MinIdlePerKey: 2, MaxLifetime: time.Hour, IdleTimeout: time.Minute})
+	defer p.Close()
+	f := &filler{}
+	p.Keep("k", f.fill)
+	waitIdle(t, p, 2)
+	p.reap(time.Now().Add(2 * time.Second)) // nothing due
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d logins, want 2", n)
+	}
+	p.mu.Lock()
+	p.keys["k"].used = time.Now().Add(time.Minute) // in use, as the reaper will see it
+	p.mu.Unlock()
+	p.reap(time.Now().Add(90 * time.Second)) // idle past the timeout, key in use: spared
+	if p.Idle() != 2 || f.calls.Load() != 2 {
+		t.Fatalf("idle timeout of a kept key's minimum: %d parked, %d logins; want 2, 2", p.Idle(), f.calls.Load())
+	}
+	p.mu.Lock()
+	p.keys["k"].used = time.Now().Add(2 * time.Hour) // still in use then
+	p.mu.Unlock()
+	p.reap(time.Now().Add(2 * time.Hour)) // past the lifetime: ended, logged in anew
+	waitIdle(t, p, 2)
+	if n := f.calls.Load(); n != 4 {
+		t.Fatalf("%d logins after the lifetime, want 4", n)
+	}
+	f.mu.Lock()
+	for _, s := range f.made[:2] {
+		if !s.discarded.Load() {
+			t.Error("a session past its lifetime was not discarded")
+		}
+	}
+	f.mu.Unlock()
+	// No client for the idle timeout: the key is no longer kept.
+	p.reap(time.Now().Add(3 * time.Hour)) // past the lifetime and the idle timeout
+	waitIdle(t, p, 0)
+	if n := f.calls.Load(); n != 4 {
+		t.Fatalf("%d logins for a key nobody used, want 4", n)
+	}
+}

@@ -1,0 +1,33 @@
+package proxy
+
+import "net"
+
+// Quiet says whether nothing is waiting to be read on c's socket: no
+// bytes, no end of stream, no error. A parked upstream session is quiet
+// while it lives; one the server ended while it was parked (a restart, an
+// administrator's pg_terminate_backend, an idle timeout) has its last
+// message or its end waiting. known is false where the socket cannot be
+// looked at without reading it (off Linux, or not a TCP or unix socket
+// under its TLS): the caller then proves the session alive by a round
+// trip instead. c's deadlines must not have passed.
+//
+// It looks through TLS (tls.Conn's NetConn) and the dead-path watch at
+// the socket, so it cannot see a record TLS has read but not handed over;
+// a session the proxy reads only in whole messages up to its
+// ReadyForQuery leaves none.
+func Quiet(c net.Conn) (quiet, known bool) {
+	for {
+		switch u := c.(type) {
+		case interface{ NetConn() net.Conn }:
+			c = u.NetConn()
+			continue
+		case *watchedConn:
+			if u.dead.Load() {
+				return false, true
+			}
+			c = u.tc // a look moves no bytes past its watch
+			continue
+		}
+		return quietSocket(c)
+	}
+}
