@@ -30,6 +30,7 @@ import (
 // wall clock stepped back cannot switch the watch off.
 type watchedConn struct {
 	tc         *net.TCPConn
+	raw        *rawSock // tc's reads and writes without the scheduler's syscall path; nil: tc's own
 	born       time.Time
 	timeout    time.Duration
 	checkEvery time.Duration
@@ -49,7 +50,7 @@ type watchedConn struct {
 }
 
 func newWatchedConn(c *net.TCPConn, timeout time.Duration) *watchedConn {
-	return &watchedConn{tc: c, born: time.Now(), timeout: timeout, checkEvery: min(max(timeout/4, 250*time.Millisecond), 5*time.Second), state: tcpState}
+	return &watchedConn{tc: c, raw: newRawSock(c), born: time.Now(), timeout: timeout, checkEvery: min(max(timeout/4, 250*time.Millisecond), 5*time.Second), state: tcpState}
 }
 
 // errDeadPath is what reads and writes return once the path is dead. It
@@ -63,7 +64,7 @@ func (c *watchedConn) Read(b []byte) (int, error) {
 	if c.dead.Load() {
 		return 0, c.errDeadPath("read")
 	}
-	n, err := c.tc.Read(b)
+	n, err := c.read(b)
 	if n > 0 {
 		c.lastRead.Store(int64(time.Since(c.born)))
 	}
@@ -79,11 +80,26 @@ func (c *watchedConn) Write(b []byte) (int, error) {
 	}
 	c.lastWrite.Store(int64(time.Since(c.born)))
 	c.arm()
-	n, err := c.tc.Write(b)
+	n, err := c.write(b)
 	if err != nil && c.dead.Load() {
 		return n, c.errDeadPath("write")
 	}
 	return n, err
+}
+
+// read and write move bytes on the socket: raw when they can.
+func (c *watchedConn) read(b []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.Read(b)
+	}
+	return c.tc.Read(b)
+}
+
+func (c *watchedConn) write(b []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.Write(b)
+	}
+	return c.tc.Write(b)
 }
 
 // The rest of net.Conn, and the half-close the relay uses.

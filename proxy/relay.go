@@ -86,7 +86,10 @@ func Relay(ctx context.Context, client, upstream net.Conn, o RelayOptions) (Coun
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
 	}
-	s := &session{ctx: ctx, client: client, upstream: upstream, o: o}
+	s := &session{ctx: ctx, client: client, upstream: upstream, o: o, toClient: client}
+	if r := newRawSock(client); r != nil {
+		s.toClient = r // see rawio_linux.go
+	}
 	defer s.closeBoth() // rule 9
 	if o.IdleTimeout > 0 {
 		s.idle = startIdleTimer(o.IdleTimeout, s.closeBoth) // rule 6
@@ -118,6 +121,7 @@ type session struct {
 	client, upstream net.Conn
 	o                RelayOptions
 	idle             *idleTimer // nil: no idle timeout
+	toClient         io.Writer  // client's Write, raw when it can be (only down writes to the client)
 
 	clientDone   atomic.Bool           // rule 2 happened: no farewell
 	upstreamDone atomic.Bool           // rule 3 happened: the client lingers
@@ -189,7 +193,7 @@ func (s *session) down(src *chunks) error {
 	for {
 		chunk, rerr := src.read()
 		if len(chunk) > 0 {
-			w, werr := s.client.Write(chunk)
+			w, werr := s.toClient.Write(chunk)
 			if w > 0 {
 				s.sentDown(chunk[:w])
 			}

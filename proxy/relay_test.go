@@ -457,8 +457,15 @@ func TestRelayNoAllocationPerChunk(t *testing.T) {
 		}
 	}
 	roundTrip() // the session is running
-	if n := testing.AllocsPerRun(200, roundTrip); n >= 0.5 {
-		t.Errorf("%.2f allocations per round trip (two chunks through the relay), want 0", n)
+	// Under -race the pool's dropped buffers cost 0.5 allocations per
+	// round trip on average (two Puts, a quarter dropped); an escape in
+	// the copy loop would add at least 2 (one per chunk).
+	limit := 0.5
+	if raceEnabled {
+		limit = 1.25
+	}
+	if n := testing.AllocsPerRun(200, roundTrip); n >= limit {
+		t.Errorf("%.2f allocations per round trip (two chunks through the relay), want 0 (below %.2f with -race)", n, limit)
 	}
 	client.Close()
 	server.Close()

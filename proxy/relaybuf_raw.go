@@ -73,16 +73,16 @@ func (c *chunks) try(fd uintptr) bool {
 		c.big = bufPool.Get().(*[]byte)
 	}
 	for {
-		n, err := syscall.Read(int(fd), *c.big)
+		n, errno := sysRead(fd, *c.big) // see rawio_linux.go
 		switch {
-		case err == syscall.EINTR:
+		case errno == syscall.EINTR:
 			continue
-		case err == syscall.EAGAIN:
+		case errno == syscall.EAGAIN:
 			bufPool.Put(c.big)
 			c.big, c.woke = nil, true
 			return false
-		case err != nil:
-			c.err = c.readErr(err)
+		case errno != 0:
+			c.err = c.readErr(errno)
 		case n == 0:
 			c.err = io.EOF
 		default:

@@ -14,7 +14,8 @@
 //   - tps: pgbench -S, 8 clients: direct over verify-full TLS, through the
 //     proxy, through PgBouncer (session mode, verify-full upstream). The
 //     proxy's CPU (utime+stime over its runs) divided by their
-//     transactions is the "proxy CPU" row.
+//     transactions is the "proxy CPU" row, beside PgBouncer's own,
+//     measured the same way: what a C pooler spends on this machine.
 //   - latency: pgbench -S, 1 client, average latency.
 //   - connect: pgbench -S -C, 8 clients: a new connection per transaction,
 //     twice. First with PostgreSQL trusting loopback logins, as for tps and

@@ -18,6 +18,7 @@ import (
 type pgbenchResult struct {
 	tps, latencyMS float64
 	txns           int64
+	cpu            time.Duration // PgBouncer's CPU over the run (0 for other sides)
 }
 
 // pgbench runs the server's pgbench against conninfo for d.

@@ -100,8 +100,12 @@ func (p *proxyChild) stop() {
 }
 
 // cpu is the child's user plus system CPU time so far.
-func (p *proxyChild) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+func (p *proxyChild) cpu() (time.Duration, error) { return procCPU(p.cmd.Process.Pid) }
+
+// procCPU is a process's user plus system CPU time so far, from
+// /proc/PID/stat (the proxy child's, PgBouncer's).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}

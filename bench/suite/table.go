@@ -39,6 +39,11 @@ func (t *table) pair(name string, direct, proxy float64, format string, _ bool, 
 	t.rows = append(t.rows, []string{name, fmt.Sprintf(format, direct), fmt.Sprintf(format, proxy), "-", ratio(proxy, direct), "-", target})
 }
 
+// anchored adds a row with the proxy's figure and PgBouncer's, no direct.
+func (t *table) anchored(name string, proxy, bouncer float64, format, target string) {
+	t.rows = append(t.rows, []string{name, "-", fmt.Sprintf(format, proxy), fmt.Sprintf(format, bouncer), "-", ratio(proxy, bouncer), target})
+}
+
 // single adds a row with the proxy's figure only.
 func (t *table) single(name, proxy, target string) {
 	t.rows = append(t.rows, []string{name, "-", proxy, "-", "-", "-", target})
