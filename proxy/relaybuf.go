@@ -60,6 +60,7 @@ type chunks struct {
 	// socket): its buffers, see readTLS. Zero for any other source.
 	tb      tlsBuffers
 	settled bool // readTLS let go of the handshake's buffers
+	pfd     [1]pollFd
 }
 
 func newChunks(src net.Conn) *chunks {

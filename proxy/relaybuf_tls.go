@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"net"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // tlsSocket is, for a TLS connection over a plain TCP socket (the
@@ -34,15 +36,21 @@ func tlsSocket(src net.Conn) (syscall.RawConn, tlsBuffers) {
 
 // readable is the RawConn.Read callback of readTLS's wait: false parks
 // the direction on the poller until the socket is readable, true ends
-// the wait. It looks without reading (the bytes are the TLS
-// connection's to read), and after a wake-up does not look again.
+// the wait. It asks poll(2), without a timeout, rather than peeking:
+// the bytes are the TLS connection's to read, and a peek would take a
+// pending socket error (a reset, the kernel's own timeout) that its read
+// must report. After a wake-up it does not ask again.
 func (c *chunks) readable(fd uintptr) bool {
 	if c.woke {
 		return true
 	}
-	if _, errno := peek(fd, c.peek[:]); errno == syscall.EAGAIN {
+	c.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	if n, err := unix.Poll(c.pfd[:], 0); n == 0 && err == nil {
 		c.woke = true
 		return false
 	}
-	return true // bytes, the end, or an error: the conn's Read tells
+	return true // bytes, the end, an error (or EINTR): the conn's Read tells
 }
+
+// pollFd is what readable asks poll(2) with.
+type pollFd = unix.PollFd

@@ -13,3 +13,6 @@ func tlsSocket(net.Conn) (syscall.RawConn, tlsBuffers) { return nil, tlsBuffers{
 
 // readable is never called: tlsSocket gives no socket to wait on.
 func (c *chunks) readable(uintptr) bool { return true }
+
+// pollFd is unused off Linux.
+type pollFd struct{}

@@ -3,8 +3,11 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,5 +100,45 @@ func TestReadTLSLetsGo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("at the end: %v, want io.EOF", err)
 		}
+	}
+}
+
+// TestReadTLSReportsAReset: an upstream that resets the connection,
+// while the relay waits on its socket or before, is reported as a reset
+// (the client is told so), not as an end: the wait must not take the
+// socket's pending error away from the conn's read.
+func TestReadTLSReportsAReset(t *testing.T) {
+	for _, when := range []string{"while waiting", "before the read"} {
+		t.Run(when, func(t *testing.T) {
+			proxySide, server := tlsPair(t)
+			proxySide.SetDeadline(time.Now().Add(20 * time.Second))
+			c := newChunks(proxySide)
+			defer c.release()
+			reset := func() {
+				raw := server.(*tls.Conn).NetConn().(*net.TCPConn)
+				raw.SetLinger(0)
+				raw.Close()
+			}
+			if when == "before the read" {
+				reset()
+				time.Sleep(50 * time.Millisecond) // the reset has arrived
+			}
+			got := make(chan error, 1)
+			go func() {
+				for {
+					if _, err := c.read(); err != nil {
+						got <- err
+						return
+					}
+				}
+			}()
+			if when == "while waiting" {
+				time.Sleep(50 * time.Millisecond) // the read waits on the socket
+				reset()
+			}
+			if err := <-got; !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("read after the upstream's reset: %v, want ECONNRESET", err)
+			}
+		})
 	}
 }
