@@ -167,10 +167,14 @@ func (l *Login) FirstPacket() {
 // Relaying ends the login's limits on conn and upstream: the session's
 // bytes then flow without deadlines, and its place in the handshake cap
 // goes to the next connection. A drain or eviction cut still in progress
-// finishes first; none lands afterwards.
+// finishes first; none lands afterwards. Ctx ends here, with the login:
+// its timer and its place among the server context's children would
+// otherwise be held for the whole session (issue 15: an idle session's
+// memory).
 func (l *Login) Relaying(conn, upstream net.Conn) {
 	l.reads.Stop()
 	l.pass.Leave()
+	l.cancel()
 	conn.SetDeadline(time.Time{})
 	upstream.SetDeadline(time.Time{})
 }

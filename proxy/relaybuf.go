@@ -55,12 +55,24 @@ type chunks struct {
 	woke  bool               // the poller said readable: skip the peek
 	tryFn func(uintptr) bool // c.try, bound once (not per read)
 	peek  [1]byte
+
+	// A TLS source over a socket the relay can wait on (raw is that
+	// socket): its buffers, see readTLS. Zero for any other source.
+	tb      tlsBuffers
+	settled bool // readTLS let go of the handshake's buffers
+	pfd     [1]pollFd
 }
 
 func newChunks(src net.Conn) *chunks {
 	c := &chunks{src: src, raw: rawConn(src)}
+	if c.raw == nil {
+		c.raw, c.tb = tlsSocket(src)
+	}
 	if c.raw != nil {
 		c.tryFn = c.try
+		if c.tb.rawInput != nil {
+			c.tryFn = c.readable
+		}
 	} else {
 		c.wait = waitPool.Get().(*[]byte)
 	}
@@ -70,6 +82,9 @@ func newChunks(src net.Conn) *chunks {
 // read returns the next chunk of the source, or why there is none (as
 // the source's own Read would say it: io.EOF, net.ErrClosed, a timeout).
 func (c *chunks) read() ([]byte, error) {
+	if c.tb.rawInput != nil {
+		return c.readTLS()
+	}
 	if c.raw != nil {
 		return c.readRaw()
 	}

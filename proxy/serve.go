@@ -23,47 +23,18 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 	defer l.End()
 	l.settings, l.engine, l.target = s, e, e.Target()
 	l.Log = l.Log.With("client", client.RemoteAddr().String())
-	h, err := e.Open(l)
-	if err != nil {
-		defer h.Close() // Open returns a Handshake even on error
-		var handled *Handled
-		if errors.As(err, &handled) {
-			s.Observer.Refused(handled.Reason)
-			return
-		}
-		l.refuse(h, err)
-		return
-	}
+	// The handshake runs on a goroutine of its own (see onFreshStack),
+	// so that the session's long-lived goroutines keep small stacks.
+	var o opened
+	onFreshStack(func() { o = s.open(ctx, l, e) })
+	h, sess, up := o.h, o.sess, o.up
 	defer h.Close()
-	who := h.Who()
-	l.Log = l.Log.With(append([]any{"user", who.User, "database", who.Database}, who.Attrs...)...)
-
-	loginStart := time.Now()
-	sess, err := s.login(l, h, who.User)
-	l.upstream += time.Since(loginStart) // token, dial, TLS, login
-	if err != nil {
-		if ctx.Err() == nil && l.Evicted() == nil {
-			err = s.explain(l.Ctx, e, who.User, err)
-		} // else cut by shutdown or evicted: the sink says so
-		l.refuse(h, err)
+	if sess == nil {
 		return
 	}
 	defer sess.Upstream().Close()
 	defer l.route.done()
-	up := l.route.follow(sess.Upstream()) // a routed session is cut if its writer is demoted
-	if ctx.Err() != nil {
-		// The drain deadline passed during the login: a greeting now would
-		// be followed by a dead socket.
-		l.refuse(h, ctx.Err())
-		return
-	}
-	if err := h.Finish(sess); err != nil {
-		if _, ok := failure.As(err); ok {
-			l.refuse(h, err)
-			return
-		}
-		s.Observer.Refused(failure.ClientGone)
-		l.Log.Info("client went away during login", "err", err)
+	if !o.ok {
 		return
 	}
 	conn := h.Client()

@@ -23,6 +23,9 @@ func (w *world) idle(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%d idle connections to the %s: %w", n, where, err)
 		}
+		if w.o.idleQuery {
+			where += ", after one query each"
+		}
 		w.table.single(fmt.Sprintf("idle: %d connections held (%s), memory per connection (KiB)", n, where), fmt.Sprintf("%.1f", rss/1024), "<= 16")
 		w.table.single(fmt.Sprintf("idle: %d connections held (%s), fds per connection", n, where), fmt.Sprintf("%.2f", fds), "<= 2")
 	}
@@ -86,6 +89,9 @@ func (w *world) holdIdle(ctx context.Context, port, n int) (rssPer, fdsPer float
 			cctx, cancel := context.WithTimeout(gctx, 60*time.Second)
 			defer cancel()
 			c, err := pgconn.ConnectConfig(cctx, cfg.Copy())
+			if err == nil && w.o.idleQuery {
+				err = c.Exec(cctx, "SELECT 1").Close()
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -2,7 +2,7 @@
 // issue 15 sets targets for, each figure beside direct (and PgBouncer, the
 // anchor, when it is installed) from the same run on the same servers.
 //
-//	go run ./bench/suite [-duration 10s] [-idle 1000,5000] [-storm 1000] [-only tps,latency,connect,idle,storm,mysql]
+//	go run ./bench/suite [-duration 10s] [-idle 1000,5000] [-idle-query] [-storm 1000] [-only tps,latency,connect,idle,storm,mysql]
 //	                     [-proxy-flags '--session-reuse --prewarm 4'] [-gomaxprocs N] [-pgbouncer=false] [-reuse=false]
 //
 // It starts a PostgreSQL 15 and a MariaDB with TLS (internal/loadtest/
@@ -30,7 +30,9 @@
 //     idle): RSS and open files of the proxy per connection, measured as
 //     the change from before they opened. Up to 1,000 against the real
 //     PostgreSQL; more against a stub upstream in this process that logs
-//     anyone in over TLS and idles.
+//     anyone in over TLS and idles. With -idle-query each connection runs
+//     one query first, as a real idle session has: its relay goroutines
+//     have then read and written TLS records, and their stacks grew.
 //   - storm: N pgx clients at once (one round), connect to first answer
 //     (ReadyForQuery) p50/p99 and hung count, direct (a password user over
 //     TLS) and through the proxy (which signs a token and logs in through
@@ -62,6 +64,7 @@ type options struct {
 	clients                   int
 	idle                      []int
 	idleReal                  int
+	idleQuery                 bool
 	storm                     int
 	only                      map[string]bool
 	proxyFlags                []string
@@ -81,6 +84,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "clients for the throughput and connection-rate runs")
 	flag.StringVar(&idle, "idle", "1000,5000", "idle connection counts, comma-separated")
 	flag.IntVar(&o.idleReal, "idle-real", 1000, "idle counts up to this go to the real PostgreSQL; larger ones to the stub upstream")
+	flag.BoolVar(&o.idleQuery, "idle-query", false, "each idle connection runs one query before it idles (its relay has then read and written TLS records once)")
 	flag.IntVar(&o.storm, "storm", 1000, "clients in the storm")
 	flag.StringVar(&only, "only", strings.Join(parts, ","), "parts to run, comma-separated: "+strings.Join(parts, ","))
 	flag.StringVar(&proxyFlags, "proxy-flags", "", "extra flags for the proxy, space-separated (e.g. '--session-reuse')")

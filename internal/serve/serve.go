@@ -20,6 +20,7 @@ import (
 	cfgpkg "github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/health"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/memrelease"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/metrics"
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
 )
@@ -152,6 +153,7 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 		attrs = append(attrs, "shutdown_address", s.ShutdownAddress)
 	}
 	log.Info("serving", attrs...)
+	defer memrelease.Start(memrelease.Options{Log: log})() // a login storm's memory goes back once logins stop
 	if o.Started != nil {
 		o.Started(p)
 	}

@@ -212,6 +212,12 @@ func (h *handshake) Finish(s proxy.Session) error {
 	}
 	h.forget = forget
 	greeting := &pgwire.Greeting{Params: up.params, Key: key, TxStatus: up.tx, Negotiate: pgwire.Negotiation(h.startup)}
+	if h.p.cfg.Pool == nil {
+		// Only a session that may be parked needs the startup message
+		// (PoolKey) and the parameters (Adopt) again: without session
+		// reuse an idle session does not hold them (issue 15).
+		h.startup, up.params = nil, nil
+	}
 	return pgwire.WriteGreeting(h.conn, greeting)
 }
 
