@@ -86,11 +86,18 @@ func pgxAttempt(ctx context.Context, conninfo, client string, limit time.Duratio
 
 // psqlAttempt is pgxAttempt with psql.
 func psqlAttempt(ctx context.Context, psqlPath, port string) attempt {
-	a := attempt{client: "psql", start: time.Now()}
+	return cliAttempt(ctx, "psql", []string{"PGSSLMODE=disable"}, psqlPath,
+		"-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", dsn(port, iamUser), "-c", fmt.Sprintf(insertSQL, "psql"))
+}
+
+// cliAttempt is one connection of a command-line client (bin with args,
+// env added): the instance its output names, or its error and stderr.
+func cliAttempt(ctx context.Context, client string, env []string, bin string, args ...string) attempt {
+	a := attempt{client: client, start: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, 25*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, psqlPath, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", dsn(port, iamUser), "-c", fmt.Sprintf(insertSQL, "psql"))
-	cmd.Env = append(cmd.Environ(), "PGSSLMODE=disable")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(cmd.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -94,21 +92,9 @@ func goMySQLAttempt(ctx context.Context, port, client string, limit time.Duratio
 // mysqlCLIAttempt is goMySQLAttempt with the mysql client (MariaDB's):
 // the two statements go as two COM_QUERYs, as the client splits them.
 func mysqlCLIAttempt(ctx context.Context, bin, port string) attempt {
-	a := attempt{client: "mysql", start: time.Now()}
-	ctx, cancel := context.WithTimeout(ctx, 25*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--no-defaults", "--protocol=tcp", "-h", "127.0.0.1", "-P", port, "-u", iamUser,
+	return cliAttempt(ctx, "mysql", nil, bin, "--no-defaults", "--protocol=tcp", "-h", "127.0.0.1", "-P", port, "-u", iamUser,
 		"--skip-ssl", "--batch", "--skip-column-names", "--connect-timeout=20", appDB,
 		"-e", "INSERT INTO hits (client) VALUES ('mysql'); "+selfSQL)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		a.err = strings.TrimSpace(errb.String() + " " + err.Error())
-	} else {
-		a.instance = strings.TrimSpace(out.String())
-	}
-	a.end = time.Now()
-	return a
 }
 
 // readOnly reports whether a client's error is a read-only instance's

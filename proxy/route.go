@@ -368,18 +368,8 @@ func (r *Router) usable(v topology.View) topology.View {
 func (r *Router) choose(v topology.View) (Destination, *routeTicket, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	id, writer := v.Writer, true
+	id, writer := r.targetLocked(v)
 	if r.Reader {
-		best := -1
-		for _, rid := range v.Readers {
-			d, err := r.instance(rid)
-			if err != nil {
-				continue
-			}
-			if n := r.counts[d.Host]; best < 0 || n < best {
-				best, id, writer = n, rid, false
-			}
-		}
 		if writer && r.fallback != v.Writer {
 			r.fallback = v.Writer
 			r.Log.Warn("no reader in the Aurora cluster: reader connections go to the writer", "writer", v.Writer)
@@ -393,6 +383,27 @@ func (r *Router) choose(v topology.View) (Destination, *routeTicket, error) {
 	}
 	r.counts[d.Host]++
 	return d, &routeTicket{r: r, host: d.Host, writer: writer && !r.Reader}, nil
+}
+
+// targetLocked is the instance a new connection goes to in v: the
+// writer, or (Reader) the reader with the fewest sessions, the writer
+// when there is none; writer says which. r.mu is held.
+func (r *Router) targetLocked(v topology.View) (id string, writer bool) {
+	id, writer = v.Writer, true
+	if !r.Reader {
+		return id, writer
+	}
+	best := -1
+	for _, rid := range v.Readers {
+		d, err := r.instance(rid)
+		if err != nil {
+			continue
+		}
+		if n := r.counts[d.Host]; best < 0 || n < best {
+			best, id, writer = n, rid, false
+		}
+	}
+	return id, writer
 }
 
 func (r *Router) noWriter(have bool) error {

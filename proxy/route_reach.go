@@ -71,20 +71,8 @@ func (r *Router) Reach(ctx context.Context, dial func(context.Context, Destinati
 // peek is the instance choose would take in v, without taking a place.
 func (r *Router) peek(v topology.View) (d Destination, writer, ok bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	id, writer := v.Writer, true
-	if r.Reader {
-		best := -1
-		for _, rid := range v.Readers {
-			rd, err := r.instance(rid)
-			if err != nil {
-				continue
-			}
-			if n := r.counts[rd.Host]; best < 0 || n < best {
-				best, id, writer = n, rid, false
-			}
-		}
-	}
+	id, writer := r.targetLocked(v)
+	r.mu.Unlock()
 	if id == "" {
 		return d, false, false
 	}

@@ -36,16 +36,7 @@ type QueryRow = [][]byte
 // returns more than one result is an error (the session is then out of
 // step and must be closed).
 func Query(ctx context.Context, c net.Conn, deprecateEOF bool, query string) (rows []QueryRow, err error) {
-	stop := deadlineFrom(ctx, c)
-	defer func() {
-		stop()
-		if err != nil && ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
-		if err == nil {
-			c.SetDeadline(time.Time{})
-		}
-	}()
+	defer exchange(ctx, c)(&err)
 	if len(query) >= MaxPayload-1 {
 		return nil, errors.New("query too long")
 	}

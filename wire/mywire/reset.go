@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 )
 
 // Commands the proxy sends on a session it owns between clients (session
@@ -38,16 +37,7 @@ func InitDB(ctx context.Context, c net.Conn, db string) error {
 
 // command sends a one-packet command and reads its OK.
 func command(ctx context.Context, c net.Conn, payload []byte, name string) (err error) {
-	stop := deadlineFrom(ctx, c)
-	defer func() {
-		stop()
-		if err != nil && ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
-		if err == nil {
-			c.SetDeadline(time.Time{})
-		}
-	}()
+	defer exchange(ctx, c)(&err)
 	if err := WritePacket(c, 0, payload); err != nil {
 		return fmt.Errorf("send %s: %w", name, err)
 	}
