@@ -37,6 +37,30 @@ type Holder interface {
 	Held() Session
 }
 
+// ReuseObserver hears about session reuse (metrics); an Observer may
+// implement it. event is one of the ReuseEvents.
+type ReuseObserver interface {
+	SessionReuse(event string)
+}
+
+// The session-reuse events, as metrics label them.
+const (
+	ReuseTaken     = "taken"     // a client got a parked session: no token, no login
+	ReuseParked    = "parked"    // a session its client left cleanly went to the pool
+	ReuseDiscarded = "discarded" // a session its client did not leave cleanly was closed
+	ReuseDead      = "dead"      // a parked session could not be handed over (it died parked) and was closed
+)
+
+// ReuseEvents are every event a ReuseObserver hears.
+var ReuseEvents = []string{ReuseTaken, ReuseParked, ReuseDiscarded, ReuseDead}
+
+// reuseEvent tells the observer, if it listens.
+func (s *Settings) reuseEvent(event string) {
+	if o, ok := s.Observer.(ReuseObserver); ok {
+		o.SessionReuse(event)
+	}
+}
+
 // reuseWait is how long a client waits for a session being reset for its
 // key rather than logging in: a reset is one round trip, a login several
 // and a token.
@@ -64,6 +88,7 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		sess := hd.Held()
 		if sess != nil {
 			l.Log = l.Log.With("session_reused", true)
+			s.reuseEvent(ReuseTaken)
 		}
 		return sess
 	}
@@ -81,9 +106,11 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		cancel()
 		if err == nil {
 			l.Log = l.Log.With("session_reused", true)
+			s.reuseEvent(ReuseTaken)
 			return sess
 		}
 		l.Log.Info("parked session not reused", "err", err)
+		s.reuseEvent(ReuseDead)
 		p.Discard()
 	}
 	return nil
@@ -107,8 +134,10 @@ func (s *Settings) park(ctx context.Context, l *Login, h Handshake, sess Session
 	if pk.Clean() {
 		h.Close()
 		s.Pool.Put(key, pk)
+		s.reuseEvent(ReuseParked)
 	} else {
 		pk.Discard()
+		s.reuseEvent(ReuseDiscarded)
 	}
 	if l.routedTo == "" {
 		// A routed key's sessions are the instance's the router chose; the

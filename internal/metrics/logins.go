@@ -18,6 +18,7 @@ type loginMetrics struct {
 	retries    *prometheus.CounterVec
 	inProgress *prometheus.GaugeVec
 	warm       *prometheus.CounterVec
+	reuse      *prometheus.CounterVec
 }
 
 // warmEvents are the pre-warmed connections' events (the label values).
@@ -50,11 +51,15 @@ func newLoginMetrics(labels []string) *loginMetrics {
 			Namespace: namespace, Name: "prewarm_connections_total",
 			Help: "Pre-warmed upstream connections (--prewarm), by event: dialed (made ready), dial_failed, taken (by a login, which skipped its dial), recycled (replaced at --prewarm-max-age), stale (taken but closed by the server; the login dialed afresh).",
 		}, append(labels, "event")),
+		reuse: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "session_reuse_total",
+			Help: "Session reuse (--session-reuse), by event: taken (a client got a parked session: no token, no login), parked (a session its client left cleanly went to the pool), discarded (a session its client did not leave cleanly was closed), dead (a parked session could not be handed over and was closed).",
+		}, append(labels, "event")),
 	}
 }
 
 func (m *loginMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.wait, m.refused, m.retries, m.inProgress, m.warm}
+	return []prometheus.Collector{m.wait, m.refused, m.retries, m.inProgress, m.warm, m.reuse}
 }
 
 // upstream is one upstream's share, resolved once.
@@ -70,6 +75,10 @@ func (m *loginMetrics) upstream(name, engine string) loginObserver {
 	for _, e := range warmEvents {
 		o.warm[e] = m.warm.WithLabelValues(name, engine, e)
 	}
+	o.reuse = map[string]prometheus.Counter{}
+	for _, e := range proxy.ReuseEvents {
+		o.reuse[e] = m.reuse.WithLabelValues(name, engine, e)
+	}
 	return o
 }
 
@@ -81,6 +90,7 @@ type loginObserver struct {
 	retries    *prometheus.CounterVec
 	inProgress prometheus.Gauge
 	warm       map[string]prometheus.Counter // by event; only read once made
+	reuse      map[string]prometheus.Counter // by event; only read once made
 }
 
 func (o loginObserver) LoginWaited(d time.Duration) { o.wait.Observe(d.Seconds()) }
@@ -99,7 +109,14 @@ func (o loginObserver) WarmTaken()    { o.warm["taken"].Inc() }
 func (o loginObserver) WarmRecycled() { o.warm["recycled"].Inc() }
 func (o loginObserver) WarmStale()    { o.warm["stale"].Inc() }
 
+func (o loginObserver) SessionReuse(event string) {
+	if c, ok := o.reuse[event]; ok {
+		c.Inc()
+	}
+}
+
 var (
 	_ proxy.LoginObserver = loginObserver{}
 	_ proxy.WarmObserver  = loginObserver{}
+	_ proxy.ReuseObserver = loginObserver{}
 )
