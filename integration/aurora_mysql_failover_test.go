@@ -118,6 +118,7 @@ func TestAuroraMySQLFailover(t *testing.T) {
 	t.Run("new connections follow the writer", func(t *testing.T) { auroraMySQLFollow(t, r) })
 	t.Run("demoted writer sessions are cut", func(t *testing.T) { auroraMySQLDemotedCut(t, r) })
 	t.Run("storm during a failover", func(t *testing.T) { auroraMySQLStorm(t, r) })
+	t.Run("session reuse follows the writer", func(t *testing.T) { auroraMySQLReuse(t, r) })
 }
 
 // auroraMySQLDoctor: doctor checks an Aurora MySQL cluster endpoint as a

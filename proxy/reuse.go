@@ -33,8 +33,12 @@ type Parkable interface {
 // takes one from the pool for it.
 type Holder interface {
 	// Held is the parked session taken for this client, readied as
-	// Adopt readies one, or nil: log in.
-	Held() Session
+	// Adopt readies one, or nil: log in. at is the Aurora instance
+	// (host:port) the router sent this client's login to, "" when not
+	// routed: a session held for another instance (the writer changed, or
+	// another reader had fewer sessions by then) is closed, not handed
+	// over, and nil returned.
+	Held(at string) Session
 }
 
 // ReuseObserver hears about session reuse (metrics); an Observer may
@@ -82,10 +86,7 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		return nil
 	}
 	if hd, ok := h.(Holder); ok {
-		if l.routedTo != "" {
-			return nil // chosen before the router chose (launch keeps them apart)
-		}
-		sess := hd.Held()
+		sess := hd.Held(l.routedTo)
 		if sess != nil {
 			l.Log = l.Log.With("session_reused", true)
 			s.reuseEvent(ReuseTaken)
@@ -151,9 +152,16 @@ func (s *Settings) park(ctx context.Context, l *Login, h Handshake, sess Session
 // client the router sent to the writer never gets a reader's session
 // (nor one of a writer since demoted).
 func (l *Login) poolKey(r Reuser) string {
-	key := r.PoolKey()
-	if key == "" || l.routedTo == "" {
+	return InstanceKey(r.PoolKey(), l.routedTo)
+}
+
+// InstanceKey is the pool key of an engine's key for sessions on the
+// Aurora instance at (host:port): the key as is when at is "" (not
+// routed) or the key is "" (not reused). An engine that takes its parked
+// session itself (Holder) names it so.
+func InstanceKey(key, at string) string {
+	if key == "" || at == "" {
 		return key
 	}
-	return key + "\x00instance=" + l.routedTo
+	return key + "\x00instance=" + at
 }

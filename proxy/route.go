@@ -24,6 +24,10 @@ type Destination struct {
 	DialAddr string // what is dialed: Host:Port, or the instance's dial address
 }
 
+// HostPort is d's host:port, as the login-rate guard, pool keys and
+// DropHost name an instance.
+func (d Destination) HostPort() string { return net.JoinHostPort(d.Host, strconv.Itoa(d.Port)) }
+
 // Rerouter is implemented by the Handshake of an engine whose logins can
 // go to another instance than its Target: an Aurora cluster's writer or a
 // reader, by its instance endpoint.
@@ -218,7 +222,7 @@ func (r *Router) probe(ctx context.Context, d Destination, user, db string) (top
 		return topology.Probe{}, err
 	}
 	if r.Guard != nil {
-		r.Guard.Count(net.JoinHostPort(d.Host, strconv.Itoa(d.Port)))
+		r.Guard.Count(d.HostPort())
 	}
 	p, err := r.Prober.Probe(ctx, d, user, db, tok)
 	if err != nil {
@@ -268,7 +272,7 @@ func (r *Router) onView(_, cur topology.View) {
 		// their idle timeout.
 		for _, id := range []string{old, cur.Writer} {
 			if d, err := r.instance(id); err == nil {
-				if n := r.Pool.DropHost(net.JoinHostPort(d.Host, strconv.Itoa(d.Port))); n > 0 {
+				if n := r.Pool.DropHost(d.HostPort()); n > 0 {
 					r.Log.Info("parked sessions closed after the writer changed", "instance", d.Host, "sessions", n)
 				}
 			}
@@ -525,7 +529,7 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 		if err != nil {
 			return nil, err
 		}
-		l.routedTo = net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
+		l.routedTo = d.HostPort()
 		sess := s.reuse(l, h) // a session parked on that very instance
 		if sess == nil {
 			sess, err = s.loginAt(l, h, rh, d, user)
@@ -572,7 +576,7 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 // per instance, so the guard's key is the instance endpoint, and a
 // throttled login gets one retry as an unrouted one does.
 func (s *Settings) loginAt(l *Login, h Handshake, rh Rerouter, d Destination, user string) (Session, error) {
-	release, err := s.awaitLoginFor(l, h, net.JoinHostPort(d.Host, strconv.Itoa(d.Port)))
+	release, err := s.awaitLoginFor(l, h, d.HostPort())
 	if err != nil {
 		return nil, err
 	}

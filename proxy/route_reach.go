@@ -68,6 +68,20 @@ func (r *Router) Reach(ctx context.Context, dial func(context.Context, Destinati
 	}
 }
 
+// Peek is the instance a new connection would be routed to now, without
+// taking a place there; ok false: the topology is not read yet, or names
+// no instance to go to. An engine that takes a parked session before the
+// login (MySQL, see Holder) takes one of this instance's.
+func (r *Router) Peek() (d Destination, ok bool) {
+	r.init()
+	v, have, _ := r.mon.Current()
+	if !have {
+		return d, false
+	}
+	d, _, ok = r.peek(r.usable(v))
+	return d, ok
+}
+
 // peek is the instance choose would take in v, without taking a place.
 func (r *Router) peek(v topology.View) (d Destination, writer, ok bool) {
 	r.mu.Lock()

@@ -52,9 +52,10 @@ func (s *Settings) Serve(ctx context.Context, client net.Conn, e Engine) {
 // Resume).
 func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 	if s.Router != nil {
-		// An Aurora cluster: the router picks the instance (and launch
-		// leaves session reuse off for it, so no parked session outlives a
-		// demotion). Until its topology can be read, the endpoint's DNS.
+		// An Aurora cluster: the router picks the instance, and a parked
+		// session is taken only from those on it (a writer change drops
+		// the ones on the instances it touched). Until its topology can be
+		// read, the endpoint's DNS.
 		sess, err := s.routedLogin(l, h, user)
 		if !errors.Is(err, errTopologyUnread) {
 			return sess, err

@@ -166,18 +166,11 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 		if router != nil {
 			router.Guard = settings.Guard // the monitor's logins count against each instance's rate
 		}
-		switch {
-		case router != nil && c.SessionReuse && c.Engine != config.Postgres:
-			// A MySQL session is taken from the pool before the client's
-			// greeting (its connection id), before the router has chosen.
-			log.Warn("session_reuse is not combined with Aurora MySQL cluster routing: every client logs in (the router's instance choice wins)")
-		default:
-			settings.Pool = newPool(c, log)
-			if router != nil {
-				// Sessions are parked and taken per instance; a writer
-				// change closes those parked on the instances it touched.
-				router.Pool = settings.Pool
-			}
+		settings.Pool = newPool(c, log)
+		if router != nil {
+			// Sessions are parked and taken per instance; a writer
+			// change closes those parked on the instances it touched.
+			router.Pool = settings.Pool
 		}
 		if router != nil && settings.Prewarm > 0 {
 			// Ready connections to the cluster's DNS name would never serve

@@ -128,6 +128,9 @@ type session struct {
 	status    uint16 // the OK's status
 	born      time.Time
 	p         *Proxy
+	// at is the Aurora instance (host:port) the router sent the login
+	// to; "": not routed.
+	at string
 }
 
 func (s *session) Upstream() net.Conn {

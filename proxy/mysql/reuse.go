@@ -44,8 +44,19 @@ func (p *Proxy) takeParked(l *proxy.Login) *session {
 	if p.cfg.Pool == nil || guess == nil {
 		return nil
 	}
+	key := *guess
+	if r := p.cfg.Router; r != nil {
+		// Behind an Aurora cluster endpoint: one parked on the instance
+		// the router would send this client to now (its login checks
+		// that it still does, see Held).
+		d, ok := r.Peek()
+		if !ok {
+			return nil
+		}
+		key = proxy.InstanceKey(key, d.HostPort())
+	}
 	for range 3 {
-		ps := p.cfg.Pool.Get(l.Ctx, *guess, parkedWait)
+		ps := p.cfg.Pool.Get(l.Ctx, key, parkedWait)
 		if ps == nil {
 			return nil
 		}
@@ -98,7 +109,7 @@ func (h *handshake) settleHeld(l *proxy.Login, user string) error {
 	dctx, cancel := context.WithTimeout(l.Ctx, h.p.cfg.ConnectTimeout)
 	defer cancel()
 	dialStart := time.Now()
-	pending, err := Dial(dctx, h.p.cfg.Upstream)
+	pending, err := h.p.dial(dctx) // routed to an Aurora instance where there is a router
 	l.AddUpstream(time.Since(dialStart))
 	if err != nil {
 		return l.Explain(user, err)
@@ -117,7 +128,7 @@ func (h *handshake) releaseHeld() {
 	s := h.held
 	h.held = nil
 	if h.resp == nil && h.p.cfg.Pool != nil {
-		h.p.cfg.Pool.Put(s.key, s)
+		h.p.cfg.Pool.Put(proxy.InstanceKey(s.key, s.at), s)
 		return
 	}
 	s.Discard()
@@ -134,13 +145,22 @@ func (h *handshake) Adopt(context.Context, proxy.Pooled) (proxy.Session, error) 
 }
 
 // Held hands the client the session taken before its greeting, followed
-// by a tracker of its own. It implements proxy.Holder.
-func (h *handshake) Held() proxy.Session {
+// by a tracker of its own, when it is on the instance the router chose
+// (at; "" and "" when not routed). It implements proxy.Holder.
+func (h *handshake) Held(at string) proxy.Session {
 	old := h.held
 	if old == nil {
 		return nil
 	}
 	h.held = nil
+	if old.at != at {
+		// The router chose another instance since the session was taken
+		// (a writer change, or a reader with fewer sessions now): the
+		// client logs in there, greeted with this session's id as on a
+		// key mismatch (settleHeld).
+		old.Discard()
+		return nil
+	}
 	s := *old
 	s.park = proxy.NewParkConn(s.s.Conn, newTracker(s.caps, s.ext, s.status))
 	return &s
@@ -194,7 +214,11 @@ func (s *session) Born() time.Time { return s.born }
 // connected to. It implements proxy.Pooled.
 func (s *session) Hosts() []string {
 	up := s.p.cfg.Upstream
-	return []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), s.s.Conn.RemoteAddr().String()}
+	hosts := []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), s.s.Conn.RemoteAddr().String()}
+	if s.at != "" {
+		hosts = append(hosts, s.at) // the Aurora instance: a writer change drops it (Router.onView)
+	}
+	return hosts
 }
 
 // quitFarewell says nothing once the client has quit cleanly: the relay

@@ -74,9 +74,9 @@ func (h *handshake) LoginAt(ctx context.Context, d proxy.Destination, user, toke
 	if err != nil {
 		return nil, err
 	}
-	// No session reuse: launch leaves it off for a routed cluster, so no
-	// parked session outlives its writer's demotion.
-	return &session{s: s}, nil
+	sess := &session{s: s, at: d.HostPort()}
+	h.reusable(sess) // parked under the instance: a writer change drops it
+	return sess, nil
 }
 
 // probeCaps are what the topology probe's login asks for: the 4.1
