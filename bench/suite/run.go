@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
@@ -26,6 +25,9 @@ type world struct {
 	// the stub's.
 	pgPort, frontPort, myPort, stubPort int
 	table                               *table
+	// The built proxy binary and the run's directory, for children
+	// started by a part (storm.go).
+	bin, dir string
 	// The session-reuse side (reuse.go): a second proxy child.
 	reuseProxy                  *proxyChild
 	reusePGPort, reuseFrontPort int
@@ -79,6 +81,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	w.bin, w.dir = bin, dir
 	ports, err := localsrv.FreePorts(5)
 	if err != nil {
 		return err
@@ -280,29 +283,4 @@ func (w *world) connect(ctx context.Context) error {
 		w.table.single("proxy CPU per new connection, PostgreSQL trusting the login (µs)", fmt.Sprintf("%.0f", float64(cpu.Microseconds())/float64(n)), "")
 	}
 	return w.connectIAM(ctx)
-}
-
-func (w *world) storm(ctx context.Context) error {
-	s := loadgen.Storm{Kind: loadgen.PGX, Clients: w.o.storm, Limit: 60 * time.Second}
-	s.Target = w.set.Direct("postgres")
-	direct, err := loadgen.Run(ctx, s)
-	if err != nil {
-		return err
-	}
-	s.Target = targets.Proxy(w.frontPort)
-	proxied, err := loadgen.Run(ctx, s)
-	if err != nil {
-		return err
-	}
-	for _, r := range []*loadgen.Result{direct, proxied} {
-		fmt.Print(r.Summary())
-	}
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	name := fmt.Sprintf("storm of %d pgx connects", w.o.storm)
-	w.table.pair(name+", p50 to first answer (ms)", ms(direct.ConnectPercentile(50)), ms(proxied.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
-	w.table.pair(name+", p99 to first answer (ms)", ms(direct.ConnectPercentile(99)), ms(proxied.ConnectPercentile(99)), "%.0f", false, "")
-	w.table.pair(name+", logged in and answered", float64(direct.Count(loadgen.OK)), float64(proxied.Count(loadgen.OK)), "%.0f", true, "")
-	w.table.pair(name+", refused with a reason", float64(direct.Count(loadgen.Failed)-direct.Unexplained()), float64(proxied.Count(loadgen.Failed)-proxied.Unexplained()), "%.0f", false, "")
-	w.table.pair(name+", hung + wrong + unexplained", float64(direct.Bad()), float64(proxied.Bad()), "%.0f", false, "0")
-	return nil
 }
