@@ -34,9 +34,10 @@ func rawConn(c net.Conn) syscall.RawConn {
 // EAGAIN when nothing is there, n 0 at the end of the stream, else the
 // socket's error or n 1 for bytes waiting. A raw syscall with no source
 // address: syscall.Recvfrom's address buffer would cost an allocation per
-// call.
+// call. It never blocks, so it skips the scheduler's syscall entry, as
+// sysRead does (rawio_linux.go).
 func peek(fd uintptr, one []byte) (int, syscall.Errno) {
-	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return int(n), errno
 }
