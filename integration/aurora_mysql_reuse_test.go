@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
@@ -46,52 +45,9 @@ func auroraMySQLReuse(t *testing.T, r *auroraRig) {
 		err = c.QueryRowContext(ctx, selfSQL).Scan(&instance)
 		return id, instance, err
 	}
-	// reusedOn runs sessions until one gets a connection id seen before,
-	// each on instance want.
-	reusedOn := func(want string) {
-		t.Helper()
-		seen := map[string]bool{}
-		for range 20 { // the reset runs after the client left; parkedWait covers most of it
-			id, on, err := session()
-			if err != nil || on != want {
-				t.Fatalf("session on %q (%v), want the writer %s", on, err, want)
-			}
-			if seen[id] {
-				return
-			}
-			seen[id] = true
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("no routed client got a parked session of the writer %s: %d connection ids", want, len(seen))
-	}
-	old := r.cluster.Writer()
-	reusedOn(old)
-	to := map[string]string{"alpha": "beta", "beta": "gamma", "gamma": "alpha"}[old]
-	if err := r.cluster.Failover(ctx, to, emulator.FailoverOptions{KeepSessions: true}); err != nil {
-		t.Fatal(err)
-	}
-	// Until the proxy sees the new writer a client may still land on the
-	// old one (read-only: its INSERT fails with 1290); from then on every
-	// client is on the new writer, never on a session parked on the old one.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, on, err := session()
-		if err == nil && on == to {
-			break
-		}
-		if err != nil && !readOnly(err.Error()) && !strings.Contains(err.Error(), "1053") {
-			t.Fatalf("after the switchover to %s: %v (want success, the old writer's read-only refusal, or the proxy ending a session on it)", to, err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("15 s after the switchover to %s a client still got %q (%v)", to, on, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for i := range 5 {
-		if _, on, err := session(); err != nil || on != to {
-			t.Fatalf("client %d after the switchover to %s: on %q (%v)", i, to, on, err)
-		}
-	}
-	reusedOn(to)
-	t.Logf("session reuse followed the writer from %s to %s", old, to)
+	followWithReuse(t, r, session, func(err error) bool {
+		// The old writer's read-only refusal, or the proxy ending a
+		// session it cut there.
+		return readOnly(err.Error()) || strings.Contains(err.Error(), "1053")
+	})
 }

@@ -38,42 +38,38 @@ func auroraReuse(t *testing.T, r *auroraRig) {
 		}
 		return string(res[1].Rows[0][0]), string(res[1].Rows[0][1]), nil
 	}
+	followWithReuse(t, r, session, nil)
+}
+
+// reuseSession is one client of a reuse test: it inserts a row, leaves
+// cleanly (so its session is parked), and says its session's id (backend
+// pid, connection id) and the instance it ran on.
+type reuseSession func() (id, instance string, err error)
+
+// followWithReuse checks session reuse across a switchover: clients on
+// the writer get a parked session (an id seen before); after a
+// switchover that keeps the old writer's sessions open (read-only now),
+// once one client is on the new writer every client is, never on a
+// session parked on the old one, and the new writer's sessions are
+// reused in turn. Until the proxy sees the new writer a client may still
+// land on the old one; transient says which errors it may get then (nil:
+// any).
+func followWithReuse(t *testing.T, r *auroraRig, session reuseSession, transient func(error) bool) {
+	t.Helper()
 	old := r.cluster.Writer()
-	first, on, err := session()
-	if err != nil || on != old {
-		t.Fatalf("first session on %q (%v), want the writer %s", on, err, old)
-	}
-	seen, reused := map[string]bool{first: true}, false
-	for range 20 { // the reset runs after the client left; reuseWait covers most of it
-		b, on, err := session()
-		if err != nil || on != old {
-			t.Fatalf("session on %q (%v), want the writer %s", on, err, old)
-		}
-		if seen[b] {
-			reused = true
-			break
-		}
-		seen[b] = true
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !reused {
-		t.Fatalf("no routed client got a parked session of the writer %s: %d backends", old, len(seen))
-	}
-	to := "alpha"
-	if old == "alpha" {
-		to = "beta"
-	}
-	if err := r.cluster.Failover(ctx, to, emulator.FailoverOptions{KeepSessions: true}); err != nil {
+	reusedOn(t, old, session)
+	to := map[string]string{"alpha": "beta", "beta": "gamma", "gamma": "alpha"}[old]
+	if err := r.cluster.Failover(t.Context(), to, emulator.FailoverOptions{KeepSessions: true}); err != nil {
 		t.Fatal(err)
 	}
-	// Until the proxy sees the new writer a client may still land on the
-	// old one (read-only: its INSERT fails); from then on every client is
-	// on the new writer, never on a session parked on the old one.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		_, on, err := session()
 		if err == nil && on == to {
 			break
+		}
+		if err != nil && transient != nil && !transient(err) {
+			t.Fatalf("after the switchover to %s: %v", to, err)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("15 s after the switchover to %s a client still got %q (%v)", to, on, err)
@@ -85,4 +81,24 @@ func auroraReuse(t *testing.T, r *auroraRig) {
 			t.Fatalf("client %d after the switchover to %s: on %q (%v)", i, to, on, err)
 		}
 	}
+	reusedOn(t, to, session)
+}
+
+// reusedOn runs sessions until one gets an id seen before, each on the
+// writer want.
+func reusedOn(t *testing.T, want string, session reuseSession) {
+	t.Helper()
+	seen := map[string]bool{}
+	for range 20 { // the reset runs after the client left; the wait for it covers most of it
+		id, on, err := session()
+		if err != nil || on != want {
+			t.Fatalf("session on %q (%v), want the writer %s", on, err, want)
+		}
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no routed client got a parked session of the writer %s: %d sessions", want, len(seen))
 }
