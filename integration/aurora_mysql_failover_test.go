@@ -119,6 +119,7 @@ func TestAuroraMySQLFailover(t *testing.T) {
 	t.Run("demoted writer sessions are cut", func(t *testing.T) { auroraMySQLDemotedCut(t, r) })
 	t.Run("storm during a failover", func(t *testing.T) { auroraMySQLStorm(t, r) })
 	t.Run("session reuse follows the writer", func(t *testing.T) { auroraMySQLReuse(t, r) })
+	t.Run("session reuse, 16 clients across a switchover", func(t *testing.T) { auroraMySQLReuseConcurrent(t, r) })
 }
 
 // auroraMySQLDoctor: doctor checks an Aurora MySQL cluster endpoint as a

@@ -1,10 +1,15 @@
 package integration
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/config"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
 )
@@ -50,4 +55,128 @@ func auroraMySQLReuse(t *testing.T, r *auroraRig) {
 		// session it cut there.
 		return readOnly(err.Error()) || strings.Contains(err.Error(), "1053")
 	})
+}
+
+// auroraMySQLReuseConcurrent: 16 go-sql-driver clients loop sessions
+// through a reusing proxy in front of the Aurora MySQL cluster while the
+// writer switches over. Each session first checks that it inherits
+// nothing (its @owner user variable is NULL: COM_RESET_CONNECTION ran),
+// then marks it as its own and reads it back after an INSERT. No session
+// may carry another client's mark, hang, or fail other than as the
+// switchover explains (the old writer's 1290, the proxy's 1053); after
+// the switchover every client is on the new writer; sessions were
+// reused on both sides of it.
+func auroraMySQLReuseConcurrent(t *testing.T, r *auroraRig) {
+	port := r.proxy(t, func(c *launch.Config) {
+		c.SessionReuse, c.TopologyRefresh = true, config.Duration(300*time.Millisecond)
+	})
+	ctx := testCtx(t, 120*time.Second)
+	db, err := mysqlProxyDB(port, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	type outcome struct {
+		id, instance string
+		err          error
+		at           time.Time
+	}
+	// session runs one client session, marked by who.
+	session := func(who string) (o outcome) {
+		defer func() { o.at = time.Now() }()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second) // hung past this
+		defer cancel()
+		c, err := db.Conn(sctx)
+		if err != nil {
+			return outcome{err: err}
+		}
+		defer c.Close()
+		var mark sql.NullString
+		if err := c.QueryRowContext(sctx, "SELECT @owner").Scan(&mark); err != nil {
+			return outcome{err: err}
+		}
+		if mark.Valid {
+			return outcome{err: fmt.Errorf("LEAK: %s's session starts with @owner = %q", who, mark.String)}
+		}
+		if _, err := c.ExecContext(sctx, "SET @owner = ?", who); err != nil {
+			return outcome{err: err}
+		}
+		if _, err := c.ExecContext(sctx, "INSERT INTO hits (client) VALUES (?)", who); err != nil {
+			return outcome{err: err}
+		}
+		if err := c.QueryRowContext(sctx, "SELECT @owner, CONNECTION_ID()").Scan(&mark, &o.id); err != nil {
+			return outcome{err: err}
+		}
+		if mark.String != who {
+			return outcome{err: fmt.Errorf("LEAK: %s's session has @owner = %q", who, mark.String)}
+		}
+		o.err = c.QueryRowContext(sctx, selfSQL).Scan(&o.instance)
+		return o
+	}
+	old := r.cluster.Writer()
+	to := map[string]string{"alpha": "beta", "beta": "gamma", "gamma": "alpha"}[old]
+	// A client may still land on the old writer until the proxy reads the
+	// new topology (every 300 ms here, faster once suspected).
+	const clients, window = 16, 5 * time.Second
+	results := make([][]outcome, clients)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range clients {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				results[g] = append(results[g], session(fmt.Sprintf("c%d-%d", g, i)))
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	if err := r.cluster.Failover(ctx, to, emulator.FailoverOptions{KeepSessions: true}); err != nil {
+		close(stop)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	at := time.Now()
+	time.Sleep(window + 2*time.Second) // sessions past the window, on the new writer only
+	close(stop)
+	wg.Wait()
+	seen := map[string]map[string]int{} // instance -> connection id -> sessions
+	explained := 0
+	for g, rs := range results {
+		for i, o := range rs {
+			switch {
+			case o.err != nil && strings.Contains(o.err.Error(), "LEAK"):
+				t.Errorf("client %d session %d: %v", g, i, o.err)
+			case o.err != nil && (readOnly(o.err.Error()) || strings.Contains(o.err.Error(), "1053")) && o.at.Before(at.Add(window)):
+				explained++ // the switchover, explained
+			case o.err != nil:
+				t.Errorf("client %d session %d at %s (switchover %s): %v", g, i, o.at.Format("15:04:05.000"), at.Format("15:04:05.000"), o.err)
+			case o.at.After(at.Add(window)) && o.instance != to:
+				t.Errorf("client %d session %d ended %s after the switchover to %s on %s", g, i, o.at.Sub(at), to, o.instance)
+			case o.instance != old && o.instance != to:
+				t.Errorf("client %d session %d on %s, neither writer", g, i, o.instance)
+			default:
+				if seen[o.instance] == nil {
+					seen[o.instance] = map[string]int{}
+				}
+				seen[o.instance][o.id]++
+			}
+		}
+	}
+	t.Logf("switchover from %s to %s: %d sessions failed as it explains", old, to, explained)
+	for _, inst := range []string{old, to} {
+		sessions, reused := 0, 0
+		for _, n := range seen[inst] {
+			sessions += n
+			reused += n - 1
+		}
+		t.Logf("%s: %d sessions on %d connections", inst, sessions, len(seen[inst]))
+		if reused == 0 {
+			t.Errorf("no session on %s was reused (%d sessions)", inst, sessions)
+		}
+	}
 }
