@@ -51,12 +51,13 @@ func TestWarmKeepsNReadyAndRecycles(t *testing.T) {
 		if w.Ready() != 3 {
 			t.Fatalf("ready %d, want 3", w.Ready())
 		}
-		// A take (a second later) gets the youngest ready one and is made
-		// up for at once.
+		// A take (a second later) gets a ready one and is made up for at
+		// once. (The three were dialed at the same instant, concurrently:
+		// none is younger than another, so any may come.)
 		time.Sleep(time.Second)
 		c, ok := w.Take()
-		if !ok || c != 3 {
-			t.Fatalf("take: %d %v", c, ok)
+		if !ok || c < 1 || c > 3 {
+			t.Fatalf("take: %d %v, want one of the first three", c, ok)
 		}
 		synctest.Wait()
 		if w.Ready() != 3 {
