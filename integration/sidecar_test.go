@@ -260,6 +260,9 @@ func TestSidecarHealthMetricsAndLimit(t *testing.T) {
 	if got := s.metric(t, `rds_iam_proxy_tokens_built_total{upstream="pg"}`); got < 1 {
 		t.Errorf("tokens_built_total %v", got)
 	}
+	if got := s.metric(t, `rds_iam_proxy_sessions_parked{upstream="pg"}`); got != -1 {
+		t.Errorf("sessions_parked %v without session_reuse, want no series", got)
+	}
 	if got := s.metric(t, `rds_iam_proxy_ca_bundle_certificates{upstream="pg"}`); got != 1 {
 		t.Errorf("ca_bundle_certificates %v, want 1 (the emulator's CA)", got)
 	}
@@ -384,4 +387,36 @@ func TestSidecarQuitQuitQuit(t *testing.T) {
 	if !strings.Contains(s.logs.String(), `why="POST /quitquitquit"`) {
 		t.Errorf("the log does not say why it shut down:\n%s", s.logs)
 	}
+}
+
+// TestSidecarSessionsParkedGauge: with session_reuse the binary's
+// /metrics says how many sessions are parked: one after a client leaves
+// cleanly, none while the next client holds it, one again after.
+// (TestSidecarHealthMetricsAndLimit: without reuse there is no series.)
+func TestSidecarSessionsParkedGauge(t *testing.T) {
+	w.enter(t)
+	pgPort := freePort(t)
+	s := startSidecar(t, upstreamsYAML("session_reuse: true", pgUpstream("pg", "127.0.0.1:"+pgPort)))
+	parked := `rds_iam_proxy_sessions_parked{upstream="pg"}`
+	if got := s.metric(t, parked); got != 0 {
+		t.Fatalf("%s = %v before any client, want 0", parked, got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	session := func() *pgconn.PgConn {
+		c, err := pgconn.Connect(ctx, dsn(pgPort, iamUser))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := session()
+	a.Close(ctx)
+	waitFor(t, 10*time.Second, func() bool { return s.metric(t, parked) == 1 })
+	b := session()
+	if got := s.metric(t, parked); got != 0 {
+		t.Errorf("%s = %v while the second client holds the parked session, want 0", parked, got)
+	}
+	b.Close(ctx)
+	waitFor(t, 10*time.Second, func() bool { return s.metric(t, parked) == 1 })
 }

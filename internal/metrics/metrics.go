@@ -92,6 +92,7 @@ func New() *Metrics {
 		state: &stateCollector{
 			credentials: map[string]func() CredentialStats{},
 			bundles:     map[string]func() (time.Time, int){},
+			pools:       map[string]func() int{},
 			now:         time.Now,
 		},
 	}

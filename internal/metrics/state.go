@@ -47,6 +47,17 @@ func (m *Metrics) AddCABundle(upstream string, f func() (fetched time.Time, cas 
 	m.state.bundles[upstream] = f
 }
 
+// AddSessionPool reports an upstream's session reuse pool on every
+// scrape: parked returns how many sessions are parked now (proxy.Pool's
+// Idle). Only upstreams with --session-reuse call it, so the gauge is
+// absent, not 0, where sessions are not reused. A second call for the
+// same upstream replaces the first.
+func (m *Metrics) AddSessionPool(upstream string, parked func() int) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.pools[upstream] = parked
+}
+
 var (
 	descRefreshes = upstreamDesc("_credential_refreshes_total",
 		"AWS credential retrievals that succeeded.")
@@ -62,6 +73,8 @@ var (
 		"Seconds since the RDS CA bundle in use was fetched or confirmed current.")
 	descBundleCerts = upstreamDesc("_ca_bundle_certificates",
 		"CA certificates in the RDS CA bundle in use.")
+	descParked = upstreamDesc("_sessions_parked",
+		"Upstream sessions parked for reuse now (--session-reuse), all users and databases together.")
 )
 
 // upstreamDesc describes a per-upstream metric: the name after the
@@ -76,11 +89,12 @@ type stateCollector struct {
 	mu          sync.Mutex
 	credentials map[string]func() CredentialStats
 	bundles     map[string]func() (time.Time, int)
+	pools       map[string]func() int
 	now         func() time.Time
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefreshes, descRefreshFailures, descTokens, descExpiry, descMFAExpiry, descBundleAge, descBundleCerts} {
+	for _, d := range []*prometheus.Desc{descRefreshes, descRefreshFailures, descTokens, descExpiry, descMFAExpiry, descBundleAge, descBundleCerts, descParked} {
 		ch <- d
 	}
 }
@@ -89,14 +103,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	// Copy the callbacks so that none runs under the lock: a slow one must
 	// not block registration.
 	c.mu.Lock()
-	creds := make(map[string]func() CredentialStats, len(c.credentials))
-	for k, v := range c.credentials {
-		creds[k] = v
-	}
-	bundles := make(map[string]func() (time.Time, int), len(c.bundles))
-	for k, v := range c.bundles {
-		bundles[k] = v
-	}
+	creds := maps.Clone(c.credentials)
+	bundles := maps.Clone(c.bundles)
+	pools := maps.Clone(c.pools)
 	c.mu.Unlock()
 
 	for _, name := range slices.Sorted(maps.Keys(creds)) {
@@ -118,5 +127,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descBundleAge, prometheus.GaugeValue, now.Sub(fetched).Seconds(), name)
 		}
 		ch <- prometheus.MustNewConstMetric(descBundleCerts, prometheus.GaugeValue, float64(cas), name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(pools)) {
+		ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(pools[name]()), name)
 	}
 }

@@ -142,6 +142,9 @@ func Run(ctx context.Context, s *cfgpkg.Settings, o Options) int {
 			}
 			return time.Time{}, 0
 		})
+		if pool := r.Pool(); pool != nil {
+			p.Metrics.AddSessionPool(u.Name, pool.Idle)
+		}
 	}
 
 	p.State.SetServing()
