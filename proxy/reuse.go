@@ -77,6 +77,11 @@ const reuseWait = time.Second
 // or a login.
 const adoptTimeout = 2 * time.Second
 
+// AdoptTimeout bounds handing one parked session over (adoptTimeout,
+// within the connect timeout): the Postgres adoption here and the MySQL
+// engine's COM_PING before a greeting use the same bound.
+func (s *Settings) AdoptTimeout() time.Duration { return min(s.ConnectTimeout, adoptTimeout) }
+
 // reuse hands the client a parked session for its key, or nil (log in).
 // A session that cannot be adopted (it died while parked) is discarded
 // and the next one tried.
@@ -102,7 +107,7 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		if p == nil {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(l.Ctx, min(s.ConnectTimeout, adoptTimeout))
+		ctx, cancel := context.WithTimeout(l.Ctx, s.AdoptTimeout())
 		sess, err := r.Adopt(ctx, p)
 		cancel()
 		if err == nil {

@@ -61,7 +61,10 @@ func (p *Proxy) takeParked(l *proxy.Login) *session {
 			return nil
 		}
 		s := ps.(*session)
-		ctx, cancel := context.WithTimeout(l.Ctx, p.cfg.ConnectTimeout)
+		// A parked session that does not answer (its server stopped, its
+		// address black-holed by a failover) costs the client the adoption
+		// bound, not the connect timeout.
+		ctx, cancel := context.WithTimeout(l.Ctx, p.cfg.AdoptTimeout())
 		err := mywire.Ping(ctx, s.s.Conn)
 		cancel()
 		if err == nil {
