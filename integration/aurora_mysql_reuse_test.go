@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func auroraMySQLReuse(t *testing.T, r *auroraRig) {
 	})
 }
 
-// auroraMySQLReuseConcurrent: 16 go-sql-driver clients loop sessions
+// auroraMySQLReuseConcurrent: 200 go-sql-driver clients loop sessions
 // through a reusing proxy in front of the Aurora MySQL cluster while the
 // writer switches over. Each session first checks that it inherits
 // nothing (its @owner user variable is NULL: COM_RESET_CONNECTION ran),
@@ -117,9 +118,10 @@ func auroraMySQLReuseConcurrent(t *testing.T, r *auroraRig) {
 	to := map[string]string{"alpha": "beta", "beta": "gamma", "gamma": "alpha"}[old]
 	// A client may still land on the old writer until the proxy reads the
 	// new topology (every 300 ms here, faster once suspected).
-	const clients, window = 16, 5 * time.Second
+	const clients, window = 200, 5 * time.Second
 	results := make([][]outcome, clients)
 	stop := make(chan struct{})
+	var done atomic.Int64 // sessions that ended well
 	var wg sync.WaitGroup
 	for g := range clients {
 		wg.Go(func() {
@@ -129,12 +131,25 @@ func auroraMySQLReuseConcurrent(t *testing.T, r *auroraRig) {
 					return
 				default:
 				}
-				results[g] = append(results[g], session(fmt.Sprintf("c%d-%d", g, i)))
+				o := session(fmt.Sprintf("c%d-%d", g, i))
+				if o.err == nil {
+					done.Add(1)
+				}
+				results[g] = append(results[g], o)
 				time.Sleep(50 * time.Millisecond)
 			}
 		})
 	}
-	time.Sleep(time.Second)
+	// The switchover once the old writer has served every client about
+	// twice (their logins take a while on a loaded machine: the login-rate
+	// guard lets 150 a second through), so that sessions are reused there.
+	for deadline := time.Now().Add(60 * time.Second); done.Load() < 2*clients; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("the old writer served %d sessions to %d clients in 60 s", done.Load(), clients)
+		}
+	}
 	if err := r.cluster.Failover(ctx, to, emulator.FailoverOptions{KeepSessions: true}); err != nil {
 		close(stop)
 		wg.Wait()
