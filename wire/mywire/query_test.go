@@ -8,40 +8,13 @@ import (
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/mywire"
-	"github.com/rds-iam-proxy/rds-iam-proxy/wire/wiretest"
 )
 
 // answerQuery reads one COM_QUERY and answers with packets, sequence ids
 // from 1 (or as seqs says, when set).
 func answerQuery(t *testing.T, query string, packets [][]byte, seqs []byte) net.Conn {
 	t.Helper()
-	addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
-		_, p, err := mywire.ReadPacket(c, 1<<10)
-		if err != nil {
-			return err
-		}
-		if string(p) != "\x03"+query {
-			t.Errorf("server got %q, want COM_QUERY %q", p, query)
-		}
-		for i, pk := range packets {
-			seq := byte(i + 1)
-			if seqs != nil {
-				seq = seqs[i]
-			}
-			if err := mywire.WritePacket(c, seq, pk); err != nil {
-				return err
-			}
-		}
-		var b [1]byte
-		c.Read(b[:]) // until the client closes
-		return nil
-	})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); <-done })
-	return c
+	return answerCommand(t, []byte("\x03"+query), packets, seqs)
 }
 
 // textRow encodes a text-protocol row; a nil value is NULL.

@@ -12,8 +12,19 @@ import (
 )
 
 // answerOnce reads one command packet, checks it is want, and answers
-// with the packet answer (sequence id seq).
+// with the packet answer (sequence id seq), or nothing when answer is nil.
 func answerOnce(t *testing.T, want []byte, seq byte, answer []byte) net.Conn {
+	t.Helper()
+	if answer == nil {
+		return answerCommand(t, want, nil, nil)
+	}
+	return answerCommand(t, want, [][]byte{answer}, []byte{seq})
+}
+
+// answerCommand reads one command packet (sequence id 0), checks it is
+// want, and answers with packets, sequence ids from 1 (or as seqs says,
+// when set); then it waits for the client to close.
+func answerCommand(t *testing.T, want []byte, packets [][]byte, seqs []byte) net.Conn {
 	t.Helper()
 	addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
 		s, p, err := mywire.ReadPacket(c, 1<<10)
@@ -23,8 +34,12 @@ func answerOnce(t *testing.T, want []byte, seq byte, answer []byte) net.Conn {
 		if s != 0 || string(p) != string(want) {
 			t.Errorf("server got seq %d %q, want seq 0 %q", s, p, want)
 		}
-		if answer != nil {
-			if err := mywire.WritePacket(c, seq, answer); err != nil {
+		for i, pk := range packets {
+			seq := byte(i + 1)
+			if seqs != nil {
+				seq = seqs[i]
+			}
+			if err := mywire.WritePacket(c, seq, pk); err != nil {
 				return err
 			}
 		}
