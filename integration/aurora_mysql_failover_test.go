@@ -109,7 +109,7 @@ func readOnly(err string) bool { return strings.Contains(err, "1290") }
 // during a failover.
 //
 // Budget: 60 s in CI. The three MariaDB servers start in 5-15 s on a
-// loaded 2-vCPU machine; the subtests take about 30-35 s together.
+// loaded 2-vCPU machine; the subtests take about 35-50 s together.
 func TestAuroraMySQLFailover(t *testing.T) {
 	w.enter(t)
 	r := startAuroraMySQLRig(t, 8*time.Second)
@@ -119,7 +119,10 @@ func TestAuroraMySQLFailover(t *testing.T) {
 	t.Run("demoted writer sessions are cut", func(t *testing.T) { auroraMySQLDemotedCut(t, r) })
 	t.Run("storm during a failover", func(t *testing.T) { auroraMySQLStorm(t, r) })
 	t.Run("session reuse follows the writer", func(t *testing.T) { auroraMySQLReuse(t, r) })
-	t.Run("session reuse, 200 clients across a switchover", func(t *testing.T) { auroraMySQLReuseConcurrent(t, r) })
+	t.Run("session reuse, 200 clients across a switchover", func(t *testing.T) {
+		auroraMySQLReuseConcurrent(t, r, emulator.FailoverOptions{KeepSessions: true})
+	})
+	t.Run("session reuse, 200 clients across a failover", func(t *testing.T) { auroraMySQLReuseConcurrent(t, r, emulator.FailoverOptions{}) })
 }
 
 // auroraMySQLDoctor: doctor checks an Aurora MySQL cluster endpoint as a
