@@ -28,11 +28,15 @@ import (
 // the whole file.
 
 // startReuseMySQL starts a MySQL proxy with session reuse on (at most
-// perKey sessions parked per key) and returns it running, for its pool.
-func startReuseMySQL(t *testing.T, perKey int) *launch.Running {
+// perKey sessions parked per key; mods edit the rest) and returns it
+// running, for its pool.
+func startReuseMySQL(t *testing.T, perKey int, mods ...func(*launch.Config)) *launch.Running {
 	t.Helper()
 	cfg := mysqlConfig()
 	cfg.SessionReuse, cfg.PoolMaxIdlePerKey = true, perKey
+	for _, m := range mods {
+		m(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(w.logs, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "proxy", "test", t.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

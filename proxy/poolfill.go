@@ -107,9 +107,9 @@ func fillContext(ctx context.Context, d time.Duration) (context.Context, context
 
 // Relogger is a Reuser that can log in again as its client's login did,
 // without the client (Postgres: the same user, database and startup
-// parameters): the pool's minimum is kept with it (see Keep). An engine
-// whose sessions are tied to their client's handshake (MySQL's greeting
-// carries the session's connection id) does not implement it.
+// parameters; MySQL: the same handshake answer, on a connection whose
+// greeting the session keeps): the pool's minimum is kept with it (see
+// Keep).
 type Relogger interface {
 	// Relogin returns a login as this client's, with a user and a token,
 	// that outlives the client; its session is parked as it is.

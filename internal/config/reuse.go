@@ -11,7 +11,7 @@ type Reuse struct {
 	PoolMaxLifetime   Duration `yaml:"pool_max_lifetime" usage:"session reuse: close a session this long after its login instead of parking it again"`
 	PoolMaxIdlePerKey int      `yaml:"pool_max_idle_per_key" usage:"session reuse: most sessions parked for one user, database and startup parameters"`
 	PoolMaxIdle       int      `yaml:"pool_max_idle" usage:"session reuse: most sessions parked per upstream; a new one takes the place of the longest parked"`
-	PoolMinIdle       int      `yaml:"pool_min_idle" usage:"session reuse (postgres): sessions kept parked per user, database and startup parameters once a client of them has left, logged in ahead in the background under the login-rate guard and renewed at pool_max_lifetime, so that a burst of clients finds them ready (0: none; at most pool_max_idle_per_key)"`
+	PoolMinIdle       int      `yaml:"pool_min_idle" usage:"session reuse: sessions kept parked per user, database and startup parameters (mysql: character set and capabilities) once a client of them has left, logged in ahead in the background under the login-rate guard and renewed at pool_max_lifetime, so that a burst of clients finds them ready (0: none; at most pool_max_idle_per_key)"`
 }
 
 // DefaultReuse are the session reuse settings before any file, variable

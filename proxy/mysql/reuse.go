@@ -237,3 +237,29 @@ func (f *quitFarewell) Message(err error) []byte {
 	}
 	return f.farewell.Message(err)
 }
+
+// Relogin is a login as this client's (its user, database, character set,
+// capabilities and connection attributes) on a connection of its own, for
+// the pool's minimum. The session keeps the greeting of its connection, so
+// the client that takes it is greeted with its own connection id, as with
+// any parked session. It implements proxy.Relogger; the pool calls it only
+// for logins that were not routed (an Aurora cluster endpoint keeps no
+// minimum).
+func (h *handshake) Relogin() func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+	resp := *h.resp // the handshake is done with it; a copy keeps it out of the pool's reach
+	p, key := h.p, h.key
+	return func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+		pending, err := Dial(ctx, p.cfg.Upstream)
+		if err != nil {
+			return nil, err
+		}
+		again := &handshake{p: p, resp: &resp, key: key, greeting: pending.Greeting}
+		s, err := pending.Login(ctx, again.login(user, token))
+		if err != nil {
+			return nil, err
+		}
+		sess := &session{s: s}
+		again.reusable(sess)
+		return sess, nil
+	}
+}

@@ -1,0 +1,114 @@
+package integration
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/launch"
+)
+
+// TestReuseMySQLPoolMinIdle is TestReusePoolMinIdle for MySQL: with
+// pool_min_idle 3, once the first client has left (with a user variable,
+// a temporary table and a named lock behind it), the proxy logs in
+// sessions in the background until 3 are parked; a wave of 3 clients at
+// once is greeted by those 3 (two of which no client ever used) with none
+// of the first client's state; while the wave holds them the pool logs in
+// 3 more; when the wave leaves, the parked sessions stop at
+// pool_max_idle_per_key.
+func TestReuseMySQLPoolMinIdle(t *testing.T) {
+	w.enter(t)
+	r := startReuseMySQL(t, 4, func(c *launch.Config) { c.PoolMinIdle = 3 })
+	port := r.Port()
+	ctx := testCtx(t, 90*time.Second)
+	adm := myAdmin(t)
+	sessions := func() []string {
+		rows, err := adm.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? ORDER BY ID", iamUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	waitSessions := func(n int) []string {
+		t.Helper()
+		var ids []string
+		waitFor(t, 30*time.Second, func() bool { ids = sessions(); return len(ids) == n })
+		return ids
+	}
+	if ids := sessions(); len(ids) != 0 {
+		t.Fatalf("sessions of %s before the test: %v", iamUser, ids)
+	}
+
+	// Wave 1: one client, which leaves state behind it.
+	a := myConnect(t, ctx, port)
+	aid := a.one(t, ctx, "SELECT CONNECTION_ID()")
+	a.exec(t, ctx, "SET @minidle = 42")
+	a.exec(t, ctx, "CREATE TEMPORARY TABLE minidle_t (x int)")
+	a.exec(t, ctx, "DO GET_LOCK('minidle_lock', 0)")
+	if ids := sessions(); len(ids) != 1 {
+		t.Fatalf("sessions before the first client left: %v, want only its own", ids)
+	}
+	a.quit(t)
+	parked := waitSessions(3)
+	if !slices.Contains(parked, aid) {
+		t.Fatalf("parked %v lack the first client's %s", parked, aid)
+	}
+	waitParkedMy(t, r, 3)
+
+	// Wave 2: three at once, holding on.
+	var mu sync.Mutex
+	var got []string
+	var wave []*myClient
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			c := myConnect(t, ctx, port)
+			mu.Lock()
+			wave = append(wave, c)
+			mu.Unlock()
+			id := c.one(t, ctx, "SELECT CONNECTION_ID()")
+			state := c.one(t, ctx, "SELECT CONCAT(COALESCE(@minidle, 'none'), ' ', COALESCE(IS_USED_LOCK('minidle_lock'), 'free'), ' ', DATABASE())")
+			if want := "none free " + appDB; state != want {
+				t.Errorf("session %s shows %q, want %q: the first client's state leaked", id, state, want)
+			}
+			if tmp := c.one(t, ctx, "SELECT COUNT(*) FROM minidle_t"); tmp != "error" {
+				t.Errorf("session %s sees the first client's temporary table (%s rows)", id, tmp)
+			}
+			mu.Lock()
+			got = append(got, id)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	slices.Sort(got)
+	slices.Sort(parked) // as strings, as got
+	if !slices.Equal(got, parked) {
+		t.Fatalf("wave 2 got sessions %v, want the parked %v (none logged in for it)", got, parked)
+	}
+	// While the wave holds them, the minimum is made up again.
+	all := waitSessions(6)
+	t.Logf("parked before wave 2 %v; with wave 2 holding them %v", parked, all)
+
+	for _, c := range wave {
+		c.quit(t)
+	}
+	// 3 + 3 left: parked up to pool_max_idle_per_key, the rest closed.
+	waitSessions(4)
+	waitParkedMy(t, r, 4)
+}
