@@ -74,6 +74,17 @@ func newRawSock(c net.Conn) *rawSock {
 	return s
 }
 
+// ClientWriter is what a handshake writes its client's greeting with:
+// c's raw socket when c is a plain TCP or unix connection (see above;
+// the greeting is the one client write of a reused session's handshake),
+// else c.
+func ClientWriter(c net.Conn) io.Writer {
+	if r := newRawSock(c); r != nil {
+		return r
+	}
+	return c
+}
+
 // Read is net.Conn.Read.
 func (s *rawSock) Read(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -148,6 +159,23 @@ func (s *rawSock) tryWrite(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// CloseWrite is net.TCPConn.CloseWrite (shutdown(2) with SHUT_WR), made
+// raw for the same reason as the reads and writes: a session's end sends
+// the client its FIN from here on every connection.
+func (s *rawSock) CloseWrite() error {
+	var errno syscall.Errno
+	err := s.rc.Control(func(fd uintptr) {
+		_, _, errno = syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, syscall.SHUT_WR, 0)
+	})
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError("shutdown", errno)
+	}
+	if err != nil {
+		return s.opError("close", err)
+	}
+	return nil
 }
 
 // opError says a failed read or write as net.Conn does. RawConn's own

@@ -120,6 +120,26 @@ func TestRawSockErrorsAsNetConn(t *testing.T) {
 			t.Fatalf("write to a closed connection: %v, want net.ErrClosed", err)
 		}
 	})
+	t.Run("close write", func(t *testing.T) {
+		r, a, b := rawPair(t)
+		r.Write([]byte("bye"))
+		if err := r.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(b)
+		if err != nil || string(got) != "bye" {
+			t.Fatalf("the peer read %q, %v; want bye and the end", got, err)
+		}
+		b.Write([]byte("still"))
+		buf := make([]byte, 16)
+		if n, err := r.Read(buf); err != nil || string(buf[:n]) != "still" {
+			t.Fatalf("read after the half-close %q, %v; want still", buf[:n], err)
+		}
+		a.Close()
+		if err := r.CloseWrite(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("close write of a closed connection: %v, want net.ErrClosed", err)
+		}
+	})
 	t.Run("reset", func(t *testing.T) {
 		r, _, b := rawPair(t)
 		b.(*net.TCPConn).SetLinger(0)

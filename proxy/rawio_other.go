@@ -2,7 +2,11 @@
 
 package proxy
 
-import "net"
+import (
+	"errors"
+	"io"
+	"net"
+)
 
 // rawSock: off Linux (and on linux/386) sockets are read and written
 // through net.Conn itself (see rawio_linux.go).
@@ -10,3 +14,9 @@ type rawSock struct{ net.Conn }
 
 // newRawSock is always nil here: callers use the connection itself.
 func newRawSock(net.Conn) *rawSock { return nil }
+
+// ClientWriter is c itself here (see rawio_linux.go).
+func ClientWriter(c net.Conn) io.Writer { return c }
+
+// CloseWrite is never called: there is no rawSock here.
+func (s *rawSock) CloseWrite() error { return errors.ErrUnsupported }

@@ -249,7 +249,7 @@ func (s *session) endClient(why error) {
 			s.client.Write(msg)
 		}
 	}
-	if !CloseWrite(s.client) {
+	if !s.closeClientWrite() {
 		s.client.Close()
 	}
 	// up may be blocked in a read already: bound it now, not only from
@@ -258,6 +258,15 @@ func (s *session) endClient(why error) {
 	// goodbye): what it still sends is dropped anyway.
 	s.client.SetReadDeadline(time.Now().Add(s.o.Linger))
 	s.upstream.SetWriteDeadline(time.Now().Add(s.o.Linger))
+}
+
+// closeClientWrite half-closes the client (CloseWrite), with the raw
+// socket when there is one.
+func (s *session) closeClientWrite() bool {
+	if r, ok := s.toClient.(*rawSock); ok {
+		return r.CloseWrite() == nil
+	}
+	return CloseWrite(s.client)
 }
 
 // toSendUp tells the farewell about a chunk of the client's before it

@@ -301,7 +301,7 @@ func (h *handshake) login(user, token string) mywire.Login {
 
 // Finish passes the server's OK on with the client's sequence id.
 func (h *handshake) Finish(s proxy.Session) error {
-	return mywire.WritePacket(h.conn, h.pos.seq, s.(*session).s.OK)
+	return mywire.WritePacket(proxy.ClientWriter(h.conn), h.pos.seq, s.(*session).s.OK)
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting

@@ -83,7 +83,8 @@ type handshake struct {
 	conn    net.Conn // the client, as the opening left it
 	startup *pgwire.Startup
 	who     proxy.Who
-	forget  func() // drops the session's cancel key
+	forget  func()  // drops the session's cancel key
+	poolKey *string // PoolKey, once made (after Open: it names who and startup)
 }
 
 // session is an upstream login taken over from pgconn, or a parked one
@@ -218,7 +219,7 @@ func (h *handshake) Finish(s proxy.Session) error {
 		// reuse an idle session does not hold them (issue 15).
 		h.startup, up.params = nil, nil
 	}
-	return pgwire.WriteGreeting(h.conn, greeting)
+	return pgwire.WriteGreeting(proxy.ClientWriter(h.conn), greeting)
 }
 
 // RefuseConn turns away a client the handshake cap has no place for

@@ -27,6 +27,16 @@ import (
 // client that would have sent the same may have the session); "" when
 // sessions are not reused. It implements proxy.Reuser.
 func (h *handshake) PoolKey() string {
+	if h.poolKey == nil {
+		key := h.makePoolKey()
+		h.poolKey = &key
+	}
+	return *h.poolKey
+}
+
+// makePoolKey is PoolKey, made once per client: the core asks for it at
+// the take, the park and the minimum, and it formats every parameter.
+func (h *handshake) makePoolKey() string {
 	if h.p.cfg.Pool == nil || h.startup == nil || !printableASCII(h.startup.Params["application_name"]) || namesInOptions(h.startup.Params["options"]) {
 		return ""
 	}
