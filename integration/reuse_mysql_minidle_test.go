@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +113,39 @@ func TestReuseMySQLPoolMinIdle(t *testing.T) {
 	// 3 + 3 left: parked up to pool_max_idle_per_key, the rest closed.
 	waitSessions(4)
 	waitParkedMy(t, r, 4)
+}
+
+// TestReuseMySQLParkedSessionEnded: a session the server ends while it is
+// parked (KILL by an administrator, wait_timeout, a restart) is never
+// handed to a client. Taken within proxy.QuietFor of its reset, the proxy
+// looks at its socket instead of sending a COM_PING; later it pings. Both
+// ways the next client is greeted by a live session and its query works.
+func TestReuseMySQLParkedSessionEnded(t *testing.T) {
+	w.enter(t)
+	r := startReuseMySQL(t, 1)
+	port := r.Port()
+	ctx := testCtx(t, 60*time.Second)
+	adm := myAdmin(t)
+	for _, wait := range []time.Duration{0, 1500 * time.Millisecond} {
+		t.Run(fmt.Sprintf("taken %v after the end", wait), func(t *testing.T) {
+			a := myConnect(t, ctx, port)
+			id := a.one(t, ctx, "SELECT CONNECTION_ID()")
+			a.quit(t)
+			waitParkedMy(t, r, 1)
+			start := time.Now()
+			if _, err := adm.ExecContext(ctx, "KILL "+id); err != nil {
+				t.Fatal(err)
+			}
+			waitGoneMy(t, ctx, adm, id)
+			time.Sleep(wait)
+			b := myConnect(t, ctx, port)
+			got := b.one(t, ctx, "SELECT CONNECTION_ID()")
+			if _, err := strconv.Atoi(got); err != nil || got == id {
+				t.Fatalf("the client's CONNECTION_ID() gave %q (the killed session was %s): it was handed the killed session", got, id)
+			}
+			b.quit(t)
+			waitParkedMy(t, r, 1) // b's session, for the next round
+			t.Logf("killed %s, the client got %s, %v after the kill", id, got, time.Since(start).Round(time.Millisecond))
+		})
+	}
 }

@@ -158,7 +158,7 @@ func TestReuseHungParkedSessionCostsLittle(t *testing.T) {
 	}
 	t.Cleanup(func() { continueProcess(n) })
 	// A session that answered its reset less than a second ago is taken on
-	// a look at its socket alone (proxy/postgres quietFor); past that its
+	// a look at its socket alone (proxy.QuietFor); past that its
 	// adoption is a round trip, which a stopped backend does not answer.
 	time.Sleep(1500 * time.Millisecond)
 

@@ -1,6 +1,18 @@
 package proxy
 
-import "net"
+import (
+	"net"
+	"time"
+)
+
+// QuietFor is how long after its last answer a parked session is taken
+// on a look at its socket alone (Quiet), with no round trip: a server
+// that answered this recently and has said nothing since, not even its
+// end, is there. Later, a round trip proves it, so a backend that hung
+// (stopped, or black-holed by a failover) while parked costs the client
+// Settings.AdoptTimeout and a login, not its session. PgBouncer's
+// server_check_delay is the same idea at 30 s.
+const QuietFor = time.Second
 
 // Quiet says whether nothing is waiting to be read on c's socket: no
 // bytes, no end of stream, no error. A parked upstream session is quiet

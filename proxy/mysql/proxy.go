@@ -127,6 +127,7 @@ type session struct {
 	caps, ext uint32
 	status    uint16 // the OK's status
 	born      time.Time
+	answered  time.Time // when the server last answered the proxy on it (login, reset): see takeParked
 	p         *Proxy
 	// at is the Aurora instance (host:port) the router sent the login
 	// to; "": not routed.

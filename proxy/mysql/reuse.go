@@ -37,8 +37,9 @@ const parkedWait = time.Second
 // next one's.
 type reuseKeys struct{ last atomic.Pointer[string] }
 
-// takeParked takes a parked session for the guessed key that answers a
-// COM_PING, or nil.
+// takeParked takes a parked session for the guessed key that is alive, or
+// nil: one reset or logged in within proxy.QuietFor whose socket is quiet,
+// else one that answers a COM_PING.
 func (p *Proxy) takeParked(l *proxy.Login) *session {
 	guess := p.keys.last.Load()
 	if p.cfg.Pool == nil || guess == nil {
@@ -61,6 +62,19 @@ func (p *Proxy) takeParked(l *proxy.Login) *session {
 			return nil
 		}
 		s := ps.(*session)
+		if time.Since(s.answered) < proxy.QuietFor {
+			// Reset or logged in a moment ago: a look at its socket
+			// proves it alive, as for Postgres (proxy.QuietFor).
+			quiet, known := proxy.Quiet(s.s.Conn)
+			if known && quiet {
+				return s
+			}
+			if known {
+				l.Log.Info("parked session not reused: the server ended it, or spoke on it, while it was parked")
+				s.Discard()
+				continue
+			}
+		}
 		// A parked session that does not answer (its server stopped, its
 		// address black-holed by a failover) costs the client the adoption
 		// bound, not the connect timeout.
@@ -176,6 +190,7 @@ func (h *handshake) reusable(s *session) {
 		return
 	}
 	s.key, s.greeting, s.db, s.born, s.p = h.key, h.greeting, h.resp.Database, time.Now(), h.p
+	s.answered = s.born
 	s.caps, s.ext = mywire.SessionCaps(h.resp, h.greeting, h.p.cfg.AllowLocalInfile)
 	s.status, _ = okStatus(s.s.OK)
 	s.park = proxy.NewParkConn(s.s.Conn, newTracker(s.caps, s.ext, s.status))
@@ -198,7 +213,11 @@ func (s *session) Reset(ctx context.Context) error {
 	if err := mywire.ResetConnection(ctx, s.s.Conn); err != nil {
 		return err
 	}
-	return mywire.InitDB(ctx, s.s.Conn, s.db)
+	if err := mywire.InitDB(ctx, s.s.Conn, s.db); err != nil {
+		return err
+	}
+	s.answered = time.Now()
+	return nil
 }
 
 // Discard says COM_QUIT (so the server counts no aborted connection) and

@@ -104,21 +104,12 @@ func (h *handshake) Adopt(ctx context.Context, p proxy.Pooled) (proxy.Session, e
 	return s, nil
 }
 
-// quietFor is how long after its last answer a parked session is taken
-// on a look at its socket alone (see adoptApp): a server that answered
-// this recently and has said nothing since, not even its end, is there.
-// Later, a round trip proves it, so a backend that hung (stopped, or
-// black-holed by a failover) while parked costs the client adoptTimeout
-// and a login, not its session. PgBouncer's server_check_delay is the
-// same idea at 30 s.
-const quietFor = time.Second
-
 // adoptApp gives a parked session the application_name want: nothing to
 // do but look at the socket when it already has it and answered within
-// quietFor (see Adopt), else a SET, which proves it alive. It returns
+// proxy.QuietFor (see Adopt), else a SET, which proves it alive. It returns
 // the ParameterStatus values to greet with.
 func adoptApp(ctx context.Context, s *session, want string) (map[string]string, error) {
-	if s.resetAppKnown && want == s.resetApp && time.Since(s.answered) < quietFor {
+	if s.resetAppKnown && want == s.resetApp && time.Since(s.answered) < proxy.QuietFor {
 		quiet, known := proxy.Quiet(s.raw)
 		if known && !quiet {
 			return nil, errors.New("the server ended the session, or spoke on it, while it was parked")
