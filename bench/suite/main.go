@@ -37,9 +37,15 @@
 //     (ReadyForQuery) p50/p99 and hung count, direct (a password user over
 //     TLS) and through the proxy (which signs a token and logs in through
 //     the emulated front, one more hop).
-//   - mysql: point selects by primary key, 8 clients (go-sql-driver/mysql),
-//     both sides through the emulated RDS for MySQL front: direct with a
-//     token of its own over verify-full TLS, and through the proxy.
+//   - mysql: point selects by primary key (go-sql-driver/mysql), every side
+//     through the emulated RDS for MySQL front: direct with a token of its
+//     own over verify-full TLS, and through the proxy. Throughput at 8
+//     clients with the proxy's CPU per select, 1-client latency, and new
+//     connections (connect, select, COM_QUIT) at 8 clients with the proxy's
+//     CPU per connection, there with the reuse child too. The client and
+//     the front share this process: direct's hop between them is cheaper
+//     than a hop between processes, so the latency ratio is the proxy's two
+//     extra hops against a round trip that has one fewer than on RDS.
 //
 // Each throughput and latency figure runs direct, proxy, [pgbouncer,
 // pgbouncer,] proxy, direct and averages the pairs, so drift weighs on each
@@ -91,7 +97,7 @@ func main() {
 	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the proxy child (0: the Go default)")
 	flag.BoolVar(&o.pgbouncer, "pgbouncer", true, "run PgBouncer as the anchor when it is installed")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor")
-	flag.BoolVar(&o.reuse, "reuse", true, "add a side through a second proxy with --session-reuse (tps, latency, connect), unless -proxy-flags has it")
+	flag.BoolVar(&o.reuse, "reuse", true, "add a side through a second proxy with --session-reuse (tps, latency, connect, mysql), unless -proxy-flags has it")
 	flag.Parse()
 	o.only = map[string]bool{}
 	for _, p := range strings.Split(only, ",") {

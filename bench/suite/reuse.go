@@ -19,28 +19,33 @@ import (
 // same -proxy-flags plus --session-reuse, so that one run gives the
 // issue's table with direct, proxy, proxy with reuse and PgBouncer side
 // by side. It listens before PostgreSQL itself (reusePGPort, like pgPort)
-// and before the emulated IAM front (reuseFrontPort, like frontPort).
+// and before the emulated IAM front (reuseFrontPort, like frontPort), and
+// before the emulated MySQL front (reuseMyPort, like myPort).
 
 // startReuse starts the reuse child when the parts that compare sides run
 // and the main proxy does not reuse sessions already; nil otherwise.
 func (w *world) startReuse(ctx context.Context, bin, dir string) error {
-	if !w.o.reuse || slices.Contains(w.o.proxyFlags, "--session-reuse") || !(w.o.only["tps"] || w.o.only["latency"] || w.o.only["connect"]) {
+	if !w.o.reuse || slices.Contains(w.o.proxyFlags, "--session-reuse") || !(w.o.only["tps"] || w.o.only["latency"] || w.o.only["connect"] || w.o.only["mysql"]) {
 		return nil
 	}
 	rdir := filepath.Join(dir, "reuse")
 	if err := os.Mkdir(rdir, 0o700); err != nil {
 		return err
 	}
-	ports, err := localsrv.FreePorts(3)
+	ports, err := localsrv.FreePorts(4)
 	if err != nil {
 		return err
 	}
-	w.reusePGPort, w.reuseFrontPort = ports[1], ports[2]
-	// Both Postgres upstreams of the main child's config, no MySQL one.
+	w.reusePGPort, w.reuseFrontPort, w.reuseMyPort = ports[1], ports[2], ports[3]
+	// The main child's upstreams.
 	yaml := fmt.Sprintf("ca_bundle: %s\nupstreams:\n  - name: storm-pg\n    engine: postgres\n    endpoint: %s\n    dial_address: %s\n    listen: %s\n",
 		w.set.CAFile, w.set.PGEndpoint(), w.set.PGFront.Addr(), w.listen(w.reuseFrontPort)) +
 		fmt.Sprintf("  - name: bench-pg\n    engine: postgres\n    endpoint: %s:%d\n    dial_address: %s\n    tls_server_name: localhost\n    listen: %s\n",
 			benchEndpoint, w.set.PG.Port, w.set.PG.Addr(), w.listen(w.reusePGPort))
+	if w.set.MyFront != nil {
+		yaml += fmt.Sprintf("  - name: storm-mysql\n    engine: mysql\n    endpoint: %s\n    dial_address: %s\n    listen: %s\n",
+			w.set.MyEndpoint(), w.set.MyFront.Addr(), w.listen(w.reuseMyPort))
+	}
 	flags := append(slices.Clone(w.o.proxyFlags), "--session-reuse")
 	w.reuseProxy, err = startProxyChild(ctx, bin, rdir, yaml, "127.0.0.1:"+strconv.Itoa(ports[0]), flags, w.o.gomaxprocs)
 	return err

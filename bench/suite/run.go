@@ -29,8 +29,8 @@ type world struct {
 	// started by a part (storm.go).
 	bin, dir string
 	// The session-reuse side (reuse.go): a second proxy child.
-	reuseProxy                  *proxyChild
-	reusePGPort, reuseFrontPort int
+	reuseProxy                               *proxyChild
+	reusePGPort, reuseFrontPort, reuseMyPort int
 }
 
 // benchEndpoint and stubEndpoint are the RDS-like names the proxy signs
