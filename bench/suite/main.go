@@ -43,9 +43,7 @@
 //     clients with the proxy's CPU per select, 1-client latency, and new
 //     connections (connect, select, COM_QUIT) at 8 clients with the proxy's
 //     CPU per connection, there with the reuse child too. The client and
-//     the front share this process: direct's hop between them is cheaper
-//     than a hop between processes, so the latency ratio is the proxy's two
-//     extra hops against a round trip that has one fewer than on RDS.
+//     the front run in this process on every side.
 //
 // Each throughput and latency figure runs direct, proxy, [pgbouncer,
 // pgbouncer,] proxy, direct and averages the pairs, so drift weighs on each
