@@ -6,16 +6,20 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 // mysqlRows is the size of the point-select table (sysbench's sbtest1).
@@ -65,6 +69,21 @@ func (w *world) mysql(ctx context.Context) error {
 	if w.reuseProxy != nil {
 		withReuse = append(slices.Clone(sides), mySide{"reuse", through(w.reuseMyPort), w.reuseProxy})
 	}
+	// MySQL has no PgBouncer to anchor the figures; a TCP forwarder in the
+	// proxy's place shows what one more process on the path costs here.
+	if addr, stop, err := startSocat(ctx, front.Addr()); err != nil {
+		return err
+	} else if stop != nil {
+		defer stop()
+		hop := *direct
+		hop.Addr = addr
+		sides = append(sides, mySide{"socat", &hop, nil})
+	}
+	socatRow := func(name string, r map[string]pgbenchResult, f func(pgbenchResult) float64, format string) {
+		if s, ok := r["socat"]; ok {
+			w.table.pair(name, f(r["direct"]), f(s), format, true, "")
+		}
+	}
 
 	r, err := mySelects(sides, w.o.clients, w.o.duration, false)
 	if err != nil {
@@ -74,6 +93,7 @@ func (w *world) mysql(ctx context.Context) error {
 	// Each select is three commands (prepare, execute, close): the driver
 	// prepares per query unless told to interpolate.
 	w.table.single("proxy CPU per MySQL point select (µs)", r.cpuPer("proxy", "%.1f"), "")
+	socatRow("same, through socat (a TCP forwarder) in the proxy's place (qps)", r.pgbench(), func(p pgbenchResult) float64 { return p.tps }, "%.0f")
 
 	r, err = mySelects(sides, 1, w.o.duration, false)
 	if err != nil {
@@ -85,8 +105,9 @@ func (w *world) mysql(ctx context.Context) error {
 		lat[k] = v
 	}
 	w.table.compare("MySQL point select, 1 client (latency ms)", lat, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f", false, "")
+	socatRow("same, through socat in the proxy's place (latency ms)", lat, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f")
 
-	r, err = mySelects(withReuse, w.o.clients, w.o.connectDuration, true)
+	r, err = mySelects(withReuse, w.o.clients, w.o.connectDuration, true) // socat has no part in logins
 	if err != nil {
 		return err
 	}
@@ -209,4 +230,41 @@ func pointSelects(cfg *mysql.Config, clients int, d time.Duration, fresh bool) (
 		return 0, 0, first
 	}
 	return float64(n.Load()) / time.Since(start).Seconds(), n.Load(), nil
+}
+
+// startSocat runs socat forwarding a loopback port to addr, each
+// connection in a process of its own, and returns the port's address and
+// how to stop it; no stop (nil) when socat is not installed.
+func startSocat(ctx context.Context, addr string) (string, func(), error) {
+	bin, err := exec.LookPath("socat")
+	if err != nil {
+		return "", nil, nil
+	}
+	ports, err := localsrv.FreePorts(1)
+	if err != nil {
+		return "", nil, err
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	cmd := exec.Command(bin, fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,nodelay", ports[0]), "TCP:"+addr+",nodelay")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its forks go with it
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start socat: %w", err)
+	}
+	stop := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", listen)
+		if err == nil {
+			c.Close()
+			return listen, stop, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return "", nil, fmt.Errorf("socat did not listen on %s: %w", listen, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
