@@ -3,7 +3,7 @@
 // anchor, when it is installed) from the same run on the same servers.
 //
 //	go run ./bench/suite [-duration 10s] [-idle 1000,5000] [-idle-query] [-storm 1000] [-only tps,latency,connect,idle,storm,mysql]
-//	                     [-proxy-flags '--session-reuse --prewarm 4'] [-gomaxprocs N] [-pgbouncer=false] [-reuse=false]
+//	                     [-proxy-flags '--session-reuse --prewarm 4'] [-gomaxprocs N] [-pgbouncer=false] [-socat=false] [-reuse=false]
 //
 // It starts a PostgreSQL 15 and a MariaDB with TLS (internal/loadtest/
 // loadgen/targets), emulated AWS (STS, IMDSv2 with an instance profile the
@@ -17,6 +17,10 @@
 //     transactions is the "proxy CPU" row, beside PgBouncer's own,
 //     measured the same way: what a C pooler spends on this machine.
 //   - latency: pgbench -S, 1 client, average latency.
+//   - socat (rows, not a part): tps and latency again through socat, a TCP
+//     forwarder, in the proxy's place (pgbench's TLS passes through it), when
+//     it is installed: what one more process on the path costs on this
+//     machine, whatever it does.
 //   - connect: pgbench -S -C, 8 clients: a new connection per transaction,
 //     twice. First with PostgreSQL trusting loopback logins, as for tps and
 //     latency, so the proxy's token costs it a signature and nothing else:
@@ -74,6 +78,7 @@ type options struct {
 	proxyFlags                []string
 	gomaxprocs                int
 	pgbouncer                 bool
+	socat                     bool
 	scale                     int
 	reuse                     bool
 }
@@ -94,6 +99,7 @@ func main() {
 	flag.StringVar(&proxyFlags, "proxy-flags", "", "extra flags for the proxy, space-separated (e.g. '--session-reuse')")
 	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the proxy child (0: the Go default)")
 	flag.BoolVar(&o.pgbouncer, "pgbouncer", true, "run PgBouncer as the anchor when it is installed")
+	flag.BoolVar(&o.socat, "socat", true, "run socat, a TCP forwarder, in the proxy's place as an anchor for throughput and latency when it is installed")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor")
 	flag.BoolVar(&o.reuse, "reuse", true, "add a side through a second proxy with --session-reuse (tps, latency, connect, mysql), unless -proxy-flags has it")
 	flag.Parse()

@@ -71,13 +71,17 @@ func (w *world) mysql(ctx context.Context) error {
 	}
 	// MySQL has no PgBouncer to anchor the figures; a TCP forwarder in the
 	// proxy's place shows what one more process on the path costs here.
-	if addr, stop, err := startSocat(ctx, front.Addr()); err != nil {
-		return err
-	} else if stop != nil {
-		defer stop()
-		hop := *direct
-		hop.Addr = addr
-		sides = append(sides, mySide{"socat", &hop, nil})
+	if w.o.socat {
+		addr, stop, err := startSocat(ctx, front.Addr())
+		if err != nil {
+			return err
+		}
+		if stop != nil {
+			defer stop()
+			hop := *direct
+			hop.Addr = addr
+			sides = append(sides, mySide{"socat", &hop, nil})
+		}
 	}
 	socatRow := func(name string, r map[string]pgbenchResult, f func(pgbenchResult) float64, format string) {
 		if s, ok := r["socat"]; ok {

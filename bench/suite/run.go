@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/emulator"
@@ -19,6 +20,9 @@ type world struct {
 	set     *targets.Set
 	proxy   *proxyChild
 	bouncer *pgbouncer
+	// socatPG is socat's loopback address forwarding to PostgreSQL (""
+	// : not running), an anchor for the cost of any hop (startSocat).
+	socatPG string
 	stub    *stubPG
 	// Proxy listeners: pgPort dials PostgreSQL itself, frontPort logs in
 	// through the emulated front (the storm), myPort is MySQL's, stubPort
@@ -109,6 +113,16 @@ func run(ctx context.Context, o options) error {
 		}
 		defer w.bouncer.stop()
 	}
+	if o.socat && (o.only["tps"] || o.only["latency"]) {
+		addr, stop, err := startSocat(ctx, w.set.PG.Addr())
+		if err != nil {
+			return err
+		}
+		if stop != nil {
+			defer stop()
+			w.socatPG = addr
+		}
+	}
 	fmt.Printf("PostgreSQL %s, MariaDB %s; proxy flags %q, GOMAXPROCS of the proxy %s; PgBouncer %s\n\n",
 		w.set.PG.Version, w.set.My.Version, o.proxyFlags, gomaxprocsText(o.gomaxprocs), map[bool]string{true: "on", false: "off"}[w.bouncer != nil])
 
@@ -178,19 +192,34 @@ type side struct {
 	isProxy  bool
 }
 
-func (w *world) sides() []side {
+// sides are the ways to compare; hop adds socat's, where it runs.
+func (w *world) sides(hop bool) []side {
 	s := []side{{"direct", w.directConninfo(), false}, {"proxy", plainConninfo(w.pgPort), true}}
 	if w.bouncer != nil {
 		s = append(s, side{"pgbouncer", plainConninfo(w.bouncer.port), false})
 	}
+	if hop && w.socatPG != "" {
+		// libpq's verify-full checks 127.0.0.1, which the socat port is
+		// on too: the TLS is direct's, forwarded.
+		_, port, _ := strings.Cut(w.socatPG, ":")
+		s = append(s, side{"socat", strings.Replace(w.directConninfo(), fmt.Sprintf("port=%d", w.set.PG.Port), "port="+port, 1), false})
+	}
 	return append(s, w.reuseSide()...)
+}
+
+// socatRow adds a row comparing direct with socat in the proxy's place,
+// when it ran (see startSocat).
+func (w *world) socatRow(name string, r map[string]pgbenchResult, f func(pgbenchResult) float64, format string) {
+	if s, ok := r["socat"]; ok {
+		w.table.pair(name, f(r["direct"]), f(s), format, true, "")
+	}
 }
 
 // pgbenchAll runs args on every side in the order direct, proxy,
 // [pgbouncer, pgbouncer,] proxy, direct and returns each side's mean,
 // with the proxy's CPU over its runs.
-func (w *world) pgbenchAll(ctx context.Context, args []string, d time.Duration) (map[string]pgbenchResult, time.Duration, error) {
-	ss := w.sides()
+func (w *world) pgbenchAll(ctx context.Context, args []string, d time.Duration, hop bool) (map[string]pgbenchResult, time.Duration, error) {
+	ss := w.sides(hop)
 	order := append([]side{}, ss...)
 	for i := len(ss) - 1; i >= 0; i-- {
 		order = append(order, ss[i])
@@ -236,12 +265,13 @@ func (w *world) pgbenchAll(ctx context.Context, args []string, d time.Duration) 
 }
 
 func (w *world) tps(ctx context.Context) error {
-	r, cpu, err := w.pgbenchAll(ctx, []string{"-S", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.duration)
+	r, cpu, err := w.pgbenchAll(ctx, []string{"-S", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.duration, true)
 	if err != nil {
 		return err
 	}
 	w.table.compare(fmt.Sprintf("PG select-only, %d clients (tps)", w.o.clients), r, func(p pgbenchResult) float64 { return p.tps }, "%.0f", true,
 		">= 0.90x direct, >= 1.15x pgbouncer")
+	w.socatRow("same, through socat (a TCP forwarder) in the proxy's place (tps)", r, func(p pgbenchResult) float64 { return p.tps }, "%.0f")
 	if n := r["proxy"].txns; n > 0 {
 		proxyCPU := float64(cpu.Microseconds()) / float64(n)
 		if b, ok := r["pgbouncer"]; ok && b.txns > 0 {
@@ -264,16 +294,17 @@ func (w *world) bouncerCPU(s side) (time.Duration, error) {
 }
 
 func (w *world) latency(ctx context.Context) error {
-	r, _, err := w.pgbenchAll(ctx, []string{"-S", "-c", "1"}, w.o.duration)
+	r, _, err := w.pgbenchAll(ctx, []string{"-S", "-c", "1"}, w.o.duration, true)
 	if err != nil {
 		return err
 	}
 	w.table.compare("PG select-only, 1 client (latency ms)", r, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f", false, "<= 1.15x direct")
+	w.socatRow("same, through socat in the proxy's place (latency ms)", r, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f")
 	return nil
 }
 
 func (w *world) connect(ctx context.Context) error {
-	r, cpu, err := w.pgbenchAll(ctx, []string{"-S", "-C", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.connectDuration)
+	r, cpu, err := w.pgbenchAll(ctx, []string{"-S", "-C", "-c", strconv.Itoa(w.o.clients), "-j", "2"}, w.o.connectDuration, false) // socat forks per connection
 	if err != nil {
 		return err
 	}
