@@ -39,8 +39,9 @@
 //     have then read and written TLS records, and their stacks grew.
 //   - storm: N pgx clients at once (one round), connect to first answer
 //     (ReadyForQuery) p50/p99 and hung count, direct (a password user over
-//     TLS) and through the proxy (which signs a token and logs in through
-//     the emulated front, one more hop).
+//     TLS: SCRAM), direct with IAM-verified logins (a token over verify-full
+//     TLS to the emulated front, as RDS has them) and through the proxy
+//     (which signs a token and logs in through the same front).
 //   - mysql: point selects by primary key (go-sql-driver/mysql), every side
 //     through the emulated RDS for MySQL front: direct with a token of its
 //     own over verify-full TLS, and through the proxy. Throughput at 8

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,12 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
-// storm runs the storm directly, through the proxy (its logins through the
+// storm runs the storm directly (a password user: SCRAM, over TLS),
+// directly with IAM-verified logins through the emulated front (as RDS has
+// them: a token over verify-full TLS, checked by the front the proxy's
+// logins go through too), through the proxy (its logins through the
 // emulated front), and, unless -proxy-flags sets the login rate itself,
 // through a third proxy child with the login-rate guard off. The guard's
 // default (150 logins a second, under RDS's ~200) serves 1,000 logins in
@@ -29,12 +34,26 @@ func (w *world) storm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	results := []*loadgen.Result{direct}
+	var directIAM *loadgen.Result
+	if t, ok, err := w.directIAMTarget(ctx); err != nil {
+		return err
+	} else if ok {
+		s.Target = t
+		if directIAM, err = loadgen.Run(ctx, s); err != nil {
+			return err
+		}
+		if directIAM.Count(loadgen.OK) == 0 {
+			return fmt.Errorf("no direct IAM-verified login got in: %s", directIAM.Summary())
+		}
+		results = append(results, directIAM)
+	}
 	s.Target = targets.Proxy(w.frontPort)
 	proxied, err := loadgen.Run(ctx, s)
 	if err != nil {
 		return err
 	}
-	results := []*loadgen.Result{direct, proxied}
+	results = append(results, proxied)
 	var unpaced *loadgen.Result
 	if !slices.ContainsFunc(w.o.proxyFlags, func(f string) bool { return strings.HasPrefix(f, "--login-rate") }) {
 		port, stop, err := w.startUnpaced(ctx)
@@ -56,6 +75,15 @@ func (w *world) storm(ctx context.Context) error {
 	name := fmt.Sprintf("storm of %d pgx connects", w.o.storm)
 	w.table.pair(name+", p50 to first answer (ms)", ms(direct.ConnectPercentile(50)), ms(proxied.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
 	w.table.pair(name+", p99 to first answer (ms)", ms(direct.ConnectPercentile(99)), ms(proxied.ConnectPercentile(99)), "%.0f", false, "")
+	if directIAM != nil {
+		// As RDS has it: direct logins with a token, verified by the same
+		// front the proxy's logins go through.
+		w.table.pair(name+", direct with IAM-verified logins through the proxy's front, p50 to first answer (ms)", ms(directIAM.ConnectPercentile(50)), ms(proxied.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
+		w.table.pair(name+", direct with IAM-verified logins through the proxy's front, p99 to first answer (ms)", ms(directIAM.ConnectPercentile(99)), ms(proxied.ConnectPercentile(99)), "%.0f", false, "")
+		if unpaced != nil {
+			w.table.pair(name+", same, login-rate guard off, p50 to first answer (ms)", ms(directIAM.ConnectPercentile(50)), ms(unpaced.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
+		}
+	}
 	if unpaced != nil {
 		w.table.pair(name+", login-rate guard off (--login-rate 0), p50 to first answer (ms)", ms(direct.ConnectPercentile(50)), ms(unpaced.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
 		w.table.pair(name+", login-rate guard off (--login-rate 0), p99 to first answer (ms)", ms(direct.ConnectPercentile(99)), ms(unpaced.ConnectPercentile(99)), "%.0f", false, "")
@@ -90,4 +118,34 @@ func (w *world) startUnpaced(ctx context.Context) (port int, stop func(), err er
 		return 0, nil, err
 	}
 	return ports[1], child.stop, nil
+}
+
+// directIAMTarget is the storm's direct side as RDS has it: pgx logging in
+// with a token (one, signed here: RDS takes it for 15 minutes) over
+// verify-full TLS to the emulated front the proxy's storm logins go
+// through, so both sides pay its hop and its token check. ok is false
+// without a front.
+func (w *world) directIAMTarget(ctx context.Context) (loadgen.Target, bool, error) {
+	front := w.set.PGFront
+	if front == nil {
+		return loadgen.Target{}, false, nil
+	}
+	tokens, err := authtoken.New(ctx, authtoken.Options{})
+	if err != nil {
+		return loadgen.Target{}, false, err
+	}
+	tok, err := tokens.Token(ctx, front.Endpoint(), front.Port(), w.aws.AWS.Region(), targets.IAMUser)
+	if err != nil {
+		return loadgen.Target{}, false, err
+	}
+	host, port, err := net.SplitHostPort(front.Addr()) // where it listens; front.Port() is the port signed for
+	if err != nil {
+		return loadgen.Target{}, false, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return loadgen.Target{}, false, err
+	}
+	return loadgen.Target{Name: "direct-iam", Host: front.Endpoint(), HostAddr: host, Port: p, User: targets.IAMUser,
+		Password: tok, Database: targets.Database, CAFile: w.set.CAFile}, true, nil
 }

@@ -41,6 +41,9 @@ func PGConnString(t Target) string {
 		"host=" + quoteConnValue(t.Host), "port=" + strconv.Itoa(t.Port),
 		"user=" + quoteConnValue(t.User), "dbname=" + quoteConnValue(t.Database),
 	}
+	if t.HostAddr != "" {
+		parts = append(parts, "hostaddr="+quoteConnValue(t.HostAddr))
+	}
 	if t.Password != "" {
 		parts = append(parts, "password="+quoteConnValue(t.Password))
 	}
@@ -57,6 +60,12 @@ func pgxClient(t Target) (clientFunc, error) {
 	cfg, err := pgconn.ParseConfig(PGConnString(t))
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: pgx config for %s: %w", t.Name, err)
+	}
+	if t.HostAddr != "" {
+		// pgconn has no hostaddr (it would send it as a parameter): Host
+		// resolves to it instead.
+		delete(cfg.RuntimeParams, "hostaddr")
+		cfg.LookupFunc = func(context.Context, string) ([]string, error) { return []string{t.HostAddr}, nil }
 	}
 	return func(ctx context.Context, n int64) (time.Duration, string, error) {
 		start := time.Now()

@@ -42,7 +42,11 @@ type Target struct {
 	// Name labels the target in results ("proxy", "direct").
 	Name string
 	Host string
-	Port int
+	// HostAddr, when set, is the IP address dialed instead of Host's
+	// (libpq's hostaddr; PostgreSQL clients only), Host still naming the
+	// server for TLS: an RDS name served on loopback.
+	HostAddr string
+	Port     int
 	// User and Password log in; the proxy's listeners need no password.
 	User, Password string
 	Database       string
