@@ -201,7 +201,8 @@ func (h *handshake) reusable(s *session) {
 func (s *session) Clean() bool { return s.park != nil && s.park.Clean() }
 
 // Reset runs COM_RESET_CONNECTION, then COM_INIT_DB to the key's
-// database (a reset keeps the last USE). It implements proxy.Pooled.
+// database (a reset keeps the last USE), in one round trip. It implements
+// proxy.Pooled.
 //
 // A KILL by this session's connection id that another connection of the
 // last client's sends after its COM_QUIT could reach the next client: the
@@ -210,10 +211,7 @@ func (s *session) Clean() bool { return s.park != nil && s.park.Clean() }
 // such a session is not left cleanly (the tracker sees the answer owed),
 // so only a KILL sent after the client quit can do this.
 func (s *session) Reset(ctx context.Context) error {
-	if err := mywire.ResetConnection(ctx, s.s.Conn); err != nil {
-		return err
-	}
-	if err := mywire.InitDB(ctx, s.s.Conn, s.db); err != nil {
+	if err := mywire.ResetSession(ctx, s.s.Conn, s.db); err != nil {
 		return err
 	}
 	s.answered = time.Now()

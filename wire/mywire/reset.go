@@ -18,21 +18,34 @@ const (
 // transaction is open.
 const ServerStatusInTrans = 0x0001
 
-// ResetConnection sends COM_RESET_CONNECTION on a session no client is
-// using and reads its answer, exactly one packet (bounded by ResultLimit,
-// under ctx's deadline). The server rolls back, drops temporary tables,
-// releases GET_LOCK locks, clears user variables and prepared statements
-// and re-inits session variables, keeping the connection id. An ERR, or
-// an OK that still says a transaction is open, is an error after which
-// the session must be closed.
-func ResetConnection(ctx context.Context, c net.Conn) error {
-	return command(ctx, c, []byte{ComResetConnection}, "COM_RESET_CONNECTION")
-}
-
-// InitDB makes db the session's default database (COM_INIT_DB), as
-// ResetConnection leaves the one of the last USE.
-func InitDB(ctx context.Context, c net.Conn, db string) error {
-	return command(ctx, c, append([]byte{ComInitDB}, db...), "COM_INIT_DB")
+// ResetSession resets a session no client is using: COM_RESET_CONNECTION,
+// then COM_INIT_DB to db (the reset keeps the database of the last USE).
+// The server rolls back, drops temporary tables, releases GET_LOCK locks,
+// clears user variables and prepared statements and re-inits session
+// variables, keeping the connection id. Both commands go in one write and
+// their answers, exactly one packet each (bounded by ResultLimit, under
+// ctx's deadline), are read in turn: one round trip, not two. The server
+// takes commands in order, each once it has answered the last, so the
+// reset is done before the database is set. An ERR, or an OK that still
+// says a transaction is open, is an error after which the session must be
+// closed.
+func ResetSession(ctx context.Context, c net.Conn, db string) (err error) {
+	defer exchange(ctx, c)(&err)
+	if len(db)+1 >= MaxPayload {
+		return fmt.Errorf("COM_INIT_DB: a database name of %d bytes is too long", len(db))
+	}
+	b := make([]byte, 0, 4+1+4+1+len(db))
+	b = append(b, 1, 0, 0, 0, ComResetConnection)
+	n := 1 + len(db)
+	b = append(b, byte(n), byte(n>>8), byte(n>>16), 0, ComInitDB)
+	b = append(b, db...)
+	if _, err := c.Write(b); err != nil {
+		return fmt.Errorf("send COM_RESET_CONNECTION and COM_INIT_DB: %w", err)
+	}
+	if err := readOK(c, "COM_RESET_CONNECTION"); err != nil {
+		return err
+	}
+	return readOK(c, "COM_INIT_DB")
 }
 
 // command sends a one-packet command and reads its OK.
@@ -41,6 +54,12 @@ func command(ctx context.Context, c net.Conn, payload []byte, name string) (err 
 	if err := WritePacket(c, 0, payload); err != nil {
 		return fmt.Errorf("send %s: %w", name, err)
 	}
+	return readOK(c, name)
+}
+
+// readOK reads the one-packet answer to the command name: an OK with no
+// transaction open, or an error.
+func readOK(c net.Conn, name string) error {
 	seq, p, err := ReadPacket(c, ResultLimit)
 	if err != nil {
 		return fmt.Errorf("read the answer to %s: %w", name, err)

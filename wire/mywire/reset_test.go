@@ -11,16 +11,6 @@ import (
 	"github.com/rds-iam-proxy/rds-iam-proxy/wire/wiretest"
 )
 
-// answerOnce reads one command packet, checks it is want, and answers
-// with the packet answer (sequence id seq), or nothing when answer is nil.
-func answerOnce(t *testing.T, want []byte, seq byte, answer []byte) net.Conn {
-	t.Helper()
-	if answer == nil {
-		return answerCommand(t, want, nil, nil)
-	}
-	return answerCommand(t, want, [][]byte{answer}, []byte{seq})
-}
-
 // answerCommand reads one command packet (sequence id 0), checks it is
 // want, and answers with packets, sequence ids from 1 (or as seqs says,
 // when set); then it waits for the client to close.
@@ -58,24 +48,55 @@ func answerCommand(t *testing.T, want []byte, packets [][]byte, seqs []byte) net
 // ok is an OK payload with status flags.
 func ok(status uint16) []byte { return []byte{0x00, 0, 0, byte(status), byte(status >> 8), 0, 0} }
 
-func TestResetConnection(t *testing.T) {
+// TestResetSession: both commands arrive before the server answers either
+// (one round trip; the server here reads both first, so a client that
+// waited for the first answer would time out), in order, each with
+// sequence id 0; either answer not an OK fails it.
+func TestResetSession(t *testing.T) {
 	for name, tc := range map[string]struct {
-		seq    byte
-		answer []byte
-		want   string // "" = success
+		answers [][]byte
+		want    string // "" = success
 	}{
-		"ok":                {1, ok(0x0002), ""},
-		"still in a txn":    {1, ok(0x0003), "still in a transaction"},
-		"error":             {1, mywire.MarshalErr(1047, "Unknown command", true), "1047"},
-		"out of step":       {2, ok(0x0002), "sequence id"},
-		"not an OK":         {1, []byte{0x01, 0x02}, "not an OK"},
-		"no answer in time": {1, nil, "read the answer"},
+		"ok":                 {[][]byte{ok(0x0002), ok(0x0002)}, ""},
+		"reset refused":      {[][]byte{mywire.MarshalErr(1047, "Unknown command", true), ok(0x0002)}, "COM_RESET_CONNECTION: ERROR 1047"},
+		"database gone":      {[][]byte{ok(0x0002), mywire.MarshalErr(1049, "Unknown database 'appdb'", true)}, "COM_INIT_DB: ERROR 1049"},
+		"still in a txn":     {[][]byte{ok(0x0003), ok(0x0003)}, "still in a transaction"},
+		"no second answer":   {[][]byte{ok(0x0002)}, "read the answer to COM_INIT_DB"},
+		"no answer in time":  {nil, "read the answer to COM_RESET_CONNECTION"},
+		"second out of step": {[][]byte{ok(0x0002), nil}, "sequence id"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := answerOnce(t, []byte{0x1f}, tc.seq, tc.answer)
+			addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
+				for _, want := range [][]byte{{0x1f}, append([]byte{0x02}, "appdb"...)} {
+					s, p, err := mywire.ReadPacket(c, 1<<10)
+					if err != nil {
+						return err
+					}
+					if s != 0 || string(p) != string(want) {
+						t.Errorf("server got seq %d %q, want seq 0 %q", s, p, want)
+					}
+				}
+				for _, a := range tc.answers {
+					seq := byte(1)
+					if a == nil { // out of step
+						a, seq = ok(0x0002), 2
+					}
+					if err := mywire.WritePacket(c, seq, a); err != nil {
+						return err
+					}
+				}
+				var b [1]byte
+				c.Read(b[:]) // until the client closes
+				return nil
+			})
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { c.Close(); <-done }()
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			err := mywire.ResetConnection(ctx, c)
+			err = mywire.ResetSession(ctx, c, "appdb")
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("err = %v", err)
@@ -83,14 +104,5 @@ func TestResetConnection(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestInitDB(t *testing.T) {
-	c := answerOnce(t, append([]byte{0x02}, "appdb"...), 1, ok(0x0002))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := mywire.InitDB(ctx, c, "appdb"); err != nil {
-		t.Fatal(err)
 	}
 }
