@@ -16,13 +16,23 @@ import (
 // when set); then it waits for the client to close.
 func answerCommand(t *testing.T, want []byte, packets [][]byte, seqs []byte) net.Conn {
 	t.Helper()
+	return answerCommands(t, [][]byte{want}, packets, seqs)
+}
+
+// answerCommands is answerCommand for commands sent at once: it reads
+// them all (each sequence id 0, in order) before it answers any, so a
+// client that waits for an answer between them times out.
+func answerCommands(t *testing.T, wants [][]byte, packets [][]byte, seqs []byte) net.Conn {
+	t.Helper()
 	addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
-		s, p, err := mywire.ReadPacket(c, 1<<10)
-		if err != nil {
-			return err
-		}
-		if s != 0 || string(p) != string(want) {
-			t.Errorf("server got seq %d %q, want seq 0 %q", s, p, want)
+		for _, want := range wants {
+			s, p, err := mywire.ReadPacket(c, 1<<10)
+			if err != nil {
+				return err
+			}
+			if s != 0 || string(p) != string(want) {
+				t.Errorf("server got seq %d %q, want seq 0 %q", s, p, want)
+			}
 		}
 		for i, pk := range packets {
 			seq := byte(i + 1)
@@ -49,54 +59,28 @@ func answerCommand(t *testing.T, want []byte, packets [][]byte, seqs []byte) net
 func ok(status uint16) []byte { return []byte{0x00, 0, 0, byte(status), byte(status >> 8), 0, 0} }
 
 // TestResetSession: both commands arrive before the server answers either
-// (one round trip; the server here reads both first, so a client that
+// (one round trip; answerCommands reads both first, so a client that
 // waited for the first answer would time out), in order, each with
 // sequence id 0; either answer not an OK fails it.
 func TestResetSession(t *testing.T) {
 	for name, tc := range map[string]struct {
 		answers [][]byte
+		seqs    []byte
 		want    string // "" = success
 	}{
-		"ok":                 {[][]byte{ok(0x0002), ok(0x0002)}, ""},
-		"reset refused":      {[][]byte{mywire.MarshalErr(1047, "Unknown command", true), ok(0x0002)}, "COM_RESET_CONNECTION: ERROR 1047"},
-		"database gone":      {[][]byte{ok(0x0002), mywire.MarshalErr(1049, "Unknown database 'appdb'", true)}, "COM_INIT_DB: ERROR 1049"},
-		"still in a txn":     {[][]byte{ok(0x0003), ok(0x0003)}, "still in a transaction"},
-		"no second answer":   {[][]byte{ok(0x0002)}, "read the answer to COM_INIT_DB"},
-		"no answer in time":  {nil, "read the answer to COM_RESET_CONNECTION"},
-		"second out of step": {[][]byte{ok(0x0002), nil}, "sequence id"},
+		"ok":                 {[][]byte{ok(0x0002), ok(0x0002)}, []byte{1, 1}, ""},
+		"reset refused":      {[][]byte{mywire.MarshalErr(1047, "Unknown command", true), ok(0x0002)}, []byte{1, 1}, "COM_RESET_CONNECTION: ERROR 1047"},
+		"database gone":      {[][]byte{ok(0x0002), mywire.MarshalErr(1049, "Unknown database 'appdb'", true)}, []byte{1, 1}, "COM_INIT_DB: ERROR 1049"},
+		"still in a txn":     {[][]byte{ok(0x0003), ok(0x0003)}, []byte{1, 1}, "still in a transaction"},
+		"no second answer":   {[][]byte{ok(0x0002)}, []byte{1}, "read the answer to COM_INIT_DB"},
+		"no answer in time":  {nil, nil, "read the answer to COM_RESET_CONNECTION"},
+		"second out of step": {[][]byte{ok(0x0002), ok(0x0002)}, []byte{1, 2}, "sequence id"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			addr, done := wiretest.ServeOnce(t, func(c net.Conn) error {
-				for _, want := range [][]byte{{0x1f}, append([]byte{0x02}, "appdb"...)} {
-					s, p, err := mywire.ReadPacket(c, 1<<10)
-					if err != nil {
-						return err
-					}
-					if s != 0 || string(p) != string(want) {
-						t.Errorf("server got seq %d %q, want seq 0 %q", s, p, want)
-					}
-				}
-				for _, a := range tc.answers {
-					seq := byte(1)
-					if a == nil { // out of step
-						a, seq = ok(0x0002), 2
-					}
-					if err := mywire.WritePacket(c, seq, a); err != nil {
-						return err
-					}
-				}
-				var b [1]byte
-				c.Read(b[:]) // until the client closes
-				return nil
-			})
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { c.Close(); <-done }()
+			c := answerCommands(t, [][]byte{{0x1f}, append([]byte{0x02}, "appdb"...)}, tc.answers, tc.seqs)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			err = mywire.ResetSession(ctx, c, "appdb")
+			err := mywire.ResetSession(ctx, c, "appdb")
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("err = %v", err)
