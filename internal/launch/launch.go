@@ -173,10 +173,10 @@ func newEngine(up *Upstream, log *slog.Logger) (engine, error) {
 			router.Pool = settings.Pool
 		}
 		if router != nil && settings.Prewarm > 0 {
-			// Ready connections to the cluster's DNS name would never serve
-			// a routed login (it dials the chosen instance).
-			log.Warn("prewarm is off for an Aurora cluster endpoint: logins go to the instance the topology names")
-			settings.Prewarm = 0
+			// Connections ready for the cluster's DNS name would never serve
+			// a routed login, which dials the chosen instance: the engines
+			// keep them per instance instead (proxy.WarmSet).
+			log.Info("prewarm behind an Aurora cluster endpoint: connections are kept ready per instance, from the first login that goes to it", "prewarm", settings.Prewarm)
 		}
 	}
 	var h proxy.Handler

@@ -57,7 +57,10 @@ type Proxy struct {
 	cfg       Config
 	greetings *proxy.Gate
 	warm      *proxy.Warm[*Pending] // nil: none
-	keys      reuseKeys             // session reuse: see reuse.go
+	// warmAt: behind an Aurora cluster endpoint with --prewarm, the
+	// connections made ready per instance (nil: none; see newWarm).
+	warmAt *proxy.WarmSet[*Pending]
+	keys   reuseKeys // session reuse: see reuse.go
 }
 
 // New checks cfg and returns a Proxy.
@@ -77,7 +80,7 @@ func New(cfg Config) (*Proxy, error) {
 	cfg.Logger = log.With("engine", "mysql", "upstream", cfg.Upstream.Host)
 	p := &Proxy{cfg: cfg,
 		greetings: proxy.NewGate(cfg.MaxUnansweredGreetings, GreetingGrace)}
-	p.warm = newWarm(cfg)
+	p.warm, p.warmAt = newWarm(cfg)
 	return p, nil
 }
 

@@ -11,7 +11,12 @@ import (
 // dialInstance dials the Aurora instance d and reads its greeting: the
 // token is for d.Host, TLS verifies d.Host (every instance's certificate
 // names it), and d.DialAddr is dialed.
+// A connection made ready for d (--prewarm) is taken first.
 func (p *Proxy) dialInstance(ctx context.Context, d proxy.Destination) (*Pending, error) {
+	if pending, ok := p.warmAt.Take(d); ok {
+		pending.warm = true
+		return pending, nil
+	}
 	return dialAt(ctx, p.cfg.Upstream, d)
 }
 
@@ -70,7 +75,17 @@ func (h *handshake) LoginAt(ctx context.Context, d proxy.Destination, user, toke
 			return nil, err
 		}
 	}
-	s, err := pending.Login(ctx, h.login(user, token))
+	login := h.login(user, token)
+	s, err := pending.Login(ctx, login)
+	if err != nil && pending.warm && proxy.WarmConnGone(err) && ctx.Err() == nil {
+		// The server closed the pre-warmed connection (a restart): a
+		// fresh one, whose connection id is not the one greeted.
+		h.p.warmAt.Stale(d, err)
+		if pending, err = dialAt(ctx, h.p.cfg.Upstream, d); err != nil {
+			return nil, err
+		}
+		s, err = pending.Login(ctx, login)
+	}
 	if err != nil {
 		return nil, err
 	}

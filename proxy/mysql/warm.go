@@ -14,23 +14,29 @@ import (
 // instead, see Pending.Abandon).
 const DefaultWarmMaxAge = 5 * time.Second
 
-// newWarm prepares the pre-warmed connections of cfg (nil: none): dialed,
-// the greeting read.
-func newWarm(cfg Config) *proxy.Warm[*Pending] {
+// newWarm prepares the pre-warmed connections of cfg (nil, nil: none):
+// dialed, the greeting read; for the endpoint, or behind an Aurora
+// cluster endpoint (cfg.Router) per instance, since a routed client is
+// greeted by the instance the router chose.
+func newWarm(cfg Config) (*proxy.Warm[*Pending], *proxy.WarmSet[*Pending]) {
 	if cfg.Prewarm <= 0 {
-		return nil
+		return nil, nil
 	}
 	maxAge := cfg.PrewarmMaxAge
 	if maxAge <= 0 {
 		maxAge = DefaultWarmMaxAge
 	}
 	up := cfg.Upstream
-	return proxy.NewWarm(proxy.WarmOptions[*Pending]{
+	o := proxy.WarmOptions[*Pending]{
 		N: cfg.Prewarm, MaxAge: maxAge,
-		Dial:        func(ctx context.Context) (*Pending, error) { return Dial(ctx, up) },
 		Drop:        func(p *Pending) { p.Abandon() },
 		DialTimeout: cfg.ConnectTimeout, Logger: cfg.Logger, Observer: cfg.Observer,
-	})
+	}
+	if cfg.Router != nil {
+		return nil, proxy.NewWarmSet(o, func(ctx context.Context, d proxy.Destination) (*Pending, error) { return dialAt(ctx, up, d) })
+	}
+	o.Dial = func(ctx context.Context) (*Pending, error) { return Dial(ctx, up) }
+	return proxy.NewWarm(o), nil
 }
 
 // dial is a greeted upstream connection: a pre-warmed one when one is
@@ -47,7 +53,13 @@ func (p *Proxy) dial(ctx context.Context) (*Pending, error) {
 }
 
 // StartWarm starts keeping connections ready (with --prewarm).
-func (p *Proxy) StartWarm() { p.warm.Start() }
+func (p *Proxy) StartWarm() {
+	p.warm.Start()
+	p.warmAt.Start()
+}
 
 // StopWarm stops it and ends the ready connections.
-func (p *Proxy) StopWarm() { p.warm.Close() }
+func (p *Proxy) StopWarm() {
+	p.warm.Close()
+	p.warmAt.Close()
+}

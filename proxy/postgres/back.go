@@ -126,16 +126,5 @@ func (d *Dialer) Login(ctx context.Context, l Login) (*pgconn.HijackedConn, erro
 	cfg.Password = l.Password
 	cfg.RuntimeParams = l.Params
 	_, cfg.TLSConfig = d.up.CurrentTLS()
-	if c, ok := d.warm.Take(); ok {
-		// Through TLS already: pgconn sends the startup message on it.
-		warm := *cfg
-		warm.TLSConfig = nil
-		warm.DialFunc = func(context.Context, string, string) (net.Conn, error) { return c, nil }
-		hc, err := pgwire.Connect(ctx, &warm, l.Check)
-		if err == nil || !proxy.WarmConnGone(err) || ctx.Err() != nil {
-			return hc, err
-		}
-		d.warm.Stale(err)
-	}
-	return pgwire.Connect(ctx, cfg, l.Check)
+	return connectWarm(ctx, cfg, d.warm.Take, d.warm.Stale, l.Check)
 }

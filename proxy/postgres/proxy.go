@@ -36,6 +36,9 @@ type Proxy struct {
 	cfg     Config
 	dialer  *Dialer
 	cancels *cancelMap
+	// warmAt: behind an Aurora cluster endpoint with --prewarm, the
+	// connections made ready per instance (nil: none; see newWarm).
+	warmAt *proxy.WarmSet[net.Conn]
 }
 
 // New checks cfg and returns a Proxy.
@@ -58,9 +61,10 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	dialer.warm = newWarm(cfg, dialer)
+	var warmAt *proxy.WarmSet[net.Conn]
+	dialer.warm, warmAt = newWarm(cfg, dialer)
 	cfg.Logger = log.With("engine", cfg.Variant.name(), "upstream", cfg.Upstream.Host)
-	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap()}
+	p := &Proxy{cfg: cfg, dialer: dialer, cancels: newCancelMap(), warmAt: warmAt}
 	return p, nil
 }
 

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"time"
 
@@ -16,17 +17,27 @@ import (
 // d.Host, TLS verifies d.Host (every instance's certificate names it),
 // and d.DialAddr is dialed.
 func (p *Proxy) instanceConfig(d proxy.Destination) (*pgconn.Config, error) {
-	up := p.cfg.Upstream
+	conf, dial, err := instanceTLSDial(p.cfg.Upstream, d)
+	if err != nil {
+		return nil, err
+	}
+	return pgwire.PinnedConfig(d.Host, d.Port, conf, dial)
+}
+
+// instanceTLSDial is how to reach the Aurora instance d through up's
+// settings: the TLS configuration verifying d.Host, and the dial of
+// d.DialAddr.
+func instanceTLSDial(up Upstream, d proxy.Destination) (*tls.Config, func(context.Context) (net.Conn, error), error) {
 	_, conf := up.CurrentTLS()
 	conf, err := proxy.InstanceTLS(conf, d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dial := up.Dial
 	if dial == nil {
 		dial = proxy.DialUpstream(up.TCPTimeout)
 	}
-	return pgwire.PinnedConfig(d.Host, d.Port, conf, func(ctx context.Context) (net.Conn, error) { return dial(ctx, d.DialAddr) })
+	return conf, func(ctx context.Context) (net.Conn, error) { return dial(ctx, d.DialAddr) }, nil
 }
 
 // LoginAt logs in to the Aurora instance d instead of the configured
@@ -38,7 +49,8 @@ func (h *handshake) LoginAt(ctx context.Context, d proxy.Destination, user, toke
 	}
 	st := h.startup
 	cfg.User, cfg.Database, cfg.Password, cfg.RuntimeParams = user, st.Database(), token, st.RuntimeParams()
-	hc, err := pgwire.Connect(ctx, cfg, nil)
+	w := h.p.warmAt // connections to d made ready (--prewarm), if any
+	hc, err := connectWarm(ctx, cfg, func() (net.Conn, bool) { return w.Take(d) }, func(err error) { w.Stale(d, err) }, nil)
 	if err != nil {
 		return nil, err
 	}
