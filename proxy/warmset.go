@@ -22,10 +22,11 @@ type WarmSet[T any] struct {
 	o    WarmOptions[T] // each instance's, but Dial
 	dial func(ctx context.Context, d Destination) (T, error)
 
-	mu     sync.Mutex
-	warms  map[string]*instanceWarm[T] // by Destination.HostPort
-	closed bool
-	stop   chan struct{}
+	mu      sync.Mutex
+	warms   map[string]*instanceWarm[T] // by Destination.HostPort
+	closed  bool
+	stop    chan struct{}
+	janitor sync.WaitGroup // Close waits for it: a closeIdle under way ends its Warms first
 }
 
 type instanceWarm[T any] struct {
@@ -52,7 +53,7 @@ func (s *WarmSet[T]) Start() {
 	if s == nil {
 		return
 	}
-	go s.janitor()
+	s.janitor.Go(s.upkeep)
 }
 
 // Take returns a ready connection to d, or false: the caller dials. The
@@ -124,6 +125,7 @@ func (s *WarmSet[T]) Close() {
 	s.warms = nil
 	close(s.stop)
 	s.mu.Unlock()
+	s.janitor.Wait() // it may be closing Warms it took out of the map
 	var wg sync.WaitGroup
 	for _, iw := range warms {
 		wg.Go(iw.w.Close)
@@ -131,8 +133,8 @@ func (s *WarmSet[T]) Close() {
 	wg.Wait()
 }
 
-// janitor closes the Warms no Take has used for WarmSetIdle.
-func (s *WarmSet[T]) janitor() {
+// upkeep closes the Warms no Take has used for WarmSetIdle.
+func (s *WarmSet[T]) upkeep() {
 	t := time.NewTicker(WarmSetIdle / 4)
 	defer t.Stop()
 	for {

@@ -13,8 +13,8 @@ import (
 // names it), and d.DialAddr is dialed.
 // A connection made ready for d (--prewarm) is taken first.
 func (p *Proxy) dialInstance(ctx context.Context, d proxy.Destination) (*Pending, error) {
-	if pending, ok := p.warmAt.Take(d); ok {
-		pending.warm = true
+	take := func() (*Pending, bool) { return p.warmAt.Take(d) }
+	if pending := takeLive(take, func(err error) { p.warmAt.Stale(d, err) }); pending != nil {
 		return pending, nil
 	}
 	return dialAt(ctx, p.cfg.Upstream, d)

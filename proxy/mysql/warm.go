@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/proxy"
@@ -45,11 +46,33 @@ func (p *Proxy) dial(ctx context.Context) (*Pending, error) {
 	if pending, routed, err := p.dialRouted(ctx); routed || err != nil {
 		return pending, err // an Aurora cluster's instance (route.go)
 	}
-	if pending, ok := p.warm.Take(); ok {
-		pending.warm = true
+	if pending := takeLive(p.warm.Take, p.warm.Stale); pending != nil {
 		return pending, nil
 	}
 	return Dial(ctx, p.cfg.Upstream)
+}
+
+// errWarmGone is why a ready connection was not used.
+var errWarmGone = errors.New("the server closed it (or spoke on it) after its greeting")
+
+// takeLive takes a ready connection the server has said nothing on since
+// its greeting, not even its end, or nil: the caller dials. One the
+// server closed (a restart, a failover) is closed and reported to stale:
+// a client greeted by it would be told a connection id no session has,
+// and a failover's first clients would not find the writer down.
+func takeLive(take func() (*Pending, bool), stale func(error)) *Pending {
+	for {
+		pending, ok := take()
+		if !ok {
+			return nil
+		}
+		if quiet, known := proxy.Quiet(pending.wire.Conn); !known || quiet {
+			pending.warm = true
+			return pending
+		}
+		stale(errWarmGone)
+		pending.Close()
+	}
 }
 
 // StartWarm starts keeping connections ready (with --prewarm).

@@ -75,6 +75,10 @@ func dialTLS(ctx context.Context, dial func(context.Context) (net.Conn, error), 
 	if dl, has := ctx.Deadline(); has {
 		c.SetDeadline(dl)
 	}
+	// Cancelled (a Warm closing while it dials): the exchange ends now,
+	// not at the deadline.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
 	var req [8]byte
 	binary.BigEndian.PutUint32(req[0:4], 8)
 	binary.BigEndian.PutUint32(req[4:8], pgwire.CodeSSLRequest)
@@ -91,6 +95,9 @@ func dialTLS(ctx context.Context, dial func(context.Context) (net.Conn, error), 
 	tc := tls.Client(c, conf)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	if !stop() {
+		return nil, fmt.Errorf("TLS handshake: %w", context.Cause(ctx)) // the cut may have landed
 	}
 	tc.SetDeadline(time.Time{})
 	ok = true
