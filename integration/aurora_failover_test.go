@@ -123,6 +123,9 @@ func TestAuroraFailover(t *testing.T) {
 	t.Run("storm during a failover", func(t *testing.T) { auroraStorm(t, r) })
 	t.Run("routed logins are paced per instance", func(t *testing.T) { auroraLoginRate(t, r) })
 	t.Run("session reuse follows the writer", func(t *testing.T) { auroraReuse(t, r) })
+	t.Run("pool_min_idle per instance follows the writer", func(t *testing.T) {
+		auroraMinIdle(t, r, func(port string) reuseSession { return pgReuseSession(t.Context(), port) })
+	})
 	t.Run("prewarm per instance follows the writer", func(t *testing.T) {
 		auroraPrewarm(t, r, "postgres", func(port string) attempt {
 			return pgxAttempt(t.Context(), dsn(port, iamUser), "prewarm", 20*time.Second)

@@ -119,6 +119,16 @@ func TestAuroraMySQLFailover(t *testing.T) {
 	t.Run("demoted writer sessions are cut", func(t *testing.T) { auroraMySQLDemotedCut(t, r) })
 	t.Run("storm during a failover", func(t *testing.T) { auroraMySQLStorm(t, r) })
 	t.Run("session reuse follows the writer", func(t *testing.T) { auroraMySQLReuse(t, r) })
+	t.Run("pool_min_idle per instance follows the writer", func(t *testing.T) {
+		auroraMinIdle(t, r, func(port string) reuseSession {
+			db, err := mysqlProxyDB(port, 20*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return myReuseSession(t.Context(), db)
+		})
+	})
 	t.Run("prewarm per instance follows the writer", func(t *testing.T) {
 		auroraPrewarm(t, r, "mysql", func(port string) attempt { return goMySQLAttempt(t.Context(), port, "prewarm", 20*time.Second) },
 			func(err string) bool { return readOnly(err) || strings.Contains(err, "1053") || explained(err) })

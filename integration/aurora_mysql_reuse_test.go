@@ -31,10 +31,19 @@ func auroraMySQLReuse(t *testing.T, r *auroraRig) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	// session inserts a row and says its connection id and instance; the
-	// driver quits (COM_QUIT) when the connection closes, so a session
-	// left this way is parked.
-	session := func() (id, instance string, err error) {
+	followWithReuse(t, r, myReuseSession(ctx, db), func(err error) bool {
+		// The old writer's read-only refusal, or the proxy ending a
+		// session it cut there.
+		return readOnly(err.Error()) || strings.Contains(err.Error(), "1053")
+	})
+}
+
+// myReuseSession is a reuseSession on db (through the proxy): it inserts
+// a row and says its connection id and instance; the driver quits
+// (COM_QUIT) when the connection closes, so a session left this way is
+// parked.
+func myReuseSession(ctx context.Context, db *sql.DB) reuseSession {
+	return func() (id, instance string, err error) {
 		c, err := db.Conn(ctx)
 		if err != nil {
 			return "", "", err
@@ -51,11 +60,6 @@ func auroraMySQLReuse(t *testing.T, r *auroraRig) {
 		err = c.QueryRowContext(ctx, selfSQL).Scan(&instance)
 		return id, instance, err
 	}
-	followWithReuse(t, r, session, func(err error) bool {
-		// The old writer's read-only refusal, or the proxy ending a
-		// session it cut there.
-		return readOnly(err.Error()) || strings.Contains(err.Error(), "1053")
-	})
 }
 
 // auroraMySQLReuseConcurrent: 200 go-sql-driver clients loop sessions

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -21,9 +22,14 @@ func auroraReuse(t *testing.T, r *auroraRig) {
 	port := r.proxy(t, func(c *launch.Config) {
 		c.SessionReuse, c.TopologyRefresh = true, config.Duration(300*time.Millisecond)
 	})
-	// session inserts a row and says on which instance and backend; it
-	// leaves cleanly (Terminate), so its session is parked.
-	session := func() (backend, instance string, err error) {
+	followWithReuse(t, r, pgReuseSession(ctx, port), nil)
+}
+
+// pgReuseSession is a reuseSession through the proxy on port: it inserts
+// a row and says on which instance and backend; it leaves cleanly
+// (Terminate), so its session is parked.
+func pgReuseSession(ctx context.Context, port string) reuseSession {
+	return func() (backend, instance string, err error) {
 		c, err := pgconn.Connect(ctx, dsn(port, iamUser))
 		if err != nil {
 			return "", "", err
@@ -38,7 +44,6 @@ func auroraReuse(t *testing.T, r *auroraRig) {
 		}
 		return string(res[1].Rows[0][0]), string(res[1].Rows[0][1]), nil
 	}
-	followWithReuse(t, r, session, nil)
 }
 
 // reuseSession is one client of a reuse test: it inserts a row, leaves

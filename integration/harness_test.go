@@ -210,6 +210,13 @@ func startMySQLProxy(t *testing.T, mods ...func(*launch.Config)) string {
 
 func startProxyWith(t *testing.T, cfg launch.Config, mods ...func(*launch.Config)) string {
 	t.Helper()
+	return startRunning(t, cfg, mods...).Port()
+}
+
+// startRunning is startProxyWith returning the running proxy (its pool,
+// its limits).
+func startRunning(t *testing.T, cfg launch.Config, mods ...func(*launch.Config)) *launch.Running {
+	t.Helper()
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -225,7 +232,7 @@ func startProxyWith(t *testing.T, cfg launch.Config, mods ...func(*launch.Config
 		defer cancel()
 		r.Shutdown(ctx)
 	})
-	return r.Port()
+	return r
 }
 
 // dsn is a libpq connection string to the proxy.

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -32,24 +30,9 @@ import (
 // running, for its pool.
 func startReuseMySQL(t *testing.T, perKey int, mods ...func(*launch.Config)) *launch.Running {
 	t.Helper()
-	cfg := mysqlConfig()
-	cfg.SessionReuse, cfg.PoolMaxIdlePerKey = true, perKey
-	for _, m := range mods {
-		m(&cfg)
-	}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(w.logs, logSink()), &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "proxy", "test", t.Name())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	r, err := launch.Start(ctx, cfg, log)
-	if err != nil {
-		t.Fatalf("start proxy: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		r.Shutdown(ctx)
-	})
-	return r
+	return startRunning(t, mysqlConfig(), append([]func(*launch.Config){func(c *launch.Config) {
+		c.SessionReuse, c.PoolMaxIdlePerKey = true, perKey
+	}}, mods...)...)
 }
 
 // myClient is one go-sql-driver connection through the proxy, with its

@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -68,7 +71,13 @@ func (p *Pool) fillOne(key string, fill Fill) {
 		close(k.ready)
 		k.ready = make(chan struct{})
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotRouted):
+		// The instance is no longer where the key's clients go (a writer
+		// demoted): its minimum is kept no more. A client that parks a
+		// session of the key again asks for it anew (Keep).
+		k.fill = nil
+	case err != nil:
 		// Not at once again: a down upstream or a refused login is not
 		// hammered. The reaper's tick retries.
 		k.fillPause = min(max(2*k.fillPause, time.Second), 30*time.Second)
@@ -76,6 +85,10 @@ func (p *Pool) fillOne(key string, fill Fill) {
 	}
 	p.gcKey(key, k)
 	p.mu.Unlock()
+	if errors.Is(err, ErrNotRouted) {
+		p.o.Logger.Info("the pool's minimum is no longer kept for an Aurora instance clients are no longer routed to", "err", err)
+		return
+	}
 	if err != nil {
 		if p.fillCtx.Err() == nil {
 			p.o.Logger.Warn("cannot log in a session ahead for the pool's minimum; clients log in their own meanwhile", "err", err)
@@ -116,18 +129,61 @@ type Relogger interface {
 	Relogin() func(ctx context.Context, user, token string) (Pooled, error)
 }
 
+// InstanceRelogger is a Relogger that can also log in again to the
+// Aurora instance its client was routed to: the pool's minimum behind a
+// cluster endpoint is kept with it.
+type InstanceRelogger interface {
+	Relogger
+	// ReloginAt is Relogin to the instance d.
+	ReloginAt(d Destination) func(ctx context.Context, user, token string) (Pooled, error)
+}
+
+// ErrNotRouted is a fill for an Aurora instance that clients of its key
+// are no longer routed to (the writer changed): the pool stops keeping
+// the key's minimum.
+var ErrNotRouted = errors.New("clients are no longer routed to this instance")
+
 // keep has the pool keep its minimum for h's key (see Pool.Keep): each
 // login for it waits for its turn in the login-rate guard like a
-// client's, then signs a token for user, within the connect timeout.
+// client's, then signs a token for user, within the connect timeout. A
+// routed client's key is kept on the instance it was routed to, while
+// the router still sends such clients there.
 func (s *Settings) keep(l *Login, h Handshake, key, user string) {
-	rl, ok := h.(Relogger)
-	if !ok || s.Pool == nil || s.Pool.o.MinIdlePerKey == 0 {
+	if s.Pool == nil || s.Pool.o.MinIdlePerKey == 0 {
 		return
 	}
-	login, t := rl.Relogin(), l.target
+	t := l.target
+	host, port := t.Host, t.Port
+	var login func(ctx context.Context, user, token string) (Pooled, error)
+	var routed func(Pooled) bool // nil: not routed
+	if l.routedTo != "" {
+		rl, ok := h.(InstanceRelogger)
+		if !ok || l.route == nil || s.Router == nil {
+			return
+		}
+		d, writer, r := l.routedDest, l.route.writer, s.Router
+		host, port, login = d.Host, d.Port, rl.ReloginAt(d)
+		routed = func(p Pooled) bool {
+			if !r.routesTo(d.Host, writer) {
+				return false
+			}
+			ro, ok := p.(ReadOnlySession)
+			return p == nil || !writer || !ok || !ro.ReadOnly()
+		}
+	} else {
+		rl, ok := h.(Relogger)
+		if !ok {
+			return
+		}
+		login = rl.Relogin()
+	}
+	guardKey := net.JoinHostPort(host, strconv.Itoa(port))
 	s.Pool.Keep(key, func(ctx context.Context) (Pooled, error) {
+		if routed != nil && !routed(nil) {
+			return nil, ErrNotRouted
+		}
 		if s.Guard != nil {
-			leave, _, err := s.Guard.Wait(ctx, GuardKey(t))
+			leave, _, err := s.Guard.Wait(ctx, guardKey)
 			if err != nil {
 				return nil, err
 			}
@@ -135,10 +191,16 @@ func (s *Settings) keep(l *Login, h Handshake, key, user string) {
 		}
 		ctx, cancel := fillContext(ctx, s.ConnectTimeout)
 		defer cancel()
-		tok, err := s.Tokens.Token(ctx, t.Host, t.Port, s.SigningRegion(), user)
+		tok, err := s.Tokens.Token(ctx, host, port, s.SigningRegion(), user)
 		if err != nil {
 			return nil, err
 		}
-		return login(ctx, user, tok)
+		p, err := login(ctx, user, tok)
+		if err == nil && routed != nil && !routed(p) {
+			// Demoted while it logged in: not a session for the key.
+			p.Discard()
+			return nil, ErrNotRouted
+		}
+		return p, err
 	})
 }

@@ -163,3 +163,34 @@ func TestPoolMinimumRecycledAtLifetime(t *testing.T) {
 		t.Fatalf("%d logins for a key nobody used, want 4", n)
 	}
 }
+
+// TestPoolMinimumStopsWhenNotRouted: a fill that says its Aurora instance
+// is no longer where the key's clients go (ErrNotRouted) ends the key's
+// minimum at once: no pause and retry, no more logins, however often a
+// client takes from the key; a later Keep (a client parked a session of
+// the key again) asks for it anew.
+func TestPoolMinimumStopsWhenNotRouted(t *testing.T) {
+	p := NewPool(PoolOptions{MinIdlePerKey: 2, IdleTimeout: 10 * time.Second})
+	defer p.Close()
+	var calls atomic.Int32
+	notRouted := func(context.Context) (Pooled, error) { calls.Add(1); return nil, ErrNotRouted }
+	p.Keep("k", notRouted)
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() < 2 || p.Filling() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fills did not end")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	parkAll(t, p, "k", newFake("a"))
+	if p.Get(context.Background(), "k", 0) == nil {
+		t.Fatal("the parked session was not handed over")
+	}
+	time.Sleep(2500 * time.Millisecond) // past a failed fill's pause (1 s) and the reaper's next ticks (every second)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d fills after the instance was no longer routed to, want the first 2 only", n)
+	}
+	f := &filler{}
+	p.Keep("k", f.fill)
+	waitIdle(t, p, 2)
+}

@@ -145,11 +145,7 @@ func (s *Settings) park(ctx context.Context, l *Login, h Handshake, sess Session
 		pk.Discard()
 		s.reuseEvent(ReuseDiscarded)
 	}
-	if l.routedTo == "" {
-		// A routed key's sessions are the instance's the router chose; the
-		// background logins go to the endpoint, so they do not fill it.
-		s.keep(l, h, key, h.Who().User) // after Put: its session counts toward the minimum
-	}
+	s.keep(l, h, key, h.Who().User) // after Put: its session counts toward the minimum
 }
 
 // poolKey is the key of the sessions l's client may take over: the

@@ -289,6 +289,22 @@ func (r *Router) isWriter(host string) bool {
 	return err == nil && d.Host == host
 }
 
+// routesTo reports whether new connections routed as writer (else as
+// readers) go to host now: the pool keeps a routed key's minimum only
+// there.
+func (r *Router) routesTo(host string, writer bool) bool {
+	if writer {
+		return r.isWriter(host)
+	}
+	v, _, _ := r.mon.Current()
+	for _, id := range v.Readers {
+		if d, err := r.instance(id); err == nil && d.Host == host {
+			return true
+		}
+	}
+	return false
+}
+
 // routeTicket is one routed connection's place on an instance.
 type routeTicket struct {
 	r      *Router
@@ -529,7 +545,7 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 		if err != nil {
 			return nil, err
 		}
-		l.routedTo = d.HostPort()
+		l.routedTo, l.routedDest = d.HostPort(), d
 		sess := s.reuse(l, h) // a session parked on that very instance
 		if sess == nil {
 			sess, err = s.loginAt(l, h, rh, d, user)

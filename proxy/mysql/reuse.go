@@ -259,14 +259,29 @@ func (f *quitFarewell) Message(err error) []byte {
 // capabilities and connection attributes) on a connection of its own, for
 // the pool's minimum. The session keeps the greeting of its connection, so
 // the client that takes it is greeted with its own connection id, as with
-// any parked session. It implements proxy.Relogger; the pool calls it only
-// for logins that were not routed (an Aurora cluster endpoint keeps no
-// minimum).
+// any parked session. It implements proxy.Relogger.
 func (h *handshake) Relogin() func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+	return h.relogin(nil)
+}
+
+// ReloginAt is Relogin to the Aurora instance d; the session is parked
+// under it. It implements proxy.InstanceRelogger.
+func (h *handshake) ReloginAt(d proxy.Destination) func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+	return h.relogin(&d)
+}
+
+// relogin is Relogin to the endpoint (at nil) or the instance at.
+func (h *handshake) relogin(at *proxy.Destination) func(ctx context.Context, user, token string) (proxy.Pooled, error) {
 	resp := *h.resp // the handshake is done with it; a copy keeps it out of the pool's reach
 	p, key := h.p, h.key
 	return func(ctx context.Context, user, token string) (proxy.Pooled, error) {
-		pending, err := Dial(ctx, p.cfg.Upstream)
+		var pending *Pending
+		var err error
+		if at == nil {
+			pending, err = Dial(ctx, p.cfg.Upstream)
+		} else {
+			pending, err = dialAt(ctx, p.cfg.Upstream, *at)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -276,6 +291,9 @@ func (h *handshake) Relogin() func(ctx context.Context, user, token string) (pro
 			return nil, err
 		}
 		sess := &session{s: s}
+		if at != nil {
+			sess.at = at.HostPort()
+		}
 		again.reusable(sess)
 		return sess, nil
 	}

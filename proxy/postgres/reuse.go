@@ -192,3 +192,16 @@ func (h *handshake) Relogin() func(ctx context.Context, user, token string) (pro
 		return s.(*session), nil
 	}
 }
+
+// ReloginAt is Relogin to the Aurora instance d. It implements
+// proxy.InstanceRelogger.
+func (h *handshake) ReloginAt(d proxy.Destination) func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+	again := &handshake{p: h.p, startup: h.startup, who: h.who}
+	return func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+		s, err := again.LoginAt(ctx, d, user, token)
+		if err != nil {
+			return nil, err
+		}
+		return s.(*session), nil
+	}
+}
