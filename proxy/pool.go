@@ -66,6 +66,10 @@ type Pool struct {
 	fillCtx context.Context
 	endFill context.CancelFunc
 	fills   sync.WaitGroup
+	// dropped is when DropHost last ran for each host:port: a session
+	// being reset or logged in ahead when it ran is not parked after it
+	// (droppedSince).
+	dropped map[string]time.Time
 }
 
 type poolKey struct {
@@ -76,6 +80,7 @@ type poolKey struct {
 	// fill logs in a session for the key, to keep MinIdlePerKey parked
 	// (nil: none is kept); see Keep.
 	fill      Fill
+	fillGen   int // counts Keep's fills: a failed one clears only its own
 	filling   int
 	used      time.Time // when a client last left or took a session of the key
 	fillAfter time.Time // after a failed fill, when to try again
@@ -188,10 +193,13 @@ func (p *Pool) Put(key string, s Pooled) {
 	k.resetting++
 	p.reset++
 	p.mu.Unlock()
-	go p.resetAndPark(key, s)
+	go p.resetAndPark(key, s, time.Now())
 }
 
-func (p *Pool) resetAndPark(key string, s Pooled) {
+// resetAndPark resets s and parks it for key, unless DropHost closed its
+// instance's sessions since start (when Put took it: before the reset
+// began, as the goroutine may start late).
+func (p *Pool) resetAndPark(key string, s Pooled, start time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.o.ResetTimeout)
 	err := s.Reset(ctx)
 	cancel()
@@ -199,7 +207,7 @@ func (p *Pool) resetAndPark(key string, s Pooled) {
 	k := p.keys[key]
 	k.resetting--
 	p.reset--
-	ok := err == nil && !p.closed
+	ok := err == nil && !p.closed && !p.droppedSince(s, start)
 	if ok {
 		k.parked = append(k.parked, parked{s: s, since: time.Now()})
 		p.idle++
@@ -256,6 +264,10 @@ func (p *Pool) gcKey(key string, k *poolKey) {
 func (p *Pool) DropHost(hostport string) int {
 	var drop []Pooled
 	p.mu.Lock()
+	if p.dropped == nil {
+		p.dropped = map[string]time.Time{}
+	}
+	p.dropped[hostport] = time.Now()
 	for key, k := range p.keys {
 		kept := k.parked[:0]
 		for _, s := range k.parked {
@@ -274,6 +286,20 @@ func (p *Pool) DropHost(hostport string) int {
 		s.Discard()
 	}
 	return len(drop)
+}
+
+// droppedSince reports whether DropHost ran for one of s's hosts at or
+// after start (a reset or a fill of s under way then). p.mu is held.
+func (p *Pool) droppedSince(s Pooled, start time.Time) bool {
+	if len(p.dropped) == 0 {
+		return false
+	}
+	for _, h := range s.Hosts() {
+		if at, ok := p.dropped[h]; ok && !at.Before(start) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasHost(s Pooled, hostport string) bool {

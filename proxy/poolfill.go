@@ -34,6 +34,7 @@ func (p *Pool) Keep(key string, fill Fill) {
 		p.keys[key] = k
 	}
 	k.fill, k.used = fill, time.Now()
+	k.fillGen++
 	p.topUpLocked(key, k)
 }
 
@@ -50,20 +51,22 @@ func (p *Pool) topUpLocked(key string, k *poolKey) {
 		k.filling++
 		p.filling++
 		p.fills.Add(1)
-		go p.fillOne(key, k.fill)
+		go p.fillOne(key, k.fill, k.fillGen, time.Now())
 	}
 }
 
 // fillOne logs in one session for key and parks it as it is: a fresh
-// login needs no reset.
-func (p *Pool) fillOne(key string, fill Fill) {
+// login needs no reset. gen is the Keep that fill came from, start when
+// the fill was decided (a DropHost since then drops it too).
+func (p *Pool) fillOne(key string, fill Fill, gen int, start time.Time) {
 	defer p.fills.Done()
 	s, err := fill(p.fillCtx)
 	p.mu.Lock()
 	p.filling--
 	k := p.keys[key] // kept while k.filling > 0
 	k.filling--
-	ok := err == nil && !p.closed && len(k.parked)+k.resetting < p.o.MaxIdlePerKey && p.idle+p.reset < p.o.MaxIdle
+	ok := err == nil && !p.closed && len(k.parked)+k.resetting < p.o.MaxIdlePerKey && p.idle+p.reset < p.o.MaxIdle &&
+		!p.droppedSince(s, start) // its instance's sessions were closed meanwhile (a writer change)
 	if ok {
 		k.parked = append(k.parked, parked{s: s, since: time.Now()})
 		p.idle++
@@ -75,8 +78,11 @@ func (p *Pool) fillOne(key string, fill Fill) {
 	case errors.Is(err, ErrNotRouted):
 		// The instance is no longer where the key's clients go (a writer
 		// demoted): its minimum is kept no more. A client that parks a
-		// session of the key again asks for it anew (Keep).
-		k.fill = nil
+		// session of the key again asks for it anew (Keep), and a Keep
+		// since then is not undone.
+		if k.fillGen == gen {
+			k.fill = nil
+		}
 	case err != nil:
 		// Not at once again: a down upstream or a refused login is not
 		// hammered. The reaper's tick retries.
@@ -86,7 +92,7 @@ func (p *Pool) fillOne(key string, fill Fill) {
 	p.gcKey(key, k)
 	p.mu.Unlock()
 	if errors.Is(err, ErrNotRouted) {
-		p.o.Logger.Info("the pool's minimum is no longer kept for an Aurora instance clients are no longer routed to", "err", err)
+		p.o.Logger.Debug("the pool's minimum is no longer kept for an Aurora instance clients are no longer routed to", "err", err)
 		return
 	}
 	if err != nil {
@@ -176,6 +182,9 @@ func (s *Settings) keep(l *Login, h Handshake, key, user string) {
 			return
 		}
 		login = rl.Relogin()
+	}
+	if routed != nil && !routed(nil) {
+		return // a session cut by a writer change, say: nothing to keep there
 	}
 	guardKey := net.JoinHostPort(host, strconv.Itoa(port))
 	s.Pool.Keep(key, func(ctx context.Context) (Pooled, error) {

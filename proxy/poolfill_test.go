@@ -194,3 +194,37 @@ func TestPoolMinimumStopsWhenNotRouted(t *testing.T) {
 	p.Keep("k", f.fill)
 	waitIdle(t, p, 2)
 }
+
+// TestPoolDropHostReachesResetsAndFills: a session being reset, or
+// logged in ahead, when DropHost closes its instance's sessions (a writer
+// change) is not parked once done: it would otherwise wait on a demoted
+// instance until its idle timeout.
+func TestPoolDropHostReachesResetsAndFills(t *testing.T) {
+	p := NewPool(PoolOptions{MinIdlePerKey: 1})
+	defer p.Close()
+	resetting := newFake("resetting")
+	resetting.resetTook = 200 * time.Millisecond
+	p.Put("k", resetting)
+	f := &filler{block: make(chan struct{})}
+	p.Keep("k2", f.fill)
+	for p.Filling() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if n := p.DropHost("db:5432"); n != 0 {
+		t.Fatalf("DropHost closed %d parked sessions, want none parked yet", n)
+	}
+	close(f.block)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Filling() > 0 || !resetting.discarded.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("filling %d, the reset one discarded %v", p.Filling(), resetting.discarded.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.mu.Lock()
+	filled := f.made
+	f.mu.Unlock()
+	if len(filled) == 0 || !filled[0].discarded.Load() {
+		t.Fatal("the session logged in ahead across the DropHost was not discarded")
+	}
+}

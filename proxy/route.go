@@ -297,12 +297,19 @@ func (r *Router) routesTo(host string, writer bool) bool {
 		return r.isWriter(host)
 	}
 	v, _, _ := r.mon.Current()
+	readers := 0
 	for _, id := range v.Readers {
-		if d, err := r.instance(id); err == nil && d.Host == host {
+		d, err := r.instance(id)
+		if err != nil {
+			continue
+		}
+		if d.Host == host {
 			return true
 		}
+		readers++
 	}
-	return false
+	// No reader: reader connections go to the writer (targetLocked).
+	return readers == 0 && r.isWriter(host)
 }
 
 // routeTicket is one routed connection's place on an instance.

@@ -6,20 +6,16 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rds-iam-proxy/rds-iam-proxy/authtoken"
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen/targets"
-	"github.com/rds-iam-proxy/rds-iam-proxy/internal/throwaway/localsrv"
 )
 
 // mysqlRows is the size of the point-select table (sysbench's sbtest1).
@@ -234,41 +230,4 @@ func pointSelects(cfg *mysql.Config, clients int, d time.Duration, fresh bool) (
 		return 0, 0, first
 	}
 	return float64(n.Load()) / time.Since(start).Seconds(), n.Load(), nil
-}
-
-// startSocat runs socat forwarding a loopback port to addr, each
-// connection in a process of its own, and returns the port's address and
-// how to stop it; no stop (nil) when socat is not installed.
-func startSocat(ctx context.Context, addr string) (string, func(), error) {
-	bin, err := exec.LookPath("socat")
-	if err != nil {
-		return "", nil, nil
-	}
-	ports, err := localsrv.FreePorts(1)
-	if err != nil {
-		return "", nil, err
-	}
-	listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	cmd := exec.Command(bin, fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,nodelay", ports[0]), "TCP:"+addr+",nodelay")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its forks go with it
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start socat: %w", err)
-	}
-	stop := func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", listen)
-		if err == nil {
-			c.Close()
-			return listen, stop, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", nil, fmt.Errorf("socat did not listen on %s: %w", listen, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
