@@ -117,7 +117,7 @@ type Serving struct {
 	LoginBurst          int      `yaml:"login_burst" usage:"logins per endpoint that may go at once after a quiet spell, above login_rate"`
 	LoginWait           Duration `yaml:"login_wait" usage:"longest a login waits for its turn under login_rate, first come first served; a login whose turn comes later gets \"too many connections\" at once (0: no wait). A place among max_logins_in_progress is waited for as long as the handshake may last"`
 	MaxLoginsInProgress int      `yaml:"max_logins_in_progress" usage:"cap per endpoint on upstream logins in progress at once, so a storm is served in turn (0: none); MySQL logins, open from the greeting on, are bounded by max_unanswered_greetings instead"`
-	Prewarm             int      `yaml:"prewarm" usage:"upstream connections per endpoint kept dialed and through TLS (Postgres) or greeted (MySQL), ready for the next client, renewed before the server's handshake timeout (0: none)"`
+	Prewarm             int      `yaml:"prewarm" usage:"upstream connections per endpoint (per instance behind an Aurora cluster endpoint) kept dialed and through TLS (Postgres) or greeted (MySQL), ready for the next client, renewed before the server's handshake timeout (0: none)"`
 	PrewarmMaxAge       Duration `yaml:"prewarm_max_age" usage:"age at which a pre-warmed connection is replaced; keep it under the server's handshake timeout (0: half the default one, 30s for postgres (authentication_timeout), 5s for mysql (connect_timeout))"`
 }
 
