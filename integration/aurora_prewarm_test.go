@@ -17,10 +17,11 @@ import (
 // logins reach the new writer, whose connections are then made ready and
 // taken in turn. A login that took a connection of another instance than
 // the one it was routed to would land there: every login is checked for
-// its instance and its INSERT (the old writer refuses writes). attempt
+// its instance and its INSERT (the old writer refuses writes), also in a
+// burst of 100 clients at once at the end. try
 // is one client through the proxy on port; transient says which errors
 // a client may get while the proxy has not seen the new writer yet.
-func auroraPrewarm(t *testing.T, r *auroraRig, engine string, attempt func(port string) attempt, transient func(string) bool) {
+func auroraPrewarm(t *testing.T, r *auroraRig, engine string, try func(port string) attempt, transient func(string) bool) {
 	m := metrics.New()
 	port := r.proxy(t, func(c *launch.Config) {
 		c.Prewarm, c.PrewarmMaxAge = 2, config.Duration(time.Minute) // no recycle during the test
@@ -31,7 +32,7 @@ func auroraPrewarm(t *testing.T, r *auroraRig, engine string, attempt func(port 
 	taken := func() int { return prewarmed(t, m, "taken") }
 	on := func(want string) {
 		t.Helper()
-		a := attempt(port)
+		a := try(port)
 		if a.err != "" || a.instance != want {
 			t.Fatalf("a client got %q (%s), want the writer %s", a.instance, a.err, want)
 		}
@@ -61,7 +62,7 @@ func auroraPrewarm(t *testing.T, r *auroraRig, engine string, attempt func(port 
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		a := attempt(port)
+		a := try(port)
 		if a.err == "" && a.instance == to {
 			break
 		}
@@ -81,6 +82,19 @@ func auroraPrewarm(t *testing.T, r *auroraRig, engine string, attempt func(port 
 		return taken() > k
 	})
 	takeEach(3, to)
+	// Many at once: the ready ones go in turn, the rest dial; every
+	// client gets its session on the new writer, none waits past its
+	// limit.
+	const burst = 100
+	results := make(chan attempt, burst)
+	for range burst {
+		go func() { results <- try(port) }()
+	}
+	for range burst {
+		if a := <-results; a.err != "" || a.instance != to {
+			t.Errorf("a client of the burst got %q (%s), want the writer %s", a.instance, a.err, to)
+		}
+	}
 	if stale := prewarmed(t, m, "stale"); stale != 0 {
 		t.Errorf("%d ready connections were dead when taken", stale)
 	}
