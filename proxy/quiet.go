@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"time"
 )
@@ -13,6 +14,28 @@ import (
 // Settings.AdoptTimeout and a login, not its session. PgBouncer's
 // server_check_delay is the same idea at 30 s.
 const QuietFor = time.Second
+
+// LookParked is the check of a parked session taken within QuietFor of
+// the server's last answer on it (answered): decided is false when a
+// look cannot settle it (too long ago, or the socket cannot be looked
+// at), and the caller proves it alive by a round trip; else err says why
+// it is not alive (nil: it is). c is the session's connection.
+func LookParked(c net.Conn, answered time.Time) (decided bool, err error) {
+	if time.Since(answered) >= QuietFor {
+		return false, nil
+	}
+	quiet, known := Quiet(c)
+	switch {
+	case !known:
+		return false, nil
+	case !quiet:
+		return true, errParkedSpoke
+	}
+	return true, nil
+}
+
+// errParkedSpoke is a parked session with something on its socket.
+var errParkedSpoke = errors.New("the server ended the session, or spoke on it, while it was parked")
 
 // Quiet says whether nothing is waiting to be read on c's socket: no
 // bytes, no end of stream, no error. A parked upstream session is quiet

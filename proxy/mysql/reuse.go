@@ -62,18 +62,14 @@ func (p *Proxy) takeParked(l *proxy.Login) *session {
 			return nil
 		}
 		s := ps.(*session)
-		if time.Since(s.answered) < proxy.QuietFor {
-			// Reset or logged in a moment ago: a look at its socket
-			// proves it alive, as for Postgres (proxy.QuietFor).
-			quiet, known := proxy.Quiet(s.s.Conn)
-			if known && quiet {
-				return s
-			}
-			if known {
-				l.Log.Info("parked session not reused: the server ended it, or spoke on it, while it was parked")
-				s.Discard()
-				continue
-			}
+		// Reset or logged in a moment ago: a look at its socket proves it
+		// alive, as for Postgres (proxy.QuietFor).
+		if decided, err := proxy.LookParked(s.s.Conn, s.answered); err != nil {
+			l.Log.Info("parked session not reused", "err", err)
+			s.Discard()
+			continue
+		} else if decided {
+			return s
 		}
 		// A parked session that does not answer (its server stopped, its
 		// address black-holed by a failover) costs the client the adoption

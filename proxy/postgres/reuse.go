@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -109,12 +108,10 @@ func (h *handshake) Adopt(ctx context.Context, p proxy.Pooled) (proxy.Session, e
 // proxy.QuietFor (see Adopt), else a SET, which proves it alive. It returns
 // the ParameterStatus values to greet with.
 func adoptApp(ctx context.Context, s *session, want string) (map[string]string, error) {
-	if s.resetAppKnown && want == s.resetApp && time.Since(s.answered) < proxy.QuietFor {
-		quiet, known := proxy.Quiet(s.raw)
-		if known && !quiet {
-			return nil, errors.New("the server ended the session, or spoke on it, while it was parked")
-		}
-		if known {
+	if s.resetAppKnown && want == s.resetApp {
+		if decided, err := proxy.LookParked(s.raw, s.answered); err != nil {
+			return nil, err
+		} else if decided {
 			// A SET to the value it has would not be reported again,
 			// so say it here: the last client's SET may still be in params.
 			return map[string]string{"application_name": want}, nil
