@@ -53,10 +53,8 @@ type Login struct {
 	target   Target
 	route    *routeTicket // the Aurora instance this connection is on (Settings.Router), or nil
 	// routedTo is that instance's host:port once the router chose it:
-	// session reuse then parks and takes sessions of that instance only
-	// (and keeps its minimum there: routedDest).
-	routedTo   string
-	routedDest Destination
+	// session reuse then parks and takes sessions of that instance only.
+	routedTo string
 	// guardBusy: the endpoint was busy when this login went (see
 	// Settings.retryReason).
 	guardBusy bool

@@ -167,7 +167,7 @@ func (s *Settings) keep(l *Login, h Handshake, key, user string) {
 		if !ok || l.route == nil || s.Router == nil {
 			return
 		}
-		d, writer, r := l.routedDest, l.route.writer, s.Router
+		d, writer, r := l.route.dest, l.route.writer, s.Router
 		host, port, login = d.Host, d.Port, rl.ReloginAt(d)
 		routed = func(p Pooled) bool {
 			if !r.routesTo(d.Host, writer) {

@@ -315,7 +315,7 @@ func (r *Router) routesTo(host string, writer bool) bool {
 // routeTicket is one routed connection's place on an instance.
 type routeTicket struct {
 	r      *Router
-	host   string
+	dest   Destination // the instance
 	writer bool
 	conn   *routedConn
 	once   sync.Once
@@ -409,7 +409,7 @@ func (r *Router) choose(v topology.View) (Destination, *routeTicket, error) {
 		return d, nil, err
 	}
 	r.counts[d.Host]++
-	return d, &routeTicket{r: r, host: d.Host, writer: writer && !r.Reader}, nil
+	return d, &routeTicket{r: r, dest: d, writer: writer && !r.Reader}, nil
 }
 
 // targetLocked is the instance a new connection goes to in v: the
@@ -455,7 +455,7 @@ func (t *routeTicket) failed(err error) bool {
 	}
 	if t.writer {
 		t.r.mu.Lock()
-		t.r.downHost, t.r.downAt = t.host, time.Now()
+		t.r.downHost, t.r.downAt = t.dest.Host, time.Now()
 		t.r.mu.Unlock()
 	}
 	t.r.mon.Suspect()
@@ -479,10 +479,10 @@ func (t *routeTicket) follow(up net.Conn) net.Conn {
 	c := &routedConn{Conn: up, t: t}
 	t.r.mu.Lock()
 	defer t.r.mu.Unlock()
-	if t.r.sessions[t.host] == nil {
-		t.r.sessions[t.host] = map[*routedConn]bool{}
+	if t.r.sessions[t.dest.Host] == nil {
+		t.r.sessions[t.dest.Host] = map[*routedConn]bool{}
 	}
-	t.r.sessions[t.host][c] = t.writer
+	t.r.sessions[t.dest.Host][c] = t.writer
 	t.conn = c
 	return c
 }
@@ -495,9 +495,9 @@ func (t *routeTicket) done() {
 	t.once.Do(func() {
 		t.r.mu.Lock()
 		defer t.r.mu.Unlock()
-		t.r.counts[t.host]--
+		t.r.counts[t.dest.Host]--
 		if t.conn != nil {
-			delete(t.r.sessions[t.host], t.conn)
+			delete(t.r.sessions[t.dest.Host], t.conn)
 		}
 	})
 }
@@ -552,7 +552,7 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 		if err != nil {
 			return nil, err
 		}
-		l.routedTo, l.routedDest = d.HostPort(), d
+		l.routedTo = d.HostPort()
 		sess := s.reuse(l, h) // a session parked on that very instance
 		if sess == nil {
 			sess, err = s.loginAt(l, h, rh, d, user)

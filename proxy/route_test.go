@@ -130,7 +130,7 @@ func TestRouterReadersLeastConnectionsThenWriter(t *testing.T) {
 	// Released places are counted down: with two of b's released, b is
 	// the emptier and gets the next two.
 	for _, tk := range held {
-		if strings.HasPrefix(tk.host, "b.") && count["b"] > 3 {
+		if strings.HasPrefix(tk.dest.Host, "b.") && count["b"] > 3 {
 			tk.done()
 			tk.done() // harmless twice
 			count["b"]--
@@ -179,9 +179,9 @@ func TestRouterCutsSessionsOnADemotedWriterOnly(t *testing.T) {
 	// A reader ticket on b (by hand: this router routes to the writer).
 	rc, rpeer := netpair.TCP(t)
 	defer rpeer.Close()
-	rt := &routeTicket{r: r, host: "b.abc.us-east-1.rds.amazonaws.com"}
+	rt := &routeTicket{r: r, dest: Destination{Host: "b.abc.us-east-1.rds.amazonaws.com"}}
 	r.mu.Lock()
-	r.counts[rt.host]++
+	r.counts[rt.dest.Host]++
 	r.mu.Unlock()
 	readerSession := rt.follow(rc)
 	defer rt.done()
