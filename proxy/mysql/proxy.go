@@ -276,23 +276,29 @@ func (h *handshake) Login(ctx context.Context, user, token string) (proxy.Sessio
 			return nil, err
 		}
 	}
-	login := h.login(user, token)
-	s, err := pending.Login(ctx, login)
-	if err != nil && pending.warm && proxy.WarmConnGone(err) && ctx.Err() == nil {
-		// The server closed the pre-warmed connection (a restart): a
-		// fresh one, whose connection id is not the one greeted.
-		h.p.warm.Stale(err)
-		if pending, err = Dial(ctx, h.p.cfg.Upstream); err != nil {
-			return nil, err
-		}
-		s, err = pending.Login(ctx, login)
-	}
+	s, err := loginOrRedial(ctx, pending, h.login(user, token), h.p.warm.Stale, func(ctx context.Context) (*Pending, error) { return Dial(ctx, h.p.cfg.Upstream) })
 	if err != nil {
 		return nil, err
 	}
 	sess := &session{s: s}
 	h.reusable(sess)
 	return sess, nil
+}
+
+// loginOrRedial logs in on pending; when it was a pre-warmed connection
+// the server has closed since (a restart), stale hears of it and the
+// login goes once more on a fresh connection from redial, whose connection
+// id is not the one the client was greeted with.
+func loginOrRedial(ctx context.Context, pending *Pending, login mywire.Login, stale func(error), redial func(context.Context) (*Pending, error)) (*mywire.Session, error) {
+	s, err := pending.Login(ctx, login)
+	if err == nil || !pending.warm || !proxy.WarmConnGone(err) || ctx.Err() != nil {
+		return s, err
+	}
+	stale(err)
+	if pending, err = redial(ctx); err != nil {
+		return nil, err
+	}
+	return pending.Login(ctx, login)
 }
 
 // login is the upstream login for the client: user with token over

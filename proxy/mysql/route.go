@@ -75,17 +75,8 @@ func (h *handshake) LoginAt(ctx context.Context, d proxy.Destination, user, toke
 			return nil, err
 		}
 	}
-	login := h.login(user, token)
-	s, err := pending.Login(ctx, login)
-	if err != nil && pending.warm && proxy.WarmConnGone(err) && ctx.Err() == nil {
-		// The server closed the pre-warmed connection (a restart): a
-		// fresh one, whose connection id is not the one greeted.
-		h.p.warmAt.Stale(d, err)
-		if pending, err = dialAt(ctx, h.p.cfg.Upstream, d); err != nil {
-			return nil, err
-		}
-		s, err = pending.Login(ctx, login)
-	}
+	s, err := loginOrRedial(ctx, pending, h.login(user, token), func(err error) { h.p.warmAt.Stale(d, err) },
+		func(ctx context.Context) (*Pending, error) { return dialAt(ctx, h.p.cfg.Upstream, d) })
 	if err != nil {
 		return nil, err
 	}

@@ -180,22 +180,26 @@ func (f *quitFarewell) Message(err error) []byte {
 // parameters, application_name included) without its connection, for the
 // pool's minimum. It implements proxy.Relogger.
 func (h *handshake) Relogin() func(ctx context.Context, user, token string) (proxy.Pooled, error) {
-	again := &handshake{p: h.p, startup: h.startup, who: h.who}
-	return func(ctx context.Context, user, token string) (proxy.Pooled, error) {
-		s, err := again.Login(ctx, user, token)
-		if err != nil {
-			return nil, err
-		}
-		return s.(*session), nil
-	}
+	return h.relogin(nil)
 }
 
 // ReloginAt is Relogin to the Aurora instance d. It implements
 // proxy.InstanceRelogger.
 func (h *handshake) ReloginAt(d proxy.Destination) func(ctx context.Context, user, token string) (proxy.Pooled, error) {
+	return h.relogin(&d)
+}
+
+// relogin is Relogin to the endpoint (at nil) or the instance at.
+func (h *handshake) relogin(at *proxy.Destination) func(ctx context.Context, user, token string) (proxy.Pooled, error) {
 	again := &handshake{p: h.p, startup: h.startup, who: h.who}
 	return func(ctx context.Context, user, token string) (proxy.Pooled, error) {
-		s, err := again.LoginAt(ctx, d, user, token)
+		var s proxy.Session
+		var err error
+		if at == nil {
+			s, err = again.Login(ctx, user, token)
+		} else {
+			s, err = again.LoginAt(ctx, *at, user, token)
+		}
 		if err != nil {
 			return nil, err
 		}
