@@ -138,13 +138,26 @@ func (e *LoginRateError) Error() string {
 // once the login has finished, logged in or not); waited is the time
 // spent waiting.
 func (g *LoginGuard) Wait(ctx context.Context, key string) (release func(), waited time.Duration, err error) {
+	return g.wait(ctx, key, true)
+}
+
+// WaitInLine is Wait for a login that may be served otherwise while it
+// waits (a Claim: a session another client leaves): a token due after
+// MaxWait is not refused at once, as those ahead of it in line may leave
+// for the same reason; it waits in line until MaxWait (or ctx's deadline)
+// and is refused then.
+func (g *LoginGuard) WaitInLine(ctx context.Context, key string) (release func(), waited time.Duration, err error) {
+	return g.wait(ctx, key, false)
+}
+
+func (g *LoginGuard) wait(ctx context.Context, key string, early bool) (release func(), waited time.Duration, err error) {
 	start := time.Now()
 	e := g.endpoint(key)
 	limit := start.Add(g.maxWait)
 	if d, ok := ctx.Deadline(); ok && d.Before(limit) {
 		limit = d
 	}
-	if err := e.takeToken(ctx, start, limit, g.maxWait); err != nil {
+	if err := e.takeToken(ctx, start, limit, g.maxWait, early); err != nil {
 		return nil, time.Since(start), err
 	}
 	line := start.Add(g.maxWait)
@@ -166,7 +179,7 @@ func (g *LoginGuard) WaitRate(ctx context.Context, key string) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(limit) {
 		limit = d
 	}
-	return g.endpoint(key).takeToken(ctx, start, limit, g.maxWait)
+	return g.endpoint(key).takeToken(ctx, start, limit, g.maxWait, true)
 }
 
 // Count counts a login the proxy makes for itself (the Aurora topology
@@ -210,6 +223,7 @@ type endpointGuard struct {
 	limiter    *rate.Limiter // nil: no rate limit
 	inProgress int
 	queue      []*loginWaiter // FIFO
+	line       []*rateWaiter  // for a token of the rate, FIFO: the head holds its reservation
 	recent     window
 }
 
@@ -228,6 +242,14 @@ func (e *endpointGuard) setLimits(l LoginLimits) {
 	switch {
 	case l.Rate <= 0:
 		e.limiter = nil
+		// The line goes at once (its head when its token is due).
+		if len(e.line) > 1 {
+			for _, w := range e.line[1:] {
+				w.due = time.Now()
+				close(w.turn)
+			}
+			e.line = e.line[:1]
+		}
 	case e.limiter == nil:
 		e.limiter = rate.NewLimiter(rate.Limit(l.Rate), l.Burst)
 	default:
@@ -238,10 +260,15 @@ func (e *endpointGuard) setLimits(l LoginLimits) {
 	e.grantLocked()
 }
 
-// takeToken reserves the next token of the rate and sleeps until it is
-// due, refusing at once when it is due after limit. Reservations are
-// handed out in call order, so waits are first come, first served.
-func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, maxWait time.Duration) error {
+// takeToken waits for the next token of the rate, first come, first
+// served, refusing when it would come after limit: at once when early,
+// else when limit comes. The logins waiting for a token stand in a line
+// (e.line) and only its head holds a reservation of the limiter: a login
+// that leaves the line (its client gone, or given a session left by
+// another client: a Claim) lets those behind it move up at once.
+// Reservations made at arrival, one per login, would have kept every
+// later login at its first due time, each leaver's token lost to all.
+func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, maxWait time.Duration, early bool) error {
 	e.mu.Lock()
 	lim, limits := e.limiter, e.limits
 	e.recent.add(now)
@@ -249,28 +276,129 @@ func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, max
 		e.mu.Unlock()
 		return nil
 	}
-	r := lim.ReserveN(now, 1)
+	refusal := &LoginRateError{Key: e.key, Limits: limits, Wait: limit.Sub(now)}
+	if len(e.line) == 0 {
+		r := lim.ReserveN(now, 1)
+		if !r.OK() {
+			e.mu.Unlock()
+			return &LoginRateError{Key: e.key, Limits: limits, Wait: maxWait}
+		}
+		d := r.DelayFrom(now)
+		if d == 0 {
+			e.mu.Unlock()
+			return nil
+		}
+		if now.Add(d).After(limit) {
+			r.CancelAt(now) // the token goes back to those who can wait
+			e.mu.Unlock()
+			return refusal
+		}
+		w := &rateWaiter{turn: make(chan struct{}), r: r, due: now.Add(d)}
+		close(w.turn)
+		e.line = append(e.line, w)
+		e.mu.Unlock()
+		return e.waitDue(ctx, w)
+	}
+	// Behind the head: each in line takes the next token, one per 1/rate
+	// (none is left over while any waits).
+	due := e.line[0].due.Add(time.Duration(float64(len(e.line)) * float64(time.Second) / float64(lim.Limit())))
+	if early && due.After(limit) {
+		e.mu.Unlock()
+		return refusal
+	}
+	w := &rateWaiter{turn: make(chan struct{})}
+	e.line = append(e.line, w)
 	e.mu.Unlock()
-	if !r.OK() {
-		return &LoginRateError{Key: e.key, Limits: limits, Wait: maxWait}
-	}
-	d := r.DelayFrom(now)
-	if d == 0 {
-		return nil
-	}
-	if now.Add(d).After(limit) {
-		r.CancelAt(now) // the token goes back to those who can wait
-		return &LoginRateError{Key: e.key, Limits: limits, Wait: limit.Sub(now)}
-	}
-	t := time.NewTimer(d)
+	t := time.NewTimer(limit.Sub(now))
 	defer t.Stop()
+	var err error
 	select {
-	case <-t.C:
-		return nil
+	case <-w.turn:
+		if !w.due.After(limit) {
+			return e.waitDue(ctx, w)
+		}
+		err = refusal // its token comes too late
 	case <-ctx.Done():
-		r.Cancel()
-		return ctx.Err()
+		err = ctx.Err()
+	case <-t.C:
+		err = refusal
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	select {
+	case <-w.turn: // the head (or let go) as it leaves: the turn is passed on
+		if w.r != nil {
+			w.r.Cancel()
+		}
+		e.advanceLocked(w)
+	default:
+		for i, q := range e.line {
+			if q == w {
+				e.line = append(e.line[:i], e.line[i+1:]...)
+				break
+			}
+		}
+	}
+	return err
+}
+
+// rateWaiter is a login in line for a token of the rate; turn is closed
+// when it heads the line, with its reservation r (nil: the rate was
+// lifted) due at due.
+type rateWaiter struct {
+	turn chan struct{}
+	r    *rate.Reservation
+	due  time.Time
+}
+
+// waitDue waits, at the head of the line, until w's token is due, then
+// hands the head to the next in line.
+func (e *endpointGuard) waitDue(ctx context.Context, w *rateWaiter) error {
+	var err error
+	if d := time.Until(w.due); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		t.Stop()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil && w.r != nil {
+		w.r.Cancel() // the only reservation out: its token goes back whole
+	}
+	e.advanceLocked(w)
+	return err
+}
+
+// advanceLocked removes w, the head of the line, and makes the next one
+// head, with a reservation of its own (with the rate lifted meanwhile,
+// every one in line goes at once, and is no longer in it). e.mu is held.
+func (e *endpointGuard) advanceLocked(w *rateWaiter) {
+	if len(e.line) == 0 || e.line[0] != w {
+		return // let go with the whole line when the rate was lifted
+	}
+	e.line = e.line[1:]
+	if len(e.line) == 0 {
+		e.line = nil
+		return
+	}
+	if e.limiter == nil {
+		now := time.Now()
+		for _, w := range e.line {
+			w.due = now
+			close(w.turn)
+		}
+		e.line = nil
+		return
+	}
+	now := time.Now()
+	next := e.line[0]
+	next.r = e.limiter.ReserveN(now, 1)
+	next.due = now.Add(next.r.DelayFrom(now))
+	close(next.turn)
 }
 
 // enter takes a place among the logins in progress, waiting in line

@@ -291,3 +291,97 @@ func TestLoginGuardCountTakesATokenWithoutWaiting(t *testing.T) {
 	}
 	release()
 }
+
+// A login that leaves the line for a token (its client gone, or served by
+// a session another client left) lets those behind it move up at once:
+// only the head of the line holds a reservation.
+func TestLoginGuardLeaversLetLineMoveUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := NewLoginGuard(LoginLimits{Rate: 10, Burst: 1}, 10*time.Second)
+		start := time.Now()
+		at := make([]time.Duration, 6)
+		errs := make([]error, 6)
+		cancels := make([]context.CancelFunc, 6)
+		var wg sync.WaitGroup
+		for i := range 6 {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancels[i] = cancel
+			wg.Go(func() {
+				release, _, err := g.Wait(ctx, "k")
+				at[i], errs[i] = time.Since(start), err
+				if err == nil {
+					release()
+				}
+			})
+			synctest.Wait()
+		}
+		for i := 1; i <= 3; i++ { // the head (1) and two behind it leave
+			cancels[i]()
+		}
+		wg.Wait()
+		for _, c := range cancels {
+			c()
+		}
+		want := []time.Duration{0, 0, 0, 0, 100 * time.Millisecond, 200 * time.Millisecond}
+		for i := range 6 {
+			if left := i >= 1 && i <= 3; left != errors.Is(errs[i], context.Canceled) || at[i] != want[i] {
+				t.Errorf("login %d: at %v err %v, want at %v, cancelled %v", i, at[i], errs[i], want[i], left)
+			}
+		}
+	})
+}
+
+// WaitInLine (a login a Claim may serve meanwhile) is not refused at once
+// when its token would come after MaxWait: it waits in line and goes if
+// those ahead leave in time, else it is refused at MaxWait.
+func TestLoginGuardWaitInLine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := NewLoginGuard(LoginLimits{Rate: 1, Burst: 1}, 2*time.Second)
+		start := time.Now()
+		at := make([]time.Duration, 5)
+		errs := make([]error, 5)
+		cancels := make([]context.CancelFunc, 5)
+		var wg sync.WaitGroup
+		for i := range 5 {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancels[i] = cancel
+			wg.Go(func() {
+				release, _, err := g.WaitInLine(ctx, "k")
+				at[i], errs[i] = time.Since(start), err
+				if err == nil {
+					release()
+				}
+			})
+			synctest.Wait()
+		}
+		// 0 went at once, 1 is due at 1 s, 2 at 2 s, 3 and 4 later than
+		// MaxWait: they wait. At 0.5 s, 1 and 2 leave.
+		time.Sleep(500 * time.Millisecond)
+		cancels[1]()
+		cancels[2]()
+		wg.Wait()
+		for _, c := range cancels {
+			c()
+		}
+		var rerr *LoginRateError
+		if errs[0] != nil || at[0] != 0 || errs[3] != nil || at[3] != time.Second || errs[4] != nil || at[4] != 2*time.Second {
+			t.Errorf("0: %v %v; 3: %v %v; 4: %v %v; want 0 at 0, 3 at 1s, 4 at 2s", at[0], errs[0], at[3], errs[3], at[4], errs[4])
+		}
+		// With nobody leaving, the one behind a full line is refused at
+		// MaxWait, not at once.
+		g2 := NewLoginGuard(LoginLimits{Rate: 1, Burst: 1}, 2*time.Second)
+		start = time.Now()
+		for range 3 {
+			go func() {
+				if release, _, err := g2.WaitInLine(context.Background(), "k"); err == nil {
+					release()
+				}
+			}()
+			synctest.Wait()
+		}
+		_, _, err := g2.WaitInLine(context.Background(), "k")
+		if !errors.As(err, &rerr) || time.Since(start) != 2*time.Second {
+			t.Errorf("behind a full line: %v after %v, want a LoginRateError at 2s", err, time.Since(start))
+		}
+	})
+}
