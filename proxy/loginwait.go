@@ -61,65 +61,79 @@ const ThrottleText = "too many competing requests"
 // GuardKey is the guard's key for t: the host:port tokens are signed for.
 func GuardKey(t Target) string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
 
-// awaitLogin waits for the login's turn in the guard (none: at once). A
-// login refused by it gets a login_rate failure.
-func (s *Settings) awaitLogin(l *Login, h Handshake) (func(), error) {
-	return s.awaitLoginFor(l, h, GuardKey(l.target))
-}
-
-// awaitLoginFor is awaitLogin for a login to key: the configured endpoint,
-// or the Aurora instance a routed login goes to (RDS throttles IAM logins
-// per instance).
+// awaitLoginFor waits for the turn of a login to key in the guard (none:
+// at once): the configured endpoint, or the Aurora instance a routed
+// login goes to (RDS throttles IAM logins per instance). A login refused
+// by it gets a login_rate failure.
 func (s *Settings) awaitLoginFor(l *Login, h Handshake, key string) (func(), error) {
 	if s.Guard == nil {
 		return func() {}, nil
 	}
-	ctx := l.Ctx
-	opened := false // the upstream connection is open and its server's clock runs
+	t := s.waitTurn(l.Ctx, l, h, key, false)
+	return s.tookTurn(l, t)
+}
+
+// turn is how a login's wait in the guard ended (waitTurn).
+type turn struct {
+	leave  func() // the place to give back; nil on err
+	waited time.Duration
+	busy   bool // the key was busy when the login went (Guard.Busy)
+	err    error
+}
+
+// waitTurn waits in the guard (not nil) for a login to key, within ctx;
+// tookTurn then tells the client and the metrics. claimed: the login
+// waits in line past a due time over --login-wait, as a Claim may serve
+// it and those ahead of it meanwhile (LoginGuard.WaitInLine). It touches
+// nothing of l's, so it may run beside l's goroutine (claimTurn).
+func (s *Settings) waitTurn(ctx context.Context, l *Login, h Handshake, key string, claimed bool) turn {
 	if uw, ok := h.(UpstreamWaiting); ok {
 		if by := uw.LoginBy(); !by.IsZero() {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, by)
+			// The upstream connection is open and its server's clock
+			// runs. The rate only: the server counts this login in
+			// progress since its greeting already (the cap on unanswered
+			// greetings bounds those), and a wait in line for a place
+			// could outlast its connect_timeout on a loaded machine.
+			ctx, cancel := context.WithDeadline(ctx, by)
 			defer cancel()
-			opened = true
+			start := time.Now()
+			err := s.Guard.WaitRate(ctx, key)
+			return turn{leave: func() {}, waited: time.Since(start), busy: err == nil && s.Guard.Busy(key), err: err}
 		}
 	}
-	lo, _ := s.Observer.(LoginObserver)
-	var leave func()
-	var waited time.Duration
-	var err error
-	if opened {
-		// The rate only: the server counts this login in progress since
-		// its greeting already (the cap on unanswered greetings bounds
-		// those), and a wait in line for a place could outlast its
-		// connect_timeout on a loaded machine.
-		start := time.Now()
-		err = s.Guard.WaitRate(ctx, key)
-		leave, waited = func() {}, time.Since(start)
-	} else {
-		leave, waited, err = s.Guard.Wait(ctx, key)
+	wait := s.Guard.Wait
+	if claimed {
+		wait = s.Guard.WaitInLine
 	}
-	if err != nil {
-		if rerr, ok := errors.AsType[*LoginRateError](err); ok {
+	leave, waited, err := wait(ctx, key)
+	// Busy now, when the login goes: its failure may come back seconds
+	// later on a loaded machine, when the window has moved on.
+	return turn{leave: leave, waited: waited, busy: err == nil && s.Guard.Busy(key), err: err}
+}
+
+// tookTurn ends a login's wait in the guard: refused (a login_rate
+// failure), or going, counted in progress until the returned release.
+func (s *Settings) tookTurn(l *Login, t turn) (func(), error) {
+	lo, _ := s.Observer.(LoginObserver)
+	if t.err != nil {
+		if rerr, ok := errors.AsType[*LoginRateError](t.err); ok {
 			if lo != nil {
 				lo.LoginWaitRefused()
 			}
 			return nil, LoginRateFailure(rerr)
 		}
-		return nil, err
+		return nil, t.err
 	}
-	// Busy now, when the login goes: its failure may come back seconds
-	// later on a loaded machine, when the window has moved on.
-	l.guardBusy = s.Guard.Busy(key)
-	if waited > time.Millisecond {
-		l.Log.Debug("login waited for its turn", "waited", waited.Round(time.Millisecond))
+	l.guardBusy = t.busy
+	if t.waited > time.Millisecond {
+		l.Log.Debug("login waited for its turn", "waited", t.waited.Round(time.Millisecond))
 	}
 	if lo != nil {
-		lo.LoginWaited(waited)
+		lo.LoginWaited(t.waited)
 		lo.LoginsInProgress(1)
-		return func() { leave(); lo.LoginsInProgress(-1) }, nil
+		return func() { t.leave(); lo.LoginsInProgress(-1) }, nil
 	}
-	return leave, nil
+	return t.leave, nil
 }
 
 // retryReason says why a failed login is worth one more try with a fresh

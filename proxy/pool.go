@@ -85,6 +85,10 @@ type poolKey struct {
 	used      time.Time // when a client last left or took a session of the key
 	fillAfter time.Time // after a failed fill, when to try again
 	fillPause time.Duration
+	// claims wait in the login-rate guard for the key's next session,
+	// oldest first (poolclaim.go): a session readied while any wait goes
+	// to them, not to the parked ones.
+	claims []*Claim
 }
 
 // Fill logs in one session for a key, for the pool's minimum: under the
@@ -141,14 +145,16 @@ func (p *Pool) Get(ctx context.Context, key string, wait time.Duration) Pooled {
 			k.used = time.Now()
 			p.topUpLocked(key, k)
 			p.gcKey(key, k)
-			if time.Since(s.s.Born()) >= p.o.MaxLifetime {
+			if p.expired(s.s) {
 				go s.s.Discard()
 				continue
 			}
 			return s.s
 		}
 		// Each reset in progress can serve one waiter; the others log in.
-		if k.resetting <= k.waiters || time.Now().After(deadline) {
+		// The claims waiting in the guard came first: theirs are the
+		// next sessions.
+		if k.resetting <= k.waiters+len(k.claims) || time.Now().After(deadline) {
 			return nil
 		}
 		k.waiters++
@@ -180,8 +186,11 @@ func (p *Pool) Put(key string, s Pooled) {
 		k = &poolKey{ready: make(chan struct{})}
 		p.keys[key] = k
 	}
-	full := p.closed || len(k.parked)+k.resetting >= p.o.MaxIdlePerKey || time.Since(s.Born()) >= p.o.MaxLifetime
-	if !full && p.idle+p.reset >= p.o.MaxIdle {
+	// A claim that no reset under way will serve is waiting for this
+	// very session: the limits on parked sessions do not apply to it.
+	claimed := len(k.claims) > k.resetting
+	full := p.closed || p.expired(s) || (!claimed && len(k.parked)+k.resetting >= p.o.MaxIdlePerKey)
+	if !full && !claimed && p.idle+p.reset >= p.o.MaxIdle {
 		full = !p.evictOldestLocked()
 	}
 	if full {
@@ -209,8 +218,7 @@ func (p *Pool) resetAndPark(key string, s Pooled, start time.Time) {
 	p.reset--
 	ok := err == nil && !p.closed && !p.droppedSince(s, start)
 	if ok {
-		k.parked = append(k.parked, parked{s: s, since: time.Now()})
-		p.idle++
+		p.parkLocked(key, k, s)
 	}
 	close(k.ready)
 	k.ready = make(chan struct{})
@@ -226,6 +234,17 @@ func (p *Pool) resetAndPark(key string, s Pooled, start time.Time) {
 		s.Discard()
 	}
 }
+
+// parkLocked parks s for key, or hands it to the key's oldest claim
+// (poolclaim.go). p.mu is held.
+func (p *Pool) parkLocked(key string, k *poolKey, s Pooled) {
+	k.parked = append(k.parked, parked{s: s, since: time.Now()})
+	p.idle++
+	p.handOutLocked(key, k)
+}
+
+// expired says whether s is past the pool's lifetime.
+func (p *Pool) expired(s Pooled) bool { return time.Since(s.Born()) >= p.o.MaxLifetime }
 
 // evictOldestLocked discards the session parked longest, over all keys,
 // to make room; false when none is parked.
@@ -248,10 +267,10 @@ func (p *Pool) evictOldestLocked() bool {
 	return true
 }
 
-// gcKey forgets a key with nothing parked, being reset, filled or
-// waited for, and no minimum kept.
+// gcKey forgets a key with nothing parked, being reset, filled, waited
+// for or claimed, and no minimum kept.
 func (p *Pool) gcKey(key string, k *poolKey) {
-	if len(k.parked) == 0 && k.resetting == 0 && k.waiters == 0 && k.fill == nil && k.filling == 0 && p.keys[key] == k {
+	if len(k.parked) == 0 && k.resetting == 0 && k.waiters == 0 && len(k.claims) == 0 && k.fill == nil && k.filling == 0 && p.keys[key] == k {
 		delete(p.keys, key)
 	}
 }

@@ -65,11 +65,12 @@ func (p *Pool) fillOne(key string, fill Fill, gen int, start time.Time) {
 	p.filling--
 	k := p.keys[key] // kept while k.filling > 0
 	k.filling--
-	ok := err == nil && !p.closed && len(k.parked)+k.resetting < p.o.MaxIdlePerKey && p.idle+p.reset < p.o.MaxIdle &&
+	room := len(k.claims) > k.resetting || // a claim waits for it
+		len(k.parked)+k.resetting < p.o.MaxIdlePerKey && p.idle+p.reset < p.o.MaxIdle
+	ok := err == nil && !p.closed && room &&
 		!p.droppedSince(s, start) // its instance's sessions were closed meanwhile (a writer change)
 	if ok {
-		k.parked = append(k.parked, parked{s: s, since: time.Now()})
-		p.idle++
+		p.parkLocked(key, k, s)
 		k.fillPause = 0
 		close(k.ready)
 		k.ready = make(chan struct{})

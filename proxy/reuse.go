@@ -107,19 +107,28 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		if p == nil {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(l.Ctx, s.AdoptTimeout())
-		sess, err := r.Adopt(ctx, p)
-		cancel()
-		if err == nil {
-			l.Log = l.Log.With("session_reused", true)
-			s.reuseEvent(ReuseTaken)
+		if sess := s.adopt(l, r, p); sess != nil {
 			return sess
 		}
+	}
+	return nil
+}
+
+// adopt hands the parked session p over to l's client, or discards it
+// (it died while parked) and returns nil.
+func (s *Settings) adopt(l *Login, r Reuser, p Pooled) Session {
+	ctx, cancel := context.WithTimeout(l.Ctx, s.AdoptTimeout())
+	sess, err := r.Adopt(ctx, p)
+	cancel()
+	if err != nil {
 		l.Log.Info("parked session not reused", "err", err)
 		s.reuseEvent(ReuseDead)
 		p.Discard()
+		return nil
 	}
-	return nil
+	l.Log = l.Log.With("session_reused", true)
+	s.reuseEvent(ReuseTaken)
+	return sess
 }
 
 // park gives a session whose client left cleanly to the pool, after

@@ -599,9 +599,9 @@ func (s *Settings) routedLogin(l *Login, h Handshake, user string) (Session, err
 // per instance, so the guard's key is the instance endpoint, and a
 // throttled login gets one retry as an unrouted one does.
 func (s *Settings) loginAt(l *Login, h Handshake, rh Rerouter, d Destination, user string) (Session, error) {
-	release, err := s.awaitLoginFor(l, h, d.HostPort())
-	if err != nil {
-		return nil, err
+	release, sess, err := s.awaitTurn(l, h, d.HostPort())
+	if err != nil || sess != nil {
+		return sess, err
 	}
 	defer release()
 	tok, err := s.Tokens.Token(l.Ctx, d.Host, d.Port, s.SigningRegion(), user)

@@ -65,9 +65,10 @@ func (s *Settings) login(l *Login, h Handshake, user string) (Session, error) {
 		return sess, nil // a parked session: no token, no login
 	}
 	t := l.target
-	release, err := s.awaitLogin(l, h) // the guard on the login rate
-	if err != nil {
-		return nil, err
+	// The guard on the login rate, or a session left meanwhile.
+	release, sess, err := s.awaitTurn(l, h, GuardKey(t))
+	if err != nil || sess != nil {
+		return sess, err
 	}
 	defer release()
 	tok, err := s.Tokens.Token(l.Ctx, t.Host, t.Port, s.SigningRegion(), user)

@@ -1,0 +1,170 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Claims are served oldest first, each by one session, and a session
+// readied while claims wait goes to them (past the per-key cap), not to
+// the parked ones or to a later Get.
+func TestPoolClaimsServedInOrder(t *testing.T) {
+	p := NewPool(PoolOptions{MaxIdlePerKey: 1, MaxIdle: 1})
+	defer p.Close()
+	c1, c2, c3 := p.Claim("k"), p.Claim("k"), p.Claim("k")
+	other := p.Claim("k2")
+	a, b := newFake("a"), newFake("b")
+	a.resetTook = 20 * time.Millisecond
+	p.Put("k", a)
+	p.Put("k", b) // over the key's cap of 1, but a claim waits for it
+	got := map[Pooled]int{}
+	for i, c := range []*Claim{c1, c2} {
+		select {
+		case s := <-c.Got():
+			got[s] = i + 1
+		case <-time.After(5 * time.Second):
+			t.Fatalf("claim %d got nothing", i+1)
+		}
+	}
+	if got[a] == 0 || got[b] == 0 || a.discarded.Load() || b.discarded.Load() {
+		t.Fatalf("the two sessions went %v (a discarded %v, b %v), want one to each of the first two claims", got, a.discarded.Load(), b.discarded.Load())
+	}
+	if g := p.Get(context.Background(), "k", 0); g != nil {
+		t.Fatalf("a Get took %v while a claim waited", g)
+	}
+	c := newFake("c")
+	p.Put("k", c)
+	select {
+	case s := <-c3.Got():
+		if s != c {
+			t.Fatalf("claim 3 got %v, want c", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("claim 3 got nothing")
+	}
+	if p.Idle() != 0 {
+		t.Fatalf("%d parked, want 0: every session went to a claim", p.Idle())
+	}
+	if s := other.Withdraw(); s != nil {
+		t.Fatalf("a claim for k2 got %v, left for k", s)
+	}
+	// No claim left: a session is parked again, and a new claim takes it
+	// at once.
+	d := newFake("d")
+	parkAll(t, p, "k", d)
+	c4 := p.Claim("k")
+	select {
+	case s := <-c4.Got():
+		if s != d {
+			t.Fatalf("claim 4 got %v, want d", s)
+		}
+	default:
+		t.Fatal("a claim made while a session was parked did not get it at once")
+	}
+}
+
+// A withdrawn claim gets nothing more; one handed a session as it
+// withdraws returns it, so that it is neither lost nor handed twice.
+func TestPoolClaimWithdraw(t *testing.T) {
+	p := NewPool(PoolOptions{})
+	defer p.Close()
+	c1 := p.Claim("k")
+	if s := c1.Withdraw(); s != nil {
+		t.Fatalf("withdraw of an unserved claim returned %v", s)
+	}
+	a := newFake("a")
+	parkAll(t, p, "k", a)
+	if g := p.Get(context.Background(), "k", 0); g != a {
+		t.Fatalf("Get took %v, want a: a withdrawn claim took it", g)
+	}
+	c2 := p.Claim("k")
+	b := newFake("b")
+	p.Put("k", b)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c2.got) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if s := c2.Withdraw(); s != b {
+		t.Fatalf("withdraw after the hand-over returned %v, want b", s)
+	}
+	if p.Idle() != 0 {
+		t.Fatalf("%d parked after the hand-over", p.Idle())
+	}
+}
+
+// Many clients claiming and withdrawing while sessions come and go: every
+// session ends with exactly one owner (a claim, or parked), none twice.
+func TestPoolClaimsConcurrent(t *testing.T) {
+	p := NewPool(PoolOptions{MaxIdlePerKey: 4, MaxIdle: 8})
+	defer p.Close()
+	const sessions, claimers = 200, 50
+	var mu sync.Mutex
+	owned := map[Pooled]int{}
+	var wg sync.WaitGroup
+	for range claimers {
+		wg.Go(func() {
+			for i := range 20 {
+				c := p.Claim("k")
+				var s Pooled
+				select {
+				case s = <-c.Got():
+				case <-time.After(time.Duration(1+i%3) * time.Millisecond):
+				}
+				if q := c.Withdraw(); q != nil {
+					if s != nil {
+						t.Errorf("a claim got two sessions: %v and %v", s, q)
+					}
+					s = q
+				}
+				if s != nil {
+					mu.Lock()
+					owned[s]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	all := make([]*fakeSession, sessions)
+	for i := range all {
+		all[i] = newFake("s")
+		p.Put("k", all[i])
+		time.Sleep(50 * time.Microsecond)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		resetting := p.reset
+		p.mu.Unlock()
+		if resetting == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	drained := map[Pooled]bool{}
+	for s := p.Get(context.Background(), "k", 0); s != nil; s = p.Get(context.Background(), "k", 0) {
+		drained[s] = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	claimed := 0
+	for _, s := range all {
+		n := owned[s]
+		if n > 1 {
+			t.Fatalf("a session was handed to %d claims", n)
+		}
+		if n == 1 && (s.discarded.Load() || drained[s]) {
+			t.Fatal("a session handed to a claim was also discarded or left parked")
+		}
+		if n == 0 && !s.discarded.Load() && !drained[s] {
+			t.Fatal("a session was lost: neither claimed, parked nor discarded")
+		}
+		claimed += n
+	}
+	if claimed == 0 {
+		t.Fatal("no claim got a session")
+	}
+	t.Logf("%d of %d sessions went to claims", claimed, sessions)
+}
