@@ -41,7 +41,9 @@
 //     (ReadyForQuery) p50/p99 and hung count, direct (a password user over
 //     TLS: SCRAM), direct with IAM-verified logins (a token over verify-full
 //     TLS to the emulated front, as RDS has them) and through the proxy
-//     (which signs a token and logs in through the same front).
+//     (which signs a token and logs in through the same front), also with
+//     the guard off and, in a fresh child, with --session-reuse (a client
+//     waiting for its login's turn takes a session another client left).
 //   - mysql: point selects by primary key (go-sql-driver/mysql), every side
 //     through the emulated RDS for MySQL front: direct with a token of its
 //     own over verify-full TLS, and through the proxy. Throughput at 8

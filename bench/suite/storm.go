@@ -56,7 +56,7 @@ func (w *world) storm(ctx context.Context) error {
 	results = append(results, proxied)
 	var unpaced *loadgen.Result
 	if !slices.ContainsFunc(w.o.proxyFlags, func(f string) bool { return strings.HasPrefix(f, "--login-rate") }) {
-		port, stop, err := w.startUnpaced(ctx)
+		port, stop, err := w.startStormChild(ctx, "unpaced", "--login-rate", "0")
 		if err != nil {
 			return err
 		}
@@ -67,6 +67,24 @@ func (w *world) storm(ctx context.Context) error {
 			return err
 		}
 		results = append(results, unpaced)
+	}
+	// With session reuse (a fresh child, the default guard): a client
+	// waiting for its login's turn takes a session another client left
+	// meanwhile, so the storm is served by the sessions its first logins
+	// made.
+	var reused *loadgen.Result
+	if w.o.reuse && !slices.Contains(w.o.proxyFlags, "--session-reuse") {
+		port, stop, err := w.startStormChild(ctx, "storm-reuse", "--session-reuse")
+		if err != nil {
+			return err
+		}
+		s.Target = targets.Proxy(port)
+		reused, err = loadgen.Run(ctx, s)
+		stop()
+		if err != nil {
+			return err
+		}
+		results = append(results, reused)
 	}
 	for _, r := range results {
 		fmt.Print(r.Summary())
@@ -88,21 +106,32 @@ func (w *world) storm(ctx context.Context) error {
 		w.table.pair(name+", login-rate guard off (--login-rate 0), p50 to first answer (ms)", ms(direct.ConnectPercentile(50)), ms(unpaced.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
 		w.table.pair(name+", login-rate guard off (--login-rate 0), p99 to first answer (ms)", ms(direct.ConnectPercentile(99)), ms(unpaced.ConnectPercentile(99)), "%.0f", false, "")
 	}
+	if reused != nil {
+		w.table.pair(name+", session reuse (--session-reuse, default guard), p50 to first answer (ms)", ms(direct.ConnectPercentile(50)), ms(reused.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
+		w.table.pair(name+", session reuse (--session-reuse, default guard), p99 to first answer (ms)", ms(direct.ConnectPercentile(99)), ms(reused.ConnectPercentile(99)), "%.0f", false, "")
+		if directIAM != nil {
+			w.table.pair(name+", session reuse, vs direct with IAM-verified logins, p50 to first answer (ms)", ms(directIAM.ConnectPercentile(50)), ms(reused.ConnectPercentile(50)), "%.0f", false, "<= 1.0x direct")
+		}
+		w.table.pair(name+", session reuse, logged in and answered", float64(direct.Count(loadgen.OK)), float64(reused.Count(loadgen.OK)), "%.0f", true, "")
+	}
 	bad := float64(proxied.Bad())
-	if unpaced != nil {
-		bad += float64(unpaced.Bad())
+	for _, r := range []*loadgen.Result{unpaced, reused} {
+		if r != nil {
+			bad += float64(r.Bad())
+		}
 	}
 	w.table.pair(name+", logged in and answered", float64(direct.Count(loadgen.OK)), float64(proxied.Count(loadgen.OK)), "%.0f", true, "")
 	w.table.pair(name+", refused with a reason", float64(direct.Count(loadgen.Failed)-direct.Unexplained()), float64(proxied.Count(loadgen.Failed)-proxied.Unexplained()), "%.0f", false, "")
-	w.table.pair(name+", hung + wrong + unexplained (both proxy runs)", float64(direct.Bad()), bad, "%.0f", false, "0")
+	w.table.pair(name+", hung + wrong + unexplained (every proxy run)", float64(direct.Bad()), bad, "%.0f", false, "0")
 	return nil
 }
 
-// startUnpaced starts a proxy child with the main one's flags and
-// --login-rate 0, listening before the emulated front as the main child's
-// storm listener does; stop ends it.
-func (w *world) startUnpaced(ctx context.Context) (port int, stop func(), err error) {
-	dir := filepath.Join(w.dir, "unpaced")
+// startStormChild starts a proxy child with the main one's flags and
+// extra, listening before the emulated front as the main child's storm
+// listener does, in a directory of its own (name); stop ends it. Each is
+// fresh: no session of an earlier part is parked in it.
+func (w *world) startStormChild(ctx context.Context, name string, extra ...string) (port int, stop func(), err error) {
+	dir := filepath.Join(w.dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return 0, nil, err
 	}
@@ -112,7 +141,7 @@ func (w *world) startUnpaced(ctx context.Context) (port int, stop func(), err er
 	}
 	yaml := fmt.Sprintf("ca_bundle: %s\nupstreams:\n  - name: storm-pg\n    engine: postgres\n    endpoint: %s\n    dial_address: %s\n    listen: %s\n",
 		w.set.CAFile, w.set.PGEndpoint(), w.set.PGFront.Addr(), w.listen(ports[1]))
-	flags := append(slices.Clone(w.o.proxyFlags), "--login-rate", "0")
+	flags := append(slices.Clone(w.o.proxyFlags), extra...)
 	child, err := startProxyChild(ctx, w.bin, dir, yaml, "127.0.0.1:"+strconv.Itoa(ports[0]), flags, w.o.gomaxprocs)
 	if err != nil {
 		return 0, nil, err
