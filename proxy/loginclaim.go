@@ -22,15 +22,19 @@ func (s *Settings) awaitTurn(l *Login, h Handshake, guardKey string) (release fu
 		return release, nil, err
 	}
 	key := l.poolKey(r)
+	start := time.Now()
 	for range 3 {
 		t, p := s.claimTurn(l, h, guardKey, key)
 		if p == nil {
 			release, err := s.tookTurn(l, t)
 			return release, nil, err
 		}
-		if sess := s.adopt(l, r, p); sess != nil {
-			l.Log.Debug("took a session left while waiting for a login's turn", "waited", time.Since(l.Start).Round(time.Millisecond))
+		if sess := s.adopt(l, r, key, p); sess != nil {
+			l.Log.Debug("took a session left while waiting for a login's turn", "waited", time.Since(start).Round(time.Millisecond))
 			return nil, sess, nil
+		}
+		if err := l.Ctx.Err(); err != nil {
+			return nil, nil, err // the client has gone
 		}
 	}
 	// Sessions that died parked, three times: a login, in turn.

@@ -40,7 +40,11 @@ type LoginLimits struct {
 //
 // The two waits are bounded differently. The rate's is known in advance,
 // so a login whose token would come after MaxWait is refused at once,
-// while the client can still do something useful with the answer. A
+// while the client can still do something useful with the answer (a
+// login that may be served otherwise meanwhile waits in line instead:
+// WaitInLine; those ahead of one are counted as if none of them left, so
+// only a change of the limits or a Count can still make it refused when
+// its limit comes). A
 // place among the logins in progress frees when the server has answered
 // one, which nobody can say in advance: a login waits in line for as long
 // as its caller's context allows (the client's handshake timeout), as it
@@ -132,7 +136,7 @@ func (e *LoginRateError) Error() string {
 // Wait waits for key's turn to log in: a token of its rate, then a place
 // among its logins in progress, in arrival order each. A token due after
 // the guard's MaxWait or ctx's deadline is refused at once with a
-// *LoginRateError, never waited for in vain; a place among the logins in
+// *LoginRateError, not waited for in vain; a place among the logins in
 // progress is waited for until ctx's deadline (MaxWait without one), then
 // refused the same way. On success release gives the place back (call it
 // once the login has finished, logged in or not); waited is the time
@@ -143,9 +147,12 @@ func (g *LoginGuard) Wait(ctx context.Context, key string) (release func(), wait
 
 // WaitInLine is Wait for a login that may be served otherwise while it
 // waits (a Claim: a session another client leaves): a token due after
-// MaxWait is not refused at once, as those ahead of it in line may leave
-// for the same reason; it waits in line until MaxWait (or ctx's deadline)
-// and is refused then.
+// MaxWait because of those ahead of it in line is not refused at once,
+// as they may leave for the same reason; it waits in line and is refused
+// when MaxWait (or ctx's deadline) comes first, or when its own token,
+// reserved once it heads the line, would. Such logins are not counted
+// where Wait projects a newcomer's due time (most of them leave), nor by
+// Busy until they go.
 func (g *LoginGuard) WaitInLine(ctx context.Context, key string) (release func(), waited time.Duration, err error) {
 	return g.wait(ctx, key, false)
 }
@@ -271,7 +278,9 @@ func (e *endpointGuard) setLimits(l LoginLimits) {
 func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, maxWait time.Duration, early bool) error {
 	e.mu.Lock()
 	lim, limits := e.limiter, e.limits
-	e.recent.add(now)
+	if early || lim == nil {
+		e.recent.add(now) // a claim's login counts once it goes (waitDue)
+	}
 	if lim == nil {
 		e.mu.Unlock()
 		return nil
@@ -285,6 +294,9 @@ func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, max
 		}
 		d := r.DelayFrom(now)
 		if d == 0 {
+			if !early {
+				e.recent.add(now)
+			}
 			e.mu.Unlock()
 			return nil
 		}
@@ -293,20 +305,28 @@ func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, max
 			e.mu.Unlock()
 			return refusal
 		}
-		w := &rateWaiter{turn: make(chan struct{}), r: r, due: now.Add(d)}
+		w := &rateWaiter{turn: make(chan struct{}), r: r, due: now.Add(d), mayLeave: !early}
 		close(w.turn)
 		e.line = append(e.line, w)
 		e.mu.Unlock()
 		return e.waitDue(ctx, w)
 	}
 	// Behind the head: each in line takes the next token, one per 1/rate
-	// (none is left over while any waits).
-	due := e.line[0].due.Add(time.Duration(float64(len(e.line)) * float64(time.Second) / float64(lim.Limit())))
-	if early && due.After(limit) {
-		e.mu.Unlock()
-		return refusal
+	// (none is left over while any waits); those that may leave (claims)
+	// are not counted.
+	if early {
+		ahead := 0
+		for _, q := range e.line[1:] {
+			if !q.mayLeave {
+				ahead++
+			}
+		}
+		if due := e.line[0].due.Add(time.Duration(float64(ahead+1) * float64(time.Second) / float64(lim.Limit()))); due.After(limit) {
+			e.mu.Unlock()
+			return refusal
+		}
 	}
-	w := &rateWaiter{turn: make(chan struct{})}
+	w := &rateWaiter{turn: make(chan struct{}), mayLeave: !early}
 	e.line = append(e.line, w)
 	e.mu.Unlock()
 	t := time.NewTimer(limit.Sub(now))
@@ -346,9 +366,10 @@ func (e *endpointGuard) takeToken(ctx context.Context, now, limit time.Time, max
 // when it heads the line, with its reservation r (nil: the rate was
 // lifted) due at due.
 type rateWaiter struct {
-	turn chan struct{}
-	r    *rate.Reservation
-	due  time.Time
+	turn     chan struct{}
+	r        *rate.Reservation
+	due      time.Time
+	mayLeave bool // WaitInLine's: counted neither ahead of others nor by Busy until it goes
 }
 
 // waitDue waits, at the head of the line, until w's token is due, then
@@ -368,6 +389,9 @@ func (e *endpointGuard) waitDue(ctx context.Context, w *rateWaiter) error {
 	defer e.mu.Unlock()
 	if err != nil && w.r != nil {
 		w.r.Cancel() // the only reservation out: its token goes back whole
+	}
+	if err == nil && w.mayLeave {
+		e.recent.add(time.Now())
 	}
 	e.advanceLocked(w)
 	return err

@@ -385,3 +385,30 @@ func TestLoginGuardWaitInLine(t *testing.T) {
 		}
 	})
 }
+
+// Logins that may leave the line (claims) are not counted ahead of a
+// login that may not (a retry, a fill): a long line of claims does not
+// get it refused at once.
+func TestLoginGuardClaimsNotCountedAhead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := NewLoginGuard(LoginLimits{Rate: 5, Burst: 1}, 5*time.Second)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for range 40 { // 8 s of tokens, if none of them left
+			go func() {
+				if release, _, err := g.WaitInLine(ctx, "k"); err == nil {
+					release()
+				}
+			}()
+			synctest.Wait()
+		}
+		start := time.Now()
+		errc := make(chan error, 1)
+		go func() { errc <- g.WaitRate(context.Background(), "k") }()
+		synctest.Wait()
+		cancel() // the claims were served otherwise
+		if err := <-errc; err != nil || time.Since(start) > time.Second {
+			t.Fatalf("behind 40 claims that left: %v after %v, want a token within a second", err, time.Since(start))
+		}
+	})
+}

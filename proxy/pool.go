@@ -128,7 +128,9 @@ func NewPool(o PoolOptions) *Pool {
 }
 
 // Get takes a session parked for key, waiting up to wait for one being
-// reset for it when none is parked; nil: none, log in.
+// reset for it when none is parked and the resets under way are more than
+// those waited for already (by Gets, and by claims: see Claim); nil:
+// none, log in.
 func (p *Pool) Get(ctx context.Context, key string, wait time.Duration) Pooled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -186,9 +188,10 @@ func (p *Pool) Put(key string, s Pooled) {
 		k = &poolKey{ready: make(chan struct{})}
 		p.keys[key] = k
 	}
-	// A claim that no reset under way will serve is waiting for this
-	// very session: the limits on parked sessions do not apply to it.
-	claimed := len(k.claims) > k.resetting
+	// A claim that no reset or fill under way will serve is waiting for
+	// this very session: the limits on parked sessions do not apply to it
+	// (unless the claim has gone by the time it is ready: parkLocked).
+	claimed := len(k.claims) > k.resetting+k.filling
 	full := p.closed || p.expired(s) || (!claimed && len(k.parked)+k.resetting >= p.o.MaxIdlePerKey)
 	if !full && !claimed && p.idle+p.reset >= p.o.MaxIdle {
 		full = !p.evictOldestLocked()
@@ -216,10 +219,7 @@ func (p *Pool) resetAndPark(key string, s Pooled, start time.Time) {
 	k := p.keys[key]
 	k.resetting--
 	p.reset--
-	ok := err == nil && !p.closed && !p.droppedSince(s, start)
-	if ok {
-		p.parkLocked(key, k, s)
-	}
+	ok := err == nil && !p.closed && !p.droppedSince(s, start) && p.parkLocked(key, k, s)
 	close(k.ready)
 	k.ready = make(chan struct{})
 	if !ok {
@@ -236,11 +236,22 @@ func (p *Pool) resetAndPark(key string, s Pooled, start time.Time) {
 }
 
 // parkLocked parks s for key, or hands it to the key's oldest claim
-// (poolclaim.go). p.mu is held.
-func (p *Pool) parkLocked(key string, k *poolKey, s Pooled) {
+// (poolclaim.go); false when no claim waits and the limits leave no room
+// (a session readied for a claim that has gone since: Put let it past
+// them), for the caller to discard. p.mu is held.
+func (p *Pool) parkLocked(key string, k *poolKey, s Pooled) bool {
+	if len(k.claims) <= k.waiters {
+		if len(k.parked)+k.resetting >= p.o.MaxIdlePerKey {
+			return false
+		}
+		if p.idle+p.reset >= p.o.MaxIdle && !p.evictOldestLocked() {
+			return false
+		}
+	}
 	k.parked = append(k.parked, parked{s: s, since: time.Now()})
 	p.idle++
 	p.handOutLocked(key, k)
+	return true
 }
 
 // expired says whether s is past the pool's lifetime.

@@ -38,6 +38,7 @@ func (p *Pool) Claim(key string) *Claim {
 	c := &Claim{p: p, key: key, got: make(chan Pooled, 1)}
 	k.claims = append(k.claims, c)
 	p.handOutLocked(key, k)
+	p.gcKey(key, k)
 	return c
 }
 
@@ -71,11 +72,13 @@ func (c *Claim) Withdraw() Pooled {
 }
 
 // handOutLocked hands key's parked sessions to its claims, oldest claim
-// first, most recently parked session first (as Get takes them). A
-// session past its lifetime is discarded instead. p.mu is held.
+// first, most recently parked session first (as Get takes them), but
+// leaves one for each Get waiting for a reset (it was told one would be
+// its own, and waits a second at most). A session past its lifetime is
+// discarded instead. p.mu is held.
 func (p *Pool) handOutLocked(key string, k *poolKey) {
 	handed := false
-	for len(k.claims) > 0 && len(k.parked) > 0 {
+	for len(k.claims) > 0 && len(k.parked) > k.waiters {
 		s := k.parked[len(k.parked)-1]
 		k.parked = k.parked[:len(k.parked)-1]
 		p.idle--

@@ -168,3 +168,69 @@ func TestPoolClaimsConcurrent(t *testing.T) {
 	}
 	t.Logf("%d of %d sessions went to claims", claimed, sessions)
 }
+
+// A session readied past the limits for a claim that has gone by then is
+// discarded, not parked over them.
+func TestPoolClaimGoneKeepsLimits(t *testing.T) {
+	p := NewPool(PoolOptions{MaxIdlePerKey: 1, MaxIdle: 1})
+	defer p.Close()
+	claims := []*Claim{p.Claim("k"), p.Claim("k"), p.Claim("k")}
+	ss := []*fakeSession{newFake("a"), newFake("b"), newFake("c")}
+	for _, s := range ss {
+		s.resetTook = 50 * time.Millisecond
+		p.Put("k", s)
+	}
+	for _, c := range claims {
+		if s := c.Withdraw(); s != nil {
+			t.Fatalf("a claim got %v before any reset ended", s)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		resetting := p.reset
+		p.mu.Unlock()
+		if resetting == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	discarded := 0
+	for _, s := range ss {
+		if s.discarded.Load() {
+			discarded++
+		}
+	}
+	if p.Idle() != 1 || discarded != 2 {
+		t.Fatalf("%d parked and %d discarded, want 1 and 2 (MaxIdle 1)", p.Idle(), discarded)
+	}
+}
+
+// A Get waiting for a reset in progress gets that session, not a claim
+// made after it.
+func TestPoolGetWaiterBeforeLaterClaim(t *testing.T) {
+	p := NewPool(PoolOptions{})
+	defer p.Close()
+	a := newFake("a")
+	a.resetTook = 100 * time.Millisecond
+	p.Put("k", a)
+	got := make(chan Pooled, 1)
+	go func() { got <- p.Get(context.Background(), "k", 5*time.Second) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		waiting := p.keys["k"] != nil && p.keys["k"].waiters == 1
+		p.mu.Unlock()
+		if waiting || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c := p.Claim("k")
+	if s := <-got; s != a {
+		t.Fatalf("the waiting Get got %v, want a", s)
+	}
+	if s := c.Withdraw(); s != nil {
+		t.Fatalf("the later claim got %v", s)
+	}
+}

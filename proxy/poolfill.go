@@ -65,12 +65,10 @@ func (p *Pool) fillOne(key string, fill Fill, gen int, start time.Time) {
 	p.filling--
 	k := p.keys[key] // kept while k.filling > 0
 	k.filling--
-	room := len(k.claims) > k.resetting || // a claim waits for it
-		len(k.parked)+k.resetting < p.o.MaxIdlePerKey && p.idle+p.reset < p.o.MaxIdle
-	ok := err == nil && !p.closed && room &&
-		!p.droppedSince(s, start) // its instance's sessions were closed meanwhile (a writer change)
+	ok := err == nil && !p.closed &&
+		!p.droppedSince(s, start) && // its instance's sessions were closed meanwhile (a writer change)
+		p.parkLocked(key, k, s) // within the limits, or to a claim
 	if ok {
-		p.parkLocked(key, k, s)
 		k.fillPause = 0
 		close(k.ready)
 		k.ready = make(chan struct{})

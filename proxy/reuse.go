@@ -107,16 +107,24 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 		if p == nil {
 			return nil
 		}
-		if sess := s.adopt(l, r, p); sess != nil {
+		if sess := s.adopt(l, r, key, p); sess != nil {
 			return sess
+		}
+		if l.Ctx.Err() != nil {
+			return nil
 		}
 	}
 	return nil
 }
 
-// adopt hands the parked session p over to l's client, or discards it
-// (it died while parked) and returns nil.
-func (s *Settings) adopt(l *Login, r Reuser, p Pooled) Session {
+// adopt hands the parked session p (of key) over to l's client, or
+// discards it (it died while parked) and returns nil. A session taken for
+// a client gone meanwhile goes back to the pool untouched.
+func (s *Settings) adopt(l *Login, r Reuser, key string, p Pooled) Session {
+	if l.Ctx.Err() != nil {
+		s.Pool.Put(key, p)
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(l.Ctx, s.AdoptTimeout())
 	sess, err := r.Adopt(ctx, p)
 	cancel()
