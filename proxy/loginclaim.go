@@ -76,3 +76,36 @@ func (s *Settings) claimTurn(l *Login, h Handshake, guardKey, key string) (t tur
 	}
 	return t, p
 }
+
+// AwaitParked is awaitTurn for an engine that takes its parked session
+// before it greets its client (a Holder: MySQL, whose client is greeted
+// with the connection id of the session it ends up on), for the key it
+// guesses: when none is parked, it waits for the first of a session left
+// for key (p) and a token of the guard's rate for a login to guardKey
+// (release; the engine's Handshake then hands it over as a TurnHolder,
+// and its login waits no more). Only the rate is waited for, as for any
+// MySQL login: a place among the logins in progress held from before the
+// greeting would be held by a client that never answers it. Neither
+// within --login-wait: the guard's refusal (a login_rate failure).
+// Without a guard or a pool, at once: (nil, a no-op, nil).
+func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, release func(), err error) {
+	if s.Guard == nil || s.Pool == nil || key == "" {
+		return nil, func() {}, nil
+	}
+	t, p := s.claimTurn(l, rateOnly{by: time.Now().Add(s.Guard.MaxWait())}, guardKey, key)
+	if p != nil {
+		return p, nil, nil
+	}
+	release, err = s.tookTurn(l, t)
+	return nil, release, err
+}
+
+// rateOnly is the Handshake-to-be of a login whose turn is waited for
+// before its client is greeted (AwaitParked): it waits for the rate only
+// (UpstreamWaiting), until by.
+type rateOnly struct {
+	Handshake
+	by time.Time
+}
+
+func (r rateOnly) LoginBy() time.Time { return r.by }

@@ -181,12 +181,22 @@ func (g *LoginGuard) wait(ctx context.Context, key string, early bool) (release 
 // already, and for a login whose upstream connection is open already
 // (MySQL), which the server counts as in progress anyway.
 func (g *LoginGuard) WaitRate(ctx context.Context, key string) error {
+	return g.waitRate(ctx, key, true)
+}
+
+// WaitRateInLine is WaitRate for a login a Claim may serve meanwhile (see
+// WaitInLine).
+func (g *LoginGuard) WaitRateInLine(ctx context.Context, key string) error {
+	return g.waitRate(ctx, key, false)
+}
+
+func (g *LoginGuard) waitRate(ctx context.Context, key string, early bool) error {
 	start := time.Now()
 	limit := start.Add(g.maxWait)
 	if d, ok := ctx.Deadline(); ok && d.Before(limit) {
 		limit = d
 	}
-	return g.endpoint(key).takeToken(ctx, start, limit, g.maxWait, true)
+	return g.endpoint(key).takeToken(ctx, start, limit, g.maxWait, early)
 }
 
 // Count counts a login the proxy makes for itself (the Aurora topology

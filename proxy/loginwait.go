@@ -36,6 +36,14 @@ type UpstreamWaiting interface {
 	LoginBy() time.Time
 }
 
+// TurnHolder is implemented by a Handshake that may have waited for its
+// login's turn in the guard before greeting its client (AwaitParked):
+// TakenTurn hands that turn's release over once (nil: none taken), and
+// the login then waits no more.
+type TurnHolder interface {
+	TakenTurn() (release func())
+}
+
 // TokenRejecter is implemented by an Engine that can tell its server's
 // generic rejection of a token (Postgres "PAM authentication failed",
 // MySQL "Access denied"): RDS may answer a throttled login with it, so
@@ -69,6 +77,11 @@ func (s *Settings) awaitLoginFor(l *Login, h Handshake, key string) (func(), err
 	if s.Guard == nil {
 		return func() {}, nil
 	}
+	if th, ok := h.(TurnHolder); ok {
+		if release := th.TakenTurn(); release != nil {
+			return release, nil // taken before the client was greeted
+		}
+	}
 	t := s.waitTurn(l.Ctx, l, h, key, false)
 	return s.tookTurn(l, t)
 }
@@ -97,7 +110,11 @@ func (s *Settings) waitTurn(ctx context.Context, l *Login, h Handshake, key stri
 			ctx, cancel := context.WithDeadline(ctx, by)
 			defer cancel()
 			start := time.Now()
-			err := s.Guard.WaitRate(ctx, key)
+			wait := s.Guard.WaitRate
+			if claimed {
+				wait = s.Guard.WaitRateInLine
+			}
+			err := wait(ctx, key)
 			return turn{leave: func() {}, waited: time.Since(start), busy: err == nil && s.Guard.Busy(key), err: err}
 		}
 	}

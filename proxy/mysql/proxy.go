@@ -116,6 +116,9 @@ type handshake struct {
 	greeting *mywire.Greeting
 	held     *session
 	key      string
+	// turn: the login-rate token taken before the greeting while waiting
+	// for a parked session (takeParked), for the login (TakenTurn).
+	turn func()
 }
 
 // session is an upstream login: the connection and the server's OK, and
@@ -174,6 +177,10 @@ func (h *handshake) Close() {
 	if h.held != nil {
 		h.releaseHeld()
 	}
+	if h.turn != nil {
+		h.turn()
+		h.turn = nil
+	}
 	h.place.Leave()
 }
 
@@ -193,7 +200,12 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 	// dialed for it takes a place among the unanswered greetings until
 	// the client answers.
 	// With session reuse a parked session may be the one (reuse.go).
-	if h.held = p.takeParked(l); h.held != nil {
+	held, turn, err := p.takeParked(l)
+	h.held, h.turn = held, turn
+	if err != nil {
+		return h, err
+	}
+	if h.held != nil {
 		h.greeting = h.held.greeting
 	} else {
 		pending, place, err := p.dialForGreeting(l)

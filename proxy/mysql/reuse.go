@@ -39,11 +39,15 @@ type reuseKeys struct{ last atomic.Pointer[string] }
 
 // takeParked takes a parked session for the guessed key that is alive, or
 // nil: one reset or logged in within proxy.QuietFor whose socket is quiet,
-// else one that answers a COM_PING.
-func (p *Proxy) takeParked(l *proxy.Login) *session {
+// else one that answers a COM_PING. When none is parked and the endpoint
+// is not behind a router, it waits for the first of a session another
+// client leaves for the key and a token of the login rate
+// (proxy.Settings.AwaitParked): turn is then that token's release, for
+// the handshake's login (TakenTurn); err is the guard's refusal.
+func (p *Proxy) takeParked(l *proxy.Login) (s *session, turn func(), err error) {
 	guess := p.keys.last.Load()
 	if p.cfg.Pool == nil || guess == nil {
-		return nil
+		return nil, nil, nil
 	}
 	key := *guess
 	if r := p.cfg.Router; r != nil {
@@ -52,37 +56,54 @@ func (p *Proxy) takeParked(l *proxy.Login) *session {
 		// that it still does, see Held).
 		d, ok := r.Peek()
 		if !ok {
-			return nil
+			return nil, nil, nil
 		}
 		key = proxy.InstanceKey(key, d.HostPort())
 	}
 	for range 3 {
 		ps := p.cfg.Pool.Get(l.Ctx, key, parkedWait)
+		if ps == nil && p.cfg.Router == nil && turn == nil {
+			// None parked: wait for one to be left, or for the turn of
+			// the login this client would make otherwise.
+			if ps, turn, err = p.cfg.AwaitParked(l, key, proxy.GuardKey(p.Target())); err != nil {
+				return nil, nil, err
+			}
+		}
 		if ps == nil {
-			return nil
+			return nil, turn, nil
 		}
-		s := ps.(*session)
-		// Reset or logged in a moment ago: a look at its socket proves it
-		// alive, as for Postgres (proxy.QuietFor).
-		if decided, err := proxy.LookParked(s.s.Conn, s.answered); err != nil {
-			l.Log.Info("parked session not reused", "err", err)
-			s.Discard()
-			continue
-		} else if decided {
-			return s
+		if s := p.alive(l, ps.(*session)); s != nil {
+			return s, nil, nil
 		}
-		// A parked session that does not answer (its server stopped, its
-		// address black-holed by a failover) costs the client the adoption
-		// bound, not the connect timeout.
-		ctx, cancel := context.WithTimeout(l.Ctx, p.cfg.AdoptTimeout())
-		err := mywire.Ping(ctx, s.s.Conn)
-		cancel()
-		if err == nil {
-			return s
+		if l.Ctx.Err() != nil {
+			break
 		}
+	}
+	return nil, turn, nil
+}
+
+// alive returns s when it is alive to be handed over, else discards it.
+func (p *Proxy) alive(l *proxy.Login, s *session) *session {
+	// Reset or logged in a moment ago: a look at its socket proves it
+	// alive, as for Postgres (proxy.QuietFor).
+	if decided, err := proxy.LookParked(s.s.Conn, s.answered); err != nil {
 		l.Log.Info("parked session not reused", "err", err)
 		s.Discard()
+		return nil
+	} else if decided {
+		return s
 	}
+	// A parked session that does not answer (its server stopped, its
+	// address black-holed by a failover) costs the client the adoption
+	// bound, not the connect timeout.
+	ctx, cancel := context.WithTimeout(l.Ctx, p.cfg.AdoptTimeout())
+	err := mywire.Ping(ctx, s.s.Conn)
+	cancel()
+	if err == nil {
+		return s
+	}
+	l.Log.Info("parked session not reused", "err", err)
+	s.Discard()
 	return nil
 }
 
@@ -130,6 +151,14 @@ func (h *handshake) settleHeld(l *proxy.Login, user string) error {
 	h.pending = pending
 	h.greeting = pending.Greeting
 	return nil
+}
+
+// TakenTurn hands over, once, the login-rate token taken before the
+// greeting (takeParked), or nil. It implements proxy.TurnHolder.
+func (h *handshake) TakenTurn() func() {
+	t := h.turn
+	h.turn = nil
+	return t
 }
 
 // releaseHeld lets go of a parked session taken for a client that did
