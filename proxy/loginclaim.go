@@ -11,9 +11,9 @@ import (
 // is then the client's (sess), with no token and no login. Such a login
 // waits in the guard's line until --login-wait, not refused at once when
 // its token would come later: those ahead of it may leave with sessions
-// too; none by then, and it is refused as before. An engine
-// that holds its session before greeting its client (Holder: MySQL) logs
-// in as before.
+// too; none by then, and it is refused as before. An engine that holds
+// its session before greeting its client (Holder: MySQL) waits so before
+// the greeting instead (AwaitParked), and here as before.
 func (s *Settings) awaitTurn(l *Login, h Handshake, guardKey string) (release func(), sess Session, err error) {
 	r, ok := h.(Reuser)
 	_, holder := h.(Holder)
@@ -24,7 +24,7 @@ func (s *Settings) awaitTurn(l *Login, h Handshake, guardKey string) (release fu
 	key := l.poolKey(r)
 	start := time.Now()
 	for range 3 {
-		t, p := s.claimTurn(l, h, guardKey, key)
+		t, p := s.claimTurn(l.Ctx, l, h, guardKey, key, false)
 		if p == nil {
 			release, err := s.tookTurn(l, t)
 			return release, nil, err
@@ -42,24 +42,25 @@ func (s *Settings) awaitTurn(l *Login, h Handshake, guardKey string) (release fu
 	return release, nil, err
 }
 
-// claimTurn is one wait for the first of: the login's turn (t, p nil),
-// or a session left for key (p, its place in the guard given back). The
-// login waits in line up to --login-wait whatever its due time: those
-// ahead of it may be served by sessions too.
-func (s *Settings) claimTurn(l *Login, h Handshake, guardKey, key string) (t turn, p Pooled) {
+// claimTurn is one wait, within ctx, for the first of: the login's turn
+// (t, p nil), or a session left for key (p, its place in the guard given
+// back). The login waits in line up to --login-wait whatever its due
+// time: those ahead of it may be served by sessions too. rateOnly: for a
+// token of the rate only (see waitTurn).
+func (s *Settings) claimTurn(ctx context.Context, l *Login, h Handshake, guardKey, key string, rateOnly bool) (t turn, p Pooled) {
 	c := s.Pool.Claim(key)
 	if c == nil { // the pool is closing
-		return s.waitTurn(l.Ctx, l, h, guardKey, false), nil
+		return s.waitTurn(ctx, l, h, guardKey, false, rateOnly), nil
 	}
 	select {
 	case p := <-c.Got(): // one was parked as it queued
 		return turn{}, p
 	default:
 	}
-	ctx, cancel := context.WithCancel(l.Ctx)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	turns := make(chan turn, 1)
-	go func() { turns <- s.waitTurn(ctx, l, h, guardKey, true) }()
+	go func() { turns <- s.waitTurn(ctx, l, h, guardKey, true, rateOnly) }()
 	select {
 	case t = <-turns:
 	case p = <-c.Got():
@@ -80,32 +81,72 @@ func (s *Settings) claimTurn(l *Login, h Handshake, guardKey, key string) (t tur
 // AwaitParked is awaitTurn for an engine that takes its parked session
 // before it greets its client (a Holder: MySQL, whose client is greeted
 // with the connection id of the session it ends up on), for the key it
-// guesses: when none is parked, it waits for the first of a session left
-// for key (p) and a token of the guard's rate for a login to guardKey
-// (release; the engine's Handshake then hands it over as a TurnHolder,
-// and its login waits no more). Only the rate is waited for, as for any
-// MySQL login: a place among the logins in progress held from before the
-// greeting would be held by a client that never answers it. Neither
-// within --login-wait: the guard's refusal (a login_rate failure).
-// Without a guard or a pool, at once: (nil, a no-op, nil).
-func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, release func(), err error) {
+// guesses: it waits for the first of a session left for key (p) and a
+// token of the guard's rate for a login to guardKey (turn; the engine's
+// Handshake hands it to its login as a TurnHolder, and the login waits no
+// more). Only the rate is waited for, as for any MySQL login: a place
+// among the logins in progress held from before the greeting would be
+// held by a client that never answers it. Neither within --login-wait:
+// the guard's refusal (a login_rate failure). The wait ends when the
+// client goes (it sends nothing before its greeting, so anything on its
+// socket means it has gone) or the proxy drains. Without a guard or a
+// pool: (nil, nil, nil) at once.
+func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, tt *Turn, err error) {
 	if s.Guard == nil || s.Pool == nil || key == "" {
-		return nil, func() {}, nil
+		return nil, nil, nil
 	}
-	t, p := s.claimTurn(l, rateOnly{by: time.Now().Add(s.Guard.MaxWait())}, guardKey, key)
+	ctx, cancel := context.WithCancel(l.Ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go watchGone(ctx, cancel, l, done)
+	t, p := s.claimTurn(ctx, l, nil, guardKey, key, true)
 	if p != nil {
 		return p, nil, nil
 	}
-	release, err = s.tookTurn(l, t)
-	return nil, release, err
+	if t.err != nil {
+		_, err := s.tookTurn(l, t) // the refusal, told and counted
+		return nil, nil, err
+	}
+	return nil, &Turn{t: t}, nil
 }
 
-// rateOnly is the Handshake-to-be of a login whose turn is waited for
-// before its client is greeted (AwaitParked): it waits for the rate only
-// (UpstreamWaiting), until by.
-type rateOnly struct {
-	Handshake
-	by time.Time
+// goneEvery is how often a client waiting before its greeting is looked
+// at (watchGone).
+const goneEvery = 100 * time.Millisecond
+
+// watchGone cancels a wait before l's client is greeted when the client
+// goes (its socket has its end, or anything: it should say nothing yet)
+// or the proxy starts draining, until done.
+func watchGone(ctx context.Context, cancel context.CancelFunc, l *Login, done <-chan struct{}) {
+	tick := time.NewTicker(goneEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-l.Drain.Done():
+			cancel()
+			return
+		case <-tick.C:
+			if quiet, known := Quiet(l.Client); known && !quiet {
+				cancel()
+				return
+			}
+		}
+	}
 }
 
-func (r rateOnly) LoginBy() time.Time { return r.by }
+// Turn is a login's turn in the guard taken before its client was greeted
+// (AwaitParked), for its login (TurnHolder): the login's wait is counted
+// then, as if it had waited then; a Turn not used is Dropped.
+type Turn struct{ t turn }
+
+// Drop gives an unused turn back (its token of the rate stays spent).
+func (t *Turn) Drop() {
+	if t != nil && t.t.leave != nil {
+		t.t.leave()
+	}
+}

@@ -38,10 +38,10 @@ type UpstreamWaiting interface {
 
 // TurnHolder is implemented by a Handshake that may have waited for its
 // login's turn in the guard before greeting its client (AwaitParked):
-// TakenTurn hands that turn's release over once (nil: none taken), and
-// the login then waits no more.
+// TakenTurn hands that turn over once (nil: none taken), and the login
+// then waits no more.
 type TurnHolder interface {
-	TakenTurn() (release func())
+	TakenTurn() *Turn
 }
 
 // TokenRejecter is implemented by an Engine that can tell its server's
@@ -78,11 +78,11 @@ func (s *Settings) awaitLoginFor(l *Login, h Handshake, key string) (func(), err
 		return func() {}, nil
 	}
 	if th, ok := h.(TurnHolder); ok {
-		if release := th.TakenTurn(); release != nil {
-			return release, nil // taken before the client was greeted
+		if tt := th.TakenTurn(); tt != nil {
+			return s.tookTurn(l, tt.t) // taken before the client was greeted
 		}
 	}
-	t := s.waitTurn(l.Ctx, l, h, key, false)
+	t := s.waitTurn(l.Ctx, l, h, key, false, false)
 	return s.tookTurn(l, t)
 }
 
@@ -97,26 +97,34 @@ type turn struct {
 // waitTurn waits in the guard (not nil) for a login to key, within ctx;
 // tookTurn then tells the client and the metrics. claimed: the login
 // waits in line past a due time over --login-wait, as a Claim may serve
-// it and those ahead of it meanwhile (LoginGuard.WaitInLine). It touches
+// it and those ahead of it meanwhile (LoginGuard.WaitInLine). rateOnly:
+// for a token of the rate, not a place among the logins in progress (a
+// MySQL login before its client's greeting: AwaitParked). It touches
 // nothing of l's, so it may run beside l's goroutine (claimTurn).
-func (s *Settings) waitTurn(ctx context.Context, l *Login, h Handshake, key string, claimed bool) turn {
+func (s *Settings) waitTurn(ctx context.Context, l *Login, h Handshake, key string, claimed, rateOnly bool) turn {
+	var by time.Time
 	if uw, ok := h.(UpstreamWaiting); ok {
-		if by := uw.LoginBy(); !by.IsZero() {
-			// The upstream connection is open and its server's clock
-			// runs. The rate only: the server counts this login in
-			// progress since its greeting already (the cap on unanswered
-			// greetings bounds those), and a wait in line for a place
-			// could outlast its connect_timeout on a loaded machine.
-			ctx, cancel := context.WithDeadline(ctx, by)
+		by = uw.LoginBy()
+	}
+	if rateOnly || !by.IsZero() {
+		// The rate only. A MySQL upstream connection is open and its
+		// server's clock runs: the server counts this login in progress
+		// since its greeting already (the cap on unanswered greetings
+		// bounds those), and a wait in line for a place could outlast its
+		// connect_timeout on a loaded machine; before the greeting, a
+		// client that never answers it would hold the place.
+		if !by.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, by)
 			defer cancel()
-			start := time.Now()
-			wait := s.Guard.WaitRate
-			if claimed {
-				wait = s.Guard.WaitRateInLine
-			}
-			err := wait(ctx, key)
-			return turn{leave: func() {}, waited: time.Since(start), busy: err == nil && s.Guard.Busy(key), err: err}
 		}
+		start := time.Now()
+		wait := s.Guard.WaitRate
+		if claimed {
+			wait = s.Guard.WaitRateInLine
+		}
+		err := wait(ctx, key)
+		return turn{leave: func() {}, waited: time.Since(start), busy: err == nil && s.Guard.Busy(key), err: err}
 	}
 	wait := s.Guard.Wait
 	if claimed {

@@ -27,7 +27,9 @@ import (
 // fresh connection; a KILL by the id it was greeted with then says
 // "Unknown thread id". A session whose client left cleanly (tracker) is
 // reset with COM_RESET_CONNECTION and COM_INIT_DB to the key's database
-// and parked.
+// and parked. When none is parked for the guessed key, the client waits,
+// before its greeting, for the first of a session another client leaves
+// for it and its login's turn under the rate (takeParked).
 
 // parkedWait is how long a client waits, before its greeting, for a
 // session being reset for the guessed key rather than dialing.
@@ -42,9 +44,10 @@ type reuseKeys struct{ last atomic.Pointer[string] }
 // else one that answers a COM_PING. When none is parked and the endpoint
 // is not behind a router, it waits for the first of a session another
 // client leaves for the key and a token of the login rate
-// (proxy.Settings.AwaitParked): turn is then that token's release, for
-// the handshake's login (TakenTurn); err is the guard's refusal.
-func (p *Proxy) takeParked(l *proxy.Login) (s *session, turn func(), err error) {
+// (proxy.Settings.AwaitParked), once: turn is then that token, for the
+// handshake's login (TakenTurn); err is the guard's refusal, or the
+// client gone meanwhile.
+func (p *Proxy) takeParked(l *proxy.Login) (s *session, turn *proxy.Turn, err error) {
 	guess := p.keys.last.Load()
 	if p.cfg.Pool == nil || guess == nil {
 		return nil, nil, nil
@@ -60,11 +63,15 @@ func (p *Proxy) takeParked(l *proxy.Login) (s *session, turn func(), err error) 
 		}
 		key = proxy.InstanceKey(key, d.HostPort())
 	}
+	awaited := false
 	for range 3 {
 		ps := p.cfg.Pool.Get(l.Ctx, key, parkedWait)
-		if ps == nil && p.cfg.Router == nil && turn == nil {
+		if ps == nil && p.cfg.Router == nil && !awaited {
 			// None parked: wait for one to be left, or for the turn of
-			// the login this client would make otherwise.
+			// the login this client would make otherwise (once: after a
+			// session that died parked, the client is greeted and logs
+			// in as before, within its wait).
+			awaited = true
 			if ps, turn, err = p.cfg.AwaitParked(l, key, proxy.GuardKey(p.Target())); err != nil {
 				return nil, nil, err
 			}
@@ -82,8 +89,13 @@ func (p *Proxy) takeParked(l *proxy.Login) (s *session, turn func(), err error) 
 	return nil, turn, nil
 }
 
-// alive returns s when it is alive to be handed over, else discards it.
+// alive returns s when it is alive to be handed over, else discards it;
+// one taken for a client gone meanwhile goes back to the pool untouched.
 func (p *Proxy) alive(l *proxy.Login, s *session) *session {
+	if l.Ctx.Err() != nil {
+		p.cfg.Pool.Put(proxy.InstanceKey(s.key, s.at), s)
+		return nil
+	}
 	// Reset or logged in a moment ago: a look at its socket proves it
 	// alive, as for Postgres (proxy.QuietFor).
 	if decided, err := proxy.LookParked(s.s.Conn, s.answered); err != nil {
@@ -155,7 +167,7 @@ func (h *handshake) settleHeld(l *proxy.Login, user string) error {
 
 // TakenTurn hands over, once, the login-rate token taken before the
 // greeting (takeParked), or nil. It implements proxy.TurnHolder.
-func (h *handshake) TakenTurn() func() {
+func (h *handshake) TakenTurn() *proxy.Turn {
 	t := h.turn
 	h.turn = nil
 	return t

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rds-iam-proxy/rds-iam-proxy/failure"
+	"github.com/rds-iam-proxy/rds-iam-proxy/internal/netpair"
+)
+
+// awaitSetup is Settings with a guard (rate per second, burst 1, wait)
+// and a pool, and a Login for a client on a real socket (peer: the
+// client's end).
+func awaitSetup(t *testing.T, rate float64, wait time.Duration) (*Settings, *Login, func() error) {
+	t.Helper()
+	peer, conn := netpair.TCP(t)
+	s := &Settings{HandshakeTimeout: 20 * time.Second, FirstPacketTimeout: 20 * time.Second, Observer: NopObserver{},
+		Guard: NewLoginGuard(LoginLimits{Rate: rate, Burst: 1, MaxInProgress: 1}, wait), Pool: NewPool(PoolOptions{})}
+	t.Cleanup(s.Pool.Close)
+	l := s.BeginLogin(context.Background(), conn)
+	t.Cleanup(l.End)
+	return s, l, peer.Close
+}
+
+// AwaitParked (a MySQL client before its greeting): a turn when the rate
+// has a token, a session left meanwhile when it comes first (the turn's
+// token given back to the line), the guard's refusal past its wait, and
+// an early end when the client goes. Its turn takes no place among the
+// logins in progress (MaxInProgress 1 here: a second would wait).
+func TestAwaitParked(t *testing.T) {
+	s, l, _ := awaitSetup(t, 2, 5*time.Second)
+	p, tt, err := s.AwaitParked(l, "k", "db:3306")
+	if err != nil || p != nil || tt == nil {
+		t.Fatalf("first: session %v turn %v err %v, want a turn at once", p, tt, err)
+	}
+	if n, _ := s.Guard.InProgress("db:3306"); n != 0 {
+		t.Fatalf("%d logins in progress after a turn before the greeting, want 0: only the rate", n)
+	}
+	tt.Drop()
+
+	// The next token is due in 500 ms; a session left after 100 ms wins.
+	left := newFake("left")
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		s.Pool.Put("k", left)
+	}()
+	start := time.Now()
+	p, tt, err = s.AwaitParked(l, "k", "db:3306")
+	if err != nil || p != left || tt != nil || time.Since(start) > 400*time.Millisecond {
+		t.Fatalf("second: session %v turn %v err %v after %v, want the left session within 400 ms", p, tt, err, time.Since(start))
+	}
+	// Its place in line went back: the next login takes the token that
+	// was due then, not one after it.
+	start = time.Now()
+	if p, tt, err = s.AwaitParked(l, "k", "db:3306"); err != nil || tt == nil || p != nil {
+		t.Fatalf("third: session %v turn %v err %v", p, tt, err)
+	}
+	if d := time.Since(start); d > 800*time.Millisecond {
+		t.Errorf("third waited %v, want about 400 ms (the second's token back in line)", d)
+	}
+	tt.Drop()
+
+	// Past the guard's wait with nothing left: refused as login_rate.
+	s2, l2, _ := awaitSetup(t, 0.5, 300*time.Millisecond)
+	if _, tt, err := s2.AwaitParked(l2, "k", "db:3306"); err != nil {
+		t.Fatal(err)
+	} else {
+		tt.Drop()
+	}
+	_, _, err = s2.AwaitParked(l2, "k", "db:3306")
+	if f, ok := failure.As(err); !ok || f.Reason != failure.LoginRate {
+		t.Fatalf("past the wait: %v, want a login_rate failure", err)
+	}
+
+	// A client that hangs up while it waits leaves the line at once.
+	s3, l3, hangUp := awaitSetup(t, 0.1, 20*time.Second)
+	if _, tt, err := s3.AwaitParked(l3, "k", "db:3306"); err != nil {
+		t.Fatal(err)
+	} else {
+		tt.Drop()
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		hangUp()
+	}()
+	start = time.Now()
+	_, tt, err = s3.AwaitParked(l3, "k", "db:3306")
+	if err == nil || tt != nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("client gone: turn %v err %v after %v, want an error within 2 s", tt, err, time.Since(start))
+	}
+	if waiting := s3.Guard.endpoint("db:3306").lineLen(); waiting != 0 {
+		t.Fatalf("%d still in the rate's line after the client went", waiting)
+	}
+}
