@@ -43,7 +43,10 @@
 //     TLS to the emulated front, as RDS has them) and through the proxy
 //     (which signs a token and logs in through the same front), also with
 //     the guard off and, in a fresh child, with --session-reuse (a client
-//     waiting for its login's turn takes a session another client left).
+//     waiting for its login's turn takes a session another client left);
+//     then the same with go-sql-driver clients against MySQL: direct (the
+//     password user), through the proxy, and through the fresh reuse
+//     child after one client (whose key the next clients wait for).
 //   - mysql: point selects by primary key (go-sql-driver/mysql), every side
 //     through the emulated RDS for MySQL front: direct with a token of its
 //     own over verify-full TLS, and through the proxy. Throughput at 8

@@ -56,7 +56,7 @@ func (w *world) storm(ctx context.Context) error {
 	results = append(results, proxied)
 	var unpaced *loadgen.Result
 	if !slices.ContainsFunc(w.o.proxyFlags, func(f string) bool { return strings.HasPrefix(f, "--login-rate") }) {
-		port, stop, err := w.startStormChild(ctx, "unpaced", "--login-rate", "0")
+		port, _, stop, err := w.startStormChild(ctx, "unpaced", "--login-rate", "0")
 		if err != nil {
 			return err
 		}
@@ -74,12 +74,15 @@ func (w *world) storm(ctx context.Context) error {
 	// made.
 	var reused *loadgen.Result
 	if w.o.reuse && !slices.Contains(w.o.proxyFlags, "--session-reuse") {
-		port, stop, err := w.startStormChild(ctx, "storm-reuse", "--session-reuse")
+		port, myPort, stop, err := w.startStormChild(ctx, "storm-reuse", "--session-reuse")
 		if err != nil {
 			return err
 		}
 		s.Target = targets.Proxy(port)
 		reused, err = loadgen.Run(ctx, s)
+		if err == nil && myPort != 0 {
+			err = w.mysqlStorm(ctx, myPort)
+		}
 		stop()
 		if err != nil {
 			return err
@@ -127,26 +130,32 @@ func (w *world) storm(ctx context.Context) error {
 }
 
 // startStormChild starts a proxy child with the main one's flags and
-// extra, listening before the emulated front as the main child's storm
-// listener does, in a directory of its own (name); stop ends it. Each is
-// fresh: no session of an earlier part is parked in it.
-func (w *world) startStormChild(ctx context.Context, name string, extra ...string) (port int, stop func(), err error) {
+// extra, listening before the emulated fronts as the main child's storm
+// listeners do (myPort 0: no MySQL front), in a directory of its own
+// (name); stop ends it. Each is fresh: no session of an earlier part is
+// parked in it.
+func (w *world) startStormChild(ctx context.Context, name string, extra ...string) (pgPort, myPort int, stop func(), err error) {
 	dir := filepath.Join(w.dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
-	ports, err := localsrv.FreePorts(2)
+	ports, err := localsrv.FreePorts(3)
 	if err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
 	yaml := fmt.Sprintf("ca_bundle: %s\nupstreams:\n  - name: storm-pg\n    engine: postgres\n    endpoint: %s\n    dial_address: %s\n    listen: %s\n",
 		w.set.CAFile, w.set.PGEndpoint(), w.set.PGFront.Addr(), w.listen(ports[1]))
+	if w.set.MyFront != nil {
+		yaml += fmt.Sprintf("  - name: storm-mysql\n    engine: mysql\n    endpoint: %s\n    dial_address: %s\n    listen: %s\n",
+			w.set.MyEndpoint(), w.set.MyFront.Addr(), w.listen(ports[2]))
+		myPort = ports[2]
+	}
 	flags := append(slices.Clone(w.o.proxyFlags), extra...)
 	child, err := startProxyChild(ctx, w.bin, dir, yaml, "127.0.0.1:"+strconv.Itoa(ports[0]), flags, w.o.gomaxprocs)
 	if err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
-	return ports[1], child.stop, nil
+	return ports[1], myPort, child.stop, nil
 }
 
 // directIAMTarget is the storm's direct side as RDS has it: pgx logging in
@@ -177,4 +186,47 @@ func (w *world) directIAMTarget(ctx context.Context) (loadgen.Target, bool, erro
 	}
 	return loadgen.Target{Name: "direct-iam", Host: front.Endpoint(), HostAddr: host, Port: p, User: targets.IAMUser,
 		Password: tok, Database: targets.Database, CAFile: w.set.CAFile}, true, nil
+}
+
+// mysqlStorm is the storm with go-sql-driver clients (connect, one text
+// query, COM_QUIT): direct to MariaDB as its password user (over TLS),
+// through the main proxy (the default guard: every login a token, through
+// the emulated front), and through the reuse child at reusePort, after
+// one client (a MySQL client that finds no session parked waits for one
+// before its greeting only for the key of the proxy's last client).
+func (w *world) mysqlStorm(ctx context.Context, reusePort int) error {
+	s := loadgen.Storm{Kind: loadgen.GoMySQL, Clients: w.o.storm, Limit: 60 * time.Second}
+	s.Target = w.set.Direct("mysql")
+	direct, err := loadgen.Run(ctx, s)
+	if err != nil {
+		return err
+	}
+	s.Target = targets.Proxy(w.myPort)
+	proxied, err := loadgen.Run(ctx, s)
+	if err != nil {
+		return err
+	}
+	first := loadgen.Storm{Kind: loadgen.GoMySQL, Clients: 1, Limit: 60 * time.Second, Target: targets.Proxy(reusePort), Base: 10}
+	if r, err := loadgen.Run(ctx, first); err != nil || r.Count(loadgen.OK) != 1 {
+		return fmt.Errorf("the MySQL reuse child's first client: %v %v", err, r)
+	}
+	time.Sleep(time.Second) // the guard's burst back, as after any quiet second
+	s.Target = targets.Proxy(reusePort)
+	reused, err := loadgen.Run(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, r := range []*loadgen.Result{direct, proxied, reused} {
+		fmt.Print(r.Summary())
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	name := fmt.Sprintf("MySQL storm of %d go-sql-driver connects", w.o.storm)
+	w.table.pair(name+", p50 to the login's end (ms)", ms(direct.ConnectPercentile(50)), ms(proxied.ConnectPercentile(50)), "%.0f", false, "")
+	w.table.pair(name+", p99 (ms)", ms(direct.ConnectPercentile(99)), ms(proxied.ConnectPercentile(99)), "%.0f", false, "")
+	w.table.pair(name+", session reuse, p50 (ms)", ms(direct.ConnectPercentile(50)), ms(reused.ConnectPercentile(50)), "%.0f", false, "")
+	w.table.pair(name+", session reuse, p99 (ms)", ms(direct.ConnectPercentile(99)), ms(reused.ConnectPercentile(99)), "%.0f", false, "")
+	w.table.pair(name+", logged in and answered (proxy; reuse below)", float64(direct.Count(loadgen.OK)), float64(proxied.Count(loadgen.OK)), "%.0f", true, "")
+	w.table.pair(name+", session reuse, logged in and answered", float64(direct.Count(loadgen.OK)), float64(reused.Count(loadgen.OK)), "%.0f", true, "")
+	w.table.pair(name+", hung + wrong + unexplained (both proxy runs)", float64(direct.Bad()), float64(proxied.Bad()+reused.Bad()), "%.0f", false, "0")
+	return nil
 }
