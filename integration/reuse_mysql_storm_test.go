@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -83,47 +82,20 @@ func TestReuseMySQLStormTakesLeftSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // the guard's burst back
-	var (
-		mu       sync.Mutex
-		ids      = map[string]int{}
-		problems []string
-		wg       sync.WaitGroup
-	)
-	start := time.Now()
-	for i := range clients {
-		wg.Go(func() {
-			cctx, ccancel := context.WithTimeout(ctx, 40*time.Second) // hung past this
-			defer ccancel()
-			id, err := session(cctx, i)
-			mu.Lock()
-			defer mu.Unlock()
-			var me *mysql.MySQLError
-			switch {
-			case err == nil:
-				ids[id]++
-			case errors.As(err, &me):
-				problems = append(problems, fmt.Sprintf("client %d told: %v", i, err))
-			case cctx.Err() != nil:
-				problems = append(problems, fmt.Sprintf("client %d hung: %v", i, err))
-			default:
-				problems = append(problems, fmt.Sprintf("client %d: %v", i, err))
-			}
-		})
+	told := func(err error) (string, bool) {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) {
+			return me.Error(), true
+		}
+		return "", false
 	}
-	wg.Wait()
-	took := time.Since(start)
+	ids, problems, took := stormOf(clients, nil, told, session)
 	served := 0
 	for _, n := range ids {
 		served += n
 	}
 	t.Logf("%d of %d clients served on %d connections in %v", served, clients, len(ids), took.Round(time.Millisecond))
-	for i, p := range problems {
-		if i == 5 {
-			t.Errorf("... and %d more", len(problems)-5)
-			break
-		}
-		t.Error(p)
-	}
+	reportProblems(t, problems, false)
 	// Each connection id is one login (the first client's session may be
 	// among them): no more than the guard let through over the storm.
 	if most := 2 + int(rate*(took.Seconds()+1)); len(ids) > most {

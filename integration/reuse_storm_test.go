@@ -63,9 +63,57 @@ func TestReuseStormTakesLeftSessions(t *testing.T) {
 func reuseStorm(t *testing.T, port string, clients int, during func(ctx context.Context)) (map[string]int, []stormProblem, time.Duration) {
 	t.Helper()
 	conninfo := strings.Replace(dsn(port, iamUser), "connect_timeout=20", "connect_timeout=40", 1)
+	told := func(err error) (string, bool) {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return fmt.Sprintf("%s (%s)", pgErr.Message, pgErr.Code), true
+		}
+		return "", false
+	}
+	return stormOf(clients, during, told, func(ctx context.Context, i int) (string, error) {
+		c, err := pgconn.Connect(ctx, conninfo)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close(ctx)
+		me := fmt.Sprintf("client-%d", i)
+		// A session handed over must carry nothing of its last client's:
+		// no setting, no temporary table.
+		res, err := c.Exec(ctx, "SELECT coalesce(current_setting('app.owner', true), ''), count(*) FROM pg_class WHERE relpersistence = 't';"+
+			"SET app.owner = '"+me+"'; CREATE TEMP TABLE mine (x int);"+
+			fmt.Sprintf("SELECT current_setting('app.owner'), pg_backend_pid(), %d", 1_000_000+i)).ReadAll()
+		if err != nil {
+			return "", err
+		}
+		if len(res) != 4 || len(res[0].Rows) != 1 || len(res[3].Rows) != 1 {
+			return "", fmt.Errorf("unexpected results: %d", len(res))
+		}
+		first, last := res[0].Rows[0], res[3].Rows[0]
+		if owner := string(first[0]); owner != "" || string(first[1]) != "0" {
+			return "", fmt.Errorf("LEAK: %s's session starts with app.owner %q and %s temporary tables", me, owner, first[1])
+		}
+		if string(last[0]) != me || string(last[2]) != fmt.Sprint(1_000_000+i) {
+			return "", fmt.Errorf("WRONG: %s read back owner %q and number %s", me, last[0], last[2])
+		}
+		if i%10 == 9 {
+			// Leaves inside a transaction: its session is closed.
+			if _, err := c.Exec(ctx, "BEGIN; SELECT 1").ReadAll(); err != nil {
+				return "", err
+			}
+		}
+		return string(last[1]), nil
+	})
+}
+
+// stormOf runs session(ctx, i) for clients i at once, each within 40 s
+// (hung past that), calling during, when set, while they run. It returns
+// what the sessions returned (the upstream session each was on -> how
+// many), the ones that failed (explained when told says the client was
+// told why in its protocol), and how long it all took.
+func stormOf(clients int, during func(ctx context.Context), told func(error) (string, bool), session func(ctx context.Context, i int) (string, error)) (map[string]int, []stormProblem, time.Duration) {
 	var (
 		mu       sync.Mutex
-		pids     = map[string]int{}
+		on       = map[string]int{}
 		problems []stormProblem
 		wg       sync.WaitGroup
 	)
@@ -79,50 +127,18 @@ func reuseStorm(t *testing.T, port string, clients int, during func(ctx context.
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second) // hung past this
 			defer cancel()
-			pid, err := func() (string, error) {
-				c, err := pgconn.Connect(ctx, conninfo)
-				if err != nil {
-					return "", err
-				}
-				defer c.Close(ctx)
-				me := fmt.Sprintf("client-%d", i)
-				// A session handed over must carry nothing of its last
-				// client's: no setting, no temporary table.
-				res, err := c.Exec(ctx, "SELECT coalesce(current_setting('app.owner', true), ''), count(*) FROM pg_class WHERE relpersistence = 't';"+
-					"SET app.owner = '"+me+"'; CREATE TEMP TABLE mine (x int);"+
-					fmt.Sprintf("SELECT current_setting('app.owner'), pg_backend_pid(), %d", 1_000_000+i)).ReadAll()
-				if err != nil {
-					return "", err
-				}
-				if len(res) != 4 || len(res[0].Rows) != 1 || len(res[3].Rows) != 1 {
-					return "", fmt.Errorf("unexpected results: %d", len(res))
-				}
-				first, last := res[0].Rows[0], res[3].Rows[0]
-				if owner := string(first[0]); owner != "" || string(first[1]) != "0" {
-					return "", fmt.Errorf("LEAK: %s's session starts with app.owner %q and %s temporary tables", me, owner, first[1])
-				}
-				if string(last[0]) != me || string(last[2]) != fmt.Sprint(1_000_000+i) {
-					return "", fmt.Errorf("WRONG: %s read back owner %q and number %s", me, last[0], last[2])
-				}
-				if i%10 == 9 {
-					// Leaves inside a transaction: its session is closed.
-					if _, err := c.Exec(ctx, "BEGIN; SELECT 1").ReadAll(); err != nil {
-						return "", err
-					}
-				}
-				return string(last[1]), nil
-			}()
+			id, err := session(ctx, i)
 			mu.Lock()
 			defer mu.Unlock()
-			var pgErr *pgconn.PgError
-			switch {
-			case err == nil:
-				pids[pid]++
-			case errors.As(err, &pgErr):
-				problems = append(problems, stormProblem{fmt.Sprintf("client %d told: %s (%s)", i, pgErr.Message, pgErr.Code), true})
-			case ctx.Err() != nil:
+			if err == nil {
+				on[id]++
+				return
+			}
+			if why, ok := told(err); ok {
+				problems = append(problems, stormProblem{fmt.Sprintf("client %d told: %s", i, why), true})
+			} else if ctx.Err() != nil {
 				problems = append(problems, stormProblem{fmt.Sprintf("client %d hung: %v", i, err), false})
-			default:
+			} else {
 				problems = append(problems, stormProblem{fmt.Sprintf("client %d: %v", i, err), false})
 			}
 		})
@@ -131,12 +147,12 @@ func reuseStorm(t *testing.T, port string, clients int, during func(ctx context.
 	took := time.Since(start)
 	stopDuring()
 	dwg.Wait()
-	return pids, problems, took
+	return on, problems, took
 }
 
-// stormProblem is a client of reuseStorm not served: explained when the
-// client got an ErrorResponse (the server's or the proxy's), not when it
-// hung, lost its connection bare, or saw another's state.
+// stormProblem is a client of stormOf not served: explained when the
+// client got an error in its protocol (the server's or the proxy's), not
+// when it hung, lost its connection bare, or saw another's state.
 type stormProblem struct {
 	text      string
 	explained bool

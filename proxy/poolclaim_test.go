@@ -133,16 +133,7 @@ func TestPoolClaimsConcurrent(t *testing.T) {
 		time.Sleep(50 * time.Microsecond)
 	}
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		resetting := p.reset
-		p.mu.Unlock()
-		if resetting == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitResets(t, p)
 	drained := map[Pooled]bool{}
 	for s := p.Get(context.Background(), "k", 0); s != nil; s = p.Get(context.Background(), "k", 0) {
 		drained[s] = true
@@ -185,16 +176,7 @@ func TestPoolClaimGoneKeepsLimits(t *testing.T) {
 			t.Fatalf("a claim got %v before any reset ended", s)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		resetting := p.reset
-		p.mu.Unlock()
-		if resetting == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitResets(t, p)
 	discarded := 0
 	for _, s := range ss {
 		if s.discarded.Load() {
@@ -232,5 +214,23 @@ func TestPoolGetWaiterBeforeLaterClaim(t *testing.T) {
 	}
 	if s := c.Withdraw(); s != nil {
 		t.Fatalf("the later claim got %v", s)
+	}
+}
+
+// waitResets waits until no reset is under way in p.
+func waitResets(t *testing.T, p *Pool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		resetting := p.reset
+		p.mu.Unlock()
+		if resetting == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d resets still under way after 5 s", resetting)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
