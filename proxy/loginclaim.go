@@ -108,7 +108,7 @@ func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, tt *Tu
 		_, err := s.tookTurn(l, t) // the refusal, told and counted
 		return nil, nil, err
 	}
-	return nil, &Turn{t: t}, nil
+	return nil, &Turn{t: t, key: guardKey}, nil
 }
 
 // goneEvery is how often a client waiting before its greeting is looked
@@ -142,7 +142,10 @@ func watchGone(ctx context.Context, cancel context.CancelFunc, l *Login, done <-
 // Turn is a login's turn in the guard taken before its client was greeted
 // (AwaitParked), for its login (TurnHolder): the login's wait is counted
 // then, as if it had waited then; a Turn not used is Dropped.
-type Turn struct{ t turn }
+type Turn struct {
+	t   turn
+	key string // the guard's key it was taken for
+}
 
 // Drop gives an unused turn back (its token of the rate stays spent).
 func (t *Turn) Drop() {

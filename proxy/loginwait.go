@@ -79,7 +79,12 @@ func (s *Settings) awaitLoginFor(l *Login, h Handshake, key string) (func(), err
 	}
 	if th, ok := h.(TurnHolder); ok {
 		if tt := th.TakenTurn(); tt != nil {
-			return s.tookTurn(l, tt.t) // taken before the client was greeted
+			if tt.key == key {
+				return s.tookTurn(l, tt.t) // taken before the client was greeted
+			}
+			// Taken for another instance than the router chose since (a
+			// writer change): a turn of this one's.
+			tt.Drop()
 		}
 	}
 	t := s.waitTurn(l.Ctx, l, h, key, false, false)

@@ -41,38 +41,38 @@ type reuseKeys struct{ last atomic.Pointer[string] }
 
 // takeParked takes a parked session for the guessed key that is alive, or
 // nil: one reset or logged in within proxy.QuietFor whose socket is quiet,
-// else one that answers a COM_PING. When none is parked and the endpoint
-// is not behind a router, it waits for the first of a session another
-// client leaves for the key and a token of the login rate
-// (proxy.Settings.AwaitParked), once: turn is then that token, for the
-// handshake's login (TakenTurn); err is the guard's refusal, or the
-// client gone meanwhile.
+// else one that answers a COM_PING. When none is parked, it waits for the
+// first of a session another client leaves for the key and a token of the
+// login rate (for the instance the router would choose, behind an Aurora
+// cluster endpoint: proxy.Settings.AwaitParked), once: turn is then that
+// token, for the handshake's login (TakenTurn); err is the guard's
+// refusal, or the client gone meanwhile.
 func (p *Proxy) takeParked(l *proxy.Login) (s *session, turn *proxy.Turn, err error) {
 	guess := p.keys.last.Load()
 	if p.cfg.Pool == nil || guess == nil {
 		return nil, nil, nil
 	}
-	key := *guess
+	key, guardKey := *guess, proxy.GuardKey(p.Target())
 	if r := p.cfg.Router; r != nil {
 		// Behind an Aurora cluster endpoint: one parked on the instance
 		// the router would send this client to now (its login checks
-		// that it still does, see Held).
+		// that it still does, see Held), and the turn of a login to it.
 		d, ok := r.Peek()
 		if !ok {
 			return nil, nil, nil
 		}
-		key = proxy.InstanceKey(key, d.HostPort())
+		key, guardKey = proxy.InstanceKey(key, d.HostPort()), d.HostPort()
 	}
 	awaited := false
 	for range 3 {
 		ps := p.cfg.Pool.Get(l.Ctx, key, parkedWait)
-		if ps == nil && p.cfg.Router == nil && !awaited {
+		if ps == nil && !awaited {
 			// None parked: wait for one to be left, or for the turn of
 			// the login this client would make otherwise (once: after a
 			// session that died parked, the client is greeted and logs
 			// in as before, within its wait).
 			awaited = true
-			if ps, turn, err = p.cfg.AwaitParked(l, key, proxy.GuardKey(p.Target())); err != nil {
+			if ps, turn, err = p.cfg.AwaitParked(l, key, guardKey); err != nil {
 				return nil, nil, err
 			}
 		}
