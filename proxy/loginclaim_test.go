@@ -93,3 +93,46 @@ func TestAwaitParked(t *testing.T) {
 		t.Fatalf("%d still in the rate's line after the client went", waiting)
 	}
 }
+
+// turnHolder is a Handshake holding a turn taken before its greeting.
+type turnHolder struct {
+	Handshake
+	tt *Turn
+}
+
+func (h *turnHolder) TakenTurn() *Turn {
+	t := h.tt
+	h.tt = nil
+	return t
+}
+
+// A turn taken before the greeting serves its login when the login goes
+// where the turn was taken for, with no second wait; a login the router
+// sent elsewhere since waits its own turn there.
+func TestTakenTurnServesItsKeyOnly(t *testing.T) {
+	s, l, _ := awaitSetup(t, 1, 5*time.Second)
+	_, tt, err := s.AwaitParked(l, "k", "writer-a:3306")
+	if err != nil || tt == nil {
+		t.Fatalf("turn: %v %v", tt, err)
+	}
+	start := time.Now()
+	release, err := s.awaitLoginFor(l, &turnHolder{tt: tt}, "writer-a:3306")
+	if err != nil || time.Since(start) > 200*time.Millisecond {
+		t.Fatalf("same key: err %v after %v, want the taken turn at once", err, time.Since(start))
+	}
+	release()
+	// writer-a's next token is a second away; a turn for it does not let
+	// a login to writer-b skip writer-b's own guard (a place taken there).
+	_, tt, err = s.AwaitParked(l, "k", "writer-a:3306")
+	if err != nil || tt == nil {
+		t.Fatalf("second turn: %v %v", tt, err)
+	}
+	release, err = s.awaitLoginFor(l, &turnHolder{tt: tt}, "writer-b:3306")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Guard.InProgress("writer-b:3306"); n != 1 {
+		t.Errorf("writer-b: %d logins in progress, want 1: its own turn", n)
+	}
+	release()
+}
