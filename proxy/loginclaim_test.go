@@ -73,8 +73,13 @@ func TestAwaitParked(t *testing.T) {
 		t.Fatalf("past the wait: %v, want a login_rate failure", err)
 	}
 
-	// A client that hangs up while it waits leaves the line at once.
+	// A client that hangs up while it waits leaves the line at once
+	// (where its socket can be looked at: Quiet).
 	s3, l3, hangUp := awaitSetup(t, 0.1, 20*time.Second)
+	if _, known := Quiet(l3.Client); !known {
+		t.Log("this system cannot look at a socket without reading it: the hang-up is not watched")
+		return
+	}
 	if _, tt, err := s3.AwaitParked(l3, "k", "db:3306"); err != nil {
 		t.Fatal(err)
 	} else {

@@ -40,11 +40,12 @@ type LoginLimits struct {
 //
 // The two waits are bounded differently. The rate's is known in advance,
 // so a login whose token would come after MaxWait is refused at once,
-// while the client can still do something useful with the answer (a
-// login that may be served otherwise meanwhile waits in line instead:
-// WaitInLine; those ahead of one are counted as if none of them left, so
-// only a change of the limits or a Count can still make it refused when
-// its limit comes). A
+// while the client can still do something useful with the answer. A
+// login that may be served otherwise meanwhile (a Claim) waits in line
+// instead (WaitInLine), and is not counted where a newcomer's due time
+// is projected, as most such logins leave: so a login may still be
+// refused when its limit comes, after those ahead of it stayed after all
+// (or the limits changed, or a Count took a token). A
 // place among the logins in progress frees when the server has answered
 // one, which nobody can say in advance: a login waits in line for as long
 // as its caller's context allows (the client's handshake timeout), as it
@@ -398,7 +399,7 @@ func (e *endpointGuard) waitDue(ctx context.Context, w *rateWaiter) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil && w.r != nil {
-		w.r.Cancel() // the only reservation out: its token goes back whole
+		w.r.Cancel() // the only reservation out (but a Count's since): its token goes back
 	}
 	if err == nil && w.mayLeave {
 		e.recent.add(time.Now())

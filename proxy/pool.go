@@ -171,10 +171,13 @@ func (p *Pool) Get(ctx context.Context, key string, wait time.Duration) Pooled {
 		t.Stop()
 		p.mu.Lock()
 		k.waiters--
-		p.gcKey(key, k)
 		if ctx.Err() != nil {
+			// Gone: one kept back for this wait goes to a claim.
+			p.handOutLocked(key, k)
+			p.gcKey(key, k)
 			return nil
 		}
+		p.gcKey(key, k)
 	}
 	return nil
 }
@@ -191,7 +194,7 @@ func (p *Pool) Put(key string, s Pooled) {
 	// A claim that no reset or fill under way will serve is waiting for
 	// this very session: the limits on parked sessions do not apply to it
 	// (unless the claim has gone by the time it is ready: parkLocked).
-	claimed := len(k.claims) > k.resetting+k.filling
+	claimed := len(k.claims)+k.waiters > k.resetting+k.filling
 	full := p.closed || p.expired(s) || (!claimed && len(k.parked)+k.resetting >= p.o.MaxIdlePerKey)
 	if !full && !claimed && p.idle+p.reset >= p.o.MaxIdle {
 		full = !p.evictOldestLocked()
@@ -219,7 +222,7 @@ func (p *Pool) resetAndPark(key string, s Pooled, start time.Time) {
 	k := p.keys[key]
 	k.resetting--
 	p.reset--
-	ok := err == nil && !p.closed && !p.droppedSince(s, start) && p.parkLocked(key, k, s)
+	ok := err == nil && !p.closed && !p.droppedSince(s, start) && p.parkLocked(key, k, s, true)
 	close(k.ready)
 	k.ready = make(chan struct{})
 	if !ok {
@@ -236,15 +239,18 @@ func (p *Pool) resetAndPark(key string, s Pooled, start time.Time) {
 }
 
 // parkLocked parks s for key, or hands it to the key's oldest claim
-// (poolclaim.go); false when no claim waits and the limits leave no room
-// (a session readied for a claim that has gone since: Put let it past
-// them), for the caller to discard. p.mu is held.
-func (p *Pool) parkLocked(key string, k *poolKey, s Pooled) bool {
-	if len(k.claims) <= k.waiters {
+// (poolclaim.go); false when it would stay parked and the limits leave no
+// room (a session readied for a claim that has gone since: Put let it
+// past them), for the caller to discard. evict: the longest parked
+// session of any key may make room (not for a fill, which is never worth
+// a session a client left). p.mu is held.
+func (p *Pool) parkLocked(key string, k *poolKey, s Pooled, evict bool) bool {
+	// handOutLocked keeps one parked session back per Get waiting.
+	if handed := len(k.claims) > 0 && len(k.parked) >= k.waiters; !handed {
 		if len(k.parked)+k.resetting >= p.o.MaxIdlePerKey {
 			return false
 		}
-		if p.idle+p.reset >= p.o.MaxIdle && !p.evictOldestLocked() {
+		if p.idle+p.reset >= p.o.MaxIdle && (!evict || !p.evictOldestLocked()) {
 			return false
 		}
 	}

@@ -16,11 +16,19 @@ type fakeSession struct {
 	born      time.Time
 	host      string
 	resetTook time.Duration
+	hold      chan struct{} // when set, the reset waits for it to close first
 	resetErr  error
 	discarded atomic.Bool
 }
 
 func (f *fakeSession) Reset(ctx context.Context) error {
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	select {
 	case <-time.After(f.resetTook):
 		return f.resetErr

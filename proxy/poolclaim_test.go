@@ -167,8 +167,9 @@ func TestPoolClaimGoneKeepsLimits(t *testing.T) {
 	defer p.Close()
 	claims := []*Claim{p.Claim("k"), p.Claim("k"), p.Claim("k")}
 	ss := []*fakeSession{newFake("a"), newFake("b"), newFake("c")}
+	hold := make(chan struct{})
 	for _, s := range ss {
-		s.resetTook = 50 * time.Millisecond
+		s.hold = hold
 		p.Put("k", s)
 	}
 	for _, c := range claims {
@@ -176,6 +177,7 @@ func TestPoolClaimGoneKeepsLimits(t *testing.T) {
 			t.Fatalf("a claim got %v before any reset ended", s)
 		}
 	}
+	close(hold) // the resets end once every claim has gone
 	waitResets(t, p)
 	discarded := 0
 	for _, s := range ss {
@@ -194,21 +196,26 @@ func TestPoolGetWaiterBeforeLaterClaim(t *testing.T) {
 	p := NewPool(PoolOptions{})
 	defer p.Close()
 	a := newFake("a")
-	a.resetTook = 100 * time.Millisecond
+	hold := make(chan struct{})
+	a.hold = hold
 	p.Put("k", a)
 	got := make(chan Pooled, 1)
-	go func() { got <- p.Get(context.Background(), "k", 5*time.Second) }()
+	go func() { got <- p.Get(context.Background(), "k", 10*time.Second) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		p.mu.Lock()
 		waiting := p.keys["k"] != nil && p.keys["k"].waiters == 1
 		p.mu.Unlock()
-		if waiting || time.Now().After(deadline) {
+		if waiting {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Get never waited for the reset")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	c := p.Claim("k")
+	close(hold) // the reset ends with both waiting
 	if s := <-got; s != a {
 		t.Fatalf("the waiting Get got %v, want a", s)
 	}
@@ -232,5 +239,51 @@ func waitResets(t *testing.T, p *Pool) {
 			t.Fatalf("%d resets still under way after 5 s", resetting)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A Get that gives up its wait (its client gone) as the reset it waited
+// for parks the session lets a waiting claim have it.
+func TestPoolGetGoneHandsToClaim(t *testing.T) {
+	p := NewPool(PoolOptions{})
+	defer p.Close()
+	a := newFake("a")
+	hold := make(chan struct{})
+	a.hold = hold
+	p.Put("k", a)
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan Pooled, 1)
+	go func() { got <- p.Get(ctx, "k", 10*time.Second) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		waiting := p.keys["k"] != nil && p.keys["k"].waiters == 1
+		p.mu.Unlock()
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Get never waited for the reset")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c := p.Claim("k")
+	// The session parks for the waiting Get, whose client has gone.
+	p.mu.Lock()
+	cancel()
+	p.mu.Unlock()
+	close(hold)
+	if s := <-got; s != nil && s != a {
+		t.Fatalf("the Get got %v", s)
+	} else if s == a {
+		return // the Get took it before it saw its end: nothing stranded
+	}
+	select {
+	case s := <-c.Got():
+		if s != a {
+			t.Fatalf("the claim got %v, want a", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the claim got nothing; %d parked", p.Idle())
 	}
 }

@@ -67,7 +67,7 @@ func (p *Pool) fillOne(key string, fill Fill, gen int, start time.Time) {
 	k.filling--
 	ok := err == nil && !p.closed &&
 		!p.droppedSince(s, start) && // its instance's sessions were closed meanwhile (a writer change)
-		p.parkLocked(key, k, s) // within the limits, or to a claim
+		p.parkLocked(key, k, s, false) // within the limits, or to a claim
 	if ok {
 		k.fillPause = 0
 		close(k.ready)
