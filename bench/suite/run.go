@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,8 @@ type world struct {
 	// socatPG is socat's loopback address forwarding to PostgreSQL (""
 	// : not running), an anchor for the cost of any hop (startSocat).
 	socatPG string
+	// unixDir holds the main proxy child's unix socket for bench-pg.
+	unixDir string
 	stub    *stubPG
 	// Proxy listeners: pgPort dials PostgreSQL itself, frontPort logs in
 	// through the emulated front (the storm), myPort is MySQL's, stubPort
@@ -92,9 +95,17 @@ func run(ctx context.Context, o options) error {
 	}
 	admin := "127.0.0.1:" + strconv.Itoa(ports[0])
 	w.pgPort, w.frontPort, w.myPort, w.stubPort = ports[1], ports[2], ports[3], ports[4]
+	// The same upstream on a unix socket too (bench-pg-unix): what the
+	// client's hop costs over TCP loopback (the unix side, tps and latency).
+	w.unixDir = filepath.Join(dir, "sock")
+	if err := os.Mkdir(w.unixDir, 0o700); err != nil {
+		return err
+	}
 	yaml := w.set.ProxyConfig(w.listen(w.frontPort), w.listen(w.myPort)) +
 		fmt.Sprintf("  - name: bench-pg\n    engine: postgres\n    endpoint: %s:%d\n    dial_address: %s\n    tls_server_name: localhost\n    listen: %s\n",
 			benchEndpoint, w.set.PG.Port, w.set.PG.Addr(), w.listen(w.pgPort)) +
+		fmt.Sprintf("  - name: bench-pg-unix\n    engine: postgres\n    endpoint: %s:%d\n    dial_address: %s\n    tls_server_name: localhost\n    listen: unix:%s\n",
+			benchEndpoint, w.set.PG.Port, w.set.PG.Addr(), w.unixDir) +
 		fmt.Sprintf("  - name: stub-pg\n    engine: postgres\n    endpoint: %s:5432\n    dial_address: %s\n    tls_server_name: localhost\n    listen: %s\n",
 			stubEndpoint, w.stub.addr(), w.listen(w.stubPort))
 	if w.proxy, err = startProxyChild(ctx, bin, dir, yaml, admin, o.proxyFlags, o.gomaxprocs); err != nil {
@@ -204,13 +215,24 @@ func (w *world) sides(hop bool) []side {
 		_, port, _ := strings.Cut(w.socatPG, ":")
 		s = append(s, side{"socat", strings.Replace(w.directConninfo(), fmt.Sprintf("port=%d", w.set.PG.Port), "port="+port, 1), false})
 	}
+	if hop && w.unixDir != "" {
+		// The proxy on its unix socket: not counted in the proxy's CPU
+		// row, which is the TCP side's.
+		s = append(s, side{"unix", fmt.Sprintf("host=%s port=%d gssencmode=disable user=%s dbname=%s", w.unixDir, w.set.PG.Port, targets.IAMUser, targets.Database), false})
+	}
 	return append(s, w.reuseSide()...)
 }
 
 // socatRow adds a row comparing direct with socat in the proxy's place,
 // when it ran (see startSocat).
 func (w *world) socatRow(name string, r map[string]pgbenchResult, f func(pgbenchResult) float64, format string) {
-	if s, ok := r["socat"]; ok {
+	w.sideRow("socat", name, r, f, format)
+}
+
+// sideRow adds a row comparing direct with the side named side, when it
+// ran.
+func (w *world) sideRow(side, name string, r map[string]pgbenchResult, f func(pgbenchResult) float64, format string) {
+	if s, ok := r[side]; ok {
 		w.table.pair(name, f(r["direct"]), f(s), format, true, "")
 	}
 }
@@ -272,6 +294,7 @@ func (w *world) tps(ctx context.Context) error {
 	w.table.compare(fmt.Sprintf("PG select-only, %d clients (tps)", w.o.clients), r, func(p pgbenchResult) float64 { return p.tps }, "%.0f", true,
 		">= 0.90x direct, >= 1.15x pgbouncer")
 	w.socatRow("same, through socat (a TCP forwarder) in the proxy's place (tps)", r, func(p pgbenchResult) float64 { return p.tps }, "%.0f")
+	w.sideRow("unix", "same, through the proxy's unix socket (`listen: unix:DIR`) (tps)", r, func(p pgbenchResult) float64 { return p.tps }, "%.0f")
 	if n := r["proxy"].txns; n > 0 {
 		proxyCPU := float64(cpu.Microseconds()) / float64(n)
 		if b, ok := r["pgbouncer"]; ok && b.txns > 0 {
@@ -300,6 +323,7 @@ func (w *world) latency(ctx context.Context) error {
 	}
 	w.table.compare("PG select-only, 1 client (latency ms)", r, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f", false, "<= 1.15x direct")
 	w.socatRow("same, through socat in the proxy's place (latency ms)", r, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f")
+	w.sideRow("unix", "same, through the proxy's unix socket (latency ms)", r, func(p pgbenchResult) float64 { return p.latencyMS }, "%.3f")
 	return nil
 }
 
