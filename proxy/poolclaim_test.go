@@ -201,19 +201,7 @@ func TestPoolGetWaiterBeforeLaterClaim(t *testing.T) {
 	p.Put("k", a)
 	got := make(chan Pooled, 1)
 	go func() { got <- p.Get(context.Background(), "k", 10*time.Second) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		waiting := p.keys["k"] != nil && p.keys["k"].waiters == 1
-		p.mu.Unlock()
-		if waiting {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the Get never waited for the reset")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitGetWaiting(t, p, "k")
 	c := p.Claim("k")
 	close(hold) // the reset ends with both waiting
 	if s := <-got; s != a {
@@ -254,19 +242,7 @@ func TestPoolGetGoneHandsToClaim(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan Pooled, 1)
 	go func() { got <- p.Get(ctx, "k", 10*time.Second) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		waiting := p.keys["k"] != nil && p.keys["k"].waiters == 1
-		p.mu.Unlock()
-		if waiting {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the Get never waited for the reset")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitGetWaiting(t, p, "k")
 	c := p.Claim("k")
 	// The session parks for the waiting Get, whose client has gone.
 	p.mu.Lock()
@@ -285,5 +261,23 @@ func TestPoolGetGoneHandsToClaim(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the claim got nothing; %d parked", p.Idle())
+	}
+}
+
+// waitGetWaiting waits until a Get waits for a reset of key.
+func waitGetWaiting(t *testing.T, p *Pool, key string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		waiting := p.keys[key] != nil && p.keys[key].waiters == 1
+		p.mu.Unlock()
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Get never waited for the reset")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
