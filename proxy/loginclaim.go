@@ -48,6 +48,9 @@ func (s *Settings) awaitTurn(l *Login, h Handshake, guardKey string) (release fu
 // time: those ahead of it may be served by sessions too. rateOnly: for a
 // token of the rate only (see waitTurn).
 func (s *Settings) claimTurn(ctx context.Context, l *Login, h Handshake, guardKey, key string, rateOnly bool) (t turn, p Pooled) {
+	if t, ok := s.turnNow(h, guardKey, rateOnly); ok {
+		return t, nil // nobody waits and the turn is free: no claim, no goroutine
+	}
 	c := s.Pool.Claim(key)
 	if c == nil { // the pool is closing
 		return s.waitTurn(ctx, l, h, guardKey, false, rateOnly), nil
@@ -95,6 +98,9 @@ func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, tt *Tu
 	if s.Guard == nil || s.Pool == nil || key == "" {
 		return nil, nil, nil
 	}
+	if t, ok := s.turnNow(nil, guardKey, true); ok {
+		return nil, &Turn{t: t, key: guardKey}, nil // no wait, so nothing to watch
+	}
 	ctx, cancel := context.WithCancel(l.Ctx)
 	defer cancel()
 	done := make(chan struct{})
@@ -109,6 +115,20 @@ func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, tt *Tu
 		return nil, nil, err
 	}
 	return nil, &Turn{t: t, key: guardKey}, nil
+}
+
+// turnNow is the login's turn taken at once when it is free (the
+// guard's TryWait), as waitTurn would take it (rate only for rateOnly or
+// an upstream already open).
+func (s *Settings) turnNow(h Handshake, guardKey string, rateOnly bool) (turn, bool) {
+	if uw, ok := h.(UpstreamWaiting); ok && !uw.LoginBy().IsZero() {
+		rateOnly = true
+	}
+	leave, ok := s.Guard.TryWait(guardKey, rateOnly)
+	if !ok {
+		return turn{}, false
+	}
+	return turn{leave: leave, busy: s.Guard.Busy(guardKey)}, true
 }
 
 // goneEvery is how often a client waiting before its greeting is looked

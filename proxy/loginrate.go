@@ -478,6 +478,29 @@ func (e *endpointGuard) enter(ctx context.Context, limit time.Time, wait time.Du
 	return nil, err
 }
 
+// TryWait takes key's turn at once when nobody waits and a token (and,
+// unless rateOnly, a place among the logins in progress) is free; ok
+// false: nothing was taken, wait with Wait (or WaitRate). It lets a login
+// that would not wait skip what a wait costs (a Claim beside it).
+func (g *LoginGuard) TryWait(key string, rateOnly bool) (release func(), ok bool) {
+	e := g.endpoint(key)
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.line) > 0 || (!rateOnly && e.limits.MaxInProgress > 0 && (e.inProgress >= e.limits.MaxInProgress || len(e.queue) > 0)) {
+		return nil, false
+	}
+	if e.limiter != nil && !e.limiter.AllowN(now, 1) {
+		return nil, false
+	}
+	e.recent.add(now)
+	if rateOnly {
+		return func() {}, true
+	}
+	e.inProgress++
+	return e.leaveOnce(), true
+}
+
 // leaveOnce gives a place back, once however often it is called.
 func (e *endpointGuard) leaveOnce() func() {
 	var once sync.Once

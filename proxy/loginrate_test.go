@@ -412,3 +412,47 @@ func TestLoginGuardClaimsNotCountedAhead(t *testing.T) {
 		}
 	})
 }
+
+// TryWait takes a free turn at once and nothing otherwise: not past the
+// rate, not past a waiting line, not past the cap on logins in progress
+// (which a rate-only turn does not take).
+func TestLoginGuardTryWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := NewLoginGuard(LoginLimits{Rate: 1, Burst: 1, MaxInProgress: 1}, 10*time.Second)
+		release, ok := g.TryWait("k", false)
+		if !ok {
+			t.Fatal("a free turn was not taken")
+		}
+		if n, _ := g.InProgress("k"); n != 1 {
+			t.Fatalf("%d in progress, want 1", n)
+		}
+		if _, ok := g.TryWait("k", true); ok {
+			t.Fatal("a second turn within the same second (burst 1)")
+		}
+		time.Sleep(time.Second)
+		if _, ok := g.TryWait("k", false); ok {
+			t.Fatal("a turn past the cap on logins in progress")
+		}
+		if _, ok := g.TryWait("k", true); !ok {
+			t.Fatal("a rate-only turn was refused with a token free")
+		}
+		release()
+		time.Sleep(time.Second)
+		go func() {
+			if release, _, err := g.Wait(context.Background(), "k"); err == nil {
+				release()
+			}
+		}()
+		go func() {
+			if release, _, err := g.Wait(context.Background(), "k"); err == nil {
+				release()
+			}
+		}()
+		synctest.Wait() // one went, one waits in line for the next token
+		if _, ok := g.TryWait("k", true); ok {
+			t.Fatal("a turn taken ahead of a login waiting in line")
+		}
+		time.Sleep(2 * time.Second) // the one in line goes
+		synctest.Wait()
+	})
+}
