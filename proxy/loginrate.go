@@ -525,14 +525,6 @@ func (e *endpointGuard) grantLocked() {
 	}
 }
 
-// lineLen is how many wait in the rate's line (the head included), for
-// tests.
-func (e *endpointGuard) lineLen() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.line)
-}
-
 // InProgress is the number of key's logins in progress and waiting for a
 // place, for metrics and tests.
 func (g *LoginGuard) InProgress(key string) (inProgress, waiting int) {

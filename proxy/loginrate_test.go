@@ -456,3 +456,10 @@ func TestLoginGuardTryWait(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// lineLen is how many wait in the rate's line (the head included).
+func (e *endpointGuard) lineLen() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.line)
+}

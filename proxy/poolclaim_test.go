@@ -195,13 +195,7 @@ func TestPoolClaimGoneKeepsLimits(t *testing.T) {
 func TestPoolGetWaiterBeforeLaterClaim(t *testing.T) {
 	p := NewPool(PoolOptions{})
 	defer p.Close()
-	a := newFake("a")
-	hold := make(chan struct{})
-	a.hold = hold
-	p.Put("k", a)
-	got := make(chan Pooled, 1)
-	go func() { got <- p.Get(context.Background(), "k", 10*time.Second) }()
-	waitGetWaiting(t, p, "k")
+	a, hold, got := getWaitingOnReset(t, p, context.Background())
 	c := p.Claim("k")
 	close(hold) // the reset ends with both waiting
 	if s := <-got; s != a {
@@ -235,14 +229,8 @@ func waitResets(t *testing.T, p *Pool) {
 func TestPoolGetGoneHandsToClaim(t *testing.T) {
 	p := NewPool(PoolOptions{})
 	defer p.Close()
-	a := newFake("a")
-	hold := make(chan struct{})
-	a.hold = hold
-	p.Put("k", a)
 	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan Pooled, 1)
-	go func() { got <- p.Get(ctx, "k", 10*time.Second) }()
-	waitGetWaiting(t, p, "k")
+	a, hold, got := getWaitingOnReset(t, p, ctx)
 	c := p.Claim("k")
 	// The session parks for the waiting Get, whose client has gone.
 	p.mu.Lock()
@@ -262,6 +250,21 @@ func TestPoolGetGoneHandsToClaim(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the claim got nothing; %d parked", p.Idle())
 	}
+}
+
+// getWaitingOnReset puts session a under "k" with its reset held until
+// hold is closed, and has a Get (within ctx) wait for it: its result
+// comes on got.
+func getWaitingOnReset(t *testing.T, p *Pool, ctx context.Context) (a *fakeSession, hold chan struct{}, got chan Pooled) {
+	t.Helper()
+	a = newFake("a")
+	hold = make(chan struct{})
+	a.hold = hold
+	p.Put("k", a)
+	got = make(chan Pooled, 1)
+	go func() { got <- p.Get(ctx, "k", 10*time.Second) }()
+	waitGetWaiting(t, p, "k")
+	return a, hold, got
 }
 
 // waitGetWaiting waits until a Get waits for a reset of key.
