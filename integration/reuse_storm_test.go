@@ -78,20 +78,28 @@ func reuseStorm(t *testing.T, port string, clients int, during func(ctx context.
 		defer c.Close(ctx)
 		me := fmt.Sprintf("client-%d", i)
 		// A session handed over must carry nothing of its last client's:
-		// no setting, no temporary table.
-		res, err := c.Exec(ctx, "SELECT coalesce(current_setting('app.owner', true), ''), count(*) FROM pg_class WHERE relpersistence = 't';"+
+		// no setting, no temporary table of its own. pg_class lists every
+		// session's committed temporary tables, so only those in this
+		// session's temporary schema count (another client's, seen while
+		// its backend still lives, are not a leak).
+		res, err := c.Exec(ctx, "SELECT coalesce(current_setting('app.owner', true), ''), count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema();"+
 			"SET app.owner = '"+me+"'; CREATE TEMP TABLE mine (x int);"+
 			fmt.Sprintf("SELECT current_setting('app.owner'), pg_backend_pid(), %d", 1_000_000+i)).ReadAll()
+		// The first check is read even when a later statement failed (a
+		// leaked "mine" makes the CREATE fail): a leak is named as one.
+		if len(res) > 0 && len(res[0].Rows) == 1 {
+			first := res[0].Rows[0]
+			if owner := string(first[0]); owner != "" || string(first[1]) != "0" {
+				return "", fmt.Errorf("LEAK: %s's session starts with app.owner %q and %s temporary tables", me, owner, first[1])
+			}
+		}
 		if err != nil {
 			return "", err
 		}
 		if len(res) != 4 || len(res[0].Rows) != 1 || len(res[3].Rows) != 1 {
 			return "", fmt.Errorf("unexpected results: %d", len(res))
 		}
-		first, last := res[0].Rows[0], res[3].Rows[0]
-		if owner := string(first[0]); owner != "" || string(first[1]) != "0" {
-			return "", fmt.Errorf("LEAK: %s's session starts with app.owner %q and %s temporary tables", me, owner, first[1])
-		}
+		last := res[3].Rows[0]
 		if string(last[0]) != me || string(last[2]) != fmt.Sprint(1_000_000+i) {
 			return "", fmt.Errorf("WRONG: %s read back owner %q and number %s", me, last[0], last[2])
 		}
@@ -197,28 +205,38 @@ func TestReuseStormSessionsKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := admin(t, ctx)
-	killed := 0
-	pids, problems, took := reuseStorm(t, port, clients, func(ctx context.Context) {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+	// With claims a reset session is mostly handed over at once, so the
+	// window to kill it is short: the killer polls every 2 ms, and the
+	// storm runs again (up to three rounds) until the fault has happened.
+	killed, served, rounds := 0, 0, 0
+	var problems []stormProblem
+	for rounds < 3 && (rounds == 0 || killed == 0) {
+		rounds++
+		pids, probs, took := reuseStorm(t, port, clients, func(ctx context.Context) {
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				res := adm.ExecParams(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1 AND state = 'idle' AND query = 'DISCARD ALL'",
+					[][]byte{[]byte(iamUser)}, nil, nil, nil).Read()
+				if res.Err == nil && len(res.Rows) == 1 {
+					var n int
+					fmt.Sscan(string(res.Rows[0][0]), &n)
+					killed += n
+				}
 			}
-			res := adm.ExecParams(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1 AND state = 'idle' AND query = 'DISCARD ALL'",
-				[][]byte{[]byte(iamUser)}, nil, nil, nil).Read()
-			if res.Err == nil && len(res.Rows) == 1 {
-				var n int
-				fmt.Sscan(string(res.Rows[0][0]), &n)
-				killed += n
-			}
+		})
+		n := 0
+		for _, k := range pids {
+			n += k
 		}
-	})
-	served := 0
-	for _, n := range pids {
 		served += n
+		problems = append(problems, probs...)
+		t.Logf("round %d: %d served on %d backends, %d not, in %v; %d parked sessions terminated so far", rounds, n, len(pids), len(probs), took.Round(time.Millisecond), killed)
 	}
 	told := reportProblems(t, problems, true)
 	for i, p := range problems {
@@ -226,11 +244,11 @@ func TestReuseStormSessionsKilled(t *testing.T) {
 			t.Logf("e.g. %s", p.text)
 		}
 	}
-	t.Logf("%d served on %d backends, %d told why not, in %v; %d parked sessions terminated", served, len(pids), told, took.Round(time.Millisecond), killed)
+	t.Logf("%d told why not", told)
 	if killed == 0 {
-		t.Error("no parked session was terminated: the fault never happened")
+		t.Error("no parked session was terminated in three storms: the fault never happened")
 	}
-	if served < clients/2 {
-		t.Errorf("only %d of %d clients served", served, clients)
+	if served < rounds*clients/2 {
+		t.Errorf("only %d of %d clients served", served, rounds*clients)
 	}
 }
