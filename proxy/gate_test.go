@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -14,56 +15,60 @@ import (
 // holder (its client spoke) and a young one are never taken; with none to
 // evict the newcomer is refused.
 func TestGateTryEnterEvictsOldestSilent(t *testing.T) {
-	const grace = 100 * time.Millisecond
-	g := NewGate(3, grace)
-	var cut [3]atomic.Bool
-	var passes [3]*Pass
-	for i := range passes {
+	// In a bubble the clock is the fake one: no stall of a loaded machine
+	// makes the young holders old enough to evict.
+	synctest.Test(t, func(t *testing.T) {
+		const grace = 100 * time.Millisecond
+		g := NewGate(3, grace)
+		var cut [3]atomic.Bool
+		var passes [3]*Pass
+		for i := range passes {
+			p, ok := g.TryEnter()
+			if !ok {
+				t.Fatalf("enter %d refused with room left", i)
+			}
+			p.OnEvict(func() { cut[i].Store(true) })
+			passes[i] = p
+		}
+		passes[0].Shield() // the oldest has spoken: not evictable
+		if _, ok := g.TryEnter(); ok {
+			t.Fatal("a full gate of young holders admitted a newcomer")
+		}
+		if _, refused := g.Counts(); refused != 1 {
+			t.Fatalf("refused %d, want 1", refused)
+		}
+		time.Sleep(grace + 20*time.Millisecond)
 		p, ok := g.TryEnter()
 		if !ok {
-			t.Fatalf("enter %d refused with room left", i)
+			t.Fatal("no place made although holders were silent past the grace")
 		}
-		p.OnEvict(func() { cut[i].Store(true) })
-		passes[i] = p
-	}
-	passes[0].Shield() // the oldest has spoken: not evictable
-	if _, ok := g.TryEnter(); ok {
-		t.Fatal("a full gate of young holders admitted a newcomer")
-	}
-	if _, refused := g.Counts(); refused != 1 {
-		t.Fatalf("refused %d, want 1", refused)
-	}
-	time.Sleep(grace + 20*time.Millisecond)
-	p, ok := g.TryEnter()
-	if !ok {
-		t.Fatal("no place made although holders were silent past the grace")
-	}
-	if cut[0].Load() || !cut[1].Load() || cut[2].Load() {
-		t.Fatalf("cut %v %v %v: want only the oldest evictable (#1)", cut[0].Load(), cut[1].Load(), cut[2].Load())
-	}
-	if !passes[1].Evicted() || passes[0].Evicted() {
-		t.Fatal("Evicted() does not say who was evicted")
-	}
-	if g.Held() != 3 {
-		t.Fatalf("held %d after an eviction, want 3 (the evicted place went to the newcomer)", g.Held())
-	}
-	passes[1].Leave() // the evicted one's handler ends: no place freed twice
-	if g.Held() != 3 {
-		t.Fatalf("held %d after the evicted holder left, want 3", g.Held())
-	}
-	p.Leave()
-	p.Leave()
-	passes[0].Leave()
-	passes[2].Leave()
-	if g.Held() != 0 {
-		t.Fatalf("held %d after everyone left", g.Held())
-	}
-	// OnEvict after the eviction still cuts.
-	var late atomic.Bool
-	passes[1].OnEvict(func() { late.Store(true) })
-	if !late.Load() {
-		t.Error("OnEvict on an already evicted pass did not cut")
-	}
+		if cut[0].Load() || !cut[1].Load() || cut[2].Load() {
+			t.Fatalf("cut %v %v %v: want only the oldest evictable (#1)", cut[0].Load(), cut[1].Load(), cut[2].Load())
+		}
+		if !passes[1].Evicted() || passes[0].Evicted() {
+			t.Fatal("Evicted() does not say who was evicted")
+		}
+		if g.Held() != 3 {
+			t.Fatalf("held %d after an eviction, want 3 (the evicted place went to the newcomer)", g.Held())
+		}
+		passes[1].Leave() // the evicted one's handler ends: no place freed twice
+		if g.Held() != 3 {
+			t.Fatalf("held %d after the evicted holder left, want 3", g.Held())
+		}
+		p.Leave()
+		p.Leave()
+		passes[0].Leave()
+		passes[2].Leave()
+		if g.Held() != 0 {
+			t.Fatalf("held %d after everyone left", g.Held())
+		}
+		// OnEvict after the eviction still cuts.
+		var late atomic.Bool
+		passes[1].OnEvict(func() { late.Store(true) })
+		if !late.Load() {
+			t.Error("OnEvict on an already evicted pass did not cut")
+		}
+	})
 }
 
 // TestGateNilAdmitsAll: no cap is a nil gate whose passes do nothing.

@@ -29,7 +29,9 @@ func awaitSetup(t *testing.T, rate float64, wait time.Duration) (*Settings, *Log
 // an early end when the client goes. Its turn takes no place among the
 // logins in progress (MaxInProgress 1 here: a second would wait).
 func TestAwaitParked(t *testing.T) {
-	s, l, _ := awaitSetup(t, 1, 5*time.Second)
+	// A token every 2 s: the bounds below leave a second or more to a
+	// loaded machine's stalls either way.
+	s, l, _ := awaitSetup(t, 0.5, 10*time.Second)
 	p, tt, err := s.AwaitParked(l, "k", "db:3306")
 	if err != nil || p != nil || tt == nil {
 		t.Fatalf("first: session %v turn %v err %v, want a turn at once", p, tt, err)
@@ -39,7 +41,7 @@ func TestAwaitParked(t *testing.T) {
 	}
 	tt.Drop()
 
-	// The next token is due in 1 s; a session left after 100 ms wins.
+	// The next token is due in 2 s; a session left after 100 ms wins.
 	left := newFake("left")
 	go func() {
 		time.Sleep(100 * time.Millisecond)
@@ -47,17 +49,17 @@ func TestAwaitParked(t *testing.T) {
 	}()
 	start := time.Now()
 	p, tt, err = s.AwaitParked(l, "k", "db:3306")
-	if err != nil || p != left || tt != nil || time.Since(start) > 900*time.Millisecond {
-		t.Fatalf("second: session %v turn %v err %v after %v, want the left session before the token (1 s)", p, tt, err, time.Since(start))
+	if err != nil || p != left || tt != nil || time.Since(start) > 1800*time.Millisecond {
+		t.Fatalf("second: session %v turn %v err %v after %v, want the left session before the token (2 s)", p, tt, err, time.Since(start))
 	}
 	// Its place in line went back: the next login takes the token that
-	// was due then (at 1 s), not one after it (at 2 s).
+	// was due then (at 2 s), not one after it (at 4 s).
 	start = time.Now()
 	if p, tt, err = s.AwaitParked(l, "k", "db:3306"); err != nil || tt == nil || p != nil {
 		t.Fatalf("third: session %v turn %v err %v", p, tt, err)
 	}
-	if d := time.Since(start); d > 1600*time.Millisecond {
-		t.Errorf("third waited %v, want under 1 s (the second's token back in line), not about 2 s", d)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("third waited %v, want under 2 s (the second's token back in line), not about 4 s", d)
 	}
 	tt.Drop()
 
@@ -115,20 +117,22 @@ func (h *turnHolder) TakenTurn() *Turn {
 // where the turn was taken for, with no second wait; a login the router
 // sent elsewhere since waits its own turn there.
 func TestTakenTurnServesItsKeyOnly(t *testing.T) {
-	s, l, _ := awaitSetup(t, 1, 5*time.Second)
+	// A token every 5 s: a login that waited for one instead of using its
+	// taken turn would take seconds, well past any stall.
+	s, l, _ := awaitSetup(t, 0.2, 10*time.Second)
 	_, tt, err := s.AwaitParked(l, "k", "writer-a:3306")
 	if err != nil || tt == nil {
 		t.Fatalf("turn: %v %v", tt, err)
 	}
 	start := time.Now()
 	release, err := s.awaitLoginFor(l, &turnHolder{tt: tt}, "writer-a:3306")
-	if err != nil || time.Since(start) > 200*time.Millisecond {
+	if err != nil || time.Since(start) > 3*time.Second {
 		t.Fatalf("same key: err %v after %v, want the taken turn at once", err, time.Since(start))
 	}
 	release()
-	// writer-a's next token is a second away; a turn for it does not let
-	// a login to writer-b skip writer-b's own guard (a place taken there).
-	_, tt, err = s.AwaitParked(l, "k", "writer-a:3306")
+	// A turn taken for writer-c does not let a login to writer-b skip
+	// writer-b's own guard (a place taken there).
+	_, tt, err = s.AwaitParked(l, "k", "writer-c:3306")
 	if err != nil || tt == nil {
 		t.Fatalf("second turn: %v %v", tt, err)
 	}

@@ -271,25 +271,27 @@ func TestLoginGuardOffAndBusy(t *testing.T) {
 // The topology monitor's logins are counted at once and push the clients'
 // turns later; they never wait themselves.
 func TestLoginGuardCountTakesATokenWithoutWaiting(t *testing.T) {
-	g := NewLoginGuard(LoginLimits{Rate: 10, Burst: 1}, 0)
-	start := time.Now()
-	g.Count("i:5432")
-	g.Count("i:5432") // over the burst: counted, not waited for
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Fatalf("Count waited %s", d)
-	}
-	// The bucket is in debt: a client that may not wait is refused.
-	if _, _, err := g.Wait(context.Background(), "i:5432"); err == nil {
-		t.Fatal("a client login went at once right after the monitor took the tokens")
-	} else if _, ok := errors.AsType[*LoginRateError](err); !ok {
-		t.Fatalf("want a *LoginRateError, got %v", err)
-	}
-	// Another instance's budget is its own.
-	release, _, err := g.Wait(context.Background(), "other:5432")
-	if err != nil {
-		t.Fatal(err)
-	}
-	release()
+	synctest.Test(t, func(t *testing.T) {
+		g := NewLoginGuard(LoginLimits{Rate: 10, Burst: 1}, 0)
+		start := time.Now()
+		g.Count("i:5432")
+		g.Count("i:5432") // over the burst: counted, not waited for
+		if d := time.Since(start); d > 50*time.Millisecond {
+			t.Fatalf("Count waited %s", d)
+		}
+		// The bucket is in debt: a client that may not wait is refused.
+		if _, _, err := g.Wait(context.Background(), "i:5432"); err == nil {
+			t.Fatal("a client login went at once right after the monitor took the tokens")
+		} else if _, ok := errors.AsType[*LoginRateError](err); !ok {
+			t.Fatalf("want a *LoginRateError, got %v", err)
+		}
+		// Another instance's budget is its own.
+		release, _, err := g.Wait(context.Background(), "other:5432")
+		if err != nil {
+			t.Fatal(err)
+		}
+		release()
+	})
 }
 
 // A login that leaves the line for a token (its client gone, or served by

@@ -183,18 +183,23 @@ func TestRelayClientResetEndsSession(t *testing.T) {
 // TestRelayIdleTimeout: a session with traffic outlives its idle timeout
 // many times over; once quiet for the timeout it ends with ErrIdle.
 func TestRelayIdleTimeout(t *testing.T) {
+	// The timeout is 1 s, twenty times the chatter's pace, so a loaded
+	// machine's stall does not make a busy session look idle.
+	const idle = time.Second
 	client, proxyClientSide := netpair.TCP(t)
 	proxyUpstreamSide, server := netpair.TCP(t)
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: 500 * time.Millisecond})
+		done <- relayErr(context.Background(), proxyClientSide, proxyUpstreamSide, RelayOptions{IdleTimeout: idle})
 	}()
 
-	// Chatter for 4 idle periods, a byte each way every 50 ms.
+	// Chatter for 2.5 idle periods, a byte each way every 50 ms.
 	go io.Copy(io.Discard, server)
 	go io.Copy(io.Discard, client)
-	for time.Since(start) < 2*time.Second {
+	var lastWrite time.Time
+	for time.Since(start) < 5*idle/2 {
+		lastWrite = time.Now()
 		if _, err := client.Write([]byte{1}); err != nil {
 			t.Fatalf("session ended while busy, after %v: %v", time.Since(start), err)
 		}
@@ -207,14 +212,16 @@ func TestRelayIdleTimeout(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	quiet := time.Now()
 	select {
 	case err := <-done:
 		if err != ErrIdle {
 			t.Fatalf("relay ended with %v, want ErrIdle", err)
 		}
-		if took := time.Since(quiet); took < 300*time.Millisecond {
-			t.Fatalf("ended %v after the last byte, before the 500ms idle timeout", took)
+		// The relay saw the last bytes after they were written: it
+		// cannot end before the timeout counted from then (less a little
+		// for the clocks' grain).
+		if took := time.Since(lastWrite); took < idle-50*time.Millisecond {
+			t.Fatalf("ended %v after the last byte, before the %v idle timeout", took, idle)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("an idle session was never ended")
