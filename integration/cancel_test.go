@@ -57,8 +57,10 @@ func TestCancelWithPgconn(t *testing.T) {
 		if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
 			t.Fatalf("pg_sleep ended with %v, want SQLSTATE 57014 (query_canceled)", err)
 		}
-		if took := time.Since(start); took > time.Second {
-			t.Fatalf("the query ended %s after the cancel request, want under 1 s", took)
+		// A cancel not passed on would leave pg_sleep(30) running; 3 s
+		// leaves a loaded machine room for the cancel's own TLS dial.
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("the query ended %s after the cancel request, want under 3 s", took)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("pg_sleep(30) still running 5 s after the cancel request")
@@ -109,8 +111,8 @@ func TestCancelWithPsqlCtrlC(t *testing.T) {
 	if !strings.Contains(stderr.String(), "canceling statement due to user request") {
 		t.Fatalf("psql stderr %q, want the cancel message", stderr.String())
 	}
-	if took > time.Second {
-		t.Fatalf("psql took %s to end after Ctrl-C, want under 1 s", took)
+	if took > 3*time.Second {
+		t.Fatalf("psql took %s to end after Ctrl-C, want under 3 s (its query sleeps 30 s)", took)
 	}
 }
 

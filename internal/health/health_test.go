@@ -401,7 +401,9 @@ func TestBackendCheckShared(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	const ttl = 300 * time.Millisecond
+	// A TTL of seconds: the probes below all land within it however slow
+	// the machine; the expiry is checked on a second handler.
+	const ttl = 5 * time.Second
 	srv := httptest.NewServer(health.Handler(health.Options{State: st, BackendCheck: check, BackendCacheTTL: ttl, BackendTimeout: 10 * time.Second}))
 	defer srv.Close()
 
@@ -443,9 +445,17 @@ func TestBackendCheckShared(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("%d checks after 10 more probes within the TTL, want 1 (cached)", n)
 	}
-	time.Sleep(ttl + 50*time.Millisecond)
-	get(t, srv.URL+"/readiness")
-	if n := calls.Load(); n != 2 {
+
+	// Past the TTL the next probe checks again.
+	const short = 100 * time.Millisecond
+	var shortCalls atomic.Int32
+	srv2 := httptest.NewServer(health.Handler(health.Options{State: st, BackendCacheTTL: short, BackendTimeout: 10 * time.Second,
+		BackendCheck: func(context.Context) error { shortCalls.Add(1); return nil }}))
+	defer srv2.Close()
+	get(t, srv2.URL+"/readiness")
+	time.Sleep(short + 50*time.Millisecond)
+	get(t, srv2.URL+"/readiness")
+	if n := shortCalls.Load(); n != 2 {
 		t.Fatalf("%d checks after the TTL, want 2", n)
 	}
 }

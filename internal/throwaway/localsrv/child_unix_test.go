@@ -3,6 +3,8 @@
 package localsrv
 
 import (
+	"bufio"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -16,18 +18,26 @@ func TestChildStopAndKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no sh on PATH: %v", err) // every Unix has one; its absence is a broken machine
 	}
-	start := func(script string) *Child {
-		cmd := exec.Command(sh, "-c", script)
-		cmd.SysProcAttr = CurrentAccount().SysProcAttr()
-		c, err := StartChild(cmd)
+	// start runs script; its standard output is returned to read from.
+	start := func(script string) (*Child, *bufio.Reader) {
+		r, w, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c
+		t.Cleanup(func() { r.Close() })
+		cmd := exec.Command(sh, "-c", script)
+		cmd.SysProcAttr = CurrentAccount().SysProcAttr()
+		cmd.Stdout = w
+		c, err := StartChild(cmd)
+		w.Close() // the child holds its own copy
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, bufio.NewReader(r)
 	}
 
 	// Obeys SIGTERM: Stop returns nil promptly.
-	c := start("sleep 60")
+	c, _ := start("sleep 60")
 	if err := c.Stop(SigTerm(), 5*time.Second, nil); err != nil {
 		t.Errorf("Stop of an obedient child: %v", err)
 	}
@@ -36,8 +46,11 @@ func TestChildStopAndKill(t *testing.T) {
 	}
 
 	// Ignores SIGTERM: Stop kills it after the grace and says so.
-	c = start("trap '' TERM; echo ready; sleep 60 & wait")
-	time.Sleep(200 * time.Millisecond) // let the trap be installed
+	c, out := start("trap '' TERM; echo ready; sleep 60 & wait")
+	// The trap is installed once the child says ready.
+	if line, err := out.ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the stubborn child said %q, %v; want ready", line, err)
+	}
 	begin := time.Now()
 	if err := c.Stop(SigTerm(), 300*time.Millisecond, nil); err != ErrKilled {
 		t.Errorf("Stop of a stubborn child = %v, want ErrKilled", err)
