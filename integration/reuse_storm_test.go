@@ -190,7 +190,7 @@ func reportProblems(t *testing.T, problems []stormProblem, explainedOK bool) int
 
 // TestReuseStormSessionsKilled: the storm of TestReuseStormTakesLeftSessions
 // while the server terminates the user's sessions that have just been
-// reset (parked, or being handed to a waiting client) every 20 ms: a
+// reset (parked, or being handed to a waiting client) (looked for every 2 ms): a
 // client may be told the server ended its session (an ErrorResponse),
 // but none hangs, loses its connection without a word, or sees another
 // client's state, and most are still served.
