@@ -38,7 +38,9 @@ func auroraPrewarm(t *testing.T, r *auroraRig, engine string, try func(port stri
 		}
 	}
 	// takeEach: n logins, each on a connection made ready for it (the
-	// refill of the one before is waited for), each on want.
+	// refill of the one before is waited for), each on want. A refill of
+	// an earlier take may still be under way when d is read, so the two
+	// can land within one look: at least one more, not exactly one.
 	takeEach := func(n int, want string) {
 		t.Helper()
 		for range n {
@@ -47,7 +49,7 @@ func auroraPrewarm(t *testing.T, r *auroraRig, engine string, try func(port stri
 			if got := taken(); got != k+1 {
 				t.Fatalf("a login to %s took %d ready connections, want 1", want, got-k)
 			}
-			waitFor(t, 10*time.Second, func() bool { return dialed() == d+1 })
+			waitFor(t, 10*time.Second, func() bool { return dialed() >= d+1 })
 		}
 	}
 
