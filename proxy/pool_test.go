@@ -163,11 +163,13 @@ func TestPoolDropHostAndClose(t *testing.T) {
 }
 
 func TestPoolReaperClosesIdle(t *testing.T) {
-	p := NewPool(PoolOptions{IdleTimeout: 10 * time.Millisecond})
+	// A minute: the pool's own reaper cannot take the session before the
+	// test has seen it parked; the test reaps as of two minutes on.
+	p := NewPool(PoolOptions{IdleTimeout: time.Minute})
 	defer p.Close()
 	a := newFake("a")
 	parkAll(t, p, "k", a)
-	p.reap(time.Now().Add(time.Second)) // what the reaper does on its tick
+	p.reap(time.Now().Add(2 * time.Minute)) // what the reaper does on its tick
 	if !a.discarded.Load() || p.Idle() != 0 {
 		t.Fatal("an idle session outlived the idle timeout")
 	}
