@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -213,22 +214,7 @@ func TestReuseStormSessionsKilled(t *testing.T) {
 	for rounds < 3 && (rounds == 0 || killed == 0) {
 		rounds++
 		pids, probs, took := reuseStorm(t, port, clients, func(ctx context.Context) {
-			tick := time.NewTicker(2 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				res := adm.ExecParams(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1 AND state = 'idle' AND query = 'DISCARD ALL'",
-					[][]byte{[]byte(iamUser)}, nil, nil, nil).Read()
-				if res.Err == nil && len(res.Rows) == 1 {
-					var n int
-					fmt.Sscan(string(res.Rows[0][0]), &n)
-					killed += n
-				}
-			}
+			killed += killResetSessions(ctx, adm, "usename = '"+iamUser+"'", 2*time.Millisecond)
 		})
 		n := 0
 		for _, k := range pids {
@@ -250,5 +236,33 @@ func TestReuseStormSessionsKilled(t *testing.T) {
 	}
 	if served < rounds*clients/2 {
 		t.Errorf("only %d of %d clients served", served, rounds*clients)
+	}
+}
+
+// killResetSessions terminates, every `every` until ctx ends, the
+// backends of the users `users` (an SQL condition on usename) that are
+// idle just after a reset (DISCARD ALL: parked, or being handed to a
+// waiting client), through adm; it returns how many it terminated. With
+// claims a reset session is handed on within milliseconds, so only a
+// short period catches some.
+func killResetSessions(ctx context.Context, adm *pgconn.PgConn, users string, every time.Duration) int {
+	killed := 0
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return killed
+		case <-tick.C:
+		}
+		// Not within ctx: a query cut by its end would close adm.
+		qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := adm.Exec(qctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "+users+
+			" AND state = 'idle' AND query = 'DISCARD ALL'").ReadAll()
+		cancel()
+		if err == nil && len(res) == 1 && len(res[0].Rows) == 1 {
+			n, _ := strconv.Atoi(string(res[0].Rows[0][0]))
+			killed += n
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/rds-iam-proxy/rds-iam-proxy/internal/loadtest/loadgen"
 )
 
@@ -15,11 +17,12 @@ import (
 // go-sql-driver clients at once: a client waiting for its login's turn
 // takes a session another client of its key left (the MySQL ones before
 // their greeting). An idle round, then a round with the CPUs taken by a
-// hog while PostgreSQL terminates the sessions just reset every 50 ms. No
-// client may hang, get another's answer or meet an error the proxy cannot
-// explain; in the idle round every one is served, far past what the
-// guard's logins alone could serve within --login-wait; afterwards the
-// proxy's goroutines and open files are back to their baseline.
+// hog while PostgreSQL terminates the sessions just reset (looked for
+// every 10 ms; at least one must be). No client may hang, get another's
+// answer or meet an error the proxy cannot explain; in the idle round
+// every one is served, far past what the guard's logins alone could serve
+// within --login-wait; afterwards the proxy's goroutines and open files
+// are back to their baseline.
 //
 // Budget: about 20 s on 2 vCPUs.
 func TestStormReuse(t *testing.T) {
@@ -63,24 +66,24 @@ func TestStormReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, err := pgconn.Connect(actx, set.PG.ConnString("postgres", "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(context.Background())
 	ctx, stop := context.WithCancel(context.Background())
 	killed := make(chan int, 1)
-	go func() {
-		n := 0
-		defer func() { killed <- n }()
-		for ctx.Err() == nil {
-			kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if set.PG.Exec(kctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename <> 'postgres' AND state = 'idle' AND query = 'DISCARD ALL'") == nil {
-				n++
-			}
-			cancel()
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	go func() { killed <- killResetSessions(ctx, adm, "usename <> 'postgres'", 10*time.Millisecond) }()
 	faulted := storms()
 	stop()
 	hog.Stop()
-	t.Logf("terminations ran %d times during the loaded round", <-killed)
+	n := <-killed
+	t.Logf("%d sessions just reset were terminated during the loaded round", n)
+	if n == 0 {
+		t.Error("no session just reset was terminated: the fault never happened")
+	}
 	for _, r := range faulted {
 		t.Log(strings.TrimSpace(r.Summary()))
 		// A client on a session the server terminates is told so by the
