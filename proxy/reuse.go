@@ -119,7 +119,8 @@ func (s *Settings) reuse(l *Login, h Handshake) Session {
 
 // adopt hands the parked session p (of key) over to l's client, or
 // discards it (it died while parked) and returns nil. A session taken for
-// a client gone meanwhile goes back to the pool untouched.
+// a client gone meanwhile goes back to the pool unused (Put: reset once
+// more, which also checks it, then parked or handed to a claim).
 func (s *Settings) adopt(l *Login, r Reuser, key string, p Pooled) Session {
 	if l.Ctx.Err() != nil {
 		s.Pool.Put(key, p)

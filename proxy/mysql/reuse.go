@@ -90,7 +90,8 @@ func (p *Proxy) takeParked(l *proxy.Login) (s *session, turn *proxy.Turn, err er
 }
 
 // alive returns s when it is alive to be handed over, else discards it;
-// one taken for a client gone meanwhile goes back to the pool untouched.
+// one taken for a client gone meanwhile goes back to the pool unused
+// (Put: reset once more, then parked or handed to a claim).
 func (p *Proxy) alive(l *proxy.Login, s *session) *session {
 	if l.Ctx.Err() != nil {
 		p.cfg.Pool.Put(proxy.InstanceKey(s.key, s.at), s)
