@@ -48,9 +48,15 @@ func (s *Settings) awaitTurn(l *Login, h Handshake, guardKey string) (release fu
 // time: those ahead of it may be served by sessions too. rateOnly: for a
 // token of the rate only (see waitTurn).
 func (s *Settings) claimTurn(ctx context.Context, l *Login, h Handshake, guardKey, key string, rateOnly bool) (t turn, p Pooled) {
-	if t, ok := s.turnNow(h, guardKey, rateOnly); ok {
+	if t, ok := s.turnNow(guardKey, rateOnly); ok {
 		return t, nil // nobody waits and the turn is free: no claim, no goroutine
 	}
+	return s.claimWait(ctx, l, h, guardKey, key, rateOnly)
+}
+
+// claimWait is claimTurn past its fast path: a Claim on key, raced
+// against the guard's wait on a goroutine of its own.
+func (s *Settings) claimWait(ctx context.Context, l *Login, h Handshake, guardKey, key string, rateOnly bool) (t turn, p Pooled) {
 	c := s.Pool.Claim(key)
 	if c == nil { // the pool is closing
 		return s.waitTurn(ctx, l, h, guardKey, false, rateOnly), nil
@@ -98,7 +104,7 @@ func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, tt *Tu
 	if s.Guard == nil || s.Pool == nil || key == "" {
 		return nil, nil, nil
 	}
-	if t, ok := s.turnNow(nil, guardKey, true); ok {
+	if t, ok := s.turnNow(guardKey, true); ok {
 		return nil, &Turn{t: t, key: guardKey}, nil // no wait, so nothing to watch
 	}
 	ctx, cancel := context.WithCancel(l.Ctx)
@@ -106,8 +112,14 @@ func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, tt *Tu
 	done := make(chan struct{})
 	defer close(done)
 	go watchGone(ctx, cancel, l, done)
-	t, p := s.claimTurn(ctx, l, nil, guardKey, key, true)
+	t, p := s.claimWait(ctx, l, nil, guardKey, key, true)
 	if p != nil {
+		if ctx.Err() != nil && l.Ctx.Err() == nil && l.Drain.Err() == nil {
+			// Handed over as the watch found the client gone: back to
+			// the pool for the next one (alive looks at l.Ctx only).
+			s.Pool.Put(key, p)
+			return nil, nil, ctx.Err()
+		}
 		return p, nil, nil
 	}
 	if t.err != nil {
@@ -118,12 +130,11 @@ func (s *Settings) AwaitParked(l *Login, key, guardKey string) (p Pooled, tt *Tu
 }
 
 // turnNow is the login's turn taken at once when it is free (the
-// guard's TryWait), as waitTurn would take it (rate only for rateOnly or
-// an upstream already open).
-func (s *Settings) turnNow(h Handshake, guardKey string, rateOnly bool) (turn, bool) {
-	if uw, ok := h.(UpstreamWaiting); ok && !uw.LoginBy().IsZero() {
-		rateOnly = true
-	}
+// guard's TryWait), as waitTurn would take it. Its callers' logins have
+// no upstream open yet (awaitTurn leaves MySQL's, a Holder, out), so
+// only rateOnly says whether a place among the logins in progress is
+// taken too.
+func (s *Settings) turnNow(guardKey string, rateOnly bool) (turn, bool) {
 	leave, ok := s.Guard.TryWait(guardKey, rateOnly)
 	if !ok {
 		return turn{}, false
@@ -141,6 +152,7 @@ const goneEvery = 100 * time.Millisecond
 func watchGone(ctx context.Context, cancel context.CancelFunc, l *Login, done <-chan struct{}) {
 	tick := time.NewTicker(goneEvery)
 	defer tick.Stop()
+	ticks := tick.C
 	for {
 		select {
 		case <-done:
@@ -150,8 +162,14 @@ func watchGone(ctx context.Context, cancel context.CancelFunc, l *Login, done <-
 		case <-l.Drain.Done():
 			cancel()
 			return
-		case <-tick.C:
-			if quiet, known := Quiet(l.Client); known && !quiet {
+		case <-ticks:
+			quiet, known := Quiet(l.Client)
+			if !known {
+				// This system cannot look at the socket: only the drain
+				// and the wait's end are watched.
+				tick.Stop()
+				ticks = nil
+			} else if !quiet {
 				cancel()
 				return
 			}
@@ -167,7 +185,9 @@ type Turn struct {
 	key string // the guard's key it was taken for
 }
 
-// Drop gives an unused turn back (its token of the rate stays spent).
+// Drop gives back what an unused turn holds: nothing today, as every
+// Turn is the rate's alone (AwaitParked) and its token stays spent; a
+// place among the logins in progress, were one ever taken with it.
 func (t *Turn) Drop() {
 	if t != nil && t.t.leave != nil {
 		t.t.leave()
