@@ -436,11 +436,18 @@ func (e *endpointGuard) advanceLocked(w *rateWaiter) {
 	close(next.turn)
 }
 
+// placeFreeLocked says a login may take a place among the logins in
+// progress now: no cap, or one free and nobody in line for one before
+// it. e.mu is held.
+func (e *endpointGuard) placeFreeLocked() bool {
+	return e.limits.MaxInProgress <= 0 || (e.inProgress < e.limits.MaxInProgress && len(e.queue) == 0)
+}
+
 // enter takes a place among the logins in progress, waiting in line
 // until limit at the latest (wait long from the start of the login).
 func (e *endpointGuard) enter(ctx context.Context, limit time.Time, wait time.Duration) (func(), error) {
 	e.mu.Lock()
-	if e.limits.MaxInProgress <= 0 || (e.inProgress < e.limits.MaxInProgress && len(e.queue) == 0) {
+	if e.placeFreeLocked() {
 		e.inProgress++
 		e.mu.Unlock()
 		return e.leaveOnce(), nil
@@ -487,7 +494,7 @@ func (g *LoginGuard) TryWait(key string, rateOnly bool) (release func(), ok bool
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.line) > 0 || (!rateOnly && e.limits.MaxInProgress > 0 && (e.inProgress >= e.limits.MaxInProgress || len(e.queue) > 0)) {
+	if len(e.line) > 0 || (!rateOnly && !e.placeFreeLocked()) {
 		return nil, false
 	}
 	if e.limiter != nil && !e.limiter.AllowN(now, 1) {
