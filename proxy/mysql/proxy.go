@@ -206,7 +206,7 @@ func (p *Proxy) Open(l *proxy.Login) (proxy.Handshake, error) {
 	if h.held != nil {
 		h.greeting = h.held.greeting
 	} else {
-		pending, place, err := p.dialForGreeting(l, time.Now())
+		pending, place, err := p.dialForGreeting(l)
 		if err != nil {
 			return h, err
 		}
@@ -325,15 +325,15 @@ func (h *handshake) Finish(s proxy.Session) error {
 }
 
 // dialForGreeting takes a place among the unanswered greetings, waiting
-// at most the first-packet timeout from from (plus the resume wait for a
+// at most the first-packet timeout from now (plus the resume wait for a
 // pausable upstream), then dials the upstream and reads its
 // greeting, held while the upstream resumes (see proxy.Resume). An evicted place ends the login (see
 // Login.Evict). On error nothing is held.
-func (p *Proxy) dialForGreeting(l *proxy.Login, from time.Time) (*Pending, *proxy.Pass, error) {
+func (p *Proxy) dialForGreeting(l *proxy.Login) (*Pending, *proxy.Pass, error) {
 	// Places held by dials waiting for a resuming upstream free only when
-	// it resumes: a client waits for one as long, from when it has
-	// waited for its turn or a parked session (from: takeParked).
-	wctx, cancel := context.WithDeadline(l.Ctx, from.Add(p.cfg.FirstPacketTimeout+p.cfg.Resume.Wait()))
+	// it resumes: a client waits for one as long, from now, after any
+	// wait for its turn or a parked session (takeParked).
+	wctx, cancel := context.WithTimeout(l.Ctx, p.cfg.FirstPacketTimeout+p.cfg.Resume.Wait())
 	place, err := p.greetings.Enter(wctx)
 	cancel()
 	if err != nil {
